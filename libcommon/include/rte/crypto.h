@@ -1,0 +1,49 @@
+/*
+ * crypto.h - HMAC-SHA256, constant-time comparison, keyed member hashing.
+ *
+ * Built on OpenSSL. Member ids never appear raw in Redis keys or events: they
+ * are replaced by rte_crypto_member_key, a keyed hash (HMAC-SHA256 under a
+ * deployment secret, first 16 bytes, lower-case hex) that is stable across
+ * services and replicas sharing the secret and cannot be reversed without it.
+ *
+ * Thread safety: all functions are reentrant.
+ */
+#ifndef RTE_CRYPTO_H
+#define RTE_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RTE_SHA256_LEN 32
+#define RTE_MEMBER_KEY_LEN 32 /* hex chars, without the NUL */
+
+/* rte_hmac_sha256 - out[32] = HMAC-SHA256(key, msg) */
+int rte_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
+                    uint8_t out[RTE_SHA256_LEN]);
+
+/* rte_ct_equal - constant-time equality of two buffers of length n; 1 if equal */
+int rte_ct_equal(const void *a, const void *b, size_t n);
+
+/* rte_hex_encode - lower-case hex of n bytes into out (2n+1 bytes) */
+void rte_hex_encode(const uint8_t *in, size_t n, char *out);
+
+/* rte_hex_decode - hex text to bytes; returns byte count or -1 if malformed/too long */
+int rte_hex_decode(const char *hex, uint8_t *out, size_t outlen);
+
+/* rte_base64_encode - standard base64 with padding into out (4*ceil(n/3)+1 bytes) */
+size_t rte_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
+
+/* rte_base64_decode - standard base64 to bytes; returns byte count or -1 if malformed */
+int rte_base64_decode(const char *in, uint8_t *out, size_t outlen);
+
+/* rte_crypto_member_key - keyed hash of a member id into out (33 bytes, hex + NUL) */
+void rte_crypto_member_key(const char *secret, const char *member_id,
+                           char out[RTE_MEMBER_KEY_LEN + 1]);
+
+/* rte_random_bytes - n cryptographically random bytes; 0 or -1 */
+int rte_random_bytes(void *buf, size_t n);
+
+/* rte_uuid4 - random RFC 4122 UUID text into out (37 bytes) */
+void rte_uuid4(char out[37]);
+
+#endif

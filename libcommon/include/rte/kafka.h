@@ -1,0 +1,140 @@
+/*
+ * kafka.h - librdkafka producer and at-least-once consumer.
+ *
+ * Producer: idempotent (enable.idempotence=true, acks=all), delivery reports
+ * counted in metrics (rte_kafka_produced_total{topic,result}), flushed on
+ * rte_kafka_producer_free. rte_kafka_produce_sync waits for the broker's
+ * acknowledgement: callers that must not answer 2xx before a durable copy
+ * exists use it.
+ *
+ * Consumer: one consumer-group member polled by one thread
+ * (rte_kafka_consumer_run). For each message the handler returns
+ *   RTE_KAFKA_OK     - done: the offset is stored and later committed;
+ *   RTE_KAFKA_RETRY  - transient failure: retried with exponential backoff up
+ *                      to max_retries, then treated as poison;
+ *   RTE_KAFKA_POISON - the message can never succeed: it is produced to
+ *                      "<topic>.dlq" with headers dlq-reason, dlq-topic,
+ *                      dlq-partition, dlq-offset, then its offset is stored.
+ * Offsets are stored only after the handler succeeded (or the DLQ copy was
+ * acknowledged) and committed periodically and on close, so a crash
+ * redelivers what was not finished: at-least-once. Rebalancing is
+ * cooperative-sticky. While a handler keeps returning RETRY the partition is
+ * not advanced, so ordering per key holds.
+ *
+ * Broker address: rte_kafka_brokers() returns RTE_KAFKA_BROKERS if set, else
+ * the config key kafka.brokers, else the bootstrap file written by
+ * tools/kafka-dev-broker (RTE_RUN_DIR/kafka.bootstrap, default run/).
+ *
+ * Thread safety: a producer may be used from any thread. A consumer belongs to
+ * the thread that calls rte_kafka_consumer_run; rte_kafka_consumer_stop may be
+ * called from any thread.
+ */
+#ifndef RTE_KAFKA_H
+#define RTE_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rte/config.h"
+
+typedef struct rte_kafka_producer rte_kafka_producer;
+typedef struct rte_kafka_consumer rte_kafka_consumer;
+
+enum { RTE_KAFKA_OK = 0, RTE_KAFKA_RETRY = 1, RTE_KAFKA_POISON = 2 };
+
+typedef struct rte_kafka_header {
+    const char *name;
+    const void *value;
+    size_t len;
+} rte_kafka_header;
+
+typedef struct rte_kafka_msg {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key;
+    size_t key_len;
+    const void *payload;
+    size_t len;
+    int64_t timestamp_ms;
+    void *rk_message; /* the underlying rd_kafka_message_t, borrowed */
+} rte_kafka_msg;
+
+/*
+ * handler: called on the consumer thread; on RTE_KAFKA_RETRY/POISON fill
+ * reason (a message a human can act on; goes into the DLQ header)
+ */
+typedef int (*rte_kafka_handler)(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonlen);
+
+/* rte_kafka_brokers - the bootstrap list to use (see above), into buf; -1 if none is known */
+int rte_kafka_brokers(const rte_config *cfg, char *buf, size_t len);
+
+/*
+ * rte_kafka_producer_new - idempotent acks=all producer. Extra librdkafka
+ * properties come from config keys under kafka.producer.* . NULL + err on
+ * failure.
+ */
+rte_kafka_producer *rte_kafka_producer_new(const rte_config *cfg, const char *brokers, char *err,
+                                           size_t errlen);
+
+/* rte_kafka_producer_free - flush (up to timeout_ms) and destroy; returns messages not delivered */
+int rte_kafka_producer_free(rte_kafka_producer *p, int timeout_ms);
+
+/*
+ * rte_kafka_produce - enqueue one message (copied); delivery is reported
+ * asynchronously (metrics). 0, or -1 with err (queue full, unknown topic).
+ */
+int rte_kafka_produce(rte_kafka_producer *p, const char *topic, const void *key, size_t keylen,
+                      const void *payload, size_t len, const rte_kafka_header *headers, int nheaders,
+                      char *err, size_t errlen);
+
+/*
+ * rte_kafka_produce_sync - produce and wait until the broker acknowledged it
+ * (acks=all) or timeout_ms passed. 0, or -1 with err.
+ */
+int rte_kafka_produce_sync(rte_kafka_producer *p, const char *topic, const void *key, size_t keylen,
+                           const void *payload, size_t len, const rte_kafka_header *headers,
+                           int nheaders, int timeout_ms, char *err, size_t errlen);
+
+/* rte_kafka_flush - wait until every queued message is delivered; returns messages left */
+int rte_kafka_flush(rte_kafka_producer *p, int timeout_ms);
+
+/* rte_kafka_producer_connected - 1 if at least one broker is up, else 0 */
+int rte_kafka_producer_connected(rte_kafka_producer *p);
+
+typedef struct rte_kafka_consumer_opts {
+    const char *group_id;     /* consumer group */
+    const char *const *topics; /* NULL-terminated */
+    rte_kafka_handler handler;
+    void *arg;
+    int max_retries;          /* transient retries before DLQ; default 5 */
+    int retry_backoff_ms;     /* first backoff, doubled each time; default 200 */
+    int retry_backoff_max_ms; /* default 10000 */
+    rte_kafka_producer *dlq;  /* producer for <topic>.dlq copies (required) */
+} rte_kafka_consumer_opts;
+
+/* rte_kafka_consumer_new - join the group; extra properties from kafka.consumer.* */
+rte_kafka_consumer *rte_kafka_consumer_new(const rte_config *cfg, const char *brokers,
+                                           const rte_kafka_consumer_opts *opts, char *err,
+                                           size_t errlen);
+
+/*
+ * rte_kafka_consumer_run - poll and dispatch until rte_kafka_consumer_stop;
+ * finishes the message in hand, commits stored offsets and leaves the group
+ * before returning. Call on the thread that owns the consumer.
+ */
+void rte_kafka_consumer_run(rte_kafka_consumer *c);
+
+/* rte_kafka_consumer_stop - ask run() to return after the current message; any thread */
+void rte_kafka_consumer_stop(rte_kafka_consumer *c);
+
+/* rte_kafka_consumer_free - destroy (after run returned) */
+void rte_kafka_consumer_free(rte_kafka_consumer *c);
+
+/* rte_kafka_consumer_connected - 1 if the consumer has a broker up and a group assignment or is joining */
+int rte_kafka_consumer_connected(rte_kafka_consumer *c);
+
+/* rte_kafka_msg_header - value of header name on msg (borrowed), NULL if absent */
+const void *rte_kafka_msg_header(const rte_kafka_msg *msg, const char *name, size_t *len);
+
+#endif
