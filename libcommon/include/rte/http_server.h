@@ -1,0 +1,125 @@
+/*
+ * http_server.h - h2o (evloop) HTTP server: routes, JSON, limits, ids.
+ *
+ * One rte_http_server owns one h2o event loop, run by the thread that calls
+ * rte_http_server_run. Any number of listeners (the admin port, a service's
+ * public port) share that loop; each has its own route table. Routes match
+ * on method and path: an exact path, or a prefix ending in '*'
+ * ("/v1/eligibility/" followed by a star), first match wins. No match answers 404, a path
+ * that matches with another method 405.
+ *
+ * Every request gets a request id (the caller's X-Request-Id when it is sane,
+ * else a new one), echoed in the X-Request-Id response header and set as the
+ * log request id while the handler runs. Bodies over the route's max_body are
+ * refused with 413 before the handler runs. Each route counts
+ * rte_http_requests_total{route,status} and times
+ * rte_http_request_duration_seconds{route}.
+ *
+ * A handler either responds before returning, or calls rte_http_defer and
+ * responds later from any thread; a deferred response to a client that has
+ * gone away is dropped silently (and counted as status 499).
+ *
+ * Stopping: rte_http_server_stop closes the listeners, lets in-flight
+ * requests finish (up to a deadline), closes idle connections and makes
+ * rte_http_server_run return.
+ *
+ * Thread safety: route handlers run on the loop thread and must not block
+ * for long: hand slow work to another thread and defer. rte_http_respond*
+ * may be called from any thread for a deferred request, and only from the
+ * loop thread otherwise. rte_http_server_stop may be called from any thread.
+ */
+#ifndef RTE_HTTP_SERVER_H
+#define RTE_HTTP_SERVER_H
+
+#include <cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rte_http_server rte_http_server;
+typedef struct rte_http_req rte_http_req;
+
+typedef void (*rte_http_handler)(rte_http_req *req, void *arg);
+
+typedef struct rte_http_route {
+    const char *method; /* "GET", "POST", ...; NULL = any */
+    const char *path;   /* exact, or prefix ending in '*' */
+    rte_http_handler handler;
+    void *arg;
+    size_t max_body;  /* bytes; 0 = 1 MiB */
+    const char *name; /* metrics label; NULL = path */
+} rte_http_route;
+
+/* rte_http_server_new - create the loop; NULL + err on failure; any thread */
+rte_http_server *rte_http_server_new(char *err, size_t errlen);
+
+/*
+ * rte_http_server_listen - bind addr ("0.0.0.0:8080", "127.0.0.1:0") and
+ * serve routes (terminated by a route with NULL path) on it. Returns the
+ * bound port, or -1 with err. Call before rte_http_server_run, on the thread
+ * that created the server.
+ */
+int rte_http_server_listen(rte_http_server *s, const char *addr, const rte_http_route *routes,
+                           char *err, size_t errlen);
+
+/* rte_http_server_run - run the loop until stopped; returns 0 */
+int rte_http_server_run(rte_http_server *s);
+
+/*
+ * rte_http_server_stop_listener - stop accepting on the listener bound to
+ * port and close its idle connections, leaving other listeners serving;
+ * in-flight requests still finish; any thread
+ */
+void rte_http_server_stop_listener(rte_http_server *s, int port);
+
+/* rte_http_server_stop - stop everything; run returns once in-flight requests finish or deadline_ms passed; any thread */
+void rte_http_server_stop(rte_http_server *s, int deadline_ms);
+
+/* rte_http_server_inflight - requests accepted and not yet answered; any thread */
+int rte_http_server_inflight(const rte_http_server *s);
+
+/* rte_http_server_free - release (after run returned) */
+void rte_http_server_free(rte_http_server *s);
+
+/* --- request accessors (loop thread, or the deferring thread before responding) --- */
+
+/* rte_http_req_method - the method, NUL-terminated; borrowed */
+const char *rte_http_req_method(const rte_http_req *req);
+/* rte_http_req_path - the path without query string, NUL-terminated; borrowed */
+const char *rte_http_req_path(const rte_http_req *req);
+/* rte_http_req_tail - for '*' routes, the part of the path after the prefix; borrowed */
+const char *rte_http_req_tail(const rte_http_req *req);
+/* rte_http_req_id - the request id; borrowed */
+const char *rte_http_req_id(const rte_http_req *req);
+/* rte_http_req_query - URL-decoded query parameter into buf; length, or -1 if absent/too long */
+int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, size_t len);
+/* rte_http_req_header - request header value (first of that name) into buf; length or -1 */
+int rte_http_req_header(const rte_http_req *req, const char *name, char *buf, size_t len);
+/* rte_http_req_body - the request body (may be empty) and its length; borrowed */
+const char *rte_http_req_body(const rte_http_req *req, size_t *len);
+
+/* --- responding --- */
+
+/* rte_http_add_header - add a response header (copied) before responding */
+void rte_http_add_header(rte_http_req *req, const char *name, const char *value);
+
+/* rte_http_respond - send status, content type and body (copied); exactly once per request */
+void rte_http_respond(rte_http_req *req, int status, const char *content_type, const char *body,
+                      size_t len);
+
+/* rte_http_respond_json - send a cJSON document (printed compactly) */
+void rte_http_respond_json(rte_http_req *req, int status, const cJSON *doc);
+
+/*
+ * rte_http_error - send {"error":{"status":N,"message":"..."},"request_id":"..."}
+ * with the given status
+ */
+void rte_http_error(rte_http_req *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * rte_http_defer - the handler will respond later, from any thread. The
+ * request's accessors stay valid until the response is sent.
+ */
+void rte_http_defer(rte_http_req *req);
+
+#endif

@@ -1,0 +1,266 @@
+/*
+ * clock.c - the suite's one notion of "now", real or scaled.
+ *
+ *   now_ms = start_ms + (monotonic_now - monotonic_at_init) * scale
+ *
+ * The elapsed part is measured on CLOCK_MONOTONIC so a wall-clock step
+ * (NTP) does not make simulated time jump. With scale 1 and no start time
+ * (the default, and the state before any init) now is simply
+ * CLOCK_REALTIME, so production behaves like plain wall-clock time.
+ *
+ * The state is plain globals written by rte_clock_init, which must run
+ * before other threads start (the skeleton calls rte_clock_init_env first
+ * thing); afterwards every function is a lock-free read.
+ *
+ * rte_clock_init returns -1 for a scale outside (0, 1e6] or a negative
+ * start; rte_clock_init_env is fatal (rte_fatal naming the variable and its
+ * value) for a bad RTE_CLOCK_SCALE or RTE_CLOCK_START. An empty variable
+ * counts as unset. rte_clock_parse accepts RFC 3339 date-times
+ * ("2026-01-05T06:00:00Z", fractional seconds truncated to ms, "+01:00" /
+ * "-05:00" offsets, 't'/'z' or a space as separators) and plain epoch
+ * seconds (digits only); instants before 1970 are rejected (-1).
+ *
+ * It does not model time zones beyond numeric offsets, nor leap seconds
+ * (":60" is accepted and folds into the next minute, as timegm does).
+ */
+#include "rte/clock.h"
+
+#include "rte/log.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_SCALE 1e6
+
+static double clock_scale = 1.0;
+static int scaled;          /* 0: plain CLOCK_REALTIME */
+static int64_t start_ms;    /* simulated time at init */
+static int64_t mono_init_ns; /* CLOCK_MONOTONIC at init */
+
+static int64_t ts_ns(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t realtime_ms(void)
+{
+    return ts_ns(CLOCK_REALTIME) / 1000000;
+}
+
+/* rte_clock_init - set scale (> 0) and start (ms since epoch, or 0 = now); before threads */
+int rte_clock_init(double scale, int64_t start)
+{
+    if (!(scale > 0) || scale > MAX_SCALE || start < 0)
+        return -1;
+    clock_scale = scale;
+    scaled = !(scale == 1.0 && start == 0);
+    start_ms = start ? start : realtime_ms();
+    mono_init_ns = ts_ns(CLOCK_MONOTONIC);
+    return 0;
+}
+
+/* rte_clock_init_env - read RTE_CLOCK_SCALE/RTE_CLOCK_START; fatal on bad values */
+void rte_clock_init_env(void)
+{
+    const char *sv = getenv("RTE_CLOCK_SCALE");
+    const char *st = getenv("RTE_CLOCK_START");
+    double scale = 1.0;
+    int64_t start = 0;
+
+    if (sv && *sv) {
+        char *end;
+        errno = 0;
+        scale = strtod(sv, &end);
+        if (end == sv || *end || errno || !isfinite(scale) || !(scale > 0) || scale > MAX_SCALE)
+            rte_fatal("clock: RTE_CLOCK_SCALE='%s': expected a number > 0 and <= 1000000", sv);
+    }
+    if (st && *st) {
+        start = rte_clock_parse(st);
+        if (start < 0)
+            rte_fatal("clock: RTE_CLOCK_START='%s': expected RFC 3339 UTC time "
+                      "(2026-01-05T06:00:00Z) or epoch seconds",
+                      st);
+    }
+    if (rte_clock_init(scale, start) < 0)
+        rte_fatal("clock: RTE_CLOCK_SCALE='%s' RTE_CLOCK_START='%s' rejected", sv ? sv : "",
+                  st ? st : "");
+}
+
+/* rte_clock_now_ms - simulated wall-clock time in ms since the Unix epoch; any thread */
+int64_t rte_clock_now_ms(void)
+{
+    if (!scaled)
+        return realtime_ms();
+    double elapsed_ms = (double)(ts_ns(CLOCK_MONOTONIC) - mono_init_ns) / 1e6;
+    return start_ms + (int64_t)(elapsed_ms * clock_scale);
+}
+
+/* rte_clock_now_s - simulated wall-clock time in whole seconds; any thread */
+int64_t rte_clock_now_s(void)
+{
+    int64_t ms = rte_clock_now_ms();
+    return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+}
+
+/* rte_clock_scale - the current scale factor; any thread */
+double rte_clock_scale(void)
+{
+    return clock_scale;
+}
+
+/* rte_clock_mono_ms - real monotonic ms (for latencies and timeouts, never scaled) */
+int64_t rte_clock_mono_ms(void)
+{
+    return ts_ns(CLOCK_MONOTONIC) / 1000000;
+}
+
+/* rte_clock_sleep_ms - sleep for a simulated duration (real time = ms / scale); any thread */
+void rte_clock_sleep_ms(int64_t ms)
+{
+    struct timespec req, rem;
+    double real_ns;
+
+    if (ms <= 0)
+        return;
+    real_ns = (double)ms / clock_scale * 1e6;
+    if (real_ns > 9.2e18)
+        real_ns = 9.2e18;
+    req.tv_sec = (time_t)(real_ns / 1e9);
+    req.tv_nsec = (long)(real_ns - (double)req.tv_sec * 1e9);
+    if (req.tv_nsec < 0)
+        req.tv_nsec = 0;
+    if (req.tv_nsec > 999999999)
+        req.tv_nsec = 999999999;
+    while (nanosleep(&req, &rem) < 0 && errno == EINTR)
+        req = rem;
+}
+
+/*
+ * rte_clock_real_ms - convert a simulated duration to real milliseconds;
+ * positive durations round up so they never become 0 (no busy loops)
+ */
+int64_t rte_clock_real_ms(int64_t simulated_ms)
+{
+    double r = (double)simulated_ms / clock_scale;
+
+    if (r >= 9.2e18)
+        return INT64_MAX;
+    if (r <= -9.2e18)
+        return INT64_MIN;
+    return r > 0 ? (int64_t)ceil(r) : (int64_t)r;
+}
+
+/* rte_clock_format - RFC 3339 UTC text ("2026-01-05T06:00:00.000Z") of ms into buf */
+void rte_clock_format(int64_t ms, char *buf, int len)
+{
+    int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+    int frac = (int)(ms - secs * 1000);
+    time_t t = (time_t)secs;
+    struct tm tm;
+
+    if (!buf || len <= 0)
+        return;
+    if (!gmtime_r(&t, &tm)) {
+        snprintf(buf, (size_t)len, "invalid");
+        return;
+    }
+    snprintf(buf, (size_t)len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+/* Parse exactly n decimal digits at s into *v. */
+static int fixed_digits(const char *s, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        *v = *v * 10 + (s[i] - '0');
+    }
+    return 0;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+static int64_t parse_epoch(const char *s)
+{
+    int64_t v = 0;
+
+    for (; *s; s++) {
+        if (v > (INT64_MAX / 1000 - 9) / 10)
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v * 1000;
+}
+
+/* rte_clock_parse - RFC 3339 (Z or +hh:mm) or epoch seconds to ms; -1 if invalid */
+int64_t rte_clock_parse(const char *s)
+{
+    int y, mo, d, h, mi, sec, oh = 0, om = 0, ms = 0, sign = 0;
+    struct tm tm = {0};
+    const char *p;
+    time_t t;
+
+    if (!s || !*s)
+        return -1;
+    if (strspn(s, "0123456789") == strlen(s))
+        return parse_epoch(s);
+
+    if (fixed_digits(s, 4, &y) || s[4] != '-' || fixed_digits(s + 5, 2, &mo) || s[7] != '-' ||
+        fixed_digits(s + 8, 2, &d) || !strchr("Tt ", s[10]) || s[10] == '\0' ||
+        fixed_digits(s + 11, 2, &h) || s[13] != ':' || fixed_digits(s + 14, 2, &mi) ||
+        s[16] != ':' || fixed_digits(s + 17, 2, &sec))
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    p = s + 19;
+    if (*p == '.') {
+        int n = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, n++)
+            if (n < 3)
+                ms = ms * 10 + (*p - '0');
+        if (n == 0)
+            return -1;
+        for (; n < 3; n++)
+            ms *= 10;
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p == '+' ? 1 : -1;
+        if (fixed_digits(p + 1, 2, &oh) || p[3] != ':' || fixed_digits(p + 4, 2, &om) || oh > 23 ||
+            om > 59)
+            return -1;
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p)
+        return -1;
+
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    t = timegm(&tm);
+    if (t == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31 && h == 23 && mi == 59))
+        return -1;
+    int64_t r = (int64_t)t * 1000 + ms - (int64_t)sign * (oh * 3600 + om * 60) * 1000;
+    return r < 0 ? -1 : r;
+}

@@ -1,0 +1,214 @@
+/*
+ * crypto.c - HMAC-SHA256, constant-time comparison, encodings, member keys.
+ *
+ * HMAC uses OpenSSL's one-shot HMAC() (not deprecated in OpenSSL 3),
+ * comparison CRYPTO_memcmp, randomness RAND_bytes. Hex and base64 are done
+ * here rather than with EVP_EncodeBlock/EVP_DecodeBlock, whose decoder
+ * counts '=' padding as output bytes and accepts whitespace.
+ *
+ * Decoders are strict and return -1 for anything malformed: hex must have
+ * an even number of [0-9a-fA-F]; base64 must be the standard alphabet with
+ * padding (length a multiple of 4, at most two '=' and only at the end, no
+ * whitespace, unused bits of the last group zero). Both return -1 when the
+ * output buffer is too small rather than truncating.
+ *
+ * rte_crypto_member_key = lower-case hex of the first 16 bytes of
+ * HMAC-SHA256(secret, member_id). It and rte_uuid4 cannot report errors
+ * through their signatures: an OpenSSL failure there is treated as a broken
+ * process (rte_panic), never as an empty key or a predictable UUID.
+ *
+ * All functions are reentrant and take no locks. This module does not manage
+ * secrets (the caller reads them from configuration) and does no encryption.
+ */
+#include "rte/crypto.h"
+
+#include "rte/log.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+static const char hex_digits[] = "0123456789abcdef";
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* rte_hmac_sha256 - out[32] = HMAC-SHA256(key, msg); 0 or -1 */
+int rte_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
+                    uint8_t out[RTE_SHA256_LEN])
+{
+    static const unsigned char empty[1];
+    unsigned int outlen = 0;
+
+    if (keylen > INT_MAX || (!key && keylen) || (!msg && msglen) || !out)
+        return -1;
+    if (!HMAC(EVP_sha256(), key ? key : empty, (int)keylen, msg ? msg : empty, msglen, out,
+              &outlen) ||
+        outlen != RTE_SHA256_LEN)
+        return -1;
+    return 0;
+}
+
+/* rte_ct_equal - constant-time equality of two buffers of length n; 1 if equal */
+int rte_ct_equal(const void *a, const void *b, size_t n)
+{
+    if (n == 0)
+        return 1;
+    return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+/* rte_hex_encode - lower-case hex of n bytes into out (2n+1 bytes) */
+void rte_hex_encode(const uint8_t *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex_digits[in[i] >> 4];
+        out[2 * i + 1] = hex_digits[in[i] & 0x0f];
+    }
+    out[2 * n] = '\0';
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* rte_hex_decode - hex text to bytes; returns byte count or -1 if malformed/too long */
+int rte_hex_decode(const char *hex, uint8_t *out, size_t outlen)
+{
+    size_t len = hex ? strlen(hex) : 0;
+
+    if (!hex || len % 2 || len / 2 > outlen || len / 2 > INT_MAX)
+        return -1;
+    for (size_t i = 0; i < len / 2; i++) {
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return (int)(len / 2);
+}
+
+/*
+ * rte_base64_encode - standard base64 with padding into out (4*ceil(n/3)+1
+ * bytes); returns the text length, or 0 (and "" when outlen > 0) if out is
+ * too small
+ */
+size_t rte_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen)
+{
+    size_t need = (n + 2) / 3 * 4, o = 0;
+
+    if (n > (SIZE_MAX - 1) / 4 * 3 - 2 || outlen < need + 1) {
+        if (out && outlen)
+            out[0] = '\0';
+        return 0;
+    }
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        size_t rest = n - i;
+        if (rest > 1)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (rest > 2)
+            v |= in[i + 2];
+        out[o++] = b64_alphabet[v >> 18 & 63];
+        out[o++] = b64_alphabet[v >> 12 & 63];
+        out[o++] = rest > 1 ? b64_alphabet[v >> 6 & 63] : '=';
+        out[o++] = rest > 2 ? b64_alphabet[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
+static int b64_value(char c)
+{
+    const char *p = c ? strchr(b64_alphabet, c) : NULL;
+    return p ? (int)(p - b64_alphabet) : -1;
+}
+
+/* rte_base64_decode - standard padded base64 to bytes; byte count or -1 if malformed/too long */
+int rte_base64_decode(const char *in, uint8_t *out, size_t outlen)
+{
+    size_t len = in ? strlen(in) : 0, o = 0;
+
+    if (!in || len % 4 || len / 4 * 3 > INT_MAX)
+        return -1;
+    for (size_t i = 0; i < len; i += 4) {
+        int last = i + 4 == len;
+        int pad = last ? (in[i + 3] == '=') + (in[i + 2] == '=') : 0;
+        int v[4];
+        uint32_t bits = 0;
+
+        if (pad == 1 && in[i + 2] == '=')
+            return -1; /* "x=y=" style */
+        for (int k = 0; k < 4 - pad; k++) {
+            v[k] = b64_value(in[i + k]);
+            if (v[k] < 0)
+                return -1;
+            bits |= (uint32_t)v[k] << (18 - 6 * k);
+        }
+        if ((pad == 2 && (bits & 0xffff)) || (pad == 1 && (bits & 0xff)))
+            return -1; /* non-zero unused bits: not canonical */
+        if (o + 3 - (size_t)pad > outlen)
+            return -1;
+        out[o++] = (uint8_t)(bits >> 16);
+        if (pad < 2)
+            out[o++] = (uint8_t)(bits >> 8);
+        if (pad < 1)
+            out[o++] = (uint8_t)bits;
+    }
+    return (int)o;
+}
+
+/* rte_crypto_member_key - keyed hash of a member id into out (33 bytes, hex + NUL) */
+void rte_crypto_member_key(const char *secret, const char *member_id,
+                           char out[RTE_MEMBER_KEY_LEN + 1])
+{
+    uint8_t mac[RTE_SHA256_LEN];
+
+    if (!secret)
+        secret = "";
+    if (!member_id)
+        member_id = "";
+    if (rte_hmac_sha256(secret, strlen(secret), member_id, strlen(member_id), mac) < 0)
+        rte_panic("crypto: HMAC-SHA256 failed computing a member key");
+    rte_hex_encode(mac, RTE_MEMBER_KEY_LEN / 2, out);
+    OPENSSL_cleanse(mac, sizeof(mac));
+}
+
+/* rte_random_bytes - n cryptographically random bytes; 0 or -1 */
+int rte_random_bytes(void *buf, size_t n)
+{
+    unsigned char *p = buf;
+
+    while (n > 0) {
+        int chunk = n > INT_MAX ? INT_MAX : (int)n;
+        if (RAND_bytes(p, chunk) != 1)
+            return -1;
+        p += chunk;
+        n -= (size_t)chunk;
+    }
+    return 0;
+}
+
+/* rte_uuid4 - random RFC 4122 UUID text into out (37 bytes) */
+void rte_uuid4(char out[37])
+{
+    uint8_t b[16];
+
+    if (rte_random_bytes(b, sizeof(b)) < 0)
+        rte_panic("crypto: RAND_bytes failed generating a UUID");
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10xx */
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}

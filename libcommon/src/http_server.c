@@ -1,0 +1,784 @@
+/*
+ * http_server.c - h2o (evloop) HTTP server: routes, JSON, limits, ids.
+ *
+ * Contract in rte/http_server.h. How it is put together:
+ *
+ * - One h2o_evloop per server, run by one thread. Each listener gets its own
+ *   h2o_globalconf/h2o_context with a single catch-all handler at "/" that
+ *   dispatches on our own route table, so routing, 404/405, the body limit,
+ *   request ids and metrics live in one place (dispatch()).
+ * - Each request gets a malloc'd wrapper (struct rte_http_req) holding
+ *   NUL-terminated copies of method, path and query, and a pointer to the
+ *   h2o request. The wrapper is tied to the h2o request pool through a
+ *   shared allocation whose dispose callback runs when h2o frees the
+ *   request (answered, or the client went away). Deferred responses travel
+ *   to the loop thread through an h2o_multithread queue; the loop thread
+ *   sends them only if the h2o request still exists. The wrapper is
+ *   reference-counted (pool + deferring thread), so whichever side lets go
+ *   last frees it. When a request is deferred its body and headers are
+ *   copied into the wrapper, so the deferring thread never reads h2o memory.
+ * - Stopping closes listening sockets on the loop thread, asks each
+ *   context to shut down (h2o closes idle keep-alive connections), and
+ *   returns from run once no request is in flight or the deadline passed.
+ *
+ * What it does not do: TLS and HTTP/2 (left to the service that needs it),
+ * streaming request bodies (h2o buffers the whole body first, bounded by the
+ * largest route limit).
+ */
+#include "rte/http_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <h2o.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rte/clock.h"
+#include "rte/crypto.h"
+#include "rte/log.h"
+#include "rte/metrics.h"
+
+#define DEFAULT_MAX_BODY (1024 * 1024)
+#define MAX_LISTENERS 8
+
+struct listener;
+
+struct catchall {
+    h2o_handler_t super;
+    struct listener *l;
+};
+
+struct route_rt {
+    rte_http_route r;
+    size_t prefix_len; /* > 0 for '*' routes */
+    rte_series *dur;
+};
+
+struct listener {
+    rte_http_server *srv;
+    h2o_globalconf_t conf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept;
+    h2o_socket_t *sock;
+    int port;
+    int closed;
+    struct route_rt *routes;
+    int nroutes;
+};
+
+struct rte_http_server {
+    h2o_evloop_t *loop;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver;
+    struct listener *listeners[MAX_LISTENERS];
+    int nlisteners;
+    atomic_int inflight;
+    atomic_int stopping;
+    atomic_int stop_port; /* listener to stop, -1 none */
+    int64_t stop_deadline;
+    pthread_mutex_t lock;
+};
+
+struct hdr_copy {
+    char *name;
+    char *value;
+};
+
+struct rte_http_req {
+    h2o_req_t *h2o; /* NULL once h2o freed the request */
+    struct listener *l;
+    const struct route_rt *route;
+    atomic_int refs;
+    int deferred;
+    int responded;
+    int64_t start_ms;
+    char *method;
+    char *path;
+    char *query; /* without '?', or "" */
+    const char *tail;
+    char id[40];
+    /* copies made by rte_http_defer */
+    char *body;
+    size_t body_len;
+    struct hdr_copy *hdrs;
+    size_t nhdrs;
+    /* response being built */
+    struct hdr_copy *out;
+    size_t nout;
+};
+
+/* a deferred response in flight to the loop thread */
+struct response_msg {
+    h2o_multithread_message_t super;
+    rte_http_req *req;
+    int status;
+    char *content_type;
+    char *body;
+    size_t len;
+};
+
+struct pool_anchor {
+    rte_http_req *req;
+};
+
+static rte_metric *m_requests;
+static rte_metric *m_duration;
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+
+static void init_metrics(void)
+{
+    static const char *const rl[] = {"route", "status", NULL};
+    static const char *const dl[] = {"route", NULL};
+    m_requests = rte_counter_new("rte_http_requests_total", "HTTP requests by route and status", rl);
+    m_duration = rte_histogram_new("rte_http_request_duration_seconds",
+                                   "HTTP request latency by route", dl, NULL, 0);
+}
+
+static char *dupn(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p == NULL)
+        rte_panic("out of memory");
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static void free_hdrs(struct hdr_copy *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(h[i].name);
+        free(h[i].value);
+    }
+    free(h);
+}
+
+static void req_unref(rte_http_req *r)
+{
+    if (atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    free(r->method);
+    free(r->path);
+    free(r->query);
+    free(r->body);
+    free_hdrs(r->hdrs, r->nhdrs);
+    free_hdrs(r->out, r->nout);
+    free(r);
+}
+
+/* runs on the loop thread when h2o frees the request's pool */
+static void on_pool_dispose(void *p)
+{
+    struct pool_anchor *a = p;
+    rte_http_req *r = a->req;
+    if (!r->responded) {
+        const char *lv[] = {r->route ? r->route->r.name : "unmatched", "499", NULL};
+        rte_counter_inc(m_requests, lv);
+    }
+    r->h2o = NULL;
+    atomic_fetch_sub(&r->l->srv->inflight, 1);
+    req_unref(r);
+}
+
+static void record(rte_http_req *r, int status)
+{
+    char st[8];
+    snprintf(st, sizeof st, "%d", status);
+    const char *name = r->route ? r->route->r.name : "unmatched";
+    const char *lv[] = {name, st, NULL};
+    rte_counter_inc(m_requests, lv);
+    if (r->route != NULL)
+        rte_series_observe(r->route->dur, (double)(rte_clock_mono_ms() - r->start_ms) / 1000.0);
+}
+
+/* send on the loop thread; r->h2o must be live */
+static void send_now(rte_http_req *r, int status, const char *ctype, const char *body, size_t len)
+{
+    h2o_req_t *hr = r->h2o;
+    hr->res.status = status;
+    hr->res.reason = "";
+    if (ctype != NULL)
+        h2o_add_header(&hr->pool, &hr->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       h2o_strdup(&hr->pool, ctype, SIZE_MAX).base, strlen(ctype));
+    h2o_add_header_by_str(&hr->pool, &hr->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          h2o_strdup(&hr->pool, r->id, SIZE_MAX).base, strlen(r->id));
+    for (size_t i = 0; i < r->nout; i++) {
+        h2o_iovec_t n = h2o_strdup(&hr->pool, r->out[i].name, SIZE_MAX);
+        h2o_iovec_t v = h2o_strdup(&hr->pool, r->out[i].value, SIZE_MAX);
+        h2o_add_header_by_str(&hr->pool, &hr->res.headers, n.base, n.len, 1, NULL, v.base, v.len);
+    }
+    r->responded = 1;
+    record(r, status);
+    h2o_send_inline(hr, body, len);
+}
+
+static void on_messages(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
+{
+    (void)recv;
+    while (!h2o_linklist_is_empty(messages)) {
+        struct response_msg *m = H2O_STRUCT_FROM_MEMBER(struct response_msg, super.link, messages->next);
+        h2o_linklist_unlink(&m->super.link);
+        if (m->req->h2o != NULL)
+            send_now(m->req, m->status, m->content_type, m->body, m->len);
+        req_unref(m->req);
+        free(m->content_type);
+        free(m->body);
+        free(m);
+    }
+}
+
+static int route_matches(const struct route_rt *rt, const char *path)
+{
+    if (rt->prefix_len > 0)
+        return strncmp(path, rt->r.path, rt->prefix_len) == 0;
+    return strcmp(path, rt->r.path) == 0;
+}
+
+static int method_matches(const struct route_rt *rt, const char *method)
+{
+    if (rt->r.method == NULL)
+        return 1;
+    if (strcmp(rt->r.method, method) == 0)
+        return 1;
+    /* HEAD is served by GET routes (h2o drops the body) */
+    return strcmp(method, "HEAD") == 0 && strcmp(rt->r.method, "GET") == 0;
+}
+
+static int sane_request_id(const char *s, size_t n)
+{
+    if (n == 0 || n > 36)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+static rte_http_req *wrap(struct listener *l, h2o_req_t *hr)
+{
+    rte_http_req *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        rte_panic("out of memory");
+    r->h2o = hr;
+    r->l = l;
+    atomic_init(&r->refs, 1);
+    r->start_ms = rte_clock_mono_ms();
+    r->method = dupn(hr->method.base, hr->method.len);
+    size_t plen = hr->query_at != SIZE_MAX ? hr->query_at : hr->path.len;
+    r->path = dupn(hr->path.base, plen);
+    if (hr->query_at != SIZE_MAX)
+        r->query = dupn(hr->path.base + hr->query_at + 1, hr->path.len - hr->query_at - 1);
+    else
+        r->query = dupn("", 0);
+    ssize_t idx = h2o_find_header_by_str(&hr->headers, H2O_STRLIT("x-request-id"), -1);
+    if (idx >= 0 && sane_request_id(hr->headers.entries[idx].value.base,
+                                     hr->headers.entries[idx].value.len)) {
+        memcpy(r->id, hr->headers.entries[idx].value.base, hr->headers.entries[idx].value.len);
+        r->id[hr->headers.entries[idx].value.len] = '\0';
+    } else {
+        rte_uuid4(r->id);
+    }
+    struct pool_anchor *a = h2o_mem_alloc_shared(&hr->pool, sizeof *a, on_pool_dispose);
+    a->req = r;
+    atomic_fetch_add(&l->srv->inflight, 1);
+    return r;
+}
+
+static const struct route_rt *find_route(struct listener *l, const char *method, const char *path,
+                                         int *path_matched)
+{
+    *path_matched = 0;
+    for (int i = 0; i < l->nroutes; i++) {
+        if (!route_matches(&l->routes[i], path))
+            continue;
+        *path_matched = 1;
+        if (method_matches(&l->routes[i], method))
+            return &l->routes[i];
+    }
+    return NULL;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *hr)
+{
+    struct listener *l = ((struct catchall *)self)->l;
+    rte_http_req *r = wrap(l, hr);
+    int path_matched;
+    const struct route_rt *rt = find_route(l, r->method, r->path, &path_matched);
+
+    if (rt == NULL) {
+        if (path_matched)
+            rte_http_error(r, 405, "method %s not allowed on %s", r->method, r->path);
+        else
+            rte_http_error(r, 404, "no route for %s", r->path);
+        return 0;
+    }
+    r->route = rt;
+    r->tail = r->path + (rt->prefix_len > 0 ? rt->prefix_len : strlen(r->path));
+    size_t limit = rt->r.max_body ? rt->r.max_body : DEFAULT_MAX_BODY;
+    if (hr->entity.base != NULL && hr->entity.len > limit) {
+        rte_http_error(r, 413, "request body of %zu bytes exceeds the limit of %zu bytes",
+                       hr->entity.len, limit);
+        return 0;
+    }
+    rte_log_set_request_id(r->id);
+    rt->r.handler(r, rt->r.arg);
+    rte_log_set_request_id(NULL);
+    if (!r->responded && !r->deferred)
+        rte_http_error(r, 500, "handler for %s sent no response", r->path);
+    return 0;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    struct listener *l = listener->data;
+    if (err != NULL)
+        return;
+    h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+    if (sock != NULL)
+        h2o_accept(&l->accept, sock);
+}
+
+/* rte_http_server_new - create the loop; any thread */
+rte_http_server *rte_http_server_new(char *err, size_t errlen)
+{
+    pthread_once(&metrics_once, init_metrics);
+    rte_http_server *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->loop = h2o_evloop_create();
+    s->queue = h2o_multithread_create_queue(s->loop);
+    h2o_multithread_register_receiver(s->queue, &s->receiver, on_messages);
+    atomic_init(&s->inflight, 0);
+    atomic_init(&s->stopping, 0);
+    atomic_init(&s->stop_port, -1);
+    pthread_mutex_init(&s->lock, NULL);
+    return s;
+}
+
+static int parse_addr(const char *addr, struct sockaddr_in *sin, char *err, size_t errlen)
+{
+    const char *colon = strrchr(addr, ':');
+    char host[64];
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
+        snprintf(err, errlen, "listen address '%s' is not host:port", addr);
+        return -1;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 0 || port > 65535 || end == colon + 1) {
+        snprintf(err, errlen, "listen address '%s': bad port", addr);
+        return -1;
+    }
+    memset(sin, 0, sizeof *sin);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    if (host[0] == '\0' || strcmp(host, "*") == 0)
+        sin->sin_addr.s_addr = htonl(INADDR_ANY);
+    else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+        snprintf(err, errlen, "listen address '%s': host must be an IPv4 address", addr);
+        return -1;
+    }
+    return 0;
+}
+
+static int open_listen_socket(const char *addr, int *port, char *err, size_t errlen)
+{
+    struct sockaddr_in sin;
+    if (parse_addr(addr, &sin, err, errlen) != 0)
+        return -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0 || listen(fd, SOMAXCONN) != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    socklen_t sl = sizeof sin;
+    getsockname(fd, (struct sockaddr *)&sin, &sl);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+static int compile_routes(struct listener *l, const rte_http_route *routes, size_t *max_body)
+{
+    int n = 0;
+    while (routes != NULL && routes[n].path != NULL)
+        n++;
+    l->routes = calloc((size_t)n + 1, sizeof *l->routes);
+    if (l->routes == NULL)
+        return -1;
+    *max_body = DEFAULT_MAX_BODY;
+    for (int i = 0; i < n; i++) {
+        struct route_rt *rt = &l->routes[i];
+        rt->r = routes[i];
+        if (rt->r.name == NULL)
+            rt->r.name = rt->r.path;
+        size_t len = strlen(rt->r.path);
+        if (len > 0 && rt->r.path[len - 1] == '*')
+            rt->prefix_len = len - 1;
+        const char *lv[] = {rt->r.name, NULL};
+        rt->dur = rte_metric_labels(m_duration, lv);
+        if (rt->r.max_body > *max_body)
+            *max_body = rt->r.max_body;
+    }
+    l->nroutes = n;
+    return 0;
+}
+
+/* rte_http_server_listen - bind and serve routes; on the creating thread before run */
+int rte_http_server_listen(rte_http_server *s, const char *addr, const rte_http_route *routes,
+                           char *err, size_t errlen)
+{
+    if (s->nlisteners == MAX_LISTENERS) {
+        snprintf(err, errlen, "too many listeners");
+        return -1;
+    }
+    struct listener *l = calloc(1, sizeof *l);
+    size_t max_body;
+    if (l == NULL || compile_routes(l, routes, &max_body) != 0) {
+        free(l);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int fd = open_listen_socket(addr, &l->port, err, errlen);
+    if (fd < 0) {
+        free(l->routes);
+        free(l);
+        return -1;
+    }
+    l->srv = s;
+    h2o_config_init(&l->conf);
+    /* h2o refuses bodies above this itself; our per-route check is below it */
+    l->conf.max_request_entity_size = max_body + 1;
+    h2o_hostconf_t *host = h2o_config_register_host(&l->conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);
+    struct catchall *h = (struct catchall *)h2o_create_handler(pc, sizeof *h);
+    h->super.on_req = on_req;
+    h->l = l;
+    h2o_context_init(&l->ctx, s->loop, &l->conf);
+    l->accept.ctx = &l->ctx;
+    l->accept.hosts = l->conf.hosts;
+    l->sock = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    l->sock->data = l;
+    h2o_socket_read_start(l->sock, on_accept);
+    s->listeners[s->nlisteners++] = l;
+    return l->port;
+}
+
+static void close_listener(struct listener *l)
+{
+    if (l->closed)
+        return;
+    l->closed = 1;
+    h2o_socket_read_stop(l->sock);
+    h2o_socket_close(l->sock);
+    l->sock = NULL;
+    h2o_context_request_shutdown(&l->ctx);
+}
+
+/* rte_http_server_run - run the loop until stopped; the loop thread */
+int rte_http_server_run(rte_http_server *s)
+{
+    for (;;) {
+        h2o_evloop_run(s->loop, 100);
+        int port = atomic_exchange(&s->stop_port, -1);
+        for (int i = 0; port >= 0 && i < s->nlisteners; i++)
+            if (s->listeners[i]->port == port)
+                close_listener(s->listeners[i]);
+        if (!atomic_load(&s->stopping))
+            continue;
+        for (int i = 0; i < s->nlisteners; i++)
+            close_listener(s->listeners[i]);
+        if (atomic_load(&s->inflight) == 0)
+            break;
+        if (rte_clock_mono_ms() >= s->stop_deadline) {
+            rte_log_warn("http: %d requests still in flight at the stop deadline; closing them",
+                         atomic_load(&s->inflight));
+            break;
+        }
+    }
+    return 0;
+}
+
+/* rte_http_server_stop_listener - stop accepting on one port; any thread */
+void rte_http_server_stop_listener(rte_http_server *s, int port)
+{
+    atomic_store(&s->stop_port, port);
+}
+
+/* rte_http_server_stop - stop all listeners and return from run when drained; any thread */
+void rte_http_server_stop(rte_http_server *s, int deadline_ms)
+{
+    pthread_mutex_lock(&s->lock);
+    s->stop_deadline = rte_clock_mono_ms() + deadline_ms;
+    pthread_mutex_unlock(&s->lock);
+    atomic_store(&s->stopping, 1);
+}
+
+/* rte_http_server_inflight - requests not yet answered; any thread */
+int rte_http_server_inflight(const rte_http_server *s)
+{
+    return atomic_load(&((rte_http_server *)s)->inflight);
+}
+
+/* rte_http_server_free - release everything (after run returned) */
+void rte_http_server_free(rte_http_server *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct listener *l = s->listeners[i];
+        if (!l->closed) {
+            h2o_socket_read_stop(l->sock);
+            h2o_socket_close(l->sock);
+        }
+        h2o_context_dispose(&l->ctx);
+        h2o_config_dispose(&l->conf);
+    }
+    /* let h2o run the close callbacks of the sockets it just closed */
+    h2o_evloop_run(s->loop, 0);
+    h2o_multithread_unregister_receiver(s->queue, &s->receiver);
+    h2o_multithread_destroy_queue(s->queue);
+    h2o_evloop_destroy(s->loop);
+    for (int i = 0; i < s->nlisteners; i++) {
+        free(s->listeners[i]->routes);
+        free(s->listeners[i]);
+    }
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* rte_http_req_method - the method; borrowed */
+const char *rte_http_req_method(const rte_http_req *req)
+{
+    return req->method;
+}
+
+/* rte_http_req_path - the path without query; borrowed */
+const char *rte_http_req_path(const rte_http_req *req)
+{
+    return req->path;
+}
+
+/* rte_http_req_tail - path after a '*' route's prefix; borrowed */
+const char *rte_http_req_tail(const rte_http_req *req)
+{
+    return req->tail != NULL ? req->tail : "";
+}
+
+/* rte_http_req_id - the request id; borrowed */
+const char *rte_http_req_id(const rte_http_req *req)
+{
+    return req->id;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* decode n bytes of %xx / '+' text into buf; -1 if malformed or too long */
+static int url_decode(const char *s, size_t n, char *buf, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int hi = hexval((unsigned char)s[i + 1]);
+            int lo = hexval((unsigned char)s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (o + 1 >= len)
+            return -1;
+        buf[o++] = c;
+    }
+    buf[o] = '\0';
+    return (int)o;
+}
+
+/* rte_http_req_query - URL-decoded query parameter into buf; length or -1 */
+int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, size_t len)
+{
+    size_t nlen = strlen(name);
+    const char *p = req->query;
+    while (*p != '\0') {
+        const char *amp = strchr(p, '&');
+        size_t plen = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', plen);
+        size_t klen = eq ? (size_t)(eq - p) : plen;
+        if (klen == nlen && memcmp(p, name, nlen) == 0) {
+            const char *v = eq ? eq + 1 : p + plen;
+            return url_decode(v, (size_t)(p + plen - v), buf, len);
+        }
+        p += plen + (amp ? 1 : 0);
+    }
+    return -1;
+}
+
+static int copy_value(const char *v, size_t vlen, char *buf, size_t len)
+{
+    if (vlen + 1 > len)
+        return -1;
+    memcpy(buf, v, vlen);
+    buf[vlen] = '\0';
+    return (int)vlen;
+}
+
+/* rte_http_req_header - first request header of that name into buf; length or -1 */
+int rte_http_req_header(const rte_http_req *req, const char *name, char *buf, size_t len)
+{
+    if (req->deferred) {
+        for (size_t i = 0; i < req->nhdrs; i++)
+            if (strcasecmp(req->hdrs[i].name, name) == 0)
+                return copy_value(req->hdrs[i].value, strlen(req->hdrs[i].value), buf, len);
+        return -1;
+    }
+    /* h2o keeps header names lower-case */
+    char lower[128];
+    size_t n = strlen(name);
+    if (n >= sizeof lower)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        lower[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    ssize_t idx = h2o_find_header_by_str(&req->h2o->headers, lower, n, -1);
+    if (idx < 0)
+        return -1;
+    h2o_iovec_t v = req->h2o->headers.entries[idx].value;
+    return copy_value(v.base, v.len, buf, len);
+}
+
+/* rte_http_req_body - the request body and its length; borrowed */
+const char *rte_http_req_body(const rte_http_req *req, size_t *len)
+{
+    if (req->deferred) {
+        *len = req->body_len;
+        return req->body;
+    }
+    if (req->h2o->entity.base == NULL) {
+        *len = 0;
+        return "";
+    }
+    *len = req->h2o->entity.len;
+    return req->h2o->entity.base;
+}
+
+/* rte_http_add_header - add a response header (copied) */
+void rte_http_add_header(rte_http_req *req, const char *name, const char *value)
+{
+    struct hdr_copy *n = realloc(req->out, (req->nout + 1) * sizeof *n);
+    if (n == NULL)
+        rte_panic("out of memory");
+    req->out = n;
+    n[req->nout].name = dupn(name, strlen(name));
+    /* header names are sent lower-case, as HTTP/2 requires */
+    for (char *p = n[req->nout].name; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p + 32);
+    n[req->nout].value = dupn(value, strlen(value));
+    req->nout++;
+}
+
+/* rte_http_respond - send the response; loop thread, or any thread once deferred */
+void rte_http_respond(rte_http_req *req, int status, const char *content_type, const char *body,
+                      size_t len)
+{
+    if (!req->deferred) {
+        if (req->responded)
+            rte_panic("http: second response to request %s", req->id);
+        send_now(req, status, content_type, body, len);
+        return;
+    }
+    struct response_msg *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        rte_panic("out of memory");
+    m->req = req;
+    m->status = status;
+    m->content_type = content_type ? dupn(content_type, strlen(content_type)) : NULL;
+    m->body = dupn(body ? body : "", len);
+    m->len = len;
+    h2o_multithread_send_message(&req->l->srv->receiver, &m->super);
+}
+
+/* rte_http_respond_json - send a cJSON document */
+void rte_http_respond_json(rte_http_req *req, int status, const cJSON *doc)
+{
+    char *text = cJSON_PrintUnformatted(doc);
+    if (text == NULL) {
+        rte_http_error(req, 500, "could not encode the response");
+        return;
+    }
+    rte_http_respond(req, status, "application/json", text, strlen(text));
+    cJSON_free(text);
+}
+
+/* rte_http_error - send a JSON error body with a message */
+void rte_http_error(rte_http_req *req, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(doc, "error");
+    cJSON_AddNumberToObject(e, "status", status);
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(doc, "request_id", req->id);
+    rte_http_respond_json(req, status, doc);
+    cJSON_Delete(doc);
+}
+
+/* rte_http_defer - respond later from any thread; call in the handler */
+void rte_http_defer(rte_http_req *req)
+{
+    h2o_req_t *hr = req->h2o;
+    req->deferred = 1;
+    atomic_fetch_add(&req->refs, 1); /* held until the response message is handled */
+    if (hr->entity.base != NULL) {
+        req->body = dupn(hr->entity.base, hr->entity.len);
+        req->body_len = hr->entity.len;
+    } else {
+        req->body = dupn("", 0);
+    }
+    req->nhdrs = hr->headers.size;
+    req->hdrs = calloc(req->nhdrs + 1, sizeof *req->hdrs);
+    if (req->hdrs == NULL)
+        rte_panic("out of memory");
+    for (size_t i = 0; i < req->nhdrs; i++) {
+        h2o_header_t *h = &hr->headers.entries[i];
+        req->hdrs[i].name = dupn(h->name->base, h->name->len);
+        req->hdrs[i].value = dupn(h->value.base, h->value.len);
+    }
+}

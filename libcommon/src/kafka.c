@@ -1,0 +1,932 @@
+/*
+ * kafka.c - librdkafka producer and at-least-once consumer (rte/kafka.h).
+ *
+ * Producer. One rd_kafka_t plus a poll thread that serves delivery reports,
+ * so no caller ever calls rd_kafka_poll. A report counts
+ * rte_kafka_produced_total{topic,result} and, for rte_kafka_produce_sync,
+ * wakes the caller: the sync call passes a heap "waiter" as the message
+ * opaque; the producer's mutex guards every waiter, and whichever of the
+ * two sides comes last (the report, or the caller giving up at its
+ * timeout) frees it, so a late report never touches freed memory.
+ * Connectivity is probed with a brokers-only Metadata request (1 s bound)
+ * because librdkafka reports "all brokers down" but never "back up".
+ *
+ * Consumer. Offsets are stored by us (enable.auto.offset.store=false) only
+ * after the handler succeeded or the DLQ copy was acknowledged; librdkafka
+ * auto-commits what is stored every auto.commit.interval.ms, and we commit
+ * synchronously when partitions are revoked (cooperative-sticky, so only
+ * the moved partitions stop) and when run() stops. A crash therefore
+ * redelivers at most the messages finished since the last commit plus the
+ * one in hand: at-least-once; consumers drop duplicates by event_id.
+ *
+ * Retries run inline on the consumer thread: the handler is called again
+ * after a backoff slept in 50 ms slices that watch the stop flag, and no
+ * further message is polled meanwhile, so per-key order holds (and every
+ * other partition of this member waits too). librdkafka heartbeats from its
+ * own thread, so the session does not expire, but max.poll.interval.ms
+ * (default 300 s) bounds the total time spent on one message: keep
+ * max_retries x retry_backoff_max_ms well below it, or the member is evicted
+ * and the message goes to another member (its offset was not stored, so it
+ * is not lost). A poison message is copied to "<topic>.dlq" with
+ * rte_kafka_produce_sync; if that fails the offset is not stored and the
+ * copy is retried with the same backoff until it succeeds or the consumer
+ * stops (then it is redelivered after restart). Nothing is ever dropped.
+ *
+ * Errors: constructors return NULL with a message naming the bad property or
+ * config key; broker trouble is logged (librdkafka's log and error callbacks
+ * go to rte_log) and retried by librdkafka. A handler returning a value
+ * other than RTE_KAFKA_OK/RETRY/POISON is a bug (rte_panic).
+ *
+ * Deliberately not here: transactions or exactly-once delivery, schemas,
+ * parallelism inside one consumer (run more group members instead), and
+ * topic administration (tools/kafka-dev-broker creates local topics).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "rte/clock.h"
+#include "rte/kafka.h"
+#include "rte/log.h"
+#include "rte/metrics.h"
+
+#define POLL_MS 100               /* consumer and producer poll granularity */
+#define SLICE_MS 50               /* backoff sleeps check the stop flag this often */
+#define CONNECTED_TIMEOUT_MS 1000 /* bound on the connectivity probe */
+#define DLQ_TIMEOUT_MS 10000      /* wait for a DLQ copy's acknowledgement */
+#define DLQ_SUFFIX ".dlq"
+#define STOPPED (-1) /* call_with_retries: stop requested mid-backoff */
+
+struct rte_kafka_producer {
+    rd_kafka_t *rk;
+    pthread_t poller;
+    int poller_started;
+    atomic_int stop;
+    pthread_mutex_t mu; /* guards every struct waiter of this producer */
+    pthread_cond_t cv;  /* CLOCK_MONOTONIC; broadcast on each sync delivery */
+};
+
+/* One rte_kafka_produce_sync call in flight; freed by whichever side is last */
+struct waiter {
+    int done;
+    int abandoned;
+    rd_kafka_resp_err_t err;
+};
+
+struct rte_kafka_consumer {
+    rd_kafka_t *rk;
+    rte_kafka_handler handler;
+    void *arg;
+    int max_retries;
+    int backoff_ms;
+    int backoff_max_ms;
+    rte_kafka_producer *dlq;
+    atomic_int stop;
+    atomic_int closed;
+};
+
+static rte_metric *m_produced;
+static rte_metric *m_consumed;
+static rte_metric *m_handler;
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+
+static void metrics_init(void)
+{
+    static const char *const topic_result[] = {"topic", "result", NULL};
+    static const char *const topic[] = {"topic", NULL};
+
+    m_produced =
+        rte_counter_new("rte_kafka_produced_total",
+                        "Messages acknowledged (ok) or failed (error) by Kafka", topic_result);
+    m_consumed = rte_counter_new("rte_kafka_consumed_total",
+                                 "Messages handled (ok), retried (retry, one per retry) or "
+                                 "dead-lettered (dlq)",
+                                 topic_result);
+    m_handler = rte_histogram_new("rte_kafka_handler_seconds", "Time spent in one handler call",
+                                  topic, NULL, 0);
+}
+
+static void count(rte_metric *m, const char *topic, const char *result)
+{
+    const char *const values[] = {topic, result};
+
+    rte_counter_inc(m, values);
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static int next_backoff(int backoff, int max)
+{
+    return backoff > max / 2 ? max : backoff * 2;
+}
+
+/* --- broker list --------------------------------------------------------- */
+
+static int copy_trimmed(const char *s, char *buf, size_t len)
+{
+    size_t n;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    if (n == 0 || n >= len)
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return 0;
+}
+
+static int read_bootstrap_file(char *buf, size_t len)
+{
+    const char *dir = getenv("RTE_RUN_DIR");
+    char path[4096];
+    char text[4096];
+    size_t n;
+    FILE *f;
+
+    if (!dir || !*dir)
+        dir = "run";
+    if ((size_t)snprintf(path, sizeof path, "%s/kafka.bootstrap", dir) >= sizeof path)
+        return -1;
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    return copy_trimmed(text, buf, len);
+}
+
+/* rte_kafka_brokers - env, then config, then the dev broker's file; any thread */
+int rte_kafka_brokers(const rte_config *cfg, char *buf, size_t len)
+{
+    const char *s = getenv("RTE_KAFKA_BROKERS");
+
+    if (s && *s)
+        return copy_trimmed(s, buf, len);
+    s = cfg ? rte_config_str(cfg, "kafka.brokers", NULL) : NULL;
+    if (s && *s)
+        return copy_trimmed(s, buf, len);
+    return read_bootstrap_file(buf, len);
+}
+
+/* --- configuration shared by producer and consumer ----------------------- */
+
+static enum rte_log_level syslog_to_rte(int level)
+{
+    if (level <= 3)
+        return RTE_LOG_ERROR;
+    if (level == 4)
+        return RTE_LOG_WARN;
+    if (level <= 6)
+        return RTE_LOG_INFO;
+    return RTE_LOG_DEBUG;
+}
+
+/* librdkafka internal threads: route its log lines to ours */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    rte_log(syslog_to_rte(level), "librdkafka %s %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+/* poll threads: client-level errors; librdkafka retries by itself */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    char why[512];
+
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        rte_log_error("kafka %s: fatal error: %s; this client is unusable until restart",
+                      rd_kafka_name(rk), why);
+        return;
+    }
+    rte_log_warn("kafka %s: %s: %s; librdkafka keeps retrying", rd_kafka_name(rk),
+                 rd_kafka_err2name(err), reason);
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
+                    size_t errlen)
+{
+    char why[256];
+
+    if (rd_kafka_conf_set(conf, name, value, why, sizeof why) == RD_KAFKA_CONF_OK)
+        return 0;
+    snprintf(err, errlen, "kafka property %s=%s: %s", name, value, why);
+    return -1;
+}
+
+struct props {
+    rd_kafka_conf_t *conf;
+    const char *prefix;
+    int rc;
+    char *err;
+    size_t errlen;
+};
+
+static void apply_prop(const char *key, const char *value, void *arg)
+{
+    struct props *p = arg;
+    size_t n = strlen(p->prefix);
+    const char *name = strncmp(key, p->prefix, n) == 0 ? key + n : key;
+    char why[256];
+    char env[256];
+
+    if (p->rc < 0)
+        return;
+    if (rd_kafka_conf_set(p->conf, name, value, why, sizeof why) == RD_KAFKA_CONF_OK)
+        return;
+    rte_config_env_name(key, env, sizeof env);
+    snprintf(p->err, p->errlen, "config key %s (%s) = \"%s\": %s", key, env, value, why);
+    p->rc = -1;
+}
+
+/* librdkafka properties from every config key under prefix */
+static int apply_props(const rte_config *cfg, const char *prefix, rd_kafka_conf_t *conf, char *err,
+                       size_t errlen)
+{
+    struct props p = {conf, prefix, 0, err, errlen};
+
+    if (cfg)
+        rte_config_each(cfg, prefix, apply_prop, &p);
+    return p.rc;
+}
+
+static rd_kafka_conf_t *base_conf(const rte_config *cfg, const char *brokers, char *err,
+                                  size_t errlen)
+{
+    rd_kafka_conf_t *conf;
+    char list[2048];
+
+    if (!brokers) {
+        if (rte_kafka_brokers(cfg, list, sizeof list) < 0) {
+            snprintf(err, errlen,
+                     "no Kafka brokers: set RTE_KAFKA_BROKERS or kafka.brokers, or start "
+                     "tools/kafka-dev-broker (writes $RTE_RUN_DIR/kafka.bootstrap)");
+            return NULL;
+        }
+        brokers = list;
+    }
+    conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    if (conf_set(conf, "bootstrap.servers", brokers, err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+/* 1 if a broker answers a brokers-only Metadata request within 1 s */
+static int brokers_up(rd_kafka_t *rk)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    int up;
+
+    if (rd_kafka_metadata(rk, 0, NULL, &md, CONNECTED_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    up = md->broker_cnt > 0;
+    rd_kafka_metadata_destroy(md);
+    return up;
+}
+
+/* --- producer ------------------------------------------------------------ */
+
+/* poll thread (or a flushing caller): one delivery report */
+static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    rte_kafka_producer *p = opaque;
+    struct waiter *w = m->_private;
+    const char *topic = rd_kafka_topic_name(m->rkt);
+
+    (void)rk;
+    count(m_produced, topic, m->err ? "error" : "ok");
+    if (!w) {
+        if (m->err)
+            rte_log_error("kafka: message to %s not delivered: %s; it is lost", topic,
+                          rd_kafka_err2str(m->err));
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    if (w->abandoned) {
+        free(w);
+    } else {
+        w->done = 1;
+        w->err = m->err;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void *poll_loop(void *arg)
+{
+    rte_kafka_producer *p = arg;
+
+    while (!atomic_load(&p->stop))
+        rd_kafka_poll(p->rk, POLL_MS);
+    return NULL;
+}
+
+static int producer_conf(rd_kafka_conf_t *conf, const rte_config *cfg, char *err, size_t errlen)
+{
+    if (conf_set(conf, "enable.idempotence", "true", err, errlen) < 0 ||
+        conf_set(conf, "acks", "all", err, errlen) < 0 ||
+        conf_set(conf, "linger.ms", "5", err, errlen) < 0)
+        return -1;
+    return apply_props(cfg, "kafka.producer.", conf, err, errlen);
+}
+
+static void producer_destroy(rte_kafka_producer *p)
+{
+    if (p->poller_started) {
+        atomic_store(&p->stop, 1);
+        pthread_join(p->poller, NULL);
+    }
+    if (p->rk)
+        rd_kafka_destroy(p->rk);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* rte_kafka_producer_new - any thread; starts the producer's poll thread */
+rte_kafka_producer *rte_kafka_producer_new(const rte_config *cfg, const char *brokers, char *err,
+                                           size_t errlen)
+{
+    rte_kafka_producer *p;
+    rd_kafka_conf_t *conf = NULL;
+    pthread_condattr_t ca;
+    char why[512];
+    int rc = -1;
+
+    pthread_once(&metrics_once, metrics_init);
+    p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "kafka producer: out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+
+    conf = base_conf(cfg, brokers, err, errlen);
+    if (!conf || producer_conf(conf, cfg, err, errlen) < 0)
+        goto out;
+    rd_kafka_conf_set_dr_msg_cb(conf, delivery_cb);
+    rd_kafka_conf_set_opaque(conf, p);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+    if (!p->rk) {
+        snprintf(err, errlen, "kafka producer: %s", why);
+        goto out;
+    }
+    conf = NULL; /* owned by p->rk now */
+    if (pthread_create(&p->poller, NULL, poll_loop, p) != 0) {
+        snprintf(err, errlen, "kafka producer: cannot start poll thread");
+        goto out;
+    }
+    p->poller_started = 1;
+    rc = 0;
+out:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    if (rc < 0) {
+        producer_destroy(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* rte_kafka_flush - any thread; returns what is still queued or unacknowledged */
+int rte_kafka_flush(rte_kafka_producer *p, int timeout_ms)
+{
+    rd_kafka_flush(p->rk, timeout_ms);
+    return rd_kafka_outq_len(p->rk);
+}
+
+/* rte_kafka_producer_free - the owner, once no other thread uses p */
+int rte_kafka_producer_free(rte_kafka_producer *p, int timeout_ms)
+{
+    int left;
+
+    if (!p)
+        return 0;
+    left = rte_kafka_flush(p, timeout_ms);
+    if (left > 0) {
+        rte_log_warn("kafka producer: %d message(s) not acknowledged within %d ms; dropping them",
+                     left, timeout_ms);
+        /* purged messages still get a report, which frees abandoned waiters */
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(p->rk, 1000);
+    }
+    producer_destroy(p);
+    return left;
+}
+
+static int produce(rte_kafka_producer *p, const char *topic, const void *key, size_t keylen,
+                   const void *payload, size_t len, const rte_kafka_header *headers, int nheaders,
+                   struct waiter *w, char *err, size_t errlen)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    rd_kafka_resp_err_t e;
+    int i;
+
+    if (nheaders > 0) {
+        hdrs = rd_kafka_headers_new((size_t)nheaders);
+        for (i = 0; i < nheaders; i++)
+            rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
+                                (ssize_t)headers[i].len);
+    }
+    e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+                          RD_KAFKA_V_VALUE((void *)payload, len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                          RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0; /* hdrs now belong to the message */
+    if (hdrs)
+        rd_kafka_headers_destroy(hdrs);
+    snprintf(err, errlen, "produce to %s: %s", topic, rd_kafka_err2str(e));
+    return -1;
+}
+
+/* rte_kafka_produce - any thread; takes no lock of ours */
+int rte_kafka_produce(rte_kafka_producer *p, const char *topic, const void *key, size_t keylen,
+                      const void *payload, size_t len, const rte_kafka_header *headers,
+                      int nheaders, char *err, size_t errlen)
+{
+    return produce(p, topic, key, keylen, payload, len, headers, nheaders, NULL, err, errlen);
+}
+
+static struct timespec deadline_after(int ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* rte_kafka_produce_sync - any thread; blocks on the producer's mutex/condvar */
+int rte_kafka_produce_sync(rte_kafka_producer *p, const char *topic, const void *key, size_t keylen,
+                           const void *payload, size_t len, const rte_kafka_header *headers,
+                           int nheaders, int timeout_ms, char *err, size_t errlen)
+{
+    struct waiter *w = calloc(1, sizeof *w);
+    struct timespec deadline = deadline_after(timeout_ms);
+    int rc = -1;
+
+    if (!w) {
+        snprintf(err, errlen, "produce to %s: out of memory", topic);
+        return -1;
+    }
+    if (produce(p, topic, key, keylen, payload, len, headers, nheaders, w, err, errlen) < 0) {
+        free(w);
+        return -1;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (!w->done && pthread_cond_timedwait(&p->cv, &p->mu, &deadline) != ETIMEDOUT)
+        ;
+    if (!w->done)
+        snprintf(err, errlen, "produce to %s: not acknowledged within %d ms", topic, timeout_ms);
+    else if (w->err)
+        snprintf(err, errlen, "produce to %s: %s", topic, rd_kafka_err2str(w->err));
+    else
+        rc = 0;
+    if (w->done)
+        free(w);
+    else
+        w->abandoned = 1; /* the delivery report frees it */
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+/* rte_kafka_producer_connected - any thread; may block up to 1 s */
+int rte_kafka_producer_connected(rte_kafka_producer *p)
+{
+    return brokers_up(p->rk);
+}
+
+/* --- consumer ------------------------------------------------------------ */
+
+static void commit_stored(rd_kafka_t *rk, const char *when)
+{
+    rd_kafka_resp_err_t e = rd_kafka_commit(rk, NULL, 0);
+
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        rte_log_warn("kafka consumer: commit on %s failed: %s; messages finished since the last "
+                     "commit will be redelivered",
+                     when, rd_kafka_err2str(e));
+}
+
+static void log_partitions(const char *what, const rd_kafka_topic_partition_list_t *parts)
+{
+    char text[1024];
+    size_t n = 0;
+    int i;
+
+    text[0] = '\0';
+    for (i = 0; i < parts->cnt && n < sizeof text; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "%s%s[%d]", i ? " " : "",
+                              parts->elems[i].topic, (int)parts->elems[i].partition);
+    rte_log_info("kafka consumer: %s %d partition(s): %s", what, parts->cnt, text);
+}
+
+/* consumer thread (inside consumer_poll or consumer_close) */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *e = NULL;
+
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        log_partitions("assigned", parts);
+        if (cooperative)
+            e = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        log_partitions(rd_kafka_assignment_lost(rk) ? "lost" : "revoked", parts);
+        if (!rd_kafka_assignment_lost(rk))
+            commit_stored(rk, "revoke");
+        if (cooperative)
+            e = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
+    } else {
+        rte_log_error("kafka consumer: rebalance failed: %s; dropping the assignment and rejoining",
+                      rd_kafka_err2str(err));
+        rd_kafka_assign(rk, NULL);
+    }
+    if (e) {
+        rte_log_error("kafka consumer: applying the rebalance failed: %s",
+                      rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+}
+
+static int check_opts(const rte_kafka_consumer_opts *o, char *err, size_t errlen)
+{
+    const char *missing = NULL;
+
+    if (!o->group_id || !*o->group_id)
+        missing = "group_id";
+    else if (!o->topics || !o->topics[0])
+        missing = "topics";
+    else if (!o->handler)
+        missing = "handler";
+    else if (!o->dlq)
+        missing = "dlq (a producer for <topic>.dlq copies)";
+    if (!missing)
+        return 0;
+    snprintf(err, errlen, "kafka consumer: opts.%s is required", missing);
+    return -1;
+}
+
+static int consumer_conf(rd_kafka_conf_t *conf, const rte_config *cfg, const char *group, char *err,
+                         size_t errlen)
+{
+    static const char *const fixed[][2] = {
+        {"enable.auto.commit", "true"},    {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"}, {"partition.assignment.strategy", "cooperative-sticky"},
+        {"session.timeout.ms", "10000"},
+    };
+    size_t i;
+
+    if (conf_set(conf, "group.id", group, err, errlen) < 0)
+        return -1;
+    for (i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (conf_set(conf, fixed[i][0], fixed[i][1], err, errlen) < 0)
+            return -1;
+    return apply_props(cfg, "kafka.consumer.", conf, err, errlen);
+}
+
+static int subscribe(rd_kafka_t *rk, const char *const *topics, char *err, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
+    rd_kafka_resp_err_t e;
+
+    for (; *topics; topics++)
+        rd_kafka_topic_partition_list_add(list, *topics, RD_KAFKA_PARTITION_UA);
+    e = rd_kafka_subscribe(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    snprintf(err, errlen, "kafka consumer: subscribe: %s", rd_kafka_err2str(e));
+    return -1;
+}
+
+static void set_retry_opts(rte_kafka_consumer *c, const rte_kafka_consumer_opts *o)
+{
+    c->max_retries = o->max_retries > 0 ? o->max_retries : o->max_retries < 0 ? 0 : 5;
+    c->backoff_ms = o->retry_backoff_ms > 0 ? o->retry_backoff_ms : 200;
+    c->backoff_max_ms = o->retry_backoff_max_ms > 0 ? o->retry_backoff_max_ms : 10000;
+    if (c->backoff_max_ms < c->backoff_ms)
+        c->backoff_max_ms = c->backoff_ms;
+}
+
+/*
+ * rte_kafka_consumer_new - any thread; max_retries 0 means the default (5),
+ * negative means none; brokers NULL means rte_kafka_brokers(cfg)
+ */
+rte_kafka_consumer *rte_kafka_consumer_new(const rte_config *cfg, const char *brokers,
+                                           const rte_kafka_consumer_opts *opts, char *err,
+                                           size_t errlen)
+{
+    rte_kafka_consumer *c = NULL;
+    rd_kafka_conf_t *conf = NULL;
+    char why[512];
+    int rc = -1;
+
+    pthread_once(&metrics_once, metrics_init);
+    if (check_opts(opts, err, errlen) < 0)
+        return NULL;
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "kafka consumer: out of memory");
+        return NULL;
+    }
+    c->handler = opts->handler;
+    c->arg = opts->arg;
+    c->dlq = opts->dlq;
+    set_retry_opts(c, opts);
+    conf = base_conf(cfg, brokers, err, errlen);
+    if (!conf || consumer_conf(conf, cfg, opts->group_id, err, errlen) < 0)
+        goto out;
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, c);
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
+    if (!c->rk) {
+        snprintf(err, errlen, "kafka consumer: %s", why);
+        goto out;
+    }
+    conf = NULL; /* owned by c->rk now */
+    rd_kafka_poll_set_consumer(c->rk);
+    rc = subscribe(c->rk, opts->topics, err, errlen);
+out:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    if (rc < 0) {
+        if (c->rk)
+            rd_kafka_destroy(c->rk);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* sleep ms in slices; -1 as soon as stop was requested */
+static int sleep_unless_stopped(rte_kafka_consumer *c, int ms)
+{
+    int64_t end = rte_clock_mono_ms() + ms;
+    int64_t left;
+
+    while (!atomic_load(&c->stop)) {
+        left = end - rte_clock_mono_ms();
+        if (left <= 0)
+            return 0;
+        sleep_ms(left < SLICE_MS ? left : SLICE_MS);
+    }
+    return -1;
+}
+
+static int call_handler(rte_kafka_consumer *c, const rte_kafka_msg *msg, char *reason,
+                        size_t reasonlen)
+{
+    const char *const topic[] = {msg->topic};
+    int64_t t0 = rte_clock_mono_ms();
+    int rc;
+
+    reason[0] = '\0';
+    rc = c->handler(msg, c->arg, reason, reasonlen);
+    rte_histogram_observe(m_handler, topic, (double)(rte_clock_mono_ms() - t0) / 1000.0);
+    if (rc != RTE_KAFKA_OK && rc != RTE_KAFKA_RETRY && rc != RTE_KAFKA_POISON)
+        rte_panic("kafka consumer: handler for %s returned %d", msg->topic, rc);
+    if (rc != RTE_KAFKA_OK && !reason[0])
+        snprintf(reason, reasonlen, "handler gave no reason");
+    return rc;
+}
+
+/* put prefix before the text in buf (size len), cutting the text's end if needed */
+static void prepend(char *buf, size_t len, const char *prefix)
+{
+    size_t p = strlen(prefix);
+    size_t n = strlen(buf);
+
+    if (p >= len)
+        p = len - 1;
+    if (p + n >= len)
+        n = len - 1 - p;
+    memmove(buf + p, buf, n);
+    memcpy(buf, prefix, p);
+    buf[p + n] = '\0';
+}
+
+/* OK or POISON (retries exhausted become POISON), or STOPPED mid-backoff */
+static int call_with_retries(rte_kafka_consumer *c, const rte_kafka_msg *msg, char *reason,
+                             size_t reasonlen)
+{
+    int backoff = c->backoff_ms;
+    char prefix[64];
+    int attempt;
+    int rc;
+
+    for (attempt = 0;; attempt++) {
+        rc = call_handler(c, msg, reason, reasonlen);
+        if (rc != RTE_KAFKA_RETRY)
+            return rc;
+        if (attempt >= c->max_retries) {
+            snprintf(prefix, sizeof prefix, "gave up after %d retries: ", attempt);
+            prepend(reason, reasonlen, prefix);
+            return RTE_KAFKA_POISON;
+        }
+        count(m_consumed, msg->topic, "retry");
+        rte_log_warn("kafka consumer: %s [%d] @%lld: %s; retry %d/%d in %d ms", msg->topic,
+                     (int)msg->partition, (long long)msg->offset, reason, attempt + 1,
+                     c->max_retries, backoff);
+        if (sleep_unless_stopped(c, backoff) < 0)
+            return STOPPED;
+        backoff = next_backoff(backoff, c->backoff_max_ms);
+    }
+}
+
+/* copy msg to <topic>.dlq until acknowledged; -1 if stopped first */
+static int dead_letter(rte_kafka_consumer *c, const rte_kafka_msg *msg, const char *reason)
+{
+    char dlq[512], part[16], off[24], ts[24], err[512];
+    rte_kafka_header h[5] = {
+        {"dlq-reason", reason, strlen(reason)},
+        {"dlq-topic", msg->topic, strlen(msg->topic)},
+        {"dlq-partition", part, 0},
+        {"dlq-offset", off, 0},
+        {"dlq-timestamp", ts, 0},
+    };
+    int backoff = c->backoff_ms;
+
+    snprintf(dlq, sizeof dlq, "%s%s", msg->topic, DLQ_SUFFIX);
+    h[2].len = (size_t)snprintf(part, sizeof part, "%d", (int)msg->partition);
+    h[3].len = (size_t)snprintf(off, sizeof off, "%lld", (long long)msg->offset);
+    h[4].len = (size_t)snprintf(ts, sizeof ts, "%lld", (long long)msg->timestamp_ms);
+    for (;;) {
+        if (rte_kafka_produce_sync(c->dlq, dlq, msg->key, msg->key_len, msg->payload, msg->len, h,
+                                   5, DLQ_TIMEOUT_MS, err, sizeof err) == 0) {
+            rte_log_warn("kafka consumer: %s [%d] @%lld sent to %s: %s", msg->topic,
+                         (int)msg->partition, (long long)msg->offset, dlq, reason);
+            return 0;
+        }
+        rte_log_error("kafka consumer: %s [%d] @%lld: DLQ copy failed: %s; offset not stored, "
+                      "retrying in %d ms",
+                      msg->topic, (int)msg->partition, (long long)msg->offset, err, backoff);
+        if (sleep_unless_stopped(c, backoff) < 0)
+            return -1;
+        backoff = next_backoff(backoff, c->backoff_max_ms);
+    }
+}
+
+static void store_offset(rte_kafka_consumer *c, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    rd_kafka_resp_err_t e;
+
+    rd_kafka_topic_partition_list_add(l, topic, m->partition)->offset = m->offset + 1;
+    e = rd_kafka_offsets_store(c->rk, l);
+    if (!e)
+        e = l->elems[0].err;
+    if (e)
+        rte_log_warn("kafka consumer: cannot store offset of %s [%d] @%lld: %s; it will be "
+                     "redelivered to the partition's new owner",
+                     topic, (int)m->partition, (long long)m->offset, rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void handle(rte_kafka_consumer *c, rd_kafka_message_t *m)
+{
+    rte_kafka_msg msg = {
+        .topic = rd_kafka_topic_name(m->rkt),
+        .partition = m->partition,
+        .offset = m->offset,
+        .key = m->key,
+        .key_len = m->key_len,
+        .payload = m->payload,
+        .len = m->len,
+        .timestamp_ms = rd_kafka_message_timestamp(m, NULL),
+        .rk_message = m,
+    };
+    char reason[512];
+    int rc = call_with_retries(c, &msg, reason, sizeof reason);
+
+    if (rc == STOPPED)
+        return; /* not stored: redelivered after restart */
+    if (rc == RTE_KAFKA_POISON && dead_letter(c, &msg, reason) < 0)
+        return;
+    store_offset(c, m);
+    count(m_consumed, msg.topic, rc == RTE_KAFKA_OK ? "ok" : "dlq");
+}
+
+static void consumer_error(rte_kafka_consumer *c, const rd_kafka_message_t *m)
+{
+    char why[512];
+
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        return;
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(c->rk, why, sizeof why);
+        rte_log_error("kafka consumer: fatal error: %s; stopping", why);
+        atomic_store(&c->stop, 1);
+        return;
+    }
+    rte_log_warn("kafka consumer: %s%s%s: %s; still polling",
+                 m->rkt ? rd_kafka_topic_name(m->rkt) : "", m->rkt ? ": " : "",
+                 rd_kafka_err2name(m->err), rd_kafka_message_errstr(m));
+}
+
+static void close_consumer(rte_kafka_consumer *c)
+{
+    rd_kafka_resp_err_t e;
+
+    if (atomic_exchange(&c->closed, 1))
+        return;
+    commit_stored(c->rk, "stop");
+    e = rd_kafka_consumer_close(c->rk);
+    if (e)
+        rte_log_warn("kafka consumer: close: %s; the group rebalances after session.timeout.ms",
+                     rd_kafka_err2str(e));
+}
+
+/* rte_kafka_consumer_run - the owning thread only */
+void rte_kafka_consumer_run(rte_kafka_consumer *c)
+{
+    rd_kafka_message_t *m;
+
+    while (!atomic_load(&c->stop)) {
+        m = rd_kafka_consumer_poll(c->rk, POLL_MS);
+        if (!m)
+            continue;
+        if (m->err)
+            consumer_error(c, m);
+        else
+            handle(c, m);
+        rd_kafka_message_destroy(m);
+    }
+    close_consumer(c);
+}
+
+/* rte_kafka_consumer_stop - any thread; one lock-free atomic store, so signal handlers too */
+void rte_kafka_consumer_stop(rte_kafka_consumer *c)
+{
+    atomic_store(&c->stop, 1);
+}
+
+/* rte_kafka_consumer_free - the owning thread, after run returned (or instead of run) */
+void rte_kafka_consumer_free(rte_kafka_consumer *c)
+{
+    if (!c)
+        return;
+    close_consumer(c);
+    rd_kafka_destroy(c->rk);
+    free(c);
+}
+
+/* rte_kafka_consumer_connected - any thread; may block up to 1 s */
+int rte_kafka_consumer_connected(rte_kafka_consumer *c)
+{
+    return !atomic_load(&c->closed) && brokers_up(c->rk);
+}
+
+/* rte_kafka_msg_header - handler thread, while msg lives; borrowed */
+const void *rte_kafka_msg_header(const rte_kafka_msg *msg, const char *name, size_t *len)
+{
+    rd_kafka_headers_t *hdrs;
+    const void *value;
+    size_t size;
+
+    if (!msg->rk_message || rd_kafka_message_headers(msg->rk_message, &hdrs))
+        return NULL;
+    if (rd_kafka_header_get_last(hdrs, name, &value, &size))
+        return NULL;
+    if (len)
+        *len = size;
+    return value;
+}

@@ -1,0 +1,612 @@
+/*
+ * service.c - the service skeleton: start-up, serving, readiness, draining.
+ *
+ * Contract in rte/service.h. Threads the skeleton owns:
+ *
+ *   main      parses arguments, builds everything, then waits in sigwait()
+ *             for SIGTERM/SIGINT (drain) and SIGHUP (reload). All signals we
+ *             handle are blocked before any thread starts, so only this
+ *             thread ever sees them and no handler runs in signal context.
+ *   http      runs the h2o loop serving the admin port and the public port.
+ *   probe     checks declared dependencies every health.interval and
+ *             publishes readiness (an atomic flag read by /readyz and gRPC
+ *             health).
+ *   consumer  one per declared topic, inside rte_kafka_consumer_run.
+ *   timer     one per declared timer.
+ *   watchdog  started by a drain; exits 1 if the drain outlives the deadline.
+ *   gRPC workers belong to grpc_server.c.
+ *
+ * Drain order matters: readiness first (so load balancers stop sending),
+ * then the public listener and gRPC stop accepting and finish what they
+ * hold, then consumers finish and commit, then timers, then the service's
+ * own shutdown, then the producer flush (after everyone who produces has
+ * stopped), and the admin port last so /metrics stays scrapeable to the end.
+ *
+ * Process-wide state lives in one static struct: one service per process.
+ */
+#include "rte/service.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rte/clock.h"
+#include "rte/log.h"
+#include "rte/metrics.h"
+
+#define MAX_CONSUMERS 16
+#define MAX_TIMERS 16
+#define MAX_OLD_CONFIGS 64
+
+struct timer_rt {
+    const rte_timer_decl *decl;
+    pthread_t thread;
+};
+
+static struct {
+    const rte_service_def *def;
+    const char *config_path;
+    _Atomic(const rte_config *) cfg;
+    rte_config *old_cfgs[MAX_OLD_CONFIGS]; /* kept alive: readers hold borrowed strings */
+    int nold;
+    char redis_url[256];
+    int redis_timeout_ms;
+    rte_kafka_producer *producer;
+    rte_http_server *http;
+    pthread_t http_thread;
+    int public_port, admin_port, grpc_port;
+    rte_grpc_server *grpc;
+    rte_kafka_consumer *consumers[MAX_CONSUMERS];
+    pthread_t consumer_threads[MAX_CONSUMERS];
+    int nconsumers;
+    struct timer_rt timers[MAX_TIMERS];
+    int ntimers;
+    pthread_t probe_thread;
+    pthread_mutex_t lock; /* with wake: sleeping timers and the probe */
+    pthread_cond_t wake;
+    atomic_int stopping; /* timers and probe should return */
+    atomic_int draining;
+    atomic_int ready;
+    atomic_int redis_up, kafka_up;
+    int64_t health_interval_ms;
+    int64_t shutdown_deadline_ms;
+    rte_metric *m_ready, *m_dep_up, *m_info, *m_timer_runs;
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+/* rte_service_config - current configuration; borrowed; any thread */
+const rte_config *rte_service_config(void)
+{
+    return atomic_load(&S.cfg);
+}
+
+/* rte_service_producer - the shared producer or NULL; any thread */
+rte_kafka_producer *rte_service_producer(void)
+{
+    return S.producer;
+}
+
+/* rte_service_redis - this thread's Redis connection; any thread */
+rte_redis *rte_service_redis(void)
+{
+    return rte_redis_thread(S.redis_url, S.redis_timeout_ms);
+}
+
+/* rte_service_name - the service's name; any thread */
+const char *rte_service_name(void)
+{
+    return S.def ? S.def->name : "unknown";
+}
+
+/* rte_service_draining - 1 once draining began; any thread */
+int rte_service_draining(void)
+{
+    return atomic_load(&S.draining);
+}
+
+/* rte_service_ready - current readiness; any thread */
+int rte_service_ready(void)
+{
+    return atomic_load(&S.ready);
+}
+
+static int ready_cb(void *arg)
+{
+    (void)arg;
+    return rte_service_ready();
+}
+
+/* sleep on the shared condvar for real ms, or until stopping; 0 if stopping */
+static int nap(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&S.lock);
+    while (!atomic_load(&S.stopping)) {
+        if (pthread_cond_timedwait(&S.wake, &S.lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&S.lock);
+    return !atomic_load(&S.stopping);
+}
+
+/* ------------------------------------------------------------------ */
+/* readiness                                                           */
+
+static void set_dep(const char *name, atomic_int *flag, int up)
+{
+    const char *lv[] = {name, NULL};
+    rte_gauge_set(S.m_dep_up, lv, up);
+    int was = atomic_exchange(flag, up);
+    if (was != up)
+        rte_log(up ? RTE_LOG_INFO : RTE_LOG_WARN, "dependency %s is %s%s", name,
+                up ? "reachable" : "unreachable",
+                up ? "" : "; reporting not ready until it returns");
+}
+
+static void evaluate_readiness(void)
+{
+    unsigned needs = S.def->needs;
+    int ok = !atomic_load(&S.draining);
+    if ((needs & RTE_NEEDS_REDIS) && !atomic_load(&S.redis_up))
+        ok = 0;
+    if ((needs & RTE_NEEDS_KAFKA) && !atomic_load(&S.kafka_up))
+        ok = 0;
+    int was = atomic_exchange(&S.ready, ok);
+    rte_series_set(rte_metric_series0(S.m_ready), ok);
+    if (was != ok && S.grpc != NULL)
+        rte_grpc_server_health_changed(S.grpc);
+}
+
+static void probe_once(void)
+{
+    if (S.def->needs & RTE_NEEDS_REDIS)
+        set_dep("redis", &S.redis_up, rte_redis_ping(rte_service_redis()) == 0);
+    if (S.def->needs & RTE_NEEDS_KAFKA)
+        set_dep("kafka", &S.kafka_up, rte_kafka_producer_connected(S.producer));
+    evaluate_readiness();
+}
+
+static void *probe_main(void *arg)
+{
+    (void)arg;
+    do
+        probe_once();
+    while (nap(S.health_interval_ms));
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* admin endpoints                                                     */
+
+static void h_metrics(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    size_t len;
+    char *text = rte_metrics_render(&len);
+    rte_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
+static void h_healthz(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    static const char body[] = "{\"status\":\"alive\"}";
+    rte_http_respond(req, 200, "application/json", body, sizeof body - 1);
+}
+
+static void h_readyz(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    int ready = rte_service_ready();
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "status", ready ? "ready" : "not_ready");
+    cJSON_AddStringToObject(doc, "service", S.def->name);
+    cJSON_AddBoolToObject(doc, "draining", rte_service_draining());
+    cJSON *checks = cJSON_AddObjectToObject(doc, "checks");
+    if (S.def->needs & RTE_NEEDS_REDIS)
+        cJSON_AddStringToObject(checks, "redis", atomic_load(&S.redis_up) ? "ok" : "unreachable");
+    if (S.def->needs & RTE_NEEDS_KAFKA)
+        cJSON_AddStringToObject(checks, "kafka", atomic_load(&S.kafka_up) ? "ok" : "unreachable");
+    rte_http_respond_json(req, ready ? 200 : 503, doc);
+    cJSON_Delete(doc);
+}
+
+static rte_http_route *admin_table(void)
+{
+    static const rte_http_route builtin[] = {
+        {"GET", "/metrics", h_metrics, NULL, 0, NULL},
+        {"GET", "/healthz", h_healthz, NULL, 0, NULL},
+        {"GET", "/readyz", h_readyz, NULL, 0, NULL},
+    };
+    int nb = (int)(sizeof builtin / sizeof builtin[0]);
+    int ne = 0;
+    while (S.def->admin_routes != NULL && S.def->admin_routes[ne].path != NULL)
+        ne++;
+    rte_http_route *t = calloc((size_t)(nb + ne + 1), sizeof *t);
+    if (t == NULL)
+        rte_panic("out of memory");
+    memcpy(t, builtin, sizeof builtin);
+    for (int i = 0; i < ne; i++)
+        t[nb + i] = S.def->admin_routes[i];
+    return t;
+}
+
+static void *http_main(void *arg)
+{
+    (void)arg;
+    rte_http_server_run(S.http);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* consumers and timers                                                */
+
+static void *consumer_main(void *arg)
+{
+    rte_kafka_consumer_run(arg);
+    return NULL;
+}
+
+static void start_consumers(const rte_config *cfg, const char *brokers)
+{
+    const rte_consumer_decl *d = S.def->consumers;
+    for (; d != NULL && d->topic != NULL; d++) {
+        if (S.nconsumers == MAX_CONSUMERS)
+            rte_panic("service %s declares more than %d consumers", S.def->name, MAX_CONSUMERS);
+        char group[256], err[512];
+        if (d->group != NULL)
+            snprintf(group, sizeof group, "%s", d->group);
+        else
+            snprintf(group, sizeof group, "%s.%s", S.def->name, d->topic);
+        const char *topics[] = {d->topic, NULL};
+        rte_kafka_consumer_opts o = {
+            .group_id = group,
+            .topics = topics,
+            .handler = d->handler,
+            .arg = d->arg,
+            .max_retries = (int)rte_config_int(cfg, "kafka.handler_max_retries", 5, 0, 1000),
+            .retry_backoff_ms =
+                (int)rte_config_duration_ms(cfg, "kafka.handler_retry_backoff", 200, 1, 60000),
+            .retry_backoff_max_ms =
+                (int)rte_config_duration_ms(cfg, "kafka.handler_retry_backoff_max", 10000, 1, 600000),
+            .dlq = S.producer,
+        };
+        rte_kafka_consumer *c = rte_kafka_consumer_new(cfg, brokers, &o, err, sizeof err);
+        if (c == NULL)
+            rte_fatal("kafka consumer for topic %s: %s", d->topic, err);
+        S.consumers[S.nconsumers] = c;
+        pthread_create(&S.consumer_threads[S.nconsumers], NULL, consumer_main, c);
+        S.nconsumers++;
+        rte_log_info("consuming %s as group %s", d->topic, group);
+    }
+}
+
+static void *timer_main(void *arg)
+{
+    struct timer_rt *t = arg;
+    const char *lv[] = {t->decl->name, NULL};
+    rte_series *runs = rte_metric_labels(S.m_timer_runs, lv);
+    int64_t real = rte_clock_real_ms(t->decl->interval_ms);
+    if (real < 1)
+        real = 1;
+    while (nap(real)) {
+        t->decl->fn(t->decl->arg);
+        rte_series_inc(runs);
+    }
+    return NULL;
+}
+
+static void start_timers(void)
+{
+    const rte_timer_decl *d = S.def->timers;
+    for (; d != NULL && d->name != NULL; d++) {
+        if (S.ntimers == MAX_TIMERS)
+            rte_panic("service %s declares more than %d timers", S.def->name, MAX_TIMERS);
+        S.timers[S.ntimers].decl = d;
+        pthread_create(&S.timers[S.ntimers].thread, NULL, timer_main, &S.timers[S.ntimers]);
+        S.ntimers++;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* start-up                                                            */
+
+static void usage(const char *prog)
+{
+    fprintf(stderr,
+            "usage: %s [--config FILE] [--check-config]\n"
+            "  --config FILE    YAML configuration (default: $RTE_CONFIG, else none)\n"
+            "  --check-config   load and validate the configuration, then exit\n"
+            "Every key can be overridden by an RTE_* environment variable; see\n"
+            "docs/configuration.md.\n",
+            prog);
+}
+
+static int parse_args(int argc, char **argv, int *check_only)
+{
+    S.config_path = getenv("RTE_CONFIG");
+    *check_only = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            S.config_path = argv[++i];
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            *check_only = 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(argv[0]);
+            exit(0);
+        } else {
+            fprintf(stderr, "%s: unknown argument '%s'\n", argv[0], argv[i]);
+            usage(argv[0]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static rte_config *load_config_or_die(void)
+{
+    char err[512];
+    rte_config *cfg = rte_config_load(S.config_path, err, sizeof err);
+    if (cfg == NULL)
+        rte_fatal("config: %s", err);
+    return cfg;
+}
+
+static void read_settings(const rte_config *cfg)
+{
+    const char *lvl = rte_config_str(cfg, "log.level", "info");
+    int level = rte_log_level_parse(lvl);
+    if (level < 0)
+        rte_fatal("config: key 'log.level' (RTE_LOG_LEVEL) = '%s': expected debug, info, warn "
+                  "or error",
+                  lvl);
+    rte_log_init(S.def->name, (enum rte_log_level)level);
+    const char *url = rte_config_str(cfg, "redis.url", rte_redis_default_url());
+    char err[256];
+    rte_redis *probe = rte_redis_new(url, 100, err, sizeof err);
+    if (probe == NULL)
+        rte_fatal("config: key 'redis.url' (RTE_REDIS_URL): %s", err);
+    rte_redis_free(probe);
+    snprintf(S.redis_url, sizeof S.redis_url, "%s", url);
+    S.redis_timeout_ms = (int)rte_config_duration_ms(cfg, "redis.timeout", 1000, 10, 60000);
+    S.health_interval_ms = rte_config_duration_ms(cfg, "health.interval", 1000, 50, 60000);
+    S.shutdown_deadline_ms = rte_config_duration_ms(cfg, "shutdown.deadline", 25000, 100, 600000);
+}
+
+static void write_ports_file(void)
+{
+    const char *path = getenv("RTE_PORTS_FILE");
+    if (path == NULL || path[0] == '\0')
+        return;
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        rte_fatal("RTE_PORTS_FILE '%s': %s", path, strerror(errno));
+    fprintf(f, "{\"admin\":%d,\"http\":%d,\"grpc\":%d,\"pid\":%d}\n", S.admin_port,
+            S.public_port, S.grpc_port, (int)getpid());
+    fclose(f);
+    if (rename(tmp, path) != 0)
+        rte_fatal("RTE_PORTS_FILE '%s': %s", path, strerror(errno));
+}
+
+static void start_http(const rte_config *cfg)
+{
+    char err[512];
+    S.http = rte_http_server_new(err, sizeof err);
+    if (S.http == NULL)
+        rte_fatal("http: %s", err);
+    const char *admin = rte_config_str(cfg, "admin.addr", "0.0.0.0:9090");
+    rte_http_route *table = admin_table();
+    S.admin_port = rte_http_server_listen(S.http, admin, table, err, sizeof err);
+    free(table); /* the server copies route tables */
+    if (S.admin_port < 0)
+        rte_fatal("config: key 'admin.addr' (RTE_ADMIN_ADDR) = '%s': %s", admin, err);
+    S.public_port = 0;
+    if (S.def->routes != NULL) {
+        const char *pub = rte_config_str(cfg, "http.addr", "0.0.0.0:8080");
+        S.public_port = rte_http_server_listen(S.http, pub, S.def->routes, err, sizeof err);
+        if (S.public_port < 0)
+            rte_fatal("config: key 'http.addr' (RTE_HTTP_ADDR) = '%s': %s", pub, err);
+    }
+    pthread_create(&S.http_thread, NULL, http_main, NULL);
+}
+
+static void start_grpc(const rte_config *cfg)
+{
+    static const rte_grpc_method none[] = {{NULL}};
+    char err[512];
+    const char *addr = rte_config_str(cfg, "grpc.addr", "0.0.0.0:50051");
+    int workers = (int)rte_config_int(cfg, "grpc.workers",
+                                      S.def->grpc_workers > 0 ? S.def->grpc_workers : 16, 1, 1024);
+    S.grpc = rte_grpc_server_new(addr, S.def->grpc ? S.def->grpc : none, workers, ready_cb, NULL,
+                                 err, sizeof err);
+    if (S.grpc == NULL)
+        rte_fatal("config: key 'grpc.addr' (RTE_GRPC_ADDR) = '%s': %s", addr, err);
+    S.grpc_port = rte_grpc_server_port(S.grpc);
+}
+
+static void register_metrics(void)
+{
+    static const char *const dep[] = {"dependency", NULL};
+    static const char *const svc[] = {"service", NULL};
+    static const char *const tl[] = {"timer", NULL};
+    S.m_ready = rte_gauge_new("rte_ready", "1 when every dependency is reachable", NULL);
+    S.m_dep_up = rte_gauge_new("rte_dependency_up", "1 when the dependency is reachable", dep);
+    S.m_info = rte_gauge_new("rte_service_info", "constant 1, labelled with the service", svc);
+    S.m_timer_runs = rte_counter_new("rte_timer_runs_total", "periodic timer runs", tl);
+    const char *lv[] = {S.def->name, NULL};
+    rte_gauge_set(S.m_info, lv, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* reload and drain                                                    */
+
+static void reload(void)
+{
+    char err[512];
+    rte_config *cfg = rte_config_load(S.config_path, err, sizeof err);
+    if (cfg == NULL) {
+        rte_log_error("SIGHUP: %s; keeping the previous configuration", err);
+        return;
+    }
+    if (S.def->reload != NULL && S.def->reload(cfg, err, sizeof err) != 0) {
+        rte_log_error("SIGHUP: %s; keeping the previous configuration", err);
+        rte_config_free(cfg);
+        return;
+    }
+    int level = rte_log_level_parse(rte_config_str(cfg, "log.level", "info"));
+    if (level >= 0)
+        rte_log_init(S.def->name, (enum rte_log_level)level);
+    const rte_config *old = atomic_exchange(&S.cfg, cfg);
+    if (S.nold < MAX_OLD_CONFIGS)
+        S.old_cfgs[S.nold++] = (rte_config *)old;
+    rte_log_info("SIGHUP: configuration reloaded from %s", S.config_path ? S.config_path : "(env)");
+}
+
+static void *watchdog_main(void *arg)
+{
+    (void)arg;
+    int64_t until = rte_clock_mono_ms() + S.shutdown_deadline_ms;
+    while (rte_clock_mono_ms() < until)
+        usleep(50000);
+    rte_log_error("drain did not finish within shutdown.deadline (%lld ms): %d HTTP requests in "
+                  "flight; exiting 1",
+                  (long long)S.shutdown_deadline_ms, rte_http_server_inflight(S.http));
+    _exit(1);
+    return NULL;
+}
+
+static int drain(int signo)
+{
+    int64_t t0 = rte_clock_mono_ms();
+    rte_log_info("%s received: draining (deadline %lld ms)", strsignal(signo),
+                 (long long)S.shutdown_deadline_ms);
+    pthread_t wd;
+    pthread_create(&wd, NULL, watchdog_main, NULL);
+    pthread_detach(wd);
+
+    atomic_store(&S.draining, 1);
+    evaluate_readiness();
+    int budget = (int)(S.shutdown_deadline_ms * 8 / 10);
+    if (S.public_port > 0)
+        rte_http_server_stop_listener(S.http, S.public_port);
+    int cancelled = rte_grpc_server_shutdown(S.grpc, budget);
+    if (cancelled > 0)
+        rte_log_warn("drain: %d gRPC calls were cancelled at the deadline", cancelled);
+    for (int i = 0; i < S.nconsumers; i++)
+        rte_kafka_consumer_stop(S.consumers[i]);
+    for (int i = 0; i < S.nconsumers; i++) {
+        pthread_join(S.consumer_threads[i], NULL);
+        rte_kafka_consumer_free(S.consumers[i]);
+    }
+    pthread_mutex_lock(&S.lock);
+    atomic_store(&S.stopping, 1);
+    pthread_cond_broadcast(&S.wake);
+    pthread_mutex_unlock(&S.lock);
+    for (int i = 0; i < S.ntimers; i++)
+        pthread_join(S.timers[i].thread, NULL);
+    pthread_join(S.probe_thread, NULL);
+    if (S.def->shutdown != NULL)
+        S.def->shutdown();
+    int undelivered = 0;
+    if (S.producer != NULL)
+        undelivered = rte_kafka_producer_free(S.producer, budget);
+    S.producer = NULL;
+    if (undelivered > 0)
+        rte_log_error("drain: %d Kafka messages were not delivered before the deadline",
+                      undelivered);
+    rte_http_server_stop(S.http, budget);
+    pthread_join(S.http_thread, NULL);
+    rte_http_server_free(S.http);
+    rte_grpc_server_free(S.grpc);
+    rte_log_info("drained in %lld ms; exiting", (long long)(rte_clock_mono_ms() - t0));
+    return undelivered > 0 ? 1 : 0;
+}
+
+static void free_configs(void)
+{
+    for (int i = 0; i < S.nold; i++)
+        rte_config_free(S.old_cfgs[i]);
+    rte_config_free((rte_config *)atomic_load(&S.cfg));
+}
+
+/* rte_service_main - run the service until drained; main thread */
+int rte_service_main(const rte_service_def *def, int argc, char **argv)
+{
+    int check_only;
+    S.def = def;
+    rte_log_init(def->name, RTE_LOG_INFO);
+    if (parse_args(argc, argv, &check_only) != 0)
+        return 2;
+    rte_clock_init_env();
+    rte_config *cfg = load_config_or_die();
+    atomic_store(&S.cfg, cfg);
+    read_settings(cfg);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    register_metrics();
+
+    char brokers[1024] = "";
+    char err[512];
+    if (def->needs & RTE_NEEDS_KAFKA) {
+        if (rte_kafka_brokers(cfg, brokers, sizeof brokers) != 0)
+            rte_fatal("config: no Kafka brokers: set kafka.brokers (RTE_KAFKA_BROKERS) or start "
+                      "the dev broker (make dev-up)");
+        S.producer = rte_kafka_producer_new(cfg, brokers, err, sizeof err);
+        if (S.producer == NULL)
+            rte_fatal("kafka producer: %s", err);
+    }
+    if (check_only) {
+        printf("%s: configuration OK\n", def->name);
+        if (S.producer != NULL)
+            rte_kafka_producer_free(S.producer, 0);
+        free_configs();
+        return 0;
+    }
+    if (def->init != NULL && def->init(cfg, err, sizeof err) != 0)
+        rte_fatal("%s: start-up failed: %s", def->name, err);
+
+    start_http(cfg);
+    start_grpc(cfg);
+    if (def->needs & RTE_NEEDS_KAFKA)
+        start_consumers(cfg, brokers);
+    start_timers();
+    probe_once();
+    pthread_create(&S.probe_thread, NULL, probe_main, NULL);
+    write_ports_file();
+    rte_log_info("%s serving: admin port %d, http port %d, grpc port %d, %s", def->name,
+                 S.admin_port, S.public_port, S.grpc_port,
+                 rte_service_ready() ? "ready" : "not ready yet");
+
+    for (;;) {
+        int signo;
+        if (sigwait(&set, &signo) != 0)
+            continue;
+        if (signo == SIGHUP) {
+            reload();
+            continue;
+        }
+        int rc = drain(signo);
+        free_configs();
+        return rc;
+    }
+}

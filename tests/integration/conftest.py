@@ -1,0 +1,209 @@
+"""Shared fixtures: real Redis, the Kafka dev broker, and service processes.
+
+Every integration suite starts the real processes it needs: redis-server from
+Debian, tools/kafka-dev-broker (librdkafka's mock cluster) and our binaries
+from $RTE_BUILD_DIR (default <repo>/build). Nothing here is a mock of our own
+services. Ports are chosen free at start, so suites never collide with a
+developer's running stack.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("RTE_BUILD_DIR", os.path.join(REPO, "build"))
+sys.path.insert(0, os.path.join(BUILD, "gen", "py"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def bin_path(name):
+    """Path of one of our executables in the build tree."""
+    p = os.path.join(BUILD, "bin", name)
+    if not os.path.exists(p):
+        pytest.fail(f"{p} is missing: run make build")
+    return p
+
+
+def free_port():
+    """A TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=20.0, interval=0.05, what="condition"):
+    """Poll pred() until it returns a truthy value or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - report the last failure
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, in its own directory."""
+
+    def __init__(self, workdir):
+        self.dir = workdir
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.ping, what=f"redis on port {self.port}")
+
+    def ping(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def client(self):
+        import redis
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=False)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+class KafkaBroker:
+    """tools/kafka-dev-broker: librdkafka's mock cluster, 3 brokers on loopback."""
+
+    def __init__(self, workdir, topics=()):
+        self.file = os.path.join(workdir, "kafka.bootstrap")
+        self.topics = topics
+        self.proc = None
+        self.bootstrap = None
+
+    def start(self):
+        args = [bin_path("kafka-dev-broker"), "--bootstrap-file", self.file]
+        for t in self.topics:
+            args += ["--topic", t]
+        self.log = open(self.file + ".log", "w")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log)
+        wait_for(lambda: os.path.exists(self.file), what="kafka-dev-broker bootstrap file")
+        with open(self.file) as f:
+            self.bootstrap = f.read().strip()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    d = tempfile.mkdtemp(prefix="rte-it-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server(workdir):
+    r = RedisServer(os.path.join(workdir))
+    r.start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(workdir):
+    b = KafkaBroker(workdir, topics=("probe.in:3", "probe.in.dlq:1"))
+    b.start()
+    yield b
+    b.stop()
+
+
+class Service:
+    """One of our service processes, started with env overrides and free ports."""
+
+    def __init__(self, name, env, workdir, args=()):
+        self.name = name
+        self.ports_file = os.path.join(workdir, f"{name}-{time.monotonic_ns()}.ports")
+        self.log_path = self.ports_file + ".log"
+        self.env = dict(os.environ)
+        self.env.update({"RTE_ADMIN_ADDR": "127.0.0.1:0", "RTE_HTTP_ADDR": "127.0.0.1:0",
+                         "RTE_GRPC_ADDR": "127.0.0.1:0", "RTE_PORTS_FILE": self.ports_file})
+        self.env.update(env)
+        self.args = list(args)
+        self.proc = None
+        self.ports = None
+
+    def start(self, wait_ready=True):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([bin_path(self.name)] + self.args, env=self.env,
+                                     stdout=self.log, stderr=self.log)
+        wait_for(lambda: self.proc.poll() is not None or os.path.exists(self.ports_file),
+                 what=f"{self.name} to listen")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited {self.proc.returncode}: {self.logtext()}")
+        with open(self.ports_file) as f:
+            self.ports = json.load(f)
+        if wait_ready:
+            wait_for(lambda: self.get("admin", "/readyz").status_code == 200,
+                     what=f"{self.name} ready")
+        return self
+
+    def url(self, port, path):
+        return f"http://127.0.0.1:{self.ports[port]}{path}"
+
+    def get(self, port, path, **kw):
+        import requests
+        return requests.get(self.url(port, path), timeout=kw.pop("timeout", 10), **kw)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=30):
+        return self.proc.wait(timeout)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if os.path.exists(self.ports_file):
+            os.unlink(self.ports_file)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if os.path.exists(self.ports_file):
+            os.unlink(self.ports_file)
+        self.log.close()
+
+    def logtext(self):
+        with open(self.log_path) as f:
+            return f.read()

@@ -1,0 +1,178 @@
+"""The service skeleton, through the smallest real service built on it.
+
+Starts tests/programs/skeleton-probe against real Redis and the Kafka dev
+broker and checks what every service inherits: admin endpoints, readiness
+that follows Redis, gRPC health, consumption with a consumer group, the DLQ,
+timers, config errors, SIGHUP and draining on SIGTERM.
+"""
+import signal
+import subprocess
+import threading
+import time
+
+import grpc
+import pytest
+import requests
+
+import promtext
+from conftest import Service, bin_path, wait_for
+
+
+def probe_env(redis_server, kafka_broker, **extra):
+    env = {"RTE_REDIS_URL": redis_server.url, "RTE_KAFKA_BROKERS": kafka_broker.bootstrap,
+           "RTE_HEALTH_INTERVAL": "200ms", "PROBE_TOPIC": "probe.in"}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def probe(redis_server, kafka_broker, workdir):
+    s = Service("skeleton-probe", probe_env(redis_server, kafka_broker), workdir).start()
+    yield s
+    s.stop()
+
+
+def health_status(port, timeout=5):
+    import health_pb2
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        check = ch.unary_unary("/grpc.health.v1.Health/Check",
+                               request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                               response_deserializer=health_pb2.HealthCheckResponse.FromString)
+        resp = check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+
+def test_admin_endpoints(probe):
+    r = probe.get("admin", "/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "alive"
+    r = probe.get("admin", "/readyz")
+    assert r.status_code == 200
+    assert r.json()["checks"] == {"redis": "ok", "kafka": "ok"}
+    assert probe.get("admin", "/nope").status_code == 404
+    assert requests.post(probe.url("admin", "/metrics"), timeout=5).status_code == 405
+
+    probe.get("http", "/v1/echo?msg=hi%20there")
+    r = probe.get("admin", "/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    types, samples = promtext.parse(r.text)
+    assert types["rte_http_requests_total"] == "counter"
+    assert types["rte_http_request_duration_seconds"] == "histogram"
+    assert promtext.value(samples, "rte_ready") == 1
+    assert promtext.value(samples, "rte_dependency_up", dependency="redis") == 1
+    assert promtext.value(samples, "rte_http_requests_total", route="echo", status="200") == 1
+    # the timer runs every 100 ms
+    wait_for(lambda: promtext.value(promtext.parse(probe.get("admin", "/metrics").text)[1],
+                                    "probe_ticks_total") >= 3, what="timer ticks")
+
+
+def test_public_routes_and_errors(probe):
+    r = probe.get("http", "/v1/echo?msg=caf%C3%A9+ok", headers={"X-Request-Id": "req-123"})
+    assert r.status_code == 200 and r.json() == {"msg": "café ok"}
+    assert r.headers["x-request-id"] == "req-123"
+    r = probe.get("http", "/v1/echo")
+    assert r.status_code == 400
+    assert "'msg'" in r.json()["error"]["message"]
+    assert r.json()["request_id"]
+    r = probe.get("http", "/v1/slow?ms=50")
+    assert r.status_code == 200 and r.json() == {"slow": "done"}
+
+
+def test_grpc_health_follows_redis(probe, redis_server):
+    assert health_status(probe.ports["grpc"]) == "SERVING"
+    redis_server.stop()
+    try:
+        wait_for(lambda: health_status(probe.ports["grpc"]) == "NOT_SERVING", what="NOT_SERVING")
+        r = probe.get("admin", "/readyz")
+        assert r.status_code == 503 and r.json()["checks"]["redis"] == "unreachable"
+        assert probe.get("admin", "/healthz").status_code == 200  # alive, just not ready
+    finally:
+        redis_server.start()
+    wait_for(lambda: health_status(probe.ports["grpc"]) == "SERVING", what="SERVING again")
+
+
+def test_consumer_group_and_dlq(probe, redis_server, kafka_broker):
+    from confluent_kafka import Consumer, Producer
+    rc = redis_server.client()
+    rc.delete("probe:seen")
+    p = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    for i in range(50):
+        p.produce("probe.in", key=f"k{i}", value=f"m{i}")
+    p.produce("probe.in", key="bad", value="POISON pill")
+    assert p.flush(30) == 0
+    wait_for(lambda: rc.llen("probe:seen") >= 50, what="50 messages consumed")
+    assert sorted(rc.lrange("probe:seen", 0, -1)) == sorted(f"m{i}".encode() for i in range(50))
+
+    c = Consumer({"bootstrap.servers": kafka_broker.bootstrap, "group.id": "dlq-reader",
+                  "auto.offset.reset": "earliest"})
+    c.subscribe(["probe.in.dlq"])
+    try:
+        msg = wait_for(lambda: (lambda m: m if m is not None and not m.error() else None)(
+            c.poll(0.5)), what="DLQ message")
+    finally:
+        c.close()
+    assert msg.value() == b"POISON pill"
+    headers = dict(msg.headers())
+    assert b"payload contains POISON" in headers["dlq-reason"]
+    assert headers["dlq-topic"] == b"probe.in"
+
+
+def test_bad_config_names_key(redis_server, kafka_broker, workdir):
+    env = probe_env(redis_server, kafka_broker, RTE_HEALTH_INTERVAL="soon")
+    s = Service("skeleton-probe", env, workdir)
+    s.env.update(env)
+    out = subprocess.run([bin_path("skeleton-probe")], env=s.env, capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 1
+    assert "health.interval" in out.stderr and "RTE_HEALTH_INTERVAL" in out.stderr
+    assert "soon" in out.stderr
+
+
+def test_check_config(redis_server, kafka_broker, workdir, tmp_path):
+    cfg = tmp_path / "probe.yaml"
+    cfg.write_text("log:\n  level: debug\nhealth:\n  interval: 2s\n")
+    s = Service("skeleton-probe", probe_env(redis_server, kafka_broker), workdir)
+    out = subprocess.run([bin_path("skeleton-probe"), "--config", str(cfg), "--check-config"],
+                         env=s.env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    cfg.write_text("log:\n  level: [unclosed\n")
+    out = subprocess.run([bin_path("skeleton-probe"), "--config", str(cfg), "--check-config"],
+                         env=s.env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert str(cfg) in out.stderr
+
+
+def test_sighup_reload_keeps_serving(redis_server, kafka_broker, workdir, tmp_path):
+    cfg = tmp_path / "probe.yaml"
+    cfg.write_text("probe:\n  handler_ms: 0\n")
+    s = Service("skeleton-probe", probe_env(redis_server, kafka_broker), workdir,
+                args=["--config", str(cfg)]).start()
+    try:
+        cfg.write_text("probe: [broken\n")
+        s.signal(signal.SIGHUP)
+        wait_for(lambda: "keeping the previous configuration" in s.logtext(), what="reload refusal")
+        cfg.write_text("probe:\n  handler_ms: 5\n")
+        s.signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in s.logtext(), what="reload")
+        assert s.get("admin", "/readyz").status_code == 200
+    finally:
+        s.stop()
+
+
+def test_sigterm_drains_inflight_and_exits_zero(redis_server, kafka_broker, workdir):
+    s = Service("skeleton-probe", probe_env(redis_server, kafka_broker), workdir).start()
+    result = {}
+
+    def slow():
+        result["r"] = requests.get(s.url("http", "/v1/slow?ms=1500"), timeout=20)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.5)  # let the request reach the server before the signal
+    s.signal(signal.SIGTERM)
+    rc = s.wait(30)
+    t.join(20)
+    assert rc == 0, s.logtext()
+    assert result["r"].status_code == 200 and result["r"].json() == {"slow": "done"}
+    assert "drained in" in s.logtext()
+    s.stop()
