@@ -198,8 +198,9 @@ static int is_map_field(const ProtobufCMessageDescriptor *parent, const Protobuf
     if (strncmp(entry->name, parent->name, parent_len) != 0 || entry->name[parent_len] != '.' ||
         strcmp(entry->name + parent_len + 1, entry->short_name) != 0)
         return 0;
-    return entry->n_fields == 2 && entry->fields[0].id == 1 && strcmp(entry->fields[0].name, "key") == 0 &&
-           entry->fields[1].id == 2 && strcmp(entry->fields[1].name, "value") == 0;
+    return entry->n_fields == 2 && entry->fields[0].id == 1 &&
+           strcmp(entry->fields[0].name, "key") == 0 && entry->fields[1].id == 2 &&
+           strcmp(entry->fields[1].name, "value") == 0;
 }
 
 /* is_first_in_oneof - is fields[index] the lowest-numbered member of its oneof? */
@@ -435,7 +436,8 @@ static int cmd_decode(const ProtobufCMessageDescriptor *desc)
 
     free(buf);
     if (msg == NULL) {
-        fprintf(stderr, "proto-roundtrip: %zu bytes on stdin do not unpack as %s\n", len, desc->name);
+        fprintf(stderr, "proto-roundtrip: %zu bytes on stdin do not unpack as %s\n", len,
+                desc->name);
         return 2;
     }
     rc = write_packed(msg);
@@ -467,7 +469,8 @@ int main(int argc, char **argv)
         return usage();
     desc = find_known(argv[2]);
     if (desc == NULL) {
-        fprintf(stderr, "proto-roundtrip: unknown message %s (try: proto-roundtrip list)\n", argv[2]);
+        fprintf(stderr, "proto-roundtrip: unknown message %s (try: proto-roundtrip list)\n",
+                argv[2]);
         return 1;
     }
     if (strcmp(argv[1], "encode") == 0)
