@@ -33,9 +33,11 @@
  * cut short, timeout mid-body) counts as a transport error: status 0.
  *
  * Deliberately not done: redirects are not followed (a 3xx is returned to
- * the caller); no cookies, proxies from the environment are left to curl's
- * defaults; response bodies are not size-limited; URLs are never logged
- * (they may carry identifiers). curl_global_cleanup is never called: curl is
+ * the caller); no cookies; proxy settings stay curl's defaults (the *_proxy
+ * environment variables); response bodies are not size-limited; URLs are
+ * never logged (they may carry identifiers); easy handles are not pooled
+ * (one per exchange, reused across its retries; connections live in the
+ * multi handle either way). curl_global_cleanup is never called: curl is
  * initialised once per process and lives as long as it.
  */
 #include "rte/http_client.h"

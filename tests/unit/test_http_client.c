@@ -29,6 +29,7 @@
 
 #include "rte/clock.h"
 #include "rte/http_client.h"
+#include "rte/metrics.h"
 
 #define MAX_CONNS 16
 
@@ -677,6 +678,33 @@ static void test_retry_after_parse(void **state)
     assert_int_equal(rte_http_retry_after_ms("Wed, 21 Oct 2015 07:28:00 PST", 0), -1);
 }
 
+static void test_metrics_counted(void **state)
+{
+    static const struct reply script[] = {{500, NULL, "e", 0}, {200, NULL, "ok", 0}};
+    struct fixture f;
+    rte_http_request req;
+    rte_http_response resp;
+    char *text;
+    size_t len;
+
+    (void)state;
+    fixture_start(&f, script, 2);
+    req = get_request(f.url);
+    req.name = "t_metrics";
+    req.max_attempts = 2;
+    assert_int_equal(rte_http_do(f.client, &req, &resp), 0);
+    rte_http_response_free(&resp);
+    text = rte_metrics_render(&len);
+    assert_non_null(text);
+    assert_non_null(
+        strstr(text, "rte_http_client_requests_total{name=\"t_metrics\",outcome=\"5xx\"} 1\n"));
+    assert_non_null(
+        strstr(text, "rte_http_client_requests_total{name=\"t_metrics\",outcome=\"2xx\"} 1\n"));
+    assert_non_null(strstr(text, "rte_http_client_duration_seconds_count{name=\"t_metrics\"} 1\n"));
+    free(text);
+    fixture_stop(&f);
+}
+
 static void test_free_with_no_requests(void **state)
 {
     char err[256] = "";
@@ -707,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_callers),
         cmocka_unit_test(test_response_header_lookup),
         cmocka_unit_test(test_retry_after_parse),
+        cmocka_unit_test(test_metrics_counted),
         cmocka_unit_test(test_free_with_no_requests),
     };
 
