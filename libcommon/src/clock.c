@@ -37,8 +37,8 @@
 #define MAX_SCALE 1e6
 
 static double clock_scale = 1.0;
-static int scaled;          /* 0: plain CLOCK_REALTIME */
-static int64_t start_ms;    /* simulated time at init */
+static int scaled;           /* 0: plain CLOCK_REALTIME */
+static int64_t start_ms;     /* simulated time at init */
 static int64_t mono_init_ns; /* CLOCK_MONOTONIC at init */
 
 static int64_t ts_ns(clockid_t id)
@@ -258,9 +258,7 @@ int64_t rte_clock_parse(const char *s)
     tm.tm_hour = h;
     tm.tm_min = mi;
     tm.tm_sec = sec;
-    t = timegm(&tm);
-    if (t == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31 && h == 23 && mi == 59))
-        return -1;
+    t = timegm(&tm); /* a 4-digit year cannot overflow a 64-bit time_t */
     int64_t r = (int64_t)t * 1000 + ms - (int64_t)sign * (oh * 3600 + om * 60) * 1000;
     return r < 0 ? -1 : r;
 }

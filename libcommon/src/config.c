@@ -108,8 +108,7 @@ static int is_null_scalar(const yaml_node_t *node)
            strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
-static int load_error(struct loader *ld, const yaml_node_t *node, const char *what,
-                      const char *key)
+static int load_error(struct loader *ld, const yaml_node_t *node, const char *what, const char *key)
 {
     snprintf(ld->err, ld->errlen, "config: %s: line %zu column %zu: %s%s%s%s", ld->name,
              node->start_mark.line + 1, node->start_mark.column + 1, what, key ? " '" : "",
@@ -211,9 +210,13 @@ static void parser_error(const yaml_parser_t *p, const char *name, char *err, si
         snprintf(err, errlen, "config: %s: byte %zu: %s", name, p->problem_offset, problem);
         return;
     }
-    snprintf(err, errlen, "config: %s: line %zu column %zu: %s%s%s", name,
-             p->problem_mark.line + 1, p->problem_mark.column + 1, problem,
-             p->context ? " " : "", p->context ? p->context : "");
+    if (p->context)
+        snprintf(err, errlen, "config: %s: line %zu column %zu: %s %s started at line %zu", name,
+                 p->problem_mark.line + 1, p->problem_mark.column + 1, problem, p->context,
+                 p->context_mark.line + 1);
+    else
+        snprintf(err, errlen, "config: %s: line %zu column %zu: %s", name, p->problem_mark.line + 1,
+                 p->problem_mark.column + 1, problem);
 }
 
 static int entry_cmp(const void *a, const void *b)
@@ -263,11 +266,13 @@ static rte_config *load(yaml_parser_t *parser, const char *name, char *err, size
     }
     yaml_document_delete(&doc);
 
-    qsort(cfg->v, cfg->n, sizeof(cfg->v[0]), entry_cmp);
+    if (cfg->n)
+        qsort(cfg->v, cfg->n, sizeof(cfg->v[0]), entry_cmp);
     for (size_t i = 1; i < cfg->n; i++) {
         if (strcmp(cfg->v[i - 1].key, cfg->v[i].key) == 0) {
             snprintf(err, errlen, "config: %s: line %zu: duplicate key '%s' (first at line %zu)",
-                     name, cfg->v[i].line > cfg->v[i - 1].line ? cfg->v[i].line : cfg->v[i - 1].line,
+                     name,
+                     cfg->v[i].line > cfg->v[i - 1].line ? cfg->v[i].line : cfg->v[i - 1].line,
                      cfg->v[i].key,
                      cfg->v[i].line < cfg->v[i - 1].line ? cfg->v[i].line : cfg->v[i - 1].line);
             goto out;
@@ -506,8 +511,7 @@ int64_t rte_config_int(const rte_config *cfg, const char *key, int64_t def, int6
 }
 
 /* rte_config_double - number in [min,max] or def; fatal naming the key if bad */
-double rte_config_double(const rte_config *cfg, const char *key, double def, double min,
-                         double max)
+double rte_config_double(const rte_config *cfg, const char *key, double def, double min, double max)
 {
     const char *v = rte_config_raw(cfg, key);
     char err[ERR_MAX], expect[96];

@@ -12,10 +12,11 @@
  * where the field is the thread-local prefix (rte_json_set_prefix) + "." +
  * name, or the name alone without a prefix. A JSON null counts as absent:
  * "missing" for required getters, untouched output for _opt ones. Integers
- * must be integral numbers (1.5 and 1e300 are not) in [min, max] and within
- * +-2^53, where a double still holds every integer exactly (larger ones
- * would already have been rounded by the parser, so they are refused rather
- * than silently changed). Numbers must be finite (1e999 overflows to inf).
+ * must be integral numbers (1.5 is not) in [min, max] with
+ * |n| < 2^53: a double holds every such integer exactly, while a larger one
+ * may already have been rounded by the parser (9007199254740993 reads as
+ * 2^53), so it is refused rather than silently changed. Numbers must be
+ * finite (1e999 overflows to inf).
  *
  * rte_json_parse accepts one JSON value surrounded by optional whitespace in
  * exactly len bytes (the buffer need not be NUL-terminated); otherwise it
@@ -105,8 +106,7 @@ cJSON *rte_json_parse(const char *buf, size_t len, char *err, size_t errlen)
 }
 
 /* rte_json_object - the object member name of obj (required); out is borrowed */
-int rte_json_object(const cJSON *obj, const char *name, const cJSON **out, char *err,
-                    size_t errlen)
+int rte_json_object(const cJSON *obj, const char *name, const cJSON **out, char *err, size_t errlen)
 {
     const cJSON *v;
 
@@ -183,8 +183,8 @@ static int check_int(const cJSON *v, const char *name, int64_t min, int64_t max,
     i = (int64_t)d;
     if (i < min || i > max)
         goto range;
-    if (fabs(d) > EXACT_INT_MAX) {
-        field_error(err, errlen, name, "integer beyond 2^53 cannot be represented exactly");
+    if (fabs(d) >= EXACT_INT_MAX) {
+        field_error(err, errlen, name, "integer too large to be exact (|n| >= 2^53)");
         return -1;
     }
     *out = i;

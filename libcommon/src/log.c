@@ -21,10 +21,12 @@
  *   - date-shaped tokens standing alone: YYYY-MM-DD, YYYYMMDD (month and
  *     day plausible, year 1800-2199) and MM/DD/YYYY.
  * A bare unquoted value stops at whitespace, so "name=John Smith" leaves
- * "Smith": callers must not format free text after a name key. Non-JSON
- * bytes in a message are escaped; invalid UTF-8 becomes U+FFFD.
+ * "Smith": callers must not format free text after a name key. A JSON null
+ * value is kept (it is not personal data).
  *
- * Messages longer than MSG_MAX bytes are truncated and end in "...".
+ * In the line, quotes, backslashes and control characters of the message
+ * are JSON-escaped and invalid UTF-8 becomes U+FFFD, so every line parses.
+ * Messages longer than MSG_MAX (4096) bytes are truncated to end in "...".
  * rte_fatal logs at level "fatal" and exit(1)s; rte_panic logs at level
  * "panic" and abort()s; both ignore the minimum level. Before rte_log_init
  * the service name is the program name and the level is info.
@@ -58,17 +60,26 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 /* Keys whose values are personal data; matched case-insensitively. */
 static const char *const pii_keys[] = {
-    "firstName", "lastName", "first_name", "last_name", "name",
-    "dateOfBirth", "date_of_birth", "dob", "birthDate",
+    "firstName",   "lastName",      "first_name", "last_name", "name",
+    "dateOfBirth", "date_of_birth", "dob",        "birthDate",
 };
 
-/* rte_log_init - set the service name and minimum level; call once at start-up */
+/*
+ * rte_log_init - set the service name and minimum level (RTE_LOG_LEVEL, when
+ * set to a valid level, wins); call at start-up before threads, or again on
+ * reload with the same service name (only the level changes, atomically)
+ */
 void rte_log_init(const char *service, enum rte_log_level min)
 {
     const char *env = getenv("RTE_LOG_LEVEL");
     int from_env = -1;
 
-    snprintf(service_name, sizeof(service_name), "%s", service ? service : "");
+    /* a reload (SIGHUP) calls this again while other threads log: write the
+     * name only when it changes, so the common case is a pure read */
+    if (!service)
+        service = "";
+    if (strncmp(service_name, service, sizeof(service_name) - 1) != 0)
+        snprintf(service_name, sizeof(service_name), "%s", service);
     if (env && *env) {
         from_env = rte_log_level_parse(env);
         if (from_env >= 0)
@@ -419,8 +430,8 @@ static void format_ts(char *buf, size_t len)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
 }
 
 static void write_all(const char *buf, size_t len)
@@ -438,7 +449,7 @@ static void write_all(const char *buf, size_t len)
 
 static void emit(const char *level, const char *fmt, va_list ap)
 {
-    char msg[MSG_MAX], clean[MSG_MAX], ts[32], line[LINE_MAX_BYTES];
+    char msg[MSG_MAX], clean[MSG_MAX], ts[64], line[LINE_MAX_BYTES];
     struct out o = {line, sizeof(line) - 1, 0};
     const char *svc = service_name[0] ? service_name : program_invocation_short_name;
     int n;

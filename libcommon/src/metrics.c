@@ -159,7 +159,7 @@ static rte_series *series_new(rte_metric *m, const char *const *values)
     rte_series *s = xcalloc(1, sizeof(*s));
 
     s->family = m;
-    for (int i = 0; i < m->nlabels; i++)
+    for (int i = 0; values && i < m->nlabels; i++)
         s->values[i] = xstrdup(values[i]);
     if (m->kind == HISTOGRAM)
         s->buckets = xcalloc((size_t)m->nbounds + 1, sizeof(*s->buckets));

@@ -67,7 +67,7 @@ int rte_config_int_try(const rte_config *cfg, const char *key, int64_t def, int6
 int rte_config_duration_try(const rte_config *cfg, const char *key, int64_t def, int64_t min,
                             int64_t max, int64_t *out, char *err, size_t errlen);
 
-/* rte_config_each - call fn for every key (file and RTE_ env) under prefix ("" = all) */
+/* rte_config_each - call fn for every key of the file (env overrides applied) under prefix ("" = all) */
 void rte_config_each(const rte_config *cfg, const char *prefix,
                      void (*fn)(const char *key, const char *value, void *arg), void *arg);
 

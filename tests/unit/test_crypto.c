@@ -1,0 +1,240 @@
+/*
+ * test_crypto.c - HMAC-SHA256 against RFC 4231, constant-time compare,
+ * hex/base64 (RFC 4648 vectors, malformed input), member keys, UUIDs.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "rte/crypto.h"
+
+static void fill(uint8_t *buf, uint8_t v, size_t n)
+{
+    memset(buf, v, n);
+}
+
+static void assert_hmac(const uint8_t *key, size_t keylen, const void *msg, size_t msglen,
+                        const char *want_hex, size_t compare_bytes)
+{
+    uint8_t mac[RTE_SHA256_LEN];
+    char hex[2 * RTE_SHA256_LEN + 1];
+
+    assert_int_equal(rte_hmac_sha256(key, keylen, msg, msglen, mac), 0);
+    rte_hex_encode(mac, compare_bytes, hex);
+    assert_string_equal(hex, want_hex);
+}
+
+static void test_hmac_rfc4231(void **state)
+{
+    uint8_t key[131], data[50];
+
+    (void)state;
+    /* test case 1 */
+    fill(key, 0x0b, 20);
+    assert_hmac(key, 20, "Hi There", 8,
+                "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7", 32);
+    /* test case 2 */
+    assert_hmac((const uint8_t *)"Jefe", 4, "what do ya want for nothing?", 28,
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", 32);
+    /* test case 3 */
+    fill(key, 0xaa, 20);
+    fill(data, 0xdd, 50);
+    assert_hmac(key, 20, data, 50,
+                "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe", 32);
+    /* test case 4 */
+    for (int i = 0; i < 25; i++)
+        key[i] = (uint8_t)(i + 1);
+    fill(data, 0xcd, 50);
+    assert_hmac(key, 25, data, 50,
+                "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b", 32);
+    /* test case 5 (truncated to 128 bits) */
+    fill(key, 0x0c, 20);
+    assert_hmac(key, 20, "Test With Truncation", 20, "a3b6167473100ee06e0c796c2955552b", 16);
+    /* test case 6 */
+    fill(key, 0xaa, 131);
+    assert_hmac(key, 131, "Test Using Larger Than Block-Size Key - Hash Key First", 54,
+                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54", 32);
+    /* test case 7 */
+    {
+        const char *m = "This is a test using a larger than block-size key and a larger than "
+                        "block-size data. The key needs to be hashed before being used by the "
+                        "HMAC algorithm.";
+        assert_hmac(key, 131, m, strlen(m),
+                    "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2", 32);
+    }
+    /* empty key and message are valid inputs */
+    assert_hmac(NULL, 0, NULL, 0,
+                "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad", 32);
+}
+
+static void test_ct_equal(void **state)
+{
+    uint8_t a[64], b[64];
+
+    (void)state;
+    fill(a, 0x5a, sizeof(a));
+    fill(b, 0x5a, sizeof(b));
+    assert_int_equal(rte_ct_equal(a, b, sizeof(a)), 1);
+    b[63] ^= 1;
+    assert_int_equal(rte_ct_equal(a, b, sizeof(a)), 0);
+    b[63] ^= 1;
+    b[0] ^= 0x80;
+    assert_int_equal(rte_ct_equal(a, b, sizeof(a)), 0);
+    assert_int_equal(rte_ct_equal(a, b, 0), 1);
+}
+
+static void test_hex(void **state)
+{
+    const uint8_t in[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xff};
+    uint8_t out[8];
+    char hex[13];
+
+    (void)state;
+    rte_hex_encode(in, sizeof(in), hex);
+    assert_string_equal(hex, "00017f80abff");
+    assert_int_equal(rte_hex_decode(hex, out, sizeof(out)), 6);
+    assert_memory_equal(out, in, sizeof(in));
+    assert_int_equal(rte_hex_decode("00017F80ABFF", out, sizeof(out)), 6);
+    assert_memory_equal(out, in, sizeof(in));
+    assert_int_equal(rte_hex_decode("", out, sizeof(out)), 0);
+    rte_hex_encode(in, 0, hex);
+    assert_string_equal(hex, "");
+
+    assert_int_equal(rte_hex_decode("abc", out, sizeof(out)), -1); /* odd */
+    assert_int_equal(rte_hex_decode("zz", out, sizeof(out)), -1);  /* not hex */
+    assert_int_equal(rte_hex_decode("0g", out, sizeof(out)), -1);
+    assert_int_equal(rte_hex_decode(" 0a", out, sizeof(out)), -1);
+    assert_int_equal(rte_hex_decode("00112233", out, 3), -1); /* too long */
+    assert_int_equal(rte_hex_decode("001122", out, 3), 3);
+    assert_int_equal(rte_hex_decode(NULL, out, sizeof(out)), -1);
+}
+
+static void test_base64_vectors(void **state)
+{
+    const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    char out[16];
+    uint8_t dec[16];
+
+    (void)state;
+    for (int i = 0; i < 7; i++) {
+        size_t n = strlen(plain[i]);
+        assert_int_equal(rte_base64_encode((const uint8_t *)plain[i], n, out, sizeof(out)),
+                         strlen(enc[i]));
+        assert_string_equal(out, enc[i]);
+        assert_int_equal(rte_base64_decode(enc[i], dec, sizeof(dec)), (int)n);
+        assert_memory_equal(dec, plain[i], n);
+    }
+}
+
+static void test_base64_binary_round_trip(void **state)
+{
+    uint8_t in[256], dec[256];
+    char out[4 * 86 + 1];
+
+    (void)state;
+    for (int i = 0; i < 256; i++)
+        in[i] = (uint8_t)(255 - i);
+    for (size_t n = 0; n <= sizeof(in); n += 37) {
+        size_t len = rte_base64_encode(in, n, out, sizeof(out));
+        assert_int_equal(len, (n + 2) / 3 * 4);
+        assert_int_equal(rte_base64_decode(out, dec, sizeof(dec)), (int)n);
+        assert_memory_equal(dec, in, n);
+    }
+    assert_int_equal(rte_base64_encode(in, 256, out, sizeof(out)), 344);
+    assert_int_equal(rte_base64_decode(out, dec, sizeof(dec)), 256);
+    assert_memory_equal(dec, in, 256);
+}
+
+static void test_base64_malformed(void **state)
+{
+    const char *bad[] = {
+        "Zg=",      /* length not a multiple of 4 */
+        "Zg",       /* unpadded */
+        "Z===",     /* too much padding */
+        "====",     /* only padding */
+        "Zg=a",     /* padding in the middle */
+        "Z=g=",     /* padding in the middle */
+        "Zg==Zg==", /* padding before the end */
+        "Zm9v!A==", /* not in the alphabet */
+        "Zm9 Zg==", /* whitespace */
+        "Zm-_",     /* URL-safe alphabet */
+        "Zh==",     /* non-zero unused bits */
+        "Zm9=",     /* non-zero unused bits */
+    };
+    uint8_t dec[16];
+    char out[8];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (rte_base64_decode(bad[i], dec, sizeof(dec)) != -1)
+            fail_msg("accepted '%s'", bad[i]);
+    assert_int_equal(rte_base64_decode("Zm9vYmFy", dec, 5), -1); /* output too small */
+    assert_int_equal(rte_base64_decode("Zm9vYmFy", dec, 6), 6);
+    assert_int_equal(rte_base64_decode(NULL, dec, sizeof(dec)), -1);
+    /* encode refuses a short buffer: "foobar" needs 8 + 1 */
+    assert_int_equal(rte_base64_encode((const uint8_t *)"foobar", 6, out, 8), 0);
+    assert_string_equal(out, "");
+}
+
+static void test_member_key(void **state)
+{
+    char a[RTE_MEMBER_KEY_LEN + 1], b[RTE_MEMBER_KEY_LEN + 1], c[RTE_MEMBER_KEY_LEN + 1];
+
+    (void)state;
+    rte_crypto_member_key("deploy-secret", "M123456789", a);
+    /* HMAC-SHA256("deploy-secret", "M123456789"), first 16 bytes, hex */
+    assert_string_equal(a, "157de15de059944c41319bd0bb022396");
+    rte_crypto_member_key("deploy-secret", "M123456789", b);
+    assert_string_equal(a, b);
+    rte_crypto_member_key("other-secret", "M123456789", c);
+    assert_string_not_equal(a, c);
+    rte_crypto_member_key("deploy-secret", "M123456780", c);
+    assert_string_not_equal(a, c);
+    assert_int_equal(strlen(c), RTE_MEMBER_KEY_LEN);
+    assert_int_equal(strspn(c, "0123456789abcdef"), RTE_MEMBER_KEY_LEN);
+}
+
+static void test_random_and_uuid(void **state)
+{
+    uint8_t r1[32], r2[32];
+    char u1[37], u2[37];
+
+    (void)state;
+    assert_int_equal(rte_random_bytes(r1, sizeof(r1)), 0);
+    assert_int_equal(rte_random_bytes(r2, sizeof(r2)), 0);
+    assert_memory_not_equal(r1, r2, sizeof(r1));
+    assert_int_equal(rte_random_bytes(r1, 0), 0);
+
+    rte_uuid4(u1);
+    rte_uuid4(u2);
+    assert_int_equal(strlen(u1), 36);
+    assert_string_not_equal(u1, u2);
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            assert_int_equal(u1[i], '-');
+        else
+            assert_non_null(strchr("0123456789abcdef", u1[i]));
+    }
+    assert_int_equal(u1[14], '4');
+    assert_non_null(strchr("89ab", u1[19]));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hmac_rfc4231),
+        cmocka_unit_test(test_ct_equal),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_base64_vectors),
+        cmocka_unit_test(test_base64_binary_round_trip),
+        cmocka_unit_test(test_base64_malformed),
+        cmocka_unit_test(test_member_key),
+        cmocka_unit_test(test_random_and_uuid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,284 @@
+/*
+ * test_json.c - every rte_json getter: ok, missing, wrong type, out of range,
+ * prefixed field names, and rte_json_parse's byte offsets.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rte/json.h"
+
+static const char *doc_text =
+    "{\"subscriber\":{\"memberId\":\"M123\",\"firstName\":\"\",\"n\":7},"
+    "\"s\":\"hello\",\"long\":\"0123456789\",\"num\":42,\"half\":1.5,\"neg\":-3,"
+    "\"big\":9007199254740993,\"huge\":1e300,\"inf\":1e999,\"str5\":\"5\","
+    "\"flag\":true,\"off\":false,\"nil\":null,\"items\":[1,2,3],\"empty\":[],"
+    "\"ratio\":0.25,\"obj\":{}}";
+
+static int parse_doc(void **state)
+{
+    char err[128];
+
+    *state = rte_json_parse(doc_text, strlen(doc_text), err, sizeof(err));
+    return *state ? 0 : -1;
+}
+
+static int free_doc(void **state)
+{
+    cJSON_Delete(*state);
+    rte_json_set_prefix(NULL);
+    return 0;
+}
+
+static void test_parse_errors(void **state)
+{
+    const struct {
+        const char *text;
+        const char *err;
+    } cases[] = {
+        {"{\"a\":1,}", "invalid JSON at byte 7"},  {"{\"a\": tru}", "invalid JSON at byte 6"},
+        {"{\"a\":1} x", "invalid JSON at byte 8"}, {"", "invalid JSON at byte 0"},
+        {"nul", "invalid JSON at byte 0"},
+    };
+    char err[128];
+    cJSON *j;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(err, sizeof(err), "unset");
+        assert_null(rte_json_parse(cases[i].text, strlen(cases[i].text), err, sizeof(err)));
+        assert_string_equal(err, cases[i].err);
+    }
+    /* exactly len bytes are parsed: no NUL terminator needed, trailing bytes ignored */
+    j = rte_json_parse("{\"a\":1}garbage", 7, err, sizeof(err));
+    assert_non_null(j);
+    cJSON_Delete(j);
+    j = rte_json_parse(" [1, 2]\r\n", 9, err, sizeof(err));
+    assert_non_null(j);
+    cJSON_Delete(j);
+    /* an embedded NUL inside len is not whitespace */
+    assert_null(rte_json_parse("{\"a\":1}\0zz", 10, err, sizeof(err)));
+    assert_string_equal(err, "invalid JSON at byte 7");
+    assert_null(rte_json_parse(NULL, 0, err, sizeof(err)));
+}
+
+static void test_string(void **state)
+{
+    const cJSON *doc = *state, *sub;
+    const char *out = "untouched";
+    char err[128];
+
+    assert_int_equal(rte_json_string(doc, "s", 0, &out, err, sizeof(err)), 0);
+    assert_string_equal(out, "hello");
+    assert_int_equal(rte_json_string(doc, "long", 10, &out, err, sizeof(err)), 0);
+    assert_int_equal(rte_json_string(doc, "long", 9, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'long': longer than 9 bytes");
+    assert_int_equal(rte_json_string(doc, "absent", 0, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'absent': missing");
+    assert_int_equal(rte_json_string(doc, "nil", 0, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'nil': missing");
+    assert_int_equal(rte_json_string(doc, "num", 0, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'num': expected string");
+    assert_int_equal(rte_json_object(doc, "subscriber", &sub, err, sizeof(err)), 0);
+    assert_int_equal(rte_json_string(sub, "memberId", 64, &out, err, sizeof(err)), 0);
+    assert_string_equal(out, "M123");
+    assert_int_equal(rte_json_string(sub, "firstName", 64, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'firstName': must not be empty");
+}
+
+static void test_string_opt(void **state)
+{
+    const cJSON *doc = *state;
+    const char *out = "untouched";
+    char err[128];
+
+    assert_int_equal(rte_json_string_opt(doc, "absent", 0, &out, err, sizeof(err)), 0);
+    assert_string_equal(out, "untouched");
+    assert_int_equal(rte_json_string_opt(doc, "nil", 0, &out, err, sizeof(err)), 0);
+    assert_string_equal(out, "untouched");
+    assert_int_equal(rte_json_string_opt(doc, "s", 0, &out, err, sizeof(err)), 0);
+    assert_string_equal(out, "hello");
+    assert_int_equal(rte_json_string_opt(doc, "flag", 0, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'flag': expected string");
+    assert_int_equal(rte_json_string_opt(doc, "s", 3, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 's': longer than 3 bytes");
+}
+
+static void test_int(void **state)
+{
+    const cJSON *doc = *state;
+    int64_t v = 99;
+    char err[128];
+
+    assert_int_equal(rte_json_int(doc, "num", 1, 10000, &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(rte_json_int(doc, "neg", -10, 10, &v, err, sizeof(err)), 0);
+    assert_int_equal(v, -3);
+    assert_int_equal(rte_json_int(doc, "num", 1, 10, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'num': must be in [1, 10]");
+    assert_int_equal(rte_json_int(doc, "neg", 1, 10000, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'neg': must be in [1, 10000]");
+    assert_int_equal(rte_json_int(doc, "half", 0, 10, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'half': expected integer");
+    assert_int_equal(rte_json_int(doc, "str5", 0, 10, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'str5': expected integer");
+    assert_int_equal(rte_json_int(doc, "absent", 0, 10, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'absent': missing");
+    /* 1e300 is integral as a double but far outside int64 */
+    assert_int_equal(rte_json_int(doc, "huge", INT64_MIN, INT64_MAX, &v, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "field 'huge': must be in ["));
+    assert_int_equal(rte_json_int(doc, "inf", INT64_MIN, INT64_MAX, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'inf': expected integer");
+    /* beyond 2^53 the parser already rounded the value: refuse it */
+    assert_int_equal(rte_json_int(doc, "big", INT64_MIN, INT64_MAX, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'big': integer too large to be exact (|n| >= 2^53)");
+    assert_int_equal(rte_json_int(doc, "big", 0, 100, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'big': must be in [0, 100]");
+    assert_int_equal(v, -3);
+}
+
+static void test_int_opt(void **state)
+{
+    const cJSON *doc = *state;
+    int64_t v = 99;
+    char err[128];
+
+    assert_int_equal(rte_json_int_opt(doc, "absent", 0, 10, &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 99);
+    assert_int_equal(rte_json_int_opt(doc, "nil", 0, 10, &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 99);
+    assert_int_equal(rte_json_int_opt(doc, "num", 0, 100, &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(rte_json_int_opt(doc, "num", 0, 10, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'num': must be in [0, 10]");
+    assert_int_equal(rte_json_int_opt(doc, "s", 0, 10, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 's': expected integer");
+}
+
+static void test_number(void **state)
+{
+    const cJSON *doc = *state;
+    double v = 0;
+    char err[128];
+
+    assert_int_equal(rte_json_number(doc, "ratio", 0, 1, &v, err, sizeof(err)), 0);
+    assert_true(v == 0.25);
+    assert_int_equal(rte_json_number(doc, "half", 0, 1, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'half': must be in [0, 1]");
+    assert_int_equal(rte_json_number(doc, "s", 0, 1, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 's': expected number");
+    assert_int_equal(rte_json_number(doc, "inf", -1e308, 1e308, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'inf': expected number");
+    assert_int_equal(rte_json_number(doc, "absent", 0, 1, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'absent': missing");
+}
+
+static void test_bool(void **state)
+{
+    const cJSON *doc = *state;
+    int v = 7;
+    char err[128];
+
+    assert_int_equal(rte_json_bool(doc, "flag", &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(rte_json_bool(doc, "off", &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(rte_json_bool(doc, "num", &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'num': expected boolean");
+    assert_int_equal(rte_json_bool(doc, "absent", &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'absent': missing");
+
+    v = 7;
+    assert_int_equal(rte_json_bool_opt(doc, "absent", &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 7);
+    assert_int_equal(rte_json_bool_opt(doc, "flag", &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(rte_json_bool_opt(doc, "s", &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 's': expected boolean");
+}
+
+static void test_array_and_object(void **state)
+{
+    const cJSON *doc = *state, *out = NULL;
+    char err[128];
+
+    assert_int_equal(rte_json_array(doc, "items", 1, 3, &out, err, sizeof(err)), 0);
+    assert_int_equal(cJSON_GetArraySize(out), 3);
+    assert_int_equal(rte_json_array(doc, "items", 1, 2, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'items': must have 1..2 elements");
+    assert_int_equal(rte_json_array(doc, "empty", 1, 10, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'empty': must have 1..10 elements");
+    assert_int_equal(rte_json_array(doc, "obj", 0, 10, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'obj': expected array");
+    assert_int_equal(rte_json_array(doc, "absent", 0, 10, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'absent': missing");
+
+    assert_int_equal(rte_json_object(doc, "obj", &out, err, sizeof(err)), 0);
+    assert_true(cJSON_IsObject(out));
+    assert_int_equal(rte_json_object(doc, "items", &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'items': expected object");
+    assert_int_equal(rte_json_object(doc, "absent", &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'absent': missing");
+}
+
+static void test_prefix(void **state)
+{
+    const cJSON *doc = *state, *sub;
+    const char *s;
+    int64_t v;
+    int b;
+    char err[128];
+
+    assert_int_equal(rte_json_object(doc, "subscriber", &sub, err, sizeof(err)), 0);
+    rte_json_set_prefix("subscriber");
+    assert_int_equal(rte_json_string(sub, "lastName", 64, &s, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'subscriber.lastName': missing");
+    assert_int_equal(rte_json_int(sub, "n", 10, 20, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'subscriber.n': must be in [10, 20]");
+    rte_json_set_prefix("results[3]");
+    assert_int_equal(rte_json_bool(sub, "memberId", &b, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'results[3].memberId': expected boolean");
+    rte_json_set_prefix(NULL);
+    assert_int_equal(rte_json_string(sub, "lastName", 64, &s, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'lastName': missing");
+}
+
+static void test_print_and_small_err(void **state)
+{
+    const cJSON *doc = *state, *sub;
+    char err[16], *text;
+
+    assert_int_equal(rte_json_object(doc, "subscriber", &sub, err, sizeof(err)), 0);
+    text = rte_json_print(sub);
+    assert_non_null(text);
+    assert_string_equal(text, "{\"memberId\":\"M123\",\"firstName\":\"\",\"n\":7}");
+    free(text);
+    assert_null(rte_json_print(NULL));
+    /* a short error buffer is truncated, never overrun */
+    assert_int_equal(rte_json_int(doc, "absent", 0, 1, &(int64_t){0}, err, sizeof(err)), -1);
+    assert_int_equal(strlen(err), sizeof(err) - 1);
+    assert_int_equal(rte_json_int(doc, "absent", 0, 1, &(int64_t){0}, NULL, 0), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test_setup_teardown(test_string, parse_doc, free_doc),
+        cmocka_unit_test_setup_teardown(test_string_opt, parse_doc, free_doc),
+        cmocka_unit_test_setup_teardown(test_int, parse_doc, free_doc),
+        cmocka_unit_test_setup_teardown(test_int_opt, parse_doc, free_doc),
+        cmocka_unit_test_setup_teardown(test_number, parse_doc, free_doc),
+        cmocka_unit_test_setup_teardown(test_bool, parse_doc, free_doc),
+        cmocka_unit_test_setup_teardown(test_array_and_object, parse_doc, free_doc),
+        cmocka_unit_test_setup_teardown(test_prefix, parse_doc, free_doc),
+        cmocka_unit_test_setup_teardown(test_print_and_small_err, parse_doc, free_doc),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
