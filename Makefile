@@ -10,6 +10,8 @@
 # run it first so a fresh Debian 12 machine needs nothing else.
 
 BUILD     ?= build
+V         ?=
+Q         := $(if $(V),,@)
 SAN       ?=
 PYTHON    := /usr/bin/python3
 PKGS      := libh2o-evloop grpc rdkafka hiredis libcurl libcjson libprotobuf-c openssl yaml-0.1
@@ -57,38 +59,44 @@ build: $(LIB) $(BINS) $(UNIT_BIN) $(PROTO_PY)
 # --- generated protobuf code (never committed) -------------------------
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
-	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+	@echo "  PROTOC-C $<"
+	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
 
 $(BUILD)/gen/py/%_pb2.py: proto/%.proto
 	@mkdir -p $(BUILD)/gen/py
-	protoc --proto_path=proto --python_out=$(BUILD)/gen/py $<
+	$(Q)protoc --proto_path=proto --python_out=$(BUILD)/gen/py $<
 
 proto-py: $(PROTO_PY)
 
 # Generated code is not ours: no -Werror on it.
 $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c $(PROTO_H)
-	$(CC) $(CFLAGS_COMMON) $(PKG_CFLAGS) -c $< -o $@
+	@echo "  CC       $<"
+	$(Q)$(CC) $(CFLAGS_COMMON) $(PKG_CFLAGS) -c $< -o $@
 
 # --- libcommon ----------------------------------------------------------
 $(BUILD)/obj/libcommon/%.o: libcommon/src/%.c $(HDRS) $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	@echo "  CC       $<"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ) $(PROTO_O)
 	@rm -f $@
-	ar rcs $@ $^
+	@echo "  AR       $@"
+	$(Q)ar rcs $@ $^
 
 # --- executables: one per directory -------------------------------------
 define exe_rule
 $(BUILD)/bin/$(notdir $(1)): $(wildcard $(1)/*.c) $(wildcard $(1)/*.h) $(LIB) $(HDRS)
 	@mkdir -p $(BUILD)/bin
-	$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -I$(1) $(wildcard $(1)/*.c) $(LIB) $$(LDLIBS) -o $$@
+	@echo "  LINK     $$@"
+	$(Q)$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -I$(1) $(wildcard $(1)/*.c) $(LIB) $$(LDLIBS) -o $$@
 endef
 $(foreach d,$(wildcard services/* tools/* tests/programs/*),$(eval $(call exe_rule,$(d))))
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB) $(HDRS)
 	@mkdir -p $(BUILD)/tests
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(LIB) $(LDLIBS) -lcmocka -o $@
+	@echo "  LINK     $@"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(LIB) $(LDLIBS) -lcmocka -o $@
 
 # --- tests --------------------------------------------------------------
 # Unit tests are data-free and fast; integration tests start real Redis and

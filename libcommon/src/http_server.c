@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <h2o.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -50,6 +51,12 @@
 
 struct listener;
 
+/* an accepted connection, tracked so a stop can close idle keep-alives */
+struct conn {
+    struct conn *prev, *next;
+    int fd;
+};
+
 struct catchall {
     h2o_handler_t super;
     struct listener *l;
@@ -67,6 +74,7 @@ struct listener {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept;
     h2o_socket_t *sock;
+    int fd;
     int port;
     int closed;
     struct route_rt *routes;
@@ -84,6 +92,7 @@ struct rte_http_server {
     atomic_int stop_port; /* listener to stop, -1 none */
     int64_t stop_deadline;
     pthread_mutex_t lock;
+    struct conn conns; /* list head; loop thread only */
 };
 
 struct hdr_copy {
@@ -338,14 +347,41 @@ static int on_req(h2o_handler_t *self, h2o_req_t *hr)
     return 0;
 }
 
+static void on_conn_close(void *p)
+{
+    struct conn *c = p;
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    free(c);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     struct listener *l = listener->data;
     if (err != NULL)
         return;
-    h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-    if (sock != NULL)
+    /* accept ourselves so we know each connection's fd (see stop) */
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct conn *c = calloc(1, sizeof *c);
+        if (c == NULL) {
+            close(fd);
+            return;
+        }
+        h2o_socket_t *sock = h2o_evloop_socket_create(l->srv->loop, fd, 0);
+        c->fd = fd;
+        c->next = &l->srv->conns;
+        c->prev = l->srv->conns.prev;
+        c->prev->next = c;
+        l->srv->conns.prev = c;
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = c;
         h2o_accept(&l->accept, sock);
+    }
 }
 
 /* rte_http_server_new - create the loop; any thread */
@@ -364,6 +400,7 @@ rte_http_server *rte_http_server_new(char *err, size_t errlen)
     atomic_init(&s->stopping, 0);
     atomic_init(&s->stop_port, -1);
     pthread_mutex_init(&s->lock, NULL);
+    s->conns.next = s->conns.prev = &s->conns;
     return s;
 }
 
@@ -477,6 +514,7 @@ int rte_http_server_listen(rte_http_server *s, const char *addr, const rte_http_
     h2o_context_init(&l->ctx, s->loop, &l->conf);
     l->accept.ctx = &l->ctx;
     l->accept.hosts = l->conf.hosts;
+    l->fd = fd;
     l->sock = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     l->sock->data = l;
     h2o_socket_read_start(l->sock, on_accept);
@@ -493,6 +531,19 @@ static void close_listener(struct listener *l)
     h2o_socket_close(l->sock);
     l->sock = NULL;
     h2o_context_request_shutdown(&l->ctx);
+}
+
+/*
+ * close the connections still open (idle keep-alives) by shutting their
+ * sockets down: h2o sees EOF and tears each one down through its own path,
+ * which is the only way its timers get unlinked before the context goes
+ */
+static void close_connections(rte_http_server *s, int64_t deadline)
+{
+    for (struct conn *c = s->conns.next; c != &s->conns; c = c->next)
+        shutdown(c->fd, SHUT_RDWR);
+    while (s->conns.next != &s->conns && rte_clock_mono_ms() < deadline)
+        h2o_evloop_run(s->loop, 10);
 }
 
 /* rte_http_server_run - run the loop until stopped; the loop thread */
@@ -516,6 +567,7 @@ int rte_http_server_run(rte_http_server *s)
             break;
         }
     }
+    close_connections(s, rte_clock_mono_ms() + 2000);
     return 0;
 }
 
@@ -551,6 +603,9 @@ void rte_http_server_free(rte_http_server *s)
             h2o_socket_read_stop(l->sock);
             h2o_socket_close(l->sock);
         }
+        /* request_shutdown arms HTTP/2's GOAWAY timer even with no HTTP/2 connection */
+        if (h2o_timeout_is_linked(&l->ctx.http2._graceful_shutdown_timeout))
+            h2o_timeout_unlink(&l->ctx.http2._graceful_shutdown_timeout);
         h2o_context_dispose(&l->ctx);
         h2o_config_dispose(&l->conf);
     }
