@@ -32,6 +32,12 @@
  * copy is retried with the same backoff until it succeeds or the consumer
  * stops (then it is redelivered after restart). Nothing is ever dropped.
  *
+ * Properties: our defaults (above, plus linger.ms=5 and session.timeout.ms=
+ * 10000) are set first, then every config-file key under kafka.producer. or
+ * kafka.consumer. is passed to librdkafka with the prefix removed, so the
+ * file may override any of them. RTE_* variables override those keys'
+ * values but cannot add keys the file lacks (rte_config_each lists file keys).
+ *
  * Errors: constructors return NULL with a message naming the bad property or
  * config key; broker trouble is logged (librdkafka's log and error callbacks
  * go to rte_log) and retried by librdkafka. A handler returning a value
@@ -210,6 +216,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     char why[512];
 
     (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__TRANSPORT)
+        return; /* log_cb already reported this connection failure */
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         rd_kafka_fatal_error(rk, why, sizeof why);
         rte_log_error("kafka %s: fatal error: %s; this client is unusable until restart",
@@ -545,6 +553,8 @@ static void log_partitions(const char *what, const rd_kafka_topic_partition_list
     size_t n = 0;
     int i;
 
+    if (parts->cnt == 0)
+        return; /* cooperative rounds that move nothing */
     text[0] = '\0';
     for (i = 0; i < parts->cnt && n < sizeof text; i++)
         n += (size_t)snprintf(text + n, sizeof text - n, "%s%s[%d]", i ? " " : "",

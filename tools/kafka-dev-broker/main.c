@@ -43,6 +43,7 @@
 struct opts {
     char path[4096];
     rte_topic extra[MAX_EXTRA + 1]; /* NULL-name terminated, like rte_topics_all() */
+    char names[MAX_EXTRA][256];     /* extra[i].name points here */
     int nextra;
 };
 
@@ -51,13 +52,13 @@ static void usage(void)
     rte_fatal("usage: kafka-dev-broker [--bootstrap-file PATH] [--topic NAME:PARTITIONS]...");
 }
 
-static void add_topic(struct opts *o, char *spec)
+static void add_topic(struct opts *o, const char *spec)
 {
-    char *colon = strrchr(spec, ':');
+    const char *colon = strrchr(spec, ':');
     char *end;
     long n;
 
-    if (!colon || colon == spec)
+    if (!colon || colon == spec || colon - spec >= (long)sizeof o->names[0])
         rte_fatal("--topic %s: expected NAME:PARTITIONS", spec);
     errno = 0;
     n = strtol(colon + 1, &end, 10);
@@ -65,8 +66,10 @@ static void add_topic(struct opts *o, char *spec)
         rte_fatal("--topic %s: partitions must be 1..1000", spec);
     if (o->nextra == MAX_EXTRA)
         rte_fatal("--topic %s: at most %d extra topics", spec, MAX_EXTRA);
-    *colon = '\0';
-    o->extra[o->nextra++] = (rte_topic){spec, (int)n};
+    memcpy(o->names[o->nextra], spec, (size_t)(colon - spec));
+    o->names[o->nextra][colon - spec] = '\0';
+    o->extra[o->nextra] = (rte_topic){o->names[o->nextra], (int)n};
+    o->nextra++;
 }
 
 static void default_path(struct opts *o)
@@ -169,6 +172,24 @@ static void publish(const char *bootstraps, const char *path)
     fflush(stdout);
 }
 
+/*
+ * The client handle that hosts the cluster. It never connects anywhere, so
+ * its notice about having no bootstrap.servers is noise: log warnings and up.
+ */
+static rd_kafka_t *mock_handle(void)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char why[512];
+    rd_kafka_t *rk;
+
+    if (rd_kafka_conf_set(conf, "log_level", "4", why, sizeof why))
+        rte_fatal("log_level: %s", why);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+    if (!rk)
+        rte_fatal("cannot create the mock cluster's handle: %s", why);
+    return rk;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -176,7 +197,6 @@ int main(int argc, char **argv)
     int sig;
     rd_kafka_t *rk;
     rd_kafka_mock_cluster_t *mc;
-    char why[512];
     const char *bootstraps;
 
     rte_log_init("kafka-dev-broker", RTE_LOG_INFO);
@@ -188,9 +208,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), why, sizeof why);
-    if (!rk)
-        rte_fatal("cannot create the mock cluster's handle: %s", why);
+    rk = mock_handle();
     mc = rd_kafka_mock_cluster_new(rk, BROKERS);
     if (!mc)
         rte_fatal("cannot start the mock cluster (no free loopback ports?)");

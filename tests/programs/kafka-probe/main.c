@@ -1,0 +1,294 @@
+/*
+ * kafka-probe - drive rte/kafka.h from integration tests.
+ *
+ *   kafka-probe consume --group G --topic T --out FILE [--fail-on S]
+ *                       [--poison-on S] [--slow-ms N] [--max-retries N]
+ *   kafka-probe produce --topic T --count N [--start I] [--sync]
+ *   kafka-probe connected [--repeat N] [--interval-ms N]
+ *   common options: [--config FILE] [--brokers LIST]
+ *
+ * consume runs one group member whose handler appends
+ * "partition offset key payload\n" to FILE (fsync'd) once done; a payload
+ * containing the --poison-on text is POISON ("payload contains S"), one
+ * containing the --fail-on text is RETRY; --slow-ms sleeps before finishing
+ * (logging "kafka-probe: handling ..." first) so a test can kill -9 mid-message.
+ * SIGTERM/SIGINT stop it cleanly (commit, leave the group), exit 0.
+ * produce sends key k<i>, payload m<i> for i in [start, start+count) and
+ * exits 0 only once all are acknowledged. connected prints
+ * rte_kafka_producer_connected() (1/0), one line per check.
+ * Brokers come from --brokers, else rte_kafka_brokers().
+ *
+ * Errors: bad arguments or a client that cannot be created exit 1
+ * (rte_fatal). This is a test driver: no metrics endpoint, no dedupe.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rte/config.h"
+#include "rte/kafka.h"
+#include "rte/log.h"
+
+struct args {
+    const char *cmd, *group, *topic, *out, *fail_on, *poison_on, *config, *brokers;
+    long slow_ms, count, start, repeat, interval_ms, max_retries;
+    int sync;
+    int out_fd;
+};
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static long number(const char *opt, const char *s)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0)
+        rte_fatal("%s %s: expected a number >= 0", opt, s);
+    return v;
+}
+
+static void parse(int argc, char **argv, struct args *a)
+{
+    int i;
+
+    if (argc < 2)
+        rte_fatal("usage: kafka-probe consume|produce|connected [options] (see main.c)");
+    a->cmd = argv[1];
+    for (i = 2; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+        if (strcmp(o, "--sync") == 0) {
+            a->sync = 1;
+            continue;
+        }
+        if (!v)
+            rte_fatal("%s: missing value", o);
+        i++;
+        if (strcmp(o, "--group") == 0)
+            a->group = v;
+        else if (strcmp(o, "--topic") == 0)
+            a->topic = v;
+        else if (strcmp(o, "--out") == 0)
+            a->out = v;
+        else if (strcmp(o, "--fail-on") == 0)
+            a->fail_on = v;
+        else if (strcmp(o, "--poison-on") == 0)
+            a->poison_on = v;
+        else if (strcmp(o, "--config") == 0)
+            a->config = v;
+        else if (strcmp(o, "--brokers") == 0)
+            a->brokers = v;
+        else if (strcmp(o, "--slow-ms") == 0)
+            a->slow_ms = number(o, v);
+        else if (strcmp(o, "--count") == 0)
+            a->count = number(o, v);
+        else if (strcmp(o, "--start") == 0)
+            a->start = number(o, v);
+        else if (strcmp(o, "--repeat") == 0)
+            a->repeat = number(o, v);
+        else if (strcmp(o, "--interval-ms") == 0)
+            a->interval_ms = number(o, v);
+        else if (strcmp(o, "--max-retries") == 0)
+            a->max_retries = number(o, v);
+        else
+            rte_fatal("unknown option %s", o);
+    }
+}
+
+static int contains(const rte_kafka_msg *m, const char *text)
+{
+    return text && memmem(m->payload, m->len, text, strlen(text)) != NULL;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+    ssize_t n;
+
+    while (len > 0) {
+        n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* consumer thread: the handler under test */
+static int handler(const rte_kafka_msg *m, void *arg, char *reason, size_t reasonlen)
+{
+    struct args *a = arg;
+    char line[8192];
+    int n;
+
+    if (contains(m, a->poison_on)) {
+        snprintf(reason, reasonlen, "payload contains %s", a->poison_on);
+        return RTE_KAFKA_POISON;
+    }
+    if (contains(m, a->fail_on)) {
+        snprintf(reason, reasonlen, "payload contains %s (transient)", a->fail_on);
+        return RTE_KAFKA_RETRY;
+    }
+    if (a->slow_ms > 0) {
+        rte_log_info("kafka-probe: handling %s [%d] @%lld for %ld ms", m->topic, (int)m->partition,
+                     (long long)m->offset, a->slow_ms);
+        sleep_ms(a->slow_ms);
+    }
+    n = snprintf(line, sizeof line, "%d %lld %.*s %.*s\n", (int)m->partition, (long long)m->offset,
+                 (int)m->key_len, (const char *)m->key, (int)m->len, (const char *)m->payload);
+    if (n < 0 || (size_t)n >= sizeof line || write_all(a->out_fd, line, (size_t)n) < 0 ||
+        fsync(a->out_fd) < 0) {
+        snprintf(reason, reasonlen, "cannot append to %s: %s", a->out, strerror(errno));
+        return RTE_KAFKA_RETRY;
+    }
+    return RTE_KAFKA_OK;
+}
+
+static void *signal_thread(void *arg)
+{
+    rte_kafka_consumer *c = arg;
+    sigset_t set;
+    int sig;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigwait(&set, &sig);
+    rte_kafka_consumer_stop(c);
+    return NULL;
+}
+
+static int consume(struct args *a, rte_config *cfg)
+{
+    const char *topics[] = {a->topic, NULL};
+    rte_kafka_consumer_opts o = {.group_id = a->group,
+                                 .topics = topics,
+                                 .handler = handler,
+                                 .arg = a,
+                                 .max_retries = a->max_retries > 0 ? (int)a->max_retries : 0,
+                                 .retry_backoff_ms = 100,
+                                 .retry_backoff_max_ms = 1000};
+    rte_kafka_consumer *c;
+    pthread_t sig_th;
+    char err[512];
+
+    if (!a->group || !a->topic || !a->out)
+        rte_fatal("consume needs --group, --topic and --out");
+    a->out_fd = open(a->out, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (a->out_fd < 0)
+        rte_fatal("cannot open %s: %s", a->out, strerror(errno));
+    o.dlq = rte_kafka_producer_new(cfg, a->brokers, err, sizeof err);
+    if (!o.dlq)
+        rte_fatal("%s", err);
+    c = rte_kafka_consumer_new(cfg, a->brokers, &o, err, sizeof err);
+    if (!c)
+        rte_fatal("%s", err);
+    if (pthread_create(&sig_th, NULL, signal_thread, c) != 0)
+        rte_fatal("cannot start the signal thread");
+    rte_kafka_consumer_run(c);
+    pthread_kill(sig_th, SIGTERM); /* in case run stopped on its own */
+    pthread_join(sig_th, NULL);
+    rte_kafka_consumer_free(c);
+    rte_kafka_producer_free(o.dlq, 5000);
+    close(a->out_fd);
+    rte_log_info("kafka-probe: consumer stopped");
+    return 0;
+}
+
+static int produce(const struct args *a, rte_config *cfg)
+{
+    char key[32], val[32], err[512];
+    rte_kafka_producer *p;
+    int left, rc;
+    long i;
+
+    if (!a->topic)
+        rte_fatal("produce needs --topic");
+    p = rte_kafka_producer_new(cfg, a->brokers, err, sizeof err);
+    if (!p)
+        rte_fatal("%s", err);
+    for (i = a->start; i < a->start + a->count; i++) {
+        snprintf(key, sizeof key, "k%ld", i);
+        snprintf(val, sizeof val, "m%ld", i);
+        if (a->sync)
+            rc = rte_kafka_produce_sync(p, a->topic, key, strlen(key), val, strlen(val), NULL, 0,
+                                        10000, err, sizeof err);
+        else
+            while ((rc = rte_kafka_produce(p, a->topic, key, strlen(key), val, strlen(val), NULL, 0,
+                                           err, sizeof err)) < 0 &&
+                   rte_kafka_flush(p, 100) > 0)
+                ; /* queue full: let it drain */
+        if (rc < 0)
+            rte_fatal("%s", err);
+    }
+    left = rte_kafka_flush(p, 30000);
+    rte_kafka_producer_free(p, 1000);
+    return left == 0 ? 0 : 1;
+}
+
+static int connected(const struct args *a, rte_config *cfg)
+{
+    char err[512];
+    rte_kafka_producer *p = rte_kafka_producer_new(cfg, a->brokers, err, sizeof err);
+    long i;
+
+    if (!p)
+        rte_fatal("%s", err);
+    for (i = 0; i < (a->repeat > 0 ? a->repeat : 1); i++) {
+        if (i > 0)
+            sleep_ms(a->interval_ms > 0 ? a->interval_ms : 500);
+        printf("%d\n", rte_kafka_producer_connected(p));
+        fflush(stdout);
+    }
+    rte_kafka_producer_free(p, 1000);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct args a = {0};
+    rte_config *cfg;
+    sigset_t set;
+    char err[512];
+    int rc;
+
+    rte_log_init("kafka-probe", RTE_LOG_INFO);
+    parse(argc, argv, &a);
+    cfg = rte_config_load(a.config, err, sizeof err);
+    if (!cfg)
+        rte_fatal("%s", err);
+    if (strcmp(a.cmd, "consume") == 0) {
+        /* blocked before any thread starts; signal_thread takes them */
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        rc = consume(&a, cfg);
+    } else if (strcmp(a.cmd, "produce") == 0) {
+        rc = produce(&a, cfg);
+    } else if (strcmp(a.cmd, "connected") == 0) {
+        rc = connected(&a, cfg);
+    } else {
+        rte_fatal("unknown command %s", a.cmd);
+    }
+    rte_config_free(cfg);
+    return rc;
+}
