@@ -40,6 +40,10 @@
  * arrived but were not yet picked up by a worker are dropped by gRPC at
  * shutdown, not run.
  *
+ * gRPC core's own log lines (gpr_log, ERROR and up unless GRPC_VERBOSITY
+ * says otherwise) are routed through rte_log so stderr stays JSON lines;
+ * the hook is process-wide.
+ *
  * Deliberately not here: TLS (plaintext; the mesh terminates TLS),
  * client-streaming and bidirectional methods, response metadata,
  * compression settings, reflection, per-method authorization.
@@ -56,6 +60,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -88,8 +93,8 @@ struct worker {
     rte_grpc_server *s;
     grpc_completion_queue *cq;
     pthread_t thread;
-    int running;   /* thread created, not yet joined */
-    char **mdstr;  /* NUL-terminated copies of the current call's metadata values */
+    int running;  /* thread created, not yet joined */
+    char **mdstr; /* NUL-terminated copies of the current call's metadata values */
     size_t mdcap;
 };
 
@@ -129,10 +134,23 @@ struct rte_grpc_call {
 };
 
 static const char *const code_names[] = {
-    "OK",        "CANCELLED",         "UNKNOWN",      "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS",    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",    "INTERNAL",
-    "UNAVAILABLE", "DATA_LOSS",       "UNAUTHENTICATED",
+    [GRPC_STATUS_OK] = "OK",
+    [GRPC_STATUS_CANCELLED] = "CANCELLED",
+    [GRPC_STATUS_UNKNOWN] = "UNKNOWN",
+    [GRPC_STATUS_INVALID_ARGUMENT] = "INVALID_ARGUMENT",
+    [GRPC_STATUS_DEADLINE_EXCEEDED] = "DEADLINE_EXCEEDED",
+    [GRPC_STATUS_NOT_FOUND] = "NOT_FOUND",
+    [GRPC_STATUS_ALREADY_EXISTS] = "ALREADY_EXISTS",
+    [GRPC_STATUS_PERMISSION_DENIED] = "PERMISSION_DENIED",
+    [GRPC_STATUS_RESOURCE_EXHAUSTED] = "RESOURCE_EXHAUSTED",
+    [GRPC_STATUS_FAILED_PRECONDITION] = "FAILED_PRECONDITION",
+    [GRPC_STATUS_ABORTED] = "ABORTED",
+    [GRPC_STATUS_OUT_OF_RANGE] = "OUT_OF_RANGE",
+    [GRPC_STATUS_UNIMPLEMENTED] = "UNIMPLEMENTED",
+    [GRPC_STATUS_INTERNAL] = "INTERNAL",
+    [GRPC_STATUS_UNAVAILABLE] = "UNAVAILABLE",
+    [GRPC_STATUS_DATA_LOSS] = "DATA_LOSS",
+    [GRPC_STATUS_UNAUTHENTICATED] = "UNAUTHENTICATED",
 };
 
 static const char *code_name(int code)
@@ -154,7 +172,8 @@ static int64_t deadline_to_mono_ms(gpr_timespec d)
 
     if (d.tv_sec == INT64_MAX)
         return INT64_MAX;
-    left = gpr_time_sub(gpr_convert_clock_type(d, GPR_CLOCK_MONOTONIC), gpr_now(GPR_CLOCK_MONOTONIC));
+    left =
+        gpr_time_sub(gpr_convert_clock_type(d, GPR_CLOCK_MONOTONIC), gpr_now(GPR_CLOCK_MONOTONIC));
     return rte_clock_mono_ms() + left.tv_sec * 1000 + left.tv_nsec / 1000000;
 }
 
@@ -548,12 +567,13 @@ static int copy_methods(rte_grpc_server *s, const rte_grpc_method *methods, char
 /* create the server and its queues, bind, start */
 static int start_server(rte_grpc_server *s, const char *addr, char *err, size_t errlen)
 {
-    /* gRPC turns SO_REUSEPORT on by default: a second process would then share the port silently */
-    grpc_arg noreuse = {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0};
-    grpc_channel_args args = {.num_args = 1, .args = &noreuse};
+    /* gRPC turns SO_REUSEPORT on by default: a second process would share the port silently */
+    grpc_arg noreuse = {
+        .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0};
+    grpc_channel_args chargs = {.num_args = 1, .args = &noreuse};
     grpc_server_credentials *creds;
 
-    s->server = grpc_server_create(&args, NULL);
+    s->server = grpc_server_create(&chargs, NULL);
     for (int i = 0; i < s->nworkers; i++) {
         s->workers[i].s = s;
         s->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
@@ -599,10 +619,20 @@ static void register_metrics(rte_grpc_server *s)
     s->unknown_duration = rte_metric_labels(s->duration, (const char *const[]){"unknown"});
 }
 
+/* gpr_log hook: any gRPC thread */
+static void grpc_core_log(gpr_log_func_args *a)
+{
+    enum rte_log_level level = a->severity == GPR_LOG_SEVERITY_ERROR  ? RTE_LOG_ERROR
+                               : a->severity == GPR_LOG_SEVERITY_INFO ? RTE_LOG_INFO
+                                                                      : RTE_LOG_DEBUG;
+
+    rte_log(level, "grpc core: %s (%s:%d)", a->message, a->file, a->line);
+}
+
 /* rte_grpc_server_new - bind, register methods and health, start workers; owning thread */
-rte_grpc_server *rte_grpc_server_new(const char *addr, const rte_grpc_method *methods,
-                                     int nworkers, rte_grpc_ready_fn ready, void *ready_arg,
-                                     char *err, size_t errlen)
+rte_grpc_server *rte_grpc_server_new(const char *addr, const rte_grpc_method *methods, int nworkers,
+                                     rte_grpc_ready_fn ready, void *ready_arg, char *err,
+                                     size_t errlen)
 {
     rte_grpc_server *s;
 
@@ -615,6 +645,7 @@ rte_grpc_server *rte_grpc_server_new(const char *addr, const rte_grpc_method *me
         snprintf(err, errlen, "out of memory for the gRPC server");
         return NULL;
     }
+    gpr_set_log_function(grpc_core_log);
     grpc_init();
     s->ready = ready;
     s->ready_arg = ready_arg;
@@ -746,7 +777,7 @@ int rte_grpc_stream_send(rte_grpc_call *call, const ProtobufCMessage *msg)
     return send_message(call, msg);
 }
 
-/* rte_grpc_stream_wait - sleep up to ms, early on close, shutdown or health change; handler thread */
+/* rte_grpc_stream_wait - sleep up to ms; early on close, shutdown, health change; handler thread */
 int rte_grpc_stream_wait(rte_grpc_call *call, int ms)
 {
     const rte_grpc_server *s = call->w->s;

@@ -96,6 +96,8 @@ struct rte_kafka_consumer {
     rte_kafka_producer *dlq;
     atomic_int stop;
     atomic_int closed;
+    atomic_int assigned; /* a first assignment arrived (see close_consumer) */
+    int leaked;          /* handle deliberately not destroyed (see close_consumer) */
 };
 
 static rte_metric *m_produced;
@@ -569,8 +571,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *e = NULL;
 
-    (void)opaque;
+    rte_kafka_consumer *c = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        atomic_store(&c->assigned, 1);
         log_partitions("assigned", parts);
         if (cooperative)
             e = rd_kafka_incremental_assign(rk, parts);
@@ -872,12 +875,38 @@ static void consumer_error(rte_kafka_consumer *c, const rd_kafka_message_t *m)
                  rd_kafka_err2name(m->err), rd_kafka_message_errstr(m));
 }
 
+/*
+ * librdkafka 2.0.2 aborts in rd_kafka_sticky_assignor_state_destroy when a
+ * cooperative-sticky consumer is destroyed before its first assignment
+ * (librdkafka issue #4312, fixed in 2.3.0). A service stopped while still
+ * joining its group would crash instead of exiting 0, so we let the join
+ * finish first, discarding (not storing) anything fetched meanwhile: those
+ * messages are redelivered to whoever owns the partition next.
+ */
+static int wait_first_assignment(rte_kafka_consumer *c, int timeout_ms)
+{
+    int64_t until = rte_clock_mono_ms() + timeout_ms;
+    while (!atomic_load(&c->assigned) && rte_clock_mono_ms() < until) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, POLL_MS);
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+    return atomic_load(&c->assigned) ? 0 : -1;
+}
+
 static void close_consumer(rte_kafka_consumer *c)
 {
     rd_kafka_resp_err_t e;
 
     if (atomic_exchange(&c->closed, 1))
         return;
+    if (wait_first_assignment(c, 15000) != 0) {
+        rte_log_warn("kafka consumer: no group assignment arrived before stop; leaving the group "
+                     "by session timeout (librdkafka 2.0.2 cannot close a consumer that never "
+                     "joined)");
+        c->leaked = 1;
+        return;
+    }
     commit_stored(c->rk, "stop");
     e = rd_kafka_consumer_close(c->rk);
     if (e)
@@ -915,6 +944,8 @@ void rte_kafka_consumer_free(rte_kafka_consumer *c)
     if (!c)
         return;
     close_consumer(c);
+    if (c->leaked)
+        return; /* kept reachable on purpose: destroying it would abort */
     rd_kafka_destroy(c->rk);
     free(c);
 }

@@ -26,6 +26,8 @@ import time
 import grpc
 import pytest
 
+import promtext
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("RTE_BUILD_DIR", REPO / "build"))
 PROBE = BUILD / "bin" / "grpc-probe"
@@ -73,10 +75,15 @@ class Probe:
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         self.channel = None
-        line = self.wait_line("port ", START_TIMEOUT)
-        self.port = int(line.split()[1])
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-        grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT)
+        try:
+            line = self.wait_line("port ", START_TIMEOUT)
+            self.port = int(line.split()[1])
+            self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+            grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT)
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+            raise
 
     def _read(self):
         for line in self.proc.stdout:
@@ -129,18 +136,25 @@ class Probe:
         return rc, [line for line in self.lines if line is not None]
 
     def close(self):
+        """Stop the probe if still running (SIGTERM: under ASan this runs the leak
+        check over everything the test did); returns its exit code."""
         if self.channel is not None:
             self.channel.close()
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
+            try:
+                self.terminate()
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        return self.proc.returncode
 
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
     p = Probe(tmp_path_factory.mktemp("grpc-probe"))
     yield p
-    p.close()
+    rc = p.close()
+    assert rc == 0, f"probe exited {rc}: {p.stderr()}"
 
 
 @pytest.fixture
@@ -154,8 +168,9 @@ def fresh_probe(tmp_path):
         return probes[-1]
 
     yield start
-    for p in probes:
-        p.close()
+    failed = [(p.close(), p.stderr()) for p in probes]
+    failed = [(rc, err) for rc, err in failed if rc != 0]
+    assert not failed, f"probe exit codes and stderr: {failed}"
 
 
 def rpc_error(fn, *args, **kw):
@@ -164,24 +179,11 @@ def rpc_error(fn, *args, **kw):
     return info.value
 
 
-def metric(lines, name, **labels):
-    """Value of one series in the probe's exit metrics, or None."""
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pat = re.compile(re.escape(f"{name}{{{want}}}") + r"\s+(\S+)$")
-    for line in lines:
-        m = pat.match(line)
-        if m:
-            return float(m.group(1))
-    return None
-
-
-def wait_until(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+def exit_metrics(lines):
+    """The samples of the metrics the probe prints after "cancelled N" at exit."""
+    start = next(i for i, line in enumerate(lines) if line.startswith("cancelled "))
+    _, samples = promtext.parse("\n".join(lines[start + 1:]) + "\n")
+    return samples
 
 
 # --- health ---------------------------------------------------------------
@@ -341,11 +343,11 @@ def test_requests_are_counted_by_method_and_code(fresh_probe):
     p.check()
     rc, lines = p.terminate()
     assert rc == 0
-    echo = "/rte.test.Echo/Echo"
-    assert metric(lines, "rte_grpc_requests_total", method=echo, code="OK") == 1
-    assert metric(lines, "rte_grpc_requests_total", method=echo, code="INVALID_ARGUMENT") == 1
-    assert metric(lines, "rte_grpc_requests_total", method=echo, code="DEADLINE_EXCEEDED") == 1
-    assert metric(lines, "rte_grpc_requests_total", method="unknown", code="UNIMPLEMENTED") == 1
-    assert metric(lines, "rte_grpc_requests_total", method="/grpc.health.v1.Health/Check",
-                  code="OK") == 1
-    assert metric(lines, "rte_grpc_duration_seconds_count", method=echo) == 3
+    m = exit_metrics(lines)
+    total, echo = "rte_grpc_requests_total", "/rte.test.Echo/Echo"
+    assert promtext.value(m, total, method=echo, code="OK") == 1
+    assert promtext.value(m, total, method=echo, code="INVALID_ARGUMENT") == 1
+    assert promtext.value(m, total, method=echo, code="DEADLINE_EXCEEDED") == 1
+    assert promtext.value(m, total, method="unknown", code="UNIMPLEMENTED") == 1
+    assert promtext.value(m, total, method="/grpc.health.v1.Health/Check", code="OK") == 1
+    assert promtext.value(m, "rte_grpc_duration_seconds_count", method=echo) == 3

@@ -88,8 +88,7 @@ static void echo(rte_grpc_call *call, const ProtobufCMessage *req, void *arg)
         reply_serving(call);
     } else if (strncmp(in, "md:", 3) == 0) {
         v = rte_grpc_metadata(call, in + 3);
-        rte_grpc_status(call, RTE_GRPC_FAILED_PRECONDITION, "md %s=%s", in + 3,
-                        v ? v : "(absent)");
+        rte_grpc_status(call, RTE_GRPC_FAILED_PRECONDITION, "md %s=%s", in + 3, v ? v : "(absent)");
     } else if (strcmp(in, "deadline") == 0) {
         rte_grpc_status(call, RTE_GRPC_FAILED_PRECONDITION, "deadline in %lld ms",
                         deadline == INT64_MAX ? -1LL : (long long)(deadline - rte_clock_mono_ms()));
