@@ -609,10 +609,11 @@ void rte_http_server_free(rte_http_server *s)
         h2o_context_dispose(&l->ctx);
         h2o_config_dispose(&l->conf);
     }
-    /* let h2o run the close callbacks of the sockets it just closed */
-    h2o_evloop_run(s->loop, 0);
     h2o_multithread_unregister_receiver(s->queue, &s->receiver);
     h2o_multithread_destroy_queue(s->queue);
+    free(s->queue); /* h2o 2.2.5's evloop build closes the queue but never frees it */
+    /* closed sockets (listeners, the queue's pipe) are freed by the next loop turn */
+    h2o_evloop_run(s->loop, 0);
     h2o_evloop_destroy(s->loop);
     for (int i = 0; i < s->nlisteners; i++) {
         free(s->listeners[i]->routes);
