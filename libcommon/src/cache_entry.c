@@ -1,0 +1,358 @@
+/*
+ * cache_entry.c - the one owner of the shared eligibility cache format.
+ *
+ * Contract in rte/cache_entry.h. Mapping a Stedi 271 response into our
+ * entry follows X12 eligibility codes as Stedi returns them in JSON:
+ *
+ *   eligible        some planStatus[] has statusCode "1" (active coverage),
+ *                   or, without planStatus, a benefitsInformation[] with
+ *                   code "1"; code "6" / status "6" means inactive
+ *   copay_amount    the first benefitsInformation[] with code "B"
+ *                   (co-payment) and a benefitAmount, preferring one marked
+ *                   in-network (inPlanNetworkIndicatorCode "Y")
+ *   network_status  "Y" -> in_network, "N" -> out_of_network, else unknown,
+ *                   taken from that co-payment (or any benefit that says)
+ *   coverage dates  planDateInformation.planBegin / planEnd, or a "plan"
+ *                   range "YYYYMMDD-YYYYMMDD", rewritten as YYYY-MM-DD
+ *   errors[]        a payer error (AAA): an error entry, fresh for 5 min
+ *
+ * The compare-and-set script decodes the stored value with Redis's cjson and
+ * compares cached_at as strings: RFC 3339 UTC with fixed millisecond width
+ * sorts lexicographically in time order.
+ */
+#include "rte/cache_entry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rte/clock.h"
+#include "rte/crypto.h"
+#include "rte/json.h"
+
+#define HOUR_MS (3600LL * 1000)
+
+/* rte_cache_freshness_default - the design's defaults */
+rte_cache_freshness rte_cache_freshness_default(void)
+{
+    rte_cache_freshness f = {22 * HOUR_MS, 5 * 60 * 1000LL, 72 * HOUR_MS};
+    return f;
+}
+
+/* rte_cache_key - rte:eligibility:{member_key}:{trading_partner_id} */
+int rte_cache_key(const char *secret, const char *member_id, const char *trading_partner_id,
+                  char *out, size_t len)
+{
+    char mk[RTE_MEMBER_KEY_LEN + 1];
+    rte_crypto_member_key(secret, member_id, mk);
+    int n = snprintf(out, len, "rte:eligibility:%s:%s", mk, trading_partner_id);
+    return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+static void copy_str(char *dst, size_t len, const char *src)
+{
+    snprintf(dst, len, "%s", src ? src : "");
+}
+
+static const char *str_field(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* "20250101" -> "2025-01-01"; anything else -> "" */
+static void x12_date(const char *s, char out[11])
+{
+    out[0] = '\0';
+    if (s == NULL || strlen(s) < 8)
+        return;
+    for (int i = 0; i < 8; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return;
+    snprintf(out, 11, "%.4s-%.2s-%.2s", s, s + 4, s + 6);
+}
+
+static void map_dates(const cJSON *resp, rte_cache_entry *e)
+{
+    const cJSON *pd = cJSON_GetObjectItemCaseSensitive(resp, "planDateInformation");
+    if (!cJSON_IsObject(pd))
+        return;
+    x12_date(str_field(pd, "planBegin"), e->coverage_start);
+    x12_date(str_field(pd, "planEnd"), e->coverage_end);
+    const char *plan = str_field(pd, "plan");
+    if (e->coverage_start[0] == '\0' && plan != NULL && strlen(plan) == 17 && plan[8] == '-') {
+        x12_date(plan, e->coverage_start);
+        x12_date(plan + 9, e->coverage_end);
+    }
+}
+
+static int map_status(const cJSON *resp)
+{
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(resp, "planStatus");
+    const cJSON *it;
+    int seen = 0;
+    cJSON_ArrayForEach(it, ps)
+    {
+        const char *code = str_field(it, "statusCode");
+        seen = 1;
+        if (code != NULL && strcmp(code, "1") == 0)
+            return 1;
+    }
+    if (seen)
+        return 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(resp, "benefitsInformation"))
+    {
+        const char *code = str_field(it, "code");
+        if (code != NULL && strcmp(code, "1") == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void map_network(const char *ind, rte_cache_entry *e)
+{
+    if (ind != NULL && strcmp(ind, "Y") == 0)
+        copy_str(e->network_status, sizeof e->network_status, "in_network");
+    else if (ind != NULL && strcmp(ind, "N") == 0)
+        copy_str(e->network_status, sizeof e->network_status, "out_of_network");
+}
+
+static void map_copay(const cJSON *resp, rte_cache_entry *e)
+{
+    const cJSON *best = NULL, *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(resp, "benefitsInformation"))
+    {
+        const char *code = str_field(it, "code");
+        if (code == NULL || strcmp(code, "B") != 0 || str_field(it, "benefitAmount") == NULL)
+            continue;
+        const char *ind = str_field(it, "inPlanNetworkIndicatorCode");
+        if (best == NULL || (ind != NULL && strcmp(ind, "Y") == 0 &&
+                             !(str_field(best, "inPlanNetworkIndicatorCode") &&
+                               strcmp(str_field(best, "inPlanNetworkIndicatorCode"), "Y") == 0)))
+            best = it;
+    }
+    if (best != NULL) {
+        char *end;
+        double v = strtod(str_field(best, "benefitAmount"), &end);
+        if (*end == '\0' && v >= 0) {
+            e->copay_amount = v;
+            e->has_copay = 1;
+        }
+        map_network(str_field(best, "inPlanNetworkIndicatorCode"), e);
+        return;
+    }
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(resp, "benefitsInformation"))
+    {
+        if (str_field(it, "inPlanNetworkIndicatorCode") != NULL) {
+            map_network(str_field(it, "inPlanNetworkIndicatorCode"), e);
+            return;
+        }
+    }
+}
+
+/* rte_cache_entry_from_stedi - map a Stedi eligibility response into an entry */
+int rte_cache_entry_from_stedi(const cJSON *resp, const char *source, int64_t now_ms,
+                               const rte_cache_freshness *f, rte_cache_entry *out, char *err,
+                               size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (!cJSON_IsObject(resp)) {
+        snprintf(err, errlen, "Stedi response is not a JSON object");
+        return -1;
+    }
+    copy_str(out->source, sizeof out->source, source);
+    copy_str(out->network_status, sizeof out->network_status, "unknown");
+    out->cached_at_ms = now_ms;
+    const cJSON *errors = cJSON_GetObjectItemCaseSensitive(resp, "errors");
+    if (cJSON_IsArray(errors) && cJSON_GetArraySize(errors) > 0) {
+        const cJSON *e0 = cJSON_GetArrayItem(errors, 0);
+        out->is_error = 1;
+        copy_str(out->error_code, sizeof out->error_code, str_field(e0, "code"));
+        copy_str(out->error_message, sizeof out->error_message, str_field(e0, "description"));
+        out->fresh_until_ms = now_ms + f->error_ms;
+        return 0;
+    }
+    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(resp, "planStatus")) &&
+        !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(resp, "benefitsInformation"))) {
+        snprintf(err, errlen,
+                 "Stedi response has neither planStatus nor benefitsInformation "
+                 "nor errors");
+        return -1;
+    }
+    out->eligible = map_status(resp);
+    map_copay(resp, out);
+    map_dates(resp, out);
+    out->fresh_until_ms = now_ms + f->success_ms;
+    return 0;
+}
+
+/* rte_cache_entry_encode - the JSON value; caller frees */
+char *rte_cache_entry_encode(const rte_cache_entry *e)
+{
+    char cached[40], fresh[40];
+    rte_clock_format(e->cached_at_ms, cached, sizeof cached);
+    rte_clock_format(e->fresh_until_ms, fresh, sizeof fresh);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "eligible", e->eligible);
+    if (e->has_copay)
+        cJSON_AddNumberToObject(o, "copay_amount", e->copay_amount);
+    else
+        cJSON_AddNullToObject(o, "copay_amount");
+    cJSON_AddStringToObject(o, "network_status", e->network_status);
+    if (e->coverage_start[0])
+        cJSON_AddStringToObject(o, "coverage_start", e->coverage_start);
+    else
+        cJSON_AddNullToObject(o, "coverage_start");
+    if (e->coverage_end[0])
+        cJSON_AddStringToObject(o, "coverage_end", e->coverage_end);
+    else
+        cJSON_AddNullToObject(o, "coverage_end");
+    cJSON_AddStringToObject(o, "cached_at", cached);
+    cJSON_AddStringToObject(o, "fresh_until", fresh);
+    cJSON_AddStringToObject(o, "source", e->source);
+    if (e->is_error) {
+        cJSON *er = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(er, "code", e->error_code);
+        cJSON_AddStringToObject(er, "message", e->error_message);
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static int time_field(const cJSON *o, const char *name, int64_t *out, char *err, size_t errlen)
+{
+    const char *s = NULL;
+    if (rte_json_string(o, name, 64, &s, err, errlen) != 0)
+        return -1;
+    *out = rte_clock_parse(s);
+    if (*out < 0) {
+        snprintf(err, errlen, "field '%s': not an RFC 3339 time", name);
+        return -1;
+    }
+    return 0;
+}
+
+static int date_field(const cJSON *o, const char *name, char out[11], char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    out[0] = '\0';
+    if (v == NULL || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsString(v) || strlen(v->valuestring) != 10) {
+        snprintf(err, errlen, "field '%s': expected YYYY-MM-DD or null", name);
+        return -1;
+    }
+    memcpy(out, v->valuestring, 11);
+    return 0;
+}
+
+/* rte_cache_entry_decode - parse a stored value */
+int rte_cache_entry_decode(const char *json, size_t len, rte_cache_entry *out, char *err,
+                           size_t errlen)
+{
+    int rc = -1;
+    const char *s;
+    memset(out, 0, sizeof *out);
+    cJSON *o = rte_json_parse(json, len, err, errlen);
+    if (o == NULL)
+        return -1;
+    if (rte_json_bool(o, "eligible", &out->eligible, err, errlen) != 0)
+        goto out;
+    const cJSON *cp = cJSON_GetObjectItemCaseSensitive(o, "copay_amount");
+    if (cJSON_IsNumber(cp)) {
+        out->copay_amount = cp->valuedouble;
+        out->has_copay = 1;
+    } else if (cp != NULL && !cJSON_IsNull(cp)) {
+        snprintf(err, errlen, "field 'copay_amount': expected number or null");
+        goto out;
+    }
+    if (rte_json_string(o, "network_status", sizeof out->network_status - 1, &s, err, errlen) != 0)
+        goto out;
+    copy_str(out->network_status, sizeof out->network_status, s);
+    if (date_field(o, "coverage_start", out->coverage_start, err, errlen) != 0 ||
+        date_field(o, "coverage_end", out->coverage_end, err, errlen) != 0 ||
+        time_field(o, "cached_at", &out->cached_at_ms, err, errlen) != 0 ||
+        time_field(o, "fresh_until", &out->fresh_until_ms, err, errlen) != 0)
+        goto out;
+    if (rte_json_string(o, "source", sizeof out->source - 1, &s, err, errlen) != 0)
+        goto out;
+    copy_str(out->source, sizeof out->source, s);
+    const cJSON *er = cJSON_GetObjectItemCaseSensitive(o, "error");
+    if (cJSON_IsObject(er)) {
+        out->is_error = 1;
+        copy_str(out->error_code, sizeof out->error_code, str_field(er, "code"));
+        copy_str(out->error_message, sizeof out->error_message, str_field(er, "message"));
+    }
+    rc = 0;
+out:
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* rte_cache_entry_is_fresh - before fresh_until */
+int rte_cache_entry_is_fresh(const rte_cache_entry *e, int64_t now_ms)
+{
+    return now_ms < e->fresh_until_ms;
+}
+
+/* rte_cache_entry_age_s - seconds since cached_at */
+int64_t rte_cache_entry_age_s(const rte_cache_entry *e, int64_t now_ms)
+{
+    return now_ms > e->cached_at_ms ? (now_ms - e->cached_at_ms) / 1000 : 0;
+}
+
+/* KEYS[1] key; ARGV[1] value, ARGV[2] cached_at, ARGV[3] ttl ms */
+static const char put_script[] =
+    "local old = redis.call('GET', KEYS[1])\n"
+    "if old then\n"
+    "  local ok, doc = pcall(cjson.decode, old)\n"
+    "  if ok and type(doc) == 'table' and type(doc.cached_at) == 'string'\n"
+    "     and doc.cached_at > ARGV[2] then return 0 end\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])\n"
+    "return 1\n";
+
+/* rte_cache_put - compare-and-set on cached_at; caller's thread owns r */
+int rte_cache_put(rte_redis *r, const char *key, const rte_cache_entry *e,
+                  const rte_cache_freshness *f, char *err, size_t errlen)
+{
+    char cached[40], ttl[24];
+    char *value = rte_cache_entry_encode(e);
+    if (value == NULL) {
+        snprintf(err, errlen, "out of memory encoding a cache entry");
+        return -1;
+    }
+    rte_clock_format(e->cached_at_ms, cached, sizeof cached);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)f->physical_ms);
+    const char *argv[] = {"EVAL", put_script, "1", key, value, cached, ttl};
+    redisReply *rep = rte_redis_cmdargv(r, 7, argv, NULL, err, errlen);
+    cJSON_free(value);
+    if (rep == NULL)
+        return -1;
+    int rc = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
+    if (rc < 0)
+        snprintf(err, errlen, "cache put: unexpected reply type %d", rep->type);
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* rte_cache_get - read and decode; caller's thread owns r */
+int rte_cache_get(rte_redis *r, const char *key, rte_cache_entry *out, char *err, size_t errlen)
+{
+    const char *argv[] = {"GET", key};
+    redisReply *rep = rte_redis_cmdargv(r, 2, argv, NULL, err, errlen);
+    if (rep == NULL)
+        return -1;
+    int rc = 0;
+    if (rep->type == REDIS_REPLY_STRING) {
+        char why[256];
+        rc = 1;
+        if (rte_cache_entry_decode(rep->str, rep->len, out, why, sizeof why) != 0) {
+            snprintf(err, errlen, "corrupt cache value at %s: %s", key, why);
+            rc = -1;
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}

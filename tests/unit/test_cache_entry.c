@@ -1,0 +1,266 @@
+/*
+ * test_cache_entry.c - the cache entry format: mapping, encoding, CAS writes.
+ *
+ * Golden cases live in tests/data/cache_entry/: <case>.stedi.json is a Stedi
+ * response, <case>.expected.json the exact value we must store. The Redis
+ * cases start a real redis-server on a free port for the duration of the
+ * test group.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rte/cache_entry.h"
+#include "rte/clock.h"
+
+static char *slurp(const char *name, size_t *len)
+{
+    char path[512];
+    const char *dir = getenv("RTE_DATA_DIR");
+    snprintf(path, sizeof path, "%s/cache_entry/%s", dir ? dir : "tests/data", name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return buf;
+}
+
+/* strip the trailing newline of a golden file */
+static void chomp(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+}
+
+static void golden(const char *name, const char *source)
+{
+    char file[128], err[256];
+    size_t len;
+    snprintf(file, sizeof file, "%s.stedi.json", name);
+    char *in = slurp(file, &len);
+    snprintf(file, sizeof file, "%s.expected.json", name);
+    char *want = slurp(file, NULL);
+    chomp(want);
+    cJSON *doc = cJSON_ParseWithLength(in, len);
+    assert_non_null(doc);
+    rte_cache_freshness f = rte_cache_freshness_default();
+    rte_cache_entry e;
+    int64_t now = rte_clock_parse("2026-01-05T06:00:00Z");
+    assert_int_equal(rte_cache_entry_from_stedi(doc, source, now, &f, &e, err, sizeof err), 0);
+    char *got = rte_cache_entry_encode(&e);
+    assert_string_equal(got, want);
+
+    /* decode(encode(e)) == e */
+    rte_cache_entry back;
+    assert_int_equal(rte_cache_entry_decode(got, strlen(got), &back, err, sizeof err), 0);
+    char *again = rte_cache_entry_encode(&back);
+    assert_string_equal(again, got);
+    cJSON_free(again);
+    cJSON_free(got);
+    cJSON_Delete(doc);
+    free(in);
+    free(want);
+}
+
+static void test_golden_active_copay(void **state)
+{
+    (void)state;
+    golden("active_copay", "stedi_realtime");
+}
+
+static void test_golden_inactive(void **state)
+{
+    (void)state;
+    golden("inactive", "stedi_batch");
+}
+
+static void test_golden_payer_error(void **state)
+{
+    (void)state;
+    golden("payer_error", "stedi_realtime");
+}
+
+static void test_not_a_stedi_response(void **state)
+{
+    (void)state;
+    char err[256];
+    rte_cache_entry e;
+    rte_cache_freshness f = rte_cache_freshness_default();
+    cJSON *doc = cJSON_Parse("{\"hello\":1}");
+    assert_int_equal(rte_cache_entry_from_stedi(doc, "stedi_batch", 0, &f, &e, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "planStatus"));
+    cJSON_Delete(doc);
+}
+
+static void test_decode_names_bad_field(void **state)
+{
+    (void)state;
+    char err[256];
+    rte_cache_entry e;
+    const char *bad = "{\"eligible\":\"yes\",\"network_status\":\"in_network\"}";
+    assert_int_equal(rte_cache_entry_decode(bad, strlen(bad), &e, err, sizeof err), -1);
+    assert_non_null(strstr(err, "eligible"));
+    const char *bad2 = "{\"eligible\":true,\"network_status\":\"x\",\"cached_at\":\"yesterday\","
+                       "\"fresh_until\":\"2026-01-01T00:00:00Z\",\"source\":\"stedi_batch\"}";
+    assert_int_equal(rte_cache_entry_decode(bad2, strlen(bad2), &e, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cached_at"));
+}
+
+static void test_key_hides_member_id(void **state)
+{
+    (void)state;
+    char k1[RTE_CACHE_KEY_MAX], k2[RTE_CACHE_KEY_MAX], k3[RTE_CACHE_KEY_MAX];
+    assert_int_equal(rte_cache_key("s1", "M000000001", "60054", k1, sizeof k1), 0);
+    assert_int_equal(rte_cache_key("s1", "M000000001", "60054", k2, sizeof k2), 0);
+    assert_int_equal(rte_cache_key("s2", "M000000001", "60054", k3, sizeof k3), 0);
+    assert_string_equal(k1, k2);
+    assert_string_not_equal(k1, k3);
+    assert_null(strstr(k1, "M000000001"));
+    assert_int_equal(strncmp(k1, "rte:eligibility:", 16), 0);
+    assert_string_equal(k1 + strlen(k1) - 6, ":60054");
+    assert_int_equal(rte_cache_key("s1", "M1", "60054", k1, 20), -1);
+}
+
+static void test_freshness(void **state)
+{
+    (void)state;
+    rte_cache_entry e = {.cached_at_ms = 1000000, .fresh_until_ms = 2000000};
+    assert_true(rte_cache_entry_is_fresh(&e, 1999999));
+    assert_false(rte_cache_entry_is_fresh(&e, 2000000));
+    assert_int_equal(rte_cache_entry_age_s(&e, 1061000), 61);
+    assert_int_equal(rte_cache_entry_age_s(&e, 0), 0);
+}
+
+/* --- real Redis ---------------------------------------------------- */
+
+static pid_t redis_pid;
+static char redis_url[64];
+
+/* a port that was free a moment ago */
+static int free_port(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+static int start_redis(void **state)
+{
+    (void)state;
+    int port = free_port();
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    snprintf(redis_url, sizeof redis_url, "redis://127.0.0.1:%d", port);
+    redis_pid = fork();
+    if (redis_pid == 0) {
+        execlp("redis-server", "redis-server", "--port", ports, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
+        _exit(127);
+    }
+    char err[256];
+    rte_redis *r = rte_redis_new(redis_url, 500, err, sizeof err);
+    for (int i = 0; i < 100; i++) {
+        if (rte_redis_ping(r) == 0)
+            break;
+        usleep(100000);
+        rte_redis_free(r);
+        r = rte_redis_new(redis_url, 500, err, sizeof err);
+    }
+    int ok = rte_redis_ping(r) == 0;
+    rte_redis_free(r);
+    return ok ? 0 : -1;
+}
+
+static int stop_redis(void **state)
+{
+    (void)state;
+    kill(redis_pid, SIGTERM);
+    waitpid(redis_pid, NULL, 0);
+    return 0;
+}
+
+static void test_put_get_never_older(void **state)
+{
+    (void)state;
+    char err[256];
+    rte_redis *r = rte_redis_new(redis_url, 1000, err, sizeof err);
+    rte_cache_freshness f = rte_cache_freshness_default();
+    rte_cache_entry newer = {.eligible = 1,
+                             .has_copay = 1,
+                             .copay_amount = 25,
+                             .cached_at_ms = 2000000000000LL,
+                             .fresh_until_ms = 2000000000000LL + f.success_ms};
+    snprintf(newer.network_status, sizeof newer.network_status, "in_network");
+    snprintf(newer.source, sizeof newer.source, "stedi_realtime");
+    rte_cache_entry older = newer;
+    older.cached_at_ms -= 60000;
+    older.copay_amount = 99;
+    snprintf(older.source, sizeof older.source, "stedi_batch");
+    const char *key = "rte:eligibility:test:60054";
+
+    assert_int_equal(rte_cache_put(r, key, &newer, &f, err, sizeof err), 1);
+    assert_int_equal(rte_cache_put(r, key, &older, &f, err, sizeof err), 0);
+    rte_cache_entry got;
+    assert_int_equal(rte_cache_get(r, key, &got, err, sizeof err), 1);
+    assert_true(got.copay_amount == 25);
+    assert_string_equal(got.source, "stedi_realtime");
+    assert_int_equal(got.cached_at_ms, newer.cached_at_ms);
+
+    /* physical TTL is set and longer than logical freshness */
+    redisReply *ttl = rte_redis_cmd(r, err, sizeof err, "PTTL %s", key);
+    assert_non_null(ttl);
+    assert_true(ttl->integer > f.success_ms);
+    freeReplyObject(ttl);
+
+    assert_int_equal(rte_cache_get(r, "rte:eligibility:absent:1", &got, err, sizeof err), 0);
+    redisReply *set = rte_redis_cmd(r, err, sizeof err, "SET rte:eligibility:bad:1 {oops");
+    freeReplyObject(set);
+    assert_int_equal(rte_cache_get(r, "rte:eligibility:bad:1", &got, err, sizeof err), -1);
+    assert_non_null(strstr(err, "corrupt"));
+    rte_redis_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest pure[] = {
+        cmocka_unit_test(test_golden_active_copay),
+        cmocka_unit_test(test_golden_inactive),
+        cmocka_unit_test(test_golden_payer_error),
+        cmocka_unit_test(test_not_a_stedi_response),
+        cmocka_unit_test(test_decode_names_bad_field),
+        cmocka_unit_test(test_key_hides_member_id),
+        cmocka_unit_test(test_freshness),
+    };
+    const struct CMUnitTest redis[] = {
+        cmocka_unit_test(test_put_get_never_older),
+    };
+    int rc = cmocka_run_group_tests(pure, NULL, NULL);
+    rc += cmocka_run_group_tests(redis, start_redis, stop_redis);
+    return rc;
+}
