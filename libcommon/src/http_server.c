@@ -145,7 +145,8 @@ static void init_metrics(void)
 {
     static const char *const rl[] = {"route", "status", NULL};
     static const char *const dl[] = {"route", NULL};
-    m_requests = rte_counter_new("rte_http_requests_total", "HTTP requests by route and status", rl);
+    m_requests =
+        rte_counter_new("rte_http_requests_total", "HTTP requests by route and status", rl);
     m_duration = rte_histogram_new("rte_http_request_duration_seconds",
                                    "HTTP request latency by route", dl, NULL, 0);
 }
@@ -232,7 +233,8 @@ static void on_messages(h2o_multithread_receiver_t *recv, h2o_linklist_t *messag
 {
     (void)recv;
     while (!h2o_linklist_is_empty(messages)) {
-        struct response_msg *m = H2O_STRUCT_FROM_MEMBER(struct response_msg, super.link, messages->next);
+        struct response_msg *m =
+            H2O_STRUCT_FROM_MEMBER(struct response_msg, super.link, messages->next);
         h2o_linklist_unlink(&m->super.link);
         if (m->req->h2o != NULL)
             send_now(m->req, m->status, m->content_type, m->body, m->len);
@@ -290,8 +292,8 @@ static rte_http_req *wrap(struct listener *l, h2o_req_t *hr)
     else
         r->query = dupn("", 0);
     ssize_t idx = h2o_find_header_by_str(&hr->headers, H2O_STRLIT("x-request-id"), -1);
-    if (idx >= 0 && sane_request_id(hr->headers.entries[idx].value.base,
-                                     hr->headers.entries[idx].value.len)) {
+    if (idx >= 0 &&
+        sane_request_id(hr->headers.entries[idx].value.base, hr->headers.entries[idx].value.len)) {
         memcpy(r->id, hr->headers.entries[idx].value.base, hr->headers.entries[idx].value.len);
         r->id[hr->headers.entries[idx].value.len] = '\0';
     } else {
@@ -506,7 +508,8 @@ int rte_http_server_listen(rte_http_server *s, const char *addr, const rte_http_
     h2o_config_init(&l->conf);
     /* h2o refuses bodies above this itself; our per-route check is below it */
     l->conf.max_request_entity_size = max_body + 1;
-    h2o_hostconf_t *host = h2o_config_register_host(&l->conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&l->conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);
     struct catchall *h = (struct catchall *)h2o_create_handler(pc, sizeof *h);
     h->super.on_req = on_req;

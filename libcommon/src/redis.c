@@ -534,8 +534,8 @@ rte_redis_async *rte_redis_async_new(const char *url, int timeout_ms, char *err,
 }
 
 /* rte_redis_async_cmd - queue a command for the I/O thread; any thread */
-int rte_redis_async_cmd(rte_redis_async *a, rte_redis_cb cb, void *arg, int argc,
-                        const char **argv, const size_t *argvlen)
+int rte_redis_async_cmd(rte_redis_async *a, rte_redis_cb cb, void *arg, int argc, const char **argv,
+                        const size_t *argvlen)
 {
     if (atomic_load(&a->stop))
         return -1;

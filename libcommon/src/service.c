@@ -279,8 +279,8 @@ static void start_consumers(const rte_config *cfg, const char *brokers)
             .max_retries = (int)rte_config_int(cfg, "kafka.handler_max_retries", 5, 0, 1000),
             .retry_backoff_ms =
                 (int)rte_config_duration_ms(cfg, "kafka.handler_retry_backoff", 200, 1, 60000),
-            .retry_backoff_max_ms =
-                (int)rte_config_duration_ms(cfg, "kafka.handler_retry_backoff_max", 10000, 1, 600000),
+            .retry_backoff_max_ms = (int)rte_config_duration_ms(
+                cfg, "kafka.handler_retry_backoff_max", 10000, 1, 600000),
             .dlq = S.producer,
         };
         rte_kafka_consumer *c = rte_kafka_consumer_new(cfg, brokers, &o, err, sizeof err);
@@ -395,8 +395,8 @@ static void write_ports_file(void)
     FILE *f = fopen(tmp, "w");
     if (f == NULL)
         rte_fatal("RTE_PORTS_FILE '%s': %s", path, strerror(errno));
-    fprintf(f, "{\"admin\":%d,\"http\":%d,\"grpc\":%d,\"pid\":%d}\n", S.admin_port,
-            S.public_port, S.grpc_port, (int)getpid());
+    fprintf(f, "{\"admin\":%d,\"http\":%d,\"grpc\":%d,\"pid\":%d}\n", S.admin_port, S.public_port,
+            S.grpc_port, (int)getpid());
     fclose(f);
     if (rename(tmp, path) != 0)
         rte_fatal("RTE_PORTS_FILE '%s': %s", path, strerror(errno));

@@ -45,10 +45,12 @@ const char *rte_config_raw(const rte_config *cfg, const char *key);
 const char *rte_config_str(const rte_config *cfg, const char *key, const char *def);
 
 /* rte_config_int - integer in [min,max] or def; fatal naming the key if bad */
-int64_t rte_config_int(const rte_config *cfg, const char *key, int64_t def, int64_t min, int64_t max);
+int64_t rte_config_int(const rte_config *cfg, const char *key, int64_t def, int64_t min,
+                       int64_t max);
 
 /* rte_config_double - number in [min,max] or def; fatal naming the key if bad */
-double rte_config_double(const rte_config *cfg, const char *key, double def, double min, double max);
+double rte_config_double(const rte_config *cfg, const char *key, double def, double min,
+                         double max);
 
 /* rte_config_bool - true/false/yes/no/on/off/1/0 or def; fatal naming the key if bad */
 int rte_config_bool(const rte_config *cfg, const char *key, int def);
@@ -57,17 +59,19 @@ int rte_config_bool(const rte_config *cfg, const char *key, int def);
  * rte_config_duration_ms - "250ms", "5s", "2m", "1h", or a bare number of
  * milliseconds, in [min,max] ms; fatal naming the key if bad
  */
-int64_t rte_config_duration_ms(const rte_config *cfg, const char *key, int64_t def, int64_t min, int64_t max);
+int64_t rte_config_duration_ms(const rte_config *cfg, const char *key, int64_t def, int64_t min,
+                               int64_t max);
 
 /* rte_config_int_try - like rte_config_int but returns -1 and fills err instead of exiting */
-int rte_config_int_try(const rte_config *cfg, const char *key, int64_t def, int64_t min, int64_t max,
-                       int64_t *out, char *err, size_t errlen);
+int rte_config_int_try(const rte_config *cfg, const char *key, int64_t def, int64_t min,
+                       int64_t max, int64_t *out, char *err, size_t errlen);
 
 /* rte_config_duration_try - like rte_config_duration_ms but returns -1 and fills err */
 int rte_config_duration_try(const rte_config *cfg, const char *key, int64_t def, int64_t min,
                             int64_t max, int64_t *out, char *err, size_t errlen);
 
-/* rte_config_each - call fn for every key of the file (env overrides applied) under prefix ("" = all) */
+/* rte_config_each - call fn for every key of the file (env overrides applied) under prefix ("" =
+ * all) */
 void rte_config_each(const rte_config *cfg, const char *prefix,
                      void (*fn)(const char *key, const char *value, void *arg), void *arg);
 

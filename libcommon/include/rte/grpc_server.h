@@ -72,7 +72,7 @@ typedef struct rte_grpc_method {
     const char *path; /* "/pkg.Service/Method" */
     const ProtobufCMessageDescriptor *request;
     const ProtobufCMessageDescriptor *response;
-    rte_grpc_unary_fn unary;   /* exactly one of unary/stream */
+    rte_grpc_unary_fn unary; /* exactly one of unary/stream */
     rte_grpc_stream_fn stream;
     void *arg;
 } rte_grpc_method;
@@ -85,9 +85,9 @@ typedef int (*rte_grpc_ready_fn)(void *arg);
  * rte_grpc_server_port), register methods (NULL path terminates the array)
  * plus grpc.health.v1.Health, start nworkers threads. NULL + err on failure.
  */
-rte_grpc_server *rte_grpc_server_new(const char *addr, const rte_grpc_method *methods,
-                                     int nworkers, rte_grpc_ready_fn ready, void *ready_arg,
-                                     char *err, size_t errlen);
+rte_grpc_server *rte_grpc_server_new(const char *addr, const rte_grpc_method *methods, int nworkers,
+                                     rte_grpc_ready_fn ready, void *ready_arg, char *err,
+                                     size_t errlen);
 
 /* rte_grpc_server_port - the bound port */
 int rte_grpc_server_port(const rte_grpc_server *s);
@@ -114,13 +114,15 @@ void rte_grpc_status(rte_grpc_call *call, int code, const char *fmt, ...)
 /* rte_grpc_stream_send - send one stream message and wait until written; 0 or -1 (gone) */
 int rte_grpc_stream_send(rte_grpc_call *call, const ProtobufCMessage *msg);
 
-/* rte_grpc_stream_wait - sleep up to ms real milliseconds or until the call ends/shutdown; 1 if the call is still live */
+/* rte_grpc_stream_wait - sleep up to ms real milliseconds or until the call ends/shutdown; 1 if the
+ * call is still live */
 int rte_grpc_stream_wait(rte_grpc_call *call, int ms);
 
 /* rte_grpc_deadline_ms - the client's deadline as monotonic ms (rte_clock_mono_ms), or INT64_MAX */
 int64_t rte_grpc_deadline_ms(const rte_grpc_call *call);
 
-/* rte_grpc_metadata - value of request metadata key (borrowed, valid during the call), NULL if absent */
+/* rte_grpc_metadata - value of request metadata key (borrowed, valid during the call), NULL if
+ * absent */
 const char *rte_grpc_metadata(const rte_grpc_call *call, const char *key);
 
 #endif

@@ -35,28 +35,29 @@ typedef struct rte_http_client_opts {
 } rte_http_client_opts;
 
 typedef struct rte_http_request {
-    const char *method;           /* "GET", "POST", ... */
+    const char *method; /* "GET", "POST", ... */
     const char *url;
-    const char *const *headers;   /* "Name: value" strings, NULL-terminated, may be NULL */
+    const char *const *headers; /* "Name: value" strings, NULL-terminated, may be NULL */
     const void *body;
     size_t body_len;
-    int timeout_ms;               /* per attempt; default 10000 */
-    int64_t deadline_ms;          /* whole exchange incl. retries, monotonic ms (rte_clock_mono_ms); 0 = none */
-    int max_attempts;             /* default 1 (no retry) */
-    int base_delay_ms;            /* default 100 */
-    int max_delay_ms;             /* default 10000 */
-    int idempotent;               /* 1 lets a POST be retried */
-    const char *name;             /* metrics label; default "default" */
+    int timeout_ms; /* per attempt; default 10000 */
+    int64_t
+        deadline_ms;  /* whole exchange incl. retries, monotonic ms (rte_clock_mono_ms); 0 = none */
+    int max_attempts; /* default 1 (no retry) */
+    int base_delay_ms; /* default 100 */
+    int max_delay_ms;  /* default 10000 */
+    int idempotent;    /* 1 lets a POST be retried */
+    const char *name;  /* metrics label; default "default" */
 } rte_http_request;
 
 typedef struct rte_http_response {
-    long status;      /* 0 when no HTTP response arrived */
-    char *body;       /* NUL-terminated, malloc'd */
+    long status; /* 0 when no HTTP response arrived */
+    char *body;  /* NUL-terminated, malloc'd */
     size_t body_len;
-    char *headers;    /* raw response header block of the final attempt, malloc'd */
-    int attempts;     /* attempts made */
-    double seconds;   /* total time */
-    char error[256];  /* transport error text when status == 0 */
+    char *headers;   /* raw response header block of the final attempt, malloc'd */
+    int attempts;    /* attempts made */
+    double seconds;  /* total time */
+    char error[256]; /* transport error text when status == 0 */
 } rte_http_response;
 
 /* rte_http_client_new - start the client thread; opts may be NULL; NULL + err on failure */
@@ -76,9 +77,11 @@ int rte_http_do(rte_http_client *c, const rte_http_request *req, rte_http_respon
 void rte_http_response_free(rte_http_response *resp);
 
 /* rte_http_response_header - value of header name (case-insensitive) into buf; -1 if absent */
-int rte_http_response_header(const rte_http_response *resp, const char *name, char *buf, size_t len);
+int rte_http_response_header(const rte_http_response *resp, const char *name, char *buf,
+                             size_t len);
 
-/* rte_http_retry_after_ms - parse a Retry-After value (delta seconds or IMF-fixdate) relative to now_ms; -1 if invalid */
+/* rte_http_retry_after_ms - parse a Retry-After value (delta seconds or IMF-fixdate) relative to
+ * now_ms; -1 if invalid */
 int64_t rte_http_retry_after_ms(const char *value, int64_t now_ms);
 
 #endif

@@ -71,7 +71,8 @@ int rte_http_server_run(rte_http_server *s);
  */
 void rte_http_server_stop_listener(rte_http_server *s, int port);
 
-/* rte_http_server_stop - stop everything; run returns once in-flight requests finish or deadline_ms passed; any thread */
+/* rte_http_server_stop - stop everything; run returns once in-flight requests finish or deadline_ms
+ * passed; any thread */
 void rte_http_server_stop(rte_http_server *s, int deadline_ms);
 
 /* rte_http_server_inflight - requests accepted and not yet answered; any thread */

@@ -20,7 +20,8 @@
 cJSON *rte_json_parse(const char *buf, size_t len, char *err, size_t errlen);
 
 /* rte_json_object - the object member name of obj (required) */
-int rte_json_object(const cJSON *obj, const char *name, const cJSON **out, char *err, size_t errlen);
+int rte_json_object(const cJSON *obj, const char *name, const cJSON **out, char *err,
+                    size_t errlen);
 
 /*
  * rte_json_string - required string member, 1..maxlen bytes (maxlen 0 = no

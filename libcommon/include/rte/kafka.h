@@ -64,7 +64,8 @@ typedef struct rte_kafka_msg {
  * handler: called on the consumer thread; on RTE_KAFKA_RETRY/POISON fill
  * reason (a message a human can act on; goes into the DLQ header)
  */
-typedef int (*rte_kafka_handler)(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonlen);
+typedef int (*rte_kafka_handler)(const rte_kafka_msg *msg, void *arg, char *reason,
+                                 size_t reasonlen);
 
 /* rte_kafka_brokers - the bootstrap list to use (see above), into buf; -1 if none is known */
 int rte_kafka_brokers(const rte_config *cfg, char *buf, size_t len);
@@ -85,8 +86,8 @@ int rte_kafka_producer_free(rte_kafka_producer *p, int timeout_ms);
  * asynchronously (metrics). 0, or -1 with err (queue full, unknown topic).
  */
 int rte_kafka_produce(rte_kafka_producer *p, const char *topic, const void *key, size_t keylen,
-                      const void *payload, size_t len, const rte_kafka_header *headers, int nheaders,
-                      char *err, size_t errlen);
+                      const void *payload, size_t len, const rte_kafka_header *headers,
+                      int nheaders, char *err, size_t errlen);
 
 /*
  * rte_kafka_produce_sync - produce and wait until the broker acknowledged it
@@ -103,7 +104,7 @@ int rte_kafka_flush(rte_kafka_producer *p, int timeout_ms);
 int rte_kafka_producer_connected(rte_kafka_producer *p);
 
 typedef struct rte_kafka_consumer_opts {
-    const char *group_id;     /* consumer group */
+    const char *group_id;      /* consumer group */
     const char *const *topics; /* NULL-terminated */
     rte_kafka_handler handler;
     void *arg;
@@ -131,7 +132,8 @@ void rte_kafka_consumer_stop(rte_kafka_consumer *c);
 /* rte_kafka_consumer_free - destroy (after run returned) */
 void rte_kafka_consumer_free(rte_kafka_consumer *c);
 
-/* rte_kafka_consumer_connected - 1 if the consumer has a broker up and a group assignment or is joining */
+/* rte_kafka_consumer_connected - 1 if the consumer has a broker up and a group assignment or is
+ * joining */
 int rte_kafka_consumer_connected(rte_kafka_consumer *c);
 
 /* rte_kafka_msg_header - value of header name on msg (borrowed), NULL if absent */

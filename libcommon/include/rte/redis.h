@@ -31,7 +31,8 @@
 typedef struct rte_redis rte_redis;
 typedef struct rte_redis_async rte_redis_async;
 
-/* rte_redis_new - a connection to url (connects lazily on first use); NULL + err if url is malformed */
+/* rte_redis_new - a connection to url (connects lazily on first use); NULL + err if url is
+ * malformed */
 rte_redis *rte_redis_new(const char *url, int timeout_ms, char *err, size_t errlen);
 
 /* rte_redis_free - close and free */
@@ -89,8 +90,8 @@ rte_redis_async *rte_redis_async_new(const char *url, int timeout_ms, char *err,
  * reply NULL and err set). Returns 0, or -1 if the client is shutting down
  * (cb not called).
  */
-int rte_redis_async_cmd(rte_redis_async *a, rte_redis_cb cb, void *arg, int argc,
-                        const char **argv, const size_t *argvlen);
+int rte_redis_async_cmd(rte_redis_async *a, rte_redis_cb cb, void *arg, int argc, const char **argv,
+                        const size_t *argvlen);
 
 /* rte_redis_async_free - stop the I/O thread; pending callbacks get an error first */
 void rte_redis_async_free(rte_redis_async *a);

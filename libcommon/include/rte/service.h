@@ -49,15 +49,15 @@ enum {
 };
 
 typedef struct rte_consumer_decl {
-    const char *topic;        /* NULL terminates the array */
+    const char *topic;         /* NULL terminates the array */
     rte_kafka_handler handler; /* runs on this consumer's thread */
     void *arg;
-    const char *group;        /* default "<service>.<topic>" */
+    const char *group; /* default "<service>.<topic>" */
 } rte_consumer_decl;
 
 typedef struct rte_timer_decl {
-    const char *name;    /* NULL terminates the array */
-    int64_t interval_ms; /* simulated ms between runs (the clock may be scaled) */
+    const char *name;      /* NULL terminates the array */
+    int64_t interval_ms;   /* simulated ms between runs (the clock may be scaled) */
     void (*fn)(void *arg); /* runs on the timer's own thread */
     void *arg;
 } rte_timer_decl;
