@@ -1,0 +1,94 @@
+/*
+ * member_dir.h - the member directory: a JSONL snapshot indexed in memory.
+ *
+ * A directory loads one JSONL file (a path, or an http(s) URL fetched with
+ * rte_http_do) of members in tools/member-gen's flat schema into an
+ * immutable snapshot: an array of rte_member records (column scans walk it
+ * with rte_member_snapshot_at), an open-addressing hash index by member id,
+ * and one string arena. Low-cardinality strings (sponsor, population, state,
+ * language, plan type, trading partner) are interned, so within a snapshot
+ * equal values share one pointer and filters may compare pointers.
+ *
+ * Reload builds a new snapshot off to the side and swaps it in under a short
+ * mutex; readers hold a reference (rte_member_dir_acquire) and keep reading
+ * their snapshot, never blocked by a load. A snapshot is freed when its last
+ * reference is released.
+ *
+ * Errors: a line that is not a JSON object of the schema, lacks member_id,
+ * or repeats an id fails the whole load with a message naming the line
+ * number; on reload the old snapshot stays. Unknown keys are ignored, absent
+ * strings read as "", absent or null times as -1, an unknown
+ * account_status as RTE_MEMBER_STATUS_UNKNOWN.
+ *
+ * Metrics: rte_member_dir_members (gauge), rte_member_dir_reloads_total
+ * {result="reloaded|unchanged|error"}, rte_member_dir_load_seconds.
+ */
+#ifndef RTE_MEMBER_DIR_H
+#define RTE_MEMBER_DIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum rte_member_status {
+    RTE_MEMBER_ACTIVE = 0,
+    RTE_MEMBER_INACTIVE,
+    RTE_MEMBER_SUSPENDED,
+    RTE_MEMBER_PENDING,
+    RTE_MEMBER_STATUS_UNKNOWN
+};
+
+/* One member; every pointer is borrowed from the snapshot that holds it. */
+typedef struct rte_member {
+    const char *member_id, *first_name, *last_name, *date_of_birth;
+    const char *sponsor_id, *population_id, *state, *language, *plan_type;
+    const char *trading_partner_id; /* payer_id when trading_partner_id is absent */
+    int has_rte_enabled, is_mock;
+    int account_status; /* enum rte_member_status */
+    /* epoch ms, -1 when absent or null */
+    int64_t last_login_ms, last_check_ms, appointment_ms, enrollment_ms;
+    float usage_by_hour[24];
+    float weekday_factor[7];
+} rte_member;
+
+typedef struct rte_member_snapshot rte_member_snapshot;
+typedef struct rte_member_dir rte_member_dir;
+
+/*
+ * rte_member_dir_new - load source (file path or http(s) URL) once; NULL +
+ * err on failure. Any thread; takes no shared lock.
+ */
+rte_member_dir *rte_member_dir_new(const char *source, char *err, size_t errlen);
+
+/*
+ * rte_member_dir_reload_if_changed - reload when the source changed (file:
+ * mtime, size or inode; URL: ETag / Last-Modified, then content hash).
+ * Returns 1 reloaded, 0 unchanged, -1 error (err filled, old snapshot kept).
+ * Any thread; reloads are serialised by the directory's reload mutex, the
+ * swap takes the snapshot mutex for a pointer exchange only.
+ */
+int rte_member_dir_reload_if_changed(rte_member_dir *d, char *err, size_t errlen);
+
+/*
+ * rte_member_dir_acquire - a reference to the current snapshot; release it
+ * with rte_member_snapshot_release. Any thread; takes the snapshot mutex
+ * briefly.
+ */
+rte_member_snapshot *rte_member_dir_acquire(rte_member_dir *d);
+
+/* rte_member_snapshot_release - drop a reference (frees on the last); any thread, lock-free */
+void rte_member_snapshot_release(rte_member_snapshot *s);
+
+/* rte_member_snapshot_count - number of members; any thread, lock-free */
+size_t rte_member_snapshot_count(const rte_member_snapshot *s);
+
+/* rte_member_snapshot_at - member i (< count), borrowed from s; any thread, lock-free */
+const rte_member *rte_member_snapshot_at(const rte_member_snapshot *s, size_t i);
+
+/* rte_member_snapshot_find - member by id, borrowed from s, or NULL; any thread, lock-free */
+const rte_member *rte_member_snapshot_find(const rte_member_snapshot *s, const char *member_id);
+
+/* rte_member_dir_free - drop the directory's reference and free it; readers' snapshots stay valid
+ */
+void rte_member_dir_free(rte_member_dir *d);
+
+#endif

@@ -1,0 +1,238 @@
+/*
+ * test_member_dir.c - rte_member_dir: golden 5-member file (exact fields,
+ * escapes, nulls, unknown keys, payer_id fallback), unknown ids, malformed
+ * lines named by number, duplicate ids, reload_if_changed (unchanged,
+ * rewritten, failed reload keeps the old snapshot) and a reader keeping its
+ * old snapshot across a reload.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rte/member_dir.h"
+
+static char golden[512];
+
+static const char *data_dir(void)
+{
+    const char *d = getenv("RTE_DATA_DIR");
+    return d && d[0] ? d : "tests/data";
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(golden, sizeof(golden), "%s/member_dir/five.jsonl", data_dir());
+    return 0;
+}
+
+/* Write text to a fresh temporary file; returns its path in buf. */
+static void write_tmp(char *buf, size_t len, const char *text)
+{
+    snprintf(buf, len, "/tmp/test_member_dir_XXXXXX");
+    int fd = mkstemp(buf);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Replace path's content (new inode via rename, as a snapshot publisher would). */
+static void rewrite(const char *path, const char *text)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+static void test_golden_fields(void **state)
+{
+    char err[256];
+    (void)state;
+    rte_member_dir *d = rte_member_dir_new(golden, err, sizeof(err));
+    assert_non_null(d);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    assert_int_equal(rte_member_snapshot_count(s), 5);
+
+    const rte_member *m = rte_member_snapshot_find(s, "M223274216");
+    assert_non_null(m);
+    assert_ptr_equal(m, rte_member_snapshot_at(s, 0));
+    assert_string_equal(m->first_name, "John");
+    assert_string_equal(m->last_name, "Lopez");
+    assert_string_equal(m->date_of_birth, "1968-10-29");
+    assert_string_equal(m->sponsor_id, "SP0248");
+    assert_string_equal(m->population_id, "POP008");
+    assert_string_equal(m->state, "AZ");
+    assert_string_equal(m->language, "en");
+    assert_string_equal(m->plan_type, "HMO");
+    assert_string_equal(m->trading_partner_id, "87726");
+    assert_int_equal(m->has_rte_enabled, 1);
+    assert_int_equal(m->is_mock, 0);
+    assert_int_equal(m->account_status, RTE_MEMBER_ACTIVE);
+    assert_int_equal(m->last_login_ms, 1767347000000LL);
+    assert_int_equal(m->last_check_ms, 1766689706000LL);
+    assert_int_equal(m->appointment_ms, -1);
+    assert_int_equal(m->enrollment_ms, 1639612800000LL);
+    assert_float_equal(m->usage_by_hour[9], 0.2958f, 1e-6);
+    assert_float_equal(m->weekday_factor[6], 0.89f, 1e-6);
+    float sum = 0;
+    for (int h = 0; h < 24; h++)
+        sum += m->usage_by_hour[h];
+    assert_float_equal(sum, 1.0f, 1e-4);
+
+    /* hand-written member: escapes, nulls, absent fields, unknown keys */
+    m = rte_member_snapshot_find(s, "M000000005");
+    assert_non_null(m);
+    assert_string_equal(m->first_name, "Zo\xc3\xab");
+    assert_string_equal(m->last_name, "O\"Neil");
+    assert_string_equal(m->trading_partner_id, "62308"); /* from payer_id */
+    assert_int_equal(m->has_rte_enabled, 0);
+    assert_int_equal(m->is_mock, 1);
+    assert_int_equal(m->account_status, RTE_MEMBER_STATUS_UNKNOWN);
+    assert_int_equal(m->last_login_ms, -1);
+    assert_int_equal(m->last_check_ms, -1); /* key absent */
+    assert_int_equal(m->appointment_ms, 1767688200000LL);
+    assert_int_equal(m->enrollment_ms, 1766188800000LL);
+    assert_float_equal(m->usage_by_hour[7], 0.5f, 1e-6);
+    assert_float_equal(m->weekday_factor[5], 1.0f, 1e-6);
+
+    /* interned: equal values share one pointer */
+    const rte_member *a = rte_member_snapshot_at(s, 0);
+    for (size_t i = 1; i < 5; i++) {
+        const rte_member *b = rte_member_snapshot_at(s, i);
+        if (strcmp(a->language, b->language) == 0)
+            assert_ptr_equal(a->language, b->language);
+    }
+    assert_null(rte_member_snapshot_at(s, 5));
+    assert_null(rte_member_snapshot_find(s, "M999999999"));
+    assert_null(rte_member_snapshot_find(s, ""));
+    assert_null(rte_member_snapshot_find(s, "M22327421"));
+
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+}
+
+static void expect_load_error(const char *text, const char *needle)
+{
+    char path[512], err[256] = "";
+    write_tmp(path, sizeof(path), text);
+    rte_member_dir *d = rte_member_dir_new(path, err, sizeof(err));
+    assert_null(d);
+    if (!strstr(err, needle))
+        fail_msg("error '%s' does not contain '%s'", err, needle);
+    unlink(path);
+}
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    expect_load_error("{\"member_id\":\"A\"}\n\n{\"member_id\":\"B\",\"first_name\":}\n",
+                      "line 3:");
+    expect_load_error("{\"member_id\":\"A\"}\nnot json\n", "line 2:");
+    expect_load_error("{\"first_name\":\"x\"}\n", "line 1: missing member_id");
+    expect_load_error("{\"member_id\":\"A\"}\n{\"member_id\":\"A\"}\n",
+                      "line 2: member_id 'A' repeats line 1");
+    expect_load_error("{\"member_id\":\"A\",\"usage_by_hour\":[1,2]}\n",
+                      "'usage_by_hour' has 2 numbers, expected 24");
+    expect_load_error("{\"member_id\":\"A\",\"last_login_at\":\"yesterday\"}\n",
+                      "field 'last_login_at'");
+    expect_load_error("{\"member_id\":\"A\"} x\n", "trailing characters");
+    expect_load_error("{\"member_id\":\"A\",\"has_rte_enabled\":\"yes\"}\n",
+                      "field 'has_rte_enabled'");
+
+    char err[256] = "";
+    assert_null(rte_member_dir_new("/nonexistent/members.jsonl", err, sizeof(err)));
+    assert_non_null(strstr(err, "/nonexistent/members.jsonl"));
+}
+
+static void test_reload(void **state)
+{
+    char path[512], err[256];
+    (void)state;
+    write_tmp(path, sizeof(path),
+              "{\"member_id\":\"A\",\"first_name\":\"Old\"}\n{\"member_id\":\"B\"}\n");
+    rte_member_dir *d = rte_member_dir_new(path, err, sizeof(err));
+    assert_non_null(d);
+    assert_int_equal(rte_member_dir_reload_if_changed(d, err, sizeof(err)), 0);
+
+    rte_member_snapshot *old = rte_member_dir_acquire(d);
+    rewrite(path, "{\"member_id\":\"A\",\"first_name\":\"New\"}\n{\"member_id\":\"C\"}\n"
+                  "{\"member_id\":\"D\"}\n");
+    assert_int_equal(rte_member_dir_reload_if_changed(d, err, sizeof(err)), 1);
+    assert_int_equal(rte_member_dir_reload_if_changed(d, err, sizeof(err)), 0);
+
+    rte_member_snapshot *cur = rte_member_dir_acquire(d);
+    assert_int_equal(rte_member_snapshot_count(cur), 3);
+    assert_string_equal(rte_member_snapshot_find(cur, "A")->first_name, "New");
+    assert_null(rte_member_snapshot_find(cur, "B"));
+    assert_non_null(rte_member_snapshot_find(cur, "D"));
+
+    /* the reader holding the old snapshot still sees the old data */
+    assert_int_equal(rte_member_snapshot_count(old), 2);
+    assert_string_equal(rte_member_snapshot_find(old, "A")->first_name, "Old");
+    assert_non_null(rte_member_snapshot_find(old, "B"));
+    rte_member_snapshot_release(old);
+
+    /* a broken rewrite fails the reload and keeps the current snapshot */
+    rewrite(path, "{\"member_id\":\"E\"}\n{broken\n");
+    assert_int_equal(rte_member_dir_reload_if_changed(d, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "line 2:"));
+    rte_member_snapshot *again = rte_member_dir_acquire(d);
+    assert_ptr_equal(again, cur);
+    rte_member_snapshot_release(again);
+
+    /* the directory may go while a reader still holds a snapshot */
+    rte_member_dir_free(d);
+    assert_string_equal(rte_member_snapshot_find(cur, "A")->first_name, "New");
+    rte_member_snapshot_release(cur);
+    unlink(path);
+}
+
+static void test_member_gen_roundtrip(void **state)
+{
+    char path[512], cmd[1024], err[256];
+    (void)state;
+    if (access("build/bin/member-gen", X_OK) != 0)
+        skip();
+    snprintf(path, sizeof(path), "/tmp/test_member_dir_gen_%d.jsonl", (int)getpid());
+    snprintf(cmd, sizeof(cmd), "build/bin/member-gen --count 2000 --seed 5 --out %s", path);
+    assert_int_equal(system(cmd), 0);
+    rte_member_dir *d = rte_member_dir_new(path, err, sizeof(err));
+    if (!d)
+        fail_msg("%s", err);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    assert_int_equal(rte_member_snapshot_count(s), 2000);
+    for (size_t i = 0; i < 2000; i++) {
+        const rte_member *m = rte_member_snapshot_at(s, i);
+        assert_ptr_equal(rte_member_snapshot_find(s, m->member_id), m);
+        assert_int_equal(strlen(m->member_id), 10);
+        assert_true(m->account_status != RTE_MEMBER_STATUS_UNKNOWN);
+        assert_true(m->enrollment_ms > 0);
+    }
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden_fields),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_member_gen_roundtrip),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
