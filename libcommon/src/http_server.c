@@ -650,17 +650,6 @@ const char *rte_http_req_id(const rte_http_req *req)
     return req->id;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* decode n bytes of %xx / '+' text into buf; -1 if malformed or too long */
 static int url_decode(const char *s, size_t n, char *buf, size_t len)
 {
@@ -672,11 +661,11 @@ static int url_decode(const char *s, size_t n, char *buf, size_t len)
         } else if (c == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = hexval((unsigned char)s[i + 1]);
-            int lo = hexval((unsigned char)s[i + 2]);
-            if (hi < 0 || lo < 0)
+            char hex[3] = {s[i + 1], s[i + 2], '\0'};
+            uint8_t byte;
+            if (rte_hex_decode(hex, &byte, 1) != 1)
                 return -1;
-            c = (char)(hi * 16 + lo);
+            c = (char)byte;
             i += 2;
         }
         if (o + 1 >= len)
