@@ -477,9 +477,11 @@ static void test_deadline_stops_retries(void **state)
     req.base_delay_ms = 100;
     start = now_ms();
     req.deadline_ms = rte_clock_mono_ms() + 500;
-    assert_int_equal(rte_http_do(f.client, &req, &resp), 0);
+    /* the header allows either ending: the last 503, or -1 when the deadline
+     * cut the final attempt short (status 0); never past the deadline */
+    int rc = rte_http_do(f.client, &req, &resp);
     assert_true(now_ms() - start < 3000);
-    assert_int_equal(resp.status, 503);
+    assert_true((rc == 0 && resp.status == 503) || (rc == -1 && resp.status == 0));
     assert_true(resp.attempts >= 1);
     assert_true(resp.attempts < 100);
     rte_http_response_free(&resp);
