@@ -43,7 +43,10 @@ PROGRAMS  := $(notdir $(wildcard tests/programs/*))
 BINS      := $(addprefix $(BUILD)/bin/,$(SERVICES) $(TOOLS) $(PROGRAMS))
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
-UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+# tests/unit/<service>/test_*.c test a service's own files: they link every
+# services/<service>/*.c except main.c.
+SVC_UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
+UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(SVC_UNIT_SRC))
 
 .PHONY: all deps build test unit integration asan lint demo dev-up dev-down bench clean proto-py
 .SECONDARY:
@@ -98,6 +101,14 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB) $(HDRS)
 	@echo "  LINK     $@"
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $< $(LIB) $(LDLIBS) -lcmocka -o $@
 
+define svc_unit_rule
+$(BUILD)/tests/$(1)/%: tests/unit/$(1)/%.c $(filter-out services/$(1)/main.c,$(wildcard services/$(1)/*.c)) $(wildcard services/$(1)/*.h) $(LIB) $(HDRS)
+	@mkdir -p $(BUILD)/tests/$(1)
+	@echo "  LINK     $$@"
+	$(Q)$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -Iservices/$(1) $$< $(filter-out services/$(1)/main.c,$(wildcard services/$(1)/*.c)) $(LIB) $$(LDLIBS) -lcmocka -o $$@
+endef
+$(foreach d,$(sort $(notdir $(patsubst %/,%,$(dir $(SVC_UNIT_SRC))))),$(eval $(call svc_unit_rule,$(d))))
+
 # --- tests --------------------------------------------------------------
 # Unit tests are data-free and fast; integration tests start real Redis and
 # the Kafka dev broker themselves (tests/integration/conftest.py).
@@ -134,6 +145,10 @@ demo: all
 
 bench: all
 	@sh scripts/bench.sh $(BUILD)
+
+# make bench-<name> runs bench/<name>.sh alone (e.g. bench-webhook).
+bench-%: all
+	@sh bench/$*.sh $(BUILD)
 
 clean:
 	rm -rf build build-asan

@@ -29,6 +29,7 @@
 #include "rte/clock.h"
 #include "rte/crypto.h"
 #include "rte/json.h"
+#include "rte/log.h"
 
 #define HOUR_MS (3600LL * 1000)
 
@@ -37,6 +38,42 @@ rte_cache_freshness rte_cache_freshness_default(void)
 {
     rte_cache_freshness f = {22 * HOUR_MS, 5 * 60 * 1000LL, 72 * HOUR_MS};
     return f;
+}
+
+#define DEV_MEMBER_KEY_SECRET "dev-member-key-secret"
+
+/* rte_cache_settings_from_config - start-up thread; reads cfg only */
+int rte_cache_settings_from_config(const rte_config *cfg, rte_cache_settings *out, char *err,
+                                   size_t errlen)
+{
+    const char *secret = rte_config_str(cfg, "cache.member_key_secret", DEV_MEMBER_KEY_SECRET);
+    rte_cache_freshness *f = &out->freshness;
+
+    memset(out, 0, sizeof *out);
+    if (secret[0] == '\0' || strlen(secret) >= sizeof out->member_key_secret) {
+        snprintf(err, errlen, "cache.member_key_secret (RTE_CACHE_MEMBER_KEY_SECRET): must be 1..%zu "
+                 "characters", sizeof out->member_key_secret - 1);
+        return -1;
+    }
+    snprintf(out->member_key_secret, sizeof out->member_key_secret, "%s", secret);
+    if (strcmp(secret, DEV_MEMBER_KEY_SECRET) == 0)
+        rte_log_warn("cache.member_key_secret is the development default; set "
+                     "RTE_CACHE_MEMBER_KEY_SECRET to the same secret on every service in production");
+    *f = rte_cache_freshness_default();
+    if (rte_config_duration_try(cfg, "cache.fresh_success", f->success_ms, 1000, 30 * 24 * HOUR_MS,
+                                &f->success_ms, err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "cache.fresh_error", f->error_ms, 1000, 24 * HOUR_MS,
+                                &f->error_ms, err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "cache.ttl", f->physical_ms, 1000, 90 * 24 * HOUR_MS,
+                                &f->physical_ms, err, errlen) != 0)
+        return -1;
+    if (f->physical_ms <= f->success_ms || f->physical_ms <= f->error_ms) {
+        snprintf(err, errlen, "cache.ttl (RTE_CACHE_TTL): %lld ms must exceed cache.fresh_success "
+                 "and cache.fresh_error so stale entries can still be served",
+                 (long long)f->physical_ms);
+        return -1;
+    }
+    return 0;
 }
 
 /* rte_cache_key - rte:eligibility:{member_key}:{trading_partner_id} */

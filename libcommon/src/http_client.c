@@ -756,8 +756,21 @@ static int64_t jitter_ms(const struct plan *p, int retry)
     return (int64_t)(random_u64() % (uint64_t)(cap + 1));
 }
 
-static int worth_retrying(const struct transfer *t, const rte_http_response *resp)
+/* An unsafe request may still be repeated when the server certainly did not
+ * act on it: no connection was ever made, or it answered 429 (refused). */
+static int refused_unacted(const struct transfer *t, const rte_http_response *resp)
 {
+    if (resp->status == 0)
+        return !t->cancelled &&
+               (t->result == CURLE_COULDNT_CONNECT || t->result == CURLE_COULDNT_RESOLVE_HOST);
+    return resp->status == 429;
+}
+
+static int worth_retrying(const struct plan *p, const struct transfer *t,
+                          const rte_http_response *resp)
+{
+    if (!p->safe)
+        return p->req->retry_refused && refused_unacted(t, resp);
     if (resp->status == 0)
         return !t->cancelled && transient_curl_error(t->result);
     return resp->status == 429 || (resp->status >= 500 && resp->status <= 599);
@@ -770,7 +783,7 @@ static int64_t retry_wait(const struct plan *p, const struct transfer *t,
     char value[128];
     int64_t wait, asked;
 
-    if (!p->safe || resp->attempts >= p->max_attempts || !worth_retrying(t, resp))
+    if (resp->attempts >= p->max_attempts || !worth_retrying(p, t, resp))
         return -1;
     wait = jitter_ms(p, resp->attempts - 1);
     if ((resp->status == 429 || resp->status == 503) &&

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rte/config.h"
 #include "rte/redis.h"
 
 #define RTE_CACHE_KEY_MAX 128
@@ -51,6 +52,21 @@ typedef struct rte_cache_entry {
     char error_code[16];
     char error_message[128];
 } rte_cache_entry;
+
+/* What every reader and writer of the cache must agree on. */
+typedef struct rte_cache_settings {
+    char member_key_secret[128]; /* keyed hash of member ids; same on every service */
+    rte_cache_freshness freshness;
+} rte_cache_settings;
+
+/*
+ * rte_cache_settings_from_config - cache.member_key_secret,
+ * cache.fresh_success, cache.fresh_error, cache.ttl; -1 + err naming the key
+ * on a bad value (a ttl not above both freshness windows is refused). The
+ * development default secret is accepted with a warning. Start-up thread.
+ */
+int rte_cache_settings_from_config(const rte_config *cfg, rte_cache_settings *out, char *err,
+                                   size_t errlen);
 
 /* rte_cache_freshness_default - 22 h / 5 min / 72 h */
 rte_cache_freshness rte_cache_freshness_default(void);

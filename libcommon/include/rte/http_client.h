@@ -8,7 +8,9 @@
  *
  * Retries: only when the request is safe to repeat (GET/HEAD/PUT/DELETE/
  * OPTIONS, or a POST the caller marks idempotent) and the outcome is a
- * connection error, a timeout, HTTP 429 or a 5xx. Backoff is exponential with
+ * connection error, a timeout, HTTP 429 or a 5xx. A request that is not safe
+ * to repeat may opt in (retry_refused) to retries of the two outcomes where
+ * the server certainly did nothing: no connection was made, or HTTP 429. Backoff is exponential with
  * full jitter (base * 2^attempt, capped), and a Retry-After header (seconds
  * or HTTP date) is honoured when it asks for longer, up to max_delay_ms. The
  * whole exchange never outlives deadline_ms.
@@ -47,6 +49,8 @@ typedef struct rte_http_request {
     int base_delay_ms; /* default 100 */
     int max_delay_ms;  /* default 10000 */
     int idempotent;    /* 1 lets a POST be retried */
+    int retry_refused; /* 1 lets an unsafe request be retried only when the server certainly
+                          did not act on it: connection refused / host unresolved, or 429 */
     const char *name;  /* metrics label; default "default" */
 } rte_http_request;
 
