@@ -393,3 +393,75 @@ int rte_cache_get(rte_redis *r, const char *key, rte_cache_entry *out, char *err
     freeReplyObject(rep);
     return rc;
 }
+
+/* a YYYY-MM-DD date with digits where they belong */
+static int iso_date_ok(const char *s)
+{
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return 0;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+            return 0;
+    return 1;
+}
+
+static int callback_date(const cJSON *o, const char *name, char out[11], char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    out[0] = '\0';
+    if (v == NULL || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsString(v) || !iso_date_ok(v->valuestring)) {
+        snprintf(err, errlen, "eligibility.%s: expected YYYY-MM-DD or null", name);
+        return -1;
+    }
+    memcpy(out, v->valuestring, 11);
+    return 0;
+}
+
+/* rte_cache_entry_from_callback - map a callback result's eligibility{}; pure */
+int rte_cache_entry_from_callback(const cJSON *el, int64_t now_ms, const rte_cache_freshness *f,
+                                  rte_cache_entry *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (!cJSON_IsObject(el)) {
+        snprintf(err, errlen, "eligibility: expected an object");
+        return -1;
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(el, "eligible");
+    if (v == NULL) {
+        snprintf(err, errlen, "eligibility.eligible: missing");
+        return -1;
+    }
+    if (!cJSON_IsBool(v)) {
+        snprintf(err, errlen, "eligibility.eligible: expected true or false");
+        return -1;
+    }
+    out->eligible = cJSON_IsTrue(v);
+    v = cJSON_GetObjectItemCaseSensitive(el, "copay_amount");
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9) {
+        out->copay_amount = v->valuedouble;
+        out->has_copay = 1;
+    } else if (v != NULL && !cJSON_IsNull(v)) {
+        snprintf(err, errlen, "eligibility.copay_amount: expected a number >= 0 or null");
+        return -1;
+    }
+    copy_str(out->network_status, sizeof out->network_status, "unknown");
+    v = cJSON_GetObjectItemCaseSensitive(el, "network_status");
+    if (cJSON_IsString(v) &&
+        (strcmp(v->valuestring, "in_network") == 0 ||
+         strcmp(v->valuestring, "out_of_network") == 0 || strcmp(v->valuestring, "unknown") == 0)) {
+        copy_str(out->network_status, sizeof out->network_status, v->valuestring);
+    } else if (v != NULL && !cJSON_IsNull(v)) {
+        snprintf(err, errlen,
+                 "eligibility.network_status: expected in_network, out_of_network or unknown");
+        return -1;
+    }
+    if (callback_date(el, "coverage_start", out->coverage_start, err, errlen) != 0 ||
+        callback_date(el, "coverage_end", out->coverage_end, err, errlen) != 0)
+        return -1;
+    copy_str(out->source, sizeof out->source, "stedi_batch");
+    out->cached_at_ms = now_ms;
+    out->fresh_until_ms = now_ms + f->success_ms;
+    return 0;
+}

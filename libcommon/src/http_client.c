@@ -623,6 +623,20 @@ static CURLcode set_method(CURL *e, const struct plan *p)
     return rc;
 }
 
+/* The caller's abort flag, read by curl's progress callback on the I/O thread
+ * (at least about once a second per transfer): non-zero aborts the attempt. */
+static int aborted(const rte_http_request *req)
+{
+    return req->abort_flag != NULL && __atomic_load_n(req->abort_flag, __ATOMIC_ACQUIRE) != 0;
+}
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return aborted((const rte_http_request *)arg) ? 1 : 0;
+}
+
 static CURLcode setup_easy(rte_http_client *c, const struct plan *p, struct transfer *t,
                            struct curl_slist *headers)
 {
@@ -658,6 +672,13 @@ static CURLcode setup_easy(rte_http_client *c, const struct plan *p, struct tran
         rc = curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)t);
+    if (rc == CURLE_OK && p->req->abort_flag != NULL) {
+        rc = curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)p->req);
+    }
     if (rc == CURLE_OK)
         rc = set_method(e, p);
     return rc;
@@ -701,12 +722,17 @@ static void record_attempt(struct transfer *t, rte_http_response *resp)
     resp->body = buf_take(&t->body, &resp->body_len);
     resp->headers = buf_take(&t->headers, &headers_len);
     resp->error[0] = '\0';
+    resp->not_sent = 0;
+    resp->timed_out = 0;
     if (t->result == CURLE_OK) {
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
         resp->status = status;
         return;
     }
     resp->status = 0;
+    resp->not_sent = !t->cancelled && (t->result == CURLE_COULDNT_CONNECT ||
+                                       t->result == CURLE_COULDNT_RESOLVE_HOST);
+    resp->timed_out = t->result == CURLE_OPERATION_TIMEDOUT;
     if (t->cancelled)
         snprintf(resp->error, sizeof resp->error, "HTTP client shutting down; request cancelled");
     else if (t->errbuf[0] != '\0')
@@ -783,7 +809,7 @@ static int64_t retry_wait(const struct plan *p, const struct transfer *t,
     char value[128];
     int64_t wait, asked;
 
-    if (resp->attempts >= p->max_attempts || !worth_retrying(p, t, resp))
+    if (resp->attempts >= p->max_attempts || aborted(p->req) || !worth_retrying(p, t, resp))
         return -1;
     wait = jitter_ms(p, resp->attempts - 1);
     if ((resp->status == 429 || resp->status == 503) &&
@@ -828,9 +854,12 @@ static int run_attempts(rte_http_client *c, const struct plan *p, struct transfe
     for (;;) {
         timeout = attempt_timeout(p);
         if (timeout <= 0) {
-            if (resp->attempts == 0)
+            if (resp->attempts == 0) {
                 snprintf(resp->error, sizeof resp->error,
                          "deadline passed before the first attempt");
+                resp->not_sent = 1;
+                resp->timed_out = 1;
+            }
             return rc;
         }
         rc = attempt(c, p, t, timeout, resp);

@@ -553,6 +553,12 @@ int rte_slots_release(rte_slots *s, const rte_slot_lease *lease)
     return lease_op(s, "release", lease);
 }
 
+/* rte_slots_lease_ms - any thread; options are immutable after _new */
+int rte_slots_lease_ms(const rte_slots *s)
+{
+    return s->o.lease_ms;
+}
+
 /* rte_slots_renew - extend a held lease to lease_ms from now; any thread */
 int rte_slots_renew(rte_slots *s, const rte_slot_lease *lease)
 {

@@ -22,7 +22,7 @@ import time
 import pytest
 import requests
 
-from conftest import Service, wait_for
+from conftest import Service, start_stedi_sim, stop_clean, wait_for
 
 KEY = "test-key"
 RT = "/2024-04-01/change/medicalnetwork/eligibility/v3"
@@ -44,19 +44,7 @@ def check(member="M1001", payer="62308", cn="123456789", sti=None):
 
 
 def start(workdir, **env):
-    e = {"RTE_CLOCK_SCALE": "1000", "RTE_LOG_LEVEL": "warn"}
-    e.update({k.upper() if k.startswith("RTE_") else "RTE_SIM_" + k.upper(): str(v)
-              for k, v in env.items()})
-    return Service("stedi-sim", e, workdir).start()
-
-
-def stop_clean(sim):
-    """SIGTERM, then require exit 0: under ASan a leak or UB turns into a non-zero code."""
-    sim.signal(signal.SIGTERM)
-    code = sim.wait(30)
-    log = sim.logtext()
-    sim.stop()
-    assert code == 0, f"stedi-sim exited {code}: {log[-3000:]}"
+    return start_stedi_sim(workdir, **env)
 
 
 def post(sim, path, body, headers=AUTH, **kw):

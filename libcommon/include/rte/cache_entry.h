@@ -85,6 +85,19 @@ int rte_cache_entry_from_stedi(const cJSON *resp, const char *source, int64_t no
                                const rte_cache_freshness *f, rte_cache_entry *out, char *err,
                                size_t errlen);
 
+/*
+ * rte_cache_entry_from_callback - map the eligibility{} object of one
+ * batch-callback result ({eligible, copay_amount?, network_status?,
+ * coverage_start?, coverage_end?}, dates YYYY-MM-DD or null, network_status
+ * in_network | out_of_network | unknown) into a success entry cached at
+ * now_ms with source "stedi_batch". -1 + err naming the field
+ * ("eligibility.copay_amount: expected a number >= 0 or null") when the
+ * object is malformed. Pure; any thread.
+ */
+int rte_cache_entry_from_callback(const cJSON *eligibility, int64_t now_ms,
+                                  const rte_cache_freshness *f, rte_cache_entry *out, char *err,
+                                  size_t errlen);
+
 /* rte_cache_entry_encode - the JSON value (malloc'd, caller frees) */
 char *rte_cache_entry_encode(const rte_cache_entry *e);
 

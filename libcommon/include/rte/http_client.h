@@ -52,6 +52,9 @@ typedef struct rte_http_request {
     int retry_refused; /* 1 lets an unsafe request be retried only when the server certainly
                           did not act on it: connection refused / host unresolved, or 429 */
     const char *name;  /* metrics label; default "default" */
+    const int *abort_flag; /* when set non-zero (atomically, by any thread) the exchange stops
+                              within about a second: no further attempt, the current one is
+                              cut as a transport error; NULL = never */
 } rte_http_request;
 
 typedef struct rte_http_response {
@@ -62,6 +65,8 @@ typedef struct rte_http_response {
     int attempts;    /* attempts made */
     double seconds;  /* total time */
     char error[256]; /* transport error text when status == 0 */
+    int not_sent;    /* status 0 and the server certainly saw nothing (refused/unresolved/no attempt) */
+    int timed_out;   /* status 0 because the attempt timeout or the deadline ran out */
 } rte_http_response;
 
 /* rte_http_client_new - start the client thread; opts may be NULL; NULL + err on failure */

@@ -92,6 +92,9 @@ void rte_slots_opts_init(rte_slots_opts *o);
  */
 rte_slots *rte_slots_new(const char *redis_url, const rte_slots_opts *o, char *err, size_t errlen);
 
+/* rte_slots_lease_ms - the lease lifetime this limiter grants; any thread */
+int rte_slots_lease_ms(const rte_slots *s);
+
 /* rte_slots_free - close the pooled connections; no call may be in progress */
 void rte_slots_free(rte_slots *s);
 

@@ -112,11 +112,11 @@ typedef void (*rte_stedi_started_fn)(void *arg, const rte_slot_lease *lease);
 #define RTE_STEDI_E_UNKNOWN (-2)   /* submit: Stedi may or may not have created the batch */
 #define RTE_STEDI_E_NOT_FOUND (-3) /* status/poll: no such batch */
 
-typedef struct rte_stedi_batch_status {
+typedef struct rte_stedi_batch_info {
     char status[16]; /* PENDING | IN_PROGRESS | COMPLETED | ... as Stedi says */
     int total, success, error, pending;
     int complete; /* 1 when status is COMPLETED (no item left pending) */
-} rte_stedi_batch_status;
+} rte_stedi_batch_info;
 
 /* One page of poll-batch results. */
 typedef struct rte_stedi_page {
@@ -177,7 +177,7 @@ int rte_stedi_batch_submit(rte_stedi *s, const rte_stedi_check *items, size_t n,
                            size_t idlen, char *err, size_t errlen);
 
 /* rte_stedi_batch_status - the batch's counts; 0, RTE_STEDI_E_NOT_FOUND or _FAILED + err */
-int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_status *out,
+int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_info *out,
                            char *err, size_t errlen);
 
 /*
@@ -191,20 +191,25 @@ int rte_stedi_poll_page(rte_stedi *s, const char *batch_id, int page_size, const
 /* rte_stedi_page_free - release a page (safe on a zeroed page) */
 void rte_stedi_page_free(rte_stedi_page *p);
 
-/* Called for each page in order; return 0 to go on, non-zero to stop there. */
-typedef int (*rte_stedi_page_fn)(void *arg, const rte_stedi_page *page, const char *page_token);
+/* Called for each non-empty page in order; return 0 to go on, non-zero to stop there. */
+typedef int (*rte_stedi_page_fn)(void *arg, const rte_stedi_page *page);
+
+#define RTE_STEDI_CURSOR_MAX 300
 
 /*
- * rte_stedi_poll_all - page through every currently completed result from
- * page_token on, calling fn with each non-empty page and the token that
- * fetched it. cursor (cursorlen bytes) receives the token to resume from:
- * the next page after the last one fn accepted. Returns the number of items
- * handed to fn, or a negative RTE_STEDI_E_* + err (cursor still names the
- * resume point). Any thread; blocks.
+ * rte_stedi_poll_all - hand every result completed since cursor to fn, page
+ * by page. cursor is our own resume point ("" or NULL = from the first
+ * result): a Stedi page token plus how many items of that page were already
+ * handed over, so a partial last page is neither skipped nor re-read when
+ * more results complete later. Pages handed to fn hold only new items.
+ * cursor_out (RTE_STEDI_CURSOR_MAX bytes) receives the resume point after
+ * the last page fn accepted - persist it, pass it next time. Returns the
+ * number of items handed to fn, or a negative RTE_STEDI_E_* + err
+ * (cursor_out still names the resume point). Any thread; blocks.
  */
-long rte_stedi_poll_all(rte_stedi *s, const char *batch_id, int page_size, const char *page_token,
-                        rte_stedi_page_fn fn, void *arg, char *cursor, size_t cursorlen, char *err,
-                        size_t errlen);
+long rte_stedi_poll_all(rte_stedi *s, const char *batch_id, int page_size, const char *cursor,
+                        rte_stedi_page_fn fn, void *arg, char *cursor_out, size_t cursorlen,
+                        char *err, size_t errlen);
 
 /*
  * rte_stedi_item_map - map one polled item (an element of page->items)

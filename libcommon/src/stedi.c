@@ -1,0 +1,1116 @@
+/*
+ * stedi.c - the client side of the Stedi eligibility API.
+ *
+ * Contract in rte/stedi.h. How it is built:
+ *
+ *   requests    cJSON documents in Stedi's shape, sent through the shared
+ *               http_client (connection reuse, retries, Retry-After, gzip).
+ *   slots       a real-time call holds a lease from the slot limiter from
+ *               before the first attempt until after the last one. Held
+ *               leases sit on a list that one keeper thread walks every
+ *               lease_ms/3, renewing each; a lease found lost sets that
+ *               call's abort flag, which http_client's progress callback
+ *               turns into an aborted transfer within about a second. The
+ *               keeper copies the list under its mutex and renews with the
+ *               mutex released, so callers never wait behind Redis I/O.
+ *   outcomes    HTTP 200 with a 271 document is an answer (payer errors in
+ *               errors[] included); 429/5xx that survive the retries, 4xx,
+ *               timeouts and transport failures each get their own outcome
+ *               so callers can tell "Stedi is slow" from "we sent garbage".
+ *   poll cursor "<skip>:<page token>": the page token Stedi gave us plus
+ *               how many items of that page we already handed over. Stedi's
+ *               completion order never changes, so a token fetches the same
+ *               items again plus any that completed since.
+ *
+ * It does not cache, deduplicate or decide freshness: callers do that with
+ * cache_entry.h.
+ */
+#include "rte/stedi.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rte/clock.h"
+#include "rte/crypto.h"
+#include "rte/json.h"
+#include "rte/log.h"
+#include "rte/metrics.h"
+#include "rte/redis.h"
+
+#define PATH_REALTIME "/2024-04-01/change/medicalnetwork/eligibility/v3"
+#define PATH_BATCH "/2024-04-01/eligibility-manager/batch-eligibility"
+#define PATH_STATUS "/2024-04-01/eligibility-manager/batch/"
+#define PATH_POLL "/2025-04-25/healthcare/eligibility/poll-batch"
+#define MAX_BATCH_ITEMS 10000
+#define URL_MAX 2048
+
+enum api { API_REALTIME, API_BATCH, API_STATUS, API_POLL, API_N };
+static const char *const api_names[API_N] = {"realtime", "batch_submit", "batch_status", "poll"};
+static const char *const http_names[API_N] = {"stedi_realtime", "stedi_batch_submit",
+                                              "stedi_batch_status", "stedi_poll"};
+
+/* A real-time call's lease while it is held; lives on the caller's stack. */
+struct held {
+    rte_slot_lease lease;
+    int lost; /* atomic; set by the keeper, read by http_client's progress callback */
+    struct held *next;
+};
+
+struct rte_stedi {
+    rte_stedi_opts o;
+    char *base_url, *api_key, *provider_name, *provider_npi;
+    char auth_header[300];
+    rte_http_client *own_http;
+    rte_slots *own_slots;
+
+    pthread_mutex_t mu; /* guards held and stopping */
+    pthread_cond_t wake;
+    struct held *held;
+    int stopping;
+    int keeper_started;
+    pthread_t keeper;
+
+    rte_metric *calls;
+    rte_metric *duration;
+    rte_metric *slot_wait;
+    rte_series *lease_lost;
+};
+
+/* rte_stedi_outcome_name - static label for metrics and logs */
+const char *rte_stedi_outcome_name(enum rte_stedi_outcome o)
+{
+    static const char *const names[] = {"ok",          "payer_error", "no_slot",  "rate_limited",
+                                        "unavailable", "timeout",     "rejected", "failed"};
+    return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "unknown";
+}
+
+/* rte_stedi_opts_init - defaults; any thread */
+void rte_stedi_opts_init(rte_stedi_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->base_url = "http://127.0.0.1:8089";
+    o->realtime_timeout_ms = 120000;
+    o->api_timeout_ms = 30000;
+    o->max_attempts = 3;
+    o->base_delay_ms = 200;
+    o->max_delay_ms = 10000;
+    o->provider_name = "RTE Cache Warming";
+    o->provider_npi = "1999999984";
+    o->freshness = rte_cache_freshness_default();
+}
+
+static int valid_npi(const char *npi)
+{
+    if (npi == NULL || strlen(npi) != 10)
+        return 0;
+    for (const char *p = npi; *p; p++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    return 1;
+}
+
+static int check_opts(const rte_stedi_opts *o, char *err, size_t errlen)
+{
+    if (o->base_url == NULL ||
+        (strncmp(o->base_url, "http://", 7) != 0 && strncmp(o->base_url, "https://", 8) != 0)) {
+        snprintf(err, errlen, "stedi: base_url '%s' must start with http:// or https://",
+                 o->base_url ? o->base_url : "");
+        return -1;
+    }
+    if (strlen(o->base_url) > 512) {
+        snprintf(err, errlen, "stedi: base_url longer than 512 characters");
+        return -1;
+    }
+    if (o->api_key == NULL || o->api_key[0] == '\0' || strlen(o->api_key) > 256 ||
+        strpbrk(o->api_key, "\r\n") != NULL) {
+        snprintf(err, errlen, "stedi: api_key must be 1..256 characters without line breaks");
+        return -1;
+    }
+    if (o->realtime_timeout_ms < 1 || o->api_timeout_ms < 1 || o->max_attempts < 1 ||
+        o->base_delay_ms < 1 || o->max_delay_ms < o->base_delay_ms) {
+        snprintf(err, errlen, "stedi: timeouts, max_attempts and delays must be positive and "
+                              "max_delay >= base_delay");
+        return -1;
+    }
+    if (!valid_npi(o->provider_npi)) {
+        snprintf(err, errlen, "stedi: provider_npi '%s' must be 10 digits",
+                 o->provider_npi ? o->provider_npi : "");
+        return -1;
+    }
+    if (o->provider_name == NULL || o->provider_name[0] == '\0') {
+        snprintf(err, errlen, "stedi: provider_name must not be empty");
+        return -1;
+    }
+    return 0;
+}
+
+static void register_metrics(rte_stedi *s)
+{
+    static const char *const call_labels[] = {"api", "outcome", NULL};
+    static const char *const api_label[] = {"api", NULL};
+    static const char *const cls_label[] = {"class", NULL};
+
+    s->calls = rte_counter_new("rte_stedi_calls_total", "Stedi API calls by API and outcome",
+                               call_labels);
+    s->duration = rte_histogram_new("rte_stedi_call_duration_seconds",
+                                    "Stedi API exchange time incl. retries, by API", api_label,
+                                    NULL, 0);
+    s->slot_wait = rte_histogram_new("rte_stedi_slot_wait_seconds",
+                                     "Time a real-time call waited for its slot", cls_label, NULL,
+                                     0);
+    s->lease_lost = rte_metric_series0(rte_counter_new(
+        "rte_stedi_lease_lost_total",
+        "Real-time calls abandoned because their slot lease could not be renewed", NULL));
+}
+
+static void count_call(rte_stedi *s, enum api a, const char *outcome, double seconds)
+{
+    rte_counter_inc(s->calls, (const char *const[]){api_names[a], outcome});
+    rte_histogram_observe(s->duration, (const char *const[]){api_names[a]}, seconds);
+}
+
+/* ---- the lease keeper ------------------------------------------------- */
+
+static void hold(rte_stedi *s, struct held *h)
+{
+    pthread_mutex_lock(&s->mu);
+    h->next = s->held;
+    s->held = h;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void unhold(rte_stedi *s, struct held *h)
+{
+    pthread_mutex_lock(&s->mu);
+    for (struct held **pp = &s->held; *pp; pp = &(*pp)->next)
+        if (*pp == h) {
+            *pp = h->next;
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Mark h lost if it is still held (it may have been released meanwhile). */
+static void mark_lost(rte_stedi *s, const struct held *h)
+{
+    pthread_mutex_lock(&s->mu);
+    for (struct held *p = s->held; p; p = p->next)
+        if (p == h) {
+            __atomic_store_n(&p->lost, 1, __ATOMIC_RELEASE);
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void renew_all(rte_stedi *s)
+{
+    struct held **snap = NULL;
+    rte_slot_lease *leases = NULL;
+    size_t n = 0, i;
+
+    pthread_mutex_lock(&s->mu);
+    for (struct held *p = s->held; p; p = p->next)
+        n++;
+    if (n > 0) {
+        snap = calloc(n, sizeof *snap);
+        leases = calloc(n, sizeof *leases);
+    }
+    if (snap != NULL && leases != NULL) {
+        i = 0;
+        for (struct held *p = s->held; p; p = p->next, i++) {
+            snap[i] = p;
+            leases[i] = p->lease;
+        }
+    } else {
+        n = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+
+    for (i = 0; i < n; i++) {
+        int rc = rte_slots_renew(s->o.slots, &leases[i]);
+        if (rc == RTE_SLOTS_LOST) {
+            rte_log_error("stedi: slot lease %s expired during a real-time call; abandoning "
+                          "the call so the slot limit holds",
+                          leases[i].token);
+            mark_lost(s, snap[i]);
+        }
+        /* RTE_SLOTS_ERROR: Redis is unreachable; slots.c logged it. Keep the call:
+         * nobody else can be granted our slot while Redis cannot answer either,
+         * and the next round retries before lease_ms runs out. */
+    }
+    free(snap);
+    free(leases);
+}
+
+static void *keeper_main(void *arg)
+{
+    rte_stedi *s = arg;
+    int64_t every = rte_slots_lease_ms(s->o.slots) / 3;
+    struct timespec until;
+
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += every / 1000;
+        until.tv_nsec += (every % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        while (!s->stopping && pthread_cond_timedwait(&s->wake, &s->mu, &until) != ETIMEDOUT)
+            ;
+        if (s->stopping)
+            break;
+        pthread_mutex_unlock(&s->mu);
+        renew_all(s);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- construction ----------------------------------------------------- */
+
+/* rte_stedi_new - any thread; starts the keeper when a limiter is given */
+rte_stedi *rte_stedi_new(const rte_stedi_opts *o, char *err, size_t errlen)
+{
+    rte_stedi *s;
+    pthread_condattr_t ca;
+
+    if (check_opts(o, err, errlen) != 0)
+        return NULL;
+    s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(err, errlen, "stedi: out of memory");
+        return NULL;
+    }
+    s->o = *o;
+    s->base_url = strdup(o->base_url);
+    s->api_key = strdup(o->api_key);
+    s->provider_name = strdup(o->provider_name);
+    s->provider_npi = strdup(o->provider_npi);
+    if (!s->base_url || !s->api_key || !s->provider_name || !s->provider_npi) {
+        snprintf(err, errlen, "stedi: out of memory");
+        goto fail;
+    }
+    /* drop a trailing slash so paths join cleanly */
+    size_t bl = strlen(s->base_url);
+    while (bl > 0 && s->base_url[bl - 1] == '/')
+        s->base_url[--bl] = '\0';
+    snprintf(s->auth_header, sizeof s->auth_header, "Authorization: Key %s", s->api_key);
+    if (s->o.http == NULL) {
+        s->own_http = rte_http_client_new(NULL, err, errlen);
+        if (s->own_http == NULL)
+            goto fail;
+        s->o.http = s->own_http;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    register_metrics(s);
+    if (s->o.slots != NULL) {
+        if (pthread_create(&s->keeper, NULL, keeper_main, s) != 0) {
+            snprintf(err, errlen, "stedi: cannot start the lease keeper thread");
+            pthread_cond_destroy(&s->wake);
+            pthread_mutex_destroy(&s->mu);
+            goto fail;
+        }
+        s->keeper_started = 1;
+    }
+    return s;
+fail:
+    if (s->own_http)
+        rte_http_client_free(s->own_http);
+    free(s->base_url);
+    free(s->api_key);
+    free(s->provider_name);
+    free(s->provider_npi);
+    free(s);
+    return NULL;
+}
+
+/* One int-valued setting into *field (which holds the default); -1 + err naming the key. */
+static int cfg_int(const rte_config *cfg, const char *key, int *field, int64_t lo, int64_t hi,
+                   char *err, size_t errlen)
+{
+    int64_t v;
+
+    if (rte_config_int_try(cfg, key, *field, lo, hi, &v, err, errlen) != 0)
+        return -1;
+    *field = (int)v;
+    return 0;
+}
+
+/* One duration setting in ms into *field (which holds the default). */
+static int cfg_ms(const rte_config *cfg, const char *key, int *field, int64_t lo, int64_t hi,
+                  char *err, size_t errlen)
+{
+    int64_t v;
+
+    if (rte_config_duration_try(cfg, key, *field, lo, hi, &v, err, errlen) != 0)
+        return -1;
+    *field = (int)v;
+    return 0;
+}
+
+static int slots_from_config(const rte_config *cfg, rte_slots_opts *so, char *err, size_t errlen)
+{
+    rte_slots_opts_init(so);
+    so->prefix = rte_config_str(cfg, "slots.prefix", so->prefix);
+    if (cfg_int(cfg, "slots.limit", &so->limit, 1, 1000, err, errlen) ||
+        cfg_int(cfg, "slots.warming_cap", &so->warming_cap, 0, 1000, err, errlen) ||
+        cfg_int(cfg, "slots.batch_cap", &so->batch_cap, 0, 1000, err, errlen) ||
+        cfg_int(cfg, "slots.reserve_interactive", &so->reserve_interactive, 0, 1000, err,
+                errlen) ||
+        cfg_ms(cfg, "slots.lease", &so->lease_ms, 100, 3600 * 1000, err, errlen) ||
+        cfg_ms(cfg, "slots.waiter_ttl", &so->waiter_ttl_ms, 100, 600 * 1000, err, errlen) ||
+        cfg_ms(cfg, "redis.timeout", &so->redis_timeout_ms, 10, 60000, err, errlen))
+        return -1;
+    return 0;
+}
+
+/* rte_stedi_from_config - start-up thread; fatal-free: returns NULL + err naming the key */
+rte_stedi *rte_stedi_from_config(const rte_config *cfg, char *err, size_t errlen)
+{
+    rte_stedi_opts o;
+    rte_slots_opts so;
+    rte_cache_settings cs;
+    rte_slots *slots;
+    rte_stedi *s;
+
+    rte_stedi_opts_init(&o);
+    o.base_url = rte_config_str(cfg, "stedi.base_url", o.base_url);
+    o.api_key = rte_config_str(cfg, "stedi.api_key", "test-key");
+    o.provider_name = rte_config_str(cfg, "stedi.provider_name", o.provider_name);
+    o.provider_npi = rte_config_str(cfg, "stedi.provider_npi", o.provider_npi);
+    if (strcmp(o.api_key, "test-key") == 0)
+        rte_log_warn("stedi.api_key is the simulator's test key; set RTE_STEDI_API_KEY for a "
+                     "real Stedi account");
+    if (cfg_ms(cfg, "stedi.timeout", &o.realtime_timeout_ms, 100, 600 * 1000, err, errlen) ||
+        cfg_ms(cfg, "stedi.api_timeout", &o.api_timeout_ms, 100, 600 * 1000, err, errlen) ||
+        cfg_ms(cfg, "stedi.retry_base_delay", &o.base_delay_ms, 1, 60 * 1000, err, errlen) ||
+        cfg_ms(cfg, "stedi.retry_max_delay", &o.max_delay_ms, 1, 600 * 1000, err, errlen) ||
+        cfg_int(cfg, "stedi.max_attempts", &o.max_attempts, 1, 20, err, errlen))
+        return NULL;
+    if (o.max_delay_ms < o.base_delay_ms) {
+        snprintf(err, errlen, "stedi.retry_max_delay (RTE_STEDI_RETRY_MAX_DELAY) must be at least "
+                              "stedi.retry_base_delay");
+        return NULL;
+    }
+    if (!valid_npi(o.provider_npi)) {
+        snprintf(err, errlen, "stedi.provider_npi (RTE_STEDI_PROVIDER_NPI): '%s' is not 10 digits",
+                 o.provider_npi);
+        return NULL;
+    }
+    if (rte_cache_settings_from_config(cfg, &cs, err, errlen) != 0)
+        return NULL;
+    o.freshness = cs.freshness;
+    if (slots_from_config(cfg, &so, err, errlen) != 0)
+        return NULL;
+    slots = rte_slots_new(rte_config_str(cfg, "redis.url", rte_redis_default_url()), &so, err,
+                          errlen);
+    if (slots == NULL)
+        return NULL;
+    o.slots = slots;
+    s = rte_stedi_new(&o, err, errlen);
+    if (s == NULL) {
+        rte_slots_free(slots);
+        return NULL;
+    }
+    s->own_slots = slots;
+    return s;
+}
+
+/* rte_stedi_free - start-up/shutdown thread; no call may be in progress */
+void rte_stedi_free(rte_stedi *s)
+{
+    if (s == NULL)
+        return;
+    if (s->keeper_started) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = 1;
+        pthread_cond_broadcast(&s->wake);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->keeper, NULL);
+    }
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->mu);
+    if (s->own_slots)
+        rte_slots_free(s->own_slots);
+    if (s->own_http)
+        rte_http_client_free(s->own_http);
+    free(s->base_url);
+    free(s->api_key);
+    free(s->provider_name);
+    free(s->provider_npi);
+    free(s);
+}
+
+/* rte_stedi_slots - borrowed; any thread */
+rte_slots *rte_stedi_slots(rte_stedi *s)
+{
+    return s->o.slots;
+}
+
+/* ---- request documents ------------------------------------------------ */
+
+/* YYYY-MM-DD or YYYYMMDD -> YYYYMMDD; -1 if neither */
+static int x12_dob(const char *in, char out[9])
+{
+    size_t n = in ? strlen(in) : 0;
+    int k = 0;
+
+    if (n != 8 && !(n == 10 && in[4] == '-' && in[7] == '-'))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (n == 10 && (i == 4 || i == 7))
+            continue;
+        if (in[i] < '0' || in[i] > '9')
+            return -1;
+        out[k++] = in[i];
+    }
+    out[8] = '\0';
+    return 0;
+}
+
+static int required(const char *v, const char *name, char *err, size_t errlen)
+{
+    if (v == NULL || v[0] == '\0') {
+        snprintf(err, errlen, "%s: missing", name);
+        return -1;
+    }
+    if (strlen(v) > 80) {
+        snprintf(err, errlen, "%s: longer than 80 characters", name);
+        return -1;
+    }
+    return 0;
+}
+
+static int validate_check(const rte_stedi_check *c, int batch, char *err, size_t errlen)
+{
+    char dob[9];
+
+    if (required(c->trading_partner_id, "tradingPartnerServiceId", err, errlen) ||
+        required(c->member_id, "subscriber.memberId", err, errlen) ||
+        required(c->first_name, "subscriber.firstName", err, errlen) ||
+        required(c->last_name, "subscriber.lastName", err, errlen))
+        return -1;
+    if (x12_dob(c->date_of_birth, dob) != 0) {
+        snprintf(err, errlen, "subscriber.dateOfBirth: '%s' is not YYYYMMDD or YYYY-MM-DD",
+                 c->date_of_birth ? c->date_of_birth : "");
+        return -1;
+    }
+    if (c->provider_npi != NULL && !valid_npi(c->provider_npi)) {
+        snprintf(err, errlen, "provider.npi: '%s' is not 10 digits", c->provider_npi);
+        return -1;
+    }
+    if (batch && required(c->submitter_id, "submitterTransactionIdentifier", err, errlen))
+        return -1;
+    return 0;
+}
+
+static void control_number(char out[10])
+{
+    uint8_t b[8];
+    uint64_t v = 0;
+
+    rte_random_bytes(b, sizeof b);
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | b[i];
+    snprintf(out, 10, "%09llu", (unsigned long long)(v % 1000000000ULL));
+}
+
+/* The real-time request document (also a batch item when submitter_id is set). */
+static cJSON *check_doc(const rte_stedi *s, const rte_stedi_check *c)
+{
+    char cn[10], dob[9];
+    cJSON *d = cJSON_CreateObject(), *prov, *sub, *enc, *codes;
+
+    if (d == NULL)
+        return NULL;
+    if (c->control_number)
+        snprintf(cn, sizeof cn, "%s", c->control_number);
+    else
+        control_number(cn);
+    x12_dob(c->date_of_birth, dob);
+    if (c->submitter_id)
+        cJSON_AddStringToObject(d, "submitterTransactionIdentifier", c->submitter_id);
+    cJSON_AddStringToObject(d, "controlNumber", cn);
+    cJSON_AddStringToObject(d, "tradingPartnerServiceId", c->trading_partner_id);
+    prov = cJSON_AddObjectToObject(d, "provider");
+    cJSON_AddStringToObject(prov, "organizationName",
+                            c->provider_name ? c->provider_name : s->provider_name);
+    cJSON_AddStringToObject(prov, "npi", c->provider_npi ? c->provider_npi : s->provider_npi);
+    sub = cJSON_AddObjectToObject(d, "subscriber");
+    cJSON_AddStringToObject(sub, "memberId", c->member_id);
+    cJSON_AddStringToObject(sub, "firstName", c->first_name);
+    cJSON_AddStringToObject(sub, "lastName", c->last_name);
+    cJSON_AddStringToObject(sub, "dateOfBirth", dob);
+    enc = cJSON_AddObjectToObject(d, "encounter");
+    codes = cJSON_AddArrayToObject(enc, "serviceTypeCodes");
+    cJSON_AddItemToArray(codes,
+                         cJSON_CreateString(c->service_type_code ? c->service_type_code : "30"));
+    return d;
+}
+
+/* Stedi's error message from a JSON error body ({"message":...}), else the raw start. */
+static void error_text(const rte_http_response *r, char *out, size_t len)
+{
+    cJSON *d;
+    const cJSON *m;
+
+    if (r->status == 0) {
+        snprintf(out, len, "%s", r->error);
+        return;
+    }
+    d = cJSON_ParseWithLength(r->body ? r->body : "", r->body_len);
+    m = d ? cJSON_GetObjectItemCaseSensitive(d, "message") : NULL;
+    if (cJSON_IsString(m))
+        snprintf(out, len, "HTTP %ld: %s", r->status, m->valuestring);
+    else
+        snprintf(out, len, "HTTP %ld: %.120s", r->status, r->body ? r->body : "");
+    cJSON_Delete(d);
+}
+
+static void base_request(const rte_stedi *s, rte_http_request *req, enum api a, const char *url,
+                         const char *const *headers)
+{
+    memset(req, 0, sizeof *req);
+    req->url = url;
+    req->headers = headers;
+    req->timeout_ms = a == API_REALTIME ? s->o.realtime_timeout_ms : s->o.api_timeout_ms;
+    req->max_attempts = s->o.max_attempts;
+    req->base_delay_ms = s->o.base_delay_ms;
+    req->max_delay_ms = s->o.max_delay_ms;
+    req->name = http_names[a];
+}
+
+/* ---- real-time -------------------------------------------------------- */
+
+static int finish(rte_stedi *s, rte_stedi_result *out, enum rte_stedi_outcome oc, double seconds)
+{
+    out->outcome = oc;
+    count_call(s, API_REALTIME, rte_stedi_outcome_name(oc), seconds);
+    return oc == RTE_STEDI_OK || oc == RTE_STEDI_PAYER_ERROR ? 0 : -1;
+}
+
+static enum rte_stedi_outcome classify(const rte_stedi *s, const rte_http_response *r,
+                                       const struct held *h, int64_t deadline,
+                                       rte_stedi_result *out)
+{
+    char err[200];
+    cJSON *doc;
+
+    (void)s;
+    if (__atomic_load_n(&h->lost, __ATOMIC_ACQUIRE)) {
+        snprintf(out->message, sizeof out->message,
+                 "slot lease lost during the call (Redis unreachable longer than the lease); "
+                 "call abandoned");
+        return RTE_STEDI_FAILED;
+    }
+    if (r->status == 0) {
+        snprintf(out->message, sizeof out->message, "%s", r->error);
+        if (r->timed_out || (deadline != 0 && rte_clock_mono_ms() >= deadline))
+            return RTE_STEDI_TIMEOUT;
+        return RTE_STEDI_FAILED;
+    }
+    if (r->status != 200) {
+        error_text(r, out->message, sizeof out->message);
+        if (r->status == 429)
+            return RTE_STEDI_RATE_LIMITED;
+        if (r->status == 504 || r->status == 408)
+            return RTE_STEDI_TIMEOUT;
+        if (r->status >= 500)
+            return RTE_STEDI_UNAVAILABLE;
+        return RTE_STEDI_REJECTED;
+    }
+    doc = rte_json_parse(r->body ? r->body : "", r->body_len, err, sizeof err);
+    if (doc == NULL) {
+        snprintf(out->message, sizeof out->message, "unreadable Stedi answer: %s", err);
+        return RTE_STEDI_FAILED;
+    }
+    if (rte_cache_entry_from_stedi(doc, "stedi_realtime", rte_clock_now_ms(), &s->o.freshness,
+                                   &out->entry, err, sizeof err) != 0) {
+        snprintf(out->message, sizeof out->message, "unexpected Stedi answer: %s", err);
+        cJSON_Delete(doc);
+        return RTE_STEDI_FAILED;
+    }
+    cJSON_Delete(doc);
+    if (out->entry.is_error) {
+        snprintf(out->message, sizeof out->message, "payer error %s: %s", out->entry.error_code,
+                 out->entry.error_message);
+        return RTE_STEDI_PAYER_ERROR;
+    }
+    return RTE_STEDI_OK;
+}
+
+/* rte_stedi_realtime - any thread; blocks for the slot and the exchange */
+int rte_stedi_realtime(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_class cls,
+                       int64_t deadline_mono_ms, rte_stedi_started_fn on_started, void *arg,
+                       rte_stedi_result *out)
+{
+    char url[URL_MAX], err[256];
+    const char *headers[] = {s->auth_header, "Content-Type: application/json", NULL};
+    rte_http_request req;
+    rte_http_response resp;
+    struct held h;
+    cJSON *doc;
+    char *body;
+    int64_t t0 = rte_clock_mono_ms(), slot_deadline, t1;
+    int rc;
+    enum rte_stedi_outcome oc;
+
+    memset(out, 0, sizeof *out);
+    if (validate_check(chk, 0, out->message, sizeof out->message) != 0)
+        return finish(s, out, RTE_STEDI_REJECTED, 0);
+    if (s->o.slots == NULL) {
+        snprintf(out->message, sizeof out->message,
+                 "no slot limiter configured; real-time calls are refused");
+        return finish(s, out, RTE_STEDI_NO_SLOT, 0);
+    }
+    doc = check_doc(s, chk);
+    body = doc ? cJSON_PrintUnformatted(doc) : NULL;
+    cJSON_Delete(doc);
+    if (body == NULL) {
+        snprintf(out->message, sizeof out->message, "out of memory building the request");
+        return finish(s, out, RTE_STEDI_FAILED, 0);
+    }
+
+    memset(&h, 0, sizeof h);
+    slot_deadline = deadline_mono_ms != 0 ? deadline_mono_ms : t0 + s->o.realtime_timeout_ms;
+    rc = rte_slots_acquire(s->o.slots, cls, slot_deadline, &h.lease, err, sizeof err);
+    t1 = rte_clock_mono_ms();
+    out->slot_wait_ms = t1 - t0;
+    rte_histogram_observe(s->slot_wait, (const char *const[]){rte_slot_class_name(cls)},
+                          (double)out->slot_wait_ms / 1000.0);
+    if (rc != 0) {
+        snprintf(out->message, sizeof out->message, "%s",
+                 rc == RTE_SLOTS_TIMEOUT ? "no real-time slot free before the deadline" : err);
+        free(body);
+        return finish(s, out, RTE_STEDI_NO_SLOT, 0);
+    }
+    if (on_started)
+        on_started(arg, &h.lease);
+
+    snprintf(url, sizeof url, "%s%s", s->base_url, PATH_REALTIME);
+    base_request(s, &req, API_REALTIME, url, headers);
+    req.method = "POST";
+    req.body = body;
+    req.body_len = strlen(body);
+    req.deadline_ms = deadline_mono_ms;
+    req.idempotent = 1; /* an eligibility inquiry changes nothing at Stedi or the payer */
+    req.abort_flag = &h.lost;
+
+    hold(s, &h);
+    rte_http_do(s->o.http, &req, &resp);
+    unhold(s, &h);
+    rte_slots_release(s->o.slots, &h.lease);
+    if (__atomic_load_n(&h.lost, __ATOMIC_ACQUIRE))
+        rte_series_inc(s->lease_lost);
+
+    out->call_ms = rte_clock_mono_ms() - t1;
+    out->http_status = resp.status;
+    out->attempts = resp.attempts;
+    oc = classify(s, &resp, &h, deadline_mono_ms, out);
+    rte_http_response_free(&resp);
+    free(body);
+    return finish(s, out, oc, (double)out->call_ms / 1000.0);
+}
+
+/* ---- batch ------------------------------------------------------------ */
+
+/* rte_stedi_batch_submit - any thread; blocks; never resubmits what Stedi may have taken */
+int rte_stedi_batch_submit(rte_stedi *s, const rte_stedi_check *items, size_t n, const char *name,
+                           int max_retry_hours, const char *callback_url, char *batch_id,
+                           size_t idlen, char *err, size_t errlen)
+{
+    char url[URL_MAX], why[200];
+    const char *headers[] = {s->auth_header, "Content-Type: application/json", NULL};
+    rte_http_request req;
+    rte_http_response resp;
+    cJSON *doc = NULL, *arr, *ans = NULL;
+    const cJSON *id;
+    char *body = NULL;
+    int rc = RTE_STEDI_E_FAILED;
+    int64_t t0 = rte_clock_mono_ms();
+    const char *outcome = "rejected";
+
+    memset(&resp, 0, sizeof resp);
+    if (n < 1 || n > MAX_BATCH_ITEMS) {
+        snprintf(err, errlen, "items: %zu items; a batch takes 1..%d", n, MAX_BATCH_ITEMS);
+        goto out;
+    }
+    if (max_retry_hours != 0 && (max_retry_hours < 8 || max_retry_hours > 24)) {
+        snprintf(err, errlen, "maxRetryHours: %d outside 8..24", max_retry_hours);
+        goto out;
+    }
+    doc = cJSON_CreateObject();
+    arr = doc ? cJSON_AddArrayToObject(doc, "items") : NULL;
+    if (arr == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (validate_check(&items[i], 1, why, sizeof why) != 0) {
+            snprintf(err, errlen, "items[%zu].%s", i, why);
+            goto out;
+        }
+        cJSON_AddItemToArray(arr, check_doc(s, &items[i]));
+    }
+    if (name)
+        cJSON_AddStringToObject(doc, "name", name);
+    if (max_retry_hours)
+        cJSON_AddNumberToObject(doc, "maxRetryHours", max_retry_hours);
+    if (callback_url)
+        cJSON_AddStringToObject(doc, "callback_url", callback_url);
+    body = cJSON_PrintUnformatted(doc);
+    if (body == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+
+    snprintf(url, sizeof url, "%s%s", s->base_url, PATH_BATCH);
+    base_request(s, &req, API_BATCH, url, headers);
+    req.method = "POST";
+    req.body = body;
+    req.body_len = strlen(body);
+    req.retry_refused = 1; /* creates a batch: repeat only what Stedi certainly refused */
+    rte_http_do(s->o.http, &req, &resp);
+
+    if (resp.status >= 200 && resp.status < 300) {
+        ans = rte_json_parse(resp.body ? resp.body : "", resp.body_len, why, sizeof why);
+        id = ans ? cJSON_GetObjectItemCaseSensitive(ans, "batchId") : NULL;
+        if (!cJSON_IsString(id) || id->valuestring[0] == '\0' ||
+            strlen(id->valuestring) >= idlen) {
+            snprintf(err, errlen, "Stedi accepted the batch but its answer has no usable batchId");
+            rc = RTE_STEDI_E_UNKNOWN;
+            outcome = "failed";
+            goto out;
+        }
+        snprintf(batch_id, idlen, "%s", id->valuestring);
+        rc = 0;
+        outcome = "ok";
+        goto out;
+    }
+    error_text(&resp, why, sizeof why);
+    if (resp.status == 429 || (resp.status >= 400 && resp.status < 500) ||
+        (resp.status == 0 && resp.not_sent)) {
+        snprintf(err, errlen, "batch refused: %s", why);
+        outcome = resp.status == 429 ? "rate_limited" : resp.status == 0 ? "failed" : "rejected";
+    } else {
+        snprintf(err, errlen, "batch outcome unknown (%s); Stedi may have created it - check "
+                              "before resubmitting",
+                 why);
+        rc = RTE_STEDI_E_UNKNOWN;
+        outcome = resp.status >= 500 ? "unavailable" : resp.timed_out ? "timeout" : "failed";
+    }
+out:
+    count_call(s, API_BATCH, outcome, (double)(rte_clock_mono_ms() - t0) / 1000.0);
+    rte_http_response_free(&resp);
+    cJSON_Delete(ans);
+    cJSON_Delete(doc);
+    free(body);
+    return rc;
+}
+
+/* percent-encode everything but unreserved characters (RFC 3986) */
+static int url_escape(const char *in, char *out, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t k = 0;
+
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        int plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~';
+        if (k + (plain ? 1 : 3) >= len)
+            return -1;
+        if (plain) {
+            out[k++] = (char)*p;
+        } else {
+            out[k++] = '%';
+            out[k++] = hex[*p >> 4];
+            out[k++] = hex[*p & 15];
+        }
+    }
+    out[k] = '\0';
+    return 0;
+}
+
+/* GET url; fills *doc on 200. Returns 0, RTE_STEDI_E_NOT_FOUND or _FAILED + err. */
+static int get_json(rte_stedi *s, enum api a, const char *url, rte_http_response *resp,
+                    cJSON **doc, char *err, size_t errlen)
+{
+    const char *headers[] = {s->auth_header, "Accept: application/json", NULL};
+    rte_http_request req;
+    char why[200];
+    int64_t t0 = rte_clock_mono_ms();
+    const char *outcome;
+    int rc = RTE_STEDI_E_FAILED;
+
+    *doc = NULL;
+    base_request(s, &req, a, url, headers);
+    req.method = "GET";
+    rte_http_do(s->o.http, &req, resp);
+    if (resp->status == 200) {
+        *doc = rte_json_parse(resp->body ? resp->body : "", resp->body_len, why, sizeof why);
+        if (*doc == NULL) {
+            snprintf(err, errlen, "unreadable Stedi answer: %s", why);
+            outcome = "failed";
+        } else {
+            rc = 0;
+            outcome = "ok";
+        }
+    } else {
+        error_text(resp, why, sizeof why);
+        snprintf(err, errlen, "%s", why);
+        if (resp->status == 404) {
+            rc = RTE_STEDI_E_NOT_FOUND;
+            outcome = "not_found";
+        } else if (resp->status == 429) {
+            outcome = "rate_limited";
+        } else if (resp->status >= 500) {
+            outcome = "unavailable";
+        } else if (resp->status >= 400) {
+            outcome = "rejected";
+        } else {
+            outcome = resp->timed_out ? "timeout" : "failed";
+        }
+    }
+    count_call(s, a, outcome, (double)(rte_clock_mono_ms() - t0) / 1000.0);
+    return rc;
+}
+
+static int int_field(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int)v->valuedouble : 0;
+}
+
+/* rte_stedi_batch_status - any thread; blocks */
+int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_info *out,
+                           char *err, size_t errlen)
+{
+    char url[URL_MAX], esc[512];
+    rte_http_response resp;
+    cJSON *doc;
+    const cJSON *st;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (batch_id == NULL || batch_id[0] == '\0' || url_escape(batch_id, esc, sizeof esc) != 0) {
+        snprintf(err, errlen, "batchId: missing or too long");
+        return RTE_STEDI_E_FAILED;
+    }
+    snprintf(url, sizeof url, "%s%s%s", s->base_url, PATH_STATUS, esc);
+    rc = get_json(s, API_STATUS, url, &resp, &doc, err, errlen);
+    if (rc == 0) {
+        st = cJSON_GetObjectItemCaseSensitive(doc, "status");
+        if (!cJSON_IsString(st)) {
+            snprintf(err, errlen, "batch status answer has no status");
+            rc = RTE_STEDI_E_FAILED;
+        } else {
+            snprintf(out->status, sizeof out->status, "%s", st->valuestring);
+            out->total = int_field(doc, "totalCount");
+            out->success = int_field(doc, "successCount");
+            out->error = int_field(doc, "errorCount");
+            out->pending = int_field(doc, "pendingCount");
+            out->complete = strcmp(out->status, "COMPLETED") == 0;
+        }
+    }
+    cJSON_Delete(doc);
+    rte_http_response_free(&resp);
+    return rc;
+}
+
+/* rte_stedi_poll_page - any thread; blocks */
+int rte_stedi_poll_page(rte_stedi *s, const char *batch_id, int page_size, const char *page_token,
+                        rte_stedi_page *out, char *err, size_t errlen)
+{
+    char url[URL_MAX], esc_id[512], esc_tok[800];
+    rte_http_response resp;
+    const cJSON *items, *next;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (page_size < 1 || page_size > 200) {
+        snprintf(err, errlen, "pageSize: %d outside 1..200", page_size);
+        return RTE_STEDI_E_FAILED;
+    }
+    if (batch_id == NULL || batch_id[0] == '\0' ||
+        url_escape(batch_id, esc_id, sizeof esc_id) != 0) {
+        snprintf(err, errlen, "batchId: missing or too long");
+        return RTE_STEDI_E_FAILED;
+    }
+    if (url_escape(page_token ? page_token : "", esc_tok, sizeof esc_tok) != 0) {
+        snprintf(err, errlen, "pageToken: too long");
+        return RTE_STEDI_E_FAILED;
+    }
+    snprintf(url, sizeof url, "%s%s?batchId=%s&pageSize=%d%s%s", s->base_url, PATH_POLL, esc_id,
+             page_size, esc_tok[0] ? "&pageToken=" : "", esc_tok);
+    rc = get_json(s, API_POLL, url, &resp, &out->doc, err, errlen);
+    if (rc == 0) {
+        items = cJSON_GetObjectItemCaseSensitive(out->doc, "items");
+        next = cJSON_GetObjectItemCaseSensitive(out->doc, "nextPageToken");
+        if (!cJSON_IsArray(items) ||
+            (next != NULL && !cJSON_IsNull(next) &&
+             (!cJSON_IsString(next) || strlen(next->valuestring) >= sizeof out->next_token))) {
+            snprintf(err, errlen, "poll-batch answer: items missing or nextPageToken unusable");
+            rc = RTE_STEDI_E_FAILED;
+        } else {
+            out->items = items;
+            out->count = cJSON_GetArraySize(items);
+            if (cJSON_IsString(next))
+                snprintf(out->next_token, sizeof out->next_token, "%s", next->valuestring);
+            out->raw = resp.body;
+            out->raw_len = resp.body_len;
+            resp.body = NULL;
+        }
+    }
+    rte_http_response_free(&resp);
+    if (rc != 0)
+        rte_stedi_page_free(out);
+    return rc;
+}
+
+/* rte_stedi_page_free - any thread */
+void rte_stedi_page_free(rte_stedi_page *p)
+{
+    cJSON_Delete(p->doc);
+    free(p->raw);
+    memset(p, 0, sizeof *p);
+}
+
+/* "<skip>:<token>" -> skip and token; "" = start */
+static int parse_cursor(const char *c, long *skip, char *token, size_t len)
+{
+    char *end;
+
+    *skip = 0;
+    token[0] = '\0';
+    if (c == NULL || c[0] == '\0')
+        return 0;
+    errno = 0;
+    *skip = strtol(c, &end, 10);
+    if (errno != 0 || end == c || *end != ':' || *skip < 0 || *skip > 200 ||
+        strlen(end + 1) >= len)
+        return -1;
+    snprintf(token, len, "%s", end + 1);
+    return 0;
+}
+
+static void make_cursor(char *out, size_t len, long skip, const char *token)
+{
+    if (skip == 0 && token[0] == '\0')
+        snprintf(out, len, "%s", "");
+    else
+        snprintf(out, len, "%ld:%s", skip, token);
+}
+
+/* Drop the first skip items (already handed over) and re-render raw. */
+static int drop_seen(rte_stedi_page *p, long skip)
+{
+    cJSON *items = (cJSON *)p->items;
+
+    if (skip <= 0)
+        return 0;
+    for (long i = 0; i < skip && cJSON_GetArraySize(items) > 0; i++)
+        cJSON_DeleteItemFromArray(items, 0);
+    p->count = cJSON_GetArraySize(items);
+    free(p->raw);
+    p->raw = cJSON_PrintUnformatted(p->doc);
+    p->raw_len = p->raw ? strlen(p->raw) : 0;
+    return p->raw ? 0 : -1;
+}
+
+/* rte_stedi_poll_all - any thread; blocks; fn runs on the caller's thread */
+long rte_stedi_poll_all(rte_stedi *s, const char *batch_id, int page_size, const char *cursor,
+                        rte_stedi_page_fn fn, void *arg, char *cursor_out, size_t cursorlen,
+                        char *err, size_t errlen)
+{
+    char token[256];
+    long skip, handed = 0;
+    rte_stedi_page page;
+    int rc, total;
+
+    if (parse_cursor(cursor, &skip, token, sizeof token) != 0) {
+        snprintf(err, errlen, "cursor '%.60s' is not one this client wrote", cursor);
+        return RTE_STEDI_E_FAILED;
+    }
+    make_cursor(cursor_out, cursorlen, skip, token);
+    for (;;) {
+        rc = rte_stedi_poll_page(s, batch_id, page_size, token, &page, err, errlen);
+        if (rc != 0)
+            return rc;
+        total = page.count;
+        if (total < skip) {
+            snprintf(err, errlen, "page at cursor holds %d items, fewer than the %ld already "
+                                  "handed over; Stedi's order changed",
+                     total, skip);
+            rte_stedi_page_free(&page);
+            return RTE_STEDI_E_FAILED;
+        }
+        if (drop_seen(&page, skip) != 0) {
+            snprintf(err, errlen, "out of memory");
+            rte_stedi_page_free(&page);
+            return RTE_STEDI_E_FAILED;
+        }
+        if (page.count > 0 && fn(arg, &page) != 0) {
+            rte_stedi_page_free(&page);
+            return handed;
+        }
+        handed += page.count;
+        if (page.next_token[0] == '\0') {
+            /* last page for now: resume at this token, past what we handed over */
+            make_cursor(cursor_out, cursorlen, total, token);
+            rte_stedi_page_free(&page);
+            return handed;
+        }
+        snprintf(token, sizeof token, "%s", page.next_token);
+        skip = 0;
+        make_cursor(cursor_out, cursorlen, 0, token);
+        rte_stedi_page_free(&page);
+    }
+}
+
+/* rte_stedi_item_map - pure; any thread */
+int rte_stedi_item_map(const cJSON *item, int64_t now_ms, const rte_cache_freshness *f,
+                       rte_stedi_item *out, char *err, size_t errlen)
+{
+    rte_cache_freshness def = rte_cache_freshness_default();
+    const cJSON *resp;
+    char why[200];
+
+    memset(out, 0, sizeof *out);
+    if (!cJSON_IsObject(item)) {
+        snprintf(err, errlen, "item: not an object");
+        return -1;
+    }
+    if (rte_json_string(item, "submitterTransactionIdentifier", 80, &out->submitter_id, err,
+                        errlen) != 0 ||
+        rte_json_string(item, "memberId", 80, &out->member_id, err, errlen) != 0 ||
+        rte_json_string(item, "tradingPartnerServiceId", 80, &out->trading_partner_id, err,
+                        errlen) != 0)
+        return -1;
+    resp = cJSON_GetObjectItemCaseSensitive(item, "response");
+    if (!cJSON_IsObject(resp)) {
+        /* a failed item may carry its errors[] on the item itself */
+        if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(item, "errors")))
+            resp = item;
+        else {
+            snprintf(err, errlen, "response: missing");
+            return -1;
+        }
+    }
+    if (rte_cache_entry_from_stedi(resp, "stedi_batch", now_ms, f ? f : &def, &out->entry, why,
+                                   sizeof why) != 0) {
+        snprintf(err, errlen, "response: %s", why);
+        return -1;
+    }
+    return 0;
+}

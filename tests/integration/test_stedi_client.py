@@ -1,0 +1,302 @@
+"""libcommon's Stedi client (rte/stedi.h) against tools/stedi-sim and real Redis.
+
+Drives tests/programs/stedi-probe, which builds the client from RTE_*
+variables exactly as a service does. Faults come from the simulator's own
+knobs (error rate, a lower concurrency limit than our limiter, latency above
+our timeout, a wrong key) and, for the unsafe batch submit, from a tiny
+scripted HTTP server that times out, fails or refuses: those show which
+outcomes the client repeats and which it must not.
+"""
+import concurrent.futures
+import http.server
+import json
+import subprocess
+import threading
+import uuid
+
+import pytest
+import requests
+
+from conftest import bin_path, free_port, start_stedi_sim, stop_clean, wait_for
+from test_slots import finish as slot_finish, start_holder
+
+RT = "/2024-04-01/change/medicalnetwork/eligibility/v3"
+
+
+def probe(redis_server, sim_url, *args, timeout=120, **env):
+    """Run stedi-probe; returns its JSON summary."""
+    e = {"RTE_STEDI_BASE_URL": sim_url, "RTE_REDIS_URL": redis_server.url,
+         "RTE_SLOTS_PREFIX": "stedi-it:" + uuid.uuid4().hex[:8], "RTE_LOG_LEVEL": "error",
+         "RTE_STEDI_RETRY_BASE_DELAY": "5ms", "RTE_STEDI_RETRY_MAX_DELAY": "50ms"}
+    e.update({k: str(v) for k, v in env.items()})
+    import os
+    full = dict(os.environ)
+    full.update(e)
+    p = subprocess.run([bin_path("stedi-probe")] + [str(a) for a in args], env=full,
+                       capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def stats(sim):
+    return requests.get(sim.url("http", "/_sim/stats"), timeout=10).json()
+
+
+def reset(sim):
+    requests.post(sim.url("http", "/_sim/reset"), timeout=10)
+
+
+@pytest.fixture(scope="module")
+def sim(workdir):
+    s = start_stedi_sim(workdir, latency_p50="2s", latency_p95="4s")
+    yield s
+    stop_clean(s)
+
+
+def sim_answer(sim, member, payer="62308"):
+    body = {"controlNumber": "123456789", "tradingPartnerServiceId": payer,
+            "provider": {"organizationName": "C", "npi": "1999999984"},
+            "subscriber": {"memberId": member, "firstName": "Ann", "lastName": "Lee",
+                           "dateOfBirth": "19800102"},
+            "encounter": {"serviceTypeCodes": ["30"]}}
+    r = requests.post(sim.url("http", RT), json=body, headers={"Authorization": "Key test-key"},
+                      timeout=30)
+    assert r.status_code == 200
+    return r.json()
+
+
+def test_realtime_maps_the_answer_into_an_entry(redis_server, sim):
+    for member in ("M1001", "M1002", "M1003", "M1004"):
+        out = probe(redis_server, sim.url("http", ""), "realtime", "--member", member,
+                    "--dob", "1980-01-02")
+        first = out["first"]
+        assert out["ok"] == 1 and first["outcome"] == "ok", out
+        assert first["source"] == "stedi_realtime" and first["http_status"] == 200
+        truth = sim_answer(sim, member)
+        assert first["eligible"] == (truth["planStatus"][0]["statusCode"] == "1")
+        copays = [b for b in truth.get("benefitsInformation", []) if b.get("code") == "B"]
+        if copays:
+            assert first["copay_amount"] == float(copays[0]["benefitAmount"])
+        begin = truth["planDateInformation"]["planBegin"]
+        assert first["coverage_start"] == f"{begin[:4]}-{begin[4:6]}-{begin[6:8]}"
+
+
+def test_bad_check_is_rejected_before_any_call(redis_server, sim):
+    reset(sim)
+    out = probe(redis_server, sim.url("http", ""), "realtime", "--member", "M1", "--dob", "1980")
+    assert out["rejected"] == 1 and out["attempts"] == 0
+    assert "subscriber.dateOfBirth" in out["first"]["message"]
+    assert stats(sim)["realtime_calls"] == 0
+
+
+def test_wrong_key_is_rejected_without_retry(redis_server, sim):
+    out = probe(redis_server, sim.url("http", ""), "realtime", "--member", "M1",
+                RTE_STEDI_API_KEY="wrong", RTE_STEDI_MAX_ATTEMPTS=5)
+    assert out["rejected"] == 1 and out["attempts"] == 1, out
+    assert out["first"]["http_status"] == 401
+
+
+def test_429_from_stedi_is_retried(redis_server, workdir):
+    # Stedi allows 2 while our limiter allows 8: the surplus gets 429 and retries.
+    s = start_stedi_sim(workdir, max_concurrent=2, latency_p50="20s", latency_p95="30s")
+    try:
+        out = probe(redis_server, s.url("http", ""), "realtime", "--n", 16, "--threads", 8,
+                    RTE_SLOTS_LIMIT=8, RTE_STEDI_MAX_ATTEMPTS=20)
+        st = stats(s)
+        assert out["ok"] + out["payer_error"] == 16, out
+        assert st["realtime_429"] > 0 and out["attempts"] == 16 + st["realtime_429"], (out, st)
+        assert st["max_in_flight"] <= 2
+    finally:
+        stop_clean(s)
+
+
+def test_5xx_retried_payer_errors_answered(redis_server, workdir):
+    s = start_stedi_sim(workdir, error_rate="0.5", latency_p50="1s", latency_p95="2s")
+    try:
+        out = probe(redis_server, s.url("http", ""), "realtime", "--n", 40, "--threads", 4,
+                    RTE_STEDI_MAX_ATTEMPTS=10)
+        st = stats(s)
+        assert out["unavailable"] == 0 and out["failed"] == 0, out
+        assert out["ok"] > 0 and out["payer_error"] > 0, out
+        assert out["ok"] + out["payer_error"] == 40
+        # every admitted call was one of our attempts; some of them were retries
+        assert out["attempts"] == st["realtime_calls"] > 40
+        once = probe(redis_server, s.url("http", ""), "realtime", "--n", 40, "--threads", 4,
+                     "--member-prefix", "Q", RTE_STEDI_MAX_ATTEMPTS=1)
+        assert once["attempts"] == 40 and once["unavailable"] > 0, once
+    finally:
+        stop_clean(s)
+
+
+def test_timeout_outcome(redis_server, workdir):
+    s = start_stedi_sim(workdir, latency_p50="600s", latency_p95="700s", latency_max="800s")
+    try:
+        out = probe(redis_server, s.url("http", ""), "realtime", "--member", "M9",
+                    RTE_STEDI_TIMEOUT="100ms", RTE_STEDI_MAX_ATTEMPTS=2)
+        assert out["timeout"] == 1 and out["attempts"] == 2, out
+        out = probe(redis_server, s.url("http", ""), "realtime", "--member", "M9",
+                    "--deadline-ms", 150, RTE_STEDI_MAX_ATTEMPTS=5)
+        assert out["timeout"] == 1 and out["attempts"] == 1, out
+    finally:
+        stop_clean(s)
+
+
+def test_no_slot_means_no_call(redis_server, sim, tmp_path):
+    pfx = "stedi-it:" + uuid.uuid4().hex[:8]
+    holder = start_holder(redis_server, tmp_path, pfx, "interactive", "h", "--limit", 1,
+                          "--reserve", 0, "--warming-cap", 1, "--batch-cap", 1)
+    try:
+        reset(sim)
+        out = probe(redis_server, sim.url("http", ""), "realtime", "--member", "M1",
+                    "--deadline-ms", 300, RTE_SLOTS_PREFIX=pfx, RTE_SLOTS_LIMIT=1,
+                    RTE_SLOTS_RESERVE_INTERACTIVE=0, RTE_SLOTS_WARMING_CAP=1,
+                    RTE_SLOTS_BATCH_CAP=1)
+        assert out["no_slot"] == 1 and out["attempts"] == 0, out
+        assert out["first"]["slot_wait_ms"] >= 250
+        assert stats(sim)["realtime_calls"] == 0
+    finally:
+        holder.terminate()
+        slot_finish(holder)
+
+
+def test_eight_processes_never_exceed_the_limit(redis_server, workdir):
+    """8 processes x 200 calls (4 threads each, 32 callers for 15 slots)."""
+    s = start_stedi_sim(workdir, latency_p50="30s", latency_p95="60s")
+    pfx = "stedi-it:" + uuid.uuid4().hex[:8]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            outs = list(ex.map(lambda i: probe(
+                redis_server, s.url("http", ""), "realtime", "--n", 200, "--threads", 4,
+                "--member-prefix", f"P{i}-", RTE_SLOTS_PREFIX=pfx, timeout=300), range(8)))
+        st = stats(s)
+        print(f"8x200 realtime: max_in_flight={st['max_in_flight']} 429s={st['realtime_429']}")
+        assert sum(o["ok"] + o["payer_error"] for o in outs) == 1600, outs
+        assert st["realtime_calls"] == 1600
+        assert st["max_in_flight"] <= 15
+        assert st["max_in_flight"] >= 10  # the limiter was actually contended
+        assert st["realtime_429"] == 0
+    finally:
+        stop_clean(s)
+
+
+# ---- batch ----------------------------------------------------------------
+
+def wait_complete(redis_server, sim, batch_id, timeout=30):
+    last = {}
+
+    def done():
+        last.update(probe(redis_server, sim.url("http", ""), "status", "--batch", batch_id))
+        return last["complete"]
+    wait_for(done, timeout=timeout, interval=0.2, what="batch to complete")
+    return last
+
+
+def test_batch_submit_status_and_poll_all_pages(redis_server, sim):
+    sub = probe(redis_server, sim.url("http", ""), "submit", "--n", 45, "--member-prefix", "B")
+    assert sub["rc"] == 0 and sub["batch_id"], sub
+    st = wait_complete(redis_server, sim, sub["batch_id"])
+    assert st["total"] == 45 and st["success"] + st["error"] == 45 and st["pending"] == 0
+    out = probe(redis_server, sim.url("http", ""), "poll", "--batch", sub["batch_id"],
+                "--page-size", 10)
+    assert out["rc"] == 45 and out["pages"] == 5, out
+    stis = sorted(i["sti"] for i in out["items"])
+    assert stis == sorted(f"T{i}" for i in range(45))
+    assert all(i["source"] == "stedi_batch" for i in out["items"])
+    # the cursor is past everything: polling again hands over nothing
+    again = probe(redis_server, sim.url("http", ""), "poll", "--batch", sub["batch_id"],
+                  "--page-size", 10, "--cursor", out["cursor"])
+    assert again["rc"] == 0 and again["items"] == [] and again["cursor"] == out["cursor"]
+
+
+def test_poll_cursor_resumes_while_results_trickle_in(redis_server, workdir):
+    # items complete over 0..60 simulated s = 0..3 real s: poll with the cursor meanwhile
+    s = start_stedi_sim(workdir, RTE_CLOCK_SCALE=20, batch_min_delay="0s",
+                        batch_max_delay="60s")
+    try:
+        sub = probe(redis_server, s.url("http", ""), "submit", "--n", 57)
+        assert sub["rc"] == 0, sub
+        seen, cursor, polls = [], "", 0
+        while True:
+            st = probe(redis_server, s.url("http", ""), "status", "--batch", sub["batch_id"])
+            out = probe(redis_server, s.url("http", ""), "poll", "--batch", sub["batch_id"],
+                        "--page-size", 7, "--cursor", cursor)
+            assert out["rc"] >= 0, out
+            seen += [i["sti"] for i in out["items"]]
+            cursor = out["cursor"]
+            polls += 1
+            if st["complete"] and out["rc"] == 0:
+                break
+            assert polls < 400
+        assert len(seen) == 57 and len(set(seen)) == 57, (len(seen), polls)
+        assert polls > 3  # results really arrived over several polls
+    finally:
+        stop_clean(s)
+
+
+def test_unknown_batch_and_bad_input(redis_server, sim):
+    st = probe(redis_server, sim.url("http", ""), "status", "--batch", "no-such-batch")
+    assert st["rc"] == -3
+    out = probe(redis_server, sim.url("http", ""), "submit", "--n", 0)
+    assert out["rc"] == -1 and "items" in out["error"]
+    out = probe(redis_server, sim.url("http", ""), "submit", "--n", 3, "--dob", "nope")
+    assert out["rc"] == -1 and "items[0].subscriber.dateOfBirth" in out["error"], out
+    out = probe(redis_server, sim.url("http", ""), "poll", "--batch", "x", "--cursor", "junk")
+    assert out["rc"] == -1 and "cursor" in out["error"]
+
+
+class Scripted(http.server.BaseHTTPRequestHandler):
+    """Answers POSTs from a script: 'hang', 'refuse' (429), '503' or 'ok'."""
+    script, hits = [], []
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        step = Scripted.script[min(len(Scripted.hits), len(Scripted.script) - 1)]
+        Scripted.hits.append(step)
+        if step == "hang":
+            threading.Event().wait(2)
+            return
+        code, body = {"refuse": (429, {"code": "TOO_MANY_REQUESTS", "message": "slow down"}),
+                      "503": (503, {"message": "down"}),
+                      "ok": (200, {"batchId": "b-1", "status": "PENDING"})}[step]
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def scripted():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    Scripted.hits = []
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.mark.parametrize("script,rc,hits", [
+    (["refuse", "refuse", "ok"], 0, 3),   # 429: Stedi did nothing, so repeating is safe
+    (["503", "ok"], -2, 1),               # may have been created: never repeated
+    (["hang", "ok"], -2, 1),              # timed out after sending: never repeated
+])
+def test_batch_submit_repeats_only_what_stedi_refused(redis_server, scripted, script, rc, hits):
+    Scripted.script = script
+    out = probe(redis_server, f"http://127.0.0.1:{scripted.server_port}", "submit", "--n", 2,
+                RTE_STEDI_MAX_ATTEMPTS=5, RTE_STEDI_API_TIMEOUT="300ms")
+    assert out["rc"] == rc and len(Scripted.hits) == hits, (out, Scripted.hits)
+    if rc == 0:
+        assert out["batch_id"] == "b-1"
+    else:
+        assert "may have created" in out["error"]
+
+
+def test_batch_submit_to_nothing_is_a_clear_refusal(redis_server):
+    out = probe(redis_server, f"http://127.0.0.1:{free_port()}", "submit", "--n", 2,
+                RTE_STEDI_MAX_ATTEMPTS=2)
+    assert out["rc"] == -1 and "refused" in out["error"], out
