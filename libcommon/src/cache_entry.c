@@ -51,14 +51,17 @@ int rte_cache_settings_from_config(const rte_config *cfg, rte_cache_settings *ou
 
     memset(out, 0, sizeof *out);
     if (secret[0] == '\0' || strlen(secret) >= sizeof out->member_key_secret) {
-        snprintf(err, errlen, "cache.member_key_secret (RTE_CACHE_MEMBER_KEY_SECRET): must be 1..%zu "
-                 "characters", sizeof out->member_key_secret - 1);
+        snprintf(err, errlen,
+                 "cache.member_key_secret (RTE_CACHE_MEMBER_KEY_SECRET): must be 1..%zu "
+                 "characters",
+                 sizeof out->member_key_secret - 1);
         return -1;
     }
     snprintf(out->member_key_secret, sizeof out->member_key_secret, "%s", secret);
     if (strcmp(secret, DEV_MEMBER_KEY_SECRET) == 0)
-        rte_log_warn("cache.member_key_secret is the development default; set "
-                     "RTE_CACHE_MEMBER_KEY_SECRET to the same secret on every service in production");
+        rte_log_warn(
+            "cache.member_key_secret is the development default; set "
+            "RTE_CACHE_MEMBER_KEY_SECRET to the same secret on every service in production");
     *f = rte_cache_freshness_default();
     if (rte_config_duration_try(cfg, "cache.fresh_success", f->success_ms, 1000, 30 * 24 * HOUR_MS,
                                 &f->success_ms, err, errlen) != 0 ||
@@ -68,7 +71,8 @@ int rte_cache_settings_from_config(const rte_config *cfg, rte_cache_settings *ou
                                 &f->physical_ms, err, errlen) != 0)
         return -1;
     if (f->physical_ms <= f->success_ms || f->physical_ms <= f->error_ms) {
-        snprintf(err, errlen, "cache.ttl (RTE_CACHE_TTL): %lld ms must exceed cache.fresh_success "
+        snprintf(err, errlen,
+                 "cache.ttl (RTE_CACHE_TTL): %lld ms must exceed cache.fresh_success "
                  "and cache.fresh_error so stale entries can still be served",
                  (long long)f->physical_ms);
         return -1;

@@ -132,8 +132,9 @@ static int check_opts(const rte_stedi_opts *o, char *err, size_t errlen)
     }
     if (o->realtime_timeout_ms < 1 || o->api_timeout_ms < 1 || o->max_attempts < 1 ||
         o->base_delay_ms < 1 || o->max_delay_ms < o->base_delay_ms) {
-        snprintf(err, errlen, "stedi: timeouts, max_attempts and delays must be positive and "
-                              "max_delay >= base_delay");
+        snprintf(err, errlen,
+                 "stedi: timeouts, max_attempts and delays must be positive and "
+                 "max_delay >= base_delay");
         return -1;
     }
     if (!valid_npi(o->provider_npi)) {
@@ -154,14 +155,14 @@ static void register_metrics(rte_stedi *s)
     static const char *const api_label[] = {"api", NULL};
     static const char *const cls_label[] = {"class", NULL};
 
-    s->calls = rte_counter_new("rte_stedi_calls_total", "Stedi API calls by API and outcome",
-                               call_labels);
-    s->duration = rte_histogram_new("rte_stedi_call_duration_seconds",
-                                    "Stedi API exchange time incl. retries, by API", api_label,
-                                    NULL, 0);
-    s->slot_wait = rte_histogram_new("rte_stedi_slot_wait_seconds",
-                                     "Time a real-time call waited for its slot", cls_label, NULL,
-                                     0);
+    s->calls =
+        rte_counter_new("rte_stedi_calls_total", "Stedi API calls by API and outcome", call_labels);
+    s->duration =
+        rte_histogram_new("rte_stedi_call_duration_seconds",
+                          "Stedi API exchange time incl. retries, by API", api_label, NULL, 0);
+    s->slot_wait =
+        rte_histogram_new("rte_stedi_slot_wait_seconds",
+                          "Time a real-time call waited for its slot", cls_label, NULL, 0);
     s->lease_lost = rte_metric_series0(rte_counter_new(
         "rte_stedi_lease_lost_total",
         "Real-time calls abandoned because their slot lease could not be renewed", NULL));
@@ -366,8 +367,7 @@ static int slots_from_config(const rte_config *cfg, rte_slots_opts *so, char *er
     if (cfg_int(cfg, "slots.limit", &so->limit, 1, 1000, err, errlen) ||
         cfg_int(cfg, "slots.warming_cap", &so->warming_cap, 0, 1000, err, errlen) ||
         cfg_int(cfg, "slots.batch_cap", &so->batch_cap, 0, 1000, err, errlen) ||
-        cfg_int(cfg, "slots.reserve_interactive", &so->reserve_interactive, 0, 1000, err,
-                errlen) ||
+        cfg_int(cfg, "slots.reserve_interactive", &so->reserve_interactive, 0, 1000, err, errlen) ||
         cfg_ms(cfg, "slots.lease", &so->lease_ms, 100, 3600 * 1000, err, errlen) ||
         cfg_ms(cfg, "slots.waiter_ttl", &so->waiter_ttl_ms, 100, 600 * 1000, err, errlen) ||
         cfg_ms(cfg, "redis.timeout", &so->redis_timeout_ms, 10, 60000, err, errlen))
@@ -399,8 +399,9 @@ rte_stedi *rte_stedi_from_config(const rte_config *cfg, char *err, size_t errlen
         cfg_int(cfg, "stedi.max_attempts", &o.max_attempts, 1, 20, err, errlen))
         return NULL;
     if (o.max_delay_ms < o.base_delay_ms) {
-        snprintf(err, errlen, "stedi.retry_max_delay (RTE_STEDI_RETRY_MAX_DELAY) must be at least "
-                              "stedi.retry_base_delay");
+        snprintf(err, errlen,
+                 "stedi.retry_max_delay (RTE_STEDI_RETRY_MAX_DELAY) must be at least "
+                 "stedi.retry_base_delay");
         return NULL;
     }
     if (!valid_npi(o.provider_npi)) {
@@ -413,8 +414,8 @@ rte_stedi *rte_stedi_from_config(const rte_config *cfg, char *err, size_t errlen
     o.freshness = cs.freshness;
     if (slots_from_config(cfg, &so, err, errlen) != 0)
         return NULL;
-    slots = rte_slots_new(rte_config_str(cfg, "redis.url", rte_redis_default_url()), &so, err,
-                          errlen);
+    slots =
+        rte_slots_new(rte_config_str(cfg, "redis.url", rte_redis_default_url()), &so, err, errlen);
     if (slots == NULL)
         return NULL;
     o.slots = slots;
@@ -786,8 +787,7 @@ int rte_stedi_batch_submit(rte_stedi *s, const rte_stedi_check *items, size_t n,
     if (resp.status >= 200 && resp.status < 300) {
         ans = rte_json_parse(resp.body ? resp.body : "", resp.body_len, why, sizeof why);
         id = ans ? cJSON_GetObjectItemCaseSensitive(ans, "batchId") : NULL;
-        if (!cJSON_IsString(id) || id->valuestring[0] == '\0' ||
-            strlen(id->valuestring) >= idlen) {
+        if (!cJSON_IsString(id) || id->valuestring[0] == '\0' || strlen(id->valuestring) >= idlen) {
             snprintf(err, errlen, "Stedi accepted the batch but its answer has no usable batchId");
             rc = RTE_STEDI_E_UNKNOWN;
             outcome = "failed";
@@ -804,8 +804,9 @@ int rte_stedi_batch_submit(rte_stedi *s, const rte_stedi_check *items, size_t n,
         snprintf(err, errlen, "batch refused: %s", why);
         outcome = resp.status == 429 ? "rate_limited" : resp.status == 0 ? "failed" : "rejected";
     } else {
-        snprintf(err, errlen, "batch outcome unknown (%s); Stedi may have created it - check "
-                              "before resubmitting",
+        snprintf(err, errlen,
+                 "batch outcome unknown (%s); Stedi may have created it - check "
+                 "before resubmitting",
                  why);
         rc = RTE_STEDI_E_UNKNOWN;
         outcome = resp.status >= 500 ? "unavailable" : resp.timed_out ? "timeout" : "failed";
@@ -843,8 +844,8 @@ static int url_escape(const char *in, char *out, size_t len)
 }
 
 /* GET url; fills *doc on 200. Returns 0, RTE_STEDI_E_NOT_FOUND or _FAILED + err. */
-static int get_json(rte_stedi *s, enum api a, const char *url, rte_http_response *resp,
-                    cJSON **doc, char *err, size_t errlen)
+static int get_json(rte_stedi *s, enum api a, const char *url, rte_http_response *resp, cJSON **doc,
+                    char *err, size_t errlen)
 {
     const char *headers[] = {s->auth_header, "Accept: application/json", NULL};
     rte_http_request req;
@@ -893,8 +894,8 @@ static int int_field(const cJSON *o, const char *name)
 }
 
 /* rte_stedi_batch_status - any thread; blocks */
-int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_info *out,
-                           char *err, size_t errlen)
+int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_info *out, char *err,
+                           size_t errlen)
 {
     char url[URL_MAX], esc[512];
     rte_http_response resp;
@@ -997,8 +998,7 @@ static int parse_cursor(const char *c, long *skip, char *token, size_t len)
         return 0;
     errno = 0;
     *skip = strtol(c, &end, 10);
-    if (errno != 0 || end == c || *end != ':' || *skip < 0 || *skip > 200 ||
-        strlen(end + 1) >= len)
+    if (errno != 0 || end == c || *end != ':' || *skip < 0 || *skip > 200 || strlen(end + 1) >= len)
         return -1;
     snprintf(token, len, "%s", end + 1);
     return 0;
@@ -1049,8 +1049,9 @@ long rte_stedi_poll_all(rte_stedi *s, const char *batch_id, int page_size, const
             return rc;
         total = page.count;
         if (total < skip) {
-            snprintf(err, errlen, "page at cursor holds %d items, fewer than the %ld already "
-                                  "handed over; Stedi's order changed",
+            snprintf(err, errlen,
+                     "page at cursor holds %d items, fewer than the %ld already "
+                     "handed over; Stedi's order changed",
                      total, skip);
             rte_stedi_page_free(&page);
             return RTE_STEDI_E_FAILED;

@@ -246,6 +246,45 @@ static void test_put_get_never_older(void **state)
     rte_redis_free(r);
 }
 
+static void test_settings_from_config(void **state)
+{
+    char err[256];
+    rte_cache_settings cs;
+    rte_config *cfg;
+    (void)state;
+
+    cfg = rte_config_from_string("cache:\n  member_key_secret: s3cret\n  fresh_success: 2h\n"
+                                 "  fresh_error: 30s\n  ttl: 3h\n",
+                                 err, sizeof err);
+    assert_non_null(cfg);
+    assert_int_equal(rte_cache_settings_from_config(cfg, &cs, err, sizeof err), 0);
+    assert_string_equal(cs.member_key_secret, "s3cret");
+    assert_int_equal(cs.freshness.success_ms, 2 * 3600 * 1000);
+    assert_int_equal(cs.freshness.error_ms, 30 * 1000);
+    assert_int_equal(cs.freshness.physical_ms, 3 * 3600 * 1000);
+    rte_config_free(cfg);
+
+    /* a TTL that would drop entries while still fresh is refused, naming the key */
+    cfg = rte_config_from_string("cache:\n  fresh_success: 2h\n  ttl: 1h\n", err, sizeof err);
+    assert_non_null(cfg);
+    assert_int_equal(rte_cache_settings_from_config(cfg, &cs, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cache.ttl"));
+    rte_config_free(cfg);
+
+    cfg = rte_config_from_string("cache:\n  fresh_error: soon\n", err, sizeof err);
+    assert_non_null(cfg);
+    assert_int_equal(rte_cache_settings_from_config(cfg, &cs, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cache.fresh_error"));
+    rte_config_free(cfg);
+
+    /* defaults: the design's 22 h / 5 min / 72 h */
+    cfg = rte_config_from_string("", err, sizeof err);
+    assert_int_equal(rte_cache_settings_from_config(cfg, &cs, err, sizeof err), 0);
+    assert_int_equal(cs.freshness.success_ms, 22LL * 3600 * 1000);
+    assert_int_equal(cs.freshness.physical_ms, 72LL * 3600 * 1000);
+    rte_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest pure[] = {
@@ -256,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_decode_names_bad_field),
         cmocka_unit_test(test_key_hides_member_id),
         cmocka_unit_test(test_freshness),
+        cmocka_unit_test(test_settings_from_config),
     };
     const struct CMUnitTest redis[] = {
         cmocka_unit_test(test_put_get_never_older),

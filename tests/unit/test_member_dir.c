@@ -3,7 +3,9 @@
  * escapes, nulls, unknown keys, payer_id fallback), unknown ids, malformed
  * lines named by number, duplicate ids, reload_if_changed (unchanged,
  * rewritten, failed reload keeps the old snapshot) and a reader keeping its
- * old snapshot across a reload.
+ * old snapshot across a reload, and loading plus conditional reloading
+ * (ETag / If-None-Match, 304) from an http URL served by a small in-test
+ * server thread.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
 
 #include "rte/member_dir.h"
 
@@ -226,6 +233,136 @@ static void test_member_gen_roundtrip(void **state)
     unlink(path);
 }
 
+/*
+ * A one-connection-at-a-time HTTP/1.1 server for the URL source: it answers
+ * every GET with the current body and ETag, or 304 when If-None-Match names
+ * the current ETag, and closes the connection after each answer.
+ */
+struct snap_server {
+    int fd, port;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    char body[512];
+    char etag[32];
+    int gets, not_modified; /* under mu */
+};
+
+static void *snap_server_main(void *arg)
+{
+    struct snap_server *s = arg;
+    char req[4096], head[256], out[1024];
+    int c;
+
+    while ((c = accept(s->fd, NULL, NULL)) >= 0) {
+        ssize_t n, got = 0;
+        while (got < (ssize_t)sizeof req - 1 &&
+               (n = read(c, req + got, sizeof req - 1 - (size_t)got)) > 0) {
+            got += n;
+            req[got] = '\0';
+            if (strstr(req, "\r\n\r\n"))
+                break;
+        }
+        req[got > 0 ? got : 0] = '\0';
+        pthread_mutex_lock(&s->mu);
+        s->gets++;
+        snprintf(head, sizeof head, "If-None-Match: %s\r\n", s->etag);
+        if (strstr(req, head)) {
+            s->not_modified++;
+            n = snprintf(out, sizeof out,
+                         "HTTP/1.1 304 Not Modified\r\nETag: %s\r\n"
+                         "Connection: close\r\n\r\n",
+                         s->etag);
+        } else {
+            n = snprintf(out, sizeof out,
+                         "HTTP/1.1 200 OK\r\nETag: %s\r\nContent-Length: %zu\r\n"
+                         "Connection: close\r\n\r\n%s",
+                         s->etag, strlen(s->body), s->body);
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (write(c, out, (size_t)n) != n)
+            fprintf(stderr, "snap_server: short write\n");
+        close(c);
+    }
+    return NULL;
+}
+
+static void snap_server_start(struct snap_server *s)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->fd >= 0);
+    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s->fd, 8), 0);
+    assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&s->thread, NULL, snap_server_main, s), 0);
+}
+
+static void snap_server_set(struct snap_server *s, const char *body, const char *etag)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->body, sizeof s->body, "%s", body);
+    snprintf(s->etag, sizeof s->etag, "%s", etag);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void snap_server_stop(struct snap_server *s)
+{
+    shutdown(s->fd, SHUT_RDWR); /* wakes accept() */
+    close(s->fd);
+    pthread_join(s->thread, NULL);
+    pthread_mutex_destroy(&s->mu);
+}
+
+static void test_url_source_and_conditional_reload(void **state)
+{
+    struct snap_server srv;
+    char url[64], err[256];
+    (void)state;
+
+    snap_server_start(&srv);
+    snap_server_set(&srv, "{\"member_id\":\"A\",\"first_name\":\"Old\"}\n", "\"v1\"");
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/members.jsonl", srv.port);
+    rte_member_dir *d = rte_member_dir_new(url, err, sizeof(err));
+    assert_non_null(d);
+    rte_member_snapshot *s1 = rte_member_dir_acquire(d);
+    assert_int_equal(rte_member_snapshot_count(s1), 1);
+    assert_string_equal(rte_member_snapshot_find(s1, "A")->first_name, "Old");
+
+    /* unchanged: a conditional GET answered 304, same snapshot */
+    assert_int_equal(rte_member_dir_reload_if_changed(d, err, sizeof(err)), 0);
+    pthread_mutex_lock(&srv.mu);
+    assert_int_equal(srv.not_modified, 1);
+    pthread_mutex_unlock(&srv.mu);
+
+    /* changed: new ETag, new body, new snapshot; the old reader keeps its data */
+    snap_server_set(&srv, "{\"member_id\":\"A\",\"first_name\":\"New\"}\n{\"member_id\":\"B\"}\n",
+                    "\"v2\"");
+    assert_int_equal(rte_member_dir_reload_if_changed(d, err, sizeof(err)), 1);
+    rte_member_snapshot *s2 = rte_member_dir_acquire(d);
+    assert_int_equal(rte_member_snapshot_count(s2), 2);
+    assert_string_equal(rte_member_snapshot_find(s2, "A")->first_name, "New");
+    assert_string_equal(rte_member_snapshot_find(s1, "A")->first_name, "Old");
+    assert_int_equal(rte_member_dir_reload_if_changed(d, err, sizeof(err)), 0);
+
+    /* a broken snapshot behind the URL fails the reload and keeps the current one */
+    snap_server_set(&srv, "{broken\n", "\"v3\"");
+    assert_int_equal(rte_member_dir_reload_if_changed(d, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "line 1"));
+    rte_member_snapshot *s3 = rte_member_dir_acquire(d);
+    assert_ptr_equal(s3, s2);
+
+    rte_member_snapshot_release(s1);
+    rte_member_snapshot_release(s2);
+    rte_member_snapshot_release(s3);
+    rte_member_dir_free(d);
+    snap_server_stop(&srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_member_gen_roundtrip),
+        cmocka_unit_test(test_url_source_and_conditional_reload),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

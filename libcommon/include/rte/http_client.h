@@ -10,10 +10,10 @@
  * OPTIONS, or a POST the caller marks idempotent) and the outcome is a
  * connection error, a timeout, HTTP 429 or a 5xx. A request that is not safe
  * to repeat may opt in (retry_refused) to retries of the two outcomes where
- * the server certainly did nothing: no connection was made, or HTTP 429. Backoff is exponential with
- * full jitter (base * 2^attempt, capped), and a Retry-After header (seconds
- * or HTTP date) is honoured when it asks for longer, up to max_delay_ms. The
- * whole exchange never outlives deadline_ms.
+ * the server certainly did nothing: no connection was made, or HTTP 429. Backoff is exponential
+ * with full jitter (base * 2^attempt, capped), and a Retry-After header (seconds or HTTP date) is
+ * honoured when it asks for longer, up to max_delay_ms. The whole exchange never outlives
+ * deadline_ms.
  *
  * Responses are decoded (gzip, deflate) transparently. Metrics:
  * rte_http_client_requests_total{name,outcome} and
@@ -46,12 +46,12 @@ typedef struct rte_http_request {
     int64_t
         deadline_ms;  /* whole exchange incl. retries, monotonic ms (rte_clock_mono_ms); 0 = none */
     int max_attempts; /* default 1 (no retry) */
-    int base_delay_ms; /* default 100 */
-    int max_delay_ms;  /* default 10000 */
-    int idempotent;    /* 1 lets a POST be retried */
-    int retry_refused; /* 1 lets an unsafe request be retried only when the server certainly
-                          did not act on it: connection refused / host unresolved, or 429 */
-    const char *name;  /* metrics label; default "default" */
+    int base_delay_ms;     /* default 100 */
+    int max_delay_ms;      /* default 10000 */
+    int idempotent;        /* 1 lets a POST be retried */
+    int retry_refused;     /* 1 lets an unsafe request be retried only when the server certainly
+                              did not act on it: connection refused / host unresolved, or 429 */
+    const char *name;      /* metrics label; default "default" */
     const int *abort_flag; /* when set non-zero (atomically, by any thread) the exchange stops
                               within about a second: no further attempt, the current one is
                               cut as a transport error; NULL = never */
@@ -65,8 +65,9 @@ typedef struct rte_http_response {
     int attempts;    /* attempts made */
     double seconds;  /* total time */
     char error[256]; /* transport error text when status == 0 */
-    int not_sent;    /* status 0 and the server certainly saw nothing (refused/unresolved/no attempt) */
-    int timed_out;   /* status 0 because the attempt timeout or the deadline ran out */
+    int not_sent;  /* status 0 and the server certainly saw nothing (refused/unresolved/no attempt)
+                    */
+    int timed_out; /* status 0 because the attempt timeout or the deadline ran out */
 } rte_http_response;
 
 /* rte_http_client_new - start the client thread; opts may be NULL; NULL + err on failure */

@@ -55,18 +55,18 @@
 typedef struct rte_stedi rte_stedi;
 
 typedef struct rte_stedi_opts {
-    const char *base_url;      /* default "http://127.0.0.1:8089" */
-    const char *api_key;       /* sent as "Authorization: Key <api_key>"; required */
-    int realtime_timeout_ms;   /* per real-time attempt; default 120000 */
-    int api_timeout_ms;        /* per batch/status/poll attempt; default 30000 */
-    int max_attempts;          /* default 3 */
-    int base_delay_ms;         /* backoff base; default 200 */
-    int max_delay_ms;          /* backoff cap (and Retry-After cap); default 10000 */
-    const char *provider_name; /* default for checks; default "RTE Cache Warming" */
-    const char *provider_npi;  /* 10 digits; default "1999999984" */
+    const char *base_url;          /* default "http://127.0.0.1:8089" */
+    const char *api_key;           /* sent as "Authorization: Key <api_key>"; required */
+    int realtime_timeout_ms;       /* per real-time attempt; default 120000 */
+    int api_timeout_ms;            /* per batch/status/poll attempt; default 30000 */
+    int max_attempts;              /* default 3 */
+    int base_delay_ms;             /* backoff base; default 200 */
+    int max_delay_ms;              /* backoff cap (and Retry-After cap); default 10000 */
+    const char *provider_name;     /* default for checks; default "RTE Cache Warming" */
+    const char *provider_npi;      /* 10 digits; default "1999999984" */
     rte_cache_freshness freshness; /* default rte_cache_freshness_default() */
-    rte_http_client *http;     /* borrowed; NULL = the client makes its own */
-    rte_slots *slots;          /* borrowed; NULL = real-time calls refused */
+    rte_http_client *http;         /* borrowed; NULL = the client makes its own */
+    rte_slots *slots;              /* borrowed; NULL = real-time calls refused */
 } rte_stedi_opts;
 
 /* One eligibility question: a member at a payer. Strings are borrowed. */
@@ -84,14 +84,14 @@ typedef struct rte_stedi_check {
 } rte_stedi_check;
 
 enum rte_stedi_outcome {
-    RTE_STEDI_OK = 0,        /* eligibility answered; entry filled */
-    RTE_STEDI_PAYER_ERROR,   /* payer answered with errors[] (e.g. AAA 42); error entry filled */
-    RTE_STEDI_NO_SLOT,       /* no real-time slot before the deadline, or the limiter failed */
-    RTE_STEDI_RATE_LIMITED,  /* still 429 after the retries */
-    RTE_STEDI_UNAVAILABLE,   /* still 5xx after the retries */
-    RTE_STEDI_TIMEOUT,       /* the per-call timeout or the caller's deadline passed */
-    RTE_STEDI_REJECTED,      /* 4xx other than 429: our request or key is wrong */
-    RTE_STEDI_FAILED,        /* transport failure, lost lease, or an unreadable answer */
+    RTE_STEDI_OK = 0,       /* eligibility answered; entry filled */
+    RTE_STEDI_PAYER_ERROR,  /* payer answered with errors[] (e.g. AAA 42); error entry filled */
+    RTE_STEDI_NO_SLOT,      /* no real-time slot before the deadline, or the limiter failed */
+    RTE_STEDI_RATE_LIMITED, /* still 429 after the retries */
+    RTE_STEDI_UNAVAILABLE,  /* still 5xx after the retries */
+    RTE_STEDI_TIMEOUT,      /* the per-call timeout or the caller's deadline passed */
+    RTE_STEDI_REJECTED,     /* 4xx other than 429: our request or key is wrong */
+    RTE_STEDI_FAILED,       /* transport failure, lost lease, or an unreadable answer */
 };
 
 typedef struct rte_stedi_result {
@@ -120,12 +120,12 @@ typedef struct rte_stedi_batch_info {
 
 /* One page of poll-batch results. */
 typedef struct rte_stedi_page {
-    char *raw;             /* the page body as received (decoded), malloc'd */
+    char *raw; /* the page body as received (decoded), malloc'd */
     size_t raw_len;
-    cJSON *doc;            /* parsed raw */
-    const cJSON *items;    /* borrowed from doc: the items array (may be empty) */
-    int count;             /* items in this page */
-    char next_token[256];  /* nextPageToken, "" on the last page */
+    cJSON *doc;           /* parsed raw */
+    const cJSON *items;   /* borrowed from doc: the items array (may be empty) */
+    int count;            /* items in this page */
+    char next_token[256]; /* nextPageToken, "" on the last page */
 } rte_stedi_page;
 
 /* One polled item mapped for the cache. Strings borrowed from the page. */
@@ -177,8 +177,8 @@ int rte_stedi_batch_submit(rte_stedi *s, const rte_stedi_check *items, size_t n,
                            size_t idlen, char *err, size_t errlen);
 
 /* rte_stedi_batch_status - the batch's counts; 0, RTE_STEDI_E_NOT_FOUND or _FAILED + err */
-int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_info *out,
-                           char *err, size_t errlen);
+int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_info *out, char *err,
+                           size_t errlen);
 
 /*
  * rte_stedi_poll_page - one page of completed results after page_token

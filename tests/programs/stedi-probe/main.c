@@ -223,8 +223,8 @@ static void cmd_submit(rte_stedi *s, const struct args *a)
 {
     long n = a->n < 0 ? 10 : a->n;
     rte_stedi_check *items = calloc((size_t)(n > 0 ? n : 1), sizeof *items);
-    char (*members)[64] = calloc((size_t)(n > 0 ? n : 1), 64);
-    char (*stis)[32] = calloc((size_t)(n > 0 ? n : 1), 32);
+    char(*members)[64] = calloc((size_t)(n > 0 ? n : 1), 64);
+    char(*stis)[32] = calloc((size_t)(n > 0 ? n : 1), 32);
     char batch_id[128] = "", err[512] = "";
     cJSON *o = cJSON_CreateObject();
     int rc;
@@ -294,8 +294,8 @@ static void cmd_poll(rte_stedi *s, const struct args *a)
     struct poll_acc acc = {cJSON_CreateArray(), 0};
     char cursor[RTE_STEDI_CURSOR_MAX] = "", err[512] = "";
     cJSON *o = cJSON_CreateObject();
-    long rc = rte_stedi_poll_all(s, a->batch ? a->batch : "", (int)a->page_size, a->cursor,
-                                 on_page, &acc, cursor, sizeof cursor, err, sizeof err);
+    long rc = rte_stedi_poll_all(s, a->batch ? a->batch : "", (int)a->page_size, a->cursor, on_page,
+                                 &acc, cursor, sizeof cursor, err, sizeof err);
 
     cJSON_AddNumberToObject(o, "rc", (double)rc);
     cJSON_AddStringToObject(o, "cursor", cursor);
