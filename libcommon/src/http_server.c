@@ -21,8 +21,13 @@
  *   context to shut down (h2o closes idle keep-alive connections), and
  *   returns from run once no request is in flight or the deadline passed.
  *
- * What it does not do: TLS and HTTP/2 (left to the service that needs it),
- * streaming request bodies (h2o buffers the whole body first, bounded by the
+ * - TLS (rte_http_server_listen_tls): the listener's accept context carries
+ *   an OpenSSL context with ALPN offering h2 and http/1.1, so h2o speaks
+ *   HTTP/2 to clients that ask for it over TLS. Plain listeners speak
+ *   HTTP/1.1 only (no h2c upgrade).
+ *
+ * What it does not do: client certificates, certificate reload without a
+ * restart, streaming request bodies (h2o buffers the whole body first, bounded by the
  * largest route limit).
  */
 #include "rte/http_server.h"
@@ -40,6 +45,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "rte/clock.h"
 #include "rte/crypto.h"
@@ -79,6 +87,7 @@ struct listener {
     int closed;
     struct route_rt *routes;
     int nroutes;
+    SSL_CTX *ssl; /* NULL = plain HTTP/1.1 */
 };
 
 struct rte_http_server {
@@ -484,8 +493,65 @@ static int compile_routes(struct listener *l, const rte_http_route *routes, size
 }
 
 /* rte_http_server_listen - bind and serve routes; on the creating thread before run */
+/* A server TLS context from PEM files, offering h2 and http/1.1 by ALPN. */
+static SSL_CTX *tls_context(const char *cert, const char *key, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    unsigned long e;
+
+    if (ctx == NULL) {
+        snprintf(err, errlen, "TLS: cannot create a context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        e = ERR_get_error();
+        snprintf(err, errlen, "TLS certificate '%s': %s", cert, ERR_reason_error_string(e));
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        e = ERR_get_error();
+        snprintf(err, errlen, "TLS key '%s': %s", key, ERR_reason_error_string(e));
+        goto fail;
+    }
+    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    return ctx;
+fail:
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static int listen_on(rte_http_server *s, const char *addr, const rte_http_route *routes,
+                     SSL_CTX *ssl, char *err, size_t errlen);
+
+/* rte_http_server_listen - plain HTTP/1.1; the thread that created the server */
 int rte_http_server_listen(rte_http_server *s, const char *addr, const rte_http_route *routes,
                            char *err, size_t errlen)
+{
+    return listen_on(s, addr, routes, NULL, err, errlen);
+}
+
+/* rte_http_server_listen_tls - HTTPS with HTTP/2 by ALPN; the thread that created the server */
+int rte_http_server_listen_tls(rte_http_server *s, const char *addr, const rte_http_route *routes,
+                               const char *cert_file, const char *key_file, char *err,
+                               size_t errlen)
+{
+    SSL_CTX *ssl = tls_context(cert_file, key_file, err, errlen);
+    int port;
+
+    if (ssl == NULL)
+        return -1;
+    port = listen_on(s, addr, routes, ssl, err, errlen);
+    if (port < 0)
+        SSL_CTX_free(ssl);
+    return port;
+}
+
+static int listen_on(rte_http_server *s, const char *addr, const rte_http_route *routes,
+                     SSL_CTX *ssl, char *err, size_t errlen)
 {
     if (s->nlisteners == MAX_LISTENERS) {
         snprintf(err, errlen, "too many listeners");
@@ -517,6 +583,8 @@ int rte_http_server_listen(rte_http_server *s, const char *addr, const rte_http_
     h2o_context_init(&l->ctx, s->loop, &l->conf);
     l->accept.ctx = &l->ctx;
     l->accept.hosts = l->conf.hosts;
+    l->accept.ssl_ctx = ssl;
+    l->ssl = ssl;
     l->fd = fd;
     l->sock = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     l->sock->data = l;
@@ -619,6 +687,8 @@ void rte_http_server_free(rte_http_server *s)
     h2o_evloop_run(s->loop, 0);
     h2o_evloop_destroy(s->loop);
     for (int i = 0; i < s->nlisteners; i++) {
+        if (s->listeners[i]->ssl)
+            SSL_CTX_free(s->listeners[i]->ssl);
         free(s->listeners[i]->routes);
         free(s->listeners[i]);
     }

@@ -417,9 +417,21 @@ static void start_http(const rte_config *cfg)
     S.public_port = 0;
     if (S.def->routes != NULL) {
         const char *pub = rte_config_str(cfg, "http.addr", "0.0.0.0:8080");
-        S.public_port = rte_http_server_listen(S.http, pub, S.def->routes, err, sizeof err);
+        const char *cert = rte_config_str(cfg, "http.tls_cert", NULL);
+        const char *key = rte_config_str(cfg, "http.tls_key", NULL);
+        if ((cert == NULL) != (key == NULL))
+            rte_fatal("config: keys 'http.tls_cert' (RTE_HTTP_TLS_CERT) and 'http.tls_key' "
+                      "(RTE_HTTP_TLS_KEY) must be set together");
+        if (cert != NULL)
+            S.public_port =
+                rte_http_server_listen_tls(S.http, pub, S.def->routes, cert, key, err, sizeof err);
+        else
+            S.public_port = rte_http_server_listen(S.http, pub, S.def->routes, err, sizeof err);
         if (S.public_port < 0)
-            rte_fatal("config: key 'http.addr' (RTE_HTTP_ADDR) = '%s': %s", pub, err);
+            rte_fatal("config: key 'http.addr' (RTE_HTTP_ADDR) = '%s'%s: %s", pub,
+                      cert ? " with http.tls_cert/http.tls_key" : "", err);
+        if (cert != NULL)
+            rte_log_info("public port %d serves TLS (HTTP/2 and HTTP/1.1 by ALPN)", S.public_port);
     }
     pthread_create(&S.http_thread, NULL, http_main, NULL);
 }

@@ -176,3 +176,50 @@ def test_sigterm_drains_inflight_and_exits_zero(redis_server, kafka_broker, work
     assert result["r"].status_code == 200 and result["r"].json() == {"slow": "done"}
     assert "drained in" in s.logtext()
     s.stop()
+
+
+def self_signed(tmp_path):
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_public_port_tls_speaks_http2_and_http11(redis_server, kafka_broker, workdir, tmp_path):
+    cert, key = self_signed(tmp_path)
+    env = probe_env(redis_server, kafka_broker, RTE_HTTP_TLS_CERT=cert, RTE_HTTP_TLS_KEY=key)
+    s = Service("skeleton-probe", env, workdir).start()
+    try:
+        url = f"https://127.0.0.1:{s.ports['http']}/v1/echo?msg=tls"
+        out = subprocess.run(["curl", "-sk", "--http2", "-w", "\n%{http_version}", url],
+                             capture_output=True, text=True, timeout=30)
+        body, version = out.stdout.rsplit("\n", 1)
+        assert version == "2" and '"msg":"tls"' in body.replace(" ", ""), out
+        out = subprocess.run(["curl", "-sk", "--http1.1", "-w", "\n%{http_version}", url],
+                             capture_output=True, text=True, timeout=30)
+        assert out.stdout.rsplit("\n", 1)[1] == "1.1", out
+        # plain HTTP on the TLS port is refused, not served
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(url.replace("https", "http"), timeout=5)
+        # the admin port stays plain HTTP for probes
+        assert s.get("admin", "/healthz").status_code == 200
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("which", ["cert_only", "bad_cert"])
+def test_tls_config_errors_name_the_key(redis_server, kafka_broker, workdir, tmp_path, which):
+    cert, key = self_signed(tmp_path)
+    if which == "cert_only":
+        extra = {"RTE_HTTP_TLS_CERT": cert}
+        expect = "http.tls_key"
+    else:
+        bad = tmp_path / "bad.pem"
+        bad.write_text("not a certificate\n")
+        extra = {"RTE_HTTP_TLS_CERT": str(bad), "RTE_HTTP_TLS_KEY": key}
+        expect = str(bad)
+    s = Service("skeleton-probe", probe_env(redis_server, kafka_broker, **extra), workdir)
+    out = subprocess.run([bin_path("skeleton-probe")], env=s.env, capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 1 and expect in out.stderr, out.stderr

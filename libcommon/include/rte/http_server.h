@@ -61,6 +61,16 @@ rte_http_server *rte_http_server_new(char *err, size_t errlen);
 int rte_http_server_listen(rte_http_server *s, const char *addr, const rte_http_route *routes,
                            char *err, size_t errlen);
 
+/*
+ * rte_http_server_listen_tls - like rte_http_server_listen, over TLS (1.2+)
+ * with the PEM certificate chain and key given; clients that offer h2 by
+ * ALPN get HTTP/2, others HTTP/1.1. -1 + err naming the file on a bad
+ * certificate or key.
+ */
+int rte_http_server_listen_tls(rte_http_server *s, const char *addr, const rte_http_route *routes,
+                               const char *cert_file, const char *key_file, char *err,
+                               size_t errlen);
+
 /* rte_http_server_run - run the loop until stopped; returns 0 */
 int rte_http_server_run(rte_http_server *s);
 
