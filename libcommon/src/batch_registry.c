@@ -143,7 +143,7 @@ static const char register_script[] =
 int rte_batch_registry_register(rte_redis *r, const rte_batch_registry_opts *o,
                                 const rte_batch_info *b, int64_t now_ms, char *err, size_t errlen)
 {
-    struct keys k;
+    struct keys k = {0};
     char items[24], sub[24], now[24], until[24], next[24];
     if (check_id(b->batch_id, err, errlen) != 0)
         return -1;
@@ -211,7 +211,7 @@ static const char release_script[] = "if redis.call('GET', KEYS[3]) == ARGV[1] t
 static int lease_op(rte_redis *r, const rte_batch_registry_opts *o, const char *script,
                     const char *id, const char *owner, char *err, size_t errlen)
 {
-    struct keys k;
+    struct keys k = {0};
     char ms[24];
     long long v = -1;
     if (check_id(id, err, errlen) != 0)
@@ -241,8 +241,8 @@ int rte_batch_registry_renew(rte_redis *r, const rte_batch_registry_opts *o, con
 }
 
 /* rte_batch_registry_release - caller's thread owns r */
-int rte_batch_registry_release(rte_redis *r, const rte_batch_registry_opts *o,
-                               const char *batch_id, const char *owner, char *err, size_t errlen)
+int rte_batch_registry_release(rte_redis *r, const rte_batch_registry_opts *o, const char *batch_id,
+                               const char *owner, char *err, size_t errlen)
 {
     return lease_op(r, o, release_script, batch_id, owner, err, errlen);
 }
@@ -292,7 +292,7 @@ static void fill_field(rte_batch_record *out, const char *name, const redisReply
 int rte_batch_registry_get(rte_redis *r, const rte_batch_registry_opts *o, const char *batch_id,
                            rte_batch_record *out, char *err, size_t errlen)
 {
-    struct keys k;
+    struct keys k = {0};
     if (check_id(batch_id, err, errlen) != 0)
         return -1;
     make_keys(o, batch_id, &k);
@@ -311,18 +311,17 @@ int rte_batch_registry_get(rte_redis *r, const rte_batch_registry_opts *o, const
 }
 
 /* KEYS hash, due, lease; ARGV owner, cursor, items */
-static const char advance_script[] =
-    "if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -2 end\n"
-    "redis.call('HSET', KEYS[1], 'cursor', ARGV[2])\n"
-    "redis.call('HINCRBY', KEYS[1], 'polled', ARGV[3])\n"
-    "return 0\n";
+static const char advance_script[] = "if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -2 end\n"
+                                     "redis.call('HSET', KEYS[1], 'cursor', ARGV[2])\n"
+                                     "redis.call('HINCRBY', KEYS[1], 'polled', ARGV[3])\n"
+                                     "return 0\n";
 
 /* rte_batch_registry_advance - caller's thread owns r */
-int rte_batch_registry_advance(rte_redis *r, const rte_batch_registry_opts *o,
-                               const char *batch_id, const char *owner, const char *cursor,
-                               long items, char *err, size_t errlen)
+int rte_batch_registry_advance(rte_redis *r, const rte_batch_registry_opts *o, const char *batch_id,
+                               const char *owner, const char *cursor, long items, char *err,
+                               size_t errlen)
 {
-    struct keys k;
+    struct keys k = {0};
     char n[24];
     long long v;
     if (check_id(batch_id, err, errlen) != 0)
@@ -369,7 +368,7 @@ int rte_batch_registry_reschedule(rte_redis *r, const rte_batch_registry_opts *o
                                   const char *batch_id, const char *owner, int progressed,
                                   int64_t now_ms, int64_t *next_ms, char *err, size_t errlen)
 {
-    struct keys k;
+    struct keys k = {0};
     char now[24], first[24], cap[24], keep[24];
     long long v;
     if (check_id(batch_id, err, errlen) != 0)
@@ -409,7 +408,7 @@ int rte_batch_registry_done(rte_redis *r, const rte_batch_registry_opts *o, cons
                             const char *owner, const char *reason, int64_t now_ms, char *err,
                             size_t errlen)
 {
-    struct keys k;
+    struct keys k = {0};
     char now[24], keep[24];
     long long v;
     if (check_id(batch_id, err, errlen) != 0)

@@ -74,8 +74,12 @@ struct rte_stedi {
     int keeper_started;
     pthread_t keeper;
 
+    int degraded_in_use; /* under mu: calls running on the local degraded budget */
+    pthread_cond_t degraded_cv;
+
     rte_metric *calls;
     rte_metric *duration;
+    rte_series *degraded_calls;
     rte_metric *slot_wait;
     rte_series *lease_lost;
 };
@@ -101,6 +105,7 @@ void rte_stedi_opts_init(rte_stedi_opts *o)
     o->provider_name = "RTE Cache Warming";
     o->provider_npi = "1999999984";
     o->freshness = rte_cache_freshness_default();
+    o->degraded_limit = 2;
 }
 
 static int valid_npi(const char *npi)
@@ -163,6 +168,11 @@ static void register_metrics(rte_stedi *s)
     s->slot_wait =
         rte_histogram_new("rte_stedi_slot_wait_seconds",
                           "Time a real-time call waited for its slot", cls_label, NULL, 0);
+    s->degraded_calls = rte_metric_series0(rte_counter_new(
+        "rte_stedi_degraded_calls_total",
+        "Interactive real-time calls made on the local budget while the slot limiter's Redis "
+        "was unreachable",
+        NULL));
     s->lease_lost = rte_metric_series0(rte_counter_new(
         "rte_stedi_lease_lost_total",
         "Real-time calls abandoned because their slot lease could not be renewed", NULL));
@@ -313,12 +323,14 @@ rte_stedi *rte_stedi_new(const rte_stedi_opts *o, char *err, size_t errlen)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->wake, &ca);
+    pthread_cond_init(&s->degraded_cv, &ca);
     pthread_condattr_destroy(&ca);
     register_metrics(s);
     if (s->o.slots != NULL) {
         if (pthread_create(&s->keeper, NULL, keeper_main, s) != 0) {
             snprintf(err, errlen, "stedi: cannot start the lease keeper thread");
             pthread_cond_destroy(&s->wake);
+            pthread_cond_destroy(&s->degraded_cv);
             pthread_mutex_destroy(&s->mu);
             goto fail;
         }
@@ -392,7 +404,8 @@ rte_stedi *rte_stedi_from_config(const rte_config *cfg, char *err, size_t errlen
     if (strcmp(o.api_key, "test-key") == 0)
         rte_log_warn("stedi.api_key is the simulator's test key; set RTE_STEDI_API_KEY for a "
                      "real Stedi account");
-    if (cfg_ms(cfg, "stedi.timeout", &o.realtime_timeout_ms, 100, 600 * 1000, err, errlen) ||
+    if (cfg_int(cfg, "slots.degraded_limit", &o.degraded_limit, 0, 1000, err, errlen) ||
+        cfg_ms(cfg, "stedi.timeout", &o.realtime_timeout_ms, 100, 600 * 1000, err, errlen) ||
         cfg_ms(cfg, "stedi.api_timeout", &o.api_timeout_ms, 100, 600 * 1000, err, errlen) ||
         cfg_ms(cfg, "stedi.retry_base_delay", &o.base_delay_ms, 1, 60 * 1000, err, errlen) ||
         cfg_ms(cfg, "stedi.retry_max_delay", &o.max_delay_ms, 1, 600 * 1000, err, errlen) ||
@@ -441,6 +454,7 @@ void rte_stedi_free(rte_stedi *s)
         pthread_join(s->keeper, NULL);
     }
     pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->degraded_cv);
     pthread_mutex_destroy(&s->mu);
     if (s->own_slots)
         rte_slots_free(s->own_slots);
@@ -594,6 +608,48 @@ static void base_request(const rte_stedi *s, rte_http_request *req, enum api a, 
 
 /* ---- real-time -------------------------------------------------------- */
 
+/* Take one of the process-local degraded slots, waiting until deadline (monotonic ms). */
+static int degraded_acquire(rte_stedi *s, int64_t deadline)
+{
+    struct timespec until;
+    int ok;
+
+    until.tv_sec = deadline / 1000;
+    until.tv_nsec = (deadline % 1000) * 1000000;
+    pthread_mutex_lock(&s->mu);
+    while (s->degraded_in_use >= s->o.degraded_limit && !s->stopping &&
+           pthread_cond_timedwait(&s->degraded_cv, &s->mu, &until) != ETIMEDOUT)
+        ;
+    ok = s->degraded_in_use < s->o.degraded_limit && !s->stopping;
+    if (ok)
+        s->degraded_in_use++;
+    pthread_mutex_unlock(&s->mu);
+    return ok ? 0 : -1;
+}
+
+/* At most one warning per 10 s while degraded: an outage must not flood the log. */
+static void warn_degraded(rte_stedi *s, const char *why)
+{
+    static int64_t last_ms;
+    int64_t now = rte_clock_mono_ms(), prev = __atomic_load_n(&last_ms, __ATOMIC_RELAXED);
+
+    if (now - prev < 10000 && prev != 0)
+        return;
+    if (!__atomic_compare_exchange_n(&last_ms, &prev, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        return;
+    rte_log_warn("slot limiter unreachable (%s); interactive calls go to Stedi on the local "
+                 "degraded budget (%d per process; see rte_stedi_degraded_calls_total)",
+                 why, s->o.degraded_limit);
+}
+
+static void degraded_release(rte_stedi *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->degraded_in_use--;
+    pthread_cond_signal(&s->degraded_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static int finish(rte_stedi *s, rte_stedi_result *out, enum rte_stedi_outcome oc, double seconds)
 {
     out->outcome = oc;
@@ -686,6 +742,19 @@ int rte_stedi_realtime(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_c
     memset(&h, 0, sizeof h);
     slot_deadline = deadline_mono_ms != 0 ? deadline_mono_ms : t0 + s->o.realtime_timeout_ms;
     rc = rte_slots_acquire(s->o.slots, cls, slot_deadline, &h.lease, err, sizeof err);
+    if (rc == RTE_SLOTS_ERROR && cls == RTE_SLOT_INTERACTIVE && s->o.degraded_limit > 0) {
+        if (degraded_acquire(s, slot_deadline) == 0) {
+            warn_degraded(s, err);
+            out->degraded = 1;
+            rc = 0;
+            snprintf(h.lease.token, sizeof h.lease.token, "degraded");
+            h.lease.cls = cls;
+            h.lease.acquired_ms = rte_clock_mono_ms();
+            rte_series_inc(s->degraded_calls);
+        } else {
+            rc = RTE_SLOTS_TIMEOUT;
+        }
+    }
     t1 = rte_clock_mono_ms();
     out->slot_wait_ms = t1 - t0;
     rte_histogram_observe(s->slot_wait, (const char *const[]){rte_slot_class_name(cls)},
@@ -708,10 +777,15 @@ int rte_stedi_realtime(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_c
     req.idempotent = 1; /* an eligibility inquiry changes nothing at Stedi or the payer */
     req.abort_flag = &h.lost;
 
-    hold(s, &h);
-    rte_http_do(s->o.http, &req, &resp);
-    unhold(s, &h);
-    rte_slots_release(s->o.slots, &h.lease);
+    if (out->degraded) {
+        rte_http_do(s->o.http, &req, &resp);
+        degraded_release(s);
+    } else {
+        hold(s, &h);
+        rte_http_do(s->o.http, &req, &resp);
+        unhold(s, &h);
+        rte_slots_release(s->o.slots, &h.lease);
+    }
     if (__atomic_load_n(&h.lost, __ATOMIC_ACQUIRE))
         rte_series_inc(s->lease_lost);
 

@@ -300,3 +300,18 @@ def test_batch_submit_to_nothing_is_a_clear_refusal(redis_server):
     out = probe(redis_server, f"http://127.0.0.1:{free_port()}", "submit", "--n", 2,
                 RTE_STEDI_MAX_ATTEMPTS=2)
     assert out["rc"] == -1 and "refused" in out["error"], out
+
+
+def test_redis_down_interactive_runs_degraded_others_wait(redis_server, sim):
+    dead = f"redis://127.0.0.1:{free_port()}"
+    reset(sim)
+    out = probe(redis_server, sim.url("http", ""), "realtime", "--n", 6, "--threads", 6,
+                RTE_REDIS_URL=dead, RTE_SLOTS_DEGRADED_LIMIT=2)
+    assert out["ok"] + out["payer_error"] == 6 and out["degraded"] == 6, out
+    assert stats(sim)["max_in_flight"] <= 2  # the local budget held
+    out = probe(redis_server, sim.url("http", ""), "realtime", "--class", "batch",
+                "--deadline-ms", 500, RTE_REDIS_URL=dead)
+    assert out["no_slot"] == 1 and out["degraded"] == 0, out
+    out = probe(redis_server, sim.url("http", ""), "realtime", "--deadline-ms", 500,
+                RTE_REDIS_URL=dead, RTE_SLOTS_DEGRADED_LIMIT=0)
+    assert out["no_slot"] == 1, out

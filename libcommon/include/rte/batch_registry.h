@@ -46,7 +46,7 @@
 #include "rte/redis.h"
 
 #define RTE_BATCH_ID_MAX 128
-#define RTE_BATCH_CURSOR_MAX 256
+#define RTE_BATCH_CURSOR_MAX 320
 #define RTE_BATCH_E_LOST (-2)
 
 typedef struct rte_batch_registry_opts {
@@ -120,8 +120,8 @@ int rte_batch_registry_renew(rte_redis *r, const rte_batch_registry_opts *o, con
                              const char *owner, char *err, size_t errlen);
 
 /* rte_batch_registry_release - drop our lease (no-op if not ours); 0 or -1 + err */
-int rte_batch_registry_release(rte_redis *r, const rte_batch_registry_opts *o,
-                               const char *batch_id, const char *owner, char *err, size_t errlen);
+int rte_batch_registry_release(rte_redis *r, const rte_batch_registry_opts *o, const char *batch_id,
+                               const char *owner, char *err, size_t errlen);
 
 /* rte_batch_registry_get - 1 found (out filled), 0 unknown, -1 + err */
 int rte_batch_registry_get(rte_redis *r, const rte_batch_registry_opts *o, const char *batch_id,
@@ -132,9 +132,9 @@ int rte_batch_registry_get(rte_redis *r, const rte_batch_registry_opts *o, const
  * resume polling from) and add items to the polled count. 0,
  * RTE_BATCH_E_LOST, or -1 + err.
  */
-int rte_batch_registry_advance(rte_redis *r, const rte_batch_registry_opts *o,
-                               const char *batch_id, const char *owner, const char *cursor,
-                               long items, char *err, size_t errlen);
+int rte_batch_registry_advance(rte_redis *r, const rte_batch_registry_opts *o, const char *batch_id,
+                               const char *owner, const char *cursor, long items, char *err,
+                               size_t errlen);
 
 /*
  * rte_batch_registry_reschedule - under our lease, count one check and set

@@ -16,7 +16,13 @@
  *   renewal finds the lease lost the call is abandoned at once (another
  *   process may own that slot now). No slot, no call: a limiter error or a
  *   deadline that passes while waiting returns RTE_STEDI_NO_SLOT and Stedi is
- *   never contacted.
+ *   never contacted. One exception, for interactive traffic only: when the
+ *   limiter's Redis is unreachable, a process may still make up to
+ *   degraded_limit calls at once on a local budget (result.degraded = 1,
+ *   counted in rte_stedi_degraded_calls_total), so members keep getting
+ *   answers while Redis is down. With N replicas the cluster then makes at
+ *   most N x degraded_limit calls at once: keep that at or below the
+ *   account's limit (slots.degraded_limit). Warming and batch wait for Redis.
  * - Retries: 429 and 5xx and transport failures, exponential backoff with
  *   full jitter, Retry-After honoured (http_client.h), each attempt bounded
  *   by its timeout and the whole exchange by the caller's deadline. The
@@ -67,6 +73,8 @@ typedef struct rte_stedi_opts {
     rte_cache_freshness freshness; /* default rte_cache_freshness_default() */
     rte_http_client *http;         /* borrowed; NULL = the client makes its own */
     rte_slots *slots;              /* borrowed; NULL = real-time calls refused */
+    int degraded_limit; /* interactive calls this process may make at once while the limiter's
+                           Redis is unreachable; 0 = none; default 2 */
 } rte_stedi_opts;
 
 /* One eligibility question: a member at a payer. Strings are borrowed. */
@@ -100,6 +108,7 @@ typedef struct rte_stedi_result {
     int attempts;          /* HTTP attempts made */
     int64_t slot_wait_ms;  /* real ms spent waiting for the slot */
     int64_t call_ms;       /* real ms spent in the HTTP exchange */
+    int degraded;          /* 1: the limiter was unreachable; ran on the local degraded budget */
     rte_cache_entry entry; /* OK and PAYER_ERROR only */
     char message[256];     /* what went wrong, for logs and API errors */
 } rte_stedi_result;

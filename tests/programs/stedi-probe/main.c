@@ -48,7 +48,7 @@ struct run {
     rte_stedi *s;
     const struct args *a;
     pthread_mutex_t mu;
-    long next, counts[NOUTCOMES], attempts, max_attempts;
+    long next, counts[NOUTCOMES], attempts, max_attempts, degraded;
     int have_first;
     rte_stedi_result first;
 };
@@ -155,6 +155,7 @@ static void *realtime_worker(void *arg)
         pthread_mutex_lock(&r->mu);
         r->counts[res.outcome]++;
         r->attempts += res.attempts;
+        r->degraded += res.degraded;
         if (res.attempts > r->max_attempts)
             r->max_attempts = res.attempts;
         if (!r->have_first) {
@@ -205,6 +206,7 @@ static void cmd_realtime(rte_stedi *s, const struct args *a)
         cJSON_AddNumberToObject(o, rte_stedi_outcome_name((enum rte_stedi_outcome)k), r.counts[k]);
     cJSON_AddNumberToObject(o, "attempts", r.attempts);
     cJSON_AddNumberToObject(o, "max_attempts", r.max_attempts);
+    cJSON_AddNumberToObject(o, "degraded", r.degraded);
     if (r.have_first) {
         f = cJSON_AddObjectToObject(o, "first");
         cJSON_AddStringToObject(f, "outcome", rte_stedi_outcome_name(r.first.outcome));

@@ -1,0 +1,36 @@
+/*
+ * gw_events.h - the gateway's events on Kafka topic rte.events.
+ *
+ * Lifecycle events of a real-time check (rte.submitted, rte.scheduled,
+ * rte.started, rte.completed, rte.failed, rte.timeout, rte.downtime) and one
+ * rte.access event per answered request (hit/miss/stale/error), so the
+ * warmer can measure how many warmed entries were used. Values are JSON;
+ * the Kafka key is the member key (a keyed hash): the raw member id never
+ * leaves the gateway. Every event carries a fresh event_id.
+ *
+ * Producing only enqueues into librdkafka (never waits for the broker); a
+ * full queue drops the event and counts it in
+ * rte_gateway_events_total{result="dropped"}.
+ *
+ * Thread safety: any thread.
+ */
+#ifndef GW_EVENTS_H
+#define GW_EVENTS_H
+
+#include <stdint.h>
+
+#include "gw.h"
+
+/*
+ * gw_event_lifecycle - emit type ("rte.completed", ...) for member_key at
+ * trading partner tp; latency_ms < 0 omits it; detail may be NULL
+ */
+void gw_event_lifecycle(const char *type, const char *member_key, const char *tp,
+                        const char *trigger, const char *request_id, int64_t latency_ms,
+                        const char *outcome, const char *detail);
+
+/* gw_event_access - emit rte.access for an answered request; e may be NULL */
+void gw_event_access(const gw_req *r, enum gw_result result, const rte_cache_entry *e,
+                     int64_t latency_ms);
+
+#endif

@@ -1,0 +1,371 @@
+/*
+ * gw_http.c - the gateway's HTTP API (contract in gw_http.h).
+ *
+ * Every handler fills one gw_req: ids checked (1..64 / 1..32 bytes of
+ * [A-Za-z0-9._-]), subscriber details from the request body or the member
+ * directory, the policy from cache_control + Cache-Control + Prefer, the
+ * cache key, and the deadline (Prefer: wait=N, else gateway.deadline). The
+ * loop thread then answers from L1 when the policy allows it (the hot path:
+ * no Redis, no thread hop) and hands everything else to the workers.
+ */
+#include "gw_http.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "gw.h"
+#include "gw_core.h"
+#include "rte/clock.h"
+#include "rte/crypto.h"
+#include "rte/json.h"
+#include "rte/log.h"
+
+/* copy the request id, keeping only characters safe in JSON and logs */
+static void copy_request_id(gw_req *r, rte_http_req *req)
+{
+    const char *id = rte_http_req_id(req);
+    size_t n = 0;
+    for (; id[n] != '\0' && n + 1 < sizeof r->request_id; n++) {
+        char c = id[n];
+        int ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 c == '-' || c == '_' || c == '.';
+        r->request_id[n] = ok ? c : '_';
+    }
+    r->request_id[n] = '\0';
+}
+
+/* bounded copy (callers have checked lengths; this only guarantees the NUL) */
+static void copy_str(char *dst, size_t len, const char *src)
+{
+    size_t n = src ? strnlen(src, len - 1) : 0;
+    if (n > 0)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* YYYY-MM-DD or YYYYMMDD */
+static int valid_dob(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 8) {
+        for (size_t i = 0; i < 8; i++)
+            if (s[i] < '0' || s[i] > '9')
+                return 0;
+        return 1;
+    }
+    if (n != 10 || s[4] != '-' || s[7] != '-')
+        return 0;
+    for (size_t i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+            return 0;
+    return 1;
+}
+
+/* fill names and dob (and tp when empty) from the member directory; 0 found, -1 not */
+static int from_directory(gw_req *r)
+{
+    rte_member_snapshot *snap;
+    const rte_member *m;
+    int rc = -1;
+
+    if (G.dir == NULL)
+        return -1;
+    snap = rte_member_dir_acquire(G.dir);
+    m = rte_member_snapshot_find(snap, r->member_id);
+    if (m != NULL) {
+        copy_str(r->first_name, sizeof r->first_name, m->first_name);
+        copy_str(r->last_name, sizeof r->last_name, m->last_name);
+        copy_str(r->dob, sizeof r->dob, m->date_of_birth);
+        if (r->tp[0] == '\0')
+            copy_str(r->tp, sizeof r->tp, m->trading_partner_id);
+        rc = 0;
+    }
+    rte_member_snapshot_release(snap);
+    return rc;
+}
+
+/* policy from the mode and the Cache-Control / Prefer headers; 0, or -1 after answering 400 */
+static int read_policy(rte_http_req *req, gw_req *r, const char *mode)
+{
+    char cc[512], prefer[256], err[300];
+    int has_cc = rte_http_req_header(req, "Cache-Control", cc, sizeof cc) >= 0;
+    int has_prefer = rte_http_req_header(req, "Prefer", prefer, sizeof prefer) >= 0;
+
+    if (gw_policy_from_request(&r->pol, mode, has_cc ? cc : NULL, has_prefer ? prefer : NULL, err,
+                               sizeof err) != 0) {
+        rte_http_error(req, 400, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* answer from L1 when the policy allows; 1 answered, 0 not */
+static int fast_path(rte_http_req *req, gw_req *r)
+{
+    rte_cache_entry e;
+    gw_answer a;
+    int64_t now;
+    enum gw_action act;
+
+    if (r->pol.mode == GW_MODE_BYPASS_CACHE)
+        return 0;
+    if (!gw_l1_get(G.l1, r->key, r->t0_mono, &e)) {
+        if (G.l1 != NULL)
+            rte_series_inc(G.m.l1_miss);
+        return 0;
+    }
+    now = rte_clock_now_ms();
+    r->seen.present = 1;
+    r->seen.cached_at_ms = e.cached_at_ms;
+    r->seen.fresh_until_ms = e.fresh_until_ms;
+    act = gw_decide(&r->pol, &r->seen, now, gw_xfetch_now(&e, now));
+    if (act != GW_SERVE && act != GW_SERVE_REFRESH && act != GW_SERVE_STALE &&
+        act != GW_SERVE_STALE_REFRESH)
+        return 0;
+    rte_series_inc(G.m.l1_hit);
+    gw_answer_cached(&a, &e, act == GW_SERVE || act == GW_SERVE_REFRESH ? GW_R_HIT : GW_R_STALE,
+                     now);
+    gw_render(r, &a, req);
+    if (act == GW_SERVE_REFRESH)
+        gw_refresh_async(r, "xfetch");
+    else if (act == GW_SERVE_STALE_REFRESH)
+        gw_refresh_async(r, "swr");
+    return 1;
+}
+
+/* key, deadline, then L1 or the workers; takes over r */
+static void dispatch(rte_http_req *req, gw_req *r)
+{
+    if (rte_cache_key(G.cache.member_key_secret, r->member_id, r->tp, r->key, sizeof r->key) != 0) {
+        rte_http_error(req, 400, "field 'trading_partner_id': too long");
+        gw_req_unref(r);
+        return;
+    }
+    rte_crypto_member_key(G.cache.member_key_secret, r->member_id, r->member_key);
+    r->t0_mono = rte_clock_mono_ms();
+    r->callers_deadline = r->pol.wait_s >= 0;
+    r->deadline_mono =
+        r->t0_mono + (r->callers_deadline ? r->pol.wait_s * 1000 : G.conf.deadline_ms);
+    if (fast_path(req, r)) {
+        gw_req_unref(r);
+        return;
+    }
+    rte_http_defer(req);
+    r->http = req;
+    if (gw_submit(r) != 0) {
+        r->http = NULL;
+        rte_http_add_header(req, "Retry-After", "1");
+        rte_http_error(req, 503, "the gateway is overloaded (gateway.queue_max requests waiting)");
+        gw_req_unref(r);
+    }
+}
+
+/* gw_h_member - loop thread */
+void gw_h_member(rte_http_req *req, void *arg)
+{
+    const char *member_id = rte_http_req_tail(req);
+    char tp[256], mode[256];
+    gw_req *r;
+    (void)arg;
+
+    if (!gw_valid_id(member_id, GW_ID_MAX)) {
+        rte_http_error(req, 400,
+                       "field 'member_id': must be 1-%d characters of A-Z, a-z, 0-9, '.', '_', '-'",
+                       GW_ID_MAX);
+        return;
+    }
+    r = gw_req_new(GW_CHECK);
+    if (r == NULL) {
+        rte_http_error(req, 500, "out of memory");
+        return;
+    }
+    copy_request_id(r, req);
+    copy_str(r->member_id, sizeof r->member_id, member_id);
+    if (rte_http_req_query(req, "trading_partner_id", tp, sizeof tp) >= 0) {
+        if (!gw_valid_id(tp, GW_TP_MAX)) {
+            rte_http_error(req, 400,
+                           "field 'trading_partner_id': must be 1-%d characters of A-Z, a-z, "
+                           "0-9, '.', '_', '-'",
+                           GW_TP_MAX);
+            goto fail;
+        }
+        copy_str(r->tp, sizeof r->tp, tp);
+    }
+    if (rte_http_req_query(req, "cache_control", mode, sizeof mode) < 0)
+        mode[0] = '\0';
+    if (read_policy(req, r, mode) != 0)
+        goto fail;
+    if (from_directory(r) != 0) {
+        rte_http_error(req, 404,
+                       "member '%s' is not in the member directory; POST /v1/eligibility/check "
+                       "with the member's details instead",
+                       r->member_id);
+        goto fail;
+    }
+    if (!gw_valid_id(r->tp, GW_TP_MAX)) {
+        rte_http_error(req, 400,
+                       "field 'trading_partner_id': required (the member directory has none for "
+                       "member '%s')",
+                       r->member_id);
+        goto fail;
+    }
+    dispatch(req, r);
+    return;
+fail:
+    gw_req_unref(r);
+}
+
+/* read an optional string field of obj, checking length; 0 ok, -1 after answering 400 */
+static int opt_field(rte_http_req *req, const cJSON *obj, const char *name, size_t max,
+                     const char **out)
+{
+    char err[300];
+    if (obj == NULL)
+        return 0;
+    if (rte_json_string_opt(obj, name, max, out, err, sizeof err) != 0) {
+        rte_http_error(req, 400, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* gw_h_check - loop thread */
+void gw_h_check(rte_http_req *req, void *arg)
+{
+    size_t len;
+    const char *body = rte_http_req_body(req, &len);
+    char err[300];
+    cJSON *doc;
+    const cJSON *member = NULL, *provider = NULL;
+    const char *mid = NULL, *first = NULL, *last = NULL, *dob = NULL, *tp = NULL, *mode = NULL,
+               *npi = NULL, *org = NULL;
+    gw_req *r = NULL;
+    (void)arg;
+
+    doc = rte_json_parse(body, len, err, sizeof err);
+    if (doc == NULL) {
+        rte_http_error(req, 400, "request body: %s", err);
+        return;
+    }
+    if (!cJSON_IsObject(doc)) {
+        rte_http_error(req, 400, "request body: expected a JSON object");
+        goto out;
+    }
+    rte_json_set_prefix(NULL);
+    if (rte_json_object(doc, "member", &member, err, sizeof err) != 0) {
+        rte_http_error(req, 400, "%s", err);
+        goto out;
+    }
+    rte_json_set_prefix("member");
+    if (rte_json_string(member, "member_id", 0, &mid, err, sizeof err) != 0) {
+        rte_json_set_prefix(NULL);
+        rte_http_error(req, 400, "%s", err);
+        goto out;
+    }
+    if (opt_field(req, member, "first_name", GW_NAME_MAX, &first) ||
+        opt_field(req, member, "last_name", GW_NAME_MAX, &last) ||
+        opt_field(req, member, "date_of_birth", 10, &dob)) {
+        rte_json_set_prefix(NULL);
+        goto out;
+    }
+    rte_json_set_prefix(NULL);
+    if (!gw_valid_id(mid, GW_ID_MAX)) {
+        rte_http_error(req, 400,
+                       "field 'member.member_id': must be 1-%d characters of A-Z, a-z, 0-9, '.', "
+                       "'_', '-'",
+                       GW_ID_MAX);
+        goto out;
+    }
+    if (dob != NULL && !valid_dob(dob)) {
+        rte_http_error(req, 400, "field 'member.date_of_birth': expected YYYY-MM-DD or YYYYMMDD");
+        goto out;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(doc, "provider") != NULL) {
+        if (rte_json_object(doc, "provider", &provider, err, sizeof err) != 0) {
+            rte_http_error(req, 400, "%s", err);
+            goto out;
+        }
+        rte_json_set_prefix("provider");
+        if (opt_field(req, provider, "npi", 10, &npi) ||
+            opt_field(req, provider, "organization_name", 80, &org)) {
+            rte_json_set_prefix(NULL);
+            goto out;
+        }
+        rte_json_set_prefix(NULL);
+        if (npi != NULL && (strlen(npi) != 10 || strspn(npi, "0123456789") != 10)) {
+            rte_http_error(req, 400, "field 'provider.npi': expected 10 digits");
+            goto out;
+        }
+    }
+    if (opt_field(req, doc, "trading_partner_id", 0, &tp) ||
+        opt_field(req, doc, "cache_control", 64, &mode))
+        goto out;
+    if (tp != NULL && !gw_valid_id(tp, GW_TP_MAX)) {
+        rte_http_error(req, 400,
+                       "field 'trading_partner_id': must be 1-%d characters of A-Z, a-z, 0-9, "
+                       "'.', '_', '-'",
+                       GW_TP_MAX);
+        goto out;
+    }
+    r = gw_req_new(GW_CHECK);
+    if (r == NULL) {
+        rte_http_error(req, 500, "out of memory");
+        goto out;
+    }
+    copy_request_id(r, req);
+    copy_str(r->member_id, sizeof r->member_id, mid);
+    copy_str(r->tp, sizeof r->tp, tp);
+    copy_str(r->npi, sizeof r->npi, npi);
+    copy_str(r->org, sizeof r->org, org);
+    if (read_policy(req, r, mode) != 0)
+        goto out;
+    if (first != NULL && last != NULL && dob != NULL) {
+        copy_str(r->first_name, sizeof r->first_name, first);
+        copy_str(r->last_name, sizeof r->last_name, last);
+        copy_str(r->dob, sizeof r->dob, dob);
+    } else if (from_directory(r) != 0) {
+        rte_http_error(req, 404,
+                       "member '%s' is not in the member directory and the request lacks "
+                       "member.first_name, member.last_name and member.date_of_birth",
+                       r->member_id);
+        goto out;
+    }
+    if (r->tp[0] == '\0') {
+        rte_http_error(req, 400, "field 'trading_partner_id': required");
+        goto out;
+    }
+    dispatch(req, r);
+    r = NULL;
+out:
+    gw_req_unref(r);
+    cJSON_Delete(doc);
+}
+
+/* gw_h_request - loop thread */
+void gw_h_request(rte_http_req *req, void *arg)
+{
+    const char *id = rte_http_req_tail(req);
+    gw_req *r;
+    (void)arg;
+
+    if (strlen(id) != 36 || strspn(id, "0123456789abcdef-") != 36) {
+        rte_http_error(req, 400, "field 'request_id': expected a UUID");
+        return;
+    }
+    r = gw_req_new(GW_STATUS);
+    if (r == NULL) {
+        rte_http_error(req, 500, "out of memory");
+        return;
+    }
+    copy_request_id(r, req);
+    memcpy(r->async_id, id, 37);
+    r->t0_mono = rte_clock_mono_ms();
+    r->deadline_mono = r->t0_mono + G.conf.deadline_ms;
+    rte_http_defer(req);
+    r->http = req;
+    if (gw_submit(r) != 0) {
+        r->http = NULL;
+        rte_http_error(req, 503, "the gateway is overloaded");
+        gw_req_unref(r);
+    }
+}

@@ -1,0 +1,122 @@
+/*
+ * test_l1.c - gw_l1: the bounded in-process cache (1 s visibility bound,
+ * newer entries kept, fixed memory, eviction, threads).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gw_l1.h"
+
+static rte_cache_entry entry(int64_t cached_at, double copay)
+{
+    rte_cache_entry e;
+    memset(&e, 0, sizeof e);
+    e.eligible = 1;
+    e.has_copay = 1;
+    e.copay_amount = copay;
+    e.cached_at_ms = cached_at;
+    e.fresh_until_ms = cached_at + 1000;
+    return e;
+}
+
+static void test_get_put_ttl(void **state)
+{
+    (void)state;
+    gw_l1 *c = gw_l1_new(100, 1000);
+    rte_cache_entry e = entry(5, 10), out;
+    assert_false(gw_l1_get(c, "k1", 100, &out));
+    gw_l1_put(c, "k1", &e, 100);
+    assert_true(gw_l1_get(c, "k1", 100, &out));
+    assert_true(out.copay_amount == 10);
+    assert_true(gw_l1_get(c, "k1", 1099, &out));
+    assert_false(gw_l1_get(c, "k1", 1100, &out)); /* lives at most ttl */
+    assert_false(gw_l1_get(c, "k1", 1101, &out));
+    gw_l1_put(c, "k1", &e, 2000);
+    gw_l1_drop(c, "k1");
+    assert_false(gw_l1_get(c, "k1", 2000, &out));
+    assert_null(gw_l1_new(0, 1000));
+    gw_l1_free(NULL);
+    gw_l1_free(c);
+}
+
+static void test_newer_kept(void **state)
+{
+    (void)state;
+    gw_l1 *c = gw_l1_new(16, 1000);
+    rte_cache_entry newer = entry(200, 20), older = entry(100, 10), out;
+    gw_l1_put(c, "k", &newer, 10);
+    gw_l1_put(c, "k", &older, 20);
+    assert_true(gw_l1_get(c, "k", 30, &out));
+    assert_true(out.cached_at_ms == 200);
+    /* once the newer one expired, the older one may be loaded again */
+    gw_l1_put(c, "k", &older, 2000);
+    assert_true(gw_l1_get(c, "k", 2000, &out));
+    assert_true(out.cached_at_ms == 100);
+    gw_l1_free(c);
+}
+
+static void test_bounded(void **state)
+{
+    (void)state;
+    gw_l1 *c = gw_l1_new(64, 1000);
+    char key[32];
+    rte_cache_entry e = entry(1, 1), out;
+    assert_int_equal(gw_l1_capacity(c), 64);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        gw_l1_put(c, key, &e, 10 + i);
+    }
+    int held = 0;
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        held += gw_l1_get(c, key, 1010, &out);
+    }
+    assert_true(held > 0 && held <= 64);
+    snprintf(key, sizeof key, "key-%d", 999); /* the newest survives */
+    assert_true(gw_l1_get(c, key, 1010, &out));
+    gw_l1_free(c);
+}
+
+static gw_l1 *shared;
+
+static void *hammer(void *arg)
+{
+    char key[32];
+    rte_cache_entry e = entry(1, (double)(intptr_t)arg), out;
+    for (int i = 0; i < 20000; i++) {
+        snprintf(key, sizeof key, "k%d", i % 300);
+        gw_l1_put(shared, key, &e, 1 + i % 500);
+        gw_l1_get(shared, key, 1 + i % 500, &out);
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    pthread_t t[4];
+    shared = gw_l1_new(256, 1000);
+    for (intptr_t i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, hammer, (void *)i);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    gw_l1_free(shared);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_get_put_ttl),
+        cmocka_unit_test(test_newer_kept),
+        cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
