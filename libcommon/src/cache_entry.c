@@ -343,7 +343,8 @@ int64_t rte_cache_entry_age_s(const rte_cache_entry *e, int64_t now_ms)
     return now_ms > e->cached_at_ms ? (now_ms - e->cached_at_ms) / 1000 : 0;
 }
 
-/* KEYS[1] key; ARGV[1] value, ARGV[2] cached_at, ARGV[3] ttl ms */
+/* KEYS[1] key; ARGV[1] value, ARGV[2] cached_at, ARGV[3] ttl ms. Announces
+ * each write on RTE_CACHE_WRITTEN_CHANNEL, in the same atomic step. */
 static const char put_script[] =
     "local old = redis.call('GET', KEYS[1])\n"
     "if old then\n"
@@ -352,6 +353,7 @@ static const char put_script[] =
     "     and doc.cached_at > ARGV[2] then return 0 end\n"
     "end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])\n"
+    "redis.call('PUBLISH', '" RTE_CACHE_WRITTEN_CHANNEL "', KEYS[1])\n"
     "return 1\n";
 
 /* rte_cache_put - compare-and-set on cached_at; caller's thread owns r */

@@ -585,3 +585,158 @@ void rte_redis_async_free(rte_redis_async *a)
     pthread_mutex_destroy(&a->lock);
     free(a);
 }
+
+/* ---- subscriber --------------------------------------------------------
+ *
+ * One thread per subscription: connect, SUBSCRIBE, then poll(2) the socket
+ * with a short timeout (so a stop request is noticed within POLL_MS) and
+ * hand every message to the callback. Any error closes the connection,
+ * reports "not subscribed" and reconnects after a backoff; the caller
+ * learns from on_state that it may have missed messages in between.
+ */
+#define SUB_POLL_MS 200
+
+struct rte_redis_sub {
+    struct endpoint ep;
+    char channel[128];
+    int timeout_ms;
+    rte_redis_msg_fn on_msg;
+    rte_redis_sub_state_fn on_state;
+    void *arg;
+    atomic_int stop;
+    pthread_t thread;
+};
+
+static redisContext *sub_connect(rte_redis_sub *s)
+{
+    struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
+    redisContext *c = s->ep.is_unix ? redisConnectUnixWithTimeout(s->ep.host, tv)
+                                    : redisConnectWithTimeout(s->ep.host, s->ep.port, tv);
+    redisReply *rep;
+
+    if (c == NULL || c->err) {
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    redisEnableKeepAlive(c);
+    rep = redisCommand(c, "SUBSCRIBE %s", s->channel);
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep)
+            freeReplyObject(rep);
+        redisFree(c);
+        return NULL;
+    }
+    freeReplyObject(rep);
+    return c;
+}
+
+/* Deliver every complete reply buffered in c; -1 when the connection broke. */
+static int sub_drain(rte_redis_sub *s, redisContext *c)
+{
+    void *r;
+
+    if (redisBufferRead(c) != REDIS_OK)
+        return -1;
+    for (;;) {
+        redisReply *rep;
+        if (redisGetReplyFromReader(c, &r) != REDIS_OK)
+            return -1;
+        if (r == NULL)
+            return 0;
+        rep = r;
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+            rep->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(rep->element[0]->str, "message") == 0 &&
+            rep->element[2]->type == REDIS_REPLY_STRING)
+            s->on_msg(s->arg, rep->element[1]->str, rep->element[2]->str, rep->element[2]->len);
+        freeReplyObject(rep);
+    }
+}
+
+static void *sub_main(void *arg)
+{
+    rte_redis_sub *s = arg;
+    int backoff = BACKOFF_MIN_MS, was_down = 0;
+
+    while (!atomic_load(&s->stop)) {
+        redisContext *c = sub_connect(s);
+        if (c == NULL) {
+            if (!was_down)
+                rte_log_warn("redis subscriber: cannot subscribe to %s at %s; retrying with "
+                             "backoff",
+                             s->channel, s->ep.url);
+            was_down = 1;
+            for (int waited = 0; waited < backoff && !atomic_load(&s->stop); waited += 50)
+                usleep(50 * 1000);
+            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            continue;
+        }
+        if (was_down)
+            rte_log_info("redis subscriber: subscribed to %s again", s->channel);
+        was_down = 0;
+        backoff = BACKOFF_MIN_MS;
+        if (s->on_state)
+            s->on_state(s->arg, 1);
+        while (!atomic_load(&s->stop)) {
+            struct pollfd p = {.fd = c->fd, .events = POLLIN};
+            int n = poll(&p, 1, SUB_POLL_MS);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 || (n > 0 && sub_drain(s, c) != 0))
+                break;
+        }
+        redisFree(c);
+        if (s->on_state)
+            s->on_state(s->arg, 0);
+        if (!atomic_load(&s->stop))
+            rte_log_warn("redis subscriber: lost the subscription to %s; reconnecting", s->channel);
+    }
+    return NULL;
+}
+
+/* rte_redis_subscribe - start the subscriber thread; any thread */
+rte_redis_sub *rte_redis_subscribe(const char *url, int timeout_ms, const char *channel,
+                                   rte_redis_msg_fn on_msg, rte_redis_sub_state_fn on_state,
+                                   void *arg, char *err, size_t errlen)
+{
+    rte_redis_sub *s = calloc(1, sizeof *s);
+
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (parse_url(url ? url : rte_redis_default_url(), &s->ep, err, errlen) != 0) {
+        free(s);
+        return NULL;
+    }
+    if (channel == NULL || channel[0] == '\0' || strlen(channel) >= sizeof s->channel ||
+        on_msg == NULL) {
+        snprintf(err, errlen, "redis subscribe: channel must be 1..%zu characters and on_msg set",
+                 sizeof s->channel - 1);
+        free(s);
+        return NULL;
+    }
+    snprintf(s->channel, sizeof s->channel, "%s", channel);
+    s->timeout_ms = timeout_ms > 0 ? timeout_ms : 1000;
+    s->on_msg = on_msg;
+    s->on_state = on_state;
+    s->arg = arg;
+    if (pthread_create(&s->thread, NULL, sub_main, s) != 0) {
+        snprintf(err, errlen, "redis subscribe: cannot start the thread");
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* rte_redis_sub_free - stop (within about 200 ms) and join; not from a callback */
+void rte_redis_sub_free(rte_redis_sub *s)
+{
+    if (s == NULL)
+        return;
+    atomic_store(&s->stop, 1);
+    pthread_join(s->thread, NULL);
+    free(s);
+}

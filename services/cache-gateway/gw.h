@@ -36,19 +36,20 @@
 
 /* Settings read at start-up (docs/configuration.md, "## cache-gateway"). */
 typedef struct gw_conf {
-    int workers;              /* gateway.workers */
-    int queue_max;            /* gateway.queue_max */
-    int64_t deadline_ms;      /* gateway.deadline: default caller deadline (real ms) */
-    int64_t fetch_timeout_ms; /* gateway.fetch_timeout: one Stedi exchange (real ms) */
-    int64_t lock_ttl_ms;      /* gateway.lock_ttl */
-    int64_t lock_poll_ms;     /* gateway.lock_poll */
-    int64_t async_ttl_ms;     /* gateway.async_ttl */
-    int64_t fail_hold_ms;     /* gateway.fail_hold */
-    int64_t l1_entries;       /* gateway.l1_entries (0 = off) */
-    int64_t l1_ttl_ms;        /* gateway.l1_ttl (<= 1 s) */
-    double xfetch_beta;       /* gateway.xfetch_beta (0 = off) */
-    int64_t xfetch_delta_ms;  /* gateway.xfetch_delta: delta before any measurement (sim ms) */
-    const char *member_dir;   /* gateway.member_dir ("" = none) */
+    int workers;                  /* gateway.workers */
+    int queue_max;                /* gateway.queue_max */
+    int64_t deadline_ms;          /* gateway.deadline: default caller deadline (real ms) */
+    int64_t fetch_timeout_ms;     /* gateway.fetch_timeout: one Stedi exchange (real ms) */
+    int64_t lock_ttl_ms;          /* gateway.lock_ttl */
+    int64_t lock_poll_ms;         /* gateway.lock_poll */
+    int64_t async_ttl_ms;         /* gateway.async_ttl */
+    int64_t fail_hold_ms;         /* gateway.fail_hold */
+    int64_t l1_entries;           /* gateway.l1_entries (0 = off) */
+    int64_t l1_ttl_ms;            /* gateway.l1_ttl (<= 1 s): while invalidations may be missed */
+    int64_t l1_ttl_subscribed_ms; /* gateway.l1_ttl_subscribed: while they arrive */
+    double xfetch_beta;           /* gateway.xfetch_beta (0 = off) */
+    int64_t xfetch_delta_ms;      /* gateway.xfetch_delta: delta before any measurement (sim ms) */
+    const char *member_dir;       /* gateway.member_dir ("" = none) */
 } gw_conf;
 
 enum gw_result { GW_R_HIT, GW_R_MISS, GW_R_STALE, GW_R_ERROR, GW_R_N };
@@ -65,6 +66,8 @@ typedef struct gw_metrics {
     rte_metric *refresh;                     /* rte_gateway_refresh_total{trigger,result} */
     rte_metric *async;                       /* rte_gateway_async_total{trigger} */
     rte_series *l1_hit, *l1_miss;            /* rte_gateway_l1_total{result} */
+    rte_series *l1_inval;                    /* rte_gateway_l1_invalidations_total */
+    rte_series *l1_subscribed;               /* rte_gateway_l1_subscribed */
     rte_metric *events;                      /* rte_gateway_events_total{result} */
     rte_series *queue_depth;                 /* rte_gateway_queue_depth */
 } gw_metrics;
@@ -74,6 +77,7 @@ typedef struct gw_state {
     rte_cache_settings cache;
     rte_stedi *stedi;
     gw_l1 *l1;
+    rte_redis_sub *invalidations; /* RTE_CACHE_WRITTEN_CHANNEL -> gw_l1_drop */
     rte_member_dir *dir;
     gw_metrics m;
     _Atomic int64_t delta_ms; /* XFetch delta: smoothed Stedi latency, simulated ms */

@@ -930,6 +930,7 @@ out:
 static int read_cache(gw_req *r, rte_cache_entry *e)
 {
     char err[256];
+    int64_t read_at = rte_clock_mono_ms();
     int rc = rte_cache_get(rte_service_redis(), r->key, e, err, sizeof err);
     if (rc < 0) {
         degraded("cache_read");
@@ -939,7 +940,7 @@ static int read_cache(gw_req *r, rte_cache_entry *e)
         return -1;
     }
     if (rc == 1)
-        gw_l1_put(G.l1, r->key, e, rte_clock_mono_ms());
+        gw_l1_put(G.l1, r->key, e, read_at);
     return rc;
 }
 

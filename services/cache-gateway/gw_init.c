@@ -2,6 +2,7 @@
  * gw_init.c - the gateway's start-up, shutdown and timers (see gw_init.h).
  */
 #include "gw_init.h"
+#include "rte/clock.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -68,6 +69,13 @@ static void register_metrics(void)
                                      (const char *const[]){"result", NULL});
     G.m.l1_hit = rte_metric_labels(l1, (const char *const[]){"hit"});
     G.m.l1_miss = rte_metric_labels(l1, (const char *const[]){"miss"});
+    G.m.l1_inval = rte_metric_series0(
+        rte_counter_new("rte_gateway_l1_invalidations_total",
+                        "cache writes announced by Redis pub/sub that dropped an L1 copy", NULL));
+    G.m.l1_subscribed = rte_metric_series0(rte_gauge_new(
+        "rte_gateway_l1_subscribed",
+        "1 while the L1 receives invalidations (long L1 ttl), 0 while it falls back to <= 1 s",
+        NULL));
     G.m.events = rte_counter_new("rte_gateway_events_total",
                                  "events for rte.events: queued, or dropped (producer queue full)",
                                  (const char *const[]){"result", NULL});
@@ -88,9 +96,44 @@ static void read_conf(const rte_config *cfg, gw_conf *c)
     c->fail_hold_ms = rte_config_duration_ms(cfg, "gateway.fail_hold", 2000, 10, 600000);
     c->l1_entries = rte_config_int(cfg, "gateway.l1_entries", 100000, 0, 10000000);
     c->l1_ttl_ms = rte_config_duration_ms(cfg, "gateway.l1_ttl", 1000, 1, 1000);
+    c->l1_ttl_subscribed_ms =
+        rte_config_duration_ms(cfg, "gateway.l1_ttl_subscribed", 60000, 1, 3600000);
     c->xfetch_beta = rte_config_double(cfg, "gateway.xfetch_beta", 1.0, 0.0, 100.0);
     c->xfetch_delta_ms = rte_config_duration_ms(cfg, "gateway.xfetch_delta", 4000, 0, 3600000);
     c->member_dir = rte_config_str(cfg, "gateway.member_dir", "");
+}
+
+/* Invalidation subscriber thread: a cache write somewhere in the suite. */
+static void on_cache_written(void *arg, const char *channel, const char *key, size_t len)
+{
+    (void)arg, (void)channel, (void)len;
+    gw_l1_drop(G.l1, key, rte_clock_mono_ms());
+    rte_series_inc(G.m.l1_inval);
+}
+
+/* Subscriber thread: long L1 life only while no invalidation can be missed. */
+static void on_subscription(void *arg, int subscribed)
+{
+    (void)arg;
+    gw_l1_clear(G.l1, rte_clock_mono_ms());
+    gw_l1_set_ttl(G.l1, subscribed ? G.conf.l1_ttl_subscribed_ms : G.conf.l1_ttl_ms);
+    rte_series_set(G.m.l1_subscribed, subscribed);
+}
+
+static int start_invalidations(const rte_config *cfg, char *err, size_t errlen)
+{
+    char serr[256];
+
+    if (G.l1 == NULL)
+        return 0;
+    G.invalidations = rte_redis_subscribe(rte_config_str(cfg, "redis.url", rte_redis_default_url()),
+                                          1000, RTE_CACHE_WRITTEN_CHANNEL, on_cache_written,
+                                          on_subscription, NULL, serr, sizeof serr);
+    if (G.invalidations == NULL) {
+        snprintf(err, errlen, "redis.url (RTE_REDIS_URL): %s", serr);
+        return -1;
+    }
+    return 0;
 }
 
 /* gw_init - main thread, before serving */
@@ -129,6 +172,8 @@ int gw_init(const rte_config *cfg, char *err, size_t errlen)
         rte_log_warn("gateway.member_dir is not set: GET /v1/eligibility/{member_id} answers 404; "
                      "use POST /v1/eligibility/check with inline details");
     }
+    if (start_invalidations(cfg, err, errlen) != 0)
+        goto fail;
     if (gw_core_start(err, errlen) != 0)
         goto fail;
     rte_log_info("cache-gateway: %d workers, L1 %zu entries / %lld ms, deadline %lld ms, fetch "
@@ -138,6 +183,7 @@ int gw_init(const rte_config *cfg, char *err, size_t errlen)
     return 0;
 fail:
     gw_core_stop();
+    rte_redis_sub_free(G.invalidations);
     rte_member_dir_free(G.dir);
     gw_l1_free(G.l1);
     rte_stedi_free(G.stedi);
@@ -149,6 +195,8 @@ fail:
 void gw_shutdown(void)
 {
     gw_core_stop();
+    rte_redis_sub_free(G.invalidations);
+    G.invalidations = NULL;
     if (G.dir != NULL)
         rte_member_dir_free(G.dir);
     gw_l1_free(G.l1);

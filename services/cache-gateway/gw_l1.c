@@ -6,6 +6,14 @@
  * keys rarely meet. A slot holds the key text, the decoded entry and the
  * monotonic time it was loaded. Expired slots are reused first, then the
  * oldest.
+ *
+ * Invalidation races: a reader may fetch the old value from Redis, then a
+ * writer replaces it and its invalidation arrives, and only then does the
+ * reader put the old value here. So an invalidation leaves a tombstone
+ * (the key and the time it arrived) for TOMB_MS, and a put whose Redis
+ * read started before that time is refused. gw_l1_clear sets a floor with
+ * the same effect for every key (used when invalidations may have been
+ * missed).
  */
 #include "gw_l1.h"
 
@@ -15,16 +23,19 @@
 
 #define WAYS 4
 #define STRIPES 64
+#define TOMB_MS 5000 /* longer than any Redis read the gateway makes */
 
 struct slot {
     char key[RTE_CACHE_KEY_MAX];
-    int64_t loaded_ms; /* 0 = empty */
+    int64_t loaded_ms; /* 0 = empty; for a tombstone, when the invalidation arrived */
+    int tomb;
     rte_cache_entry e;
 };
 
 struct gw_l1 {
     size_t nsets;
-    int64_t ttl_ms;
+    int64_t ttl_ms;     /* atomic: gw_l1_set_ttl may change it */
+    int64_t floor_ms;   /* atomic: puts read before this are refused */
     struct slot *slots; /* nsets * WAYS */
     pthread_mutex_t mu[STRIPES];
 };
@@ -51,6 +62,7 @@ gw_l1 *gw_l1_new(size_t capacity, int64_t ttl_ms)
         return NULL;
     c->nsets = (capacity + WAYS - 1) / WAYS;
     c->ttl_ms = ttl_ms;
+    c->floor_ms = 0;
     c->slots = calloc(c->nsets * WAYS, sizeof *c->slots);
     if (c->slots == NULL) {
         free(c);
@@ -95,11 +107,12 @@ int gw_l1_get(gw_l1 *c, const char *key, int64_t now_mono_ms, rte_cache_entry *o
 
     if (c == NULL)
         return 0;
+    int64_t ttl = __atomic_load_n(&c->ttl_ms, __ATOMIC_RELAXED);
     s = set_of(c, key, &mu);
     pthread_mutex_lock(mu);
     for (int i = 0; i < WAYS; i++) {
-        if (s[i].loaded_ms != 0 && strcmp(s[i].key, key) == 0) {
-            if (now_mono_ms - s[i].loaded_ms < c->ttl_ms) {
+        if (s[i].loaded_ms != 0 && !s[i].tomb && strcmp(s[i].key, key) == 0) {
+            if (now_mono_ms - s[i].loaded_ms < ttl) {
                 *out = s[i].e;
                 found = 1;
             } else {
@@ -112,27 +125,40 @@ int gw_l1_get(gw_l1 *c, const char *key, int64_t now_mono_ms, rte_cache_entry *o
     return found;
 }
 
+/* A slot that may be reused: empty, an expired entry or an old tombstone. */
+static int reusable(const struct slot *sl, int64_t now, int64_t ttl)
+{
+    return sl->loaded_ms == 0 || now - sl->loaded_ms >= (sl->tomb ? TOMB_MS : ttl);
+}
+
 /* gw_l1_put - any thread; stripe mutex */
-void gw_l1_put(gw_l1 *c, const char *key, const rte_cache_entry *e, int64_t now_mono_ms)
+void gw_l1_put(gw_l1 *c, const char *key, const rte_cache_entry *e, int64_t read_mono_ms)
 {
     pthread_mutex_t *mu;
     struct slot *s, *victim = NULL;
     size_t klen = strlen(key);
+    int64_t now, ttl;
 
-    if (c == NULL || klen >= RTE_CACHE_KEY_MAX)
+    if (c == NULL || klen >= RTE_CACHE_KEY_MAX ||
+        read_mono_ms < __atomic_load_n(&c->floor_ms, __ATOMIC_ACQUIRE))
         return;
+    ttl = __atomic_load_n(&c->ttl_ms, __ATOMIC_RELAXED);
     s = set_of(c, key, &mu);
     pthread_mutex_lock(mu);
+    now = read_mono_ms; /* callers read just before putting: close enough for ages */
     for (int i = 0; i < WAYS; i++) {
         if (s[i].loaded_ms != 0 && strcmp(s[i].key, key) == 0) {
             victim = &s[i];
-            if (now_mono_ms - s[i].loaded_ms < c->ttl_ms && s[i].e.cached_at_ms > e->cached_at_ms)
+            if (s[i].tomb && read_mono_ms <= s[i].loaded_ms && now - s[i].loaded_ms < TOMB_MS)
+                victim = NULL; /* written elsewhere after this value was read */
+            else if (!s[i].tomb && now - s[i].loaded_ms < ttl &&
+                     s[i].e.cached_at_ms > e->cached_at_ms)
                 victim = NULL; /* keep the newer entry */
             goto write;
         }
     }
     for (int i = 0; i < WAYS; i++) {
-        if (s[i].loaded_ms == 0 || now_mono_ms - s[i].loaded_ms >= c->ttl_ms) {
+        if (reusable(&s[i], now, ttl)) {
             victim = &s[i];
             goto write;
         }
@@ -143,23 +169,62 @@ write:
     if (victim != NULL) {
         memcpy(victim->key, key, klen + 1);
         victim->e = *e;
-        victim->loaded_ms = now_mono_ms != 0 ? now_mono_ms : 1;
+        victim->tomb = 0;
+        victim->loaded_ms = read_mono_ms > 0 ? read_mono_ms : 1;
     }
     pthread_mutex_unlock(mu);
 }
 
-/* gw_l1_drop - any thread; stripe mutex */
-void gw_l1_drop(gw_l1 *c, const char *key)
+/* gw_l1_drop - any thread; stripe mutex; leaves a tombstone */
+void gw_l1_drop(gw_l1 *c, const char *key, int64_t now_mono_ms)
 {
     pthread_mutex_t *mu;
-    struct slot *s;
+    struct slot *s, *victim = NULL;
+    size_t klen = strlen(key);
+    int64_t now, ttl;
 
-    if (c == NULL)
+    if (c == NULL || klen >= RTE_CACHE_KEY_MAX)
         return;
+    ttl = __atomic_load_n(&c->ttl_ms, __ATOMIC_RELAXED);
     s = set_of(c, key, &mu);
     pthread_mutex_lock(mu);
-    for (int i = 0; i < WAYS; i++)
+    now = now_mono_ms;
+    for (int i = 0; i < WAYS && victim == NULL; i++)
         if (s[i].loaded_ms != 0 && strcmp(s[i].key, key) == 0)
-            s[i].loaded_ms = 0;
+            victim = &s[i];
+    for (int i = 0; i < WAYS && victim == NULL; i++)
+        if (reusable(&s[i], now, ttl))
+            victim = &s[i];
+    if (victim == NULL) { /* evict the oldest way */
+        victim = &s[0];
+        for (int i = 1; i < WAYS; i++)
+            if (s[i].loaded_ms < victim->loaded_ms)
+                victim = &s[i];
+    }
+    memcpy(victim->key, key, klen + 1);
+    victim->tomb = 1;
+    victim->loaded_ms = now;
     pthread_mutex_unlock(mu);
+}
+
+/* gw_l1_clear - any thread; refuses every put read before now, empties lazily */
+void gw_l1_clear(gw_l1 *c, int64_t now_mono_ms)
+{
+    if (c == NULL)
+        return;
+    __atomic_store_n(&c->floor_ms, now_mono_ms, __ATOMIC_RELEASE);
+    for (size_t i = 0; i < c->nsets * WAYS; i++) {
+        pthread_mutex_t *mu = &c->mu[(i / WAYS) % STRIPES];
+        pthread_mutex_lock(mu);
+        c->slots[i].loaded_ms = 0;
+        c->slots[i].tomb = 0;
+        pthread_mutex_unlock(mu);
+    }
+}
+
+/* gw_l1_set_ttl - any thread; lock-free */
+void gw_l1_set_ttl(gw_l1 *c, int64_t ttl_ms)
+{
+    if (c != NULL)
+        __atomic_store_n(&c->ttl_ms, ttl_ms, __ATOMIC_RELAXED);
 }

@@ -4,10 +4,13 @@
  * A set-associative table (4 ways per set) of decoded cache entries keyed
  * by their Redis key. Memory is fixed at creation: nothing is allocated per
  * request. An entry lives at most ttl_ms of real (monotonic) time after it
- * was read from or written to Redis, so a write made anywhere in the suite
- * (another replica, the warmer, the webhook receiver) is visible here
- * within ttl_ms; the gateway refuses ttl_ms above 1 s. A full set evicts
- * its oldest way.
+ * was read from or written to Redis. Every cache write anywhere in the
+ * suite is announced on Redis pub/sub (cache_entry.h) and drops the key
+ * here at once (gw_l1_drop); while that subscription is up the gateway
+ * uses a long ttl, and while it is down (invalidations may be missed) it
+ * clears the table and falls back to a ttl of at most 1 s, so a write made
+ * anywhere is visible here within 1 s either way. A full set evicts its
+ * oldest way.
  *
  * Thread safety: any thread; each set stripe has its own mutex, held only
  * to copy an entry in or out.
@@ -32,13 +35,21 @@ void gw_l1_free(gw_l1 *c);
 int gw_l1_get(gw_l1 *c, const char *key, int64_t now_mono_ms, rte_cache_entry *out);
 
 /*
- * gw_l1_put - remember e under key as read at now_mono_ms; an entry with
- * an older cached_at never replaces a newer one still held
+ * gw_l1_put - remember e under key, read from Redis (or answered) at
+ * read_mono_ms; an entry with an older cached_at never replaces a newer one
+ * still held, and a value read before the key's last invalidation (or
+ * before the last gw_l1_clear) is refused
  */
-void gw_l1_put(gw_l1 *c, const char *key, const rte_cache_entry *e, int64_t now_mono_ms);
+void gw_l1_put(gw_l1 *c, const char *key, const rte_cache_entry *e, int64_t read_mono_ms);
 
-/* gw_l1_drop - forget key */
-void gw_l1_drop(gw_l1 *c, const char *key);
+/* gw_l1_drop - forget key: the cache entry was written elsewhere (leaves a tombstone) */
+void gw_l1_drop(gw_l1 *c, const char *key, int64_t now_mono_ms);
+
+/* gw_l1_clear - forget everything and refuse values read before now (invalidations missed) */
+void gw_l1_clear(gw_l1 *c, int64_t now_mono_ms);
+
+/* gw_l1_set_ttl - change how long entries live (long while invalidations arrive, short when not) */
+void gw_l1_set_ttl(gw_l1 *c, int64_t ttl_ms);
 
 /* gw_l1_capacity - entries it can hold */
 size_t gw_l1_capacity(const gw_l1 *c);

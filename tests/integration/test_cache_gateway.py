@@ -42,14 +42,20 @@ def iso(ms):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
 
 
-def plant(rds, mid, cached_ago_ms, fresh_ms=22 * HOUR, copay=99, tp=TP, source="stedi_batch"):
-    """Write a cache entry cached cached_ago_ms ago and fresh for fresh_ms after that."""
+def plant(rds, mid, cached_ago_ms, fresh_ms=22 * HOUR, copay=99, tp=TP, source="stedi_batch",
+          announce=True):
+    """Write a cache entry cached cached_ago_ms ago and fresh for fresh_ms after that.
+
+    Like rte_cache_put, the write is announced on rte:cache:written (unless
+    announce is False, which only a writer bypassing libcommon would do)."""
     now = int(time.time() * 1000)
     cached = now - cached_ago_ms
     value = {"eligible": True, "copay_amount": copay, "network_status": "in_network",
              "coverage_start": "2026-01-01", "coverage_end": "2026-12-31",
              "cached_at": iso(cached), "fresh_until": iso(cached + fresh_ms), "source": source}
     rds.set(cache_key(mid, tp), json.dumps(value), px=72 * HOUR)
+    if announce:
+        rds.publish("rte:cache:written", cache_key(mid, tp))
 
 
 def new_member():
@@ -234,6 +240,24 @@ def test_l1_sees_foreign_writes_within_1s(env):
     wait_for(lambda: env.a.post(body(mid)).json()["copay_amount"] == 20, timeout=3,
              interval=0.02, what="foreign write visible")
     assert time.monotonic() - t0 <= 1.3
+
+
+def test_l1_lost_invalidations_clear_it(env):
+    """While the pub/sub link is down invalidations may be missed: the L1 is emptied."""
+    mid = new_member()
+    plant(env.r, mid, cached_ago_ms=1000, copay=10)
+    assert env.a.post(body(mid)).json()["copay_amount"] == 10
+    plant(env.r, mid, cached_ago_ms=0, copay=30, announce=False)  # unannounced write
+    time.sleep(1.2)
+    assert env.a.post(body(mid)).json()["copay_amount"] == 10  # L1 lives long while subscribed
+    assert "rte_gateway_l1_subscribed 1" in env.a.metrics()
+    env.r.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    t0 = time.monotonic()
+    wait_for(lambda: env.a.post(body(mid)).json()["copay_amount"] == 30, timeout=3,
+             interval=0.02, what="L1 cleared after the subscription dropped")
+    assert time.monotonic() - t0 <= 1.3
+    wait_for(lambda: "rte_gateway_l1_subscribed 1" in env.a.metrics(), timeout=5,
+             what="resubscribed")
 
 
 # ---- stampede ---------------------------------------------------------------

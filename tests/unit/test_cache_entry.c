@@ -22,6 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include "rte/cache_entry.h"
 #include "rte/clock.h"
 
@@ -246,6 +248,75 @@ static void test_put_get_never_older(void **state)
     rte_redis_free(r);
 }
 
+struct announced {
+    pthread_mutex_t mu;
+    int subscribed, messages;
+    char last[RTE_CACHE_KEY_MAX];
+};
+
+static void on_written(void *arg, const char *channel, const char *msg, size_t len)
+{
+    struct announced *a = arg;
+    (void)len;
+    pthread_mutex_lock(&a->mu);
+    if (strcmp(channel, RTE_CACHE_WRITTEN_CHANNEL) == 0) {
+        a->messages++;
+        snprintf(a->last, sizeof a->last, "%s", msg);
+    }
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void on_sub_state(void *arg, int subscribed)
+{
+    struct announced *a = arg;
+    pthread_mutex_lock(&a->mu);
+    a->subscribed = subscribed;
+    pthread_mutex_unlock(&a->mu);
+}
+
+static int wait_count(struct announced *a, int *field, int want)
+{
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(&a->mu);
+        int v = *field;
+        pthread_mutex_unlock(&a->mu);
+        if (v == want)
+            return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+/* Every write is announced on the invalidation channel; a kept newer entry is not. */
+static void test_put_announces_writes(void **state)
+{
+    (void)state;
+    char err[256];
+    struct announced a = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    rte_redis_sub *sub = rte_redis_subscribe(redis_url, 1000, RTE_CACHE_WRITTEN_CHANNEL, on_written,
+                                             on_sub_state, &a, err, sizeof err);
+    assert_non_null(sub);
+    assert_true(wait_count(&a, &a.subscribed, 1));
+    rte_redis *r = rte_redis_new(redis_url, 1000, err, sizeof err);
+    rte_cache_freshness f = rte_cache_freshness_default();
+    rte_cache_entry e = {.eligible = 1, .cached_at_ms = 2000000000000LL};
+    snprintf(e.source, sizeof e.source, "stedi_batch");
+    rte_cache_entry older = e;
+    older.cached_at_ms -= 1000;
+    const char *key = "rte:eligibility:announce:62308";
+
+    assert_int_equal(rte_cache_put(r, key, &e, &f, err, sizeof err), 1);
+    assert_true(wait_count(&a, &a.messages, 1));
+    assert_string_equal(a.last, key);
+    assert_int_equal(rte_cache_put(r, key, &older, &f, err, sizeof err), 0);
+    usleep(200000);
+    pthread_mutex_lock(&a.mu);
+    assert_int_equal(a.messages, 1); /* nothing written, nothing announced */
+    pthread_mutex_unlock(&a.mu);
+    rte_redis_free(r);
+    rte_redis_sub_free(sub);
+}
+
 static void test_settings_from_config(void **state)
 {
     char err[256];
@@ -299,6 +370,7 @@ int main(void)
     };
     const struct CMUnitTest redis[] = {
         cmocka_unit_test(test_put_get_never_older),
+        cmocka_unit_test(test_put_announces_writes),
     };
     int rc = cmocka_run_group_tests(pure, NULL, NULL);
     rc += cmocka_run_group_tests(redis, start_redis, stop_redis);

@@ -15,6 +15,9 @@
  * entries. Writes never replace a newer entry with an older one: the
  * compare-and-set runs in Redis (Lua) on cached_at.
  *
+ * Every write is announced on RTE_CACHE_WRITTEN_CHANNEL (Redis pub/sub) so
+ * in-process copies (the gateway's L1) are invalidated within milliseconds.
+ *
  * Nobody else builds keys or parses values; services call these functions.
  *
  * Thread safety: pure functions, except rte_cache_put/get which use the
@@ -31,6 +34,11 @@
 #include "rte/redis.h"
 
 #define RTE_CACHE_KEY_MAX 128
+
+/* Every successful rte_cache_put publishes the key it wrote on this channel
+ * (in the same script), so in-process caches in front of Redis can drop
+ * their copy at once (see redis.h rte_redis_subscribe). */
+#define RTE_CACHE_WRITTEN_CHANNEL "rte:cache:written"
 
 typedef struct rte_cache_freshness {
     int64_t success_ms;  /* default 22 h */

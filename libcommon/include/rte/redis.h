@@ -96,4 +96,23 @@ int rte_redis_async_cmd(rte_redis_async *a, rte_redis_cb cb, void *arg, int argc
 /* rte_redis_async_free - stop the I/O thread; pending callbacks get an error first */
 void rte_redis_async_free(rte_redis_async *a);
 
+/*
+ * Subscriber: one thread holds a SUBSCRIBE on one channel, reconnecting with
+ * backoff. on_msg runs on that thread for every message (payload borrowed,
+ * valid during the call). on_state(arg, 1) runs after each (re)subscribe and
+ * on_state(arg, 0) after each loss: messages published in between are lost,
+ * so a cache invalidated by them must be flushed then.
+ */
+typedef struct rte_redis_sub rte_redis_sub;
+typedef void (*rte_redis_msg_fn)(void *arg, const char *channel, const char *msg, size_t len);
+typedef void (*rte_redis_sub_state_fn)(void *arg, int subscribed);
+
+/* rte_redis_subscribe - start a subscriber thread on channel; NULL + err on a bad url/channel */
+rte_redis_sub *rte_redis_subscribe(const char *url, int timeout_ms, const char *channel,
+                                   rte_redis_msg_fn on_msg, rte_redis_sub_state_fn on_state,
+                                   void *arg, char *err, size_t errlen);
+
+/* rte_redis_sub_free - stop and join the thread (within ~200 ms); never from a callback */
+void rte_redis_sub_free(rte_redis_sub *s);
+
 #endif

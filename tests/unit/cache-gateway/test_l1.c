@@ -39,7 +39,7 @@ static void test_get_put_ttl(void **state)
     assert_false(gw_l1_get(c, "k1", 1100, &out)); /* lives at most ttl */
     assert_false(gw_l1_get(c, "k1", 1101, &out));
     gw_l1_put(c, "k1", &e, 2000);
-    gw_l1_drop(c, "k1");
+    gw_l1_drop(c, "k1", 2000);
     assert_false(gw_l1_get(c, "k1", 2000, &out));
     assert_null(gw_l1_new(0, 1000));
     gw_l1_free(NULL);
@@ -59,6 +59,32 @@ static void test_newer_kept(void **state)
     gw_l1_put(c, "k", &older, 2000);
     assert_true(gw_l1_get(c, "k", 2000, &out));
     assert_true(out.cached_at_ms == 100);
+    gw_l1_free(c);
+}
+
+/* A value read before an invalidation arrived must not land after it. */
+static void test_invalidation_race_and_clear(void **state)
+{
+    (void)state;
+    gw_l1 *c = gw_l1_new(16, 60000);
+    rte_cache_entry old = entry(100, 10), fresh = entry(300, 30), out;
+
+    gw_l1_drop(c, "k", 500);      /* the write elsewhere was announced at 500 */
+    gw_l1_put(c, "k", &old, 450); /* but this value was read from Redis at 450 */
+    assert_false(gw_l1_get(c, "k", 510, &out));
+    gw_l1_put(c, "k", &fresh, 520); /* read after the invalidation: accepted */
+    assert_true(gw_l1_get(c, "k", 530, &out));
+    assert_true(out.copay_amount == 30);
+    assert_true(gw_l1_get(c, "k", 50000, &out)); /* long ttl while subscribed */
+
+    gw_l1_clear(c, 60000); /* invalidations may have been missed */
+    assert_false(gw_l1_get(c, "k", 60001, &out));
+    gw_l1_put(c, "k", &fresh, 59999); /* read before the clear: refused */
+    assert_false(gw_l1_get(c, "k", 60002, &out));
+    gw_l1_set_ttl(c, 1000);
+    gw_l1_put(c, "k", &fresh, 60010);
+    assert_true(gw_l1_get(c, "k", 61000, &out));
+    assert_false(gw_l1_get(c, "k", 61010, &out)); /* back to the 1 s bound */
     gw_l1_free(c);
 }
 
@@ -115,6 +141,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_get_put_ttl),
         cmocka_unit_test(test_newer_kept),
+        cmocka_unit_test(test_invalidation_race_and_clear),
         cmocka_unit_test(test_bounded),
         cmocka_unit_test(test_threads),
     };
