@@ -144,10 +144,12 @@ demo: all
 	@sh scripts/demo.sh $(BUILD)
 
 bench: all
+	@sh scripts/deps.sh bench
 	@sh scripts/bench.sh $(BUILD)
 
 # make bench-<name> runs bench/<name>.sh alone (e.g. bench-webhook).
 bench-%: all
+	@sh scripts/deps.sh bench
 	@sh bench/$*.sh $(BUILD)
 
 clean:

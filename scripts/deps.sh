@@ -12,7 +12,8 @@ libh2o-evloop-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
 libssl-dev libyaml-dev redis-server redis-tools libcmocka-dev
 python3-pytest python3-grpcio python3-confluent-kafka python3-redis
 python3-requests python3-protobuf protobuf-compiler
-clang-format cppcheck curl procps"
+clang-format cppcheck curl procps openssl"
+[ "${1:-}" = bench ] && PKGS="$PKGS wrk nginx-light"
 
 missing=""
 for p in $PKGS; do
