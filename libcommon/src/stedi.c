@@ -1107,7 +1107,7 @@ long rte_stedi_poll_all(rte_stedi *s, const char *batch_id, int page_size, const
                         rte_stedi_page_fn fn, void *arg, char *cursor_out, size_t cursorlen,
                         char *err, size_t errlen)
 {
-    char token[256];
+    char token[256], after[RTE_STEDI_CURSOR_MAX];
     long skip, handed = 0;
     rte_stedi_page page;
     int rc, total;
@@ -1135,20 +1135,24 @@ long rte_stedi_poll_all(rte_stedi *s, const char *batch_id, int page_size, const
             rte_stedi_page_free(&page);
             return RTE_STEDI_E_FAILED;
         }
-        if (page.count > 0 && fn(arg, &page) != 0) {
+        /* after this page: the next page's start, or (last page for now) this
+         * token past everything it held */
+        if (page.next_token[0] != '\0')
+            make_cursor(after, sizeof after, 0, page.next_token);
+        else
+            make_cursor(after, sizeof after, total, token);
+        if (page.count > 0 && fn(arg, &page, after) != 0) {
             rte_stedi_page_free(&page);
             return handed;
         }
         handed += page.count;
+        snprintf(cursor_out, cursorlen, "%s", after);
         if (page.next_token[0] == '\0') {
-            /* last page for now: resume at this token, past what we handed over */
-            make_cursor(cursor_out, cursorlen, total, token);
             rte_stedi_page_free(&page);
             return handed;
         }
         snprintf(token, sizeof token, "%s", page.next_token);
         skip = 0;
-        make_cursor(cursor_out, cursorlen, 0, token);
         rte_stedi_page_free(&page);
     }
 }

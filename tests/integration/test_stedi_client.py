@@ -199,6 +199,12 @@ def test_batch_submit_status_and_poll_all_pages(redis_server, sim):
     out = probe(redis_server, sim.url("http", ""), "poll", "--batch", sub["batch_id"],
                 "--page-size", 10)
     assert out["rc"] == 45 and out["pages"] == 5, out
+    # each page's cursor resumes right after it; the last one equals the final cursor
+    assert len(out["page_cursors"]) == 5 and out["page_cursors"][-1] == out["cursor"]
+    mid = probe(redis_server, sim.url("http", ""), "poll", "--batch", sub["batch_id"],
+                "--page-size", 10, "--cursor", out["page_cursors"][1])
+    assert sorted(i["sti"] for i in mid["items"]) == sorted(
+        i["sti"] for i in out["items"][20:]), mid
     stis = sorted(i["sti"] for i in out["items"])
     assert stis == sorted(f"T{i}" for i in range(45))
     assert all(i["source"] == "stedi_batch" for i in out["items"])

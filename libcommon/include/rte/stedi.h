@@ -200,8 +200,12 @@ int rte_stedi_poll_page(rte_stedi *s, const char *batch_id, int page_size, const
 /* rte_stedi_page_free - release a page (safe on a zeroed page) */
 void rte_stedi_page_free(rte_stedi_page *p);
 
-/* Called for each non-empty page in order; return 0 to go on, non-zero to stop there. */
-typedef int (*rte_stedi_page_fn)(void *arg, const rte_stedi_page *page);
+/*
+ * Called for each non-empty page in order with the resume cursor that holds
+ * once this page is handled (persist it after handling the page); return 0
+ * to go on, non-zero to stop there.
+ */
+typedef int (*rte_stedi_page_fn)(void *arg, const rte_stedi_page *page, const char *cursor_after);
 
 #define RTE_STEDI_CURSOR_MAX 300
 

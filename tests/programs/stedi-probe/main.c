@@ -263,11 +263,11 @@ static void cmd_status(rte_stedi *s, const struct args *a)
 }
 
 struct poll_acc {
-    cJSON *items;
+    cJSON *items, *cursors;
     int pages;
 };
 
-static int on_page(void *arg, const rte_stedi_page *p)
+static int on_page(void *arg, const rte_stedi_page *p, const char *cursor_after)
 {
     struct poll_acc *acc = arg;
     const cJSON *it;
@@ -275,6 +275,7 @@ static int on_page(void *arg, const rte_stedi_page *p)
     char err[256];
 
     acc->pages++;
+    cJSON_AddItemToArray(acc->cursors, cJSON_CreateString(cursor_after));
     cJSON_ArrayForEach(it, p->items)
     {
         cJSON *o = cJSON_CreateObject();
@@ -293,7 +294,7 @@ static int on_page(void *arg, const rte_stedi_page *p)
 
 static void cmd_poll(rte_stedi *s, const struct args *a)
 {
-    struct poll_acc acc = {cJSON_CreateArray(), 0};
+    struct poll_acc acc = {cJSON_CreateArray(), cJSON_CreateArray(), 0};
     char cursor[RTE_STEDI_CURSOR_MAX] = "", err[512] = "";
     cJSON *o = cJSON_CreateObject();
     long rc = rte_stedi_poll_all(s, a->batch ? a->batch : "", (int)a->page_size, a->cursor, on_page,
@@ -303,6 +304,7 @@ static void cmd_poll(rte_stedi *s, const struct args *a)
     cJSON_AddStringToObject(o, "cursor", cursor);
     cJSON_AddNumberToObject(o, "pages", acc.pages);
     cJSON_AddItemToObject(o, "items", acc.items);
+    cJSON_AddItemToObject(o, "page_cursors", acc.cursors);
     cJSON_AddStringToObject(o, "error", err);
     print_free(o);
 }

@@ -1,0 +1,186 @@
+#!/bin/sh
+# webhook.sh - `make bench-webhook`: how fast signed batch callbacks become
+# durable and cached.
+#
+#   sh bench/webhook.sh [BUILD]        (BUILD defaults to build)
+#
+# Starts its own redis-server, kafka-dev-broker and webhook-receiver on free
+# loopback ports in a temporary directory, then measures, from a Python
+# client on the same machine (all share its cores):
+#   1. a 10,000-result callback (~2.7 MB, Standard Webhooks signature):
+#      time to the 202 (verified, validated, produced acks=all) - p50 and
+#      p99 over RUNS runs - and time until all 10,000 results are in the
+#      cache (the per-batch written set reaches 10,000);
+#   2. sustained callbacks of 100 results each from CONC concurrent senders
+#      for SECS seconds: accepted callbacks/s, and how long the cache takes
+#      to catch up afterwards.
+# Targets (issue 5): p99 202 < 200 ms, in cache < 2 s, >= 200 callbacks/s.
+# RUNS, CONC, SECS may be set in the environment. Takes about a minute.
+set -eu
+BUILD=${1:-build}
+cd "$(dirname "$0")/.."
+BIN=$BUILD/bin
+for b in webhook-receiver kafka-dev-broker; do
+    [ -x "$BIN/$b" ] || { echo "bench-webhook: $BIN/$b missing; run make build" >&2; exit 1; }
+done
+DIR=$(mktemp -d /tmp/rte-bench-webhook.XXXXXX)
+PIDS=""
+cleanup() {
+    for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+    for p in $PIDS; do wait "$p" 2>/dev/null || true; done
+    [ -z "${BENCH_KEEP:-}" ] && rm -rf "$DIR"; true
+}
+trap cleanup EXIT INT TERM
+
+port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+RPORT=$(port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$DIR" \
+    --loglevel warning >"$DIR/redis.log" 2>&1 &
+PIDS="$PIDS $!"
+"$BIN/kafka-dev-broker" --bootstrap-file "$DIR/kafka.bootstrap" >/dev/null 2>"$DIR/kafka.log" &
+PIDS="$PIDS $!"
+i=0
+while [ ! -s "$DIR/kafka.bootstrap" ]; do
+    i=$((i + 1)); [ $i -lt 300 ] || { echo "bench-webhook: broker did not start" >&2; exit 1; }
+    sleep 0.1
+done
+cat >"$DIR/wh.yaml" <<EOF
+kafka.consumer.session.timeout.ms: 6000
+kafka.consumer.heartbeat.interval.ms: 500
+EOF
+SECRET=whsec-bench-secret
+RTE_REDIS_URL=redis://127.0.0.1:$RPORT RTE_KAFKA_BROKERS=$(cat "$DIR/kafka.bootstrap") \
+RTE_ADMIN_ADDR=127.0.0.1:0 RTE_HTTP_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
+RTE_PORTS_FILE=$DIR/ports.json RTE_WH_SECRETS=$SECRET RTE_WH_POLL_ENABLED=false \
+RTE_LOG_LEVEL=${BENCH_LOG_LEVEL:-warn} RTE_HEALTH_INTERVAL=200ms \
+    "$BIN/webhook-receiver" --config "$DIR/wh.yaml" >"$DIR/receiver.log" 2>&1 &
+PIDS="$PIDS $!"
+
+RPORT=$RPORT DIR=$DIR SECRET=$SECRET /usr/bin/python3 - <<'EOF'
+import base64, hashlib, hmac, json, os, socket, statistics, threading, time, uuid
+import redis, requests
+
+D, SECRET = os.environ["DIR"], os.environ["SECRET"].encode()
+RUNS, CONC, SECS = (int(os.environ.get(k, d)) for k, d in
+                    (("RUNS", 7), ("CONC", 16), ("SECS", 10)))
+t0 = time.monotonic()
+while not os.path.exists(D + "/ports.json"):
+    if time.monotonic() - t0 > 30:
+        raise SystemExit("bench-webhook: receiver did not start: " + open(D + "/receiver.log").read())
+    time.sleep(0.05)
+ports = json.load(open(D + "/ports.json"))
+URL = f"http://127.0.0.1:{ports['http']}/api/v1/batch-callback"
+ADMIN = f"http://127.0.0.1:{ports['admin']}"
+rds = redis.Redis(port=int(os.environ["RPORT"]))
+while True:
+    try:
+        if requests.get(ADMIN + "/readyz", timeout=2).status_code == 200:
+            break
+    except requests.RequestException:
+        pass
+    time.sleep(0.1)
+
+def body(batch, n):
+    res = [{"check_id": f"{batch}-{i}", "member_id": f"{batch}M{i}", "trading_partner_id": "62308",
+            "status": "completed",
+            "eligibility": {"eligible": True, "copay_amount": 25, "network_status": "in_network",
+                            "coverage_start": "2026-01-01", "coverage_end": "2026-12-31"}}
+           for i in range(n)]
+    return json.dumps({"batch_id": batch, "status": "completed",
+                       "completed_at": "2026-11-01T00:00:00.000Z", "results": res},
+                      separators=(",", ":")).encode()
+
+def headers(b):
+    wid, ts = str(uuid.uuid4()), str(int(time.time()))
+    mac = hmac.new(SECRET, f"{wid}.{ts}.".encode() + b, hashlib.sha256).digest()
+    return {"webhook-id": wid, "webhook-timestamp": ts, "Content-Type": "application/json",
+            "webhook-signature": "v1," + base64.b64encode(mac).decode()}
+
+def written(batch):
+    return rds.scard(f"rte:wh:batch:{batch}:written")
+
+# warm-up: consumer group joined, connections open
+s = requests.Session()
+b = body("warmup", 10)
+assert s.post(URL, data=b, headers=headers(b), timeout=30).status_code == 202
+t = time.monotonic()
+while written("warmup") < 10:
+    if time.monotonic() - t > 30:
+        raise SystemExit("bench-webhook: consumer did not start")
+    time.sleep(0.05)
+
+acks, cached = [], []
+for run in range(RUNS):
+    batch = f"big-{run}-{uuid.uuid4().hex[:8]}"
+    b = body(batch, 10000)
+    h = headers(b)
+    start = time.monotonic()
+    r = s.post(URL, data=b, headers=h, timeout=60)
+    ack = time.monotonic() - start
+    assert r.status_code == 202, r.text
+    while written(batch) < 10000:
+        if time.monotonic() - start > 30:
+            raise SystemExit(f"bench-webhook: {batch} not cached after 30 s")
+        time.sleep(0.005)
+    acks.append(ack)
+    cached.append(time.monotonic() - start)
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+print(f"10,000-result callback ({len(b) / 1e6:.1f} MB), {RUNS} runs:")
+print(f"  202 after        p50 {pct(acks, 50) * 1000:7.1f} ms   p99 {pct(acks, 99) * 1000:7.1f} ms"
+      f"   (target p99 < 200 ms)")
+print(f"  all in cache     p50 {pct(cached, 50) * 1000:7.1f} ms   p99 {pct(cached, 99) * 1000:7.1f} ms"
+      f"   (target < 2 s)")
+
+# sustained: CONC senders, 100 results per callback, SECS seconds
+ok, bad, lat, batches = [0], [0], [], []
+lock = threading.Lock()
+stop = time.monotonic() + SECS
+
+def sender(k):
+    sess = requests.Session()
+    j = 0
+    while time.monotonic() < stop:
+        batch = f"sus-{k}-{j}"
+        j += 1
+        b = body(batch, 100)
+        t = time.monotonic()
+        code = sess.post(URL, data=b, headers=headers(b), timeout=30).status_code
+        with lock:
+            lat.append(time.monotonic() - t)
+            if code == 202:
+                ok[0] += 1
+                batches.append(batch)
+            else:
+                bad[0] += 1
+
+start = time.monotonic()
+ts = [threading.Thread(target=sender, args=(k,)) for k in range(CONC)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+elapsed = time.monotonic() - start
+t = time.monotonic()
+pending = list(batches)
+while pending:
+    pending = [x for x in pending if written(x) < 100]
+    if time.monotonic() - t > 60:
+        raise SystemExit(f"bench-webhook: {len(pending)} sustained callbacks not cached after 60 s")
+    time.sleep(0.05)
+catchup = time.monotonic() - t
+print(f"sustained, 100 results per callback, {CONC} senders, {elapsed:.1f} s:")
+print(f"  accepted         {ok[0] / elapsed:7.0f} callbacks/s ({ok[0] * 100 / elapsed:.0f} results/s)"
+      f"   refused {bad[0]}   (target >= 200/s)")
+print(f"  202 latency      p50 {pct(lat, 50) * 1000:7.1f} ms   p99 {pct(lat, 99) * 1000:7.1f} ms")
+print(f"  cache caught up  {catchup * 1000:7.0f} ms after the last callback")
+m = requests.get(ADMIN + "/metrics", timeout=5).text
+for line in m.splitlines():
+    if line.startswith(("rte_wh_produce_duration_seconds_sum", "rte_wh_produce_duration_seconds_count", "rte_wh_apply_duration_seconds_sum", "rte_wh_apply_duration_seconds_count")):
+        print("  metric", line)
+EOF
+echo "command: sh bench/webhook.sh $BUILD   (RUNS, CONC, SECS adjustable; make bench-webhook)"

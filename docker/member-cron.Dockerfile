@@ -1,0 +1,44 @@
+# member-cron - scheduled, predictive member events (docs/member-cron.md).
+#
+# Build from the repository root:
+#   docker build -f docker/member-cron.Dockerfile -t rte/member-cron .
+# Stage 1 builds with the Makefile on Debian 12; stage 2 carries only the
+# binary, the shared libraries it links (librdkafka, hiredis, libcurl,
+# cJSON, h2o-evloop, protobuf-c, gRPC core, OpenSSL, libyaml), the IANA
+# zone files it reads itself (tzdata) and the shipped model and schedules
+# as defaults (the Helm chart mounts its own over /etc/rte).
+
+FROM debian:12-slim AS build
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+        build-essential pkg-config ca-certificates \
+        librdkafka-dev libhiredis-dev libcurl4-openssl-dev libcjson-dev \
+        libh2o-evloop-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev \
+        libssl-dev libyaml-dev libcmocka-dev protobuf-compiler \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Makefile ./
+COPY libcommon ./libcommon
+COPY proto ./proto
+COPY services/member-cron ./services/member-cron
+RUN make BUILD=build build/bin/member-cron
+
+FROM debian:12-slim
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+        ca-certificates tzdata librdkafka1 libhiredis0.14 libcurl4 libcjson1 \
+        libh2o-evloop0.13 libprotobuf-c1 libgrpc29 libssl3 libyaml-0-2 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home rte
+COPY --from=build /src/build/bin/member-cron /usr/local/bin/member-cron
+COPY services/member-cron/model.yaml /usr/share/member-cron/model.yaml
+COPY services/member-cron/schedules.yaml /usr/share/member-cron/schedules.yaml
+USER 10001
+# admin (/metrics, /healthz, /readyz, /v1/schedules), gRPC health
+EXPOSE 9090 50051
+ENV RTE_ADMIN_ADDR=0.0.0.0:9090 RTE_GRPC_ADDR=0.0.0.0:50051 \
+    RTE_MEMBER_CRON_MODEL=/usr/share/member-cron/model.yaml \
+    RTE_MEMBER_CRON_SCHEDULES=/usr/share/member-cron/schedules.yaml \
+    RTE_MEMBER_CRON_ZONEINFO=/usr/share/zoneinfo
+ENTRYPOINT ["/usr/local/bin/member-cron"]
+CMD ["--config", "/etc/rte/config.yaml"]

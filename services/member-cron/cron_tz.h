@@ -1,0 +1,58 @@
+/*
+ * cron_tz.h - IANA time zones read straight from TZif files.
+ *
+ * glibc has no per-call time zone (localtime_r follows the process-wide TZ,
+ * and setenv("TZ") is not thread-safe), so member-cron reads the zone files
+ * itself: a cron_tz holds the 64-bit transition table of a TZif v2+ file
+ * (RFC 8536) and the POSIX TZ rule of its footer, which covers every instant
+ * after the table ends. Version 1 files (32-bit only) are read too.
+ *
+ * Contract: all times are seconds since the Unix epoch. "local" times are
+ * civil times encoded as if they were UTC (local = utc + offset), so civil
+ * arithmetic works on them without any time zone.
+ *
+ * Errors: cron_tz_load names the zone and the reason (unknown zone, not a
+ * TZif file, truncated, bad footer rule). Zone names may not contain ".."
+ * nor start with '/'.
+ *
+ * Thread safety: a loaded cron_tz is immutable; any thread may read it.
+ */
+#ifndef CRON_TZ_H
+#define CRON_TZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cron_tz cron_tz;
+
+/* cron_tz_load - read zone name from dir (NULL = /usr/share/zoneinfo); NULL + err */
+cron_tz *cron_tz_load(const char *dir, const char *name, char *err, size_t errlen);
+
+/* cron_tz_free - release a zone (NULL is fine) */
+void cron_tz_free(cron_tz *tz);
+
+/* cron_tz_name - the zone's name as given to cron_tz_load; borrowed */
+const char *cron_tz_name(const cron_tz *tz);
+
+/* cron_tz_offset - UTC offset in seconds in force at instant t */
+int32_t cron_tz_offset(const cron_tz *tz, int64_t t);
+
+/*
+ * cron_tz_next_transition - the first instant > t at which the offset
+ * changes, or INT64_MAX if it never does
+ */
+int64_t cron_tz_next_transition(const cron_tz *tz, int64_t t);
+
+/*
+ * cron_tz_resolve - the instants whose local time is local: 0 (local falls
+ * in a gap), 1, or 2 (a repeated hour), ascending in out[]
+ */
+int cron_tz_resolve(const cron_tz *tz, int64_t local, int64_t out[2]);
+
+/* cron_days_from_civil - days since 1970-01-01 of a proleptic Gregorian date */
+int64_t cron_days_from_civil(int64_t y, int m, int d);
+
+/* cron_civil_from_days - the date of a day number (inverse of the above) */
+void cron_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
+
+#endif

@@ -1,0 +1,468 @@
+/*
+ * wh_consume.c - the one writer of batch results into the cache
+ * (wh_consume.h).
+ *
+ * One message is applied in three round-trip phases: the applied check, one
+ * rte_cache_put per successful result (each a compare-and-set script), and
+ * one pipeline for the per-batch record. A crash between the phases
+ * redelivers the message; the puts are idempotent (same entry, same
+ * cached_at) and the record uses sets keyed by check id, so the redelivery
+ * changes nothing that was already right.
+ */
+#include "wh_consume.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rte/cache_entry.h"
+#include "rte/clock.h"
+#include "rte/json.h"
+#include "rte/log.h"
+#include "rte/service.h"
+#include "rte/stedi.h"
+#include "rte/topics.h"
+#include "wh.h"
+#include "wh_writers.h"
+
+/* what one message did, for the per-batch record */
+struct apply {
+    const char **ok_ids; /* written (or a newer entry was already there) */
+    int nok;
+    const char **bad_ids; /* failed, with reason */
+    const char **bad_why;
+    int nbad;
+    long written, kept;
+};
+
+/* wait until Redis answers, up to wh.redis_wait (not while draining); 0 when back */
+static int wait_for_redis(rte_redis *r)
+{
+    int64_t until = rte_clock_mono_ms() + WH.redis_wait_ms;
+    do {
+        if (rte_redis_ping(r) == 0)
+            return 0;
+        if (rte_service_draining())
+            return -1;
+        usleep(200 * 1000);
+    } while (rte_clock_mono_ms() < until);
+    return -1;
+}
+
+static int retry(rte_redis *r, char *reason, size_t rl, const char *what, const char *err)
+{
+    snprintf(reason, rl, "%s: %s", what, err);
+    rte_log_warn("%s (%s); waiting for Redis, then the message is retried (offset not committed)",
+                 what, err);
+    wait_for_redis(r);
+    return RTE_KAFKA_RETRY;
+}
+
+static const char *sfield(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int64_t nfield(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
+/* map one callback result into it (no I/O) */
+static void map_callback(const cJSON *res, int64_t cached_at, wh_item *it)
+{
+    char why[200];
+    const char *st = sfield(res, "status");
+    it->id = sfield(res, "check_id");
+    it->member = sfield(res, "member_id");
+    it->partner = sfield(res, "trading_partner_id");
+    if (it->id == NULL)
+        it->id = "?";
+    if (it->member == NULL || it->partner == NULL || st == NULL)
+        it->fail = "invalid";
+    else if (strcmp(st, "completed") != 0)
+        it->fail = strcmp(st, "error") == 0 ? "payer_error" : "not_completed";
+    else if (rte_cache_entry_from_callback(cJSON_GetObjectItemCaseSensitive(res, "eligibility"),
+                                           cached_at, &WH.cache.freshness, &it->entry, why,
+                                           sizeof why) != 0)
+        it->fail = "invalid";
+}
+
+/* cached_at of a callback: when it completed, never later than its receipt */
+static int64_t callback_time(const cJSON *env)
+{
+    int64_t received = nfield(env, "received_at_ms");
+    int64_t cached_at = received > 0 ? received : rte_clock_now_ms();
+    const char *ca = sfield(env, "completed_at");
+    int64_t done_ms = ca ? rte_clock_parse(ca) : -1;
+    return done_ms > 0 && done_ms < cached_at ? done_ms : cached_at;
+}
+
+/* map one polled item into it (no I/O) */
+static void map_item(const cJSON *item, int64_t fetched, wh_item *it)
+{
+    rte_stedi_item si;
+    char why[200];
+    const char *st = sfield(item, "status");
+    it->id = sfield(item, "submitterTransactionIdentifier");
+    if (it->id == NULL)
+        it->id = "?";
+    if (st != NULL && strcmp(st, "COMPLETED") != 0) {
+        it->fail = "not_completed";
+        return;
+    }
+    if (rte_stedi_item_map(item, fetched, &WH.cache.freshness, &si, why, sizeof why) != 0) {
+        it->fail = "invalid";
+        return;
+    }
+    it->member = si.member_id;
+    it->partner = si.trading_partner_id;
+    it->entry = si.entry;
+    if (si.entry.is_error)
+        it->fail = "payer_error";
+}
+
+/* the results of an envelope as items; count or -1 (not the expected shape) */
+static int map_all(const cJSON *env, const char *kind, wh_item **out)
+{
+    int callback = strcmp(kind, WH_KIND_CALLBACK) == 0;
+    const cJSON *list = callback ? cJSON_GetObjectItemCaseSensitive(env, "results")
+                                 : cJSON_GetObjectItemCaseSensitive(
+                                       cJSON_GetObjectItemCaseSensitive(env, "page"), "items");
+    if (!cJSON_IsArray(list))
+        return -1;
+    int n = cJSON_GetArraySize(list), i = 0;
+    wh_item *items = calloc((size_t)n + 1, sizeof *items);
+    if (items == NULL)
+        return -1;
+    int64_t t = callback ? callback_time(env) : nfield(env, "fetched_at_ms");
+    if (t <= 0)
+        t = rte_clock_now_ms();
+    const cJSON *x;
+    cJSON_ArrayForEach(x, list)
+    {
+        if (callback)
+            map_callback(x, t, &items[i]);
+        else
+            map_item(x, t, &items[i]);
+        i++;
+    }
+    *out = items;
+    return n;
+}
+
+/* the per-batch record and the applied marker in one pipeline; 0 or -1 + err */
+static int record(rte_redis *r, const char *batch_id, const char *content_id, const struct apply *a,
+                  char *err, size_t errlen)
+{
+    char wkey[256], fkey[256], akey[256], ttl[24];
+    snprintf(wkey, sizeof wkey, "rte:wh:batch:%s:written", batch_id);
+    snprintf(fkey, sizeof fkey, "rte:wh:batch:%s:failed", batch_id);
+    snprintf(akey, sizeof akey, "rte:wh:applied:%s", content_id);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)WH.stats_ttl_ms);
+    int ncmd = 0, rc = -1;
+    rte_redis_argv cmds[5];
+    redisReply *rep[5] = {0};
+    const char **sadd = calloc((size_t)a->nok + 2, sizeof *sadd);
+    const char **hset = calloc((size_t)a->nbad * 2 + 2, sizeof *hset);
+    if (sadd == NULL || hset == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (a->nok > 0) {
+        sadd[0] = "SADD";
+        sadd[1] = wkey;
+        memcpy(sadd + 2, a->ok_ids, (size_t)a->nok * sizeof *sadd);
+        cmds[ncmd++] = (rte_redis_argv){a->nok + 2, sadd, NULL};
+    }
+    if (a->nbad > 0) {
+        hset[0] = "HSET";
+        hset[1] = fkey;
+        for (int i = 0; i < a->nbad; i++) {
+            hset[2 + 2 * i] = a->bad_ids[i];
+            hset[3 + 2 * i] = a->bad_why[i];
+        }
+        cmds[ncmd++] = (rte_redis_argv){a->nbad * 2 + 2, hset, NULL};
+    }
+    const char *e1[] = {"PEXPIRE", wkey, ttl};
+    const char *e2[] = {"PEXPIRE", fkey, ttl};
+    const char *mark[] = {"SET", akey, "1", "PX", ttl};
+    cmds[ncmd++] = (rte_redis_argv){3, e1, NULL};
+    cmds[ncmd++] = (rte_redis_argv){3, e2, NULL};
+    cmds[ncmd++] = (rte_redis_argv){5, mark, NULL};
+    if (rte_redis_pipeline(r, ncmd, cmds, rep, err, errlen) != 0)
+        goto out;
+    rc = 0;
+    for (int i = 0; i < ncmd; i++) {
+        if (rep[i] != NULL && rep[i]->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "batch record: %s", rep[i]->str);
+            rc = -1;
+        }
+        if (rep[i] != NULL)
+            freeReplyObject(rep[i]);
+    }
+out:
+    free(sadd);
+    free(hset);
+    return rc;
+}
+
+/* 1 applied before, 0 not, -1 + err */
+static int applied_before(rte_redis *r, const char *content_id, char *err, size_t errlen)
+{
+    char key[256];
+    snprintf(key, sizeof key, "rte:wh:applied:%s", content_id);
+    const char *argv[] = {"EXISTS", key};
+    redisReply *rep = rte_redis_cmdargv(r, 2, argv, NULL, err, errlen);
+    if (rep == NULL)
+        return -1;
+    int rc = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* the event's counts from the batch record */
+static int batch_counts(rte_redis *r, const char *batch_id, long *written, cJSON *by_reason,
+                        long *failed, char *err, size_t errlen)
+{
+    char wkey[256], fkey[256];
+    snprintf(wkey, sizeof wkey, "rte:wh:batch:%s:written", batch_id);
+    snprintf(fkey, sizeof fkey, "rte:wh:batch:%s:failed", batch_id);
+    const char *a1[] = {"SCARD", wkey};
+    const char *a2[] = {"HVALS", fkey};
+    rte_redis_argv cmds[2] = {{2, a1, NULL}, {2, a2, NULL}};
+    redisReply *rep[2] = {0};
+    if (rte_redis_pipeline(r, 2, cmds, rep, err, errlen) != 0)
+        return -1;
+    *written = rep[0]->type == REDIS_REPLY_INTEGER ? (long)rep[0]->integer : 0;
+    *failed = 0;
+    for (size_t i = 0; rep[1]->type == REDIS_REPLY_ARRAY && i < rep[1]->elements; i++) {
+        const char *why = rep[1]->element[i]->str;
+        cJSON *n = cJSON_GetObjectItemCaseSensitive(by_reason, why);
+        if (n == NULL)
+            cJSON_AddNumberToObject(by_reason, why, 1);
+        else
+            cJSON_SetNumberValue(n, n->valuedouble + 1);
+        (*failed)++;
+    }
+    freeReplyObject(rep[0]);
+    freeReplyObject(rep[1]);
+    return 0;
+}
+
+/*
+ * one cache_warming_events event per batch: RTE_KAFKA_OK when sent (or
+ * sent before), RTE_KAFKA_RETRY on a Redis or Kafka failure
+ */
+static int emit_event(rte_redis *r, const char *batch_id, const char *via, const char *submitter,
+                      long total, char *reason, size_t rl)
+{
+    char mkey[256], err[512], ttl[24], id[256], ts[40];
+    snprintf(mkey, sizeof mkey, "rte:wh:event:%s", batch_id);
+    const char *ex[] = {"EXISTS", mkey};
+    redisReply *rep = rte_redis_cmdargv(r, 2, ex, NULL, err, sizeof err);
+    if (rep == NULL)
+        return retry(r, reason, rl, "event marker", err);
+    int sent = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+    freeReplyObject(rep);
+    if (sent)
+        return RTE_KAFKA_OK;
+
+    long written = 0, failed = 0;
+    cJSON *ev = cJSON_CreateObject();
+    cJSON *by = cJSON_CreateObject();
+    if (batch_counts(r, batch_id, &written, by, &failed, err, sizeof err) != 0) {
+        cJSON_Delete(ev);
+        cJSON_Delete(by);
+        return retry(r, reason, rl, "batch counts", err);
+    }
+    snprintf(id, sizeof id, "webhook-receiver:%s:results_cached", batch_id);
+    rte_clock_format(rte_clock_now_ms(), ts, sizeof ts);
+    cJSON_AddStringToObject(ev, "event_id", id);
+    cJSON_AddStringToObject(ev, "event_type", "BATCH_RESULTS_CACHED");
+    cJSON_AddStringToObject(ev, "occurred_at", ts);
+    cJSON_AddStringToObject(ev, "batch_id", batch_id);
+    cJSON_AddStringToObject(ev, "via", via);
+    cJSON_AddStringToObject(ev, "source", submitter ? submitter : "");
+    cJSON_AddNumberToObject(ev, "total", (double)total);
+    cJSON_AddNumberToObject(ev, "written", (double)written);
+    cJSON_AddNumberToObject(ev, "failed", (double)failed);
+    cJSON_AddItemToObject(ev, "failed_by_reason", by);
+    cJSON_AddStringToObject(ev, "service", "webhook-receiver");
+    char *text = cJSON_PrintUnformatted(ev);
+    cJSON_Delete(ev);
+    int rc = text ? wh_produce(RTE_TOPIC_CACHE_WARMING_EVENTS, "event", batch_id, text,
+                               strlen(text), err, sizeof err)
+                  : -1;
+    cJSON_free(text);
+    if (rc != 0) {
+        snprintf(reason, rl, "cache_warming_events produce: %s", err);
+        wh_count(WM.events, "failed", NULL);
+        return RTE_KAFKA_RETRY;
+    }
+    wh_count(WM.events, "sent", NULL);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)WH.stats_ttl_ms);
+    const char *mark[] = {"SET", mkey, "1", "PX", ttl};
+    rep = rte_redis_cmdargv(r, 5, mark, NULL, err, sizeof err);
+    if (rep != NULL)
+        freeReplyObject(rep); /* if lost, a redelivery re-sends: same event_id */
+    return RTE_KAFKA_OK;
+}
+
+static int apply_results(rte_redis *r, const cJSON *env, const char *kind, const char *batch_id,
+                         const char *cid, char *reason, size_t rl)
+{
+    char err[512];
+    wh_item *items = NULL;
+    int n = map_all(env, kind, &items);
+    if (n < 0) {
+        snprintf(reason, rl, "%s envelope without its %s array", kind,
+                 strcmp(kind, WH_KIND_CALLBACK) == 0 ? "results" : "page.items");
+        return RTE_KAFKA_POISON;
+    }
+    int rc = RTE_KAFKA_OK;
+    struct apply a = {0};
+    a.ok_ids = calloc((size_t)n + 1, sizeof *a.ok_ids);
+    a.bad_ids = calloc((size_t)n + 1, sizeof *a.bad_ids);
+    a.bad_why = calloc((size_t)n + 1, sizeof *a.bad_why);
+    if (a.ok_ids == NULL || a.bad_ids == NULL || a.bad_why == NULL) {
+        snprintf(reason, rl, "out of memory");
+        rc = RTE_KAFKA_RETRY;
+        goto out;
+    }
+    int64_t t0 = rte_clock_mono_ms();
+    if (wh_writers_put(items, n, err, sizeof err) != 0) {
+        rc = retry(r, reason, rl, "cache write", err);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        if (items[i].fail != NULL) {
+            a.bad_ids[a.nbad] = items[i].id;
+            a.bad_why[a.nbad++] = items[i].fail;
+            continue;
+        }
+        a.ok_ids[a.nok++] = items[i].id;
+        if (items[i].rc == 1)
+            a.written++;
+        else
+            a.kept++;
+    }
+    if (record(r, batch_id, cid, &a, err, sizeof err) != 0) {
+        rc = retry(r, reason, rl, "batch record", err);
+        goto out;
+    }
+    const char *lv[] = {kind, NULL};
+    rte_counter_add(WM.written, lv, (double)a.written);
+    if (a.kept > 0)
+        rte_series_add(rte_metric_series0(WM.kept), (double)a.kept);
+    for (int i = 0; i < a.nbad; i++)
+        wh_count(WM.failed, a.bad_why[i], NULL);
+    rte_histogram_observe(WM.apply, lv, (double)(rte_clock_mono_ms() - t0) / 1000.0);
+out:
+    free(items);
+    free(a.ok_ids);
+    free(a.bad_ids);
+    free(a.bad_why);
+    return rc;
+}
+
+/* 1 when every part of callback cid has been applied, 0 if not yet, -1 + err */
+static int all_parts_applied(rte_redis *r, const char *cid, int parts, char *err, size_t errlen)
+{
+    if (parts <= 1)
+        return 1;
+    const char **argv = calloc((size_t)parts + 1, sizeof *argv);
+    char *keys = calloc((size_t)parts, 128);
+    int rc = -1;
+    if (argv == NULL || keys == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    argv[0] = "EXISTS";
+    for (int k = 0; k < parts; k++) {
+        snprintf(keys + 128 * k, 128, "rte:wh:applied:%.64s:%d", cid, k);
+        argv[k + 1] = keys + 128 * k;
+    }
+    redisReply *rep = rte_redis_cmdargv(r, parts + 1, argv, NULL, err, errlen);
+    if (rep != NULL) {
+        rc = rep->type == REDIS_REPLY_INTEGER && rep->integer >= parts;
+        freeReplyObject(rep);
+    }
+out:
+    free(argv);
+    free(keys);
+    return rc;
+}
+
+static int handle(rte_redis *r, const cJSON *env, const char *kind, int *dup, char *reason,
+                  size_t rl)
+{
+    char err[512];
+    const char *batch_id = sfield(env, "batch_id");
+    const char *cid = sfield(env, "id");
+    if (batch_id == NULL || cid == NULL) {
+        snprintf(reason, rl, "envelope without batch_id or id");
+        return RTE_KAFKA_POISON;
+    }
+    if (strcmp(kind, WH_KIND_BATCH_DONE) == 0)
+        return emit_event(r, batch_id, "poll", sfield(env, "source"), (long)nfield(env, "items"),
+                          reason, rl);
+    /* parts of one callback share its content id */
+    char part_id[128];
+    snprintf(part_id, sizeof part_id, "%s:%lld", cid, (long long)nfield(env, "part"));
+    int seen = applied_before(r, part_id, err, sizeof err);
+    if (seen < 0)
+        return retry(r, reason, rl, "applied check", err);
+    if (seen) {
+        *dup = 1;
+    } else {
+        int rc = apply_results(r, env, kind, batch_id, part_id, reason, rl);
+        if (rc != RTE_KAFKA_OK)
+            return rc;
+    }
+    if (strcmp(kind, WH_KIND_CALLBACK) != 0)
+        return RTE_KAFKA_OK;
+    /* parts are produced concurrently, so any of them may be the last one applied */
+    int all = all_parts_applied(r, cid, (int)nfield(env, "parts"), err, sizeof err);
+    if (all < 0)
+        return retry(r, reason, rl, "parts check", err);
+    if (all)
+        return emit_event(r, batch_id, "callback", "callback", (long)nfield(env, "total"), reason,
+                          rl);
+    return RTE_KAFKA_OK;
+}
+
+/* wh_consume - consumer thread */
+int wh_consume(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonlen)
+{
+    (void)arg;
+    char err[256];
+    cJSON *env = rte_json_parse(msg->payload, msg->len, err, sizeof err);
+    if (env == NULL) {
+        snprintf(reason, reasonlen, "not a JSON envelope: %s", err);
+        wh_count(WM.messages, "unknown", "poison");
+        return RTE_KAFKA_POISON;
+    }
+    const char *kind = sfield(env, "kind");
+    int rc, dup = 0;
+    if (kind == NULL ||
+        (strcmp(kind, WH_KIND_CALLBACK) != 0 && strcmp(kind, WH_KIND_POLL_PAGE) != 0 &&
+         strcmp(kind, WH_KIND_BATCH_DONE) != 0)) {
+        snprintf(reason, reasonlen, "envelope kind '%s' is not callback, poll_page or batch_done",
+                 kind ? kind : "(missing)");
+        kind = "unknown";
+        rc = RTE_KAFKA_POISON;
+    } else {
+        rc = handle(rte_service_redis(), env, kind, &dup, reason, reasonlen);
+    }
+    const char *outcome = rc == RTE_KAFKA_RETRY    ? "retry"
+                          : rc == RTE_KAFKA_POISON ? "poison"
+                          : dup                    ? "duplicate"
+                                                   : "ok";
+    wh_count(WM.messages, kind, outcome);
+    cJSON_Delete(env);
+    return rc;
+}

@@ -1,0 +1,41 @@
+/*
+ * wh_consume.h - the writer of batch results: consumer of
+ * rte.stedi.batch-results.
+ *
+ * For each envelope (wh_callback.h for callbacks; wh_poll.c for poll_page
+ * and batch_done):
+ *   1. a message whose content id was applied before is acknowledged and
+ *      skipped (rte:wh:applied:{id}), so the same callback twice - a sender
+ *      retry, a Kafka redelivery - writes once;
+ *   2. every successful result is mapped (rte_cache_entry_from_callback or
+ *      rte_stedi_item_map) and written with rte_cache_put, which never
+ *      replaces a newer entry; failed results are not cached but counted by
+ *      reason (payer_error, not_completed, invalid) - an error entry would
+ *      displace an older good answer that PREFER_CACHED could still serve;
+ *   3. the per-batch record is updated in one pipeline: the set of written
+ *      check ids (rte:wh:batch:{id}:written, so re-reads never double
+ *      count), failed check ids with their reason (...:failed), and the
+ *      applied marker;
+ *   4. at the end of a batch (last part of a callback, or batch_done from
+ *      the poller) one JSON event goes to domain.rte.v1.cache_warming_events
+ *      (event_id "webhook-receiver:{batch}:results_cached", sent once).
+ * cached_at is the time the result was produced (callback completed_at, or
+ * the poll's fetch time, never later than receipt), so a replay writes the
+ * same entry and an old result never looks newer than a real-time answer.
+ *
+ * Returns RTE_KAFKA_RETRY when Redis or Kafka fails (after waiting up to
+ * wh.redis_wait for Redis to come back), so the offset is not stored until
+ * every write succeeded; RTE_KAFKA_POISON for an envelope that cannot be
+ * read. Runs on the consumer thread with its Redis connection.
+ */
+#ifndef WH_CONSUME_H
+#define WH_CONSUME_H
+
+#include <stddef.h>
+
+#include "rte/kafka.h"
+
+/* wh_consume - rte_kafka_handler for rte.stedi.batch-results */
+int wh_consume(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonlen);
+
+#endif

@@ -1,0 +1,413 @@
+/*
+ * wh_http.c - POST /api/v1/batch-callback and the admin routes (wh_http.h).
+ *
+ * Threads: handlers run on the h2o loop thread and never block on Kafka;
+ * the queue (mutex + condition variable) hands deferred requests to a fixed
+ * pool of workers, each with its own scratch buffer and its own Redis
+ * connection (rte_service_redis). The queue is bounded: beyond
+ * wh.queue_max waiting callbacks the loop answers 503 at once, so a stalled
+ * broker turns into quick retries for senders, not unbounded memory.
+ */
+#include "wh_http.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rte/batch_registry.h"
+#include "rte/clock.h"
+#include "rte/json.h"
+#include "rte/log.h"
+#include "rte/service.h"
+#include "rte/topics.h"
+#include "wh.h"
+#include "wh_callback.h"
+#include "wh_sig.h"
+
+struct job {
+    rte_http_req *req;
+    int64_t t0;
+    char x_sig[160];
+    char wh_id[300];
+    char wh_ts[40];
+    char wh_sig[2048];
+    int has_x, has_id, has_ts, has_sig;
+    struct job *next;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *head, *tail;
+    int len;
+    int stopping;
+    pthread_t *threads;
+    int nthreads;
+} Q = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void respond_status(rte_http_req *req, int code, const char *status, const char *batch_id,
+                           int results, int parts)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "status", status);
+    if (batch_id != NULL)
+        cJSON_AddStringToObject(d, "batch_id", batch_id);
+    if (results >= 0)
+        cJSON_AddNumberToObject(d, "results", results);
+    if (parts >= 0)
+        cJSON_AddNumberToObject(d, "parts", parts);
+    cJSON_AddStringToObject(d, "request_id", rte_http_req_id(req));
+    rte_http_respond_json(req, code, d);
+    cJSON_Delete(d);
+}
+
+static void finish(struct job *j, const char *result)
+{
+    wh_count(WM.callbacks, result, NULL);
+    rte_series_observe(rte_metric_series0(WM.ack), (double)(rte_clock_mono_ms() - j->t0) / 1000.0);
+}
+
+/* SET NX the delivery id: 1 first time, 0 seen before, -1 Redis unavailable */
+static int claim_delivery(const char *replay_id, char *key, size_t keylen)
+{
+    char err[256], ttl[24];
+    snprintf(key, keylen, "rte:wh:delivery:%s", replay_id);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)WH.replay_ttl_ms);
+    const char *argv[] = {"SET", key, "1", "NX", "PX", ttl};
+    redisReply *rep = rte_redis_cmdargv(rte_service_redis(), 6, argv, NULL, err, sizeof err);
+    if (rep == NULL) {
+        rte_log_warn("replay check skipped: %s; accepting the callback (the consumer applies it "
+                     "once by content)",
+                     err);
+        return -1;
+    }
+    int first = rep->type == REDIS_REPLY_STATUS;
+    freeReplyObject(rep);
+    return first;
+}
+
+static void unclaim_delivery(const char *key)
+{
+    char err[256];
+    const char *argv[] = {"DEL", key};
+    redisReply *rep = rte_redis_cmdargv(rte_service_redis(), 2, argv, NULL, err, sizeof err);
+    if (rep == NULL)
+        rte_log_warn("could not forget delivery %s (%s); a retry of it will be answered 200 "
+                     "without processing until wh.replay_ttl passes",
+                     key, err);
+    else
+        freeReplyObject(rep);
+}
+
+struct part {
+    const char *msg, *batch_id;
+    size_t len;
+    int rc, started;
+    char err[256];
+    pthread_t th;
+};
+
+static void *part_main(void *arg)
+{
+    struct part *p = arg;
+    p->rc = wh_produce(RTE_TOPIC_STEDI_BATCH_RESULTS, WH_KIND_CALLBACK, p->batch_id, p->msg, p->len,
+                       p->err, sizeof p->err);
+    return NULL;
+}
+
+/*
+ * produce every envelope, the parts of a large callback at once (one thread
+ * each) so they share the producer's linger window and the acknowledgement
+ * round trip instead of queueing behind each other; 0 or -1 + err
+ */
+static int produce_all(const wh_envelopes *env, const char *batch_id, char *err, size_t errlen)
+{
+    struct part *parts = calloc((size_t)env->n, sizeof *parts);
+    if (parts == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < env->n; i++) {
+        parts[i] = (struct part){.msg = env->msg[i], .batch_id = batch_id, .len = env->len[i]};
+        if (i > 0)
+            parts[i].started = pthread_create(&parts[i].th, NULL, part_main, &parts[i]) == 0;
+    }
+    for (int i = 0; i < env->n; i++)
+        if (!parts[i].started)
+            part_main(&parts[i]); /* part 0, or no thread to be had: here */
+    int rc = 0;
+    for (int i = 0; i < env->n; i++) {
+        if (parts[i].started)
+            pthread_join(parts[i].th, NULL);
+        if (parts[i].rc != 0 && rc == 0) {
+            snprintf(err, errlen, "%s", parts[i].err);
+            rc = -1;
+        }
+    }
+    free(parts);
+    return rc;
+}
+
+static void process(struct job *j, wh_buf *scratch)
+{
+    rte_http_req *req = j->req;
+    size_t len;
+    const char *body = rte_http_req_body(req, &len);
+    const char *scheme = "none";
+    char replay_id[320], key[400], err[512];
+    wh_callback cb;
+    wh_envelopes env = {0};
+
+    rte_log_set_request_id(rte_http_req_id(req));
+    wh_sig_input in = {body,
+                       len,
+                       j->has_x ? j->x_sig : NULL,
+                       j->has_id ? j->wh_id : NULL,
+                       j->has_ts ? j->wh_ts : NULL,
+                       j->has_sig ? j->wh_sig : NULL};
+    enum wh_sig_result sr =
+        wh_sig_verify(&in, &WH.secrets, (int64_t)time(NULL), WH.tolerance_ms / 1000, scratch,
+                      &scheme, replay_id, sizeof replay_id);
+    if (sr != WH_SIG_OK) {
+        wh_count(WM.sig_failures, scheme, wh_sig_reason(sr));
+        if (sr == WH_SIG_EXPIRED)
+            rte_http_error(req, 401, "webhook-timestamp is outside the accepted window");
+        else
+            rte_http_error(req, 401, "missing or invalid signature");
+        finish(j, sr == WH_SIG_EXPIRED ? "expired" : "bad_signature");
+        goto out;
+    }
+    int64_t t_sig = rte_clock_mono_ms();
+    if (wh_callback_parse(body, len, WH.max_results, &cb, err, sizeof err) != 0) {
+        rte_http_error(req, 400, "%s", err);
+        finish(j, "invalid");
+        goto out;
+    }
+    int claimed = claim_delivery(replay_id, key, sizeof key);
+    if (claimed == 0) {
+        wh_count(WM.replays, scheme, NULL);
+        respond_status(req, 200, "duplicate", cb.batch_id, -1, -1);
+        finish(j, "duplicate");
+        goto free_cb;
+    }
+    char id[WH_CONTENT_ID_LEN + 1];
+    wh_content_id(body, len, id);
+    int64_t t_parse = rte_clock_mono_ms(), t_env = 0;
+    if (wh_callback_envelopes(&cb, id, rte_clock_now_ms(), WH.chunk_bytes, &env) != 0 ||
+        (t_env = rte_clock_mono_ms()) == 0 ||
+        produce_all(&env, cb.batch_id, err, sizeof err) != 0) {
+        if (claimed == 1)
+            unclaim_delivery(key);
+        rte_log_error("callback for batch %s not stored durably (%s); answered 503 so the sender "
+                      "retries",
+                      cb.batch_id, env.n ? err : "out of memory");
+        rte_http_add_header(req, "Retry-After", "5");
+        rte_http_error(req, 503, "could not store the callback durably; retry later");
+        finish(j, "unavailable");
+        goto free_cb;
+    }
+    rte_log_debug("callback %s: %d results, %zu bytes: verified in %lld ms, parsed and validated "
+                  "in %lld ms, %d envelopes in %lld ms, produced in %lld ms",
+                  cb.batch_id, cb.nresults, len, (long long)(t_sig - j->t0),
+                  (long long)(t_parse - t_sig), env.n, (long long)(t_env - t_parse),
+                  (long long)(rte_clock_mono_ms() - t_env));
+    respond_status(req, 202, "accepted", cb.batch_id, cb.nresults, env.n);
+    finish(j, "accepted");
+free_cb:
+    wh_envelopes_free(&env);
+    wh_callback_free(&cb);
+out:
+    rte_log_set_request_id(NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    (void)arg;
+    wh_buf scratch = {0};
+    for (;;) {
+        pthread_mutex_lock(&Q.mu);
+        while (Q.head == NULL && !Q.stopping)
+            pthread_cond_wait(&Q.cv, &Q.mu);
+        struct job *j = Q.head;
+        if (j == NULL) { /* stopping and drained */
+            pthread_mutex_unlock(&Q.mu);
+            break;
+        }
+        Q.head = j->next;
+        if (Q.head == NULL)
+            Q.tail = NULL;
+        Q.len--;
+        rte_series_set(rte_metric_series0(WM.queue), Q.len);
+        pthread_mutex_unlock(&Q.mu);
+        process(j, &scratch);
+        free(j);
+    }
+    wh_buf_free(&scratch);
+    return NULL;
+}
+
+static int copy_header(rte_http_req *req, const char *name, char *buf, size_t len)
+{
+    return rte_http_req_header(req, name, buf, len) >= 0;
+}
+
+/* loop thread: copy headers, defer, queue */
+static void h_callback(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    struct job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        rte_http_error(req, 503, "out of memory; retry later");
+        return;
+    }
+    j->req = req;
+    j->t0 = rte_clock_mono_ms();
+    j->has_x = copy_header(req, "x-webhook-signature", j->x_sig, sizeof j->x_sig);
+    j->has_id = copy_header(req, "webhook-id", j->wh_id, sizeof j->wh_id);
+    j->has_ts = copy_header(req, "webhook-timestamp", j->wh_ts, sizeof j->wh_ts);
+    j->has_sig = copy_header(req, "webhook-signature", j->wh_sig, sizeof j->wh_sig);
+    pthread_mutex_lock(&Q.mu);
+    if (Q.len >= WH.queue_max || Q.stopping) {
+        pthread_mutex_unlock(&Q.mu);
+        rte_http_add_header(req, "Retry-After", "1");
+        rte_http_error(req, 503, "too many callbacks in progress; retry later");
+        finish(j, "overloaded");
+        free(j);
+        return;
+    }
+    rte_http_defer(req);
+    if (Q.tail != NULL)
+        Q.tail->next = j;
+    else
+        Q.head = j;
+    Q.tail = j;
+    Q.len++;
+    rte_series_set(rte_metric_series0(WM.queue), Q.len);
+    pthread_cond_signal(&Q.cv);
+    pthread_mutex_unlock(&Q.mu);
+}
+
+/* admin: register a batch for polling */
+static void h_register(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    size_t len;
+    char err[512];
+    const char *body = rte_http_req_body(req, &len);
+    const char *id = NULL, *source = "manual", *sub = NULL;
+    int64_t items = 0;
+    cJSON *d = rte_json_parse(body, len, err, sizeof err);
+    if (d == NULL || rte_json_string(d, "batch_id", RTE_BATCH_ID_MAX - 1, &id, err, sizeof err) ||
+        rte_json_string_opt(d, "source", 63, &source, err, sizeof err) ||
+        rte_json_int_opt(d, "items", 0, 1000000, &items, err, sizeof err) ||
+        rte_json_string_opt(d, "submitted_at", 64, &sub, err, sizeof err)) {
+        rte_http_error(req, 400, "%s", err);
+        cJSON_Delete(d);
+        return;
+    }
+    int64_t now = rte_clock_now_ms();
+    rte_batch_info b = {id, source, (int)items, sub ? rte_clock_parse(sub) : 0, 0};
+    if (b.submitted_ms < 0) {
+        rte_http_error(req, 400, "field 'submitted_at': expected an RFC 3339 time");
+    } else if (rte_batch_registry_register(rte_service_redis(), &WH.registry, &b, now, err,
+                                           sizeof err) != 0) {
+        rte_http_error(req, rte_batch_registry_valid_id(id) ? 503 : 400, "%s", err);
+    } else {
+        respond_status(req, 201, "registered", id, -1, -1);
+    }
+    cJSON_Delete(d);
+}
+
+/* admin: show a batch's registry record */
+static void h_show(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    char err[512];
+    rte_batch_record rec;
+    const char *id = rte_http_req_tail(req);
+    if (!rte_batch_registry_valid_id(id)) {
+        rte_http_error(req, 400, "batch id: expected 1..127 characters of [A-Za-z0-9._:-]");
+        return;
+    }
+    int rc = rte_batch_registry_get(rte_service_redis(), &WH.registry, id, &rec, err, sizeof err);
+    if (rc < 0) {
+        rte_http_error(req, 503, "%s", err);
+        return;
+    }
+    if (rc == 0) {
+        rte_http_error(req, 404, "batch %s is not registered", id);
+        return;
+    }
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "batch_id", rec.batch_id);
+    cJSON_AddStringToObject(d, "source", rec.source);
+    cJSON_AddNumberToObject(d, "items", rec.items);
+    cJSON_AddNumberToObject(d, "submitted_ms", (double)rec.submitted_ms);
+    cJSON_AddNumberToObject(d, "next_ms", (double)rec.next_ms);
+    cJSON_AddNumberToObject(d, "retry_until_ms", (double)rec.retry_until_ms);
+    cJSON_AddStringToObject(d, "cursor", rec.cursor);
+    cJSON_AddNumberToObject(d, "checks", rec.checks);
+    cJSON_AddNumberToObject(d, "polled", (double)rec.polled);
+    cJSON_AddStringToObject(d, "state", rec.done ? "done" : "pending");
+    cJSON_AddStringToObject(d, "done_reason", rec.done_reason);
+    rte_http_respond_json(req, 200, d);
+    cJSON_Delete(d);
+}
+
+static rte_http_route routes[] = {
+    {"POST", "/api/v1/batch-callback", h_callback, NULL, 0, "batch_callback"},
+    {NULL},
+};
+
+static const rte_http_route admin_routes[] = {
+    {"POST", "/admin/batches", h_register, NULL, 64 * 1024, "admin_register_batch"},
+    {"GET", "/admin/batches/*", h_show, NULL, 0, "admin_show_batch"},
+    {NULL},
+};
+
+/* wh_http_routes - static table */
+rte_http_route *wh_http_routes(void)
+{
+    return routes;
+}
+
+/* wh_http_admin_routes - static table */
+const rte_http_route *wh_http_admin_routes(void)
+{
+    return admin_routes;
+}
+
+/* wh_http_start - init thread */
+int wh_http_start(char *err, size_t errlen)
+{
+    routes[0].max_body = WH.max_body;
+    Q.threads = calloc((size_t)WH.workers, sizeof *Q.threads);
+    if (Q.threads == NULL) {
+        snprintf(err, errlen, "out of memory starting %d workers", WH.workers);
+        return -1;
+    }
+    for (int i = 0; i < WH.workers; i++) {
+        if (pthread_create(&Q.threads[i], NULL, worker_main, NULL) != 0) {
+            snprintf(err, errlen, "cannot start callback worker %d", i);
+            return -1;
+        }
+        Q.nthreads++;
+    }
+    return 0;
+}
+
+/* wh_http_stop - shutdown thread: workers finish the queue, then exit */
+void wh_http_stop(void)
+{
+    pthread_mutex_lock(&Q.mu);
+    Q.stopping = 1;
+    pthread_cond_broadcast(&Q.cv);
+    pthread_mutex_unlock(&Q.mu);
+    for (int i = 0; i < Q.nthreads; i++)
+        pthread_join(Q.threads[i], NULL);
+    free(Q.threads);
+    Q.threads = NULL;
+    Q.nthreads = 0;
+}

@@ -1,0 +1,281 @@
+"""webhook-receiver: signed batch callbacks into the cache, end to end.
+
+Real processes: redis-server, the Kafka dev broker, the receiver, and
+tools/stedi-sim as a real sender. Checks both signature schemes (good, bad,
+expired, replayed), secret rotation, malformed and oversized bodies, that
+the same callback twice writes once, the per-batch record and the
+cache_warming_events event, and a callback stedi-sim sends for a real batch.
+"""
+import json
+import os
+import time
+
+import pytest
+import requests
+
+from conftest import start_stedi_sim, stop_clean, wait_for
+from kafka_util import consume_all
+from webhook_util import (SECRET, body_of, cache_get, callback, golden, metric,
+                                        post, sign_hex, sign_standard, start_receiver,
+                                        wait_cached)
+
+OLD_SECRET = "whsec-integration-old"
+
+
+@pytest.fixture(scope="module")
+def rx(workdir, redis_server, kafka_broker):
+    s = start_receiver(workdir, redis_server.url, kafka_broker.bootstrap,
+                       WH_SECRETS=f"{SECRET}, {OLD_SECRET}", WH_MAX_BODY=300000,
+                       WH_MAX_RESULTS=500)
+    yield s
+    stop_clean(s)
+
+
+@pytest.fixture(scope="module")
+def rds(redis_server):
+    return redis_server.client()
+
+
+def test_golden_callback_standard_scheme_lands_in_cache(rx, rds, kafka_broker):
+    body = golden("callback_good.json")
+    r = post(rx, body, sign_standard(body))
+    assert r.status_code == 202, r.text
+    d = r.json()
+    assert d["status"] == "accepted" and d["batch_id"] == "golden-batch-1"
+    assert d["results"] == 3 and d["parts"] == 1
+    expected = json.loads(golden("callback_good.expected.json"))
+    got = wait_cached(rds, list(expected))
+    for member, want in expected.items():
+        for k, v in want.items():
+            assert got[member][k] == v, (member, k)
+        # cached_at is the callback's completed_at (older than receipt)
+        assert got[member]["cached_at"] == "2026-01-05T06:00:00.000Z"
+        assert got[member]["fresh_until"] == "2026-01-06T04:00:00.000Z"  # + 22 h
+    assert cache_get(rds, "GM2", "62308") is None  # payer errors are counted, not cached
+    wait_for(lambda: rds.exists("rte:wh:event:golden-batch-1"), what="event sent")
+    assert rds.scard("rte:wh:batch:golden-batch-1:written") == 2
+    assert rds.hgetall("rte:wh:batch:golden-batch-1:failed") == {b"G-2": b"payer_error"}
+    assert metric(rx, "rte_wh_results_failed_total", reason="payer_error") >= 1
+    assert metric(rx, "rte_wh_callbacks_total", result="accepted") >= 1
+    events = [json.loads(m.value) for m in consume_all(kafka_broker.bootstrap,
+                                                       "domain.rte.v1.cache_warming_events")
+              if m.key == b"golden-batch-1"]
+    assert len(events) == 1
+    ev = events[0]
+    assert ev["event_id"] == "webhook-receiver:golden-batch-1:results_cached"
+    assert (ev["total"], ev["written"], ev["failed"]) == (3, 2, 1)
+    assert ev["failed_by_reason"] == {"payer_error": 1} and ev["via"] == "callback"
+    # the durable copy is on the results topic, keyed by batch id
+    copies = [m for m in consume_all(kafka_broker.bootstrap, "rte.stedi.batch-results")
+              if m.key == b"golden-batch-1"]
+    assert len(copies) == 1
+    env = json.loads(copies[0].value)
+    assert env["kind"] == "callback" and env["total"] == 3 and len(env["results"]) == 3
+    assert copies[0].headers["rte-kind"] == b"callback"
+
+
+def test_x_webhook_signature_scheme(rx, rds):
+    doc = callback("xsig-batch", 4)
+    body = body_of(doc)
+    r = post(rx, body, sign_hex(body))
+    assert r.status_code == 202, r.text
+    got = wait_cached(rds, [f"xsig-batchM{i}" for i in range(4)])
+    assert got["xsig-batchM1"]["copay_amount"] == 15
+    assert got["xsig-batchM1"]["network_status"] == "out_of_network"
+    # upper-case hex and a sha256= prefix are the same signature: a replay now
+    h = sign_hex(body)
+    h["X-Webhook-Signature"] = "sha256=" + h["X-Webhook-Signature"].upper()
+    r = post(rx, body, h)
+    assert r.status_code == 200 and r.json()["status"] == "duplicate"
+
+
+def test_bad_signatures_are_401_without_hints(rx):
+    body = body_of(callback("bad-sig", 2))
+    before_std = metric(rx, "rte_wh_signature_failures_total", scheme="standard_webhooks",
+                        reason="mismatch")
+    before_hex = metric(rx, "rte_wh_signature_failures_total", scheme="x_webhook_signature",
+                        reason="mismatch")
+    cases = [
+        sign_standard(body, secret="not-the-secret"),
+        sign_hex(body, secret="not-the-secret"),
+        sign_standard(body + b" "),  # signed another body
+        {"Content-Type": "application/json"},  # no signature at all
+        {**sign_standard(body), "webhook-signature": "v1,not base64!"},
+        {**sign_standard(body), "webhook-signature": "v2,abc"},
+        {**sign_standard(body), "webhook-timestamp": "yesterday"},
+        {"X-Webhook-Signature": "abcd"},
+    ]
+    for h in cases:
+        r = post(rx, body, h)
+        assert r.status_code == 401, (h, r.text)
+        msg = r.json()["error"]["message"]
+        assert "secret" not in msg.lower() and SECRET not in msg and OLD_SECRET not in msg
+    assert metric(rx, "rte_wh_signature_failures_total", scheme="standard_webhooks",
+                  reason="mismatch") == before_std + 2
+    assert metric(rx, "rte_wh_signature_failures_total", scheme="x_webhook_signature",
+                  reason="mismatch") == before_hex + 1
+    assert metric(rx, "rte_wh_signature_failures_total", scheme="none", reason="missing") >= 1
+    assert metric(rx, "rte_wh_signature_failures_total", scheme="standard_webhooks",
+                  reason="malformed") >= 3
+
+
+def test_several_signatures_one_good(rx, rds):
+    body = body_of(callback("multi-sig", 1))
+    h = sign_standard(body)
+    bad = sign_standard(body, secret="some-other-key", wid=h["webhook-id"],
+                        ts=h["webhook-timestamp"])
+    h["webhook-signature"] = bad["webhook-signature"] + " " + h["webhook-signature"]
+    assert post(rx, body, h).status_code == 202
+    wait_cached(rds, ["multi-sigM0"])
+
+
+def test_expired_and_future_timestamps_refused(rx):
+    body = body_of(callback("expired", 1))
+    for ts in (int(time.time()) - 301, int(time.time()) + 301):
+        r = post(rx, body, sign_standard(body, ts=ts))
+        assert r.status_code == 401
+        assert "window" in r.json()["error"]["message"]
+    assert metric(rx, "rte_wh_signature_failures_total", scheme="standard_webhooks",
+                  reason="expired") >= 2
+    # inside the tolerance is fine
+    r = post(rx, body, sign_standard(body, ts=int(time.time()) - 240))
+    assert r.status_code == 202
+
+
+def test_replayed_webhook_id_is_200_and_not_processed(rx, rds):
+    body = body_of(callback("replay", 2))
+    h = sign_standard(body)
+    assert post(rx, body, h).status_code == 202
+    before = metric(rx, "rte_wh_replays_total", scheme="standard_webhooks")
+    r = post(rx, body, h)
+    assert r.status_code == 200 and r.json()["status"] == "duplicate"
+    assert metric(rx, "rte_wh_replays_total", scheme="standard_webhooks") == before + 1
+    assert metric(rx, "rte_wh_callbacks_total", result="duplicate") >= 1
+
+
+def test_secret_rotation(rx, rds):
+    for i, secret in enumerate((SECRET, OLD_SECRET)):
+        body = body_of(callback(f"rotation-{i}", 1))
+        assert post(rx, body, sign_standard(body, secret=secret)).status_code == 202
+        assert post(rx, body, sign_hex(body, secret=secret)).status_code == 202
+    wait_cached(rds, ["rotation-0M0", "rotation-1M0"])
+    body = body_of(callback("rotation-2", 1))
+    assert post(rx, body, sign_standard(body, secret="whsec-retired-long-ago")).status_code == 401
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda d: d.pop("batch_id"), "batch_id: missing"),
+    (lambda d: d.update(batch_id="has spaces"), "batch_id: expected characters"),
+    (lambda d: d.update(results={}), "results: expected an array"),
+    (lambda d: d["results"][3].pop("member_id"), "results[3].member_id: missing"),
+    (lambda d: d["results"][1].update(status="maybe"), "results[1].status: expected completed"),
+    (lambda d: d["results"][2].pop("eligibility"), "results[2].eligibility: missing"),
+    (lambda d: d["results"][0]["eligibility"].update(copay_amount="ten"),
+     "results[0].eligibility.copay_amount: expected a number"),
+    (lambda d: d["results"][4]["eligibility"].update(coverage_end="31/12/2026"),
+     "results[4].eligibility.coverage_end: expected YYYY-MM-DD"),
+    (lambda d: d["results"][4]["eligibility"].pop("eligible"),
+     "results[4].eligibility.eligible: missing"),
+    (lambda d: d.update(completed_at="soon"), "completed_at: expected an RFC 3339"),
+])
+def test_malformed_fields_are_400_naming_the_field(rx, mutate, message):
+    doc = callback("malformed", 5)
+    mutate(doc)
+    body = body_of(doc)
+    r = post(rx, body, sign_standard(body))
+    assert r.status_code == 400, r.text
+    assert message in r.json()["error"]["message"]
+
+
+def test_golden_missing_member_and_not_json(rx):
+    body = golden("callback_missing_member.json")
+    r = post(rx, body, sign_standard(body))
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == "results[3].member_id: missing"
+    for body in (b"{not json", b"[]", b""):
+        r = post(rx, body, sign_standard(body))
+        assert r.status_code == 400, body
+
+
+def test_size_limits(rx):
+    big = body_of(callback("too-big", 1400))
+    assert len(big) > 300000
+    r = post(rx, big, sign_standard(big))
+    assert r.status_code == 413
+    many = body_of(callback("too-many", 501))
+    assert len(many) < 300000
+    r = post(rx, many, sign_standard(many))
+    assert r.status_code == 400
+    assert "results: 501 results, at most 500" in r.json()["error"]["message"]
+
+
+def test_same_callback_twice_writes_once(rx, rds):
+    doc = callback("twice", 20, errors=(3,))
+    body = body_of(doc)
+    written = metric(rx, "rte_wh_results_written_total", kind="callback")
+    # two deliveries of one callback with different webhook-ids (a sender retry)
+    assert post(rx, body, sign_standard(body)).status_code == 202
+    wait_cached(rds, [f"twiceM{i}" for i in range(20) if i != 3])
+    wait_for(lambda: rds.exists("rte:wh:event:twice"), what="event")
+    assert post(rx, body, sign_standard(body)).status_code == 202
+    wait_for(lambda: metric(rx, "rte_wh_messages_total", kind="callback", outcome="duplicate") >= 1,
+             what="second delivery consumed")
+    assert metric(rx, "rte_wh_results_written_total", kind="callback") == written + 19
+    assert rds.scard("rte:wh:batch:twice:written") == 19
+
+
+def test_stedi_sim_callback_for_real_batch(rx, rds, workdir):
+    sim = start_stedi_sim(workdir, batch_min_delay="1s", batch_max_delay="5s",
+                          callback_secret=SECRET)
+    try:
+        items = [{"controlNumber": f"{i:09d}", "tradingPartnerServiceId": "62308",
+                  "provider": {"organizationName": "Clinic", "npi": "1999999984"},
+                  "subscriber": {"memberId": f"SIM{i}", "firstName": "Ann", "lastName": "Lee",
+                                 "dateOfBirth": "19800102"},
+                  "encounter": {"serviceTypeCodes": ["30"]},
+                  "submitterTransactionIdentifier": f"S{i}"} for i in range(25)]
+        r = requests.post(sim.url("http", "/2024-04-01/eligibility-manager/batch-eligibility"),
+                          json={"items": items, "callback_url": rx.url("http", CALLBACK_PATH)},
+                          headers={"Authorization": "Key test-key"}, timeout=30)
+        assert r.status_code == 200, r.text
+        batch_id = r.json()["batchId"]
+        got = wait_cached(rds, [f"SIM{i}" for i in range(25)])
+        # the cache agrees with what Stedi says about each member
+        page = requests.get(sim.url("http", "/2025-04-25/healthcare/eligibility/poll-batch"),
+                            params={"batchId": batch_id, "pageSize": 100},
+                            headers={"Authorization": "Key test-key"}, timeout=30).json()
+        assert len(page["items"]) == 25
+        for it in page["items"]:
+            active = it["response"]["planStatus"][0]["statusCode"] == "1"
+            entry = got[it["memberId"]]
+            assert entry["eligible"] == active and entry["source"] == "stedi_batch"
+            assert entry["coverage_start"][:4].isdigit()
+        wait_for(lambda: rds.scard(f"rte:wh:batch:{batch_id}:written") == 25,
+                 what="25 recorded")
+        stats = requests.get(sim.url("http", "/_sim/stats"), timeout=10).json()
+        assert stats["callbacks_sent"] == 1 and stats["callbacks_failed"] == 0
+    finally:
+        stop_clean(sim)
+
+
+CALLBACK_PATH = "/api/v1/batch-callback"
+
+
+@pytest.mark.parametrize("var,value,named", [
+    ("RTE_WH_SECRETS", "short", "wh.secrets"),
+    ("RTE_WH_MAX_RESULTS", "0", "wh.max_results"),
+    ("RTE_WH_TIMESTAMP_TOLERANCE", "soon", "wh.timestamp_tolerance"),
+    ("RTE_BATCH_REGISTRY_LEASE", "1ms", "batch_registry.lease"),
+])
+def test_bad_settings_stop_startup_naming_the_key(workdir, redis_server, kafka_broker, var, value,
+                                                   named):
+    import subprocess
+    from conftest import bin_path
+    from webhook_util import receiver_env
+    env = dict(os.environ, **receiver_env(redis_server.url, kafka_broker.bootstrap))
+    env.update({var: value, "RTE_ADMIN_ADDR": "127.0.0.1:0", "RTE_HTTP_ADDR": "127.0.0.1:0",
+                "RTE_GRPC_ADDR": "127.0.0.1:0"})
+    p = subprocess.run([bin_path("webhook-receiver")], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 1
+    assert named in p.stderr and var in p.stderr
