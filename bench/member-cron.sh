@@ -15,7 +15,7 @@
 set -eu
 BUILD=${1:-build}
 N=${N:-1000000}
-BATCH=${BATCH:-100000}
+BATCH=${BATCH:-5000}  # the service default (member_cron.batch)
 LINGER=${LINGER:-5}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac

@@ -77,7 +77,20 @@ struct rte_kafka_producer {
     atomic_int stop;
     pthread_mutex_t mu; /* guards every struct waiter of this producer */
     pthread_cond_t cv;  /* CLOCK_MONOTONIC; broadcast on each sync delivery */
+
+    /* Delivery watermark of rte_kafka_produce messages (see kafka.h): each
+     * gets the next sequence number, carried in its opaque as (seq << 1) | 1
+     * (a waiter pointer is even). Reports set seq_done[seq % SEQ_RING]; the
+     * watermark then moves over every contiguous reported number. */
+    uint8_t *seq_done;           /* SEQ_RING flags, under seq_mu */
+    pthread_mutex_t seq_mu;      /* reports may arrive on the poller and on a flushing thread */
+    _Atomic uint64_t seq_next;   /* last number handed out */
+    uint64_t seq_wm;             /* under seq_mu: every number <= it was reported */
+    _Atomic uint64_t seq_wm_pub; /* seq_wm for lock-free readers */
+    _Atomic uint64_t seq_failed; /* reports that were errors */
 };
+
+#define SEQ_RING (1u << 20) /* above librdkafka's queue.buffering.max.messages default */
 
 /* One rte_kafka_produce_sync call in flight; freed by whichever side is last */
 struct waiter {
@@ -318,6 +331,19 @@ static int brokers_up(rd_kafka_t *rk)
 /* --- producer ------------------------------------------------------------ */
 
 /* poll thread (or a flushing caller): one delivery report */
+/* Mark seq reported and move the watermark over every contiguous report. */
+static void seq_reported(rte_kafka_producer *p, uint64_t seq)
+{
+    pthread_mutex_lock(&p->seq_mu);
+    p->seq_done[seq % SEQ_RING] = 1;
+    while (p->seq_done[(p->seq_wm + 1) % SEQ_RING]) {
+        p->seq_done[(p->seq_wm + 1) % SEQ_RING] = 0;
+        p->seq_wm++;
+    }
+    atomic_store(&p->seq_wm_pub, p->seq_wm);
+    pthread_mutex_unlock(&p->seq_mu);
+}
+
 static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     rte_kafka_producer *p = opaque;
@@ -326,6 +352,15 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
     (void)rk;
     count(m_produced, topic, m->err ? "error" : "ok");
+    if ((uintptr_t)m->_private & 1) {
+        if (m->err) {
+            atomic_fetch_add(&p->seq_failed, 1);
+            rte_log_error("kafka: message to %s not delivered: %s; it is lost", topic,
+                          rd_kafka_err2str(m->err));
+        }
+        seq_reported(p, (uint64_t)((uintptr_t)m->_private >> 1));
+        return;
+    }
     if (!w) {
         if (m->err)
             rte_log_error("kafka: message to %s not delivered: %s; it is lost", topic,
@@ -371,6 +406,8 @@ static void producer_destroy(rte_kafka_producer *p)
         rd_kafka_destroy(p->rk);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->seq_mu);
+    free(p->seq_done);
     free(p);
 }
 
@@ -391,6 +428,15 @@ rte_kafka_producer *rte_kafka_producer_new(const rte_config *cfg, const char *br
         return NULL;
     }
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->seq_mu, NULL);
+    p->seq_done = calloc(SEQ_RING, 1);
+    if (!p->seq_done) {
+        snprintf(err, errlen, "kafka producer: out of memory");
+        pthread_mutex_destroy(&p->mu);
+        pthread_mutex_destroy(&p->seq_mu);
+        free(p);
+        return NULL;
+    }
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->cv, &ca);
@@ -451,7 +497,7 @@ int rte_kafka_producer_free(rte_kafka_producer *p, int timeout_ms)
 
 static int produce(rte_kafka_producer *p, const char *topic, const void *key, size_t keylen,
                    const void *payload, size_t len, const rte_kafka_header *headers, int nheaders,
-                   struct waiter *w, char *err, size_t errlen)
+                   void *w, char *err, size_t errlen)
 {
     rd_kafka_headers_t *hdrs = NULL;
     rd_kafka_resp_err_t e;
@@ -475,12 +521,39 @@ static int produce(rte_kafka_producer *p, const char *topic, const void *key, si
     return -1;
 }
 
-/* rte_kafka_produce - any thread; takes no lock of ours */
+/* rte_kafka_produce - any thread; seq_mu only if librdkafka refuses the message */
 int rte_kafka_produce(rte_kafka_producer *p, const char *topic, const void *key, size_t keylen,
                       const void *payload, size_t len, const rte_kafka_header *headers,
                       int nheaders, char *err, size_t errlen)
 {
-    return produce(p, topic, key, keylen, payload, len, headers, nheaders, NULL, err, errlen);
+    uint64_t seq;
+
+    if (atomic_load(&p->seq_next) - atomic_load(&p->seq_wm_pub) >= SEQ_RING - 1) {
+        snprintf(err, errlen, "produce to %s: %u messages await delivery reports; retry later",
+                 topic, SEQ_RING - 1);
+        return -1;
+    }
+    seq = atomic_fetch_add(&p->seq_next, 1) + 1;
+    if (produce(p, topic, key, keylen, payload, len, headers, nheaders,
+                (void *)(uintptr_t)((seq << 1) | 1), err, errlen) != 0) {
+        seq_reported(p, seq); /* never sent; the caller was told */
+        return -1;
+    }
+    return 0;
+}
+
+/* rte_kafka_produced_seq - any thread; lock-free */
+uint64_t rte_kafka_produced_seq(rte_kafka_producer *p)
+{
+    return atomic_load(&p->seq_next);
+}
+
+/* rte_kafka_delivered_seq - any thread; lock-free */
+uint64_t rte_kafka_delivered_seq(rte_kafka_producer *p, uint64_t *failed)
+{
+    if (failed)
+        *failed = atomic_load(&p->seq_failed);
+    return atomic_load(&p->seq_wm_pub);
 }
 
 static struct timespec deadline_after(int ms)

@@ -343,6 +343,102 @@ static int commit(const cron_run_opts *o, cron_run_state *st, int64_t pos, int64
     return -1;
 }
 
+/*
+ * Pipelined cursor commits: at each batch boundary the run notes the
+ * producer's last sequence number and keeps producing; once the delivery
+ * watermark passes that number (every event before the boundary is
+ * acknowledged) the cursor is saved. So a commit costs no flush, and a crash
+ * still re-emits at most the events after the last saved cursor.
+ */
+#define PIPE 8
+
+struct pending {
+    int64_t pos, emitted;
+    uint64_t seq;
+};
+
+struct pipeline {
+    struct pending q[PIPE];
+    int head, n;
+    uint64_t failed0; /* failed delivery reports when the run started */
+};
+
+/* Save every pending cursor whose events are all acknowledged; wait up to
+ * the flush timeout for the oldest when wait is set. enum cron_run_result
+ * or -1 to go on. */
+static int settle(const cron_run_opts *o, cron_run_state *st, struct pipeline *pl, int wait)
+{
+    char err[256];
+    int64_t t0 = rte_clock_mono_ms();
+
+    while (pl->n > 0) {
+        struct pending *h = &pl->q[pl->head];
+        uint64_t failed, done = rte_kafka_delivered_seq(o->producer, &failed);
+        if (failed != pl->failed0) {
+            rte_log_error("member-cron: schedule %s fire %" PRId64 ": an event was not "
+                          "delivered; cursor stays at its last commit and the fire is retried",
+                          o->sched->name, o->fire_ms);
+            return CRON_RUN_FAILED;
+        }
+        if (done < h->seq) {
+            if (!wait)
+                return -1;
+            if (rte_clock_mono_ms() - t0 > o->flush_timeout_ms) {
+                rte_log_error("member-cron: schedule %s fire %" PRId64 ": events not "
+                              "acknowledged within %d ms; the fire is retried",
+                              o->sched->name, o->fire_ms, o->flush_timeout_ms);
+                return CRON_RUN_FAILED;
+            }
+            sleep_real_ms(1);
+            continue;
+        }
+        int rc = cron_store_advance(o->store, o->sched->name, o->fire_ms, o->token, h->pos,
+                                    h->emitted, 0, rte_clock_now_ms(), err, sizeof err);
+        if (rc < 0) {
+            rte_log_error("member-cron: schedule %s fire %" PRId64 ": cursor not saved (%s); the "
+                          "lease expires and the fire resumes from the last saved cursor",
+                          o->sched->name, o->fire_ms, err);
+            return CRON_RUN_FAILED;
+        }
+        if (rc == 0) {
+            rte_log_warn("member-cron: schedule %s fire %" PRId64 ": lease lost to another "
+                         "replica (fenced); stopping this run",
+                         o->sched->name, o->fire_ms);
+            return CRON_RUN_FENCED;
+        }
+        atomic_fetch_add(&st->commits, 1);
+        pl->head = (pl->head + 1) % PIPE;
+        pl->n--;
+    }
+    atomic_fetch_add(&st->flush_ms, rte_clock_mono_ms() - t0);
+    return -1;
+}
+
+/* Queue a cursor commit at pos; waits only when PIPE commits are already pending. */
+static int commit_later(const cron_run_opts *o, cron_run_state *st, struct pipeline *pl,
+                        int64_t pos, int64_t emitted)
+{
+    int rc = settle(o, st, pl, pl->n == PIPE);
+    if (rc >= 0)
+        return rc;
+    struct pending *t = &pl->q[(pl->head + pl->n) % PIPE];
+    t->pos = pos;
+    t->emitted = emitted;
+    t->seq = rte_kafka_produced_seq(o->producer);
+    pl->n++;
+    return -1;
+}
+
+/* Emitted counts still waiting in the pipeline (folded into a flush-based commit). */
+static int64_t pending_emitted(struct pipeline *pl)
+{
+    int64_t sum = 0;
+    for (int i = 0; i < pl->n; i++)
+        sum += pl->q[(pl->head + i) % PIPE].emitted;
+    pl->n = 0;
+    return sum;
+}
+
 /* cron_run - scheduler thread */
 int cron_run(const cron_run_opts *o, cron_run_state *st)
 {
@@ -360,6 +456,9 @@ int cron_run(const cron_run_opts *o, cron_run_state *st)
     int64_t t0 = rte_clock_mono_ms(), last_commit = t0;
     int64_t commit_every_ms = o->store->lease_ms / 3 > 0 ? o->store->lease_ms / 3 : 1;
     int rc = -1;
+    struct pipeline pl = {.head = 0, .n = 0};
+
+    rte_kafka_delivered_seq(o->producer, &pl.failed0);
 
     if (s->jitter_ms > 0 && !order && n > 0) {
         rte_log_error("member-cron: out of memory ordering %zu members for jitter", n);
@@ -370,7 +469,7 @@ int cron_run(const cron_run_opts *o, cron_run_state *st)
     bucket_init(&b, s->rate);
     while ((size_t)pos < n) {
         if (rte_service_draining()) {
-            rc = commit(o, st, pos, emitted_since, -1);
+            rc = commit(o, st, pos, emitted_since + pending_emitted(&pl), -1);
             if (rc < 0)
                 rc = CRON_RUN_DRAINED;
             break;
@@ -384,7 +483,7 @@ int cron_run(const cron_run_opts *o, cron_run_state *st)
                 int64_t real = rte_clock_real_ms(due - now);
                 sleep_real_ms(real < 50 ? (real < 1 ? 1 : real) : 50);
                 if (rte_clock_mono_ms() - last_commit >= commit_every_ms) {
-                    rc = commit(o, st, pos, emitted_since, 0);
+                    rc = commit(o, st, pos, emitted_since + pending_emitted(&pl), 0);
                     if (rc >= 0)
                         break;
                     emitted_since = 0;
@@ -424,10 +523,15 @@ int cron_run(const cron_run_opts *o, cron_run_state *st)
             atomic_store(&st->emitted, emitted_run);
         }
         int64_t now_mono = (pos & 63) == 0 ? rte_clock_mono_ms() : last_commit;
+        if ((pos & 63) == 0 && pl.n > 0) {
+            rc = settle(o, st, &pl, 0);
+            if (rc >= 0)
+                break;
+        }
         if (pos - committed >= o->batch || now_mono - last_commit >= commit_every_ms) {
             if ((size_t)pos >= n)
                 break; /* the final commit below marks the fire done */
-            rc = commit(o, st, pos, emitted_since, 0);
+            rc = commit_later(o, st, &pl, pos, emitted_since);
             if (rc >= 0)
                 break;
             emitted_since = 0;
@@ -440,7 +544,7 @@ int cron_run(const cron_run_opts *o, cron_run_state *st)
         }
     }
     if (rc < 0 && (size_t)pos >= n) {
-        rc = commit(o, st, pos, emitted_since, 1);
+        rc = commit(o, st, pos, emitted_since + pending_emitted(&pl), 1);
         if (rc < 0)
             rc = CRON_RUN_DONE;
     }

@@ -12,10 +12,14 @@
  * Emission passes a token bucket (schedule rate, real seconds).
  *
  * Every `batch` members (and at least every third of the lease) the run
- * flushes the producer - so everything before the cursor is acknowledged
- * by the broker - and then advances the cursor under its fencing token. A
- * crash therefore re-emits at most one batch (duplicates carry the same
- * event id: "{schedule}/{fire ms}/{member id}") and never skips a member.
+ * notes a cursor commit and keeps producing; the cursor is saved under its
+ * fencing token once the producer's delivery watermark shows every event
+ * before it acknowledged by the broker (rte_kafka_delivered_seq), so no
+ * flush stalls the run. At most 8 commits wait at once. A crash therefore
+ * re-emits only the events after the last saved cursor - normally about one
+ * batch, never more than nine (duplicates carry the same event id:
+ * "{schedule}/{fire ms}/{member id}") - and never skips a member. Drain,
+ * pacing waits and the end of the fire still flush.
  * Losing the lease (fenced) stops the run at once; on drain the run commits
  * and gives the lease up so another replica resumes immediately.
  *

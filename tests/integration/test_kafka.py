@@ -85,6 +85,8 @@ def probe_produce(env, topic, count, start=0, sync=False):
             "--start", str(start)] + (["--sync"] if sync else [])
     r = subprocess.run(args, env=env, capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr.decode(errors="replace")
+    if not sync:  # the delivery watermark reached every message, none failed
+        assert f"produced_seq={count} delivered_seq={count} failed=0" in r.stdout.decode()
 
 
 def test_round_trip_delivers_each_message_once(tmp_path, env, config, broker):

@@ -90,6 +90,20 @@ int rte_kafka_produce(rte_kafka_producer *p, const char *topic, const void *key,
                       int nheaders, char *err, size_t errlen);
 
 /*
+ * Delivery watermark: every message rte_kafka_produce accepts gets the next
+ * sequence number of its producer (1, 2, ...). rte_kafka_produced_seq is
+ * the last number handed out; rte_kafka_delivered_seq is the highest N such
+ * that every message numbered <= N has had its delivery report, and *failed
+ * (if not NULL) how many reports so far were errors. A caller that must not
+ * record progress before its messages are durable (a cursor) remembers
+ * produced_seq at that point and records it once delivered_seq reaches it
+ * with no new failures - without stopping production to flush. Both are
+ * lock-free, any thread.
+ */
+uint64_t rte_kafka_produced_seq(rte_kafka_producer *p);
+uint64_t rte_kafka_delivered_seq(rte_kafka_producer *p, uint64_t *failed);
+
+/*
  * rte_kafka_produce_sync - produce and wait until the broker acknowledged it
  * (acks=all) or timeout_ms passed. 0, or -1 with err.
  */

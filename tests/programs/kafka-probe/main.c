@@ -14,7 +14,9 @@
  * (logging "kafka-probe: handling ..." first) so a test can kill -9 mid-message.
  * SIGTERM/SIGINT stop it cleanly (commit, leave the group), exit 0.
  * produce sends key k<i>, payload m<i> for i in [start, start+count) and
- * exits 0 only once all are acknowledged. connected prints
+ * exits 0 only once all are acknowledged; without --sync it waits on the
+ * delivery watermark (rte_kafka_delivered_seq) and prints
+ * "kafka-probe: produced_seq=N delivered_seq=N failed=0". connected prints
  * rte_kafka_producer_connected() (1/0), one line per check.
  * Brokers come from --brokers, else rte_kafka_brokers().
  *
@@ -238,6 +240,20 @@ static int produce(const struct args *a, rte_config *cfg)
                 ; /* queue full: let it drain */
         if (rc < 0)
             rte_fatal("%s", err);
+    }
+    if (!a->sync) {
+        /* wait on the delivery watermark instead of flushing: it must reach the
+         * last number handed out with no failed report */
+        uint64_t want = rte_kafka_produced_seq(p), failed = 0, got = 0;
+        for (i = 0; i < 3000 && (got = rte_kafka_delivered_seq(p, &failed)) < want; i++)
+            sleep_ms(10);
+        printf("kafka-probe: produced_seq=%llu delivered_seq=%llu failed=%llu\n",
+               (unsigned long long)want, (unsigned long long)got, (unsigned long long)failed);
+        fflush(stdout);
+        if (got != want || failed != 0) {
+            rte_kafka_producer_free(p, 1000);
+            return 1;
+        }
     }
     left = rte_kafka_flush(p, 30000);
     rte_kafka_producer_free(p, 1000);
