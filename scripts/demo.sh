@@ -1,37 +1,151 @@
 #!/bin/sh
-# demo.sh - `make demo`: bring up the local stack and show it working.
+# demo.sh - `make demo`: the suite's main job, end to end, on this machine.
 #
-# Starts Redis and the Kafka dev broker (scripts/dev-stack.sh), then runs the
-# skeleton probe service against them for a few seconds: it consumes a
-# handful of messages, answers its admin endpoints, and drains on SIGTERM.
-# The services of later issues (cache-gateway, cache-warmer, ...) are added
-# here as they land. The stack keeps running afterwards; `make dev-down`
-# stops it.
+#   1. Redis and the Kafka dev broker (scripts/dev-stack.sh), stedi-sim with
+#      a compressed clock (x60: a 4 s Stedi answer takes ~70 ms, batch items
+#      complete within seconds), 2,000 synthetic members (member-gen).
+#   2. member-cron fires a schedule now: it predicts who will open the app
+#      and emits MemberCronEvents (and app_usage_likely predictions).
+#   3. Warming: the first 300 members go to Stedi as one batch through
+#      `rtectl warm` (standing in for cache-warmer, not built yet), registered
+#      for polling; webhook-receiver polls the batch page by page into the
+#      cache - no real-time slot used.
+#   4. cache-gateway answers a warmed member from the cache (HIT) and a cold
+#      one through a real-time Stedi call under the slot limiter (MISS), and
+#      CACHE_ONLY for a cold member answers 504.
+#   5. Figures: Stedi calls, highest in-flight, cache hits/misses.
+#
+# Services are stopped with SIGTERM at the end (they drain and exit 0); Redis
+# and the broker stay up (`make dev-down` stops them). Logs: run/demo/*.log.
 set -eu
 BUILD=${1:-build}
 RUN=${RTE_RUN_DIR:-run}
+DEMO="$RUN/demo"
 sh scripts/dev-stack.sh up "$BUILD"
+mkdir -p "$DEMO"
+rm -f "$DEMO"/*.ports
 
 REDIS_URL=$(cat "$RUN/redis.url")
 BROKERS=$(cat "$RUN/kafka.bootstrap")
+export RTE_REDIS_URL="$REDIS_URL" RTE_KAFKA_BROKERS="$BROKERS" RTE_LOG_LEVEL=warn
+# a fresh member-key secret per run gives a fresh keyspace: "cold" really is cold
+export RTE_CACHE_MEMBER_KEY_SECRET="demo-$(date +%s)" RTE_STEDI_API_KEY=test-key
+export RTE_SLOTS_PREFIX="demo:slots" RTE_BATCH_REGISTRY_PREFIX="demo:batch"
+# registered batches are first checked after 0.5 s and then at most every 1 s
+export RTE_BATCH_REGISTRY_FIRST_DELAY=500ms RTE_BATCH_REGISTRY_MAX_INTERVAL=1s
+PIDS=""
+
+say() { printf '\n\033[1mdemo:\033[0m %s\n' "$*"; }
+
+# start NAME [VAR=value ...]: run build/bin/NAME on free ports, wait until it listens
+start() {
+    name=$1
+    shift
+    ports="$DEMO/$name.ports"
+    env RTE_ADMIN_ADDR=127.0.0.1:0 RTE_HTTP_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
+        RTE_PORTS_FILE="$ports" "$@" "$BUILD/bin/$name" 2>"$DEMO/$name.log" &
+    PIDS="$PIDS $!"
+    i=0
+    while [ ! -s "$ports" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -s "$ports" ] || { echo "demo: $name did not start; see $DEMO/$name.log" >&2; exit 1; }
+}
+port() { sed "s/.*\"$2\":\([0-9]*\).*/\1/" "$DEMO/$1.ports"; }
+metric() { curl -s "http://127.0.0.1:$(port "$1" admin)/metrics" | awk -v m="$2" 'index($0, m) == 1 {s += $NF} END {print s + 0}'; }
+ready() {
+    i=0
+    until curl -sf "http://127.0.0.1:$(port "$1" admin)/readyz" >/dev/null; do
+        i=$((i + 1))
+        [ $i -lt 200 ] || { echo "demo: $1 not ready; see $DEMO/$1.log" >&2; exit 1; }
+        sleep 0.05
+    done
+}
+cleanup() {
+    for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in $PIDS; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+say "2,000 synthetic members -> $DEMO/members.jsonl"
+"$BUILD/bin/member-gen" --count 2000 --seed 42 --out "$DEMO/members.jsonl"
+
+cat >"$DEMO/schedules.yaml" <<'EOF'
+schedules:
+  - name: demo-morning
+    cron: "0 6 * * *"
+    timezone: America/New_York
+    rate: 0
+    catch_up: skip
+    threshold: 0.3
+    filters:
+      - has_rte_enabled: true
+EOF
+
+start stedi-sim RTE_CLOCK_SCALE=60 RTE_SIM_BATCH_MIN_DELAY=10s RTE_SIM_BATCH_MAX_DELAY=90s
+SIM="http://127.0.0.1:$(port stedi-sim http)"
+export RTE_STEDI_BASE_URL="$SIM"
+start member-cron RTE_MEMBER_CRON_MEMBERS="$DEMO/members.jsonl" \
+    RTE_MEMBER_CRON_SCHEDULES="$DEMO/schedules.yaml" RTE_MEMBER_CRON_KEY_PREFIX="demo:cron:"
+start webhook-receiver RTE_WH_POLL_INTERVAL=200ms
+start cache-gateway RTE_GATEWAY_MEMBER_DIR="$DEMO/members.jsonl"
+for s in member-cron webhook-receiver cache-gateway; do ready $s; done
+echo "demo: stedi-sim $SIM, redis $REDIS_URL, kafka $BROKERS"
+
+say "member-cron: fire 'demo-morning' now"
+curl -s -X POST "http://127.0.0.1:$(port member-cron admin)/v1/schedules/demo-morning/run"
 echo
-echo "demo: starting skeleton-probe against redis $REDIS_URL and kafka $BROKERS"
-PORTS="$RUN/skeleton-probe.ports"
-rm -f "$PORTS"
-RTE_REDIS_URL=$REDIS_URL RTE_KAFKA_BROKERS=$BROKERS RTE_PORTS_FILE=$PORTS \
-RTE_ADMIN_ADDR=127.0.0.1:0 RTE_HTTP_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
-    "$BUILD/bin/skeleton-probe" 2>"$RUN/skeleton-probe.log" &
-pid=$!
 i=0
-while [ ! -s "$PORTS" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-admin=$(sed 's/.*"admin":\([0-9]*\).*/\1/' "$PORTS")
-http=$(sed 's/.*"http":\([0-9]*\).*/\1/' "$PORTS")
-sleep 1
-echo "demo: GET /readyz  -> $(curl -s "http://127.0.0.1:$admin/readyz")"
-echo "demo: GET /v1/echo -> $(curl -s "http://127.0.0.1:$http/v1/echo?msg=hello")"
-echo "demo: metrics sample:"
-curl -s "http://127.0.0.1:$admin/metrics" | grep -E '^rte_(ready|dependency_up|http_requests_total)' | head -8
-kill -TERM $pid
-wait $pid && echo "demo: skeleton-probe drained and exited 0"
+until [ "$(metric member-cron member_cron_fires_total)" -ge 1 ] && \
+      curl -s "http://127.0.0.1:$(port member-cron admin)/v1/schedules" | grep -q '"running":null\|"running":false' ||
+      [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+curl -s "http://127.0.0.1:$(port member-cron admin)/metrics" | grep '^member_cron_events_emitted_total' | sed 's/^/demo: /'
+echo "demo: (members at or above the schedule's 0.3 threshold also get an app_usage_likely prediction)"
+
+say "warming: the first 300 members as one Stedi batch, polled into the cache by webhook-receiver"
+out=$("$BUILD/bin/rtectl" warm --members "$DEMO/members.jsonl" --first 300 --source demo 2>/dev/null)
+echo "demo: $out"
+batch=$(echo "$out" | sed 's/.*"batch_id":"\([^"]*\)".*/\1/')
+i=0
+until "$BUILD/bin/rtectl" batch "$batch" 2>/dev/null | grep -q '"done":true' || [ $i -ge 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+echo "demo: $("$BUILD/bin/rtectl" batch "$batch" 2>/dev/null)"
+# the batch's event is emitted once every polled page is in the cache
+i=0
+until [ "$(metric webhook-receiver rte_wh_events_total)" -ge 1 ] || [ $i -ge 200 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+echo "demo: results written to the cache: $(metric webhook-receiver rte_wh_results_written_total)," \
+     "payer errors not cached: $(metric webhook-receiver rte_wh_results_failed_total)"
+
+member_at() { sed -n "${1}p" "$DEMO/members.jsonl" | sed 's/.*"member_id":"\([^"]*\)".*/\1/'; }
+payer_at() { sed -n "${1}p" "$DEMO/members.jsonl" | sed 's/.*"trading_partner_id":"\([^"]*\)".*/\1/'; }
+GW="http://127.0.0.1:$(port cache-gateway http)"
+ask() { # ask LINE [cache_control]: GET through the gateway, print status, headers, timing
+    m=$(member_at "$1")
+    p=$(payer_at "$1")
+    curl -s -o "$DEMO/answer.json" -D "$DEMO/answer.head" \
+        -w "HTTP %{http_code} in %{time_total}s" \
+        "$GW/v1/eligibility/$m?trading_partner_id=$p${2:+&cache_control=$2}"
+    echo "  member $m payer $p ${2:-DEFAULT}"
+    grep -i '^cache-status\|^age' "$DEMO/answer.head" | tr -d '\r' | sed 's/^/    /'
+    sed 's/^/    /' "$DEMO/answer.json" | cut -c1-220
+    echo
+}
+
+say "cache-gateway: a warmed member (expect HIT, no Stedi call)"
+ask 10
+say "cache-gateway: a cold member (expect MISS: one real-time Stedi call under the slot limiter)"
+ask 1500
+say "cache-gateway: the same member again (now HIT)"
+ask 1500
+say "cache-gateway: a cold member with CACHE_ONLY (expect 504, no Stedi call)"
+ask 1700 CACHE_ONLY
+
+say "figures"
+curl -s "$SIM/_sim/stats"
 echo
-echo "demo: the stack is still up (redis $REDIS_URL, kafka $BROKERS); 'make dev-down' stops it"
+echo "demo: gateway hits $(metric cache-gateway rte_cache_hit_total), misses $(metric cache-gateway rte_cache_miss_total)," \
+     "Stedi real-time calls by outcome: $(curl -s "http://127.0.0.1:$(port cache-gateway admin)/metrics" | grep '^rte_stedi_calls_total' | tr '\n' ' ')"
+say "stopping the services (SIGTERM: each drains and exits 0); 'make dev-down' stops Redis and the broker"
