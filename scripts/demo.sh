@@ -66,7 +66,7 @@ cleanup() {
 trap cleanup EXIT
 
 say "2,000 synthetic members -> $DEMO/members.jsonl"
-"$BUILD/bin/member-gen" --count 2000 --seed 42 --out "$DEMO/members.jsonl"
+"$BUILD/bin/member-gen" --count 2000 --seed 42 --now "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --out "$DEMO/members.jsonl"
 
 cat >"$DEMO/schedules.yaml" <<'EOF'
 schedules:
@@ -75,7 +75,7 @@ schedules:
     timezone: America/New_York
     rate: 0
     catch_up: skip
-    threshold: 0.3
+    threshold: 0.7
     filters:
       - has_rte_enabled: true
 EOF
@@ -98,7 +98,7 @@ until [ "$(metric member-cron member_cron_fires_total)" -ge 1 ] && \
       curl -s "http://127.0.0.1:$(port member-cron admin)/v1/schedules" | grep -q '"running":null\|"running":false' ||
       [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
 curl -s "http://127.0.0.1:$(port member-cron admin)/metrics" | grep '^member_cron_events_emitted_total' | sed 's/^/demo: /'
-echo "demo: (members at or above the schedule's 0.3 threshold also get an app_usage_likely prediction)"
+echo "demo: (members at or above the schedule's 0.7 threshold also get an app_usage_likely prediction)"
 
 say "warming: the first 300 members as one Stedi batch, polled into the cache by webhook-receiver"
 out=$("$BUILD/bin/rtectl" warm --members "$DEMO/members.jsonl" --first 300 --source demo 2>/dev/null)
