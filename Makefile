@@ -105,7 +105,7 @@ define svc_unit_rule
 $(BUILD)/tests/$(1)/%: tests/unit/$(1)/%.c $(filter-out services/$(1)/main.c,$(wildcard services/$(1)/*.c)) $(wildcard services/$(1)/*.h) $(LIB) $(HDRS)
 	@mkdir -p $(BUILD)/tests/$(1)
 	@echo "  LINK     $$@"
-	$(Q)$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -Iservices/$(1) $$< $(filter-out services/$(1)/main.c,$(wildcard services/$(1)/*.c)) $(LIB) $$(LDLIBS) -lcmocka -o $$@
+	$(Q)$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -Itests/unit -Iservices/$(1) $$< $(filter-out services/$(1)/main.c,$(wildcard services/$(1)/*.c)) $(LIB) $$(LDLIBS) -lcmocka -o $$@
 endef
 $(foreach d,$(sort $(notdir $(patsubst %/,%,$(dir $(SVC_UNIT_SRC))))),$(eval $(call svc_unit_rule,$(d))))
 

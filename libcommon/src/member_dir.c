@@ -487,16 +487,6 @@ static int skip_value(parser *ps, int depth)
     }
 }
 
-static int64_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static int digits_at(const char *s, int n)
 {
     int v = 0;
@@ -514,7 +504,7 @@ static int64_t parse_when(const char *s, size_t len)
     if (len >= 10 && s[4] == '-' && s[7] == '-') {
         int y = digits_at(s, 4), mo = digits_at(s + 5, 2), d = digits_at(s + 8, 2);
         if (y >= 1970 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31) {
-            int64_t ms = days_from_civil(y, mo, d) * 86400000LL;
+            int64_t ms = rte_days_from_civil(y, mo, d) * 86400000LL;
             if (len == 10)
                 return ms;
             if (len == 20 && s[10] == 'T' && s[13] == ':' && s[16] == ':' && s[19] == 'Z') {

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "rte/clock.h"
+
 #define WINDOW (3 * 3600) /* largest DST shift we allow for, with margin */
 #define HORIZON_DAYS (50 * 366)
 
@@ -252,9 +254,9 @@ static int64_t next_local(const cron_expr *e, int64_t t, int64_t limit)
         int64_t days = floor_div(t, 86400), y;
         int m, d;
         int sod = (int)(t - days * 86400);
-        cron_civil_from_days(days, &y, &m, &d);
+        rte_civil_from_days(days, &y, &m, &d);
         if (!((e->month >> m) & 1)) {
-            t = cron_days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * 86400;
+            t = rte_days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * 86400;
             continue;
         }
         if (!day_matches(e, days, d)) {

@@ -101,7 +101,7 @@ static void fmt_time(int64_t ms, char out[24])
     int64_t days = s >= 0 ? s / 86400 : -((-s + 86399) / 86400);
     int64_t sod = s - days * 86400, y;
     int m, d;
-    cron_civil_from_days(days, &y, &m, &d);
+    rte_civil_from_days(days, &y, &m, &d);
     snprintf(out, 24, "%04d-%02d-%02dT%02d:%02d:%02dZ", (int)y, m, d, (int)(sod / 3600),
              (int)(sod / 60 % 60), (int)(sod % 60));
 }
@@ -306,21 +306,10 @@ typedef struct series {
     rte_series *ev, *likely, *filtered, *rate, *progress, *prob;
 } series;
 
-/* flush, then advance the cursor under our token; enum cron_run_result or -1 to go on */
-static int commit(const cron_run_opts *o, cron_run_state *st, int64_t pos, int64_t emitted_delta,
-                  int done)
+/* advance the cursor under our token (retried briefly); enum cron_run_result or -1 to go on */
+static int save_cursor(const cron_run_opts *o, int64_t pos, int64_t emitted_delta, int done)
 {
     char err[256];
-    int64_t t0 = rte_clock_mono_ms();
-    int left = rte_kafka_flush(o->producer, o->flush_timeout_ms);
-    atomic_fetch_add(&st->flush_ms, rte_clock_mono_ms() - t0);
-    atomic_fetch_add(&st->commits, 1);
-    if (left > 0) {
-        rte_log_error("member-cron: schedule %s fire %" PRId64 ": %d events not acknowledged "
-                      "within %d ms; cursor stays at its last commit and the fire is retried",
-                      o->sched->name, o->fire_ms, left, o->flush_timeout_ms);
-        return CRON_RUN_FAILED;
-    }
     int rc = -1;
     for (int attempt = 0; attempt < 5 && rc < 0; attempt++) {
         rc = cron_store_advance(o->store, o->sched->name, o->fire_ms, o->token, pos, emitted_delta,
@@ -341,6 +330,23 @@ static int commit(const cron_run_opts *o, cron_run_state *st, int64_t pos, int64
         return CRON_RUN_FENCED;
     }
     return -1;
+}
+
+/* flush, then advance the cursor under our token; enum cron_run_result or -1 to go on */
+static int commit(const cron_run_opts *o, cron_run_state *st, int64_t pos, int64_t emitted_delta,
+                  int done)
+{
+    int64_t t0 = rte_clock_mono_ms();
+    int left = rte_kafka_flush(o->producer, o->flush_timeout_ms);
+    atomic_fetch_add(&st->flush_ms, rte_clock_mono_ms() - t0);
+    atomic_fetch_add(&st->commits, 1);
+    if (left > 0) {
+        rte_log_error("member-cron: schedule %s fire %" PRId64 ": %d events not acknowledged "
+                      "within %d ms; cursor stays at its last commit and the fire is retried",
+                      o->sched->name, o->fire_ms, left, o->flush_timeout_ms);
+        return CRON_RUN_FAILED;
+    }
+    return save_cursor(o, pos, emitted_delta, done);
 }
 
 /*
@@ -368,7 +374,6 @@ struct pipeline {
  * or -1 to go on. */
 static int settle(const cron_run_opts *o, cron_run_state *st, struct pipeline *pl, int wait)
 {
-    char err[256];
     int64_t t0 = rte_clock_mono_ms();
 
     while (pl->n > 0) {
@@ -392,20 +397,9 @@ static int settle(const cron_run_opts *o, cron_run_state *st, struct pipeline *p
             sleep_real_ms(1);
             continue;
         }
-        int rc = cron_store_advance(o->store, o->sched->name, o->fire_ms, o->token, h->pos,
-                                    h->emitted, 0, rte_clock_now_ms(), err, sizeof err);
-        if (rc < 0) {
-            rte_log_error("member-cron: schedule %s fire %" PRId64 ": cursor not saved (%s); the "
-                          "lease expires and the fire resumes from the last saved cursor",
-                          o->sched->name, o->fire_ms, err);
-            return CRON_RUN_FAILED;
-        }
-        if (rc == 0) {
-            rte_log_warn("member-cron: schedule %s fire %" PRId64 ": lease lost to another "
-                         "replica (fenced); stopping this run",
-                         o->sched->name, o->fire_ms);
-            return CRON_RUN_FENCED;
-        }
+        int rc = save_cursor(o, h->pos, h->emitted, 0);
+        if (rc >= 0)
+            return rc;
         atomic_fetch_add(&st->commits, 1);
         pl->head = (pl->head + 1) % PIPE;
         pl->n--;

@@ -13,6 +13,8 @@
  */
 #include "cron_tz.h"
 
+#include "rte/clock.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -47,32 +49,7 @@ struct cron_tz {
     posix_rule rule;
 };
 
-/* --- civil calendar (Howard Hinnant's algorithms) ------------------------ */
-
-/* cron_days_from_civil - any thread */
-int64_t cron_days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* cron_civil_from_days - any thread */
-void cron_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
+/* civil calendar math: rte_days_from_civil / rte_civil_from_days (clock.h) */
 
 static int64_t floor_div(int64_t a, int64_t b)
 {
@@ -96,13 +73,13 @@ static int64_t rule_local(const rule_date *r, int64_t y)
 {
     int64_t day;
     if (r->kind == RULE_JULIAN_NOLEAP) {
-        day = cron_days_from_civil(y, 1, 1) + r->day - 1;
+        day = rte_days_from_civil(y, 1, 1) + r->day - 1;
         if (is_leap(y) && r->day >= 60)
             day++;
     } else if (r->kind == RULE_JULIAN_ZERO) {
-        day = cron_days_from_civil(y, 1, 1) + r->day;
+        day = rte_days_from_civil(y, 1, 1) + r->day;
     } else {
-        int64_t first = cron_days_from_civil(y, r->month, 1);
+        int64_t first = rte_days_from_civil(y, r->month, 1);
         int wd_first = (int)((first % 7 + 11) % 7); /* 1970-01-01 was a Thursday (4) */
         int delta = (r->wday - wd_first + 7) % 7;
         int dom = 1 + delta + (r->week - 1) * 7;
@@ -124,7 +101,7 @@ static int64_t year_of(int64_t t)
 {
     int64_t y;
     int m, d;
-    cron_civil_from_days(floor_div(t, 86400), &y, &m, &d);
+    rte_civil_from_days(floor_div(t, 86400), &y, &m, &d);
     return y;
 }
 

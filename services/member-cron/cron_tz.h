@@ -49,10 +49,4 @@ int64_t cron_tz_next_transition(const cron_tz *tz, int64_t t);
  */
 int cron_tz_resolve(const cron_tz *tz, int64_t local, int64_t out[2]);
 
-/* cron_days_from_civil - days since 1970-01-01 of a proleptic Gregorian date */
-int64_t cron_days_from_civil(int64_t y, int m, int d);
-
-/* cron_civil_from_days - the date of a day number (inverse of the above) */
-void cron_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
-
 #endif

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "rte/batch_registry.h"
+#include "testutil.h"
 
 static pid_t pid;
 static char port_s[16], url[64];
@@ -28,34 +29,14 @@ static rte_redis *R;
 static rte_batch_registry_opts O;
 static char err[512];
 
-static int free_port(void)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sin;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    bind(fd, (struct sockaddr *)&sin, sizeof sin);
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    snprintf(port_s, sizeof port_s, "%d", free_port());
+    int port = tu_free_port();
+    snprintf(port_s, sizeof port_s, "%d", port);
     snprintf(url, sizeof url, "redis://127.0.0.1:%s", port_s);
-    pid = fork();
-    if (pid == 0) {
-        execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
-        _exit(127);
-    }
+    pid = tu_redis_start(port);
     R = rte_redis_new(url, 1000, err, sizeof err);
-    for (int i = 0; i < 100; i++) {
-        if (rte_redis_ping(R) == 0)
-            break;
-        usleep(100000);
-    }
     rte_batch_registry_opts_init(&O);
     snprintf(O.prefix, sizeof O.prefix, "test:batch");
     O.first_delay_ms = 1000;
@@ -69,8 +50,7 @@ static int teardown(void **state)
 {
     (void)state;
     rte_redis_free(R);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
+    tu_redis_stop(pid);
     return 0;
 }
 

@@ -26,24 +26,14 @@
 
 #include "rte/cache_entry.h"
 #include "rte/clock.h"
+#include "testutil.h"
 
+/* a golden file of this suite */
 static char *slurp(const char *name, size_t *len)
 {
-    char path[512];
-    const char *dir = getenv("RTE_DATA_DIR");
-    snprintf(path, sizeof path, "%s/cache_entry/%s", dir ? dir : "tests/data", name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return buf;
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", "cache_entry", name);
+    return tu_data(path, len);
 }
 
 /* strip the trailing newline of a golden file */
@@ -159,51 +149,19 @@ static void test_freshness(void **state)
 static pid_t redis_pid;
 static char redis_url[64];
 
-/* a port that was free a moment ago */
-static int free_port(void)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sin;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
 static int start_redis(void **state)
 {
     (void)state;
-    int port = free_port();
-    char ports[16];
-    snprintf(ports, sizeof ports, "%d", port);
+    int port = tu_free_port();
     snprintf(redis_url, sizeof redis_url, "redis://127.0.0.1:%d", port);
-    redis_pid = fork();
-    if (redis_pid == 0) {
-        execlp("redis-server", "redis-server", "--port", ports, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
-        _exit(127);
-    }
-    char err[256];
-    rte_redis *r = rte_redis_new(redis_url, 500, err, sizeof err);
-    for (int i = 0; i < 100; i++) {
-        if (rte_redis_ping(r) == 0)
-            break;
-        usleep(100000);
-        rte_redis_free(r);
-        r = rte_redis_new(redis_url, 500, err, sizeof err);
-    }
-    int ok = rte_redis_ping(r) == 0;
-    rte_redis_free(r);
-    return ok ? 0 : -1;
+    redis_pid = tu_redis_start(port);
+    return redis_pid > 0 ? 0 : -1;
 }
 
 static int stop_redis(void **state)
 {
     (void)state;
-    kill(redis_pid, SIGTERM);
-    waitpid(redis_pid, NULL, 0);
+    tu_redis_stop(redis_pid);
     return 0;
 }
 

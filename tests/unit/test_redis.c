@@ -14,57 +14,33 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "rte/redis.h"
+#include "testutil.h"
 
 static pid_t pid;
 static char port_s[16], url[64];
 
-static int free_port(void)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sin;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    bind(fd, (struct sockaddr *)&sin, sizeof sin);
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
 static int launch(void)
 {
-    pid = fork();
-    if (pid == 0) {
-        execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
-        _exit(127);
-    }
-    char err[256];
-    for (int i = 0; i < 100; i++) {
-        rte_redis *r = rte_redis_new(url, 500, err, sizeof err);
-        int ok = rte_redis_ping(r) == 0;
-        rte_redis_free(r);
-        if (ok)
-            return 0;
-        usleep(100000);
-    }
-    return -1;
+    pid = tu_redis_start(atoi(port_s));
+    return pid > 0 ? 0 : -1;
 }
 
 static void halt(void)
 {
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
+    tu_redis_stop(pid);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(port_s, sizeof port_s, "%d", free_port());
+    snprintf(port_s, sizeof port_s, "%d", tu_free_port());
     snprintf(url, sizeof url, "redis://127.0.0.1:%s", port_s);
     return launch();
 }

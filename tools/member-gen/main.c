@@ -167,18 +167,12 @@ static void put_fixed(outbuf *o, uint64_t v, int decimals)
     put_uint(o, v % scale, decimals);
 }
 
-/* civil date from days since 1970-01-01 (Howard Hinnant's algorithm) */
+/* civil date from days since 1970-01-01 */
 static void civil_from_days(int64_t z, int *y, int *m, int *d)
 {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = (int)(yoe + era * 400 + (*m <= 2));
+    int64_t yy;
+    rte_civil_from_days(z, &yy, m, d);
+    *y = (int)yy;
 }
 
 static int64_t floor_div(int64_t a, int64_t b)

@@ -47,4 +47,14 @@ void rte_clock_format(int64_t ms, char *buf, int len);
 /* rte_clock_parse - RFC 3339 (Z or +hh:mm) or epoch seconds to ms; -1 if invalid */
 int64_t rte_clock_parse(const char *s);
 
+/*
+ * Proleptic Gregorian calendar <-> days since 1970-01-01 (Howard Hinnant's
+ * algorithms; exact for any year a 64-bit day count holds). Pure; any thread.
+ */
+/* rte_days_from_civil - day number of y-m-d (m 1..12, d 1..31) */
+int64_t rte_days_from_civil(int64_t y, int m, int d);
+
+/* rte_civil_from_days - y-m-d of day number z */
+void rte_civil_from_days(int64_t z, int64_t *y, int *m, int *d);
+
 #endif

@@ -16,23 +16,14 @@
 #include "rte/cache_entry.h"
 #include "rte/json.h"
 #include "wh_callback.h"
+#include "testutil.h"
 
+/* a golden file of this suite */
 static char *slurp(const char *name, size_t *len)
 {
-    char path[512];
-    const char *dir = getenv("RTE_DATA_DIR");
-    snprintf(path, sizeof path, "%s/webhook-receiver/%s", dir ? dir : "tests/data", name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", "webhook-receiver", name);
+    return tu_data(path, len);
 }
 
 static void test_golden_good(void **state)

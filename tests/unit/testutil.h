@@ -1,0 +1,96 @@
+/*
+ * testutil.h - helpers shared by the cmocka unit tests (header-only: each
+ * test is one translation unit linked with libcommon only).
+ *
+ *   tu_data       read tests/data/<path> (RTE_DATA_DIR overrides the root)
+ *   tu_free_port  a loopback TCP port that was free a moment ago
+ *   tu_redis_*    a real redis-server on a given port (no persistence),
+ *                 started and waited for, then stopped with SIGTERM
+ *
+ * Include after <cmocka.h>: failures are cmocka assertions.
+ */
+#ifndef RTE_TESTUTIL_H
+#define RTE_TESTUTIL_H
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rte/redis.h"
+
+/* tu_data - the whole file tests/data/<path>, NUL-terminated (free it); *len its size */
+static inline char *tu_data(const char *path, size_t *len)
+{
+    char full[512];
+    const char *dir = getenv("RTE_DATA_DIR");
+    snprintf(full, sizeof full, "%s/%s", dir && dir[0] ? dir : "tests/data", path);
+    FILE *f = fopen(full, "rb");
+    if (f == NULL)
+        fail_msg("cannot open %s", full);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return buf;
+}
+
+/* tu_free_port - a loopback port nobody listened on a moment ago */
+static inline int tu_free_port(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+/* tu_redis_start - redis-server on port; its pid once it answers PING, -1 if it never does */
+static inline pid_t tu_redis_start(int port)
+{
+    char ports[16], url[64], err[256];
+    snprintf(ports, sizeof ports, "%d", port);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("redis-server", "redis-server", "--port", ports, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 100; i++) {
+        rte_redis *r = rte_redis_new(url, 500, err, sizeof err);
+        int ok = r != NULL && rte_redis_ping(r) == 0;
+        rte_redis_free(r);
+        if (ok)
+            return pid;
+        usleep(100000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+/* tu_redis_stop - SIGTERM and reap */
+static inline void tu_redis_stop(pid_t pid)
+{
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+    }
+}
+
+#endif
