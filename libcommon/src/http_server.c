@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -655,6 +656,19 @@ void rte_http_server_stop(rte_http_server *s, int deadline_ms)
     s->stop_deadline = rte_clock_mono_ms() + deadline_ms;
     pthread_mutex_unlock(&s->lock);
     atomic_store(&s->stopping, 1);
+}
+
+/* rte_http_server_wait_idle - any thread; sleeps in 5 ms steps, takes no lock */
+int rte_http_server_wait_idle(const rte_http_server *s, int timeout_ms)
+{
+    int64_t until = rte_clock_mono_ms() + timeout_ms;
+    int n;
+
+    while ((n = rte_http_server_inflight(s)) > 0 && rte_clock_mono_ms() < until) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return n;
 }
 
 /* rte_http_server_inflight - requests not yet answered; any thread */

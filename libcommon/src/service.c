@@ -518,6 +518,13 @@ static int drain(int signo)
     int cancelled = rte_grpc_server_shutdown(S.grpc, budget);
     if (cancelled > 0)
         rte_log_warn("drain: %d gRPC calls were cancelled at the deadline", cancelled);
+    /* in-flight HTTP requests finish while the service's threads (workers that
+     * answer deferred requests) still run; only then does its shutdown hook go */
+    int waiting = rte_http_server_wait_idle(S.http, budget - (int)(rte_clock_mono_ms() - t0));
+    if (waiting > 0)
+        rte_log_warn("drain: %d HTTP requests still in flight; the service's shutdown answers or "
+                     "drops them",
+                     waiting);
     for (int i = 0; i < S.nconsumers; i++)
         rte_kafka_consumer_stop(S.consumers[i]);
     for (int i = 0; i < S.nconsumers; i++) {

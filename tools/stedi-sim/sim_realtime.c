@@ -410,9 +410,13 @@ void sim_realtime_stop(void)
     pthread_cond_signal(&S.cv);
     pthread_mutex_unlock(&S.mu);
     pthread_join(S.thread, NULL);
-    /* the server has drained; anything left belongs to clients already gone */
-    for (size_t i = 0; i < S.n; i++)
+    /* left only if the drain ran out of time: answer rather than abandon them */
+    for (size_t i = 0; i < S.n; i++) {
+        static const char gone[] =
+            "{\"code\":\"SERVICE_UNAVAILABLE\",\"message\":\"simulator shutting down\"}";
+        rte_http_respond(S.heap[i].req, 503, "application/json", gone, sizeof gone - 1);
         cJSON_free(S.heap[i].body);
+    }
     free(S.heap);
     S.heap = NULL;
     S.n = S.cap = 0;

@@ -88,6 +88,13 @@ void rte_http_server_stop(rte_http_server *s, int deadline_ms);
 /* rte_http_server_inflight - requests accepted and not yet answered; any thread */
 int rte_http_server_inflight(const rte_http_server *s);
 
+/*
+ * rte_http_server_wait_idle - wait until no request is in flight (answered
+ * or abandoned by its client) or timeout_ms passed; the loop keeps serving
+ * meanwhile. Returns the requests still in flight. Any thread but the loop's.
+ */
+int rte_http_server_wait_idle(const rte_http_server *s, int timeout_ms);
+
 /* rte_http_server_free - release (after run returned) */
 void rte_http_server_free(rte_http_server *s);
 
