@@ -19,6 +19,7 @@ set -eu
 BUILD=${1:-build}
 D=${D:-5}
 N=${N:-100000}
+THREADS=${THREADS:-2} # gateway event loops (http.threads), like nginx's worker_processes 2
 PY=/usr/bin/python3
 for t in wrk nginx redis-server; do
     command -v $t >/dev/null 2>&1 || [ -x /usr/sbin/$t ] || {
@@ -86,7 +87,7 @@ PYEOF
 
 RTE_REDIS_URL="redis://127.0.0.1:$RPORT" RTE_KAFKA_BROKERS="$(cat "$tmp/kafka.bootstrap")" \
     RTE_STEDI_BASE_URL="http://127.0.0.1:$SIMPORT" RTE_CACHE_MEMBER_KEY_SECRET=$SECRET \
-    RTE_GATEWAY_MEMBER_DIR="$tmp/members.jsonl" RTE_LOG_LEVEL=error \
+    RTE_GATEWAY_MEMBER_DIR="$tmp/members.jsonl" RTE_LOG_LEVEL=error RTE_HTTP_THREADS=$THREADS \
     RTE_HTTP_ADDR=127.0.0.1:0 RTE_ADMIN_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
     RTE_PORTS_FILE="$tmp/gw.ports" "$BUILD/bin/cache-gateway" 2>"$tmp/gw.log" &
 pids="$pids $!"
@@ -203,4 +204,4 @@ awk -v ga="$GA" -v na="$NA" -v gb="$GB" -v nb="$NB" 'BEGIN {
     printf "ratio gateway/nginx (a) %.2f   (b) %.2f\n", (na > 0 ? ga / na : 0), (nb > 0 ? gb / nb : 0) }'
 curl -s "http://127.0.0.1:$($PY -c "import json;print(json.load(open('$tmp/gw.ports'))['admin'])")/metrics" |
     grep -E '^rte_gateway_l1_total|^rte_cache_hit_total|^rte_cache_miss_total|^rte_gateway_events_total' || true
-echo "reproduce: D=$D N=$N sh bench/gateway.sh $BUILD   (or: make bench-gateway)"
+echo "reproduce: D=$D N=$N THREADS=$THREADS sh bench/gateway.sh $BUILD   (or: make bench-gateway)"

@@ -98,6 +98,7 @@ struct rte_http_server {
     struct listener *listeners[MAX_LISTENERS];
     int nlisteners;
     atomic_int inflight;
+    int reuseport; /* listeners share their port with other servers' (SO_REUSEPORT) */
     atomic_int stopping;
     atomic_int stop_port; /* listener to stop, -1 none */
     int64_t stop_deadline;
@@ -444,7 +445,7 @@ static int parse_addr(const char *addr, struct sockaddr_in *sin, char *err, size
     return 0;
 }
 
-static int open_listen_socket(const char *addr, int *port, char *err, size_t errlen)
+static int open_listen_socket(const char *addr, int reuseport, int *port, char *err, size_t errlen)
 {
     struct sockaddr_in sin;
     if (parse_addr(addr, &sin, err, errlen) != 0)
@@ -456,6 +457,8 @@ static int open_listen_socket(const char *addr, int *port, char *err, size_t err
         return -1;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0 || listen(fd, SOMAXCONN) != 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
         close(fd);
@@ -565,7 +568,7 @@ static int listen_on(rte_http_server *s, const char *addr, const rte_http_route 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    int fd = open_listen_socket(addr, &l->port, err, errlen);
+    int fd = open_listen_socket(addr, s->reuseport, &l->port, err, errlen);
     if (fd < 0) {
         free(l->routes);
         free(l);
@@ -656,6 +659,12 @@ void rte_http_server_stop(rte_http_server *s, int deadline_ms)
     s->stop_deadline = rte_clock_mono_ms() + deadline_ms;
     pthread_mutex_unlock(&s->lock);
     atomic_store(&s->stopping, 1);
+}
+
+/* rte_http_server_set_reuseport - before listening; the creating thread */
+void rte_http_server_set_reuseport(rte_http_server *s, int on)
+{
+    s->reuseport = on;
 }
 
 /* rte_http_server_wait_idle - any thread; sleeps in 5 ms steps, takes no lock */

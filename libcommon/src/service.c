@@ -41,6 +41,7 @@
 #include "rte/metrics.h"
 
 #define MAX_CONSUMERS 16
+#define MAX_HTTP_LOOPS 63 /* http.threads - 1 at most */
 #define MAX_TIMERS 16
 #define MAX_OLD_CONFIGS 64
 
@@ -58,8 +59,11 @@ static struct {
     char redis_url[256];
     int redis_timeout_ms;
     rte_kafka_producer *producer;
-    rte_http_server *http;
+    rte_http_server *http; /* admin port and the public port */
     pthread_t http_thread;
+    rte_http_server *more_http[MAX_HTTP_LOOPS]; /* http.threads - 1 more loops on the public port */
+    pthread_t more_threads[MAX_HTTP_LOOPS];
+    int nmore;
     int public_port, admin_port, grpc_port;
     rte_grpc_server *grpc;
     rte_kafka_consumer *consumers[MAX_CONSUMERS];
@@ -245,9 +249,18 @@ static rte_http_route *admin_table(void)
 
 static void *http_main(void *arg)
 {
-    (void)arg;
-    rte_http_server_run(S.http);
+    rte_http_server_run(arg);
     return NULL;
+}
+
+/* Every HTTP server of the process: the main one, then the extra loops. */
+static int all_http(rte_http_server **out)
+{
+    int n = 0;
+    out[n++] = S.http;
+    for (int i = 0; i < S.nmore; i++)
+        out[n++] = S.more_http[i];
+    return n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -402,9 +415,19 @@ static void write_ports_file(void)
         rte_fatal("RTE_PORTS_FILE '%s': %s", path, strerror(errno));
 }
 
+/* Listen on the public address with TLS when configured; the port or -1 + err. */
+static int listen_public(rte_http_server *h, const char *addr, const char *cert, const char *key,
+                         char *err, size_t errlen)
+{
+    if (cert != NULL)
+        return rte_http_server_listen_tls(h, addr, S.def->routes, cert, key, err, errlen);
+    return rte_http_server_listen(h, addr, S.def->routes, err, errlen);
+}
+
 static void start_http(const rte_config *cfg)
 {
     char err[512];
+    int threads = (int)rte_config_int(cfg, "http.threads", 1, 1, MAX_HTTP_LOOPS + 1);
     S.http = rte_http_server_new(err, sizeof err);
     if (S.http == NULL)
         rte_fatal("http: %s", err);
@@ -422,18 +445,32 @@ static void start_http(const rte_config *cfg)
         if ((cert == NULL) != (key == NULL))
             rte_fatal("config: keys 'http.tls_cert' (RTE_HTTP_TLS_CERT) and 'http.tls_key' "
                       "(RTE_HTTP_TLS_KEY) must be set together");
-        if (cert != NULL)
-            S.public_port =
-                rte_http_server_listen_tls(S.http, pub, S.def->routes, cert, key, err, sizeof err);
-        else
-            S.public_port = rte_http_server_listen(S.http, pub, S.def->routes, err, sizeof err);
+        rte_http_server_set_reuseport(S.http, threads > 1);
+        S.public_port = listen_public(S.http, pub, cert, key, err, sizeof err);
         if (S.public_port < 0)
             rte_fatal("config: key 'http.addr' (RTE_HTTP_ADDR) = '%s'%s: %s", pub,
                       cert ? " with http.tls_cert/http.tls_key" : "", err);
+        /* more loops share the bound port (SO_REUSEPORT; the kernel spreads connections) */
+        char same[300];
+        const char *colon = strrchr(pub, ':');
+        snprintf(same, sizeof same, "%.*s:%d", (int)(colon - pub), pub, S.public_port);
+        for (int i = 0; i < threads - 1; i++) {
+            rte_http_server *h = rte_http_server_new(err, sizeof err);
+            if (h == NULL)
+                rte_fatal("http: %s", err);
+            rte_http_server_set_reuseport(h, 1);
+            if (listen_public(h, same, cert, key, err, sizeof err) < 0)
+                rte_fatal("config: key 'http.threads' (RTE_HTTP_THREADS) = %d: loop %d cannot "
+                          "share %s: %s",
+                          threads, i + 2, same, err);
+            S.more_http[S.nmore++] = h;
+        }
         if (cert != NULL)
             rte_log_info("public port %d serves TLS (HTTP/2 and HTTP/1.1 by ALPN)", S.public_port);
     }
-    pthread_create(&S.http_thread, NULL, http_main, NULL);
+    pthread_create(&S.http_thread, NULL, http_main, S.http);
+    for (int i = 0; i < S.nmore; i++)
+        pthread_create(&S.more_threads[i], NULL, http_main, S.more_http[i]);
 }
 
 static void start_grpc(const rte_config *cfg)
@@ -513,14 +550,19 @@ static int drain(int signo)
     atomic_store(&S.draining, 1);
     evaluate_readiness();
     int budget = (int)(S.shutdown_deadline_ms * 8 / 10);
+    rte_http_server *hs[MAX_HTTP_LOOPS + 1];
+    int nh = all_http(hs);
     if (S.public_port > 0)
-        rte_http_server_stop_listener(S.http, S.public_port);
+        for (int i = 0; i < nh; i++)
+            rte_http_server_stop_listener(hs[i], S.public_port);
     int cancelled = rte_grpc_server_shutdown(S.grpc, budget);
     if (cancelled > 0)
         rte_log_warn("drain: %d gRPC calls were cancelled at the deadline", cancelled);
     /* in-flight HTTP requests finish while the service's threads (workers that
      * answer deferred requests) still run; only then does its shutdown hook go */
-    int waiting = rte_http_server_wait_idle(S.http, budget - (int)(rte_clock_mono_ms() - t0));
+    int waiting = 0;
+    for (int i = 0; i < nh; i++)
+        waiting += rte_http_server_wait_idle(hs[i], budget - (int)(rte_clock_mono_ms() - t0));
     if (waiting > 0)
         rte_log_warn("drain: %d HTTP requests still in flight; the service's shutdown answers or "
                      "drops them",
@@ -547,9 +589,13 @@ static int drain(int signo)
     if (undelivered > 0)
         rte_log_error("drain: %d Kafka messages were not delivered before the deadline",
                       undelivered);
-    rte_http_server_stop(S.http, budget);
+    for (int i = 0; i < nh; i++)
+        rte_http_server_stop(hs[i], budget);
     pthread_join(S.http_thread, NULL);
-    rte_http_server_free(S.http);
+    for (int i = 0; i < S.nmore; i++)
+        pthread_join(S.more_threads[i], NULL);
+    for (int i = 0; i < nh; i++)
+        rte_http_server_free(hs[i]);
     rte_grpc_server_free(S.grpc);
     rte_log_info("drained in %lld ms; exiting", (long long)(rte_clock_mono_ms() - t0));
     return undelivered > 0 ? 1 : 0;

@@ -223,3 +223,30 @@ def test_tls_config_errors_name_the_key(redis_server, kafka_broker, workdir, tmp
     out = subprocess.run([bin_path("skeleton-probe")], env=s.env, capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 1 and expect in out.stderr, out.stderr
+
+
+def test_several_http_loops_share_the_public_port(redis_server, kafka_broker, workdir):
+    """http.threads=3: three loops on one port (SO_REUSEPORT); all answer, drain exits 0."""
+    s = Service("skeleton-probe", probe_env(redis_server, kafka_broker, RTE_HTTP_THREADS="3"),
+                workdir).start()
+    try:
+        for i in range(60):  # a new connection each time, spread by the kernel
+            r = requests.get(s.url("http", f"/v1/echo?msg=m{i}"), timeout=5,
+                             headers={"Connection": "close"})
+            assert r.status_code == 200 and r.json() == {"msg": f"m{i}"}
+        slow = {}
+        t = threading.Thread(target=lambda: slow.update(
+            r=requests.get(s.url("http", "/v1/slow?ms=1500"), timeout=10)))
+        t.start()
+        time.sleep(0.3)
+        s.signal(signal.SIGTERM)
+        t.join(15)
+        assert slow["r"].status_code == 200  # in flight on some loop: still answered
+        assert s.wait(30) == 0
+    finally:
+        s.stop()
+    bad = Service("skeleton-probe", probe_env(redis_server, kafka_broker, RTE_HTTP_THREADS="0"),
+                  workdir)
+    out = subprocess.run([bin_path("skeleton-probe")], env=bad.env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 1 and "http.threads" in out.stderr

@@ -71,6 +71,14 @@ int rte_http_server_listen_tls(rte_http_server *s, const char *addr, const rte_h
                                const char *cert_file, const char *key_file, char *err,
                                size_t errlen);
 
+/*
+ * rte_http_server_set_reuseport - listeners opened after this set
+ * SO_REUSEPORT, so several servers (each its own loop thread) can listen on
+ * one port and the kernel spreads connections among them. Call before
+ * listening, on the thread that created the server.
+ */
+void rte_http_server_set_reuseport(rte_http_server *s, int on);
+
 /* rte_http_server_run - run the loop until stopped; returns 0 */
 int rte_http_server_run(rte_http_server *s);
 
