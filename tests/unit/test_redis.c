@@ -28,7 +28,7 @@ static char port_s[16], url[64];
 
 static int launch(void)
 {
-    pid = tu_redis_start(atoi(port_s));
+    pid = tu_redis_start((int)strtol(port_s, NULL, 10));
     return pid > 0 ? 0 : -1;
 }
 
