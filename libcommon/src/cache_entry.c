@@ -22,6 +22,7 @@
  */
 #include "rte/cache_entry.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,6 +378,118 @@ int rte_cache_put(rte_redis *r, const char *key, const rte_cache_entry *e,
     if (rc < 0)
         snprintf(err, errlen, "cache put: unexpected reply type %d", rep->type);
     freeReplyObject(rep);
+    return rc;
+}
+
+#define PUT_MANY_MAX 1000
+
+static char put_sha[41];
+static pthread_once_t put_sha_once = PTHREAD_ONCE_INIT;
+
+static void put_sha_init(void)
+{
+    rte_sha1_hex(put_script, strlen(put_script), put_sha);
+}
+
+static int is_noscript(const redisReply *rep)
+{
+    return rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0;
+}
+
+/* One pipelined round of EVALSHA; 1 if Redis did not know the script yet. */
+static int put_round(rte_redis *r, rte_cache_write *w, int n, char **values, char (*cached)[40],
+                     const char *ttl, char *err, size_t errlen)
+{
+    const char *(*argv)[7] = calloc((size_t)n, sizeof *argv);
+    rte_redis_argv *cmds = calloc((size_t)n, sizeof *cmds);
+    redisReply **reps = calloc((size_t)n, sizeof *reps);
+    int rc = -1, noscript = 0;
+
+    if (argv == NULL || cmds == NULL || reps == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *a[7] = {"EVALSHA", put_sha, "1", w[i].key, values[i], cached[i], ttl};
+        memcpy(argv[i], a, sizeof a);
+        cmds[i] = (rte_redis_argv){7, argv[i], NULL};
+    }
+    if (rte_redis_pipeline(r, n, cmds, reps, err, errlen) != 0)
+        goto out;
+    rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (is_noscript(reps[i])) {
+            noscript = 1;
+        } else if (reps[i] != NULL && reps[i]->type == REDIS_REPLY_INTEGER) {
+            w[i].rc = (int)reps[i]->integer;
+        } else {
+            snprintf(err, errlen, "cache put: %s",
+                     reps[i] && reps[i]->type == REDIS_REPLY_ERROR ? reps[i]->str
+                                                                   : "unexpected reply");
+            rc = -1;
+        }
+    }
+    if (rc == 0 && noscript)
+        rc = 1;
+out:
+    for (int i = 0; reps != NULL && i < n; i++)
+        if (reps[i] != NULL)
+            freeReplyObject(reps[i]);
+    free(reps);
+    free(cmds);
+    free(argv);
+    return rc;
+}
+
+/* rte_cache_put_many - compare-and-set each write, one round trip; caller's thread owns r */
+int rte_cache_put_many(rte_redis *r, rte_cache_write *w, int n, const rte_cache_freshness *f,
+                       char *err, size_t errlen)
+{
+    char ttl[24], (*cached)[40] = NULL;
+    char **values = NULL;
+    int rc = -1;
+
+    if (n < 0 || n > PUT_MANY_MAX) {
+        snprintf(err, errlen, "cache put: %d writes at once (1..%d)", n, PUT_MANY_MAX);
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    pthread_once(&put_sha_once, put_sha_init);
+    values = calloc((size_t)n, sizeof *values);
+    cached = calloc((size_t)n, sizeof *cached);
+    if (values == NULL || cached == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        values[i] = rte_cache_entry_encode(w[i].entry);
+        if (values[i] == NULL) {
+            snprintf(err, errlen, "out of memory encoding a cache entry");
+            goto out;
+        }
+        rte_clock_format(w[i].entry->cached_at_ms, cached[i], sizeof cached[i]);
+    }
+    snprintf(ttl, sizeof ttl, "%lld", (long long)f->physical_ms);
+    rc = put_round(r, w, n, values, cached, ttl, err, errlen);
+    if (rc == 1) { /* a fresh or flushed Redis: load the script, then once more */
+        redisReply *rep = rte_redis_cmd(r, err, errlen, "SCRIPT LOAD %s", put_script);
+        if (rep == NULL) {
+            rc = -1;
+            goto out;
+        }
+        freeReplyObject(rep);
+        rc = put_round(r, w, n, values, cached, ttl, err, errlen);
+        if (rc == 1) {
+            snprintf(err, errlen, "cache put: Redis keeps answering NOSCRIPT");
+            rc = -1;
+        }
+    }
+out:
+    for (int i = 0; values != NULL && i < n; i++)
+        cJSON_free(values[i]);
+    free(values);
+    free(cached);
     return rc;
 }
 

@@ -212,3 +212,14 @@ void rte_uuid4(char out[37])
              b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
              b[14], b[15]);
 }
+
+/* rte_sha1_hex - reentrant; an OpenSSL failure is a broken process (rte_panic) */
+void rte_sha1_hex(const void *data, size_t n, char out[41])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+
+    if (!EVP_Digest(data, n, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
+        rte_panic("crypto: SHA-1 failed");
+    rte_hex_encode(md, mdlen, out);
+}

@@ -49,7 +49,6 @@
 #include "rte/slots.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,12 +223,7 @@ static int check_opts(const rte_slots_opts *o, char *err, size_t errlen)
 
 static void script_sha(char out[41])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-
-    if (!EVP_Digest(script, strlen(script), md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
-        rte_panic("slots: SHA-1 of the script failed");
-    rte_hex_encode(md, mdlen, out);
+    rte_sha1_hex(script, strlen(script), out);
 }
 
 static void register_metrics(rte_slots *s)

@@ -3,7 +3,8 @@
  * (wh_consume.h).
  *
  * One message is applied in three round-trip phases: the applied check, one
- * rte_cache_put per successful result (each a compare-and-set script), and
+ * compare-and-set per successful result (rte_cache_put_many, 32 per round
+ * trip, spread over the writer pool), and
  * one pipeline for the per-batch record. A crash between the phases
  * redelivers the message; the puts are idempotent (same entry, same
  * cached_at) and the record uses sets keyed by check id, so the redelivery

@@ -44,35 +44,42 @@ static struct {
        .go = PTHREAD_COND_INITIALIZER,
        .done = PTHREAD_COND_INITIALIZER};
 
-/* claim chunks until none are left or a write failed; any pool thread */
+/* claim chunks until none are left or a write failed; each chunk is one
+ * pipelined round trip (rte_cache_put_many); any pool thread */
 static void run(struct job *j)
 {
-    char err[256];
+    char err[256], keys[CHUNK][RTE_CACHE_KEY_MAX];
+    rte_cache_write w[CHUNK];
+    wh_item *owner[CHUNK];
     rte_redis *r = rte_service_redis();
     for (;;) {
         int i0 = atomic_fetch_add(&j->next, CHUNK);
         if (i0 >= j->n || atomic_load(&j->failed))
             return;
-        int i1 = i0 + CHUNK < j->n ? i0 + CHUNK : j->n;
+        int i1 = i0 + CHUNK < j->n ? i0 + CHUNK : j->n, n = 0;
         for (int i = i0; i < i1; i++) {
             wh_item *it = &j->items[i];
-            char key[RTE_CACHE_KEY_MAX];
             if (it->fail != NULL)
                 continue;
-            if (rte_cache_key(WH.cache.member_key_secret, it->member, it->partner, key,
-                              sizeof key) != 0) {
+            if (rte_cache_key(WH.cache.member_key_secret, it->member, it->partner, keys[n],
+                              sizeof keys[n]) != 0) {
                 it->fail = "invalid";
                 continue;
             }
-            it->rc = rte_cache_put(r, key, &it->entry, &WH.cache.freshness, err, sizeof err);
-            if (it->rc < 0) {
-                pthread_mutex_lock(&j->mu);
-                if (!atomic_exchange(&j->failed, 1))
-                    snprintf(j->err, sizeof j->err, "%s", err);
-                pthread_mutex_unlock(&j->mu);
-                return;
-            }
+            w[n] = (rte_cache_write){keys[n], &it->entry, -1};
+            owner[n++] = it;
         }
+        if (rte_cache_put_many(r, w, n, &WH.cache.freshness, err, sizeof err) != 0) {
+            for (int k = 0; k < n; k++)
+                owner[k]->rc = -1;
+            pthread_mutex_lock(&j->mu);
+            if (!atomic_exchange(&j->failed, 1))
+                snprintf(j->err, sizeof j->err, "%s", err);
+            pthread_mutex_unlock(&j->mu);
+            return;
+        }
+        for (int k = 0; k < n; k++)
+            owner[k]->rc = w[k].rc;
     }
 }
 

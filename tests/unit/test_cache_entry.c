@@ -275,6 +275,55 @@ static void test_put_announces_writes(void **state)
     rte_redis_sub_free(sub);
 }
 
+/* Many writes in one round trip: same CAS as rte_cache_put, script reloaded after a flush. */
+static void test_put_many(void **state)
+{
+    (void)state;
+    char err[256];
+    rte_redis *r = rte_redis_new(redis_url, 1000, err, sizeof err);
+    rte_cache_freshness f = rte_cache_freshness_default();
+    rte_cache_entry e[3];
+    rte_cache_write w[3];
+    const char *keys[3] = {"rte:eligibility:many:1", "rte:eligibility:many:2",
+                           "rte:eligibility:many:3"};
+
+    for (int i = 0; i < 3; i++) {
+        memset(&e[i], 0, sizeof e[i]);
+        e[i].eligible = 1;
+        e[i].has_copay = 1;
+        e[i].copay_amount = 10 + i;
+        e[i].cached_at_ms = 2000000000000LL;
+        snprintf(e[i].source, sizeof e[i].source, "stedi_batch");
+        snprintf(e[i].network_status, sizeof e[i].network_status, "in_network");
+        w[i] = (rte_cache_write){keys[i], &e[i], -1};
+    }
+    /* key 3 already holds a newer entry: kept */
+    rte_cache_entry newer = e[2];
+    newer.cached_at_ms += 5000;
+    newer.copay_amount = 99;
+    assert_int_equal(rte_cache_put(r, keys[2], &newer, &f, err, sizeof err), 1);
+    redisReply *fl = rte_redis_cmd(r, err, sizeof err, "SCRIPT FLUSH"); /* NOSCRIPT path */
+    freeReplyObject(fl);
+
+    assert_int_equal(rte_cache_put_many(r, w, 3, &f, err, sizeof err), 0);
+    assert_int_equal(w[0].rc, 1);
+    assert_int_equal(w[1].rc, 1);
+    assert_int_equal(w[2].rc, 0);
+    rte_cache_entry got;
+    int grc = rte_cache_get(r, keys[1], &got, err, sizeof err);
+    if (grc != 1)
+        fail_msg("get: %d %s", grc, err);
+    assert_true(got.copay_amount == 11);
+    assert_int_equal(rte_cache_get(r, keys[2], &got, err, sizeof err), 1);
+    assert_true(got.copay_amount == 99);
+    /* again, now with the script cached: older ones are all kept */
+    assert_int_equal(rte_cache_put_many(r, w, 2, &f, err, sizeof err), 0);
+    assert_int_equal(w[0].rc, 1); /* same cached_at: not older, rewritten */
+    assert_int_equal(rte_cache_put_many(r, w, 0, &f, err, sizeof err), 0);
+    assert_int_equal(rte_cache_put_many(r, w, 1001, &f, err, sizeof err), -1);
+    rte_redis_free(r);
+}
+
 static void test_settings_from_config(void **state)
 {
     char err[256];
@@ -329,6 +378,7 @@ int main(void)
     const struct CMUnitTest redis[] = {
         cmocka_unit_test(test_put_get_never_older),
         cmocka_unit_test(test_put_announces_writes),
+        cmocka_unit_test(test_put_many),
     };
     int rc = cmocka_run_group_tests(pure, NULL, NULL);
     rc += cmocka_run_group_tests(redis, start_redis, stop_redis);

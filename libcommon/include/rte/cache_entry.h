@@ -127,6 +127,22 @@ int64_t rte_cache_entry_age_s(const rte_cache_entry *e, int64_t now_ms);
 int rte_cache_put(rte_redis *r, const char *key, const rte_cache_entry *e,
                   const rte_cache_freshness *f, char *err, size_t errlen);
 
+/* One write of rte_cache_put_many. */
+typedef struct rte_cache_write {
+    const char *key;
+    const rte_cache_entry *entry;
+    int rc; /* out: 1 written, 0 kept the newer one */
+} rte_cache_write;
+
+/*
+ * rte_cache_put_many - rte_cache_put for n writes (1..1000) in one round
+ * trip (pipelined EVALSHA, the script loaded once per connection when
+ * Redis asks). Fills each w[i].rc; returns 0, or -1 + err on a Redis error
+ * (then some writes may have happened: they are idempotent, retry them all).
+ */
+int rte_cache_put_many(rte_redis *r, rte_cache_write *w, int n, const rte_cache_freshness *f,
+                       char *err, size_t errlen);
+
 /* rte_cache_get - 1 found (out filled), 0 absent, -1 + err (Redis error or corrupt value) */
 int rte_cache_get(rte_redis *r, const char *key, rte_cache_entry *out, char *err, size_t errlen);
 

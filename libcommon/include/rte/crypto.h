@@ -24,6 +24,9 @@ int rte_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msgl
 /* rte_ct_equal - constant-time equality of two buffers of length n; 1 if equal */
 int rte_ct_equal(const void *a, const void *b, size_t n);
 
+/* rte_sha1_hex - lower-case hex SHA-1 of data into out (41 bytes); for Redis script ids */
+void rte_sha1_hex(const void *data, size_t n, char out[41]);
+
 /* rte_hex_encode - lower-case hex of n bytes into out (2n+1 bytes) */
 void rte_hex_encode(const uint8_t *in, size_t n, char *out);
 
