@@ -87,7 +87,13 @@ int rte_cache_key(const char *secret, const char *member_id, const char *trading
 {
     char mk[RTE_MEMBER_KEY_LEN + 1];
     rte_crypto_member_key(secret, member_id, mk);
-    int n = snprintf(out, len, "rte:eligibility:%s:%s", mk, trading_partner_id);
+    return rte_cache_key_for(mk, trading_partner_id, out, len);
+}
+
+/* rte_cache_key_for - pure; any thread */
+int rte_cache_key_for(const char *member_key, const char *trading_partner_id, char *out, size_t len)
+{
+    int n = snprintf(out, len, "rte:eligibility:%s:%s", member_key, trading_partner_id);
     return (n < 0 || (size_t)n >= len) ? -1 : 0;
 }
 

@@ -25,8 +25,10 @@
 #include "rte/log.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -200,17 +202,52 @@ int rte_random_bytes(void *buf, size_t n)
 }
 
 /* rte_uuid4 - random RFC 4122 UUID text into out (37 bytes) */
+/* Fork generation: a child process must not reuse its parent's UUID pool. */
+static unsigned fork_gen = 1;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    fork_gen++;
+}
+
+static void watch_forks(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
 void rte_uuid4(char out[37])
 {
+    /* Random bytes come from OpenSSL in 4 KiB helpings per thread (one
+     * RAND_bytes per 256 UUIDs instead of one each: request ids and event ids
+     * are made on every request). A fork re-draws, so a child never repeats
+     * its parent's ids. */
+    static _Thread_local uint8_t pool[4096];
+    static _Thread_local size_t used = sizeof pool;
+    static _Thread_local unsigned gen;
+    static const char hex[] = "0123456789abcdef";
     uint8_t b[16];
+    int k = 0;
 
-    if (rte_random_bytes(b, sizeof(b)) < 0)
-        rte_panic("crypto: RAND_bytes failed generating a UUID");
+    pthread_once(&fork_once, watch_forks);
+    if (used + sizeof b > sizeof pool || gen != __atomic_load_n(&fork_gen, __ATOMIC_RELAXED)) {
+        if (rte_random_bytes(pool, sizeof pool) < 0)
+            rte_panic("crypto: RAND_bytes failed generating a UUID");
+        used = 0;
+        gen = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
+    }
+    memcpy(b, pool + used, sizeof b);
+    memset(pool + used, 0, sizeof b); /* never hand out the same bytes twice */
+    used += sizeof b;
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10xx */
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[k++] = '-';
+        out[k++] = hex[b[i] >> 4];
+        out[k++] = hex[b[i] & 15];
+    }
+    out[k] = '\0';
 }
 
 /* rte_sha1_hex - reentrant; an OpenSSL failure is a broken process (rte_panic) */

@@ -136,12 +136,12 @@ static int fast_path(rte_http_req *req, gw_req *r)
 /* key, deadline, then L1 or the workers; takes over r */
 static void dispatch(rte_http_req *req, gw_req *r)
 {
-    if (rte_cache_key(G.cache.member_key_secret, r->member_id, r->tp, r->key, sizeof r->key) != 0) {
+    rte_crypto_member_key(G.cache.member_key_secret, r->member_id, r->member_key);
+    if (rte_cache_key_for(r->member_key, r->tp, r->key, sizeof r->key) != 0) {
         rte_http_error(req, 400, "field 'trading_partner_id': too long");
         gw_req_unref(r);
         return;
     }
-    rte_crypto_member_key(G.cache.member_key_secret, r->member_id, r->member_key);
     r->t0_mono = rte_clock_mono_ms();
     r->callers_deadline = r->pol.wait_s >= 0;
     r->deadline_mono =

@@ -10,6 +10,9 @@
 
 #include <string.h>
 
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/wait.h>
 #include "rte/crypto.h"
 
 static void fill(uint8_t *buf, uint8_t v, size_t n)
@@ -224,6 +227,43 @@ static void test_random_and_uuid(void **state)
     assert_non_null(strchr("89ab", u1[19]));
 }
 
+static int cmp_uuid(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+/* UUIDs come from a per-thread pool: many in a row (several refills) are all
+ * distinct, and a forked child does not repeat what its parent draws next. */
+static void test_uuid_pool_unique_and_fork_safe(void **state)
+{
+    enum { N = 5000 };
+    static char ids[N][37];
+    char parent[37], child[37] = "";
+    int fds[2];
+
+    (void)state;
+    for (int i = 0; i < N; i++)
+        rte_uuid4(ids[i]);
+    qsort(ids, N, sizeof ids[0], cmp_uuid);
+    for (int i = 1; i < N; i++)
+        assert_string_not_equal(ids[i - 1], ids[i]);
+
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char u[37];
+        rte_uuid4(u);
+        ssize_t w = write(fds[1], u, 37);
+        _exit(w == 37 ? 0 : 1);
+    }
+    rte_uuid4(parent);
+    assert_int_equal(read(fds[0], child, 37), 37);
+    waitpid(pid, NULL, 0);
+    close(fds[0]);
+    close(fds[1]);
+    assert_string_not_equal(parent, child);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -235,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_base64_malformed),
         cmocka_unit_test(test_member_key),
         cmocka_unit_test(test_random_and_uuid),
+        cmocka_unit_test(test_uuid_pool_unique_and_fork_safe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,6 +83,10 @@ rte_cache_freshness rte_cache_freshness_default(void);
 int rte_cache_key(const char *secret, const char *member_id, const char *trading_partner_id,
                   char *out, size_t len);
 
+/* rte_cache_key_for - the same key from a member key already computed (rte_crypto_member_key) */
+int rte_cache_key_for(const char *member_key, const char *trading_partner_id, char *out,
+                      size_t len);
+
 /*
  * rte_cache_entry_from_stedi - map a Stedi eligibility response (real-time
  * body, or the response of one polled batch item) into an entry cached at
