@@ -287,3 +287,25 @@ void rte_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
     *m = (int)(mp < 10 ? mp + 3 : mp - 9);
     *y = yoe + era * 400 + (*m <= 2);
 }
+
+/* rte_clock_cond_init - any thread */
+int rte_clock_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    int rc;
+
+    if (pthread_condattr_init(&ca) != 0)
+        return -1;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    rc = pthread_cond_init(cv, &ca) == 0 ? 0 : -1;
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
+/* rte_clock_mono_timespec - pure; any thread */
+struct timespec rte_clock_mono_timespec(int64_t mono_ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(mono_ms / 1000),
+                          .tv_nsec = (long)(mono_ms % 1000) * 1000000L};
+    return ts;
+}

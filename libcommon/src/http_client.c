@@ -423,24 +423,13 @@ static void register_metrics(rte_http_client *c)
 
 static int init_sync(rte_http_client *c, char *err, size_t errlen)
 {
-    pthread_condattr_t attr;
-    int rc = -1;
-
-    if (pthread_condattr_init(&attr) != 0) {
-        snprintf(err, errlen, "pthread_condattr_init failed");
-        return -1;
-    }
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (pthread_cond_init(&c->wake, &attr) != 0) {
+    if (rte_clock_cond_init(&c->wake) != 0) {
         snprintf(err, errlen, "pthread_cond_init failed");
-        goto out;
+        return -1;
     }
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->share_mu, NULL);
-    rc = 0;
-out:
-    pthread_condattr_destroy(&attr);
-    return rc;
+    return 0;
 }
 
 static int init_curl(rte_http_client *c, long max_connections, char *err, size_t errlen)
@@ -826,16 +815,9 @@ static int64_t retry_wait(const struct plan *p, const struct transfer *t,
 /* Backoff sleep, real time; returns -1 if the client started shutting down. */
 static int sleep_unless_stopping(rte_http_client *c, int64_t ms)
 {
-    struct timespec until;
+    struct timespec until = rte_clock_mono_timespec(rte_clock_mono_ms() + ms);
     int stopping;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
     pthread_mutex_lock(&c->mu);
     while (!c->stopping && pthread_cond_timedwait(&c->wake, &c->mu, &until) != ETIMEDOUT)
         ;

@@ -417,7 +417,6 @@ rte_kafka_producer *rte_kafka_producer_new(const rte_config *cfg, const char *br
 {
     rte_kafka_producer *p;
     rd_kafka_conf_t *conf = NULL;
-    pthread_condattr_t ca;
     char why[512];
     int rc = -1;
 
@@ -437,10 +436,7 @@ rte_kafka_producer *rte_kafka_producer_new(const rte_config *cfg, const char *br
         free(p);
         return NULL;
     }
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    rte_clock_cond_init(&p->cv);
 
     conf = base_conf(cfg, brokers, err, errlen);
     if (!conf || producer_conf(conf, cfg, err, errlen) < 0)
@@ -558,16 +554,7 @@ uint64_t rte_kafka_delivered_seq(rte_kafka_producer *p, uint64_t *failed)
 
 static struct timespec deadline_after(int ms)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
+    return rte_clock_mono_timespec(rte_clock_mono_ms() + ms);
 }
 
 /* rte_kafka_produce_sync - any thread; blocks on the producer's mutex/condvar */

@@ -265,13 +265,7 @@ static void *keeper_main(void *arg)
 
     pthread_mutex_lock(&s->mu);
     while (!s->stopping) {
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += every / 1000;
-        until.tv_nsec += (every % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        until = rte_clock_mono_timespec(rte_clock_mono_ms() + every);
         while (!s->stopping && pthread_cond_timedwait(&s->wake, &s->mu, &until) != ETIMEDOUT)
             ;
         if (s->stopping)
@@ -290,7 +284,6 @@ static void *keeper_main(void *arg)
 rte_stedi *rte_stedi_new(const rte_stedi_opts *o, char *err, size_t errlen)
 {
     rte_stedi *s;
-    pthread_condattr_t ca;
 
     if (check_opts(o, err, errlen) != 0)
         return NULL;
@@ -320,11 +313,8 @@ rte_stedi *rte_stedi_new(const rte_stedi_opts *o, char *err, size_t errlen)
         s->o.http = s->own_http;
     }
     pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->wake, &ca);
-    pthread_cond_init(&s->degraded_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    rte_clock_cond_init(&s->wake);
+    rte_clock_cond_init(&s->degraded_cv);
     register_metrics(s);
     if (s->o.slots != NULL) {
         if (pthread_create(&s->keeper, NULL, keeper_main, s) != 0) {
@@ -614,8 +604,7 @@ static int degraded_acquire(rte_stedi *s, int64_t deadline)
     struct timespec until;
     int ok;
 
-    until.tv_sec = deadline / 1000;
-    until.tv_nsec = (deadline % 1000) * 1000000;
+    until = rte_clock_mono_timespec(deadline);
     pthread_mutex_lock(&s->mu);
     while (s->degraded_in_use >= s->o.degraded_limit && !s->stopping &&
            pthread_cond_timedwait(&s->degraded_cv, &s->mu, &until) != ETIMEDOUT)

@@ -95,17 +95,24 @@ static int64_t num(const redisReply *r)
     return -1;
 }
 
-/* cron_store_horizon - caller's thread */
-int cron_store_horizon(cron_store *st, const char *sched, int64_t *ms, char *err, size_t errlen)
+/* a per-schedule millisecond value: *ms = -1 when absent; 0 or -1 + err */
+static int get_ms(cron_store *st, const char *sched, const char *what, int64_t *ms, char *err,
+                  size_t errlen)
 {
     char k[256];
-    key(k, sizeof k, st, sched, "horizon");
+    key(k, sizeof k, st, sched, what);
     redisReply *r = rte_redis_cmd(st->r, err, errlen, "GET %s", k);
     if (!r)
         return -1;
     *ms = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
     freeReplyObject(r);
     return 0;
+}
+
+/* cron_store_horizon - caller's thread */
+int cron_store_horizon(cron_store *st, const char *sched, int64_t *ms, char *err, size_t errlen)
+{
+    return get_ms(st, sched, "horizon", ms, err, errlen);
 }
 
 /* cron_store_init_horizon - caller's thread */
@@ -284,12 +291,5 @@ int cron_store_fire_info(cron_store *st, const char *sched, int64_t fire_ms, cro
 /* cron_store_last_fire - caller's thread */
 int cron_store_last_fire(cron_store *st, const char *sched, int64_t *ms, char *err, size_t errlen)
 {
-    char k[256];
-    key(k, sizeof k, st, sched, "last_fire");
-    redisReply *r = rte_redis_cmd(st->r, err, errlen, "GET %s", k);
-    if (!r)
-        return -1;
-    *ms = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
-    freeReplyObject(r);
-    return 0;
+    return get_ms(st, sched, "last_fire", ms, err, errlen);
 }

@@ -609,8 +609,7 @@ static void *callback_main(void *arg)
         struct batch *b = next_callback(&when);
         if (b == NULL || when > now) {
             int64_t until = b == NULL || when > now + 1000 ? now + 1000 : when;
-            struct timespec ts = {.tv_sec = (time_t)(until / 1000),
-                                  .tv_nsec = (long)(until % 1000) * 1000000L};
+            struct timespec ts = rte_clock_mono_timespec(until);
             pthread_cond_timedwait(&B.cv, &B.mu, &ts);
             continue;
         }
@@ -649,11 +648,7 @@ int sim_batch_start(char *err, size_t errlen)
     B.client = rte_http_client_new(NULL, err, errlen);
     if (B.client == NULL)
         return -1;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&B.cv, &ca);
-    pthread_condattr_destroy(&ca);
+    rte_clock_cond_init(&B.cv);
     if (pthread_create(&B.thread, NULL, callback_main, NULL) != 0) {
         snprintf(err, errlen, "stedi-sim: cannot start the callback thread");
         return -1;

@@ -369,8 +369,7 @@ static void *scheduler_main(void *arg)
         }
         int64_t now = rte_clock_mono_ms();
         if (S.heap[0].at > now) {
-            struct timespec ts = {.tv_sec = (time_t)(S.heap[0].at / 1000),
-                                  .tv_nsec = (long)(S.heap[0].at % 1000) * 1000000L};
+            struct timespec ts = rte_clock_mono_timespec(S.heap[0].at);
             pthread_cond_timedwait(&S.cv, &S.mu, &ts);
             continue;
         }
@@ -390,11 +389,7 @@ static void *scheduler_main(void *arg)
 /* sim_realtime_start - start the scheduler thread; init */
 int sim_realtime_start(char *err, size_t errlen)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&S.cv, &ca);
-    pthread_condattr_destroy(&ca);
+    rte_clock_cond_init(&S.cv);
     if (pthread_create(&S.thread, NULL, scheduler_main, NULL) != 0) {
         snprintf(err, errlen, "stedi-sim: cannot start the scheduler thread");
         return -1;

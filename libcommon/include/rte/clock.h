@@ -15,7 +15,9 @@
 #ifndef RTE_CLOCK_H
 #define RTE_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 /* rte_clock_init - set scale (> 0) and start (ms since epoch, or 0 = now) */
 int rte_clock_init(double scale, int64_t start_ms);
@@ -46,6 +48,17 @@ void rte_clock_format(int64_t ms, char *buf, int len);
 
 /* rte_clock_parse - RFC 3339 (Z or +hh:mm) or epoch seconds to ms; -1 if invalid */
 int64_t rte_clock_parse(const char *s);
+
+/*
+ * rte_clock_cond_init - initialise cv so its timed waits run on
+ * CLOCK_MONOTONIC, the clock of rte_clock_mono_ms (immune to wall-clock
+ * steps). 0, or -1 if pthread refused. Any thread.
+ */
+int rte_clock_cond_init(pthread_cond_t *cv);
+
+/* rte_clock_mono_timespec - the absolute timespec of a rte_clock_mono_ms time, for
+ * pthread_cond_timedwait on a cv from rte_clock_cond_init; pure */
+struct timespec rte_clock_mono_timespec(int64_t mono_ms);
 
 /*
  * Proleptic Gregorian calendar <-> days since 1970-01-01 (Howard Hinnant's
