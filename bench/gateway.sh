@@ -14,7 +14,8 @@
 # request per member through stedi-sim). Prints req/s and p50/p99 for each
 # tool and the ratios; figures are printed, not asserted. Needs wrk and
 # nginx (apt-get install wrk nginx-light). D=<seconds> per run (default 5),
-# N=<members> (default 100000).
+# N=<members> (default 100000). GATEWAY=<binary> runs another cache-gateway
+# build (a sanitizer build, say) against the same set-up.
 set -eu
 BUILD=${1:-build}
 D=${D:-5}
@@ -89,11 +90,12 @@ RTE_REDIS_URL="redis://127.0.0.1:$RPORT" RTE_KAFKA_BROKERS="$(cat "$tmp/kafka.bo
     RTE_STEDI_BASE_URL="http://127.0.0.1:$SIMPORT" RTE_CACHE_MEMBER_KEY_SECRET=$SECRET \
     RTE_GATEWAY_MEMBER_DIR="$tmp/members.jsonl" RTE_LOG_LEVEL=error RTE_HTTP_THREADS=$THREADS \
     RTE_HTTP_ADDR=127.0.0.1:0 RTE_ADMIN_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
-    RTE_PORTS_FILE="$tmp/gw.ports" "$BUILD/bin/cache-gateway" 2>"$tmp/gw.log" &
-pids="$pids $!"
+    RTE_PORTS_FILE="$tmp/gw.ports" "${GATEWAY:-$BUILD/bin/cache-gateway}" 2>"$tmp/gw.log" &
+GWPID=$!
+pids="$pids $GWPID"
 i=0
 while [ ! -s "$tmp/gw.ports" ]; do
-    i=$((i + 1)); [ $i -gt 400 ] && { echo "cache-gateway did not start" >&2; cat "$tmp/gw.log" >&2; exit 1; }
+    i=$((i + 1)); [ $i -gt 1200 ] && { echo "cache-gateway did not start" >&2; cat "$tmp/gw.log" >&2; exit 1; }
     sleep 0.05
 done
 GWPORT=$($PY -c "import json;print(json.load(open('$tmp/gw.ports'))['http'])")
@@ -192,6 +194,11 @@ run() { # name url connections [script]
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
     printf '%-34s req/s %10s  p50 %8s  p99 %8s  non-2xx %s\n' "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
+    if ! kill -0 "$GWPID" 2>/dev/null; then
+        echo "bench-gateway: cache-gateway exited during '$1'; its log:" >&2
+        tail -40 "$tmp/gw.log" >&2
+        exit 1
+    fi
     eval "$5=$rps"
 }
 echo "bench-gateway: wrk -t2, ${D}s per run, $N members, both caches primed"

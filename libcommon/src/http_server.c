@@ -17,6 +17,15 @@
  *   reference-counted (pool + deferring thread), so whichever side lets go
  *   last frees it. When a request is deferred its body and headers are
  *   copied into the wrapper, so the deferring thread never reads h2o memory.
+ * - Every h2o object that owns a socket (the listeners, each context's
+ *   internal queue, the queue that carries deferred responses) is created
+ *   and destroyed on the loop thread itself, in rte_http_server_run. h2o
+ *   2.2 recycles socket buffers through a per-thread (__thread) free list
+ *   chosen when the socket is created: a socket made on the start-up thread
+ *   but read on a loop thread frees its buffers into the start-up thread's
+ *   list, and with several loops (http.threads) two threads then mutate
+ *   that one list at once, which corrupts the heap. Listening only binds
+ *   the port and records the configuration.
  * - Stopping closes listening sockets on the loop thread, asks each
  *   context to shut down (h2o closes idle keep-alive connections), and
  *   returns from run once no request is in flight or the deadline passed.
@@ -93,12 +102,13 @@ struct listener {
 
 struct rte_http_server {
     h2o_evloop_t *loop;
-    h2o_multithread_queue_t *queue;
+    h2o_multithread_queue_t *queue; /* created by run, on the loop thread */
     h2o_multithread_receiver_t receiver;
     struct listener *listeners[MAX_LISTENERS];
     int nlisteners;
     atomic_int inflight;
     int reuseport; /* listeners share their port with other servers' (SO_REUSEPORT) */
+    int ran;       /* run set the loop up (and tore it down when it returned) */
     atomic_int stopping;
     atomic_int stop_port; /* listener to stop, -1 none */
     int64_t stop_deadline;
@@ -407,8 +417,6 @@ rte_http_server *rte_http_server_new(char *err, size_t errlen)
         return NULL;
     }
     s->loop = h2o_evloop_create();
-    s->queue = h2o_multithread_create_queue(s->loop);
-    h2o_multithread_register_receiver(s->queue, &s->receiver, on_messages);
     atomic_init(&s->inflight, 0);
     atomic_init(&s->stopping, 0);
     atomic_init(&s->stop_port, -1);
@@ -561,6 +569,10 @@ static int listen_on(rte_http_server *s, const char *addr, const rte_http_route 
         snprintf(err, errlen, "too many listeners");
         return -1;
     }
+    if (s->ran) {
+        snprintf(err, errlen, "listen after run: add listeners before rte_http_server_run");
+        return -1;
+    }
     struct listener *l = calloc(1, sizeof *l);
     size_t max_body;
     if (l == NULL || compile_routes(l, routes, &max_body) != 0) {
@@ -584,17 +596,51 @@ static int listen_on(rte_http_server *s, const char *addr, const rte_http_route 
     struct catchall *h = (struct catchall *)h2o_create_handler(pc, sizeof *h);
     h->super.on_req = on_req;
     h->l = l;
-    h2o_context_init(&l->ctx, s->loop, &l->conf);
-    l->accept.ctx = &l->ctx;
     l->accept.hosts = l->conf.hosts;
     l->accept.ssl_ctx = ssl;
     l->ssl = ssl;
     l->fd = fd;
-    l->sock = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    l->sock->data = l;
-    h2o_socket_read_start(l->sock, on_accept);
     s->listeners[s->nlisteners++] = l;
     return l->port;
+}
+
+/* loop thread, before the first turn: the queue, each context and listening socket */
+static void loop_setup(rte_http_server *s)
+{
+    s->queue = h2o_multithread_create_queue(s->loop);
+    h2o_multithread_register_receiver(s->queue, &s->receiver, on_messages);
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct listener *l = s->listeners[i];
+        h2o_context_init(&l->ctx, s->loop, &l->conf);
+        l->accept.ctx = &l->ctx;
+        l->sock = h2o_evloop_socket_create(s->loop, l->fd, H2O_SOCKET_FLAG_DONT_READ);
+        l->sock->data = l;
+        h2o_socket_read_start(l->sock, on_accept);
+    }
+}
+
+/* loop thread, after the last turn: everything loop_setup made, in reverse */
+static void loop_teardown(rte_http_server *s)
+{
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct listener *l = s->listeners[i];
+        if (!l->closed) {
+            l->closed = 1;
+            h2o_socket_read_stop(l->sock);
+            h2o_socket_close(l->sock);
+            l->sock = NULL;
+        }
+        /* request_shutdown arms HTTP/2's GOAWAY timer even with no HTTP/2 connection */
+        if (h2o_timeout_is_linked(&l->ctx.http2._graceful_shutdown_timeout))
+            h2o_timeout_unlink(&l->ctx.http2._graceful_shutdown_timeout);
+        h2o_context_dispose(&l->ctx);
+    }
+    h2o_multithread_unregister_receiver(s->queue, &s->receiver);
+    h2o_multithread_destroy_queue(s->queue);
+    free(s->queue); /* h2o 2.2.5's evloop build closes the queue but never frees it */
+    s->queue = NULL;
+    /* closed sockets (listeners, the queues' pipes) are freed by the next loop turn */
+    h2o_evloop_run(s->loop, 0);
 }
 
 static void close_listener(struct listener *l)
@@ -624,6 +670,8 @@ static void close_connections(rte_http_server *s, int64_t deadline)
 /* rte_http_server_run - run the loop until stopped; the loop thread */
 int rte_http_server_run(rte_http_server *s)
 {
+    s->ran = 1;
+    loop_setup(s);
     for (;;) {
         h2o_evloop_run(s->loop, 100);
         int port = atomic_exchange(&s->stop_port, -1);
@@ -643,6 +691,7 @@ int rte_http_server_run(rte_http_server *s)
         }
     }
     close_connections(s, rte_clock_mono_ms() + 2000);
+    loop_teardown(s);
     return 0;
 }
 
@@ -691,23 +740,12 @@ void rte_http_server_free(rte_http_server *s)
 {
     if (s == NULL)
         return;
+    /* run tore down its sockets on the loop thread; a server never run holds only fds */
     for (int i = 0; i < s->nlisteners; i++) {
-        struct listener *l = s->listeners[i];
-        if (!l->closed) {
-            h2o_socket_read_stop(l->sock);
-            h2o_socket_close(l->sock);
-        }
-        /* request_shutdown arms HTTP/2's GOAWAY timer even with no HTTP/2 connection */
-        if (h2o_timeout_is_linked(&l->ctx.http2._graceful_shutdown_timeout))
-            h2o_timeout_unlink(&l->ctx.http2._graceful_shutdown_timeout);
-        h2o_context_dispose(&l->ctx);
-        h2o_config_dispose(&l->conf);
+        if (!s->ran)
+            close(s->listeners[i]->fd);
+        h2o_config_dispose(&s->listeners[i]->conf);
     }
-    h2o_multithread_unregister_receiver(s->queue, &s->receiver);
-    h2o_multithread_destroy_queue(s->queue);
-    free(s->queue); /* h2o 2.2.5's evloop build closes the queue but never frees it */
-    /* closed sockets (listeners, the queue's pipe) are freed by the next loop turn */
-    h2o_evloop_run(s->loop, 0);
     h2o_evloop_destroy(s->loop);
     for (int i = 0; i < s->nlisteners; i++) {
         if (s->listeners[i]->ssl)

@@ -79,7 +79,11 @@ int rte_http_server_listen_tls(rte_http_server *s, const char *addr, const rte_h
  */
 void rte_http_server_set_reuseport(rte_http_server *s, int on);
 
-/* rte_http_server_run - run the loop until stopped; returns 0 */
+/*
+ * rte_http_server_run - run the loop until stopped; returns 0. Creates every
+ * socket the loop owns on the calling thread and closes them before it
+ * returns (h2o recycles socket buffers per thread).
+ */
 int rte_http_server_run(rte_http_server *s);
 
 /*
