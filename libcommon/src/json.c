@@ -23,6 +23,11 @@
  * fails with "invalid JSON at byte N" (0-based offset where parsing
  * stopped).
  *
+ * rte_jsonw (the writer) keeps going after the buffer fills, only counting,
+ * so callers check once at the end (rte_jsonw_done). Numbers follow cJSON's
+ * print_number: integral values print as integers, others with %1.15g, or
+ * %1.17g when %1.15g does not read back as the same double.
+ *
  * Pure functions over caller-owned objects; callable from any thread. The
  * module does not validate UTF-8 or reject duplicate member names (the
  * first one wins, as with cJSON_GetObjectItemCaseSensitive).
@@ -30,6 +35,7 @@
 #include "rte/json.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -298,4 +304,185 @@ void rte_json_set_prefix(const char *prefix)
 char *rte_json_print(const cJSON *obj)
 {
     return obj ? cJSON_PrintUnformatted(obj) : NULL;
+}
+
+/* ---- writer ------------------------------------------------------------- */
+
+static void w_put(rte_jsonw *w, const char *s, size_t n)
+{
+    if (w->len + n < w->cap)
+        memcpy(w->buf + w->len, s, n);
+    else
+        w->overflow = 1;
+    w->len += n;
+}
+
+static void w_char(rte_jsonw *w, char c)
+{
+    w_put(w, &c, 1);
+}
+
+/* a JSON string literal with cJSON's escapes */
+static void w_string(rte_jsonw *w, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *run = s;
+
+    w_char(w, '"');
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        const char *esc = NULL;
+        char u[6];
+        if (c >= 32 && c != '"' && c != '\\')
+            continue;
+        w_put(w, run, (size_t)(s - run));
+        run = s + 1;
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            memcpy(u, "\\u00", 4);
+            u[4] = hex[c >> 4];
+            u[5] = hex[c & 15];
+            w_put(w, u, 6);
+            continue;
+        }
+        w_put(w, esc, 2);
+    }
+    w_put(w, run, (size_t)(s - run));
+    w_char(w, '"');
+}
+
+/* the separator and key before a member (key NULL: the document itself) */
+static void w_key(rte_jsonw *w, const char *key)
+{
+    if (w->depth > 0) {
+        if (w->n[w->depth - 1]++ > 0)
+            w_char(w, ',');
+        w_string(w, key != NULL ? key : "");
+        w_char(w, ':');
+    }
+}
+
+/* rte_jsonw_init - any thread */
+void rte_jsonw_init(rte_jsonw *w, char *buf, size_t cap)
+{
+    memset(w, 0, sizeof *w);
+    w->buf = buf;
+    w->cap = cap;
+    if (cap == 0)
+        w->overflow = 1;
+}
+
+/* rte_jsonw_begin - any thread */
+void rte_jsonw_begin(rte_jsonw *w, const char *key)
+{
+    w_key(w, key);
+    if (w->depth == RTE_JSONW_DEPTH) {
+        w->overflow = 1;
+        return;
+    }
+    w->n[w->depth++] = 0;
+    w_char(w, '{');
+}
+
+/* rte_jsonw_end - any thread */
+void rte_jsonw_end(rte_jsonw *w)
+{
+    if (w->depth == 0) {
+        w->overflow = 1;
+        return;
+    }
+    w->depth--;
+    w_char(w, '}');
+}
+
+/* rte_jsonw_str - any thread */
+void rte_jsonw_str(rte_jsonw *w, const char *key, const char *value)
+{
+    w_key(w, key);
+    if (value == NULL)
+        w_put(w, "null", 4);
+    else
+        w_string(w, value);
+}
+
+/* digits of v into the end of tmp; returns the first character */
+static char *int_text(int64_t v, char tmp[24])
+{
+    char *p = tmp + 23;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    return p;
+}
+
+/* rte_jsonw_int - any thread */
+void rte_jsonw_int(rte_jsonw *w, const char *key, int64_t value)
+{
+    char tmp[24];
+    char *p = int_text(value, tmp);
+    w_key(w, key);
+    w_put(w, p, (size_t)(tmp + 23 - p));
+}
+
+/* rte_jsonw_num - any thread */
+void rte_jsonw_num(rte_jsonw *w, const char *key, double value)
+{
+    char tmp[32];
+    double back = 0;
+    int n;
+
+    if (isnan(value) || isinf(value)) {
+        rte_jsonw_null(w, key);
+        return;
+    }
+    if (value == floor(value) && fabs(value) < 1e15) {
+        rte_jsonw_int(w, key, (int64_t)value);
+        return;
+    }
+    n = snprintf(tmp, sizeof tmp, "%1.15g", value);
+    if (sscanf(tmp, "%lg", &back) != 1 || back != value)
+        n = snprintf(tmp, sizeof tmp, "%1.17g", value);
+    w_key(w, key);
+    w_put(w, tmp, (size_t)n);
+}
+
+/* rte_jsonw_bool - any thread */
+void rte_jsonw_bool(rte_jsonw *w, const char *key, int value)
+{
+    w_key(w, key);
+    if (value)
+        w_put(w, "true", 4);
+    else
+        w_put(w, "false", 5);
+}
+
+/* rte_jsonw_null - any thread */
+void rte_jsonw_null(rte_jsonw *w, const char *key)
+{
+    w_key(w, key);
+    w_put(w, "null", 4);
+}
+
+/* rte_jsonw_done - any thread */
+int rte_jsonw_done(rte_jsonw *w)
+{
+    if (w->overflow || w->depth != 0 || w->len >= w->cap || w->len > INT_MAX) {
+        if (w->cap > 0)
+            w->buf[0] = '\0';
+        return -1;
+    }
+    w->buf[w->len] = '\0';
+    return (int)w->len;
 }

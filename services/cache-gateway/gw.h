@@ -33,6 +33,8 @@
 #define GW_NAME_MAX 64 /* first/last name */
 #define GW_ASYNC_ID 37 /* uuid + NUL */
 #define GW_MAX_BODY (64 * 1024)
+#define GW_ANSWER_MAX 8192 /* an encoded answer: every field at its limit, fully escaped, fits */
+#define GW_EVENT_MAX 4096  /* an encoded rte.events event, likewise */
 
 /* Settings read at start-up (docs/configuration.md, "## cache-gateway"). */
 typedef struct gw_conf {
@@ -68,7 +70,7 @@ typedef struct gw_metrics {
     rte_series *l1_hit, *l1_miss;            /* rte_gateway_l1_total{result} */
     rte_series *l1_inval;                    /* rte_gateway_l1_invalidations_total */
     rte_series *l1_subscribed;               /* rte_gateway_l1_subscribed */
-    rte_metric *events;                      /* rte_gateway_events_total{result} */
+    rte_series *events_queued, *events_dropped; /* rte_gateway_events_total{result} */
     rte_series *queue_depth;                 /* rte_gateway_queue_depth */
 } gw_metrics;
 

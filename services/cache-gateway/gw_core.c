@@ -218,52 +218,56 @@ static rte_http_req *claim(gw_req *r, char async_id[GW_ASYNC_ID])
 
 /* ---- rendering and accounting ------------------------------------------ */
 
-static void add_entry_fields(cJSON *doc, const rte_cache_entry *e)
+static void write_entry_fields(rte_jsonw *w, const rte_cache_entry *e)
 {
-    cJSON_AddBoolToObject(doc, "eligible", e->eligible);
+    rte_jsonw_bool(w, "eligible", e->eligible);
     if (e->has_copay)
-        cJSON_AddNumberToObject(doc, "copay_amount", e->copay_amount);
+        rte_jsonw_num(w, "copay_amount", e->copay_amount);
     else
-        cJSON_AddNullToObject(doc, "copay_amount");
-    cJSON_AddStringToObject(doc, "network_status", e->network_status);
-    cJSON_AddStringToObject(doc, "coverage_start", e->coverage_start);
-    cJSON_AddStringToObject(doc, "coverage_end", e->coverage_end);
+        rte_jsonw_null(w, "copay_amount");
+    rte_jsonw_str(w, "network_status", e->network_status);
+    rte_jsonw_str(w, "coverage_start", e->coverage_start);
+    rte_jsonw_str(w, "coverage_end", e->coverage_end);
     if (e->is_error) {
-        cJSON *err = cJSON_AddObjectToObject(doc, "error");
-        cJSON_AddStringToObject(err, "code", e->error_code);
-        cJSON_AddStringToObject(err, "message", e->error_message);
+        rte_jsonw_begin(w, "error");
+        rte_jsonw_str(w, "code", e->error_code);
+        rte_jsonw_str(w, "message", e->error_message);
+        rte_jsonw_end(w);
     }
 }
 
-/* the response body of answer a to request r (caller frees) */
-static cJSON *answer_doc(const gw_req *r, const gw_answer *a)
+/* the response body of answer a to request r, as member key of w's open object (NULL: the
+ * document) */
+static void write_answer(rte_jsonw *w, const char *key, const gw_req *r, const gw_answer *a)
 {
-    cJSON *doc = cJSON_CreateObject();
     char ts[40];
 
+    rte_jsonw_begin(w, key);
     if (a->e == NULL) {
-        cJSON *err = cJSON_AddObjectToObject(doc, "error");
-        cJSON_AddNumberToObject(err, "status", a->status);
-        cJSON_AddStringToObject(err, "message", a->message ? a->message : "");
+        rte_jsonw_begin(w, "error");
+        rte_jsonw_int(w, "status", a->status);
+        rte_jsonw_str(w, "message", a->message ? a->message : "");
+        rte_jsonw_end(w);
     }
-    cJSON_AddStringToObject(doc, "member_id", r->member_id);
-    cJSON_AddStringToObject(doc, "trading_partner_id", r->tp);
+    rte_jsonw_str(w, "member_id", r->member_id);
+    rte_jsonw_str(w, "trading_partner_id", r->tp);
     if (a->e != NULL)
-        add_entry_fields(doc, a->e);
-    cJSON_AddStringToObject(doc, "cache_status", result_names[a->result]);
+        write_entry_fields(w, a->e);
+    rte_jsonw_str(w, "cache_status", result_names[a->result]);
     if (a->e != NULL) {
-        cJSON *md = cJSON_AddObjectToObject(doc, "_metadata");
-        cJSON_AddBoolToObject(md, "cached", a->cached);
-        cJSON_AddNumberToObject(md, "age_seconds", (double)rte_cache_entry_age_s(a->e, a->now_ms));
+        rte_jsonw_begin(w, "_metadata");
+        rte_jsonw_bool(w, "cached", a->cached);
+        rte_jsonw_int(w, "age_seconds", rte_cache_entry_age_s(a->e, a->now_ms));
         rte_clock_format(a->e->fresh_until_ms, ts, sizeof ts);
-        cJSON_AddStringToObject(md, "expires_at", ts);
+        rte_jsonw_str(w, "expires_at", ts);
         rte_clock_format(a->e->cached_at_ms, ts, sizeof ts);
-        cJSON_AddStringToObject(md, "cached_at", ts);
-        cJSON_AddStringToObject(md, "source", a->e->source);
-        cJSON_AddStringToObject(md, "mode", gw_mode_name(r->pol.mode));
+        rte_jsonw_str(w, "cached_at", ts);
+        rte_jsonw_str(w, "source", a->e->source);
+        rte_jsonw_str(w, "mode", gw_mode_name(r->pol.mode));
+        rte_jsonw_end(w);
     }
-    cJSON_AddStringToObject(doc, "request_id", r->request_id);
-    return doc;
+    rte_jsonw_str(w, "request_id", r->request_id);
+    rte_jsonw_end(w);
 }
 
 static void account(const gw_req *r, const gw_answer *a)
@@ -286,8 +290,9 @@ static void account(const gw_req *r, const gw_answer *a)
 /* gw_render - loop thread (fast path) or the claiming thread */
 void gw_render(const gw_req *r, const gw_answer *a, rte_http_req *http)
 {
-    char buf[200];
-    cJSON *doc;
+    char buf[200], body[GW_ANSWER_MAX];
+    rte_jsonw w;
+    int n;
 
     if (a->e != NULL) {
         gw_cache_control_header(a->e, G.cache.freshness.physical_ms, buf, sizeof buf);
@@ -300,10 +305,16 @@ void gw_render(const gw_req *r, const gw_answer *a, rte_http_req *http)
     gw_cache_status_header(a->hit, a->fwd, a->fwd_status, a->stored, a->e, a->now_ms, a->detail,
                            buf, sizeof buf);
     rte_http_add_header(http, "Cache-Status", buf);
-    doc = answer_doc(r, a);
+    rte_jsonw_init(&w, body, sizeof body);
+    write_answer(&w, NULL, r, a);
+    n = rte_jsonw_done(&w);
     account(r, a);
-    rte_http_respond_json(http, a->status, doc);
-    cJSON_Delete(doc);
+    if (n < 0) {
+        rte_log_error("answer for request %s exceeds %d bytes", r->request_id, GW_ANSWER_MAX);
+        rte_http_error(http, 500, "the answer could not be encoded");
+        return;
+    }
+    rte_http_respond(http, a->status, "application/json", body, (size_t)n);
 }
 
 /* gw_answer_cached - pure */
@@ -329,22 +340,24 @@ static void error_answer(gw_answer *a, int status, const char *message)
 
 /* ---- async request store ----------------------------------------------- */
 
-static int store_state(const char *id, const cJSON *doc, int nx)
+/* store the async request's state (JSON text in w) under its id; -1 when not stored */
+static int store_state(const char *id, rte_jsonw *w, int nx)
 {
     char key[80], px[24], err[256];
-    char *text = rte_json_print(doc);
     redisReply *rep;
 
-    if (text == NULL)
+    if (rte_jsonw_done(w) < 0) {
+        rte_log_error("async request %s: state exceeds %zu bytes; not stored", id, w->cap);
         return -1;
+    }
     snprintf(key, sizeof key, REQ_PREFIX "%s", id);
     snprintf(px, sizeof px, "%lld", (long long)G.conf.async_ttl_ms);
     if (nx)
-        rep = rte_redis_cmd(rte_service_redis(), err, sizeof err, "SET %s %s PX %s NX", key, text,
-                            px);
+        rep = rte_redis_cmd(rte_service_redis(), err, sizeof err, "SET %s %s PX %s NX", key,
+                            w->buf, px);
     else
-        rep = rte_redis_cmd(rte_service_redis(), err, sizeof err, "SET %s %s PX %s", key, text, px);
-    free(text);
+        rep = rte_redis_cmd(rte_service_redis(), err, sizeof err, "SET %s %s PX %s", key, w->buf,
+                            px);
     if (rep == NULL) {
         rte_log_warn("async request %s: state not stored: %s", id, err);
         degraded("async_store");
@@ -356,27 +369,33 @@ static int store_state(const char *id, const cJSON *doc, int nx)
 
 static int store_pending(const gw_req *r, const char *id)
 {
-    char ts[40];
-    cJSON *doc = cJSON_CreateObject();
+    char ts[40], text[512];
+    rte_jsonw w;
+
     rte_clock_format(rte_clock_now_ms(), ts, sizeof ts);
-    cJSON_AddStringToObject(doc, "status", "pending");
-    cJSON_AddStringToObject(doc, "request_id", id);
-    cJSON_AddStringToObject(doc, "trading_partner_id", r->tp);
-    cJSON_AddStringToObject(doc, "submitted_at", ts);
-    int rc = store_state(id, doc, 1);
-    cJSON_Delete(doc);
-    return rc;
+    rte_jsonw_init(&w, text, sizeof text);
+    rte_jsonw_begin(&w, NULL);
+    rte_jsonw_str(&w, "status", "pending");
+    rte_jsonw_str(&w, "request_id", id);
+    rte_jsonw_str(&w, "trading_partner_id", r->tp);
+    rte_jsonw_str(&w, "submitted_at", ts);
+    rte_jsonw_end(&w);
+    return store_state(id, &w, 1);
 }
 
 static void store_done(const gw_req *r, const char *id, const gw_answer *a)
 {
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "status", "done");
-    cJSON_AddStringToObject(doc, "request_id", id);
-    cJSON_AddNumberToObject(doc, "http_status", a->status);
-    cJSON_AddItemToObject(doc, "response", answer_doc(r, a));
-    store_state(id, doc, 0);
-    cJSON_Delete(doc);
+    char text[GW_ANSWER_MAX + 256];
+    rte_jsonw w;
+
+    rte_jsonw_init(&w, text, sizeof text);
+    rte_jsonw_begin(&w, NULL);
+    rte_jsonw_str(&w, "status", "done");
+    rte_jsonw_str(&w, "request_id", id);
+    rte_jsonw_int(&w, "http_status", a->status);
+    write_answer(&w, "response", r, a);
+    rte_jsonw_end(&w);
+    store_state(id, &w, 0);
 }
 
 /* answer 202 with Location for async id on http */

@@ -1,10 +1,9 @@
 /*
  * gw_events.c - JSON events on rte.events (contract in gw_events.h).
  *
- * Lifecycle events are rare (one per Stedi call step) and built with cJSON;
- * access events happen on every request, so they are formatted with one
- * snprintf into a stack buffer: their fields are validated ids, enum names
- * and numbers that need no escaping.
+ * Events are written with rte_jsonw into a stack buffer (no allocation;
+ * access events happen on every request). Every string is escaped, even
+ * the validated ids, since cache entries can come from any writer.
  */
 #include "gw_events.h"
 
@@ -29,11 +28,11 @@ static void produce(const char *member_key, const char *json, size_t len)
         return;
     if (rte_kafka_produce(p, RTE_TOPIC_RTE_EVENTS, member_key, strlen(member_key), json, len, NULL,
                           0, err, sizeof err) != 0) {
-        rte_counter_inc(G.m.events, (const char *const[]){"dropped"});
+        rte_series_inc(G.m.events_dropped);
         rte_log_debug("rte.events: event dropped: %s", err);
         return;
     }
-    rte_counter_inc(G.m.events, (const char *const[]){"queued"});
+    rte_series_inc(G.m.events_queued);
 }
 
 /* gw_event_lifecycle - any thread */
@@ -41,57 +40,71 @@ void gw_event_lifecycle(const char *type, const char *member_key, const char *tp
                         const char *trigger, const char *request_id, int64_t latency_ms,
                         const char *outcome, const char *detail)
 {
-    char id[37], ts[40];
-    cJSON *doc = cJSON_CreateObject();
-    char *text;
+    char id[37], ts[40], buf[GW_EVENT_MAX];
+    rte_jsonw w;
+    int n;
 
     rte_uuid4(id);
     rte_clock_format(rte_clock_now_ms(), ts, sizeof ts);
-    cJSON_AddStringToObject(doc, "event_id", id);
-    cJSON_AddStringToObject(doc, "type", type);
-    cJSON_AddStringToObject(doc, "occurred_at", ts);
-    cJSON_AddStringToObject(doc, "member_key", member_key);
-    cJSON_AddStringToObject(doc, "trading_partner_id", tp);
-    cJSON_AddStringToObject(doc, "source", "cache-gateway");
-    cJSON_AddStringToObject(doc, "trigger", trigger ? trigger : "request");
+    rte_jsonw_init(&w, buf, sizeof buf);
+    rte_jsonw_begin(&w, NULL);
+    rte_jsonw_str(&w, "event_id", id);
+    rte_jsonw_str(&w, "type", type);
+    rte_jsonw_str(&w, "occurred_at", ts);
+    rte_jsonw_str(&w, "member_key", member_key);
+    rte_jsonw_str(&w, "trading_partner_id", tp);
+    rte_jsonw_str(&w, "source", "cache-gateway");
+    rte_jsonw_str(&w, "trigger", trigger ? trigger : "request");
     if (request_id != NULL && request_id[0] != '\0')
-        cJSON_AddStringToObject(doc, "request_id", request_id);
+        rte_jsonw_str(&w, "request_id", request_id);
     if (latency_ms >= 0)
-        cJSON_AddNumberToObject(doc, "latency_ms", (double)latency_ms);
+        rte_jsonw_int(&w, "latency_ms", latency_ms);
     if (outcome != NULL)
-        cJSON_AddStringToObject(doc, "outcome", outcome);
+        rte_jsonw_str(&w, "outcome", outcome);
     if (detail != NULL && detail[0] != '\0')
-        cJSON_AddStringToObject(doc, "detail", detail);
-    text = rte_json_print(doc);
-    cJSON_Delete(doc);
-    if (text == NULL)
+        rte_jsonw_str(&w, "detail", detail);
+    rte_jsonw_end(&w);
+    n = rte_jsonw_done(&w);
+    if (n < 0) {
+        rte_series_inc(G.m.events_dropped);
+        rte_log_warn("rte.events: %s event exceeds %d bytes; dropped", type, GW_EVENT_MAX);
         return;
-    produce(member_key, text, strlen(text));
-    cJSON_free(text);
+    }
+    produce(member_key, buf, (size_t)n);
 }
 
 /* gw_event_access - any thread; no allocation */
 void gw_event_access(const gw_req *r, enum gw_result result, const rte_cache_entry *e,
                      int64_t latency_ms)
 {
-    char id[37], ts[40], buf[768];
+    char id[37], ts[40], buf[GW_EVENT_MAX];
+    rte_jsonw w;
     int n;
+    int64_t now = rte_clock_now_ms();
 
     rte_uuid4(id);
-    rte_clock_format(rte_clock_now_ms(), ts, sizeof ts);
-    n = snprintf(buf, sizeof buf,
-                 "{\"event_id\":\"%s\",\"type\":\"rte.access\",\"occurred_at\":\"%s\","
-                 "\"member_key\":\"%s\",\"trading_partner_id\":\"%s\",\"source\":\"cache-gateway\","
-                 "\"result\":\"%s\",\"mode\":\"%s\",\"latency_ms\":%lld,\"request_id\":\"%s\"",
-                 id, ts, r->member_key, r->tp, result_names[result], gw_mode_name(r->pol.mode),
-                 (long long)latency_ms, r->request_id);
-    if (n > 0 && (size_t)n < sizeof buf && e != NULL)
-        n += snprintf(buf + n, sizeof buf - (size_t)n,
-                      ",\"entry_source\":\"%s\",\"age_seconds\":%lld", e->source,
-                      (long long)rte_cache_entry_age_s(e, rte_clock_now_ms()));
-    if (n > 0 && (size_t)n + 2 < sizeof buf) {
-        buf[n++] = '}';
-        buf[n] = '\0';
-        produce(r->member_key, buf, (size_t)n);
+    rte_clock_format(now, ts, sizeof ts);
+    rte_jsonw_init(&w, buf, sizeof buf);
+    rte_jsonw_begin(&w, NULL);
+    rte_jsonw_str(&w, "event_id", id);
+    rte_jsonw_str(&w, "type", "rte.access");
+    rte_jsonw_str(&w, "occurred_at", ts);
+    rte_jsonw_str(&w, "member_key", r->member_key);
+    rte_jsonw_str(&w, "trading_partner_id", r->tp);
+    rte_jsonw_str(&w, "source", "cache-gateway");
+    rte_jsonw_str(&w, "result", result_names[result]);
+    rte_jsonw_str(&w, "mode", gw_mode_name(r->pol.mode));
+    rte_jsonw_int(&w, "latency_ms", latency_ms);
+    rte_jsonw_str(&w, "request_id", r->request_id);
+    if (e != NULL) {
+        rte_jsonw_str(&w, "entry_source", e->source);
+        rte_jsonw_int(&w, "age_seconds", rte_cache_entry_age_s(e, now));
     }
+    rte_jsonw_end(&w);
+    n = rte_jsonw_done(&w);
+    if (n < 0) {
+        rte_series_inc(G.m.events_dropped);
+        return;
+    }
+    produce(r->member_key, buf, (size_t)n);
 }

@@ -76,9 +76,12 @@ static void register_metrics(void)
         "rte_gateway_l1_subscribed",
         "1 while the L1 receives invalidations (long L1 ttl), 0 while it falls back to <= 1 s",
         NULL));
-    G.m.events = rte_counter_new("rte_gateway_events_total",
-                                 "events for rte.events: queued, or dropped (producer queue full)",
-                                 (const char *const[]){"result", NULL});
+    rte_metric *events =
+        rte_counter_new("rte_gateway_events_total",
+                        "events for rte.events: queued, or dropped (producer queue full)",
+                        (const char *const[]){"result", NULL});
+    G.m.events_queued = rte_metric_labels(events, (const char *const[]){"queued"});
+    G.m.events_dropped = rte_metric_labels(events, (const char *const[]){"dropped"});
     G.m.queue_depth = rte_metric_series0(
         rte_gauge_new("rte_gateway_queue_depth", "requests waiting for a worker", NULL));
 }

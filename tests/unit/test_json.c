@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "rte/json.h"
@@ -266,6 +267,110 @@ static void test_print_and_small_err(void **state)
     assert_int_equal(rte_json_int(doc, "absent", 0, 1, &(int64_t){0}, NULL, 0), -1);
 }
 
+/* the writer prints what cJSON prints for the same document */
+static void test_writer_matches_cjson(void **state)
+{
+    (void)state;
+    static const char *const strs[] = {"plain", "", "quote \" back \\ slash", "tab\tnl\ncr\r",
+                                       "bell\a esc\x1b del\x7f", "caf\xc3\xa9 \xe2\x82\xac"};
+    static const double nums[] = {0, 25, -3, 25.5, 0.1, 1.0 / 3, 1e300, -2.5e-7, 1e20, 4e9,
+                                  2147483648.0, -1e15};
+    char buf[2048], key[16];
+    rte_jsonw w;
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *inner = cJSON_CreateObject();
+
+    rte_jsonw_init(&w, buf, sizeof buf);
+    rte_jsonw_begin(&w, NULL);
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        snprintf(key, sizeof key, "s%zu", i);
+        rte_jsonw_str(&w, key, strs[i]);
+        cJSON_AddStringToObject(doc, key, strs[i]);
+    }
+    rte_jsonw_begin(&w, "n\"ested");
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        snprintf(key, sizeof key, "n%zu", i);
+        rte_jsonw_num(&w, key, nums[i]);
+        cJSON_AddNumberToObject(inner, key, nums[i]);
+    }
+    rte_jsonw_int(&w, "big", 4102444800000LL);
+    cJSON_AddNumberToObject(inner, "big", 4102444800000.0);
+    rte_jsonw_num(&w, "nan", NAN);
+    cJSON_AddNumberToObject(inner, "nan", NAN);
+    rte_jsonw_end(&w);
+    cJSON_AddItemToObject(doc, "n\"ested", inner);
+    rte_jsonw_bool(&w, "t", 1);
+    rte_jsonw_bool(&w, "f", 0);
+    rte_jsonw_null(&w, "z");
+    rte_jsonw_str(&w, "zs", NULL);
+    cJSON_AddTrueToObject(doc, "t");
+    cJSON_AddFalseToObject(doc, "f");
+    cJSON_AddNullToObject(doc, "z");
+    cJSON_AddNullToObject(doc, "zs");
+    rte_jsonw_end(&w);
+
+    char *want = cJSON_PrintUnformatted(doc);
+    int n = rte_jsonw_done(&w);
+    assert_int_equal(n, (int)strlen(want));
+    assert_string_equal(buf, want);
+    cJSON_free(want);
+    cJSON_Delete(doc);
+
+    /* and it parses back */
+    char err[128];
+    cJSON *back = rte_json_parse(buf, (size_t)n, err, sizeof err);
+    assert_non_null(back);
+    assert_string_equal(cJSON_GetObjectItem(back, "s2")->valuestring, strs[2]);
+    cJSON_Delete(back);
+
+    /* integers keep every digit (cJSON 1.7.15 prints 2^53-1 as 9.00719925474099e+15) */
+    rte_jsonw_init(&w, buf, sizeof buf);
+    rte_jsonw_begin(&w, NULL);
+    rte_jsonw_int(&w, "a", 9007199254740991LL);
+    rte_jsonw_int(&w, "b", INT64_MIN);
+    rte_jsonw_end(&w);
+    assert_true(rte_jsonw_done(&w) > 0);
+    assert_string_equal(buf, "{\"a\":9007199254740991,\"b\":-9223372036854775808}");
+}
+
+/* a full buffer or an open object gives -1, never a cut document */
+static void test_writer_overflow_and_balance(void **state)
+{
+    (void)state;
+    char buf[16];
+    rte_jsonw w;
+
+    rte_jsonw_init(&w, buf, sizeof buf);
+    rte_jsonw_begin(&w, NULL);
+    rte_jsonw_str(&w, "k", "0123456789");
+    rte_jsonw_end(&w);
+    assert_int_equal(rte_jsonw_done(&w), -1);
+    assert_string_equal(buf, "");
+
+    /* exactly full: 15 characters and the NUL */
+    rte_jsonw_init(&w, buf, sizeof buf);
+    rte_jsonw_begin(&w, NULL);
+    rte_jsonw_str(&w, "k", "012345");
+    rte_jsonw_end(&w);
+    assert_int_equal(rte_jsonw_done(&w), 14);
+    assert_string_equal(buf, "{\"k\":\"012345\"}");
+
+    rte_jsonw_init(&w, buf, sizeof buf);
+    rte_jsonw_begin(&w, NULL);
+    rte_jsonw_int(&w, "k", -7);
+    assert_int_equal(rte_jsonw_done(&w), -1); /* still open */
+
+    rte_jsonw_init(&w, buf, sizeof buf);
+    rte_jsonw_end(&w);
+    assert_int_equal(rte_jsonw_done(&w), -1); /* closed more than opened */
+
+    char deep[256];
+    rte_jsonw_init(&w, deep, sizeof deep);
+    for (int i = 0; i <= RTE_JSONW_DEPTH; i++)
+        rte_jsonw_begin(&w, i ? "d" : NULL);
+    assert_int_equal(rte_jsonw_done(&w), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +384,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_array_and_object, parse_doc, free_doc),
         cmocka_unit_test_setup_teardown(test_prefix, parse_doc, free_doc),
         cmocka_unit_test_setup_teardown(test_print_and_small_err, parse_doc, free_doc),
+        cmocka_unit_test(test_writer_matches_cjson),
+        cmocka_unit_test(test_writer_overflow_and_balance),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,12 @@
  * success and -1 with err filled otherwise; optional getters leave the output
  * untouched when the field is absent.
  *
- * Thread safety: pure functions over caller-owned objects.
+ * rte_jsonw writes a compact JSON object straight into a caller's buffer,
+ * for documents made on every request (no allocation, no cJSON tree). It
+ * escapes keys and strings as cJSON does (", \\, control characters) and
+ * prints numbers as cJSON does, so a document reads the same either way.
+ *
+ * Thread safety: pure functions over caller-owned objects and buffers.
  */
 #ifndef RTE_JSON_H
 #define RTE_JSON_H
@@ -65,5 +70,38 @@ void rte_json_set_prefix(const char *prefix);
 
 /* rte_json_print - compact text of obj (malloc'd, caller frees), NULL on OOM */
 char *rte_json_print(const cJSON *obj);
+
+#define RTE_JSONW_DEPTH 8
+
+typedef struct rte_jsonw {
+    char *buf;
+    size_t cap;
+    size_t len;
+    int overflow;                      /* the buffer was too small (or nesting too deep) */
+    int depth;                         /* open objects */
+    unsigned char n[RTE_JSONW_DEPTH]; /* members written so far at each depth */
+} rte_jsonw;
+
+/* rte_jsonw_init - write into buf (cap bytes, room for the NUL included) */
+void rte_jsonw_init(rte_jsonw *w, char *buf, size_t cap);
+
+/* rte_jsonw_begin - open an object: the document (key NULL) or member key of the open one */
+void rte_jsonw_begin(rte_jsonw *w, const char *key);
+
+/* rte_jsonw_end - close the innermost open object */
+void rte_jsonw_end(rte_jsonw *w);
+
+/* members of the innermost open object; a NULL string is written as null */
+void rte_jsonw_str(rte_jsonw *w, const char *key, const char *value);
+void rte_jsonw_int(rte_jsonw *w, const char *key, int64_t value);
+void rte_jsonw_num(rte_jsonw *w, const char *key, double value); /* NaN and infinities: null */
+void rte_jsonw_bool(rte_jsonw *w, const char *key, int value);
+void rte_jsonw_null(rte_jsonw *w, const char *key);
+
+/*
+ * rte_jsonw_done - NUL-terminate; the length, or -1 when the buffer was too
+ * small or an object is still open (the text is then unusable)
+ */
+int rte_jsonw_done(rte_jsonw *w);
 
 #endif
