@@ -57,21 +57,21 @@ typedef struct gw_conf {
 enum gw_result { GW_R_HIT, GW_R_MISS, GW_R_STALE, GW_R_ERROR, GW_R_N };
 
 typedef struct gw_metrics {
-    rte_series *requests[GW_MODE_N][GW_R_N]; /* rte_cache_control_requests_total{mode,result} */
-    rte_series *mode_duration[GW_MODE_N];    /* rte_cache_control_duration_seconds{mode} */
-    rte_series *response[GW_R_N];            /* rte_response_duration_seconds{cache} */
-    rte_series *hit, *miss;                  /* rte_cache_hit_total, rte_cache_miss_total */
-    rte_series *age;                         /* rte_cache_age_seconds */
-    rte_metric *degraded;                    /* rte_gateway_degraded_total{reason} */
-    rte_metric *flights;                     /* rte_gateway_singleflight_total{role} */
-    rte_metric *lock;                        /* rte_gateway_lock_total{result} */
-    rte_metric *refresh;                     /* rte_gateway_refresh_total{trigger,result} */
-    rte_metric *async;                       /* rte_gateway_async_total{trigger} */
-    rte_series *l1_hit, *l1_miss;            /* rte_gateway_l1_total{result} */
-    rte_series *l1_inval;                    /* rte_gateway_l1_invalidations_total */
-    rte_series *l1_subscribed;               /* rte_gateway_l1_subscribed */
+    rte_series *requests[GW_MODE_N][GW_R_N];    /* rte_cache_control_requests_total{mode,result} */
+    rte_series *mode_duration[GW_MODE_N];       /* rte_cache_control_duration_seconds{mode} */
+    rte_series *response[GW_R_N];               /* rte_response_duration_seconds{cache} */
+    rte_series *hit, *miss;                     /* rte_cache_hit_total, rte_cache_miss_total */
+    rte_series *age;                            /* rte_cache_age_seconds */
+    rte_metric *degraded;                       /* rte_gateway_degraded_total{reason} */
+    rte_metric *flights;                        /* rte_gateway_singleflight_total{role} */
+    rte_metric *lock;                           /* rte_gateway_lock_total{result} */
+    rte_metric *refresh;                        /* rte_gateway_refresh_total{trigger,result} */
+    rte_metric *async;                          /* rte_gateway_async_total{trigger} */
+    rte_series *l1_hit, *l1_miss;               /* rte_gateway_l1_total{result} */
+    rte_series *l1_inval;                       /* rte_gateway_l1_invalidations_total */
+    rte_series *l1_subscribed;                  /* rte_gateway_l1_subscribed */
     rte_series *events_queued, *events_dropped; /* rte_gateway_events_total{result} */
-    rte_series *queue_depth;                 /* rte_gateway_queue_depth */
+    rte_series *queue_depth;                    /* rte_gateway_queue_depth */
 } gw_metrics;
 
 typedef struct gw_state {

@@ -353,11 +353,11 @@ static int store_state(const char *id, rte_jsonw *w, int nx)
     snprintf(key, sizeof key, REQ_PREFIX "%s", id);
     snprintf(px, sizeof px, "%lld", (long long)G.conf.async_ttl_ms);
     if (nx)
-        rep = rte_redis_cmd(rte_service_redis(), err, sizeof err, "SET %s %s PX %s NX", key,
-                            w->buf, px);
-    else
-        rep = rte_redis_cmd(rte_service_redis(), err, sizeof err, "SET %s %s PX %s", key, w->buf,
+        rep = rte_redis_cmd(rte_service_redis(), err, sizeof err, "SET %s %s PX %s NX", key, w->buf,
                             px);
+    else
+        rep =
+            rte_redis_cmd(rte_service_redis(), err, sizeof err, "SET %s %s PX %s", key, w->buf, px);
     if (rep == NULL) {
         rte_log_warn("async request %s: state not stored: %s", id, err);
         degraded("async_store");

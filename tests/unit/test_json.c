@@ -271,10 +271,14 @@ static void test_print_and_small_err(void **state)
 static void test_writer_matches_cjson(void **state)
 {
     (void)state;
-    static const char *const strs[] = {"plain", "", "quote \" back \\ slash", "tab\tnl\ncr\r",
-                                       "bell\a esc\x1b del\x7f", "caf\xc3\xa9 \xe2\x82\xac"};
-    static const double nums[] = {0, 25, -3, 25.5, 0.1, 1.0 / 3, 1e300, -2.5e-7, 1e20, 4e9,
-                                  2147483648.0, -1e15};
+    static const char *const strs[] = {"plain",
+                                       "",
+                                       "quote \" back \\ slash",
+                                       "tab\tnl\ncr\r",
+                                       "bell\a esc\x1b del\x7f",
+                                       "caf\xc3\xa9 \xe2\x82\xac"};
+    static const double nums[] = {0,     25,      -3,   25.5, 0.1,          1.0 / 3,
+                                  1e300, -2.5e-7, 1e20, 4e9,  2147483648.0, -1e15};
     char buf[2048], key[16];
     rte_jsonw w;
     cJSON *doc = cJSON_CreateObject();

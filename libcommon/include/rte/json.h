@@ -77,8 +77,8 @@ typedef struct rte_jsonw {
     char *buf;
     size_t cap;
     size_t len;
-    int overflow;                      /* the buffer was too small (or nesting too deep) */
-    int depth;                         /* open objects */
+    int overflow;                     /* the buffer was too small (or nesting too deep) */
+    int depth;                        /* open objects */
     unsigned char n[RTE_JSONW_DEPTH]; /* members written so far at each depth */
 } rte_jsonw;
 
