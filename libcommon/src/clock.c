@@ -20,6 +20,13 @@
  * "-05:00" offsets, 't'/'z' or a space as separators) and plain epoch
  * seconds (digits only); instants before 1970 are rejected (-1).
  *
+ * rte_clock_format writes the digits itself from rte_civil_from_days: it
+ * runs several times per request, and takes 30 ns where gmtime_r and
+ * snprintf took 180 (tests/programs/crypto-bench). It accepts every int64
+ * ms, pre-1970 included, and prints the year as "%04d" would ("0001",
+ * "-001", "10000"); a short buffer gets the text truncated and
+ * NUL-terminated, as snprintf would leave it.
+ *
  * It does not model time zones beyond numeric offsets, nor leap seconds
  * (":60" is accepted and folds into the next minute, as timegm does).
  */
@@ -29,7 +36,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -157,22 +163,70 @@ int64_t rte_clock_real_ms(int64_t simulated_ms)
     return r > 0 ? (int64_t)ceil(r) : (int64_t)r;
 }
 
-/* rte_clock_format - RFC 3339 UTC text ("2026-01-05T06:00:00.000Z") of ms into buf */
+/* Two decimal digits of v (0..99) at p. */
+static void put2(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+/* y as printf's "%04d" would print it ("0042", "-001", "12345") at p; returns the length */
+static size_t put_year(char *p, int64_t y)
+{
+    char rev[20];
+    uint64_t u = y < 0 ? 0 - (uint64_t)y : (uint64_t)y;
+    size_t n = 0, k = 0, width = y < 0 ? 3 : 4;
+
+    if (y < 0)
+        p[k++] = '-';
+    do {
+        rev[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (n < width)
+        rev[n++] = '0';
+    while (n)
+        p[k++] = rev[--n];
+    return k;
+}
+
+/* rte_clock_format - RFC 3339 UTC text ("2026-01-05T06:00:00.000Z") of ms into buf; any thread */
 void rte_clock_format(int64_t ms, char *buf, int len)
 {
-    int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-    int frac = (int)(ms - secs * 1000);
-    time_t t = (time_t)secs;
-    struct tm tm;
+    const int64_t day_ms = 86400000;
+    int64_t days = ms / day_ms, in_day = ms % day_ms, y;
+    char text[32]; /* at most "-292275055-05-16T16:47:04.192Z" */
+    size_t n;
+    int mo, d, sec;
 
     if (!buf || len <= 0)
         return;
-    if (!gmtime_r(&t, &tm)) {
-        snprintf(buf, (size_t)len, "invalid");
-        return;
+    if (in_day < 0) { /* floor division, without overflow at INT64_MIN */
+        in_day += day_ms;
+        days--;
     }
-    snprintf(buf, (size_t)len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    rte_civil_from_days(days, &y, &mo, &d);
+    sec = (int)(in_day / 1000);
+    n = put_year(text, y);
+    text[n] = '-';
+    put2(text + n + 1, mo);
+    text[n + 3] = '-';
+    put2(text + n + 4, d);
+    text[n + 6] = 'T';
+    put2(text + n + 7, sec / 3600);
+    text[n + 9] = ':';
+    put2(text + n + 10, sec / 60 % 60);
+    text[n + 12] = ':';
+    put2(text + n + 13, sec % 60);
+    text[n + 15] = '.';
+    text[n + 16] = (char)('0' + in_day % 1000 / 100);
+    put2(text + n + 17, (int)(in_day % 100));
+    text[n + 19] = 'Z';
+    n += 20;
+    if (n > (size_t)len - 1) /* truncate as snprintf does */
+        n = (size_t)len - 1;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
 }
 
 /* Parse exactly n decimal digits at s into *v. */

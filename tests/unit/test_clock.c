@@ -204,6 +204,106 @@ static void test_format_round_trip(void **state)
     assert_string_equal(small, "2026-01");
 }
 
+/* Known instants: leap days, years outside 1000..9999 (printed as "%04d" prints them), the
+ * ends of int64. */
+static void test_format_known(void **state)
+{
+    static const struct {
+        int64_t ms;
+        const char *text;
+    } cases[] = {
+        {0, "1970-01-01T00:00:00.000Z"},
+        {1709164799999LL, "2024-02-28T23:59:59.999Z"},
+        {1709210096789LL, "2024-02-29T12:34:56.789Z"},
+        {1709251200000LL, "2024-03-01T00:00:00.000Z"},
+        {1795444625123LL, "2026-11-23T14:37:05.123Z"},
+        {253402300799999LL, "9999-12-31T23:59:59.999Z"},
+        {253402300800000LL, "10000-01-01T00:00:00.000Z"},
+        {-1, "1969-12-31T23:59:59.999Z"},
+        {-2203891200000LL, "1900-03-01T00:00:00.000Z"},
+        {-62135596800000LL, "0001-01-01T00:00:00.000Z"},
+        {-62135596800001LL, "0000-12-31T23:59:59.999Z"},
+        {-62167219200001LL, "-001-12-31T23:59:59.999Z"},
+        {INT64_MAX, "292278994-08-17T07:12:55.807Z"},
+        {INT64_MIN, "-292275055-05-16T16:47:04.192Z"},
+    };
+    char buf[40];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rte_clock_format(cases[i].ms, buf, sizeof(buf));
+        assert_string_equal(buf, cases[i].text);
+    }
+}
+
+/* A short buffer gets the text truncated and terminated, as snprintf leaves it; len <= 0 or
+ * a NULL buffer writes nothing. */
+static void test_format_short_buffer(void **state)
+{
+    char buf[32];
+
+    (void)state;
+    memset(buf, 'x', sizeof(buf));
+    rte_clock_format(JAN5_0600, buf, 0);
+    rte_clock_format(JAN5_0600, buf, -5);
+    rte_clock_format(JAN5_0600, NULL, sizeof(buf));
+    assert_int_equal(buf[0], 'x');
+    rte_clock_format(JAN5_0600, buf, 1);
+    assert_string_equal(buf, "");
+    assert_int_equal(buf[1], 'x');
+    rte_clock_format(JAN5_0600, buf, 8);
+    assert_string_equal(buf, "2026-01");
+    assert_int_equal(buf[8], 'x');
+    rte_clock_format(JAN5_0600 + 456, buf, 24);
+    assert_string_equal(buf, "2026-01-05T06:00:00.456");
+    rte_clock_format(JAN5_0600 + 456, buf, 25);
+    assert_string_equal(buf, "2026-01-05T06:00:00.456Z");
+    rte_clock_format(INT64_MIN, buf, 11);
+    assert_string_equal(buf, "-292275055");
+}
+
+/* rte_clock_format as it was written before it formatted digits itself. */
+static void gmtime_format(int64_t ms, char *buf, size_t len)
+{
+    int64_t secs = ms / 1000 - (ms % 1000 < 0);
+    time_t t = (time_t)secs;
+    struct tm tm;
+
+    assert_non_null(gmtime_r(&t, &tm));
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms - secs * 1000));
+}
+
+/* Byte for byte what gmtime_r + snprintf gave: random instants over the whole range, around
+ * 1970 and at day boundaries, into full and short buffers. */
+static void test_format_matches_gmtime(void **state)
+{
+    uint64_t x = 88172645463325252ULL;
+
+    (void)state;
+    for (int i = 0; i < 200000; i++) {
+        char want[96], got[96]; /* room for any int, so snprintf truncates only on purpose */
+        int64_t ms;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (i % 3 == 0)
+            ms = (int64_t)(x >> 1) - (int64_t)(x & 1) * INT64_MAX; /* anywhere */
+        else if (i % 3 == 1)
+            ms = (int64_t)(x % 600000000000000ULL) - 300000000000000LL; /* years -7500..11500 */
+        else
+            ms = ((int64_t)(x % 4000000) - 2000000) * 86400000LL + (int64_t)(x >> 62) - 2;
+        size_t len = i % 5 == 0 ? (size_t)(x >> 59) : sizeof(want); /* 0..31 */
+        memset(want, 'x', sizeof(want));
+        memset(got, 'x', sizeof(got));
+        if (len > 0)
+            gmtime_format(ms, want, len);
+        rte_clock_format(ms, got, (int)len);
+        if (memcmp(want, got, sizeof(want)) != 0)
+            fail_msg("%lld (len %zu): '%.40s', want '%.40s'", (long long)ms, len, got, want);
+    }
+}
+
 /* Run rte_clock_init_env in a child with the given variables; returns its exit status. */
 static int child_init_env(const char *scale, const char *start, char *errbuf, size_t errlen)
 {
@@ -269,6 +369,9 @@ int main(void)
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_parse_invalid),
         cmocka_unit_test(test_format_round_trip),
+        cmocka_unit_test(test_format_known),
+        cmocka_unit_test(test_format_short_buffer),
+        cmocka_unit_test(test_format_matches_gmtime),
         cmocka_unit_test_setup_teardown(test_init_env, reset, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,9 @@
 /*
  * test_crypto.c - HMAC-SHA256 against RFC 4231, constant-time compare,
  * hex/base64 (RFC 4648 vectors, malformed input), member keys, UUIDs.
+ *
+ * HMAC keeps a keyed context per thread: the key-switching and thread tests
+ * check it against OpenSSL's one-shot HMAC(), which keeps nothing.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,9 +13,12 @@
 
 #include <string.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/wait.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include "rte/crypto.h"
 
 static void fill(uint8_t *buf, uint8_t v, size_t n)
@@ -202,6 +208,94 @@ static void test_member_key(void **state)
     assert_int_equal(strspn(c, "0123456789abcdef"), RTE_MEMBER_KEY_LEN);
 }
 
+/* hex of the first 16 bytes of one-shot HMAC-SHA256: what rte_crypto_member_key must give */
+static void oneshot_member_key(const char *secret, const char *id, char out[RTE_MEMBER_KEY_LEN + 1])
+{
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+
+    assert_non_null(HMAC(EVP_sha256(), secret, (int)strlen(secret), (const uint8_t *)id, strlen(id),
+                         mac, &len));
+    assert_int_equal(len, RTE_SHA256_LEN);
+    rte_hex_encode(mac, RTE_MEMBER_KEY_LEN / 2, out);
+}
+
+/* 0 if rte_crypto_member_key agrees with one-shot HMAC for secrets taken in turn, on this
+ * thread; secrets include the empty one and two longer than any cached key that differ only
+ * in their last byte. */
+static int member_keys_agree(int rounds)
+{
+    char long1[300], long2[300];
+    const char *secrets[] = {"deploy-secret", "other-secret", "", long1, long2, "deploy-secret2"};
+    const int nsecrets = (int)(sizeof(secrets) / sizeof(secrets[0]));
+
+    memset(long1, 'L', sizeof(long1) - 1);
+    long1[sizeof(long1) - 1] = '\0';
+    memcpy(long2, long1, sizeof(long2));
+    long2[sizeof(long2) - 2] = 'M';
+    for (int i = 0; i < rounds; i++) {
+        char id[16], got[RTE_MEMBER_KEY_LEN + 1], want[RTE_MEMBER_KEY_LEN + 1];
+        const char *secret = secrets[i % nsecrets];
+        snprintf(id, sizeof(id), "M%09d", i / 3); /* each id under several secrets */
+        rte_crypto_member_key(secret, id, got);
+        oneshot_member_key(secret, id, want);
+        if (strcmp(got, want) != 0)
+            return -1;
+        rte_crypto_member_key(secret, id, got); /* the same key twice in a row */
+        if (strcmp(got, want) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void test_member_key_switching_secrets(void **state)
+{
+    char a[RTE_MEMBER_KEY_LEN + 1], b[RTE_MEMBER_KEY_LEN + 1], secret[16] = "deploy-secret";
+
+    (void)state;
+    assert_int_equal(member_keys_agree(2000), 0);
+    /* the cache compares key bytes, not pointers: the same buffer with a new secret re-keys */
+    rte_crypto_member_key(secret, "M123456789", a);
+    assert_string_equal(a, "157de15de059944c41319bd0bb022396");
+    secret[0] = 'D';
+    rte_crypto_member_key(secret, "M123456789", b);
+    oneshot_member_key(secret, "M123456789", a);
+    assert_string_equal(b, a);
+    /* rte_hmac_sha256 with arbitrary keys shares the context; the RFC vectors still hold */
+    test_hmac_rfc4231(state);
+    rte_crypto_member_key("deploy-secret", "M123456789", a);
+    assert_string_equal(a, "157de15de059944c41319bd0bb022396");
+}
+
+static void *member_keys_thread(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)member_keys_agree(500);
+}
+
+/* Other threads get their own context (freed when they exit: ASan's leak check); several at
+ * once do not disturb each other or this thread's. */
+static void test_member_key_threads(void **state)
+{
+    pthread_t t[4];
+    void *rc;
+    char a[RTE_MEMBER_KEY_LEN + 1];
+
+    (void)state;
+    rte_crypto_member_key("deploy-secret", "M123456789", a);
+    assert_int_equal(pthread_create(&t[0], NULL, member_keys_thread, NULL), 0);
+    assert_int_equal(pthread_join(t[0], &rc), 0);
+    assert_int_equal((intptr_t)rc, 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, member_keys_thread, NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(t[i], &rc), 0);
+        assert_int_equal((intptr_t)rc, 0);
+    }
+    rte_crypto_member_key("deploy-secret", "M123456789", a);
+    assert_string_equal(a, "157de15de059944c41319bd0bb022396");
+}
+
 static void test_random_and_uuid(void **state)
 {
     uint8_t r1[32], r2[32];
@@ -274,6 +368,8 @@ int main(void)
         cmocka_unit_test(test_base64_binary_round_trip),
         cmocka_unit_test(test_base64_malformed),
         cmocka_unit_test(test_member_key),
+        cmocka_unit_test(test_member_key_switching_secrets),
+        cmocka_unit_test(test_member_key_threads),
         cmocka_unit_test(test_random_and_uuid),
         cmocka_unit_test(test_uuid_pool_unique_and_fork_safe),
     };

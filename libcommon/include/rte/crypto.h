@@ -6,7 +6,8 @@
  * deployment secret, first 16 bytes, lower-case hex) that is stable across
  * services and replicas sharing the secret and cannot be reversed without it.
  *
- * Thread safety: all functions are reentrant.
+ * Thread safety: any thread, no locks; HMAC (so member keys) and UUIDs keep
+ * per-thread state, so they are not async-signal-safe.
  */
 #ifndef RTE_CRYPTO_H
 #define RTE_CRYPTO_H
