@@ -7,16 +7,31 @@
  *   h2o_globalconf/h2o_context with a single catch-all handler at "/" that
  *   dispatches on our own route table, so routing, 404/405, the body limit,
  *   request ids and metrics live in one place (dispatch()).
- * - Each request gets a malloc'd wrapper (struct rte_http_req) holding
- *   NUL-terminated copies of method, path and query, and a pointer to the
- *   h2o request. The wrapper is tied to the h2o request pool through a
- *   shared allocation whose dispose callback runs when h2o frees the
- *   request (answered, or the client went away). Deferred responses travel
- *   to the loop thread through an h2o_multithread queue; the loop thread
- *   sends them only if the h2o request still exists. The wrapper is
- *   reference-counted (pool + deferring thread), so whichever side lets go
- *   last frees it. When a request is deferred its body and headers are
- *   copied into the wrapper, so the deferring thread never reads h2o memory.
+ * - Each request gets a wrapper (struct rte_http_req): one malloc holding
+ *   the struct and, after it, NUL-terminated copies of method, path and
+ *   query, plus a pointer to the h2o request. The wrapper is tied to the h2o
+ *   request pool through a shared allocation whose dispose callback runs
+ *   when h2o frees the request (answered, or the client went away).
+ *   Deferred responses travel to the loop thread through an h2o_multithread
+ *   queue; the loop thread sends them only if the h2o request still exists.
+ *   The wrapper is reference-counted (pool + deferring thread), so whichever
+ *   side lets go last frees it. When a request is deferred its body and
+ *   headers are copied into the wrapper (one block), so the deferring thread
+ *   never reads h2o memory.
+ * - Response headers: until a request is deferred, rte_http_add_header runs
+ *   on the loop thread and adds the header straight to the h2o response,
+ *   copied into the request pool (no malloc). After rte_http_defer, another
+ *   thread may add headers, and it must not touch h2o, so they are copied
+ *   into the wrapper and added by the loop thread when the response is sent.
+ *   Headers added before deferring stay in the h2o response, so each header
+ *   is sent exactly once either way.
+ * - Metrics: rte_http_requests_total is counted through a small per-route
+ *   table of status -> series (struct status_slot), filled on first use, so
+ *   the per-response cost is a few atomic loads and one atomic add instead
+ *   of formatting the status and searching the family under its mutex.
+ *   Series pointers are valid for the process lifetime (metrics.c), so a
+ *   slot never changes once filled; statuses beyond the table's size take
+ *   the slow path.
  * - Every h2o object that owns a socket (the listeners, each context's
  *   internal queue, the queue that carries deferred responses) is created
  *   and destroyed on the loop thread itself, in rte_http_server_run. h2o
@@ -61,6 +76,7 @@
 
 #include "rte/clock.h"
 #include "rte/crypto.h"
+#include "rte/json.h"
 #include "rte/log.h"
 #include "rte/metrics.h"
 
@@ -80,10 +96,24 @@ struct catchall {
     struct listener *l;
 };
 
+/*
+ * one status of rte_http_requests_total for one route: status is claimed
+ * once (0 -> the status, by compare-and-swap) and never changes; series is
+ * published after it, so a reader that sees the status but no series yet
+ * takes the slow path
+ */
+#define STATUS_SLOTS 8
+
+struct status_slot {
+    atomic_int status;
+    _Atomic(rte_series *) series;
+};
+
 struct route_rt {
     rte_http_route r;
     size_t prefix_len; /* > 0 for '*' routes */
     rte_series *dur;
+    struct status_slot counts[STATUS_SLOTS];
 };
 
 struct listener {
@@ -97,7 +127,8 @@ struct listener {
     int closed;
     struct route_rt *routes;
     int nroutes;
-    SSL_CTX *ssl; /* NULL = plain HTTP/1.1 */
+    struct status_slot unmatched[STATUS_SLOTS]; /* counts of requests no route took */
+    SSL_CTX *ssl;                               /* NULL = plain HTTP/1.1 */
 };
 
 struct rte_http_server {
@@ -124,34 +155,37 @@ struct hdr_copy {
 struct rte_http_req {
     h2o_req_t *h2o; /* NULL once h2o freed the request */
     struct listener *l;
-    const struct route_rt *route;
+    struct route_rt *route;
     atomic_int refs;
     int deferred;
     int responded;
     int64_t start_ms;
-    char *method;
-    char *path;
-    char *query; /* without '?', or "" */
+    const char *method; /* these three point into text */
+    const char *path;
+    const char *query; /* without '?', or "" */
+    size_t path_len;
     const char *tail;
     char id[40];
-    /* copies made by rte_http_defer */
-    char *body;
+    /* copies made by rte_http_defer, in one block (copy) */
+    void *copy;
+    const char *body;
     size_t body_len;
     struct hdr_copy *hdrs;
     size_t nhdrs;
-    /* response being built */
+    /* headers added after deferring; each name is one malloc holding name and value */
     struct hdr_copy *out;
     size_t nout;
+    char text[]; /* method, path and query, each NUL-terminated */
 };
 
-/* a deferred response in flight to the loop thread */
+/* a deferred response in flight to the loop thread; one malloc */
 struct response_msg {
     h2o_multithread_message_t super;
     rte_http_req *req;
     int status;
-    char *content_type;
-    char *body;
+    const char *content_type; /* NULL, or in data after the body */
     size_t len;
+    char data[]; /* the body (len bytes), then the content type NUL-terminated */
 };
 
 struct pool_anchor {
@@ -172,36 +206,72 @@ static void init_metrics(void)
                                    "HTTP request latency by route", dl, NULL, 0);
 }
 
-static char *dupn(const char *s, size_t n)
+/* copy n bytes of s to dst and NUL-terminate; returns the byte after the NUL */
+static char *put(char *dst, const char *s, size_t n)
 {
-    char *p = malloc(n + 1);
-    if (p == NULL)
-        rte_panic("out of memory");
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
+    if (n > 0)
+        memcpy(dst, s, n);
+    dst[n] = '\0';
+    return dst + n + 1;
 }
 
-static void free_hdrs(struct hdr_copy *h, size_t n)
+/* copy n bytes of s to dst with A-Z lower-cased (h2o and HTTP/2 want lower-case names) */
+static void lower_copy(char *dst, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(h[i].name);
-        free(h[i].value);
-    }
-    free(h);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
 }
 
 static void req_unref(rte_http_req *r)
 {
     if (atomic_fetch_sub(&r->refs, 1) != 1)
         return;
-    free(r->method);
-    free(r->path);
-    free(r->query);
-    free(r->body);
-    free_hdrs(r->hdrs, r->nhdrs);
-    free_hdrs(r->out, r->nout);
+    free(r->copy);
+    for (size_t i = 0; i < r->nout; i++)
+        free(r->out[i].name); /* the value is in the same block */
+    free(r->out);
     free(r);
+}
+
+/* the slow path: resolve the series by its labels (the family's mutex) */
+static rte_series *series_by_labels(const char *name, int status)
+{
+    char st[12];
+    snprintf(st, sizeof st, "%d", status);
+    const char *lv[] = {name, st, NULL};
+    return rte_metric_labels(m_requests, lv);
+}
+
+/* the rte_http_requests_total series of (name, status) through the slots */
+static rte_series *requests_series(struct status_slot *slots, const char *name, int status)
+{
+    if (status <= 0) /* 0 marks a free slot */
+        return series_by_labels(name, status);
+    for (int i = 0; i < STATUS_SLOTS; i++) {
+        struct status_slot *sl = &slots[i];
+        int st = atomic_load_explicit(&sl->status, memory_order_acquire);
+        if (st == 0) {
+            if (atomic_compare_exchange_strong(&sl->status, &st, status)) {
+                rte_series *s = series_by_labels(name, status);
+                atomic_store_explicit(&sl->series, s, memory_order_release);
+                return s;
+            }
+            /* another thread claimed it first; st now holds its status */
+        }
+        if (st == status) {
+            rte_series *s = atomic_load_explicit(&sl->series, memory_order_acquire);
+            return s != NULL ? s : series_by_labels(name, status);
+        }
+    }
+    return series_by_labels(name, status);
+}
+
+static void count_request(rte_http_req *r, int status)
+{
+    if (r->route != NULL)
+        rte_series_inc(requests_series(r->route->counts, r->route->r.name, status));
+    else
+        rte_series_inc(requests_series(r->l->unmatched, "unmatched", status));
 }
 
 /* runs on the loop thread when h2o frees the request's pool */
@@ -209,10 +279,8 @@ static void on_pool_dispose(void *p)
 {
     struct pool_anchor *a = p;
     rte_http_req *r = a->req;
-    if (!r->responded) {
-        const char *lv[] = {r->route ? r->route->r.name : "unmatched", "499", NULL};
-        rte_counter_inc(m_requests, lv);
-    }
+    if (!r->responded)
+        count_request(r, 499);
     r->h2o = NULL;
     atomic_fetch_sub(&r->l->srv->inflight, 1);
     req_unref(r);
@@ -220,11 +288,7 @@ static void on_pool_dispose(void *p)
 
 static void record(rte_http_req *r, int status)
 {
-    char st[8];
-    snprintf(st, sizeof st, "%d", status);
-    const char *name = r->route ? r->route->r.name : "unmatched";
-    const char *lv[] = {name, st, NULL};
-    rte_counter_inc(m_requests, lv);
+    count_request(r, status);
     if (r->route != NULL)
         rte_series_observe(r->route->dur, (double)(rte_clock_mono_ms() - r->start_ms) / 1000.0);
 }
@@ -235,11 +299,14 @@ static void send_now(rte_http_req *r, int status, const char *ctype, const char 
     h2o_req_t *hr = r->h2o;
     hr->res.status = status;
     hr->res.reason = "";
-    if (ctype != NULL)
-        h2o_add_header(&hr->pool, &hr->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                       h2o_strdup(&hr->pool, ctype, SIZE_MAX).base, strlen(ctype));
-    h2o_add_header_by_str(&hr->pool, &hr->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
-                          h2o_strdup(&hr->pool, r->id, SIZE_MAX).base, strlen(r->id));
+    if (ctype != NULL) {
+        h2o_iovec_t v = h2o_strdup(&hr->pool, ctype, SIZE_MAX);
+        h2o_add_header(&hr->pool, &hr->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, v.base, v.len);
+    }
+    /* not copied: the pool's anchor keeps r alive until the pool is cleared */
+    h2o_add_header_by_str(&hr->pool, &hr->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, r->id,
+                          strlen(r->id));
+    /* headers added after deferring; those added before are in hr->res.headers already */
     for (size_t i = 0; i < r->nout; i++) {
         h2o_iovec_t n = h2o_strdup(&hr->pool, r->out[i].name, SIZE_MAX);
         h2o_iovec_t v = h2o_strdup(&hr->pool, r->out[i].value, SIZE_MAX);
@@ -247,6 +314,9 @@ static void send_now(rte_http_req *r, int status, const char *ctype, const char 
     }
     r->responded = 1;
     record(r, status);
+    /* a known length (h2o_send_inline leaves it unset, so HTTP/1.1 would be chunked) */
+    if (status >= 200 && status != 204 && status != 304)
+        hr->res.content_length = len;
     h2o_send_inline(hr, body, len);
 }
 
@@ -258,10 +328,8 @@ static void on_messages(h2o_multithread_receiver_t *recv, h2o_linklist_t *messag
             H2O_STRUCT_FROM_MEMBER(struct response_msg, super.link, messages->next);
         h2o_linklist_unlink(&m->super.link);
         if (m->req->h2o != NULL)
-            send_now(m->req, m->status, m->content_type, m->body, m->len);
+            send_now(m->req, m->status, m->content_type, m->data, m->len);
         req_unref(m->req);
-        free(m->content_type);
-        free(m->body);
         free(m);
     }
 }
@@ -298,20 +366,29 @@ static int sane_request_id(const char *s, size_t n)
 
 static rte_http_req *wrap(struct listener *l, h2o_req_t *hr)
 {
-    rte_http_req *r = calloc(1, sizeof *r);
+    size_t plen = hr->path.len, qlen = 0;
+    const char *query = "";
+    if (hr->query_at != SIZE_MAX) {
+        plen = hr->query_at;
+        query = hr->path.base + hr->query_at + 1;
+        qlen = hr->path.len - hr->query_at - 1;
+    }
+    rte_http_req *r = malloc(sizeof *r + hr->method.len + plen + qlen + 3);
     if (r == NULL)
         rte_panic("out of memory");
+    memset(r, 0, sizeof *r);
     r->h2o = hr;
     r->l = l;
     atomic_init(&r->refs, 1);
     r->start_ms = rte_clock_mono_ms();
-    r->method = dupn(hr->method.base, hr->method.len);
-    size_t plen = hr->query_at != SIZE_MAX ? hr->query_at : hr->path.len;
-    r->path = dupn(hr->path.base, plen);
-    if (hr->query_at != SIZE_MAX)
-        r->query = dupn(hr->path.base + hr->query_at + 1, hr->path.len - hr->query_at - 1);
-    else
-        r->query = dupn("", 0);
+    char *p = r->text;
+    r->method = p;
+    p = put(p, hr->method.base, hr->method.len);
+    r->path = p;
+    r->path_len = plen;
+    p = put(p, hr->path.base, plen);
+    r->query = p;
+    put(p, query, qlen);
     ssize_t idx = h2o_find_header_by_str(&hr->headers, H2O_STRLIT("x-request-id"), -1);
     if (idx >= 0 &&
         sane_request_id(hr->headers.entries[idx].value.base, hr->headers.entries[idx].value.len)) {
@@ -326,8 +403,8 @@ static rte_http_req *wrap(struct listener *l, h2o_req_t *hr)
     return r;
 }
 
-static const struct route_rt *find_route(struct listener *l, const char *method, const char *path,
-                                         int *path_matched)
+static struct route_rt *find_route(struct listener *l, const char *method, const char *path,
+                                   int *path_matched)
 {
     *path_matched = 0;
     for (int i = 0; i < l->nroutes; i++) {
@@ -345,7 +422,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *hr)
     struct listener *l = ((struct catchall *)self)->l;
     rte_http_req *r = wrap(l, hr);
     int path_matched;
-    const struct route_rt *rt = find_route(l, r->method, r->path, &path_matched);
+    struct route_rt *rt = find_route(l, r->method, r->path, &path_matched);
 
     if (rt == NULL) {
         if (path_matched)
@@ -355,7 +432,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *hr)
         return 0;
     }
     r->route = rt;
-    r->tail = r->path + (rt->prefix_len > 0 ? rt->prefix_len : strlen(r->path));
+    r->tail = r->path + (rt->prefix_len > 0 ? rt->prefix_len : r->path_len);
     size_t limit = rt->r.max_body ? rt->r.max_body : DEFAULT_MAX_BODY;
     if (hr->entity.base != NULL && hr->entity.len > limit) {
         rte_http_error(r, 413, "request body of %zu bytes exceeds the limit of %zu bytes",
@@ -849,8 +926,7 @@ int rte_http_req_header(const rte_http_req *req, const char *name, char *buf, si
     size_t n = strlen(name);
     if (n >= sizeof lower)
         return -1;
-    for (size_t i = 0; i < n; i++)
-        lower[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    lower_copy(lower, name, n);
     ssize_t idx = h2o_find_header_by_str(&req->h2o->headers, lower, n, -1);
     if (idx < 0)
         return -1;
@@ -873,19 +949,36 @@ const char *rte_http_req_body(const rte_http_req *req, size_t *len)
     return req->h2o->entity.base;
 }
 
-/* rte_http_add_header - add a response header (copied) */
+/*
+ * rte_http_add_header - add a response header (copied; the name lower-case,
+ * as HTTP/2 requires). Not deferred: loop thread, straight into the h2o
+ * response in the request pool. Deferred: any thread, copied into the
+ * wrapper for send_now. No lock.
+ */
 void rte_http_add_header(rte_http_req *req, const char *name, const char *value)
 {
-    struct hdr_copy *n = realloc(req->out, (req->nout + 1) * sizeof *n);
-    if (n == NULL)
+    size_t nlen = strlen(name), vlen = strlen(value);
+    if (!req->deferred) {
+        h2o_req_t *hr = req->h2o;
+        if (req->responded)
+            return; /* too late: the headers have gone */
+        char *n = h2o_mem_alloc_pool(&hr->pool, nlen + 1);
+        lower_copy(n, name, nlen);
+        n[nlen] = '\0';
+        h2o_iovec_t v = h2o_strdup(&hr->pool, value, vlen);
+        h2o_add_header_by_str(&hr->pool, &hr->res.headers, n, nlen, 1, NULL, v.base, v.len);
+        return;
+    }
+    struct hdr_copy *out = realloc(req->out, (req->nout + 1) * sizeof *out);
+    char *block = malloc(nlen + vlen + 2);
+    if (out == NULL || block == NULL)
         rte_panic("out of memory");
-    req->out = n;
-    n[req->nout].name = dupn(name, strlen(name));
-    /* header names are sent lower-case, as HTTP/2 requires */
-    for (char *p = n[req->nout].name; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p + 32);
-    n[req->nout].value = dupn(value, strlen(value));
+    req->out = out;
+    lower_copy(block, name, nlen);
+    block[nlen] = '\0';
+    out[req->nout].name = block;
+    out[req->nout].value = block + nlen + 1;
+    put(block + nlen + 1, value, vlen);
     req->nout++;
 }
 
@@ -899,14 +992,20 @@ void rte_http_respond(rte_http_req *req, int status, const char *content_type, c
         send_now(req, status, content_type, body, len);
         return;
     }
-    struct response_msg *m = calloc(1, sizeof *m);
+    size_t clen = content_type != NULL ? strlen(content_type) + 1 : 0;
+    struct response_msg *m = malloc(sizeof *m + len + clen);
     if (m == NULL)
         rte_panic("out of memory");
+    memset(m, 0, sizeof *m);
     m->req = req;
     m->status = status;
-    m->content_type = content_type ? dupn(content_type, strlen(content_type)) : NULL;
-    m->body = dupn(body ? body : "", len);
     m->len = len;
+    if (len > 0)
+        memcpy(m->data, body, len);
+    if (content_type != NULL) {
+        memcpy(m->data + len, content_type, clen);
+        m->content_type = m->data + len;
+    }
     h2o_multithread_send_message(&req->l->srv->receiver, &m->super);
 }
 
@@ -922,42 +1021,60 @@ void rte_http_respond_json(rte_http_req *req, int status, const cJSON *doc)
     cJSON_free(text);
 }
 
-/* rte_http_error - send a JSON error body with a message */
+/*
+ * rte_http_error - send a JSON error body with a message; written with
+ * rte_jsonw into a stack buffer (the text cJSON printed, without its tree)
+ */
 void rte_http_error(rte_http_req *req, int status, const char *fmt, ...)
 {
     char msg[512];
+    char body[sizeof msg * 6 + 128]; /* every byte of msg escaped as \u00XX, and the rest */
+    rte_jsonw w;
     va_list ap;
+    int n;
+
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    cJSON *doc = cJSON_CreateObject();
-    cJSON *e = cJSON_AddObjectToObject(doc, "error");
-    cJSON_AddNumberToObject(e, "status", status);
-    cJSON_AddStringToObject(e, "message", msg);
-    cJSON_AddStringToObject(doc, "request_id", req->id);
-    rte_http_respond_json(req, status, doc);
-    cJSON_Delete(doc);
+    rte_jsonw_init(&w, body, sizeof body);
+    rte_jsonw_begin(&w, NULL);
+    rte_jsonw_begin(&w, "error");
+    rte_jsonw_int(&w, "status", status);
+    rte_jsonw_str(&w, "message", msg);
+    rte_jsonw_end(&w);
+    rte_jsonw_str(&w, "request_id", req->id);
+    rte_jsonw_end(&w);
+    n = rte_jsonw_done(&w);
+    if (n < 0)
+        rte_panic("http: error body for request %s does not fit", req->id);
+    rte_http_respond(req, status, "application/json", body, (size_t)n);
 }
 
 /* rte_http_defer - respond later from any thread; call in the handler */
 void rte_http_defer(rte_http_req *req)
 {
     h2o_req_t *hr = req->h2o;
+    size_t blen = hr->entity.base != NULL ? hr->entity.len : 0;
+    size_t need = hr->headers.size * sizeof *req->hdrs + blen + 1;
     req->deferred = 1;
     atomic_fetch_add(&req->refs, 1); /* held until the response message is handled */
-    if (hr->entity.base != NULL) {
-        req->body = dupn(hr->entity.base, hr->entity.len);
-        req->body_len = hr->entity.len;
-    } else {
-        req->body = dupn("", 0);
-    }
-    req->nhdrs = hr->headers.size;
-    req->hdrs = calloc(req->nhdrs + 1, sizeof *req->hdrs);
-    if (req->hdrs == NULL)
+    /* one block: the header array, then the body, then each name and value */
+    for (size_t i = 0; i < hr->headers.size; i++)
+        need += hr->headers.entries[i].name->len + hr->headers.entries[i].value.len + 2;
+    req->copy = malloc(need);
+    if (req->copy == NULL)
         rte_panic("out of memory");
+    req->hdrs = req->copy;
+    req->nhdrs = hr->headers.size;
+    char *p = (char *)(req->hdrs + req->nhdrs);
+    req->body = p;
+    req->body_len = blen;
+    p = put(p, hr->entity.base, blen);
     for (size_t i = 0; i < req->nhdrs; i++) {
         h2o_header_t *h = &hr->headers.entries[i];
-        req->hdrs[i].name = dupn(h->name->base, h->name->len);
-        req->hdrs[i].value = dupn(h->value.base, h->value.len);
+        req->hdrs[i].name = p;
+        p = put(p, h->name->base, h->name->len);
+        req->hdrs[i].value = p;
+        p = put(p, h->value.base, h->value.len);
     }
 }

@@ -9,6 +9,12 @@
  * heap is corrupted (the gateway crashed under load that way). The server
  * must create every socket on its loop thread, so after real traffic with
  * deferred responses through two loops, this thread's list stays empty.
+ *
+ * The other tests speak HTTP/1.0 over a raw socket, so they see the response
+ * exactly as sent: response headers from a handler that answers at once and
+ * from one that defers to another thread (each sent once, name lower-case),
+ * error bodies as cJSON would print them, and rte_http_requests_total by
+ * route and status, including more statuses than the per-route cache holds.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,14 +22,20 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <h2o.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "rte/http_client.h"
 #include "rte/http_server.h"
+#include "rte/metrics.h"
 
 #define NREQ 300
 #define NCLIENTS 4
@@ -185,11 +197,331 @@ static void test_free_without_run_releases_the_port(void **state)
     rte_http_server_free(s);
 }
 
+/* --- one server on its own loop thread, and a raw HTTP/1.0 client --- */
+
+struct srv {
+    rte_http_server *s;
+    pthread_t loop;
+    int port;
+};
+
+static void srv_start(struct srv *v, const rte_http_route *r)
+{
+    char err[256];
+    v->s = rte_http_server_new(err, sizeof err);
+    assert_non_null(v->s);
+    v->port = rte_http_server_listen(v->s, "127.0.0.1:0", r, err, sizeof err);
+    assert_true(v->port > 0);
+    pthread_create(&v->loop, NULL, run_loop, v->s);
+}
+
+static void srv_stop(struct srv *v)
+{
+    rte_http_server_stop(v->s, 2000);
+    pthread_join(v->loop, NULL);
+    rte_http_server_free(v->s);
+}
+
+/*
+ * send "METHOD path HTTP/1.0" with extra header lines (each ending CRLF, or
+ * "") and read the whole response (HTTP/1.0: the server closes) into buf
+ */
+static void raw_get(int port, const char *method, const char *path, const char *extra, char *buf,
+                    size_t len)
+{
+    char req[512];
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    size_t got = 0;
+    ssize_t k;
+
+    assert_true(fd >= 0);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: t\r\n%s\r\n", method, path, extra);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    while (got + 1 < len && (k = read(fd, buf + got, len - 1 - got)) > 0)
+        got += (size_t)k;
+    buf[got] = '\0';
+    close(fd);
+}
+
+/* the status code of a raw response */
+static int raw_status(const char *resp)
+{
+    assert_true(strncmp(resp, "HTTP/1.", 7) == 0);
+    return (int)strtol(resp + 9, NULL, 10);
+}
+
+/* how many times the exact line "line" appears in the response's header section */
+static int header_lines(const char *resp, const char *line)
+{
+    const char *end = strstr(resp, "\r\n\r\n");
+    char want[256];
+    int n = 0;
+
+    assert_non_null(end);
+    snprintf(want, sizeof want, "\r\n%s\r\n", line);
+    for (const char *p = resp; (p = strstr(p, want)) != NULL && p < end; p += 2)
+        n++;
+    return n;
+}
+
+/* the body of a raw response */
+static const char *raw_body(const char *resp)
+{
+    const char *end = strstr(resp, "\r\n\r\n");
+    assert_non_null(end);
+    return end + 4;
+}
+
+/* --- response headers --- */
+
+static void h_headers(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    rte_http_add_header(req, "X-Custom-Name", "Value With Spaces; q=1");
+    rte_http_add_header(req, "cache-control", "no-store");
+    rte_http_add_header(req, "X-Dup", "first");
+    rte_http_add_header(req, "X-DUP", "second");
+    rte_http_respond(req, 200, "text/plain", "ok", 2);
+}
+
+static void *deferred_answer(void *arg)
+{
+    rte_http_req *req = arg;
+    rte_http_add_header(req, "X-After", "late");
+    rte_http_add_header(req, "Retry-After", "1");
+    if (strcmp(rte_http_req_tail(req), "error") == 0)
+        rte_http_error(req, 503, "busy: \"%s\"\n\ttry\\later", rte_http_req_id(req));
+    else
+        rte_http_respond(req, 200, "text/plain", "later", 5);
+    return NULL;
+}
+
+static pthread_t answerers[8];
+static atomic_int nanswerers; /* set on the loop thread, read here once the answers came */
+
+/* adds a header, defers, and answers from a new thread that adds two more */
+static void h_headers_deferred(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    int i = atomic_load(&nanswerers);
+    rte_http_add_header(req, "X-Before", "early");
+    if (i == 8) { /* no cmocka assert here: this is the loop thread */
+        rte_http_error(req, 500, "test: too many deferred requests");
+        return;
+    }
+    rte_http_defer(req);
+    pthread_create(&answerers[i], NULL, deferred_answer, req);
+    atomic_store(&nanswerers, i + 1);
+}
+
+static void h_error(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    rte_http_add_header(req, "Retry-After", "5");
+    rte_http_error(req, 503, "too many \"callbacks\" in\tprogress");
+}
+
+static const rte_http_route header_routes[] = {
+    {.method = "GET", .path = "/h", .handler = h_headers, .name = "t_headers"},
+    {.method = "GET", .path = "/hd/*", .handler = h_headers_deferred, .name = "t_headers_d"},
+    {.method = "GET", .path = "/err", .handler = h_error, .name = "t_error"},
+    {0},
+};
+
+/* the error body cJSON prints for this status, message and request id */
+static char *cjson_error(int status, const char *msg, const char *id)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(doc, "error");
+    cJSON_AddNumberToObject(e, "status", status);
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(doc, "request_id", id);
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    return text;
+}
+
+/* a handler that answers at once: each added header once, lower-case, value exact */
+static void test_headers_inline(void **state)
+{
+    (void)state;
+    struct srv v;
+    char resp[4096];
+    srv_start(&v, header_routes);
+
+    raw_get(v.port, "GET", "/h", "X-Request-Id: hdr-test-1\r\n", resp, sizeof resp);
+    assert_int_equal(raw_status(resp), 200);
+    assert_int_equal(header_lines(resp, "x-custom-name: Value With Spaces; q=1"), 1);
+    assert_int_equal(header_lines(resp, "cache-control: no-store"), 1);
+    assert_int_equal(header_lines(resp, "x-dup: first"), 1);
+    assert_int_equal(header_lines(resp, "x-dup: second"), 1);
+    assert_int_equal(header_lines(resp, "content-type: text/plain"), 1);
+    assert_int_equal(header_lines(resp, "x-request-id: hdr-test-1"), 1);
+    assert_null(strstr(resp, "X-Custom-Name"));
+    assert_null(strstr(resp, "X-Dup"));
+    assert_null(strstr(resp, "X-DUP"));
+    /* same name twice: both, in the order added */
+    assert_true(strstr(resp, "x-dup: first") < strstr(resp, "x-dup: second"));
+    assert_string_equal(raw_body(resp), "ok");
+    /* a known length, not chunked */
+    assert_non_null(strcasestr(resp, "\r\ncontent-length: 2\r\n"));
+    assert_null(strcasestr(resp, "transfer-encoding"));
+
+    /* HEAD through the GET route: same headers, no body */
+    raw_get(v.port, "HEAD", "/h", "", resp, sizeof resp);
+    assert_int_equal(raw_status(resp), 200);
+    assert_int_equal(header_lines(resp, "x-dup: second"), 1);
+    assert_int_equal(header_lines(resp, "cache-control: no-store"), 1);
+    assert_string_equal(raw_body(resp), "");
+
+    /* an error after a header, on the loop thread: header and cJSON's body */
+    raw_get(v.port, "GET", "/err", "X-Request-Id: err-1\r\n", resp, sizeof resp);
+    assert_int_equal(raw_status(resp), 503);
+    assert_int_equal(header_lines(resp, "retry-after: 5"), 1);
+    assert_int_equal(header_lines(resp, "content-type: application/json"), 1);
+    char *want = cjson_error(503, "too many \"callbacks\" in\tprogress", "err-1");
+    assert_string_equal(raw_body(resp), want);
+    free(want);
+    srv_stop(&v);
+}
+
+/* a handler that adds a header, defers, and answers from another thread */
+static void test_headers_deferred(void **state)
+{
+    (void)state;
+    struct srv v;
+    char resp[4096];
+    atomic_store(&nanswerers, 0);
+    srv_start(&v, header_routes);
+
+    for (int i = 0; i < 3; i++) {
+        raw_get(v.port, "GET", "/hd/ok", "", resp, sizeof resp);
+        assert_int_equal(raw_status(resp), 200);
+        assert_int_equal(header_lines(resp, "x-before: early"), 1);
+        assert_int_equal(header_lines(resp, "x-after: late"), 1);
+        assert_int_equal(header_lines(resp, "retry-after: 1"), 1);
+        assert_int_equal(header_lines(resp, "content-type: text/plain"), 1);
+        assert_null(strstr(resp, "X-After"));
+        assert_string_equal(raw_body(resp), "later");
+        assert_non_null(strcasestr(resp, "\r\ncontent-length: 5\r\n"));
+    }
+
+    /* a deferred error: headers from both sides, and cJSON's escaping of the message */
+    raw_get(v.port, "GET", "/hd/error", "X-Request-Id: deferred-err.7\r\n", resp, sizeof resp);
+    assert_int_equal(raw_status(resp), 503);
+    assert_int_equal(header_lines(resp, "x-before: early"), 1);
+    assert_int_equal(header_lines(resp, "x-after: late"), 1);
+    assert_int_equal(header_lines(resp, "x-request-id: deferred-err.7"), 1);
+    char *want = cjson_error(503, "busy: \"deferred-err.7\"\n\ttry\\later", "deferred-err.7");
+    assert_string_equal(raw_body(resp), want);
+    free(want);
+
+    for (int i = 0; i < atomic_load(&nanswerers); i++)
+        pthread_join(answerers[i], NULL);
+    srv_stop(&v);
+}
+
+/* --- rte_http_requests_total --- */
+
+static void h_status(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    char s[8];
+    if (rte_http_req_query(req, "s", s, sizeof s) <= 0) {
+        rte_http_error(req, 400, "test: no status");
+        return;
+    }
+    int status = (int)strtol(s, NULL, 10);
+    if (status == 0)
+        return; /* no answer: the server sends 500 */
+    rte_http_respond(req, status, "text/plain", "x", 1);
+}
+
+static void h_ok(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    rte_http_respond(req, 200, "text/plain", "ok", 2);
+}
+
+static const rte_http_route metric_routes[] = {
+    {.method = "GET", .path = "/mix", .handler = h_status, .name = "t_mix"},
+    {.method = "GET", .path = "/many", .handler = h_status, .name = "t_many"},
+    {.method = "POST", .path = "/post-only", .handler = h_ok, .name = "t_post"},
+    {0},
+};
+
+/* the value of rte_http_requests_total{route,status}, 0 if the series does not exist */
+static long requests_total(const char *route, int status)
+{
+    char want[160];
+    size_t len;
+    char *text = rte_metrics_render(&len);
+    assert_non_null(text);
+    snprintf(want, sizeof want, "\nrte_http_requests_total{route=\"%s\",status=\"%d\"} ", route,
+             status);
+    const char *p = strstr(text, want);
+    long v = p != NULL ? strtol(p + strlen(want), NULL, 10) : 0;
+    free(text);
+    return v;
+}
+
+static void get_status(int port, const char *path, int want)
+{
+    char resp[2048];
+    raw_get(port, "GET", path, "", resp, sizeof resp);
+    assert_int_equal(raw_status(resp), want);
+}
+
+/* a mix of answers is counted under the right route and status labels */
+static void test_request_counter_labels(void **state)
+{
+    (void)state;
+    struct srv v;
+    static const int many[] = {200, 201, 202, 204, 301, 400, 401, 403, 404, 409, 500, 503};
+    int nmany = (int)(sizeof many / sizeof many[0]); /* more than the per-route cache */
+    long unmatched404 = requests_total("unmatched", 404);
+    long unmatched405 = requests_total("unmatched", 405);
+    srv_start(&v, metric_routes);
+
+    for (int i = 0; i < 3; i++)
+        get_status(v.port, "/mix?s=200", 200);
+    for (int i = 0; i < 2; i++)
+        get_status(v.port, "/mix?s=404", 404);
+    get_status(v.port, "/mix?s=500", 500);
+    get_status(v.port, "/mix?s=0", 500); /* the handler sent nothing */
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < nmany; i++) {
+            char path[32];
+            snprintf(path, sizeof path, "/many?s=%d", many[i]);
+            get_status(v.port, path, many[i]);
+        }
+    get_status(v.port, "/no/such/route", 404);
+    get_status(v.port, "/no/such/route", 404);
+    get_status(v.port, "/post-only", 405);
+
+    assert_int_equal(requests_total("t_mix", 200), 3);
+    assert_int_equal(requests_total("t_mix", 404), 2);
+    assert_int_equal(requests_total("t_mix", 500), 2);
+    assert_int_equal(requests_total("t_mix", 201), 0);
+    for (int i = 0; i < nmany; i++)
+        assert_int_equal(requests_total("t_many", many[i]), 2);
+    assert_int_equal(requests_total("unmatched", 404), unmatched404 + 2);
+    assert_int_equal(requests_total("unmatched", 405), unmatched405 + 1);
+    assert_int_equal(requests_total("t_post", 405), 0);
+    srv_stop(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_loops_deferred_keep_buffers_on_loop_threads),
         cmocka_unit_test(test_free_without_run_releases_the_port),
+        cmocka_unit_test(test_headers_inline),
+        cmocka_unit_test(test_headers_deferred),
+        cmocka_unit_test(test_request_counter_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
