@@ -10,6 +10,10 @@
 #   (a) one hot cached member, 64 connections
 #   (b) 100,000 cached members, Zipf(s=1) access, 64 connections
 #   (c) one hot cached member, 32 connections (the latency goal: p99 < 1 ms)
+#   (d) the same member at a fixed rate, RATE req/s (default 10000) over 32
+#       connections, timed from each request's due time (tests/programs/
+#       latency-probe: open loop, so the figure is the server's latency, not
+#       the queueing of a saturated machine that wrk's closed loop measures)
 # Both caches are primed first: the gateway's Redis holds every member's
 # entry (as the warmer leaves it), nginx's cache is filled by one request
 # per member through stedi-sim, and then each tool gets the same priming
@@ -22,6 +26,7 @@
 set -eu
 BUILD=${1:-build}
 D=${D:-5}
+RATE=${RATE:-10000}
 N=${N:-100000}
 THREADS=${THREADS:-2} # gateway event loops (http.threads), like nginx's worker_processes 2
 PY=/usr/bin/python3
@@ -114,6 +119,7 @@ daemon on;
 events { worker_connections 4096; }
 http {
     access_log off;
+    keepalive_requests 1000000; # the gateway has no per-connection limit either
     client_body_temp_path $tmp/nginx;
     proxy_temp_path $tmp/nginx;
     fastcgi_temp_path $tmp/nginx;
@@ -212,9 +218,15 @@ run "gateway (b) zipf $N c=64" "http://127.0.0.1:$GWPORT" 64 "$tmp/zipf.lua" GB
 run "nginx   (b) zipf $N c=64" "http://127.0.0.1:$NPORT" 64 "$tmp/zipf.lua" NB
 run "gateway (c) hot member  c=32" "http://127.0.0.1:$GWPORT/v1/eligibility/Z000001" 32 "" GC
 run "nginx   (c) hot member  c=32" "http://127.0.0.1:$NPORT/v1/eligibility/Z000001" 32 "" NC
+lat() { # name port
+    out=$("$BUILD/bin/latency-probe" "$2" /v1/eligibility/Z000001 32 "$RATE" "$D" 2>&1) || true
+    printf '%-34s %s\n' "$1" "$out"
+}
+lat "gateway (d) open loop c=32 ${RATE}/s" "$GWPORT"
+lat "nginx   (d) open loop c=32 ${RATE}/s" "$NPORT"
 awk -v ga="$GA" -v na="$NA" -v gb="$GB" -v nb="$NB" -v gc="$GC" -v nc="$NC" 'BEGIN {
     printf "ratio gateway/nginx req/s (a) %.2f   (b) %.2f   (c) %.2f\n", (na > 0 ? ga / na : 0),
         (nb > 0 ? gb / nb : 0), (nc > 0 ? gc / nc : 0) }'
 curl -s "http://127.0.0.1:$($PY -c "import json;print(json.load(open('$tmp/gw.ports'))['admin'])")/metrics" |
     grep -E '^rte_gateway_l1_total|^rte_cache_hit_total|^rte_cache_miss_total|^rte_gateway_events_total' || true
-echo "reproduce: D=$D N=$N THREADS=$THREADS sh bench/gateway.sh $BUILD   (or: make bench-gateway)"
+echo "reproduce: D=$D N=$N THREADS=$THREADS RATE=$RATE sh bench/gateway.sh $BUILD   (or: make bench-gateway)"
