@@ -440,16 +440,10 @@ static void h_status(rte_http_req *req, void *arg)
     rte_http_respond(req, status, "text/plain", "x", 1);
 }
 
-static void h_ok(rte_http_req *req, void *arg)
-{
-    (void)arg;
-    rte_http_respond(req, 200, "text/plain", "ok", 2);
-}
-
 static const rte_http_route metric_routes[] = {
     {.method = "GET", .path = "/mix", .handler = h_status, .name = "t_mix"},
     {.method = "GET", .path = "/many", .handler = h_status, .name = "t_many"},
-    {.method = "POST", .path = "/post-only", .handler = h_ok, .name = "t_post"},
+    {.method = "POST", .path = "/post-only", .handler = h_inline, .name = "t_post"},
     {0},
 };
 
