@@ -120,17 +120,44 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
-/* gw_req_new - any thread */
-gw_req *gw_req_new(enum gw_kind kind)
+/* gw_req_init - any thread */
+void gw_req_init(gw_req *r, enum gw_kind kind)
 {
-    gw_req *r = calloc(1, sizeof *r);
-    if (r == NULL)
-        return NULL;
+    memset(r, 0, sizeof *r);
     r->kind = kind;
     r->trigger = "request";
     pthread_mutex_init(&r->mu, NULL);
     atomic_init(&r->refs, 1);
     gw_policy_init(&r->pol);
+}
+
+/* gw_req_fini - any thread */
+void gw_req_fini(gw_req *r)
+{
+    pthread_mutex_destroy(&r->mu);
+}
+
+/* gw_req_new - any thread */
+gw_req *gw_req_new(enum gw_kind kind)
+{
+    gw_req *r = malloc(sizeof *r);
+    if (r != NULL)
+        gw_req_init(r, kind);
+    return r;
+}
+
+/* gw_req_dup - any thread */
+gw_req *gw_req_dup(const gw_req *src)
+{
+    gw_req *r = malloc(sizeof *r);
+    if (r == NULL)
+        return NULL;
+    memcpy(r, src, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL); /* its own lock and reference, nothing shared with src */
+    atomic_init(&r->refs, 1);
+    r->http = NULL;
+    r->qnext = r->pnext = r->pprev = r->wnext = NULL;
+    r->pending = 0;
     return r;
 }
 

@@ -39,6 +39,17 @@ void gw_core_stop(void);
 /* gw_req_new - a zeroed request holding one reference; NULL on OOM */
 gw_req *gw_req_new(enum gw_kind kind);
 
+/*
+ * gw_req_init / gw_req_fini - the same for a request the caller holds (on
+ * the stack, never shared): the loop thread answers L1 hits without
+ * allocating, and hands the workers a gw_req_dup
+ */
+void gw_req_init(gw_req *r, enum gw_kind kind);
+void gw_req_fini(gw_req *r);
+
+/* gw_req_dup - a heap copy of src's inputs with its own lock and one reference; NULL on OOM */
+gw_req *gw_req_dup(const gw_req *src);
+
 /* gw_req_unref - drop a reference (frees on the last) */
 void gw_req_unref(gw_req *r);
 

@@ -133,21 +133,28 @@ static int fast_path(rte_http_req *req, gw_req *r)
     return 1;
 }
 
-/* key, deadline, then L1 or the workers; takes over r */
-static void dispatch(rte_http_req *req, gw_req *r)
+/*
+ * key, deadline, then L1 or the workers. tmp is the handler's request on the
+ * stack (an L1 hit allocates nothing); a copy on the heap goes to the workers.
+ */
+static void dispatch(rte_http_req *req, gw_req *tmp)
 {
-    rte_crypto_member_key(G.cache.member_key_secret, r->member_id, r->member_key);
-    if (rte_cache_key_for(r->member_key, r->tp, r->key, sizeof r->key) != 0) {
+    gw_req *r;
+
+    rte_crypto_member_key(G.cache.member_key_secret, tmp->member_id, tmp->member_key);
+    if (rte_cache_key_for(tmp->member_key, tmp->tp, tmp->key, sizeof tmp->key) != 0) {
         rte_http_error(req, 400, "field 'trading_partner_id': too long");
-        gw_req_unref(r);
         return;
     }
-    r->t0_mono = rte_clock_mono_ms();
-    r->callers_deadline = r->pol.wait_s >= 0;
-    r->deadline_mono =
-        r->t0_mono + (r->callers_deadline ? r->pol.wait_s * 1000 : G.conf.deadline_ms);
-    if (fast_path(req, r)) {
-        gw_req_unref(r);
+    tmp->t0_mono = rte_clock_mono_ms();
+    tmp->callers_deadline = tmp->pol.wait_s >= 0;
+    tmp->deadline_mono =
+        tmp->t0_mono + (tmp->callers_deadline ? tmp->pol.wait_s * 1000 : G.conf.deadline_ms);
+    if (fast_path(req, tmp))
+        return;
+    r = gw_req_dup(tmp);
+    if (r == NULL) {
+        rte_http_error(req, 500, "out of memory");
         return;
     }
     rte_http_defer(req);
@@ -165,7 +172,7 @@ void gw_h_member(rte_http_req *req, void *arg)
 {
     const char *member_id = rte_http_req_tail(req);
     char tp[256], mode[256];
-    gw_req *r;
+    gw_req tmp, *r = &tmp;
     (void)arg;
 
     if (!gw_valid_id(member_id, GW_ID_MAX)) {
@@ -174,11 +181,7 @@ void gw_h_member(rte_http_req *req, void *arg)
                        GW_ID_MAX);
         return;
     }
-    r = gw_req_new(GW_CHECK);
-    if (r == NULL) {
-        rte_http_error(req, 500, "out of memory");
-        return;
-    }
+    gw_req_init(r, GW_CHECK);
     copy_request_id(r, req);
     copy_str(r->member_id, sizeof r->member_id, member_id);
     if (rte_http_req_query(req, "trading_partner_id", tp, sizeof tp) >= 0) {
@@ -210,9 +213,8 @@ void gw_h_member(rte_http_req *req, void *arg)
         goto fail;
     }
     dispatch(req, r);
-    return;
 fail:
-    gw_req_unref(r);
+    gw_req_fini(r);
 }
 
 /* read an optional string field of obj, checking length; 0 ok, -1 after answering 400 */
@@ -239,13 +241,14 @@ void gw_h_check(rte_http_req *req, void *arg)
     const cJSON *member = NULL, *provider = NULL;
     const char *mid = NULL, *first = NULL, *last = NULL, *dob = NULL, *tp = NULL, *mode = NULL,
                *npi = NULL, *org = NULL;
-    gw_req *r = NULL;
+    gw_req tmp, *r = &tmp;
     (void)arg;
 
+    gw_req_init(r, GW_CHECK);
     doc = rte_json_parse(body, len, err, sizeof err);
     if (doc == NULL) {
         rte_http_error(req, 400, "request body: %s", err);
-        return;
+        goto out;
     }
     if (!cJSON_IsObject(doc)) {
         rte_http_error(req, 400, "request body: expected a JSON object");
@@ -307,11 +310,6 @@ void gw_h_check(rte_http_req *req, void *arg)
                        GW_TP_MAX);
         goto out;
     }
-    r = gw_req_new(GW_CHECK);
-    if (r == NULL) {
-        rte_http_error(req, 500, "out of memory");
-        goto out;
-    }
     copy_request_id(r, req);
     copy_str(r->member_id, sizeof r->member_id, mid);
     copy_str(r->tp, sizeof r->tp, tp);
@@ -335,9 +333,8 @@ void gw_h_check(rte_http_req *req, void *arg)
         goto out;
     }
     dispatch(req, r);
-    r = NULL;
 out:
-    gw_req_unref(r);
+    gw_req_fini(r);
     cJSON_Delete(doc);
 }
 
