@@ -608,3 +608,29 @@ void rte_config_each(const rte_config *cfg, const char *prefix,
         fn(k, env ? env : cfg->v[i].value, arg);
     }
 }
+
+/* rte_file_id_of_stat - any thread */
+void rte_file_id_of_stat(const struct stat *st, rte_file_id *id)
+{
+    id->dev = st->st_dev;
+    id->ino = st->st_ino;
+    id->size = st->st_size;
+    id->mtime = st->st_mtim;
+}
+
+/* rte_file_id_of - any thread */
+int rte_file_id_of(const char *path, rte_file_id *id)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    rte_file_id_of_stat(&st, id);
+    return 0;
+}
+
+/* rte_file_id_same - any thread */
+int rte_file_id_same(const rte_file_id *a, const rte_file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}

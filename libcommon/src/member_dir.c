@@ -25,6 +25,7 @@
 #include "rte/member_dir.h"
 
 #include "rte/clock.h"
+#include "rte/config.h"
 #include "rte/http_client.h"
 #include "rte/metrics.h"
 
@@ -869,20 +870,7 @@ static rte_member_snapshot *builder_finish(builder *b, char *err, size_t errlen)
     return s;
 }
 
-typedef struct file_id {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-} file_id;
-
-static int same_file(const file_id *a, const struct stat *st)
-{
-    return a->dev == st->st_dev && a->ino == st->st_ino && a->size == st->st_size &&
-           a->mtime.tv_sec == st->st_mtim.tv_sec && a->mtime.tv_nsec == st->st_mtim.tv_nsec;
-}
-
-static rte_member_snapshot *load_file(const char *path, file_id *id, char *err, size_t errlen)
+static rte_member_snapshot *load_file(const char *path, rte_file_id *id, char *err, size_t errlen)
 {
     rte_member_snapshot *s = NULL;
     builder b;
@@ -911,12 +899,8 @@ static rte_member_snapshot *load_file(const char *path, file_id *id, char *err, 
         goto out;
     }
     s = builder_finish(&b, err, errlen);
-    if (s) {
-        id->dev = st.st_dev;
-        id->ino = st.st_ino;
-        id->size = st.st_size;
-        id->mtime = st.st_mtim;
-    }
+    if (s)
+        rte_file_id_of_stat(&st, id);
 out:
     free(line);
     if (f)
@@ -959,7 +943,7 @@ struct rte_member_dir {
     pthread_mutex_t mu;        /* guards cur */
     pthread_mutex_t reload_mu; /* serialises loads and the fields below */
     rte_member_snapshot *cur;
-    file_id fid;
+    rte_file_id fid;
     char etag[256], last_modified[128];
     uint64_t body_hash;
 };
@@ -1054,8 +1038,9 @@ static rte_member_snapshot *load_source(rte_member_dir *d, int conditional, int 
     if (d->is_url) {
         s = load_url(d, conditional, unchanged, err, errlen);
     } else {
-        struct stat st;
-        if (conditional && stat(d->source, &st) == 0 && same_file(&d->fid, &st)) {
+        rte_file_id now;
+        if (conditional && rte_file_id_of(d->source, &now) == 0 &&
+            rte_file_id_same(&d->fid, &now)) {
             *unchanged = 1;
             return NULL;
         }

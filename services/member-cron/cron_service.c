@@ -35,6 +35,7 @@
 #include "cron_sched.h"
 #include "cron_store.h"
 #include "rte/clock.h"
+#include "rte/config.h"
 #include "rte/log.h"
 #include "rte/member_dir.h"
 #include "rte/service.h"
@@ -47,20 +48,13 @@ typedef struct active {
     atomic_int refs;
 } active;
 
-typedef struct file_id {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-} file_id;
-
 static struct {
     pthread_mutex_t mu; /* cur, running_* */
     active *cur;
     rte_member_dir *dir;
     char sched_path[512], model_path[512], members[1024], zoneinfo[256], prefix[128], owner[128];
     int64_t lease_ms, batch, poll_ms, watch_ms, flush_ms, max_plan;
-    file_id sched_id, model_id;
+    rte_file_id sched_id, model_id;
     /* the fire this replica is running */
     char running_name[64];
     int64_t running_fire;
@@ -101,24 +95,6 @@ static void swap_active(cron_schedules *s, const cron_model *m)
     rte_series_set(rte_metric_series0(cron_m.schedules), s->n);
 }
 
-static int file_identity(const char *path, file_id *id)
-{
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return -1;
-    id->dev = st.st_dev;
-    id->ino = st.st_ino;
-    id->size = st.st_size;
-    id->mtime = st.st_mtim;
-    return 0;
-}
-
-static int same_file(const file_id *a, const file_id *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
-
 static void count_reload(const char *result)
 {
     const char *lv[] = {result, NULL};
@@ -129,9 +105,9 @@ static void count_reload(const char *result)
 static int load_files(const char *sched_path, const char *model_path, char *err, size_t errlen)
 {
     cron_model m;
-    file_id sid = {0}, mid = {0};
-    file_identity(sched_path, &sid);
-    file_identity(model_path, &mid);
+    rte_file_id sid = {0}, mid = {0};
+    rte_file_id_of(sched_path, &sid);
+    rte_file_id_of(model_path, &mid);
     if (cron_model_load(model_path, &m, err, errlen) < 0) {
         count_reload("refused");
         return -1;
@@ -229,10 +205,11 @@ void cron_service_shutdown(void)
 
 static void watch_files(void)
 {
-    file_id sid, mid;
-    int s_ok = file_identity(G.sched_path, &sid) == 0;
-    int m_ok = file_identity(G.model_path, &mid) == 0;
-    if ((s_ok && !same_file(&sid, &G.sched_id)) || (m_ok && !same_file(&mid, &G.model_id))) {
+    rte_file_id sid, mid;
+    int s_ok = rte_file_id_of(G.sched_path, &sid) == 0;
+    int m_ok = rte_file_id_of(G.model_path, &mid) == 0;
+    if ((s_ok && !rte_file_id_same(&sid, &G.sched_id)) ||
+        (m_ok && !rte_file_id_same(&mid, &G.model_id))) {
         char err[768];
         if (load_files(G.sched_path, G.model_path, err, sizeof err) < 0) {
             rte_log_error("member-cron: %s; the previous schedules keep running", err);

@@ -374,10 +374,49 @@ static void test_fatal_in_child(void **state)
     assert_int_equal(child_status(cfg, good_int, out, sizeof(out)), 0);
 }
 
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* a file's identity changes with an edit or a rename over it, not with a read */
+static void test_file_id(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_file_id.XXXXXX", path[64], other[64];
+    rte_file_id a, b;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/f.yaml", dir);
+    snprintf(other, sizeof other, "%s/g.yaml", dir);
+    assert_int_equal(rte_file_id_of(path, &a), -1);
+    write_text(path, "a: 1\n");
+    assert_int_equal(rte_file_id_of(path, &a), 0);
+    assert_int_equal(rte_file_id_of(path, &b), 0);
+    assert_true(rte_file_id_same(&a, &b));
+
+    write_text(path, "a: 12\n"); /* an edit (size changes) */
+    assert_int_equal(rte_file_id_of(path, &b), 0);
+    assert_false(rte_file_id_same(&a, &b));
+
+    a = b;
+    write_text(other, "a: 34\n"); /* same size, renamed over it: another inode */
+    assert_int_equal(rename(other, path), 0);
+    assert_int_equal(rte_file_id_of(path, &b), 0);
+    assert_false(rte_file_id_same(&a, &b));
+
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_when_absent),
+        cmocka_unit_test(test_file_id),
         cmocka_unit_test_setup_teardown(test_file_values, load_sample, free_sample),
         cmocka_unit_test_setup_teardown(test_env_override, load_sample, free_sample),
         cmocka_unit_test_setup_teardown(test_durations, load_sample, free_sample),

@@ -19,6 +19,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
 
 typedef struct rte_config rte_config;
 
@@ -74,5 +76,25 @@ int rte_config_duration_try(const rte_config *cfg, const char *key, int64_t def,
  * all) */
 void rte_config_each(const rte_config *cfg, const char *prefix,
                      void (*fn)(const char *key, const char *value, void *arg), void *arg);
+
+/*
+ * rte_file_id - what tells that a file a service reloads has changed:
+ * device, inode (a rename over it), size and modification time (an edit)
+ */
+typedef struct rte_file_id {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+} rte_file_id;
+
+/* rte_file_id_of_stat - the identity st describes */
+void rte_file_id_of_stat(const struct stat *st, rte_file_id *id);
+
+/* rte_file_id_of - stat(path) into id: 0, or -1 with errno set */
+int rte_file_id_of(const char *path, rte_file_id *id);
+
+/* rte_file_id_same - 1 when a and b are the same, unchanged file */
+int rte_file_id_same(const rte_file_id *a, const rte_file_id *b);
 
 #endif
