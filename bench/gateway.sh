@@ -22,7 +22,8 @@
 # tool and the ratios; figures are printed, not asserted. Needs wrk and
 # nginx (apt-get install wrk nginx-light). D=<seconds> per run (default 5),
 # N=<members> (default 100000). GATEWAY=<binary> runs another cache-gateway
-# build (a sanitizer build, say) against the same set-up.
+# build (a sanitizer build, say) against the same set-up. KEEP=1 leaves
+# everything running afterwards (bench/lib.sh).
 set -eu
 BUILD=${1:-build}
 D=${D:-5}
@@ -37,34 +38,22 @@ for t in wrk nginx redis-server; do
     }
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-tmp=$(mktemp -d /tmp/gw_bench.XXXXXX)
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; done
-    [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
-    sleep 0.3
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-[ -n "${KEEP:-}" ] && trap - EXIT
-
-port() { $PY -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-RPORT=$(port)
-NPORT=$(port)
+. "$(dirname "$0")/lib.sh"
+bench_init gw_bench
+tmp=$BENCH_DIR
+NPORT=$(bench_port)
 SECRET=bench-secret
 
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" \
-    --daemonize no --loglevel warning >/dev/null 2>&1 &
-pids="$pids $!"
-"$BUILD/bin/kafka-dev-broker" --bootstrap-file "$tmp/kafka.bootstrap" >/dev/null 2>"$tmp/kafka.log" &
-pids="$pids $!"
+bench_redis
+RPORT=$REDIS_PORT
+bench_broker "$BUILD/bin"
 RTE_CLOCK_SCALE=1000 RTE_SIM_LATENCY_P50=0 RTE_SIM_LATENCY_P95=0 RTE_SIM_MAX_CONCURRENT=10000 \
     RTE_HTTP_ADDR=127.0.0.1:0 RTE_ADMIN_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
     RTE_PORTS_FILE="$tmp/sim.ports" RTE_LOG_LEVEL=warn "$BUILD/bin/stedi-sim" 2>"$tmp/sim.log" &
-pids="$pids $!"
+bench_track $!
 i=0
-while [ ! -s "$tmp/sim.ports" ] || [ ! -s "$tmp/kafka.bootstrap" ]; do
-    i=$((i + 1)); [ $i -gt 200 ] && { echo "stedi-sim or broker did not start" >&2; exit 1; }
+while [ ! -s "$tmp/sim.ports" ]; do
+    i=$((i + 1)); [ $i -gt 200 ] && { echo "stedi-sim did not start" >&2; exit 1; }
     sleep 0.05
 done
 SIMPORT=$($PY -c "import json;print(json.load(open('$tmp/sim.ports'))['http'])")
@@ -94,13 +83,13 @@ for i in range(1, n + 1):
 p.execute()
 PYEOF
 
-RTE_REDIS_URL="redis://127.0.0.1:$RPORT" RTE_KAFKA_BROKERS="$(cat "$tmp/kafka.bootstrap")" \
+RTE_REDIS_URL="redis://127.0.0.1:$RPORT" RTE_KAFKA_BROKERS="$KAFKA_BROKERS" \
     RTE_STEDI_BASE_URL="http://127.0.0.1:$SIMPORT" RTE_CACHE_MEMBER_KEY_SECRET=$SECRET \
     RTE_GATEWAY_MEMBER_DIR="$tmp/members.jsonl" RTE_LOG_LEVEL=error RTE_HTTP_THREADS=$THREADS \
     RTE_HTTP_ADDR=127.0.0.1:0 RTE_ADMIN_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
     RTE_PORTS_FILE="$tmp/gw.ports" "${GATEWAY:-$BUILD/bin/cache-gateway}" 2>"$tmp/gw.log" &
 GWPID=$!
-pids="$pids $GWPID"
+bench_track $GWPID
 i=0
 while [ ! -s "$tmp/gw.ports" ]; do
     i=$((i + 1)); [ $i -gt 1200 ] && { echo "cache-gateway did not start" >&2; cat "$tmp/gw.log" >&2; exit 1; }
@@ -153,6 +142,9 @@ http {
 NGEOF
 "$NGINX" -c "$tmp/nginx.conf" -p "$tmp" 2>"$tmp/nginx.start" || {
     cat "$tmp/nginx.start" >&2; exit 1; }
+i=0
+until [ -s "$tmp/nginx.pid" ]; do i=$((i + 1)); [ $i -gt 100 ] && break; sleep 0.05; done
+bench_track "$(cat "$tmp/nginx.pid")" # nginx daemonizes: its master's pid
 
 # wrk scripts: one hot member; Zipf over N members; sequential priming
 cat >"$tmp/zipf.lua" <<LUAEOF

@@ -19,30 +19,18 @@ BATCH=${BATCH:-5000}  # the service default (member_cron.batch)
 LINGER=${LINGER:-5}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
-tmp=$(mktemp -d /tmp/member_cron_bench.XXXXXX)
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; done
-    sleep 0.5
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$REPO/bench/lib.sh"
+bench_init member_cron_bench
+tmp=$BENCH_DIR
 
 start=$(date +%s.%N)
 "$BUILD/bin/member-gen" --count "$N" --seed 1 --out "$tmp/members.jsonl"
 end=$(date +%s.%N)
 echo "member_gen_seconds $(awk "BEGIN{printf \"%.2f\", $end - $start}") members $N"
 
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
-    --daemonize no --loglevel warning >/dev/null 2>&1 &
-pids="$pids $!"
-"$BUILD/bin/kafka-dev-broker" --bootstrap-file "$tmp/kafka.bootstrap" >/dev/null 2>"$tmp/broker.log" &
-pids="$pids $!"
-i=0
-while [ ! -s "$tmp/kafka.bootstrap" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+bench_redis
+rport=$REDIS_PORT
+bench_broker "$BUILD/bin"
 
 cat >"$tmp/schedules.yaml" <<YAML
 schedules:
@@ -68,13 +56,13 @@ kafka:
     queue.buffering.max.kbytes: 2097152
     compression.codec: lz4
 YAML
-aport=$(free_port)
-RTE_REDIS_URL=redis://127.0.0.1:$rport RTE_KAFKA_BROKERS=$(cat "$tmp/kafka.bootstrap") \
+aport=$(bench_port)
+RTE_REDIS_URL=redis://127.0.0.1:$rport RTE_KAFKA_BROKERS=$KAFKA_BROKERS \
 RTE_ADMIN_ADDR=127.0.0.1:$aport RTE_HTTP_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
 RTE_CLOCK_START=2026-01-05T00:00:00Z \
     "$BUILD/bin/member-cron" --config "$tmp/config.yaml" 2>"$tmp/cron.log" &
 cpid=$!
-pids="$pids $cpid"
+bench_track $cpid
 i=0
 until curl -sf "http://127.0.0.1:$aport/readyz" >/dev/null 2>&1; do
     sleep 0.2; i=$((i + 1))

@@ -23,39 +23,23 @@ BIN=$BUILD/bin
 for b in webhook-receiver kafka-dev-broker; do
     [ -x "$BIN/$b" ] || { echo "bench-webhook: $BIN/$b missing; run make build" >&2; exit 1; }
 done
-DIR=$(mktemp -d /tmp/rte-bench-webhook.XXXXXX)
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill "$p" 2>/dev/null || true; done
-    for p in $PIDS; do wait "$p" 2>/dev/null || true; done
-    [ -z "${BENCH_KEEP:-}" ] && rm -rf "$DIR"; true
-}
-trap cleanup EXIT INT TERM
-
-port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-
-RPORT=$(port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$DIR" \
-    --loglevel warning >"$DIR/redis.log" 2>&1 &
-PIDS="$PIDS $!"
-"$BIN/kafka-dev-broker" --bootstrap-file "$DIR/kafka.bootstrap" >/dev/null 2>"$DIR/kafka.log" &
-PIDS="$PIDS $!"
-i=0
-while [ ! -s "$DIR/kafka.bootstrap" ]; do
-    i=$((i + 1)); [ $i -lt 300 ] || { echo "bench-webhook: broker did not start" >&2; exit 1; }
-    sleep 0.1
-done
+. bench/lib.sh
+bench_init rte-bench-webhook
+DIR=$BENCH_DIR
+bench_redis
+RPORT=$REDIS_PORT
+bench_broker "$BIN"
 cat >"$DIR/wh.yaml" <<EOF
 kafka.consumer.session.timeout.ms: 6000
 kafka.consumer.heartbeat.interval.ms: 500
 EOF
 SECRET=whsec-bench-secret
-RTE_REDIS_URL=redis://127.0.0.1:$RPORT RTE_KAFKA_BROKERS=$(cat "$DIR/kafka.bootstrap") \
+RTE_REDIS_URL=redis://127.0.0.1:$RPORT RTE_KAFKA_BROKERS=$KAFKA_BROKERS \
 RTE_ADMIN_ADDR=127.0.0.1:0 RTE_HTTP_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
 RTE_PORTS_FILE=$DIR/ports.json RTE_WH_SECRETS=$SECRET RTE_WH_POLL_ENABLED=false \
 RTE_LOG_LEVEL=${BENCH_LOG_LEVEL:-warn} RTE_HEALTH_INTERVAL=200ms \
     "$BIN/webhook-receiver" --config "$DIR/wh.yaml" >"$DIR/receiver.log" 2>&1 &
-PIDS="$PIDS $!"
+bench_track $!
 
 RPORT=$RPORT DIR=$DIR SECRET=$SECRET /usr/bin/python3 - <<'EOF'
 import base64, hashlib, hmac, json, os, socket, statistics, threading, time, uuid

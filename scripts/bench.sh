@@ -8,6 +8,7 @@ set -eu
 BUILD=${1:-build}
 found=0
 for b in bench/*.sh; do
+    [ "$b" = bench/lib.sh ] && continue # helpers the drivers source
     [ -e "$b" ] || continue
     found=1
     echo "== $b"
