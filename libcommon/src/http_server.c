@@ -696,17 +696,14 @@ static void loop_setup(rte_http_server *s)
     }
 }
 
+static void close_listener(struct listener *l);
+
 /* loop thread, after the last turn: everything loop_setup made, in reverse */
 static void loop_teardown(rte_http_server *s)
 {
     for (int i = 0; i < s->nlisteners; i++) {
         struct listener *l = s->listeners[i];
-        if (!l->closed) {
-            l->closed = 1;
-            h2o_socket_read_stop(l->sock);
-            h2o_socket_close(l->sock);
-            l->sock = NULL;
-        }
+        close_listener(l); /* run closed them all when it stopped; this is a no-op then */
         /* request_shutdown arms HTTP/2's GOAWAY timer even with no HTTP/2 connection */
         if (h2o_timeout_is_linked(&l->ctx.http2._graceful_shutdown_timeout))
             h2o_timeout_unlink(&l->ctx.http2._graceful_shutdown_timeout);
