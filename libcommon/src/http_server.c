@@ -144,7 +144,9 @@ struct rte_http_server {
     atomic_int stop_port; /* listener to stop, -1 none */
     int64_t stop_deadline;
     pthread_mutex_t lock;
-    struct conn conns; /* list head; loop thread only */
+    struct conn conns;          /* list head; loop thread only */
+    void (*on_turn)(void *arg); /* after each loop turn, on the loop thread */
+    void *on_turn_arg;
 };
 
 struct hdr_copy {
@@ -681,6 +683,21 @@ static int listen_on(rte_http_server *s, const char *addr, const rte_http_route 
     return l->port;
 }
 
+/* one turn of the loop, then the owner's per-turn hook */
+static void turn(rte_http_server *s, int32_t max_wait_ms)
+{
+    h2o_evloop_run(s->loop, max_wait_ms);
+    if (s->on_turn != NULL)
+        s->on_turn(s->on_turn_arg);
+}
+
+/* rte_http_server_on_turn - before run (the loop thread itself may set it) */
+void rte_http_server_on_turn(rte_http_server *s, void (*fn)(void *arg), void *arg)
+{
+    s->on_turn = fn;
+    s->on_turn_arg = arg;
+}
+
 /* loop thread, before the first turn: the queue, each context and listening socket */
 static void loop_setup(rte_http_server *s)
 {
@@ -714,7 +731,7 @@ static void loop_teardown(rte_http_server *s)
     free(s->queue); /* h2o 2.2.5's evloop build closes the queue but never frees it */
     s->queue = NULL;
     /* closed sockets (listeners, the queues' pipes) are freed by the next loop turn */
-    h2o_evloop_run(s->loop, 0);
+    turn(s, 0);
 }
 
 static void close_listener(struct listener *l)
@@ -738,7 +755,7 @@ static void close_connections(rte_http_server *s, int64_t deadline)
     for (struct conn *c = s->conns.next; c != &s->conns; c = c->next)
         shutdown(c->fd, SHUT_RDWR);
     while (s->conns.next != &s->conns && rte_clock_mono_ms() < deadline)
-        h2o_evloop_run(s->loop, 10);
+        turn(s, 10);
 }
 
 /* rte_http_server_run - run the loop until stopped; the loop thread */
@@ -747,7 +764,7 @@ int rte_http_server_run(rte_http_server *s)
     s->ran = 1;
     loop_setup(s);
     for (;;) {
-        h2o_evloop_run(s->loop, 100);
+        turn(s, 100);
         int port = atomic_exchange(&s->stop_port, -1);
         for (int i = 0; port >= 0 && i < s->nlisteners; i++)
             if (s->listeners[i]->port == port)

@@ -11,6 +11,17 @@
  * Connectivity is probed with a brokers-only Metadata request (1 s bound)
  * because librdkafka reports "all brokers down" but never "back up".
  *
+ * Batches. rte_kafka_produce_batch hands n messages of one topic to
+ * rd_kafka_produce_batch through a topic handle the producer keeps (one
+ * lookup per batch, not per message), numbering each for the watermark. A
+ * batching thread (an HTTP loop: rte_kafka_batch_begin) copies what it
+ * produces with rte_kafka_produce_batched into a thread-local buffer
+ * (RTE_KAFKA_BATCH_MAX messages, 128 KiB) that it flushes after each loop
+ * turn, so a busy loop makes one librdkafka call and one wake-up of its
+ * broker thread per turn instead of one per message. Messages refused at a
+ * flush are counted (result="refused") and logged at most once a second;
+ * the caller had already been told 0.
+ *
  * Consumer. Offsets are stored by us (enable.auto.offset.store=false) only
  * after the handler succeeded or the DLQ copy was acknowledged; librdkafka
  * auto-commits what is stored every auto.commit.interval.ms, and we commit
@@ -70,6 +81,8 @@
 #define DLQ_SUFFIX ".dlq"
 #define STOPPED (-1) /* call_with_retries: stop requested mid-backoff */
 
+#define MAX_TOPIC_HANDLES 32 /* distinct topics one producer batches to */
+
 struct rte_kafka_producer {
     rd_kafka_t *rk;
     pthread_t poller;
@@ -88,6 +101,10 @@ struct rte_kafka_producer {
     uint64_t seq_wm;             /* under seq_mu: every number <= it was reported */
     _Atomic uint64_t seq_wm_pub; /* seq_wm for lock-free readers */
     _Atomic uint64_t seq_failed; /* reports that were errors */
+
+    pthread_mutex_t topics_mu; /* topic handles for rte_kafka_produce_batch */
+    rd_kafka_topic_t *topics[MAX_TOPIC_HANDLES];
+    int ntopics;
 };
 
 #define SEQ_RING (1u << 20) /* above librdkafka's queue.buffering.max.messages default */
@@ -125,7 +142,9 @@ static void metrics_init(void)
 
     m_produced =
         rte_counter_new("rte_kafka_produced_total",
-                        "Messages acknowledged (ok) or failed (error) by Kafka", topic_result);
+                        "Messages acknowledged (ok) or failed (error) by Kafka, or refused before "
+                        "sending (refused: queue full, unknown topic)",
+                        topic_result);
     m_consumed = rte_counter_new("rte_kafka_consumed_total",
                                  "Messages handled (ok), retried (retry, one per retry) or "
                                  "dead-lettered (dlq)",
@@ -139,6 +158,13 @@ static void count(rte_metric *m, const char *topic, const char *result)
     const char *const values[] = {topic, result};
 
     rte_counter_inc(m, values);
+}
+
+static void count_n(rte_metric *m, const char *topic, const char *result, int n)
+{
+    const char *const values[] = {topic, result};
+
+    rte_counter_add(m, values, n);
 }
 
 static void sleep_ms(int64_t ms)
@@ -402,8 +428,11 @@ static void producer_destroy(rte_kafka_producer *p)
         atomic_store(&p->stop, 1);
         pthread_join(p->poller, NULL);
     }
+    for (int i = 0; i < p->ntopics; i++)
+        rd_kafka_topic_destroy(p->topics[i]);
     if (p->rk)
         rd_kafka_destroy(p->rk);
+    pthread_mutex_destroy(&p->topics_mu);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->seq_mu);
@@ -428,11 +457,13 @@ rte_kafka_producer *rte_kafka_producer_new(const rte_config *cfg, const char *br
     }
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->seq_mu, NULL);
+    pthread_mutex_init(&p->topics_mu, NULL);
     p->seq_done = calloc(SEQ_RING, 1);
     if (!p->seq_done) {
         snprintf(err, errlen, "kafka producer: out of memory");
         pthread_mutex_destroy(&p->mu);
         pthread_mutex_destroy(&p->seq_mu);
+        pthread_mutex_destroy(&p->topics_mu);
         free(p);
         return NULL;
     }
@@ -527,12 +558,14 @@ int rte_kafka_produce(rte_kafka_producer *p, const char *topic, const void *key,
     if (atomic_load(&p->seq_next) - atomic_load(&p->seq_wm_pub) >= SEQ_RING - 1) {
         snprintf(err, errlen, "produce to %s: %u messages await delivery reports; retry later",
                  topic, SEQ_RING - 1);
+        count(m_produced, topic, "refused");
         return -1;
     }
     seq = atomic_fetch_add(&p->seq_next, 1) + 1;
     if (produce(p, topic, key, keylen, payload, len, headers, nheaders,
                 (void *)(uintptr_t)((seq << 1) | 1), err, errlen) != 0) {
         seq_reported(p, seq); /* never sent; the caller was told */
+        count(m_produced, topic, "refused");
         return -1;
     }
     return 0;
@@ -550,6 +583,173 @@ uint64_t rte_kafka_delivered_seq(rte_kafka_producer *p, uint64_t *failed)
     if (failed)
         *failed = atomic_load(&p->seq_failed);
     return atomic_load(&p->seq_wm_pub);
+}
+
+/* ---- batches ---------------------------------------------------------- */
+
+/* the producer's handle for topic, made once (rd_kafka_topic_new looks it up under a lock) */
+static rd_kafka_topic_t *topic_handle(rte_kafka_producer *p, const char *topic)
+{
+    rd_kafka_topic_t *rkt = NULL;
+
+    pthread_mutex_lock(&p->topics_mu);
+    for (int i = 0; i < p->ntopics && rkt == NULL; i++)
+        if (strcmp(rd_kafka_topic_name(p->topics[i]), topic) == 0)
+            rkt = p->topics[i];
+    if (rkt == NULL && p->ntopics < MAX_TOPIC_HANDLES) {
+        rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+        if (rkt != NULL)
+            p->topics[p->ntopics++] = rkt;
+    }
+    pthread_mutex_unlock(&p->topics_mu);
+    return rkt;
+}
+
+/* rte_kafka_produce_batch - any thread */
+int rte_kafka_produce_batch(rte_kafka_producer *p, const char *topic, const rte_kafka_out *msgs,
+                            int n, char *err, size_t errlen)
+{
+    rd_kafka_message_t m[RTE_KAFKA_BATCH_MAX];
+    rd_kafka_topic_t *rkt;
+    uint64_t seq;
+    int ok;
+
+    if (n <= 0)
+        return 0;
+    if (n > RTE_KAFKA_BATCH_MAX) {
+        ok = rte_kafka_produce_batch(p, topic, msgs, RTE_KAFKA_BATCH_MAX, err, errlen);
+        if (ok < RTE_KAFKA_BATCH_MAX)
+            return ok;
+        return ok + rte_kafka_produce_batch(p, topic, msgs + ok, n - ok, err, errlen);
+    }
+    rkt = topic_handle(p, topic);
+    if (rkt == NULL) {
+        snprintf(err, errlen, "produce to %s: no topic handle: %s", topic,
+                 p->ntopics >= MAX_TOPIC_HANDLES ? "too many topics"
+                                                 : rd_kafka_err2str(rd_kafka_last_error()));
+        count_n(m_produced, topic, "refused", n);
+        return 0;
+    }
+    if (atomic_load(&p->seq_next) - atomic_load(&p->seq_wm_pub) >= SEQ_RING - (uint64_t)n) {
+        snprintf(err, errlen, "produce to %s: %u messages await delivery reports; retry later",
+                 topic, SEQ_RING - 1);
+        count_n(m_produced, topic, "refused", n);
+        return 0;
+    }
+    seq = atomic_fetch_add(&p->seq_next, (uint64_t)n) + 1;
+    memset(m, 0, sizeof m[0] * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        m[i].payload = (void *)msgs[i].payload;
+        m[i].len = msgs[i].len;
+        m[i].key = (void *)msgs[i].key;
+        m[i].key_len = msgs[i].key_len;
+        m[i]._private = (void *)(uintptr_t)(((seq + (uint64_t)i) << 1) | 1);
+    }
+    ok = rd_kafka_produce_batch(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, m, n);
+    if (ok == n)
+        return n;
+    for (int i = 0, first = 1; i < n; i++) {
+        if (m[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            continue;
+        if (first)
+            snprintf(err, errlen, "produce to %s: %s", topic, rd_kafka_err2str(m[i].err));
+        first = 0;
+        seq_reported(p, seq + (uint64_t)i); /* never sent; the caller is told */
+    }
+    count_n(m_produced, topic, "refused", n - ok);
+    return ok;
+}
+
+/*
+ * A batching thread's messages, copied into one buffer until the thread
+ * flushes (see kafka.h). Only the owning thread touches it.
+ */
+#define BATCH_BYTES (128 * 1024)
+struct thread_batch {
+    rte_kafka_producer *p;
+    char topic[256];
+    int n;
+    size_t used;
+    rte_kafka_out m[RTE_KAFKA_BATCH_MAX];
+    char buf[BATCH_BYTES];
+};
+
+static __thread struct thread_batch *tl_batch;
+
+/* rte_kafka_batch_begin - the calling thread */
+void rte_kafka_batch_begin(void)
+{
+    if (tl_batch == NULL)
+        tl_batch = calloc(1, sizeof *tl_batch); /* NULL: the thread simply does not batch */
+}
+
+/* at most one line a second for refused batches, whichever thread */
+static void log_refused(int n, const char *why)
+{
+    static _Atomic int64_t last_ms;
+    int64_t now = rte_clock_mono_ms(), then = atomic_load(&last_ms);
+
+    if (now - then >= 1000 && atomic_compare_exchange_strong(&last_ms, &then, now))
+        rte_log_warn("kafka: %d batched message(s) refused: %s (counted in "
+                     "rte_kafka_produced_total{result=\"refused\"}; this line at most once a "
+                     "second)",
+                     n, why);
+}
+
+/* rte_kafka_batch_flush - the calling thread */
+int rte_kafka_batch_flush(void)
+{
+    struct thread_batch *b = tl_batch;
+    char err[256];
+    int ok;
+
+    if (b == NULL || b->n == 0)
+        return 0;
+    ok = rte_kafka_produce_batch(b->p, b->topic, b->m, b->n, err, sizeof err);
+    if (ok < b->n)
+        log_refused(b->n - ok, err);
+    ok = b->n - ok;
+    b->n = 0;
+    b->used = 0;
+    return ok;
+}
+
+/* rte_kafka_batch_end - the calling thread */
+void rte_kafka_batch_end(void)
+{
+    rte_kafka_batch_flush();
+    free(tl_batch);
+    tl_batch = NULL;
+}
+
+/* rte_kafka_produce_batched - any thread; batches only on a batching thread */
+int rte_kafka_produce_batched(rte_kafka_producer *p, const char *topic, const void *key,
+                              size_t keylen, const void *payload, size_t len, char *err,
+                              size_t errlen)
+{
+    struct thread_batch *b = tl_batch;
+    size_t tlen = strlen(topic);
+
+    if (b == NULL || keylen + len > BATCH_BYTES || tlen >= sizeof b->topic) {
+        if (b != NULL)
+            rte_kafka_batch_flush(); /* keep this thread's messages in order */
+        return rte_kafka_produce(p, topic, key, keylen, payload, len, NULL, 0, err, errlen);
+    }
+    if (b->n > 0 && (b->p != p || strcmp(b->topic, topic) != 0 || b->n == RTE_KAFKA_BATCH_MAX ||
+                     b->used + keylen + len > BATCH_BYTES))
+        rte_kafka_batch_flush();
+    if (b->n == 0) {
+        b->p = p;
+        memcpy(b->topic, topic, tlen + 1);
+    }
+    rte_kafka_out *m = &b->m[b->n++];
+    m->key = keylen > 0 ? memcpy(b->buf + b->used, key, keylen) : NULL;
+    b->used += keylen;
+    m->key_len = keylen;
+    m->payload = len > 0 ? memcpy(b->buf + b->used, payload, len) : NULL;
+    b->used += len;
+    m->len = len;
+    return 0;
 }
 
 static struct timespec deadline_after(int ms)

@@ -247,9 +247,23 @@ static rte_http_route *admin_table(void)
     return t;
 }
 
+/* end of each loop turn: what the turn's handlers produced goes to Kafka in one call */
+static void flush_batched(void *arg)
+{
+    (void)arg;
+    rte_kafka_batch_flush();
+}
+
+/* each HTTP loop thread; it batches Kafka messages per turn (rte_kafka_produce_batched) */
 static void *http_main(void *arg)
 {
-    rte_http_server_run(arg);
+    rte_http_server *h = arg;
+    if (S.producer != NULL) {
+        rte_kafka_batch_begin();
+        rte_http_server_on_turn(h, flush_batched, NULL);
+    }
+    rte_http_server_run(h);
+    rte_kafka_batch_end();
     return NULL;
 }
 
@@ -582,6 +596,12 @@ static int drain(int signo)
     pthread_join(S.probe_thread, NULL);
     if (S.def->shutdown != NULL)
         S.def->shutdown();
+    /* the loops stop before the producer goes: each hands over its last batch on the way out */
+    for (int i = 0; i < nh; i++)
+        rte_http_server_stop(hs[i], budget);
+    pthread_join(S.http_thread, NULL);
+    for (int i = 0; i < S.nmore; i++)
+        pthread_join(S.more_threads[i], NULL);
     int undelivered = 0;
     if (S.producer != NULL)
         undelivered = rte_kafka_producer_free(S.producer, budget);
@@ -589,11 +609,6 @@ static int drain(int signo)
     if (undelivered > 0)
         rte_log_error("drain: %d Kafka messages were not delivered before the deadline",
                       undelivered);
-    for (int i = 0; i < nh; i++)
-        rte_http_server_stop(hs[i], budget);
-    pthread_join(S.http_thread, NULL);
-    for (int i = 0; i < S.nmore; i++)
-        pthread_join(S.more_threads[i], NULL);
     for (int i = 0; i < nh; i++)
         rte_http_server_free(hs[i]);
     rte_grpc_server_free(S.grpc);

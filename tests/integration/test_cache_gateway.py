@@ -410,6 +410,36 @@ def test_events_on_rte_events(env):
     assert len({e["event_id"] for e in evs}) == len(evs)
 
 
+def test_access_events_batched_on_the_loops_survive_sigterm(env):
+    """Hits answered on the HTTP loops send their access events in one batch per loop
+    turn; SIGTERM right after a burst must still deliver every one of them."""
+    from kafka_util import consume_all
+    gw = start_gateway(env.wd, env.redis.url, env.sim, env.broker, RTE_HTTP_THREADS=2)
+    mid = new_member()
+    plant(env.r, mid, 1000)
+    mk, n = member_key(mid), 400
+
+    def burst(k):
+        with requests.Session() as s:
+            url = gw.svc.url("http", "/v1/eligibility/check")
+            return [s.post(url, json=body(mid), timeout=20).json()["cache_status"]
+                    for _ in range(k)]
+
+    with cf.ThreadPoolExecutor(8) as ex:
+        got = [c for part in ex.map(burst, [n // 8] * 8) for c in part]
+    assert got == ["HIT"] * n
+    stop_clean(gw.svc)  # at once: the last turns' batches go out on the way down
+
+    def access():
+        evs = [json.loads(m.value) for m in consume_all(env.broker.bootstrap, "rte.events")]
+        mine = [e for e in evs if e.get("member_key") == mk and e["type"] == "rte.access"]
+        return mine if len(mine) >= n else None
+
+    mine = wait_for(access, timeout=20, interval=0.5, what=f"{n} access events")
+    assert len(mine) == n and len({e["event_id"] for e in mine}) == n
+    assert {e["result"] for e in mine} == {"hit"}
+
+
 def test_metrics_named_as_in_the_design(env):
     text = env.a.metrics()
     for name in ("rte_cache_control_requests_total{mode=\"default\",result=\"hit\"}",

@@ -21,6 +21,8 @@ TOPICS = {
     "kt-poison": 2,
     "kt-poison.dlq": 1,
     "kt-sigterm": 1,
+    "kt-batched": 4,
+    "kt-batched-refused": 2,
 }
 
 
@@ -80,13 +82,14 @@ class Probe:
         return rc, time.monotonic() - t0
 
 
-def probe_produce(env, topic, count, start=0, sync=False):
+def probe_produce(env, topic, count, start=0, sync=False, extra=()):
     args = [binary("kafka-probe"), "produce", "--topic", topic, "--count", str(count),
-            "--start", str(start)] + (["--sync"] if sync else [])
+            "--start", str(start), *extra] + (["--sync"] if sync else [])
     r = subprocess.run(args, env=env, capture_output=True, timeout=60)
-    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode(errors="replace")
     if not sync:  # the delivery watermark reached every message, none failed
         assert f"produced_seq={count} delivered_seq={count} failed=0" in r.stdout.decode()
+    return r.stdout.decode()
 
 
 def test_round_trip_delivers_each_message_once(tmp_path, env, config, broker):
@@ -195,3 +198,28 @@ def test_bad_property_is_named(tmp_path, env):
                        capture_output=True, timeout=30)
     assert r.returncode != 0
     assert b"kafka.producer.no.such.property" in r.stderr
+
+
+def test_batched_produce_delivers_every_message_in_order(env, broker):
+    # a batching thread flushing every 37 messages, as an HTTP loop does after each turn
+    out = probe_produce(env, "kt-batched", 1000, extra=("--batched", "37"))
+    assert "refused=0" in out
+    stored = consume_all(broker.bootstrap, "kt-batched")
+    assert sorted(int(m.key[1:]) for m in stored) == list(range(1000))
+    assert all(m.value == b"m" + m.key[1:] for m in stored)
+    for p in {m.partition for m in stored}:  # one thread's batched messages keep their order
+        idx = [int(m.key[1:]) for m in sorted(stored, key=lambda m: m.offset) if m.partition == p]
+        assert idx == sorted(idx), f"partition {p} out of order: {idx[:20]}"
+    assert len({m.partition for m in stored}) > 1, "keys should spread over the partitions"
+
+
+def test_batched_refusal_is_counted_and_spares_the_rest(tmp_path, env, broker):
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text("kafka.producer.message.max.bytes: 10000\n")
+    # message 5 (20,000 bytes) is refused inside its batch; the watermark still
+    # reaches every number handed out, and the other 19 arrive
+    out = probe_produce(env, "kt-batched-refused", 20,
+                        extra=("--batched", "8", "--oversize-at", "5", "--config", str(cfg)))
+    assert "refused=1" in out
+    stored = consume_all(broker.bootstrap, "kt-batched-refused")
+    assert sorted(int(m.key[1:]) for m in stored) == [i for i in range(20) if i != 5]

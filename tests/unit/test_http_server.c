@@ -508,6 +508,64 @@ static void test_request_counter_labels(void **state)
     srv_stop(&v);
 }
 
+/* --- the per-turn hook --- */
+
+static struct {
+    int pending;       /* loop thread: answered since the hook last ran */
+    int flushed;       /* what the hook collected */
+    int turns;         /* hook calls */
+    int foreign;       /* hook calls on another thread than the handlers' */
+    pthread_t handler; /* the thread the handlers ran on */
+} turn_state;
+
+static void h_turn(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    turn_state.handler = pthread_self();
+    turn_state.pending++;
+    rte_http_respond(req, 200, "text/plain", "ok", 2);
+}
+
+static void on_turn(void *arg)
+{
+    assert_ptr_equal(arg, &turn_state);
+    turn_state.turns++;
+    if (turn_state.pending > 0 && !pthread_equal(turn_state.handler, pthread_self()))
+        turn_state.foreign++;
+    turn_state.flushed += turn_state.pending;
+    turn_state.pending = 0;
+}
+
+static const rte_http_route turn_routes[] = {
+    {"GET", "/t", h_turn, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+static void test_on_turn_runs_after_each_turn_on_the_loop(void **state)
+{
+    char err[256], resp[4096];
+    struct srv v;
+
+    (void)state;
+    memset(&turn_state, 0, sizeof turn_state);
+    v.s = rte_http_server_new(err, sizeof err);
+    assert_non_null(v.s);
+    rte_http_server_on_turn(v.s, on_turn, &turn_state);
+    v.port = rte_http_server_listen(v.s, "127.0.0.1:0", turn_routes, err, sizeof err);
+    assert_true(v.port > 0);
+    pthread_create(&v.loop, NULL, run_loop, v.s);
+    for (int i = 0; i < 20; i++) {
+        raw_get(v.port, "GET", "/t", "", resp, sizeof resp);
+        assert_int_equal(raw_status(resp), 200);
+    }
+    srv_stop(&v);
+    /* every answer was collected by a hook call on the handlers' thread, none left over */
+    assert_int_equal(turn_state.flushed, 20);
+    assert_int_equal(turn_state.pending, 0);
+    assert_int_equal(turn_state.foreign, 0);
+    assert_true(turn_state.turns >= 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -516,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_headers_inline),
         cmocka_unit_test(test_headers_deferred),
         cmocka_unit_test(test_request_counter_labels),
+        cmocka_unit_test(test_on_turn_runs_after_each_turn_on_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,6 +80,14 @@ int rte_http_server_listen_tls(rte_http_server *s, const char *addr, const rte_h
 void rte_http_server_set_reuseport(rte_http_server *s, int on);
 
 /*
+ * rte_http_server_on_turn - call fn(arg) on the loop thread after every turn
+ * of the loop (one poll for events and the handlers it ran), the last one
+ * included, so work a handler left for the end of its turn (batched Kafka
+ * messages, say) is done before run returns. Set before run.
+ */
+void rte_http_server_on_turn(rte_http_server *s, void (*fn)(void *arg), void *arg);
+
+/*
  * rte_http_server_run - run the loop until stopped; returns 0. Creates every
  * socket the loop owns on the calling thread and closes them before it
  * returns (h2o recycles socket buffers per thread).

@@ -104,6 +104,50 @@ uint64_t rte_kafka_produced_seq(rte_kafka_producer *p);
 uint64_t rte_kafka_delivered_seq(rte_kafka_producer *p, uint64_t *failed);
 
 /*
+ * rte_kafka_produce_batch - enqueue n messages for one topic (copied) in one
+ * librdkafka call: the topic handle is looked up once, not per message. Each
+ * message is partitioned by its key and numbered for the watermark like
+ * rte_kafka_produce's. Returns how many were accepted (n, or fewer with err
+ * naming the first refusal); refused ones are counted in
+ * rte_kafka_produced_total{result="refused"}. No headers.
+ */
+#define RTE_KAFKA_BATCH_MAX 256 /* messages per librdkafka call; longer batches are split */
+typedef struct rte_kafka_out {
+    const void *key;
+    size_t key_len;
+    const void *payload;
+    size_t len;
+} rte_kafka_out;
+int rte_kafka_produce_batch(rte_kafka_producer *p, const char *topic, const rte_kafka_out *msgs,
+                            int n, char *err, size_t errlen);
+
+/*
+ * Per-thread batching, for a thread that runs an event loop and produces
+ * many small messages per turn (the HTTP loops: the service skeleton does
+ * all of this for them).
+ *   rte_kafka_batch_begin()  the calling thread batches from now on: it
+ *                            promises to call rte_kafka_batch_flush after
+ *                            each turn and rte_kafka_batch_end before it
+ *                            exits (and before the producer is freed);
+ *   rte_kafka_produce_batched(...)  on a batching thread: copies the message
+ *                            into the thread's buffer and returns 0 (a full
+ *                            buffer, or another producer or topic, flushes
+ *                            first); on any other thread: rte_kafka_produce;
+ *   rte_kafka_batch_flush()  hands the thread's messages to librdkafka with
+ *                            one rte_kafka_produce_batch call; returns how
+ *                            many were refused (also counted and logged);
+ *   rte_kafka_batch_end()    flush, and stop batching.
+ * Order: one thread's batched messages keep their order; a message it sends
+ * with rte_kafka_produce meanwhile may overtake them.
+ */
+void rte_kafka_batch_begin(void);
+int rte_kafka_produce_batched(rte_kafka_producer *p, const char *topic, const void *key,
+                              size_t keylen, const void *payload, size_t len, char *err,
+                              size_t errlen);
+int rte_kafka_batch_flush(void);
+void rte_kafka_batch_end(void);
+
+/*
  * rte_kafka_produce_sync - produce and wait until the broker acknowledged it
  * (acks=all) or timeout_ms passed. 0, or -1 with err.
  */

@@ -4,6 +4,7 @@
  *   kafka-probe consume --group G --topic T --out FILE [--fail-on S]
  *                       [--poison-on S] [--slow-ms N] [--max-retries N]
  *   kafka-probe produce --topic T --count N [--start I] [--sync]
+ *                       [--batched N [--oversize-at I]]
  *   kafka-probe connected [--repeat N] [--interval-ms N]
  *   common options: [--config FILE] [--brokers LIST]
  *
@@ -16,7 +17,13 @@
  * produce sends key k<i>, payload m<i> for i in [start, start+count) and
  * exits 0 only once all are acknowledged; without --sync it waits on the
  * delivery watermark (rte_kafka_delivered_seq) and prints
- * "kafka-probe: produced_seq=N delivered_seq=N failed=0". connected prints
+ * "kafka-probe: produced_seq=N delivered_seq=N failed=0". --batched N makes
+ * the thread a batching one (rte_kafka_batch_begin) that sends with
+ * rte_kafka_produce_batched and flushes after every N messages, as an HTTP
+ * loop does after each turn; --oversize-at I gives message I a 20,000-byte
+ * payload (set kafka.producer.message.max.bytes below it to see a batched
+ * message refused); it then also prints "kafka-probe: refused=R" and
+ * exits 0 if only the oversize message was lost. connected prints
  * rte_kafka_producer_connected() (1/0), one line per check.
  * Brokers come from --brokers, else rte_kafka_brokers().
  *
@@ -39,7 +46,7 @@
 
 struct args {
     const char *cmd, *group, *topic, *out, *fail_on, *poison_on, *config, *brokers;
-    long slow_ms, count, start, repeat, interval_ms, max_retries;
+    long slow_ms, count, start, repeat, interval_ms, max_retries, batched, oversize_at;
     int sync;
     int out_fd;
 };
@@ -108,6 +115,10 @@ static void parse(int argc, char **argv, struct args *a)
             a->interval_ms = number(o, v);
         else if (strcmp(o, "--max-retries") == 0)
             a->max_retries = number(o, v);
+        else if (strcmp(o, "--batched") == 0)
+            a->batched = number(o, v);
+        else if (strcmp(o, "--oversize-at") == 0)
+            a->oversize_at = number(o, v);
         else
             rte_fatal("unknown option %s", o);
     }
@@ -215,19 +226,42 @@ static int consume(struct args *a, rte_config *cfg)
     return 0;
 }
 
+/* --batched: like an HTTP loop, produce_batched and a flush every a->batched messages */
+static int produce_batched(const struct args *a, rte_kafka_producer *p, long *refused)
+{
+    static char big[20000];
+    char key[32], val[32], err[512];
+
+    memset(big, 'x', sizeof big);
+    rte_kafka_batch_begin();
+    for (long i = a->start; i < a->start + a->count; i++) {
+        int over = a->oversize_at > 0 && i == a->oversize_at;
+        snprintf(key, sizeof key, "k%ld", i);
+        snprintf(val, sizeof val, "m%ld", i);
+        if (rte_kafka_produce_batched(p, a->topic, key, strlen(key), over ? big : val,
+                                      over ? sizeof big : strlen(val), err, sizeof err) < 0)
+            rte_fatal("%s", err);
+        if ((i - a->start + 1) % a->batched == 0)
+            *refused += rte_kafka_batch_flush();
+    }
+    *refused += rte_kafka_batch_flush();
+    rte_kafka_batch_end();
+    return 0;
+}
+
 static int produce(const struct args *a, rte_config *cfg)
 {
     char key[32], val[32], err[512];
     rte_kafka_producer *p;
     int left, rc;
-    long i;
+    long i, refused = 0;
 
     if (!a->topic)
         rte_fatal("produce needs --topic");
     p = rte_kafka_producer_new(cfg, a->brokers, err, sizeof err);
     if (!p)
         rte_fatal("%s", err);
-    for (i = a->start; i < a->start + a->count; i++) {
+    for (i = a->start; a->batched == 0 && i < a->start + a->count; i++) {
         snprintf(key, sizeof key, "k%ld", i);
         snprintf(val, sizeof val, "m%ld", i);
         if (a->sync)
@@ -240,6 +274,14 @@ static int produce(const struct args *a, rte_config *cfg)
                 ; /* queue full: let it drain */
         if (rc < 0)
             rte_fatal("%s", err);
+    }
+    if (a->batched > 0) {
+        produce_batched(a, p, &refused);
+        printf("kafka-probe: refused=%ld\n", refused);
+        if (refused != (a->oversize_at > 0 ? 1 : 0)) {
+            rte_kafka_producer_free(p, 1000);
+            return 1;
+        }
     }
     if (!a->sync) {
         /* wait on the delivery watermark instead of flushing: it must reach the
