@@ -89,6 +89,7 @@ struct listener;
 struct conn {
     struct conn *prev, *next;
     int fd;
+    rte_series *open; /* the server's open-connections gauge */
 };
 
 struct catchall {
@@ -145,6 +146,7 @@ struct rte_http_server {
     int64_t stop_deadline;
     pthread_mutex_t lock;
     struct conn conns;          /* list head; loop thread only */
+    rte_series *m_conns;        /* rte_http_connections{loop} */
     void (*on_turn)(void *arg); /* after each loop turn, on the loop thread */
     void *on_turn_arg;
 };
@@ -196,6 +198,8 @@ struct pool_anchor {
 
 static rte_metric *m_requests;
 static rte_metric *m_duration;
+static rte_metric *m_conns;
+static atomic_int loops_made; /* numbers the servers for m_conns */
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
 static void init_metrics(void)
@@ -206,6 +210,10 @@ static void init_metrics(void)
         rte_counter_new("rte_http_requests_total", "HTTP requests by route and status", rl);
     m_duration = rte_histogram_new("rte_http_request_duration_seconds",
                                    "HTTP request latency by route", dl, NULL, 0);
+    m_conns = rte_gauge_new("rte_http_connections",
+                            "Open HTTP connections per event loop, numbered in the order the "
+                            "servers were made (a service's loop 0 also serves the admin port)",
+                            (const char *const[]){"loop", NULL});
 }
 
 /* copy n bytes of s to dst and NUL-terminate; returns the byte after the NUL */
@@ -452,6 +460,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *hr)
 static void on_conn_close(void *p)
 {
     struct conn *c = p;
+    rte_series_add(c->open, -1);
     c->prev->next = c->next;
     c->next->prev = c->prev;
     free(c);
@@ -476,6 +485,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         }
         h2o_socket_t *sock = h2o_evloop_socket_create(l->srv->loop, fd, 0);
         c->fd = fd;
+        c->open = l->srv->m_conns;
+        rte_series_add(c->open, 1);
         c->next = &l->srv->conns;
         c->prev = l->srv->conns.prev;
         c->prev->next = c;
@@ -501,6 +512,9 @@ rte_http_server *rte_http_server_new(char *err, size_t errlen)
     atomic_init(&s->stop_port, -1);
     pthread_mutex_init(&s->lock, NULL);
     s->conns.next = s->conns.prev = &s->conns;
+    char loop[16];
+    snprintf(loop, sizeof loop, "%d", atomic_fetch_add(&loops_made, 1));
+    s->m_conns = rte_metric_labels(m_conns, (const char *const[]){loop, NULL});
     return s;
 }
 

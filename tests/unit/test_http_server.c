@@ -566,6 +566,51 @@ static void test_on_turn_runs_after_each_turn_on_the_loop(void **state)
     assert_true(turn_state.turns >= 20);
 }
 
+/* the sum of every rte_http_connections series */
+static long open_connections(void)
+{
+    static const char name[] = "\nrte_http_connections{";
+    size_t len;
+    long sum = 0;
+    char *text = rte_metrics_render(&len);
+    assert_non_null(text);
+    for (const char *p = text; (p = strstr(p, name)) != NULL; p++)
+        sum += strtol(strchr(p, '}') + 1, NULL, 10);
+    free(text);
+    return sum;
+}
+
+static long wait_connections(long want)
+{
+    long got = -1;
+    for (int i = 0; i < 200 && (got = open_connections()) != want; i++)
+        usleep(10000);
+    return got;
+}
+
+static void test_connections_gauge_follows_open_connections(void **state)
+{
+    struct srv v;
+    int fds[3];
+
+    (void)state;
+    srv_start(&v, turn_routes);
+    assert_int_equal(wait_connections(0), 0);
+    for (int i = 0; i < 3; i++) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)v.port)};
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&sin, sizeof sin), 0);
+    }
+    assert_int_equal(wait_connections(3), 3);
+    close(fds[0]);
+    assert_int_equal(wait_connections(2), 2);
+    close(fds[1]);
+    close(fds[2]);
+    assert_int_equal(wait_connections(0), 0);
+    srv_stop(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -575,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_headers_deferred),
         cmocka_unit_test(test_request_counter_labels),
         cmocka_unit_test(test_on_turn_runs_after_each_turn_on_the_loop),
+        cmocka_unit_test(test_connections_gauge_follows_open_connections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
