@@ -548,20 +548,30 @@ static int produce(rte_kafka_producer *p, const char *topic, const void *key, si
     return -1;
 }
 
+/*
+ * reserve n watermark numbers; the first, or 0 with err (counted as refused)
+ * while SEQ_RING messages already await their reports
+ */
+static uint64_t seq_take(rte_kafka_producer *p, const char *topic, int n, char *err, size_t errlen)
+{
+    if (atomic_load(&p->seq_next) - atomic_load(&p->seq_wm_pub) >= SEQ_RING - (uint64_t)n) {
+        snprintf(err, errlen, "produce to %s: %u messages await delivery reports; retry later",
+                 topic, SEQ_RING - 1);
+        count_n(m_produced, topic, "refused", n);
+        return 0;
+    }
+    return atomic_fetch_add(&p->seq_next, (uint64_t)n) + 1;
+}
+
 /* rte_kafka_produce - any thread; seq_mu only if librdkafka refuses the message */
 int rte_kafka_produce(rte_kafka_producer *p, const char *topic, const void *key, size_t keylen,
                       const void *payload, size_t len, const rte_kafka_header *headers,
                       int nheaders, char *err, size_t errlen)
 {
-    uint64_t seq;
+    uint64_t seq = seq_take(p, topic, 1, err, errlen);
 
-    if (atomic_load(&p->seq_next) - atomic_load(&p->seq_wm_pub) >= SEQ_RING - 1) {
-        snprintf(err, errlen, "produce to %s: %u messages await delivery reports; retry later",
-                 topic, SEQ_RING - 1);
-        count(m_produced, topic, "refused");
+    if (seq == 0)
         return -1;
-    }
-    seq = atomic_fetch_add(&p->seq_next, 1) + 1;
     if (produce(p, topic, key, keylen, payload, len, headers, nheaders,
                 (void *)(uintptr_t)((seq << 1) | 1), err, errlen) != 0) {
         seq_reported(p, seq); /* never sent; the caller was told */
@@ -587,8 +597,12 @@ uint64_t rte_kafka_delivered_seq(rte_kafka_producer *p, uint64_t *failed)
 
 /* ---- batches ---------------------------------------------------------- */
 
-/* the producer's handle for topic, made once (rd_kafka_topic_new looks it up under a lock) */
-static rd_kafka_topic_t *topic_handle(rte_kafka_producer *p, const char *topic)
+/*
+ * the producer's handle for topic, made once (rd_kafka_topic_new looks it up
+ * under a lock); NULL with err if none can be had
+ */
+static rd_kafka_topic_t *topic_handle(rte_kafka_producer *p, const char *topic, char *err,
+                                      size_t errlen)
 {
     rd_kafka_topic_t *rkt = NULL;
 
@@ -596,10 +610,16 @@ static rd_kafka_topic_t *topic_handle(rte_kafka_producer *p, const char *topic)
     for (int i = 0; i < p->ntopics && rkt == NULL; i++)
         if (strcmp(rd_kafka_topic_name(p->topics[i]), topic) == 0)
             rkt = p->topics[i];
-    if (rkt == NULL && p->ntopics < MAX_TOPIC_HANDLES) {
+    if (rkt == NULL && p->ntopics >= MAX_TOPIC_HANDLES) {
+        snprintf(err, errlen, "produce to %s: no topic handle: more than %d topics", topic,
+                 MAX_TOPIC_HANDLES);
+    } else if (rkt == NULL) {
         rkt = rd_kafka_topic_new(p->rk, topic, NULL);
         if (rkt != NULL)
             p->topics[p->ntopics++] = rkt;
+        else
+            snprintf(err, errlen, "produce to %s: no topic handle: %s", topic,
+                     rd_kafka_err2str(rd_kafka_last_error()));
     }
     pthread_mutex_unlock(&p->topics_mu);
     return rkt;
@@ -622,21 +642,14 @@ int rte_kafka_produce_batch(rte_kafka_producer *p, const char *topic, const rte_
             return ok;
         return ok + rte_kafka_produce_batch(p, topic, msgs + ok, n - ok, err, errlen);
     }
-    rkt = topic_handle(p, topic);
+    rkt = topic_handle(p, topic, err, errlen);
     if (rkt == NULL) {
-        snprintf(err, errlen, "produce to %s: no topic handle: %s", topic,
-                 p->ntopics >= MAX_TOPIC_HANDLES ? "too many topics"
-                                                 : rd_kafka_err2str(rd_kafka_last_error()));
         count_n(m_produced, topic, "refused", n);
         return 0;
     }
-    if (atomic_load(&p->seq_next) - atomic_load(&p->seq_wm_pub) >= SEQ_RING - (uint64_t)n) {
-        snprintf(err, errlen, "produce to %s: %u messages await delivery reports; retry later",
-                 topic, SEQ_RING - 1);
-        count_n(m_produced, topic, "refused", n);
+    seq = seq_take(p, topic, n, err, errlen);
+    if (seq == 0)
         return 0;
-    }
-    seq = atomic_fetch_add(&p->seq_next, (uint64_t)n) + 1;
     memset(m, 0, sizeof m[0] * (size_t)n);
     for (int i = 0; i < n; i++) {
         m[i].payload = (void *)msgs[i].payload;

@@ -38,25 +38,34 @@ static void produce(const char *member_key, const char *json, size_t len)
     rte_series_inc(G.m.events_queued);
 }
 
+/* the fields every event starts with, into w over buf (the object is left open) */
+static void begin_event(rte_jsonw *w, char *buf, size_t len, const char *type,
+                        const char *member_key, const char *tp, int64_t now_ms)
+{
+    char id[37], ts[40];
+
+    rte_uuid4(id);
+    rte_clock_format(now_ms, ts, sizeof ts);
+    rte_jsonw_init(w, buf, len);
+    rte_jsonw_begin(w, NULL);
+    rte_jsonw_str(w, "event_id", id);
+    rte_jsonw_str(w, "type", type);
+    rte_jsonw_str(w, "occurred_at", ts);
+    rte_jsonw_str(w, "member_key", member_key);
+    rte_jsonw_str(w, "trading_partner_id", tp);
+    rte_jsonw_str(w, "source", "cache-gateway");
+}
+
 /* gw_event_lifecycle - any thread */
 void gw_event_lifecycle(const char *type, const char *member_key, const char *tp,
                         const char *trigger, const char *request_id, int64_t latency_ms,
                         const char *outcome, const char *detail)
 {
-    char id[37], ts[40], buf[GW_EVENT_MAX];
+    char buf[GW_EVENT_MAX];
     rte_jsonw w;
     int n;
 
-    rte_uuid4(id);
-    rte_clock_format(rte_clock_now_ms(), ts, sizeof ts);
-    rte_jsonw_init(&w, buf, sizeof buf);
-    rte_jsonw_begin(&w, NULL);
-    rte_jsonw_str(&w, "event_id", id);
-    rte_jsonw_str(&w, "type", type);
-    rte_jsonw_str(&w, "occurred_at", ts);
-    rte_jsonw_str(&w, "member_key", member_key);
-    rte_jsonw_str(&w, "trading_partner_id", tp);
-    rte_jsonw_str(&w, "source", "cache-gateway");
+    begin_event(&w, buf, sizeof buf, type, member_key, tp, rte_clock_now_ms());
     rte_jsonw_str(&w, "trigger", trigger ? trigger : "request");
     if (request_id != NULL && request_id[0] != '\0')
         rte_jsonw_str(&w, "request_id", request_id);
@@ -80,21 +89,12 @@ void gw_event_lifecycle(const char *type, const char *member_key, const char *tp
 void gw_event_access(const gw_req *r, enum gw_result result, const rte_cache_entry *e,
                      int64_t latency_ms)
 {
-    char id[37], ts[40], buf[GW_EVENT_MAX];
+    char buf[GW_EVENT_MAX];
     rte_jsonw w;
     int n;
     int64_t now = rte_clock_now_ms();
 
-    rte_uuid4(id);
-    rte_clock_format(now, ts, sizeof ts);
-    rte_jsonw_init(&w, buf, sizeof buf);
-    rte_jsonw_begin(&w, NULL);
-    rte_jsonw_str(&w, "event_id", id);
-    rte_jsonw_str(&w, "type", "rte.access");
-    rte_jsonw_str(&w, "occurred_at", ts);
-    rte_jsonw_str(&w, "member_key", r->member_key);
-    rte_jsonw_str(&w, "trading_partner_id", r->tp);
-    rte_jsonw_str(&w, "source", "cache-gateway");
+    begin_event(&w, buf, sizeof buf, "rte.access", r->member_key, r->tp, now);
     rte_jsonw_str(&w, "result", result_names[result]);
     rte_jsonw_str(&w, "mode", gw_mode_name(r->pol.mode));
     rte_jsonw_int(&w, "latency_ms", latency_ms);
