@@ -90,19 +90,39 @@ for i in range(1, n + 1):
 p.execute()
 PYEOF
 
-RTE_REDIS_URL="redis://127.0.0.1:$RPORT" RTE_KAFKA_BROKERS="$KAFKA_BROKERS" \
-    RTE_STEDI_BASE_URL="http://127.0.0.1:$SIMPORT" RTE_CACHE_MEMBER_KEY_SECRET=$SECRET \
-    RTE_GATEWAY_MEMBER_DIR="$tmp/members.jsonl" RTE_LOG_LEVEL=error RTE_HTTP_THREADS=$THREADS \
-    RTE_HTTP_ADDR=127.0.0.1:0 RTE_ADMIN_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
-    RTE_PORTS_FILE="$tmp/gw.ports" "${GATEWAY:-$BUILD/bin/cache-gateway}" >/dev/null 2>"$tmp/gw.log" &
-GWPID=$!
-bench_track $GWPID
-i=0
-while [ ! -s "$tmp/gw.ports" ]; do
-    i=$((i + 1)); [ $i -gt 1200 ] && { echo "cache-gateway did not start" >&2; cat "$tmp/gw.log" >&2; exit 1; }
-    sleep 0.05
-done
-GWPORT=$($PY -c "import json;print(json.load(open('$tmp/gw.ports'))['http'])")
+# start_gateway NAME [VAR=value...]: a cache-gateway on this set-up; sets <NAME>PID, <NAME>PORT
+start_gateway() {
+    name=$1; shift
+    env RTE_REDIS_URL="redis://127.0.0.1:$RPORT" RTE_KAFKA_BROKERS="$KAFKA_BROKERS" \
+        RTE_STEDI_BASE_URL="http://127.0.0.1:$SIMPORT" RTE_CACHE_MEMBER_KEY_SECRET=$SECRET \
+        RTE_GATEWAY_MEMBER_DIR="$tmp/members.jsonl" RTE_LOG_LEVEL=error RTE_HTTP_THREADS=$THREADS \
+        RTE_HTTP_ADDR=127.0.0.1:0 RTE_ADMIN_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
+        RTE_PORTS_FILE="$tmp/$name.ports" "$@" "${GATEWAY:-$BUILD/bin/cache-gateway}" \
+        >/dev/null 2>"$tmp/$name.log" &
+    eval "${name}PID=$!"
+    bench_track $!
+    i=0
+    while [ ! -s "$tmp/$name.ports" ]; do
+        i=$((i + 1)); [ $i -gt 1200 ] && { echo "cache-gateway ($name) did not start" >&2; cat "$tmp/$name.log" >&2; exit 1; }
+        sleep 0.05
+    done
+    eval "${name}PORT=\$($PY -c \"import json;print(json.load(open('$tmp/$name.ports'))['http'])\")"
+    eval "${name}ADMIN=\$($PY -c \"import json;print(json.load(open('$tmp/$name.ports'))['admin'])\")"
+}
+start_gateway gw
+GWPID=$gwPID GWPORT=$gwPORT
+# the same gateway with http.steer_by_cpu (a loop per CPU, each taking the
+# connections that arrive on its CPU), where the machine has a CPU per loop
+NCPU=$($PY -c 'import os;print(len(os.sched_getaffinity(0)))')
+SGWPORT=""
+if [ "$THREADS" -ge 2 ] && [ "$THREADS" -le "$NCPU" ]; then
+    start_gateway sgw RTE_HTTP_STEER_BY_CPU=on
+    SGWPORT=$sgwPORT
+fi
+
+FLOORPORT=$(bench_port)
+# a gateway hit's body, 412 bytes (its headers add ~200 more)
+FLOORBODY='{"member_id":"Z000001","trading_partner_id":"87726","eligible":true,"copay_amount":25,"network_status":"in_network","coverage_start":"2026-01-01","coverage_end":"2026-12-31","cache_status":"HIT","_metadata":{"cached":true,"age_seconds":764,"expires_at":"2026-11-24T17:23:05.319Z","cached_at":"2026-11-23T19:23:05.319Z","source":"stedi_batch","mode":"DEFAULT"},"request_id":"8573754f-4220-4e25-8ee2-8cf09d06d938"}'
 
 chmod 755 "$tmp"
 mkdir -p "$tmp/nginx/cache"
@@ -123,6 +143,10 @@ http {
     scgi_temp_path $tmp/nginx;
     proxy_cache_path $tmp/nginx/cache levels=1:2 keys_zone=rte:64m max_size=2g inactive=3d;
     upstream sim { server 127.0.0.1:$SIMPORT; keepalive 64; }
+    server { # the floor: a constant answer of the gateway's size, no cache, no upstream
+        listen 127.0.0.1:$FLOORPORT;
+        location / { default_type application/json; return 200 '$FLOORBODY'; }
+    }
     server {
         listen 127.0.0.1:$NPORT;
         location ~ ^/v1/eligibility/([A-Za-z0-9]+)\$ {
@@ -194,16 +218,22 @@ wait_up "http://127.0.0.1:$GWPORT/v1/eligibility/Z000001"
 # prime both: every member once through each front door (nginx fetches from stedi-sim)
 wrk -t2 -c16 -d"$(( N / 8000 + 2 ))"s -s "$tmp/prime.lua" "http://127.0.0.1:$NPORT" >/dev/null 2>&1
 wrk -t2 -c16 -d"$(( N / 8000 + 2 ))"s -s "$tmp/prime.lua" "http://127.0.0.1:$GWPORT" >/dev/null 2>&1
+# the steered gateway runs the hot-member phases only: that member is all it needs
+[ -z "$SGWPORT" ] || wait_up "http://127.0.0.1:$SGWPORT/v1/eligibility/Z000001"
+wait_up "http://127.0.0.1:$FLOORPORT/"
 
 # Every phase runs ROUNDS times with the two tools alternating, so a burst of
 # noise from the shared machine lands in one round of one tool instead of
 # deciding the figure; each line shows the rounds and their median.
 median() { tr ' ' '\n' | grep -v '^-*$' | sort -n | awk '{v[NR] = $1} END {print NR ? v[int((NR + 1) / 2)] : "-"}'; }
 gw_alive() {
-    kill -0 "$GWPID" 2>/dev/null && return 0
-    echo "bench-gateway: cache-gateway exited during $1; its log:" >&2
-    tail -40 "$tmp/gw.log" >&2
-    exit 1
+    for g in gw ${SGWPORT:+sgw}; do
+        eval "pid=\$${g}PID"
+        kill -0 "$pid" 2>/dev/null && continue
+        echo "bench-gateway: cache-gateway ($g) exited during $1; its log:" >&2
+        tail -40 "$tmp/$g.log" >&2
+        exit 1
+    done
 }
 wrk_once() { # url connections [script] -> "req/s p50us p99us non2xx"
     if [ -n "${3:-}" ]; then
@@ -217,27 +247,56 @@ wrk_once() { # url connections [script] -> "req/s p50us p99us non2xx"
         /Non-2xx/ { e += $NF }
         END { printf "%s %s %s %d\n", (r == "" ? "-" : r), (a == "" ? "-" : int(a)), (b == "" ? "-" : int(b)), e }'
 }
-wrk_phase() { # label path conns script var
+conn_split() { # admin port -> open connections per loop, "17/16"
+    curl -s "http://127.0.0.1:$1/metrics" | awk '/^rte_http_connections/ { s = s (s == "" ? "" : "/") $2 } END { print s }'
+}
+# wrk_phase LABEL PATH CONNS SCRIPT VAR NAME:PORT...: every round runs each
+# contestant once, in turn; prints each one's medians and sets VAR to the
+# median req/s of every contestant in order. A steered gateway's rounds also
+# show how its loops shared the connections (sampled mid-round).
+wrk_phase() {
     LABEL=$1 path=$2 conns=$3 script=$4 var=$5
-    gr="" g50="" g99="" nr="" n50="" n99="" bad=0
+    shift 5
+    bad=0
     for r in $(seq "$ROUNDS"); do
-        set -- $(wrk_once "http://127.0.0.1:$GWPORT$path" "$conns" "$script")
-        gr="$gr $1" g50="$g50 $2" g99="$g99 $3" bad=$((bad + $4))
-        gw_alive "$LABEL"
-        set -- $(wrk_once "http://127.0.0.1:$NPORT$path" "$conns" "$script")
-        nr="$nr $1" n50="$n50 $2" n99="$n99 $3" bad=$((bad + $4))
+        k=0
+        for c in "$@"; do
+            k=$((k + 1)) port=${c#*:}
+            split=""
+            if [ "${c%%:*}" = "gateway-steered" ]; then
+                (sleep "$(( (D + 1) / 2 ))"; conn_split "$sgwADMIN" >"$tmp/split") &
+                splitter=$!
+            fi
+            set -- $(wrk_once "http://127.0.0.1:$port$path" "$conns" "$script") "$@"
+            eval "r$k=\"\${r$k:-} $1\" p50_$k=\"\${p50_$k:-} $2\" p99_$k=\"\${p99_$k:-} $3\""
+            bad=$((bad + $4))
+            shift 4
+            if [ "${c%%:*}" = "gateway-steered" ]; then
+                wait "$splitter" || true
+                eval "split_$k=\"\${split_$k:-} $(cat "$tmp/split")\""
+            fi
+            gw_alive "$LABEL"
+        done
     done
-    printf '%-30s req/s %6s  p50 %5sus  p99 %6sus   req/s rounds:%s\n' "gateway $LABEL" \
-        "$(echo $gr | median)" "$(echo $g50 | median)" "$(echo $g99 | median)" "$gr"
-    printf '%-30s req/s %6s  p50 %5sus  p99 %6sus   req/s rounds:%s\n' "nginx   $LABEL" \
-        "$(echo $nr | median)" "$(echo $n50 | median)" "$(echo $n99 | median)" "$nr"
+    k=0 meds="" p99s=""
+    for c in "$@"; do
+        k=$((k + 1))
+        eval "rr=\$r$k a=\$p50_$k b=\$p99_$k sp=\${split_$k:-}"
+        printf '%-36s req/s %6s  p50 %5sus  p99 %6sus   req/s rounds:%s   p99 rounds:%s%s\n' \
+            "${c%%:*} $LABEL" "$(echo $rr | median)" "$(echo $a | median)" "$(echo $b | median)" \
+            "$rr" "$b" "${sp:+   conns per loop:$sp}"
+        meds="$meds $(echo $rr | median)" p99s="$p99s $(echo $b | median)"
+        eval "unset r$k p50_$k p99_$k split_$k"
+    done
     [ "$bad" -eq 0 ] || echo "bench-gateway: $bad non-2xx answers in $LABEL" >&2
-    eval "$var=\"$(echo $gr | median) $(echo $nr | median)\""
+    eval "$var=\"$meds\" ${var}_P99=\"$p99s\""
 }
 echo "bench-gateway: wrk -t2, ${D}s per round, $ROUNDS rounds per phase (median shown), $N members, both caches primed"
-wrk_phase "(a) hot member c=64" /v1/eligibility/Z000001 64 "" PA
-wrk_phase "(b) zipf $N c=64" "" 64 "$tmp/zipf.lua" PB
-wrk_phase "(c) hot member c=32" /v1/eligibility/Z000001 32 "" PC
+STEERED=${SGWPORT:+gateway-steered:$SGWPORT}
+wrk_phase "(a) hot member c=64" /v1/eligibility/Z000001 64 "" PA gateway:$GWPORT nginx:$NPORT $STEERED
+wrk_phase "(b) zipf $N c=64" "" 64 "$tmp/zipf.lua" PB gateway:$GWPORT nginx:$NPORT
+wrk_phase "(c) hot member c=32" /v1/eligibility/Z000001 32 "" PC gateway:$GWPORT nginx:$NPORT \
+    $STEERED nginx-constant:$FLOORPORT
 # (d) open loop at fixed rates (latency-probe), timed as it explains
 probe() { # port rate -> "p50 p99" in microseconds, or "- -"
     "$BUILD/bin/latency-probe" "$1" /v1/eligibility/Z000001 32 "$2" "$D" 2>/dev/null |
@@ -261,12 +320,21 @@ for rate in $RATES; do
         "$(echo $n50 | median)" "$nm" "$n99"
     DMED="$DMED $rate:$gm:$nm"
 done
-echo "$PA $PB $PC" | awk '{ printf "ratio gateway/nginx median req/s (a) %.2f   (b) %.2f   (c) %.2f\n",
-    ($2 > 0 ? $1 / $2 : 0), ($4 > 0 ? $3 / $4 : 0), ($6 > 0 ? $5 / $6 : 0) }'
+# PA: gateway nginx [steered]; PB: gateway nginx; PC: gateway nginx [steered] constant
+echo "$PA / $PB / $PC" | awk -F' / ' '{ split($1, a, " "); split($2, b, " "); split($3, c, " ")
+    printf "ratio gateway/nginx median req/s (a) %.2f   (b) %.2f   (c) %.2f\n",
+        (a[2] > 0 ? a[1] / a[2] : 0), (b[2] > 0 ? b[1] / b[2] : 0), (c[2] > 0 ? c[1] / c[2] : 0)
+    if (length(a) > 2)
+        printf "ratio gateway-steered/nginx median req/s (a) %.2f   (c) %.2f\n",
+            (a[2] > 0 ? a[3] / a[2] : 0), (c[2] > 0 ? c[3] / c[2] : 0) }'
+echo "$PC_P99" | awk '{ printf "(c) median p99 at c=32: gateway %s us, nginx %s us", $1, $2
+    if (NF > 3) printf ", gateway-steered %s us", $3
+    printf ", nginx-constant (the machine'"'"'s floor) %s us; goal < 1000\n", $NF }'
 for m in $DMED; do
     echo "$m" | awk -F: '{ printf "ratio gateway/nginx median p99 (d) at %s/s: %.2f  (gateway %s us, goal < 1000)\n",
         $1, ($3 > 0 ? $2 / $3 : 0), $2 }'
 done
 curl -s "http://127.0.0.1:$($PY -c "import json;print(json.load(open('$tmp/gw.ports'))['admin'])")/metrics" |
     grep -E '^rte_gateway_l1_total|^rte_cache_hit_total|^rte_cache_miss_total|^rte_gateway_events_total' || true
+[ -n "$SGWPORT" ] || echo "bench-gateway: no steered gateway (THREADS=$THREADS, $NCPU CPUs: http.steer_by_cpu needs 2 <= THREADS <= CPUs)"
 echo "reproduce: D=$D N=$N THREADS=$THREADS RATES='$RATES' ROUNDS=$ROUNDS sh bench/gateway.sh $BUILD   (or: make bench-gateway)"

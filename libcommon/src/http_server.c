@@ -58,6 +58,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <h2o.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -126,6 +127,7 @@ struct listener {
     int fd;
     int port;
     int closed;
+    int reuseport; /* the socket shares its port (SO_REUSEPORT group) */
     struct route_rt *routes;
     int nroutes;
     struct status_slot unmatched[STATUS_SLOTS]; /* counts of requests no route took */
@@ -693,6 +695,7 @@ static int listen_on(rte_http_server *s, const char *addr, const rte_http_route 
     l->accept.ssl_ctx = ssl;
     l->ssl = ssl;
     l->fd = fd;
+    l->reuseport = s->reuseport;
     s->listeners[s->nlisteners++] = l;
     return l->port;
 }
@@ -819,6 +822,53 @@ void rte_http_server_stop(rte_http_server *s, int deadline_ms)
 void rte_http_server_set_reuseport(rte_http_server *s, int on)
 {
     s->reuseport = on;
+}
+
+/*
+ * rte_http_server_steer_by_cpu - a classic BPF program on the port's
+ * SO_REUSEPORT group returns the index of the group's socket to take a new
+ * connection: a table of "CPU cpus[k] -> k mod nloops", then "CPU mod
+ * nloops" for a CPU not in it. The group's sockets are indexed in the order
+ * they joined, the order the loops listened in; an index past the group
+ * (a loop already closed its listener) makes the kernel fall back to its hash.
+ */
+int rte_http_server_steer_by_cpu(rte_http_server *s, const int *cpus, int ncpus, int nloops,
+                                 char *err, size_t errlen)
+{
+    struct sock_filter code[2 * RTE_HTTP_STEER_MAX_CPUS + 3];
+    struct sock_fprog prog = {.filter = code};
+    int n = 0, attached = 0;
+
+    if (nloops < 1 || ncpus < 0 || ncpus > RTE_HTTP_STEER_MAX_CPUS) {
+        snprintf(err, errlen, "steer by CPU: %d loops over %d CPUs (1.., 0..%d)", nloops, ncpus,
+                 RTE_HTTP_STEER_MAX_CPUS);
+        return -1;
+    }
+    code[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_CPU);
+    for (int k = 0; k < ncpus; k++) {
+        code[n++] =
+            (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)cpus[k], 0, 1);
+        code[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, (uint32_t)(k % nloops));
+    }
+    code[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, (uint32_t)nloops);
+    code[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_A, 0);
+    prog.len = (unsigned short)n;
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct listener *l = s->listeners[i];
+        if (!l->reuseport)
+            continue;
+        if (setsockopt(l->fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0) {
+            snprintf(err, errlen, "port %d: SO_ATTACH_REUSEPORT_CBPF: %s", l->port,
+                     strerror(errno));
+            return -1;
+        }
+        attached++;
+    }
+    if (attached == 0) {
+        snprintf(err, errlen, "steer by CPU: no listener of this server shares its port");
+        return -1;
+    }
+    return 0;
 }
 
 /* rte_http_server_wait_idle - any thread; sleeps in 5 ms steps, takes no lock */

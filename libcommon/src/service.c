@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -438,6 +439,64 @@ static int listen_public(rte_http_server *h, const char *addr, const char *cert,
     return rte_http_server_listen(h, addr, S.def->routes, err, errlen);
 }
 
+static pthread_t loop_thread(int i)
+{
+    return i == 0 ? S.http_thread : S.more_threads[i - 1];
+}
+
+/* the CPUs this process may run on, in order; their number */
+static int allowed_cpus(int *cpus, int max)
+{
+    cpu_set_t set;
+    int n = 0;
+
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        rte_fatal("http.steer_by_cpu: sched_getaffinity: %s", strerror(errno));
+    for (int c = 0; c < CPU_SETSIZE && n < max; c++)
+        if (CPU_ISSET(c, &set))
+            cpus[n++] = c;
+    return n;
+}
+
+/*
+ * http.steer_by_cpu, before the loops start: the public port's group hands
+ * a connection that arrives on the k-th allowed CPU to loop k mod threads
+ */
+static void steer_by_cpu(int threads)
+{
+    int cpus[RTE_HTTP_STEER_MAX_CPUS];
+    int ncpus = allowed_cpus(cpus, RTE_HTTP_STEER_MAX_CPUS);
+    char err[512];
+
+    if (S.public_port <= 0)
+        rte_fatal("config: key 'http.steer_by_cpu' (RTE_HTTP_STEER_BY_CPU): this service serves "
+                  "no public port");
+    if (threads < 2 || threads > ncpus)
+        rte_fatal("config: key 'http.steer_by_cpu' (RTE_HTTP_STEER_BY_CPU) needs 'http.threads' "
+                  "(RTE_HTTP_THREADS) between 2 and the %d CPUs this process may use; it is %d",
+                  ncpus, threads);
+    if (rte_http_server_steer_by_cpu(S.http, cpus, ncpus, threads, err, sizeof err) != 0)
+        rte_fatal("config: key 'http.steer_by_cpu' (RTE_HTTP_STEER_BY_CPU): %s", err);
+}
+
+/* http.steer_by_cpu, once the loops run: loop i on the allowed CPUs steered to it */
+static void pin_loops(int threads)
+{
+    int cpus[RTE_HTTP_STEER_MAX_CPUS];
+    int ncpus = allowed_cpus(cpus, RTE_HTTP_STEER_MAX_CPUS);
+
+    for (int i = 0; i < threads; i++) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        for (int k = i; k < ncpus; k += threads)
+            CPU_SET(cpus[k], &set);
+        int rc = pthread_setaffinity_np(loop_thread(i), sizeof set, &set);
+        if (rc != 0)
+            rte_fatal("http.steer_by_cpu: cannot keep loop %d on its CPUs: %s", i, strerror(rc));
+    }
+    rte_log_info("http: %d loops, each on its own CPUs; connections steered by CPU", threads);
+}
+
 static void start_http(const rte_config *cfg)
 {
     char err[512];
@@ -482,9 +541,20 @@ static void start_http(const rte_config *cfg)
         if (cert != NULL)
             rte_log_info("public port %d serves TLS (HTTP/2 and HTTP/1.1 by ALPN)", S.public_port);
     }
+    int steer = rte_config_bool(cfg, "http.steer_by_cpu", 0);
+    if (steer)
+        steer_by_cpu(threads);
     pthread_create(&S.http_thread, NULL, http_main, S.http);
     for (int i = 0; i < S.nmore; i++)
         pthread_create(&S.more_threads[i], NULL, http_main, S.more_http[i]);
+    for (int i = 0; i <= S.nmore; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "http-loop-%d", i);
+        name[15] = '\0'; /* the kernel's limit */
+        pthread_setname_np(loop_thread(i), name);
+    }
+    if (steer)
+        pin_loops(threads);
 }
 
 static void start_grpc(const rte_config *cfg)

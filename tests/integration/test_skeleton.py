@@ -5,7 +5,9 @@ broker and checks what every service inherits: admin endpoints, readiness
 that follows Redis, gRPC health, consumption with a consumer group, the DLQ,
 timers, config errors, SIGHUP and draining on SIGTERM.
 """
+import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -223,6 +225,78 @@ def test_tls_config_errors_name_the_key(redis_server, kafka_broker, workdir, tmp
     out = subprocess.run([bin_path("skeleton-probe")], env=s.env, capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 1 and expect in out.stderr, out.stderr
+
+
+def loop_connections(svc):
+    """rte_http_connections by loop label (the scrape's own connection counts on loop 0)"""
+    _, samples = promtext.parse(svc.get("admin", "/metrics").text)
+    return {int(dict(labels)["loop"]): int(v) for (name, labels), v in samples.items()
+            if name == "rte_http_connections"}
+
+
+def open_keepalive(port, n):
+    """n HTTP/1.1 connections, each answered once and left open"""
+    socks = []
+    for _ in range(n):
+        c = socket.create_connection(("127.0.0.1", port), timeout=5)
+        c.sendall(b"GET /v1/echo?msg=k HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert c.recv(4096).startswith(b"HTTP/1.1 200")
+        socks.append(c)
+    return socks
+
+
+def test_steer_by_cpu_serves_a_connection_on_the_loop_of_its_cpu(redis_server, kafka_broker,
+                                                                  workdir):
+    """http.steer_by_cpu: loop i is kept on the i-th CPU and takes the connections arriving there.
+
+    Over loopback a connection arrives on the CPU of the thread that connects,
+    so this test keeps itself on one CPU at a time and finds every connection
+    it opened on that CPU's loop (the kernel's hash would spread 6 over both)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("steering needs two CPUs; this machine lets us use one")
+    s = Service("skeleton-probe", probe_env(redis_server, kafka_broker, RTE_HTTP_THREADS="2",
+                                            RTE_HTTP_STEER_BY_CPU="on"), workdir).start()
+    was = os.sched_getaffinity(0)
+    try:
+        tasks = {}
+        for t in os.listdir(f"/proc/{s.proc.pid}/task"):
+            with open(f"/proc/{s.proc.pid}/task/{t}/comm") as f:
+                comm = f.read().strip()
+            if comm.startswith("http-loop-"):
+                tasks[int(comm[len("http-loop-"):])] = os.sched_getaffinity(int(t))
+        assert tasks == {0: {cpus[0]}, 1: {cpus[1]}}
+        for loop in (1, 0):
+            os.sched_setaffinity(0, {cpus[loop]})
+            socks = open_keepalive(s.ports["http"], 6)
+            try:
+                os.sched_setaffinity(0, was)
+                want = {0: 1, 1: 0}  # the scrape
+                want[loop] += 6
+                assert loop_connections(s) == want
+            finally:
+                for c in socks:
+                    c.close()
+            wait_for(lambda: loop_connections(s) == {0: 1, 1: 0}, timeout=5)
+        assert "connections steered by CPU" in s.logtext()
+    finally:
+        os.sched_setaffinity(0, was)
+        s.stop()
+
+
+def test_steer_by_cpu_needs_a_loop_per_cpu(redis_server, kafka_broker, workdir):
+    """one loop, or more loops than CPUs to keep them on: refused at start, naming both keys"""
+    ncpus = len(os.sched_getaffinity(0))
+    for threads in (1, ncpus + 1):
+        bad = Service("skeleton-probe", probe_env(redis_server, kafka_broker,
+                                                  RTE_HTTP_THREADS=str(threads),
+                                                  RTE_HTTP_STEER_BY_CPU="on"), workdir)
+        out = subprocess.run([bin_path("skeleton-probe")], env=bad.env, capture_output=True,
+                             text=True, timeout=30)
+        assert out.returncode == 1, out.stderr
+        assert ("'http.steer_by_cpu' (RTE_HTTP_STEER_BY_CPU) needs 'http.threads' "
+                f"(RTE_HTTP_THREADS) between 2 and the {ncpus} CPUs this process may use; "
+                f"it is {threads}") in out.stderr
 
 
 def test_several_http_loops_share_the_public_port(redis_server, kafka_broker, workdir):

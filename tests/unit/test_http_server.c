@@ -26,6 +26,7 @@
 #include <h2o.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -611,6 +612,100 @@ static void test_connections_gauge_follows_open_connections(void **state)
     srv_stop(&v);
 }
 
+/* --- steering by CPU: which of two loops sharing a port takes a connection --- */
+
+static void h_which(rte_http_req *req, void *arg)
+{
+    rte_http_respond(req, 200, "text/plain", arg, 1);
+}
+
+static const rte_http_route which0[] = {{.path = "/which", .handler = h_which, .arg = "0"}, {0}};
+static const rte_http_route which1[] = {{.path = "/which", .handler = h_which, .arg = "1"}, {0}};
+
+/* the loop ('0' or '1') that served each of n new connections, if all agree; else 'x' */
+static char served_by(int port, int n)
+{
+    char buf[1024], seen = 0;
+    for (int i = 0; i < n; i++) {
+        raw_get(port, "GET", "/which", "", buf, sizeof buf);
+        assert_int_equal(raw_status(buf), 200);
+        char c = raw_body(buf)[0];
+        if (seen != 0 && c != seen)
+            return 'x';
+        seen = c;
+    }
+    return seen;
+}
+
+/*
+ * The program maps the CPU a connection arrives on through the table: this
+ * thread is kept on one CPU, so its connections arrive there (loopback), and
+ * with that CPU at index k of the table loop k mod 2 takes every one of them.
+ * Table entries other than this CPU are never-seen CPU numbers, so one CPU
+ * is enough to see both loops chosen. Without the program the kernel's hash
+ * spreads 24 connections over both loops.
+ */
+static void test_steer_by_cpu_sends_a_cpu_to_its_loop(void **state)
+{
+    struct srv a, b;
+    char err[256];
+    cpu_set_t was, one;
+    int cpu;
+
+    (void)state;
+    assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof was, &was), 0);
+    cpu = sched_getcpu();
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof one, &one), 0);
+
+    a.s = rte_http_server_new(err, sizeof err);
+    b.s = rte_http_server_new(err, sizeof err);
+    rte_http_server_set_reuseport(a.s, 1);
+    rte_http_server_set_reuseport(b.s, 1);
+    a.port = rte_http_server_listen(a.s, "127.0.0.1:0", which0, err, sizeof err);
+    assert_true(a.port > 0);
+    snprintf(err, sizeof err, "127.0.0.1:%d", a.port);
+    b.port = rte_http_server_listen(b.s, err, which1, err, sizeof err);
+    assert_int_equal(b.port, a.port);
+    pthread_create(&a.loop, NULL, run_loop, a.s);
+    pthread_create(&b.loop, NULL, run_loop, b.s);
+
+    assert_int_equal(served_by(a.port, 24), 'x'); /* by hash: both loops */
+
+    int first[] = {cpu, 4000, 4001};
+    assert_int_equal(rte_http_server_steer_by_cpu(b.s, first, 3, 2, err, sizeof err), 0);
+    assert_int_equal(served_by(a.port, 12), '0');
+    int second[] = {4000, cpu};
+    assert_int_equal(rte_http_server_steer_by_cpu(a.s, second, 2, 2, err, sizeof err), 0);
+    assert_int_equal(served_by(a.port, 12), '1');
+    int third[] = {4000, 4001, cpu}; /* index 2: loop 2 mod 2 */
+    assert_int_equal(rte_http_server_steer_by_cpu(a.s, third, 3, 2, err, sizeof err), 0);
+    assert_int_equal(served_by(a.port, 12), '0');
+    /* a CPU not in the table: its number mod the loops */
+    assert_int_equal(rte_http_server_steer_by_cpu(a.s, NULL, 0, 2, err, sizeof err), 0);
+    assert_int_equal(served_by(a.port, 12), cpu % 2 == 0 ? '0' : '1');
+
+    srv_stop(&a);
+    srv_stop(&b);
+    assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof was, &was), 0);
+}
+
+static void test_steer_by_cpu_refuses_a_server_that_shares_no_port(void **state)
+{
+    char err[256];
+    int cpus[] = {0};
+    rte_http_server *s = rte_http_server_new(err, sizeof err);
+
+    (void)state;
+    assert_true(rte_http_server_listen(s, "127.0.0.1:0", which0, err, sizeof err) > 0);
+    assert_int_equal(rte_http_server_steer_by_cpu(s, cpus, 1, 2, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no listener of this server shares its port"));
+    assert_int_equal(rte_http_server_steer_by_cpu(s, cpus, 1, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "0 loops"));
+    rte_http_server_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,6 +716,8 @@ int main(void)
         cmocka_unit_test(test_request_counter_labels),
         cmocka_unit_test(test_on_turn_runs_after_each_turn_on_the_loop),
         cmocka_unit_test(test_connections_gauge_follows_open_connections),
+        cmocka_unit_test(test_steer_by_cpu_sends_a_cpu_to_its_loop),
+        cmocka_unit_test(test_steer_by_cpu_refuses_a_server_that_shares_no_port),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,6 +80,25 @@ int rte_http_server_listen_tls(rte_http_server *s, const char *addr, const rte_h
 void rte_http_server_set_reuseport(rte_http_server *s, int on);
 
 /*
+ * rte_http_server_steer_by_cpu - the kernel hands each new connection on
+ * this server's shared ports (rte_http_server_set_reuseport) to a loop by
+ * the CPU that processed its first packet, instead of by hash: a connection
+ * processed on cpus[k] goes to loop k mod nloops, one processed on any other
+ * CPU c to loop c mod nloops. Loop i is the i-th server that listened on the
+ * port. With loop i kept on the CPUs that map to it, a connection is served
+ * on the CPU its packets arrive on (over loopback: the client's CPU), with
+ * no cross-CPU wake-up per request. The cost: a loop gets only the
+ * connections that arrive on its CPUs, so clients or NIC queues concentrated
+ * on one CPU leave the other loops idle. The program is the port group's,
+ * so calling this on any one server of the group is enough; call it after
+ * every server listened. ncpus at most RTE_HTTP_STEER_MAX_CPUS. -1 + err if the
+ * kernel refuses it or no listener of s shares its port.
+ */
+#define RTE_HTTP_STEER_MAX_CPUS 1024
+int rte_http_server_steer_by_cpu(rte_http_server *s, const int *cpus, int ncpus, int nloops,
+                                 char *err, size_t errlen);
+
+/*
  * rte_http_server_on_turn - call fn(arg) on the loop thread after every turn
  * of the loop (one poll for events and the handlers it ran), the last one
  * included, so work a handler left for the end of its turn (batched Kafka
