@@ -271,6 +271,31 @@ static void test_long_message_truncated(void **state)
     free(big);
 }
 
+/* a request id longer than the 127 bytes kept is cut there, not overrun */
+static void test_long_request_id_truncated(void **state)
+{
+    struct capture c;
+    char id[300], *text;
+    cJSON *o;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof id - 1; i++)
+        id[i] = (char)('a' + i % 26);
+    id[sizeof id - 1] = '\0';
+    rte_log_init("test-svc", RTE_LOG_INFO);
+    rte_log_set_request_id(id);
+    capture_start(&c);
+    rte_log_info("x");
+    text = capture_end(&c);
+    rte_log_set_request_id(NULL);
+    o = cJSON_Parse(text);
+    assert_non_null(o);
+    id[127] = '\0';
+    assert_string_equal(str_field(o, "request_id"), id);
+    cJSON_Delete(o);
+    free(text);
+}
+
 static void test_fatal_exits_1(void **state)
 {
     int fds[2], status;
@@ -312,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_line_is_json),
         cmocka_unit_test(test_levels_and_request_id),
         cmocka_unit_test(test_long_message_truncated),
+        cmocka_unit_test(test_long_request_id_truncated),
         cmocka_unit_test(test_fatal_exits_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
