@@ -118,6 +118,19 @@ SGWPORT=""
 if [ "$THREADS" -ge 2 ] && [ "$THREADS" -le "$NCPU" ]; then
     start_gateway sgw RTE_HTTP_STEER_BY_CPU=on
     SGWPORT=$sgwPORT
+    # the steered floor: our HTTP stack answering a constant (skeleton-probe's
+    # echo route, on the loop, no cache, no events), loops steered the same way
+    RTE_REDIS_URL="redis://127.0.0.1:$RPORT" RTE_KAFKA_BROKERS="$KAFKA_BROKERS" PROBE_TOPIC=bench.probe \
+        RTE_HTTP_THREADS=$THREADS RTE_HTTP_STEER_BY_CPU=on RTE_LOG_LEVEL=error \
+        RTE_HTTP_ADDR=127.0.0.1:0 RTE_ADMIN_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
+        RTE_PORTS_FILE="$tmp/probe.ports" "$BUILD/bin/skeleton-probe" >/dev/null 2>"$tmp/probe.log" &
+    bench_track $!
+    i=0
+    while [ ! -s "$tmp/probe.ports" ]; do
+        i=$((i + 1)); [ $i -gt 600 ] && { echo "skeleton-probe did not start" >&2; cat "$tmp/probe.log" >&2; exit 1; }
+        sleep 0.05
+    done
+    PROBEPORT=$($PY -c "import json;print(json.load(open('$tmp/probe.ports'))['http'])")
 fi
 
 FLOORPORT=$(bench_port)
@@ -250,7 +263,7 @@ wrk_once() { # url connections [script] -> "req/s p50us p99us non2xx"
 conn_split() { # admin port -> open connections per loop, "17/16"
     curl -s "http://127.0.0.1:$1/metrics" | awk '/^rte_http_connections/ { s = s (s == "" ? "" : "/") $2 } END { print s }'
 }
-# wrk_phase LABEL PATH CONNS SCRIPT VAR NAME:PORT...: every round runs each
+# wrk_phase LABEL PATH CONNS SCRIPT VAR NAME:PORT[:PATH]...: every round runs each
 # contestant once, in turn; prints each one's medians and sets VAR to the
 # median req/s of every contestant in order. A steered gateway's rounds also
 # show how its loops shared the connections (sampled mid-round).
@@ -261,13 +274,14 @@ wrk_phase() {
     for r in $(seq "$ROUNDS"); do
         k=0
         for c in "$@"; do
-            k=$((k + 1)) port=${c#*:}
-            split=""
+            k=$((k + 1)) rest=${c#*:}
+            port=${rest%%:*} cpath=$path # NAME:PORT, or NAME:PORT:PATH for a path of its own
+            [ "$rest" = "$port" ] || cpath=${rest#*:}
             if [ "${c%%:*}" = "gateway-steered" ]; then
                 (sleep "$(( (D + 1) / 2 ))"; conn_split "$sgwADMIN" >"$tmp/split") &
                 splitter=$!
             fi
-            set -- $(wrk_once "http://127.0.0.1:$port$path" "$conns" "$script") "$@"
+            set -- $(wrk_once "http://127.0.0.1:$port$cpath" "$conns" "$script") "$@"
             eval "r$k=\"\${r$k:-} $1\" p50_$k=\"\${p50_$k:-} $2\" p99_$k=\"\${p99_$k:-} $3\""
             bad=$((bad + $4))
             shift 4
@@ -295,8 +309,9 @@ echo "bench-gateway: wrk -t2, ${D}s per round, $ROUNDS rounds per phase (median 
 STEERED=${SGWPORT:+gateway-steered:$SGWPORT}
 wrk_phase "(a) hot member c=64" /v1/eligibility/Z000001 64 "" PA gateway:$GWPORT nginx:$NPORT $STEERED
 wrk_phase "(b) zipf $N c=64" "" 64 "$tmp/zipf.lua" PB gateway:$GWPORT nginx:$NPORT
+STEERED_FLOOR=${SGWPORT:+steered-constant:$PROBEPORT:/v1/echo?msg=bench-constant-answer}
 wrk_phase "(c) hot member c=32" /v1/eligibility/Z000001 32 "" PC gateway:$GWPORT nginx:$NPORT \
-    $STEERED nginx-constant:$FLOORPORT
+    $STEERED nginx-constant:$FLOORPORT $STEERED_FLOOR
 # (d) open loop at fixed rates (latency-probe), timed as it explains
 probe() { # port rate -> "p50 p99" in microseconds, or "- -"
     "$BUILD/bin/latency-probe" "$1" /v1/eligibility/Z000001 32 "$2" "$D" 2>/dev/null |
@@ -320,7 +335,7 @@ for rate in $RATES; do
         "$(echo $n50 | median)" "$nm" "$n99"
     DMED="$DMED $rate:$gm:$nm"
 done
-# PA: gateway nginx [steered]; PB: gateway nginx; PC: gateway nginx [steered] constant
+# PA: gateway nginx [steered]; PB: gateway nginx; PC: gateway nginx [steered] constant [steered-constant]
 echo "$PA / $PB / $PC" | awk -F' / ' '{ split($1, a, " "); split($2, b, " "); split($3, c, " ")
     printf "ratio gateway/nginx median req/s (a) %.2f   (b) %.2f   (c) %.2f\n",
         (a[2] > 0 ? a[1] / a[2] : 0), (b[2] > 0 ? b[1] / b[2] : 0), (c[2] > 0 ? c[1] / c[2] : 0)
@@ -329,7 +344,9 @@ echo "$PA / $PB / $PC" | awk -F' / ' '{ split($1, a, " "); split($2, b, " "); sp
             (a[2] > 0 ? a[3] / a[2] : 0), (c[2] > 0 ? c[3] / c[2] : 0) }'
 echo "$PC_P99" | awk '{ printf "(c) median p99 at c=32: gateway %s us, nginx %s us", $1, $2
     if (NF > 3) printf ", gateway-steered %s us", $3
-    printf ", nginx-constant (the machine'"'"'s floor) %s us; goal < 1000\n", $NF }'
+    printf ", nginx-constant %s us", (NF > 3 ? $4 : $3)
+    if (NF > 3) printf ", steered-constant %s us", $5
+    printf "; goal < 1000\n" }'
 for m in $DMED; do
     echo "$m" | awk -F: '{ printf "ratio gateway/nginx median p99 (d) at %s/s: %.2f  (gateway %s us, goal < 1000)\n",
         $1, ($3 > 0 ? $2 / $3 : 0), $2 }'
