@@ -90,24 +90,30 @@ for i in range(1, n + 1):
 p.execute()
 PYEOF
 
-# start_gateway NAME [VAR=value...]: a cache-gateway on this set-up; sets <NAME>PID, <NAME>PORT
-start_gateway() {
-    name=$1; shift
+# start_service NAME BINARY [VAR=value...]: one of our services on this set-up
+# (this Redis and broker, free loopback ports, THREADS loops); waits for its
+# ports file and sets <NAME>PID, <NAME>PORT (public) and <NAME>ADMIN
+start_service() {
+    name=$1 bin=$2; shift 2
     env RTE_REDIS_URL="redis://127.0.0.1:$RPORT" RTE_KAFKA_BROKERS="$KAFKA_BROKERS" \
-        RTE_STEDI_BASE_URL="http://127.0.0.1:$SIMPORT" RTE_CACHE_MEMBER_KEY_SECRET=$SECRET \
-        RTE_GATEWAY_MEMBER_DIR="$tmp/members.jsonl" RTE_LOG_LEVEL=error RTE_HTTP_THREADS=$THREADS \
+        RTE_LOG_LEVEL=error RTE_HTTP_THREADS=$THREADS \
         RTE_HTTP_ADDR=127.0.0.1:0 RTE_ADMIN_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
-        RTE_PORTS_FILE="$tmp/$name.ports" "$@" "${GATEWAY:-$BUILD/bin/cache-gateway}" \
-        >/dev/null 2>"$tmp/$name.log" &
+        RTE_PORTS_FILE="$tmp/$name.ports" "$@" "$bin" >/dev/null 2>"$tmp/$name.log" &
     eval "${name}PID=$!"
     bench_track $!
     i=0
     while [ ! -s "$tmp/$name.ports" ]; do
-        i=$((i + 1)); [ $i -gt 1200 ] && { echo "cache-gateway ($name) did not start" >&2; cat "$tmp/$name.log" >&2; exit 1; }
+        i=$((i + 1)); [ $i -gt 1200 ] && { echo "$bin ($name) did not start" >&2; cat "$tmp/$name.log" >&2; exit 1; }
         sleep 0.05
     done
     eval "${name}PORT=\$($PY -c \"import json;print(json.load(open('$tmp/$name.ports'))['http'])\")"
     eval "${name}ADMIN=\$($PY -c \"import json;print(json.load(open('$tmp/$name.ports'))['admin'])\")"
+}
+start_gateway() { # NAME [VAR=value...]
+    n=$1; shift
+    start_service "$n" "${GATEWAY:-$BUILD/bin/cache-gateway}" \
+        RTE_STEDI_BASE_URL="http://127.0.0.1:$SIMPORT" RTE_CACHE_MEMBER_KEY_SECRET=$SECRET \
+        RTE_GATEWAY_MEMBER_DIR="$tmp/members.jsonl" "$@"
 }
 start_gateway gw
 GWPID=$gwPID GWPORT=$gwPORT
@@ -120,17 +126,8 @@ if [ "$THREADS" -ge 2 ] && [ "$THREADS" -le "$NCPU" ]; then
     SGWPORT=$sgwPORT
     # the steered floor: our HTTP stack answering a constant (skeleton-probe's
     # echo route, on the loop, no cache, no events), loops steered the same way
-    RTE_REDIS_URL="redis://127.0.0.1:$RPORT" RTE_KAFKA_BROKERS="$KAFKA_BROKERS" PROBE_TOPIC=bench.probe \
-        RTE_HTTP_THREADS=$THREADS RTE_HTTP_STEER_BY_CPU=on RTE_LOG_LEVEL=error \
-        RTE_HTTP_ADDR=127.0.0.1:0 RTE_ADMIN_ADDR=127.0.0.1:0 RTE_GRPC_ADDR=127.0.0.1:0 \
-        RTE_PORTS_FILE="$tmp/probe.ports" "$BUILD/bin/skeleton-probe" >/dev/null 2>"$tmp/probe.log" &
-    bench_track $!
-    i=0
-    while [ ! -s "$tmp/probe.ports" ]; do
-        i=$((i + 1)); [ $i -gt 600 ] && { echo "skeleton-probe did not start" >&2; cat "$tmp/probe.log" >&2; exit 1; }
-        sleep 0.05
-    done
-    PROBEPORT=$($PY -c "import json;print(json.load(open('$tmp/probe.ports'))['http'])")
+    start_service probe "$BUILD/bin/skeleton-probe" PROBE_TOPIC=bench.probe RTE_HTTP_STEER_BY_CPU=on
+    PROBEPORT=$probePORT
 fi
 
 FLOORPORT=$(bench_port)
