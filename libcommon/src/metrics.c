@@ -13,6 +13,15 @@
  *   - a histogram holds one atomic counter per bucket (non-cumulative,
  *     the last one is +Inf) and an atomic double sum. Its count is the sum
  *     of the buckets, so a scrape always has +Inf bucket == _count.
+ * Counters and histograms keep those words once per CPU cell, each cell on
+ * its own cache lines: an update touches the cell of the CPU it runs on
+ * (sched_getcpu, a read of the rseq area), so HTTP loops on two CPUs
+ * counting the same series no longer bounce one cache line between them
+ * (two loops steered by CPU spent 2.7 % of their time in rte_series_inc and
+ * rte_series_observe on shared lines). Readers add the cells up. There are
+ * min(configured CPUs, MAX_CELLS) cells; CPUs beyond share cells, which
+ * stays correct (the words are atomic), only slower. A gauge is one word:
+ * set cannot be split across cells.
  *
  * Exposition is text format 0.0.4: families sorted by name, series sorted
  * by label values, "# HELP" (only when help is non-empty; \ and newline
@@ -39,10 +48,12 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum kind { COUNTER, GAUGE, HISTOGRAM };
 
@@ -51,12 +62,21 @@ static const char *const kind_names[] = {"counter", "gauge", "histogram"};
 static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                          1,     2.5,  5,     10,   30,  60};
 
+#define MAX_CELLS 64
+#define LINE 64 /* bytes: cells never share a cache line */
+
+/*
+ * One series. Counters and histograms keep their words in ncells cells of
+ * stride words each (cell c at cells + c * stride): a counter's cell is
+ * {integer part, double part}, a histogram's {sum, nbounds + 1 bucket
+ * counts}. A gauge uses gauge_bits only.
+ */
 struct rte_metric_series {
     struct rte_metric *family;
     char *values[RTE_METRICS_MAX_LABELS];
-    _Atomic uint64_t ival;     /* counter: integer part */
-    _Atomic uint64_t dbits;    /* counter/gauge: double part; histogram: sum */
-    _Atomic uint64_t *buckets; /* histogram: nbounds + 1 counts */
+    _Atomic uint64_t gauge_bits; /* gauge: the value's bits */
+    _Atomic uint64_t *cells;     /* counter, histogram: ncells * stride words */
+    int stride;                  /* words per cell, a multiple of LINE / 8 */
     struct rte_metric_series *next;
 };
 
@@ -77,6 +97,7 @@ struct rte_metric {
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static rte_metric *families;
 static atomic_int warned_negative;
+static int ncells; /* set under registry_mu before the first series exists */
 
 /* ---- atomics on doubles ----------------------------------------------- */
 
@@ -154,16 +175,64 @@ static int count_labels(const char *name, const char *const *labels, enum kind k
     return n;
 }
 
+/* the cell count: one per configured CPU, at most MAX_CELLS (registry_mu held) */
+static void init_cells(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+
+    if (ncells == 0)
+        ncells = n < 1 ? 1 : n > MAX_CELLS ? MAX_CELLS : (int)n;
+}
+
 static rte_series *series_new(rte_metric *m, const char *const *values)
 {
     rte_series *s = xcalloc(1, sizeof(*s));
+    const int per_line = LINE / (int)sizeof(uint64_t);
+    size_t bytes;
 
     s->family = m;
     for (int i = 0; values && i < m->nlabels; i++)
         s->values[i] = xstrdup(values[i]);
-    if (m->kind == HISTOGRAM)
-        s->buckets = xcalloc((size_t)m->nbounds + 1, sizeof(*s->buckets));
+    if (m->kind == GAUGE)
+        return s;
+    s->stride = m->kind == HISTOGRAM ? m->nbounds + 2 : 2;
+    s->stride = (s->stride + per_line - 1) / per_line * per_line;
+    bytes = (size_t)ncells * (size_t)s->stride * sizeof(uint64_t);
+    s->cells = aligned_alloc(LINE, bytes);
+    if (!s->cells)
+        rte_panic("metrics: out of memory");
+    memset(s->cells, 0, bytes);
     return s;
+}
+
+/* this CPU's cell of s (any CPU number maps to a cell; -1 from sched_getcpu to cell 0) */
+static _Atomic uint64_t *my_cell(const rte_series *s)
+{
+    int cpu = sched_getcpu();
+
+    return s->cells + (size_t)(cpu > 0 ? cpu % ncells : 0) * (size_t)s->stride;
+}
+
+/* word w summed over the cells of s */
+static uint64_t sum_word(const rte_series *s, int w)
+{
+    uint64_t n = 0;
+
+    for (int c = 0; c < ncells; c++)
+        n += atomic_load_explicit(&s->cells[(size_t)c * (size_t)s->stride + (size_t)w],
+                                  memory_order_relaxed);
+    return n;
+}
+
+/* the double in word w summed over the cells of s */
+static double sum_double(const rte_series *s, int w)
+{
+    double d = 0;
+
+    for (int c = 0; c < ncells; c++)
+        d += bits_to_double(atomic_load_explicit(
+            &s->cells[(size_t)c * (size_t)s->stride + (size_t)w], memory_order_relaxed));
+    return d;
 }
 
 static rte_metric *register_family(const char *name, const char *help, const char *const *labels,
@@ -177,6 +246,7 @@ static rte_metric *register_family(const char *name, const char *help, const cha
     nlabels = count_labels(name, labels, kind);
 
     pthread_mutex_lock(&registry_mu);
+    init_cells();
     for (m = families; m; m = m->next) {
         if (strcmp(m->name, name) != 0)
             continue;
@@ -305,9 +375,9 @@ void rte_series_inc(rte_series *s)
 {
     expect_kind(s, 1, 1, 0, "inc");
     if (s->family->kind == COUNTER)
-        atomic_fetch_add_explicit(&s->ival, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&my_cell(s)[0], 1, memory_order_relaxed);
     else
-        atomic_add_double(&s->dbits, 1);
+        atomic_add_double(&s->gauge_bits, 1);
 }
 
 /* rte_series_add - add v (>= 0 for counters; otherwise dropped with a warning); lock-free */
@@ -315,7 +385,7 @@ void rte_series_add(rte_series *s, double v)
 {
     expect_kind(s, 1, 1, 0, "add");
     if (s->family->kind == GAUGE) {
-        atomic_add_double(&s->dbits, v);
+        atomic_add_double(&s->gauge_bits, v);
         return;
     }
     if (!(v >= 0)) {
@@ -326,23 +396,23 @@ void rte_series_add(rte_series *s, double v)
         return;
     }
     if (v == floor(v) && v < 9007199254740992.0)
-        atomic_fetch_add_explicit(&s->ival, (uint64_t)v, memory_order_relaxed);
+        atomic_fetch_add_explicit(&my_cell(s)[0], (uint64_t)v, memory_order_relaxed);
     else
-        atomic_add_double(&s->dbits, v);
+        atomic_add_double(&my_cell(s)[1], v);
 }
 
 /* rte_series_dec - subtract 1 from a gauge; lock-free */
 void rte_series_dec(rte_series *s)
 {
     expect_kind(s, 0, 1, 0, "dec");
-    atomic_add_double(&s->dbits, -1);
+    atomic_add_double(&s->gauge_bits, -1);
 }
 
 /* rte_series_set - set a gauge; lock-free */
 void rte_series_set(rte_series *s, double v)
 {
     expect_kind(s, 0, 1, 0, "set");
-    atomic_store_explicit(&s->dbits, double_to_bits(v), memory_order_relaxed);
+    atomic_store_explicit(&s->gauge_bits, double_to_bits(v), memory_order_relaxed);
 }
 
 /* rte_series_observe - record one histogram observation; lock-free */
@@ -361,8 +431,9 @@ void rte_series_observe(rte_series *s, double v)
         else
             lo = mid + 1;
     }
-    atomic_add_double(&s->dbits, v);
-    atomic_fetch_add_explicit(&s->buckets[lo], 1, memory_order_relaxed);
+    _Atomic uint64_t *cell = my_cell(s);
+    atomic_add_double(&cell[0], v);
+    atomic_fetch_add_explicit(&cell[1 + lo], 1, memory_order_relaxed);
 }
 
 static uint64_t hist_count(const rte_series *s)
@@ -370,7 +441,7 @@ static uint64_t hist_count(const rte_series *s)
     uint64_t n = 0;
 
     for (int i = 0; i <= s->family->nbounds; i++)
-        n += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
+        n += sum_word(s, 1 + i);
     return n;
 }
 
@@ -379,10 +450,9 @@ double rte_series_value(const rte_series *s)
 {
     switch (s->family->kind) {
     case COUNTER:
-        return (double)atomic_load_explicit(&s->ival, memory_order_relaxed) +
-               bits_to_double(atomic_load_explicit(&s->dbits, memory_order_relaxed));
+        return (double)sum_word(s, 0) + sum_double(s, 1);
     case GAUGE:
-        return bits_to_double(atomic_load_explicit(&s->dbits, memory_order_relaxed));
+        return bits_to_double(atomic_load_explicit(&s->gauge_bits, memory_order_relaxed));
     default:
         return (double)hist_count(s);
     }
@@ -520,15 +590,14 @@ static void render_series(struct buf *b, const rte_metric *m, const rte_series *
     }
     /* read the buckets once so _bucket, _count agree within this scrape */
     for (int i = 0; i <= m->nbounds; i++) {
-        cum += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
+        cum += sum_word(s, 1 + i);
         if (i < m->nbounds)
             format_value(m->bounds[i], le, sizeof(le));
         else
             snprintf(le, sizeof(le), "+Inf");
         sample(b, m, s, "_bucket", le, (double)cum);
     }
-    sample(b, m, s, "_sum", NULL,
-           bits_to_double(atomic_load_explicit(&s->dbits, memory_order_relaxed)));
+    sample(b, m, s, "_sum", NULL, sum_double(s, 0));
     sample(b, m, s, "_count", NULL, (double)cum);
 }
 
@@ -622,7 +691,7 @@ void rte_metrics_reset_for_tests(void)
             sn = s->next;
             for (int i = 0; i < m->nlabels; i++)
                 free(s->values[i]);
-            free(s->buckets);
+            free(s->cells);
             free(s);
         }
         for (int i = 0; i < m->nlabels; i++)

@@ -324,8 +324,7 @@ void gw_render(const gw_req *r, const gw_answer *a, rte_http_req *http)
     if (a->e != NULL) {
         gw_cache_control_header(a->e, G.cache.freshness.physical_ms, buf, sizeof buf);
         rte_http_add_header(http, "Cache-Control", buf);
-        snprintf(buf, sizeof buf, "%lld", (long long)rte_cache_entry_age_s(a->e, a->now_ms));
-        rte_http_add_header(http, "Age", buf);
+        rte_http_add_header(http, "Age", rte_int_text(rte_cache_entry_age_s(a->e, a->now_ms), buf));
     } else {
         rte_http_add_header(http, "Cache-Control", "no-store");
     }

@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "rte/clock.h"
+#include "rte/json.h"
 
 static const char *const mode_names[GW_MODE_N] = {"DEFAULT", "CACHE_ONLY", "PREFER_CACHED",
                                                   "BYPASS_CACHE", "STALE_WHILE_REVALIDATE"};
@@ -323,17 +324,51 @@ int gw_valid_id(const char *s, size_t maxlen)
     return n > 0;
 }
 
-/* gw_cache_control_header - pure */
+/* append s to out (len bytes, NUL-terminated; text that does not fit is cut) at *n */
+static void put(char *out, size_t len, size_t *n, const char *s)
+{
+    size_t k = strlen(s);
+
+    if (*n + 1 >= len)
+        return;
+    if (k > len - 1 - *n)
+        k = len - 1 - *n;
+    memcpy(out + *n, s, k);
+    *n += k;
+    out[*n] = '\0';
+}
+
+static void put_int(char *out, size_t len, size_t *n, int64_t v)
+{
+    char tmp[RTE_INT_TEXT];
+
+    put(out, len, n, rte_int_text(v, tmp));
+}
+
+/*
+ * gw_cache_control_header - pure. Written piece by piece rather than with
+ * snprintf: this and gw_cache_status_header run on every answer, and their
+ * snprintf calls were 2 % of an HTTP loop's time.
+ */
 void gw_cache_control_header(const rte_cache_entry *e, int64_t physical_ms, char *out, size_t len)
 {
     int64_t life = (e->fresh_until_ms - e->cached_at_ms) / 1000;
     int64_t keep = (physical_ms - (e->fresh_until_ms - e->cached_at_ms)) / 1000;
+    size_t n = 0;
+
     if (life < 0)
         life = 0;
     if (keep < 0)
         keep = 0;
-    snprintf(out, len, "max-age=%lld, stale-while-revalidate=%lld, stale-if-error=%lld",
-             (long long)life, (long long)keep, (long long)keep);
+    if (len == 0)
+        return;
+    out[0] = '\0';
+    put(out, len, &n, "max-age=");
+    put_int(out, len, &n, life);
+    put(out, len, &n, ", stale-while-revalidate=");
+    put_int(out, len, &n, keep);
+    put(out, len, &n, ", stale-if-error=");
+    put_int(out, len, &n, keep);
 }
 
 /* gw_cache_status_header - pure */
@@ -342,20 +377,32 @@ void gw_cache_status_header(int hit, enum gw_fwd fwd, int fwd_status, int stored
                             size_t len)
 {
     static const char *const fwds[] = {"", "miss", "stale", "bypass", "request"};
-    size_t n = (size_t)snprintf(out, len, "rte-gateway");
-    if (n < len && hit)
-        n += (size_t)snprintf(out + n, len - n, "; hit");
-    if (n < len && fwd != GW_FWD_NONE)
-        n += (size_t)snprintf(out + n, len - n, "; fwd=%s", fwds[fwd]);
-    if (n < len && fwd_status > 0)
-        n += (size_t)snprintf(out + n, len - n, "; fwd-status=%d", fwd_status);
-    if (n < len && stored)
-        n += (size_t)snprintf(out + n, len - n, "; stored");
-    if (n < len && e != NULL) {
+    size_t n = 0;
+
+    if (len == 0)
+        return;
+    out[0] = '\0';
+    put(out, len, &n, "rte-gateway");
+    if (hit)
+        put(out, len, &n, "; hit");
+    if (fwd != GW_FWD_NONE) {
+        put(out, len, &n, "; fwd=");
+        put(out, len, &n, fwds[fwd]);
+    }
+    if (fwd_status > 0) {
+        put(out, len, &n, "; fwd-status=");
+        put_int(out, len, &n, fwd_status);
+    }
+    if (stored)
+        put(out, len, &n, "; stored");
+    if (e != NULL) {
         int64_t ttl = e->fresh_until_ms - now_ms;
         ttl = ttl >= 0 ? ttl / 1000 : -((-ttl + 999) / 1000);
-        n += (size_t)snprintf(out + n, len - n, "; ttl=%lld", (long long)ttl);
+        put(out, len, &n, "; ttl=");
+        put_int(out, len, &n, ttl);
     }
-    if (n < len && detail != NULL)
-        snprintf(out + n, len - n, "; detail=%s", detail);
+    if (detail != NULL) {
+        put(out, len, &n, "; detail=");
+        put(out, len, &n, detail);
+    }
 }

@@ -248,6 +248,31 @@ static int member_keys_agree(int rounds)
     return 0;
 }
 
+/*
+ * member keys are remembered per thread: passes over more ids than the memo
+ * has slots (so slots are taken over), of lengths 1-70 (past the longest
+ * remembered id), and a pass under another secret in between, all agree
+ * with one-shot HMAC every time
+ */
+static void test_member_key_memo(void **state)
+{
+    char id[80], got[RTE_MEMBER_KEY_LEN + 1], want[RTE_MEMBER_KEY_LEN + 1];
+
+    (void)state;
+    for (int pass = 0; pass < 4; pass++) {
+        const char *secret = pass == 2 ? "other-secret" : "deploy-secret";
+        for (int i = 0; i < 500; i++) {
+            size_t len = 1 + (size_t)i % 70, n = (size_t)snprintf(id, sizeof id, "%d", i);
+            if (n < len)
+                memset(id + n, 'x', len - n); /* the number, padded to len */
+            id[len] = '\0';
+            rte_crypto_member_key(secret, id, got);
+            oneshot_member_key(secret, id, want);
+            assert_string_equal(got, want);
+        }
+    }
+}
+
 static void test_member_key_switching_secrets(void **state)
 {
     char a[RTE_MEMBER_KEY_LEN + 1], b[RTE_MEMBER_KEY_LEN + 1], secret[16] = "deploy-secret";
@@ -369,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_base64_malformed),
         cmocka_unit_test(test_member_key),
         cmocka_unit_test(test_member_key_switching_secrets),
+        cmocka_unit_test(test_member_key_memo),
         cmocka_unit_test(test_member_key_threads),
         cmocka_unit_test(test_random_and_uuid),
         cmocka_unit_test(test_uuid_pool_unique_and_fork_safe),

@@ -337,6 +337,49 @@ static void test_writer_matches_cjson(void **state)
     assert_string_equal(buf, "{\"a\":9007199254740991,\"b\":-9223372036854775808}");
 }
 
+/*
+ * the writer scans strings 8 bytes at a time: every character that needs an
+ * escape (and some that do not) at every position of strings 1-24 long is
+ * written as cJSON writes it
+ */
+static void test_writer_escapes_at_every_position(void **state)
+{
+    (void)state;
+    static const char specials[] = {'"', '\\', '\n', '\t', 1, 0x1f, ' ', 0x7f, (char)0xc3, '!'};
+    char str[32], buf[256];
+    rte_jsonw w;
+
+    for (size_t len = 1; len <= 24; len++)
+        for (size_t pos = 0; pos < len; pos++)
+            for (size_t k = 0; k < sizeof specials; k++) {
+                memset(str, 'a' + (int)(len % 26), len);
+                str[pos] = specials[k];
+                str[len] = '\0';
+                cJSON *doc = cJSON_CreateObject();
+                cJSON_AddStringToObject(doc, "s", str);
+                char *want = cJSON_PrintUnformatted(doc);
+                rte_jsonw_init(&w, buf, sizeof buf);
+                rte_jsonw_begin(&w, NULL);
+                rte_jsonw_str(&w, "s", str);
+                rte_jsonw_end(&w);
+                assert_int_equal(rte_jsonw_done(&w), (int)strlen(want));
+                assert_string_equal(buf, want);
+                cJSON_free(want);
+                cJSON_Delete(doc);
+            }
+}
+
+static void test_int_text(void **state)
+{
+    (void)state;
+    char tmp[RTE_INT_TEXT];
+    assert_string_equal(rte_int_text(0, tmp), "0");
+    assert_string_equal(rte_int_text(-7, tmp), "-7");
+    assert_string_equal(rte_int_text(79200, tmp), "79200");
+    assert_string_equal(rte_int_text(INT64_MAX, tmp), "9223372036854775807");
+    assert_string_equal(rte_int_text(INT64_MIN, tmp), "-9223372036854775808");
+}
+
 /* a full buffer or an open object gives -1, never a cut document */
 static void test_writer_overflow_and_balance(void **state)
 {
@@ -390,6 +433,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_print_and_small_err, parse_doc, free_doc),
         cmocka_unit_test(test_writer_matches_cjson),
         cmocka_unit_test(test_writer_overflow_and_balance),
+        cmocka_unit_test(test_writer_escapes_at_every_position),
+        cmocka_unit_test(test_int_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -667,6 +668,58 @@ static void test_concurrent_increments(void **state)
     free(text);
 }
 
+/*
+ * Updates are kept per CPU cell and added up when read: pinned to each CPU
+ * this process may use in turn, one thread counts, adds, observes and moves
+ * a gauge, and the scrape and rte_series_value show the totals over all
+ * CPUs, a histogram's _count equal to its +Inf bucket.
+ */
+static void test_updates_on_every_cpu_add_up(void **state)
+{
+    rte_series *c = rte_metric_series0(rte_counter_new("rte_test_cpu_total", "c", NULL));
+    rte_series *g = rte_metric_series0(rte_gauge_new("rte_test_cpu_gauge", "g", NULL));
+    rte_series *h = rte_metric_series0(
+        rte_histogram_new("rte_test_cpu_hist", "h", NULL, (const double[]){0.5}, 1));
+    const char *const none[] = {NULL};
+    cpu_set_t allowed, one;
+    int ncpu = 0;
+    struct expo *e;
+    char *text;
+
+    (void)state;
+    assert_int_equal(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed))
+            continue;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+        assert_int_equal(sched_getcpu(), cpu);
+        rte_series_inc(c);
+        rte_series_add(c, 2.5);
+        rte_series_add(g, 1);
+        rte_series_observe(h, 0.25);
+        rte_series_observe(h, 4);
+        ncpu++;
+    }
+    assert_int_equal(sched_setaffinity(0, sizeof allowed, &allowed), 0);
+    assert_true(ncpu >= 1);
+    assert_true(rte_series_value(c) == ncpu * 3.5);
+    assert_true(rte_series_value(g) == ncpu);
+    assert_true(rte_series_value(h) == 2 * ncpu);
+    e = render_and_parse(&text);
+    assert_true(value_of(e, "rte_test_cpu_total", none) == ncpu * 3.5);
+    assert_true(value_of(e, "rte_test_cpu_gauge", none) == ncpu);
+    assert_true(value_of(e, "rte_test_cpu_hist_count", none) == 2 * ncpu);
+    assert_true(value_of(e, "rte_test_cpu_hist_sum", none) == ncpu * 4.25);
+    assert_true(value_of(e, "rte_test_cpu_hist_bucket", (const char *const[]){"le", "0.5", NULL}) ==
+                ncpu);
+    assert_true(value_of(e, "rte_test_cpu_hist_bucket",
+                         (const char *const[]){"le", "+Inf", NULL}) == 2 * ncpu);
+    free(e);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -678,6 +731,7 @@ int main(void)
         cmocka_unit_test_teardown(test_registry, reset),
         cmocka_unit_test_teardown(test_misuse_panics, reset),
         cmocka_unit_test_teardown(test_concurrent_increments, reset),
+        cmocka_unit_test_teardown(test_updates_on_every_cpu_add_up, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

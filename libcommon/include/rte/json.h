@@ -104,4 +104,13 @@ void rte_jsonw_null(rte_jsonw *w, const char *key);
  */
 int rte_jsonw_done(rte_jsonw *w);
 
+/*
+ * rte_int_text - the decimal text of v ("-12"), written at the end of tmp
+ * and NUL-terminated; returns its first character. The JSON writer's own
+ * integer formatting, for callers building header values without
+ * snprintf. Pure.
+ */
+#define RTE_INT_TEXT 24
+const char *rte_int_text(int64_t v, char tmp[RTE_INT_TEXT]);
+
 #endif

@@ -200,6 +200,11 @@ static void test_headers(void **state)
                         "rte-gateway; fwd=stale; fwd-status=502; ttl=-2; detail=stale-if-error");
     gw_cache_status_header(0, GW_FWD_BYPASS, 0, 0, NULL, 0, NULL, buf, sizeof buf);
     assert_string_equal(buf, "rte-gateway; fwd=bypass");
+    /* a short buffer gets the text cut and NUL-terminated, as snprintf would */
+    gw_cache_status_header(1, GW_FWD_MISS, 200, 0, &e, e.cached_at_ms, NULL, buf, 20);
+    assert_string_equal(buf, "rte-gateway; hit; f");
+    gw_cache_control_header(&e, 72LL * 3600 * 1000, buf, 12);
+    assert_string_equal(buf, "max-age=792");
 }
 
 int main(void)
