@@ -10,6 +10,8 @@
 #   (a) one hot cached member, 64 connections
 #   (b) 100,000 cached members, Zipf(s=1) access, 64 connections
 #   (c) one hot cached member, 32 connections (the latency goal: p99 < 1 ms)
+#   (c2) the same with the clients pinned: one single-thread wrk per CPU
+#       (taskset), 16 connections each, latency histograms merged
 #   (d) the same member at fixed rates, RATES req/s (default "10000 20000")
 #       over 32 connections, timed from each request's due time (tests/
 #       programs/latency-probe: open loop, so the figure is the server's
@@ -246,6 +248,10 @@ gw_alive() {
     done
 }
 wrk_once() { # url connections [script] -> "req/s p50us p99us non2xx"
+    if [ "${CLIENTS:-}" = pinned ]; then
+        wrk_pinned "$1" "$2"
+        return
+    fi
     if [ -n "${3:-}" ]; then
         out=$(wrk -t2 -c"$2" -d"${D}"s --latency -s "$3" "$1" 2>&1)
     else
@@ -257,13 +263,70 @@ wrk_once() { # url connections [script] -> "req/s p50us p99us non2xx"
         /Non-2xx/ { e += $NF }
         END { printf "%s %s %s %d\n", (r == "" ? "-" : r), (a == "" ? "-" : int(a)), (b == "" ? "-" : int(b)), e }'
 }
-conn_split() { # admin port -> open connections per loop, "17/16"
-    curl -s "http://127.0.0.1:$1/metrics" | awk '/^rte_http_connections/ { s = s (s == "" ? "" : "/") $2 } END { print s }'
+# the clients' CPUs in the pinned phase: one wrk per CPU, as many as the gateway has loops
+CLIENT_CPUS=$($PY -c "import os;print(' '.join(map(str, sorted(os.sched_getaffinity(0))[:$THREADS])))")
+cat >"$tmp/hist.lua" <<'LUAEOF'
+-- after the run: the request count and duration, then every latency (us) seen and how often
+done = function(summary, latency, requests)
+    io.write(string.format("requests %d duration_us %d\n", summary.requests, summary.duration))
+    local i = 1
+    while true do
+        local v, n = latency(i)
+        if v == nil or v == 0 then break end
+        io.write(string.format("h %d %d\n", v, n))
+        i = i + 1
+    end
+end
+LUAEOF
+# wrk_pinned url connections -> "req/s p50us p99us non2xx": one single-thread
+# wrk per client CPU (taskset), the connections split between them, so each
+# client's connections arrive on its CPU and stay there; the figures merge
+# their latency histograms and add up their rates
+wrk_pinned() {
+    set -- "$1" "$(( $2 / $(echo $CLIENT_CPUS | wc -w) ))"
+    k=0 pids=""
+    for cpu in $CLIENT_CPUS; do
+        k=$((k + 1))
+        taskset -c "$cpu" wrk -t1 -c"$2" -d"${D}"s -s "$tmp/hist.lua" "$1" >"$tmp/client.$k" 2>&1 &
+        pids="$pids $!"
+    done
+    wait $pids
+    $PY - "$tmp"/client.* <<'PYEOF'
+import sys
+rate, hist, bad = 0.0, {}, 0
+for name in sys.argv[1:]:
+    for line in open(name):
+        f = line.split()
+        if f[:1] == ["h"]:
+            hist[int(f[1])] = hist.get(int(f[1]), 0) + int(f[2])
+        elif f[:1] == ["requests"] and int(f[3]) > 0:
+            rate += int(f[1]) / (int(f[3]) / 1e6)
+        elif line.lstrip().startswith("Non-2xx"):
+            bad += int(f[-1])
+total = sum(hist.values())
+def pct(q):
+    seen = 0
+    for v in sorted(hist):
+        seen += hist[v]
+        if seen >= q * total:
+            return v
+    return "-"
+print(int(rate), pct(0.50), pct(0.99), bad)
+PYEOF
+    rm -f "$tmp"/client.*
+}
+accepted() { # admin port -> connections each loop has accepted so far, "n0 n1"
+    curl -s "http://127.0.0.1:$1/metrics" | awk '/^rte_http_connections_accepted_total/ { s = s " " $2 } END { print s }'
+}
+conn_split() { # before after -> the connections each loop took in between, "16/16"
+    echo "$1 / $2" | awk -F' / ' '{ n = split($1, a, " "); split($2, b, " ")
+        for (i = 1; i <= n; i++) s = s (i > 1 ? "/" : "") (b[i] - a[i]); print s }'
 }
 # wrk_phase LABEL PATH CONNS SCRIPT VAR NAME:PORT[:PATH]...: every round runs each
 # contestant once, in turn; prints each one's medians and sets VAR to the
 # median req/s of every contestant in order. A steered gateway's rounds also
-# show how its loops shared the connections (sampled mid-round).
+# show how its loops shared the round's connections (from the accepted-
+# connection counters, read between rounds: nothing runs during one).
 wrk_phase() {
     LABEL=$1 path=$2 conns=$3 script=$4 var=$5
     shift 5
@@ -274,17 +337,13 @@ wrk_phase() {
             k=$((k + 1)) rest=${c#*:}
             port=${rest%%:*} cpath=$path # NAME:PORT, or NAME:PORT:PATH for a path of its own
             [ "$rest" = "$port" ] || cpath=${rest#*:}
-            if [ "${c%%:*}" = "gateway-steered" ]; then
-                (sleep "$(( (D + 1) / 2 ))"; conn_split "$sgwADMIN" >"$tmp/split") &
-                splitter=$!
-            fi
+            [ "${c%%:*}" = "gateway-steered" ] && before=$(accepted "$sgwADMIN")
             set -- $(wrk_once "http://127.0.0.1:$port$cpath" "$conns" "$script") "$@"
             eval "r$k=\"\${r$k:-} $1\" p50_$k=\"\${p50_$k:-} $2\" p99_$k=\"\${p99_$k:-} $3\""
             bad=$((bad + $4))
             shift 4
             if [ "${c%%:*}" = "gateway-steered" ]; then
-                wait "$splitter" || true
-                eval "split_$k=\"\${split_$k:-} $(cat "$tmp/split")\""
+                eval "split_$k=\"\${split_$k:-} $(conn_split "$before" "$(accepted "$sgwADMIN")")\""
             fi
             gw_alive "$LABEL"
         done
@@ -309,6 +368,14 @@ wrk_phase "(b) zipf $N c=64" "" 64 "$tmp/zipf.lua" PB gateway:$GWPORT nginx:$NPO
 STEERED_FLOOR=${SGWPORT:+steered-constant:$PROBEPORT:/v1/echo?msg=bench-constant-answer}
 wrk_phase "(c) hot member c=32" /v1/eligibility/Z000001 32 "" PC gateway:$GWPORT nginx:$NPORT \
     $STEERED nginx-constant:$FLOORPORT $STEERED_FLOOR
+# (c) again with the clients pinned: one wrk per CPU. wrk -t2 lets the
+# scheduler move its threads, and when both land on one CPU every steered
+# connection goes to one loop (the unbalanced rounds above); pinned clients
+# are how connections arrive from a NIC whose queues are spread over the CPUs
+CLIENTS=pinned
+wrk_phase "(c2) hot member c=32, client per CPU" /v1/eligibility/Z000001 32 "" PC2 \
+    gateway:$GWPORT nginx:$NPORT $STEERED nginx-constant:$FLOORPORT $STEERED_FLOOR
+CLIENTS=""
 # (d) open loop at fixed rates (latency-probe), timed as it explains
 probe() { # port rate -> "p50 p99" in microseconds, or "- -"
     "$BUILD/bin/latency-probe" "$1" /v1/eligibility/Z000001 32 "$2" "$D" 2>/dev/null |
@@ -339,11 +406,13 @@ echo "$PA / $PB / $PC" | awk -F' / ' '{ split($1, a, " "); split($2, b, " "); sp
     if (length(a) > 2)
         printf "ratio gateway-steered/nginx median req/s (a) %.2f   (c) %.2f\n",
             (a[2] > 0 ? a[3] / a[2] : 0), (c[2] > 0 ? c[3] / c[2] : 0) }'
-echo "$PC_P99" | awk '{ printf "(c) median p99 at c=32: gateway %s us, nginx %s us", $1, $2
+for ph in "(c):$PC_P99" "(c2):$PC2_P99"; do
+    echo "${ph#*:}" | awk -v ph="${ph%%:*}" '{ printf "%s median p99 at c=32: gateway %s us, nginx %s us", ph, $1, $2
     if (NF > 3) printf ", gateway-steered %s us", $3
     printf ", nginx-constant %s us", (NF > 3 ? $4 : $3)
     if (NF > 3) printf ", steered-constant %s us", $5
     printf "; goal < 1000\n" }'
+done
 for m in $DMED; do
     echo "$m" | awk -F: '{ printf "ratio gateway/nginx median p99 (d) at %s/s: %.2f  (gateway %s us, goal < 1000)\n",
         $1, ($3 > 0 ? $2 / $3 : 0), $2 }'

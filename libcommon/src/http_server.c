@@ -149,6 +149,7 @@ struct rte_http_server {
     pthread_mutex_t lock;
     struct conn conns;          /* list head; loop thread only */
     rte_series *m_conns;        /* rte_http_connections{loop} */
+    rte_series *m_accepted;     /* rte_http_connections_accepted_total{loop} */
     void (*on_turn)(void *arg); /* after each loop turn, on the loop thread */
     void *on_turn_arg;
 };
@@ -201,6 +202,7 @@ struct pool_anchor {
 static rte_metric *m_requests;
 static rte_metric *m_duration;
 static rte_metric *m_conns;
+static rte_metric *m_accepted;
 static atomic_int loops_made; /* numbers the servers for m_conns */
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
@@ -216,6 +218,10 @@ static void init_metrics(void)
                             "Open HTTP connections per event loop, numbered in the order the "
                             "servers were made (a service's loop 0 also serves the admin port)",
                             (const char *const[]){"loop", NULL});
+    m_accepted = rte_counter_new("rte_http_connections_accepted_total",
+                                 "HTTP connections accepted per event loop (loops numbered as in "
+                                 "rte_http_connections): how the kernel spread them",
+                                 (const char *const[]){"loop", NULL});
 }
 
 /* copy n bytes of s to dst and NUL-terminate; returns the byte after the NUL */
@@ -489,6 +495,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         c->fd = fd;
         c->open = l->srv->m_conns;
         rte_series_add(c->open, 1);
+        rte_series_inc(l->srv->m_accepted);
         c->next = &l->srv->conns;
         c->prev = l->srv->conns.prev;
         c->prev->next = c;
@@ -517,6 +524,7 @@ rte_http_server *rte_http_server_new(char *err, size_t errlen)
     char loop[16];
     snprintf(loop, sizeof loop, "%d", atomic_fetch_add(&loops_made, 1));
     s->m_conns = rte_metric_labels(m_conns, (const char *const[]){loop, NULL});
+    s->m_accepted = rte_metric_labels(m_accepted, (const char *const[]){loop, NULL});
     return s;
 }
 

@@ -234,6 +234,13 @@ def loop_connections(svc):
             if name == "rte_http_connections"}
 
 
+def loop_accepted(svc):
+    """rte_http_connections_accepted_total by loop label (each scrape is one more on loop 0)"""
+    _, samples = promtext.parse(svc.get("admin", "/metrics").text)
+    return {int(dict(labels)["loop"]): int(v) for (name, labels), v in samples.items()
+            if name == "rte_http_connections_accepted_total"}
+
+
 def open_keepalive(port, n):
     """n HTTP/1.1 connections, each answered once and left open"""
     socks = []
@@ -267,6 +274,7 @@ def test_steer_by_cpu_serves_a_connection_on_the_loop_of_its_cpu(redis_server, k
                 tasks[int(comm[len("http-loop-"):])] = os.sched_getaffinity(int(t))
         assert tasks == {0: {cpus[0]}, 1: {cpus[1]}}
         for loop in (1, 0):
+            before = loop_accepted(s)
             os.sched_setaffinity(0, {cpus[loop]})
             socks = open_keepalive(s.ports["http"], 6)
             try:
@@ -274,6 +282,10 @@ def test_steer_by_cpu_serves_a_connection_on_the_loop_of_its_cpu(redis_server, k
                 want = {0: 1, 1: 0}  # the scrape
                 want[loop] += 6
                 assert loop_connections(s) == want
+                # the counter agrees: 6 more on this CPU's loop, and loop 0 saw two scrapes
+                after = loop_accepted(s)
+                assert {k: after[k] - before[k] for k in after} == {0: 2 + (loop == 0) * 6,
+                                                                     1: (loop == 1) * 6}
             finally:
                 for c in socks:
                     c.close()
