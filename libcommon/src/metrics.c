@@ -2,10 +2,11 @@
  * metrics.c - Prometheus counters, gauges and histograms with labels.
  *
  * Registry: a global list of families under registry_mu (registration,
- * exposition, reset). Each family keeps its series in a list under its own
- * mutex, taken only to find or create a series and to render; series are
- * never freed (except by rte_metrics_reset_for_tests), so callers cache
- * series pointers and the hot path is lock-free:
+ * exposition, reset). Each family keeps its series in a list that only
+ * grows at its head: finding a series reads it without a lock, and the
+ * family's mutex is taken only to add one and to render; series are never
+ * freed (except by rte_metrics_reset_for_tests), so callers cache series
+ * pointers and the hot path is lock-free:
  *   - a counter holds an integer part (atomic uint64, bumped by inc and by
  *     integral adds) plus a double part (an atomic uint64 holding the bits
  *     of a double, updated with a CAS loop); its value is their sum;
@@ -88,9 +89,9 @@ struct rte_metric {
     char *labels[RTE_METRICS_MAX_LABELS];
     double *bounds;
     int nbounds;
-    pthread_mutex_t mu; /* guards series list */
-    rte_series *series;
-    int nseries;
+    pthread_mutex_t mu;           /* serialises adding series; taken to render */
+    _Atomic(rte_series *) series; /* newest first; published complete, never unlinked */
+    int nseries;                  /* under mu */
     struct rte_metric *next;
 };
 
@@ -275,7 +276,7 @@ static rte_metric *register_family(const char *name, const char *help, const cha
     }
     pthread_mutex_init(&m->mu, NULL);
     if (nlabels == 0) {
-        m->series = series_new(m, NULL);
+        atomic_store(&m->series, series_new(m, NULL));
         m->nseries = 1;
     }
     m->next = families;
@@ -321,10 +322,26 @@ rte_metric *rte_histogram_new(const char *name, const char *help, const char *co
 
 /* ---- series ----------------------------------------------------------- */
 
+/* the series of m with these values among those from head on, or NULL */
+static rte_series *find_series(const rte_metric *m, rte_series *head, const char *const *values)
+{
+    for (rte_series *s = head; s; s = s->next) {
+        int same = 1;
+        for (int i = 0; same && i < m->nlabels; i++)
+            same = strcmp(s->values[i], values[i]) == 0;
+        if (same)
+            return s;
+    }
+    return NULL;
+}
+
 /*
  * rte_metric_labels - the series for these label values (as many as the
  * family has label names); created on first use; the pointer stays valid for
- * the process lifetime. Any thread; takes the family mutex.
+ * the process lifetime. Any thread. Finding an existing series takes no
+ * lock (the list only grows at its head, and a series is complete before
+ * it is published), so the label-resolving helpers below can run per
+ * message or per request; only creating one takes the family mutex.
  */
 rte_series *rte_metric_labels(rte_metric *m, const char *const *values)
 {
@@ -335,18 +352,15 @@ rte_series *rte_metric_labels(rte_metric *m, const char *const *values)
     for (int i = 0; i < m->nlabels; i++)
         if (!values || !values[i])
             rte_panic("metrics: %s: label '%s' has no value", m->name, m->labels[i]);
+    s = find_series(m, atomic_load_explicit(&m->series, memory_order_acquire), values);
+    if (s)
+        return s;
     pthread_mutex_lock(&m->mu);
-    for (s = m->series; s; s = s->next) {
-        int same = 1;
-        for (int i = 0; same && i < m->nlabels; i++)
-            same = strcmp(s->values[i], values[i]) == 0;
-        if (same)
-            break;
-    }
+    s = find_series(m, atomic_load_explicit(&m->series, memory_order_relaxed), values);
     if (!s) {
         s = series_new(m, values);
-        s->next = m->series;
-        m->series = s;
+        s->next = atomic_load_explicit(&m->series, memory_order_relaxed);
+        atomic_store_explicit(&m->series, s, memory_order_release);
         m->nseries++;
     }
     pthread_mutex_unlock(&m->mu);
@@ -358,7 +372,7 @@ rte_series *rte_metric_series0(rte_metric *m)
 {
     if (!m || m->nlabels != 0)
         rte_panic("metrics: %s has labels; use rte_metric_labels", m ? m->name : "(null)");
-    return m->series;
+    return atomic_load_explicit(&m->series, memory_order_acquire);
 }
 
 static void expect_kind(const rte_series *s, int counter_ok, int gauge_ok, int hist_ok,
@@ -458,25 +472,25 @@ double rte_series_value(const rte_series *s)
     }
 }
 
-/* rte_counter_inc - resolve labels and add 1 (takes the family mutex) */
+/* rte_counter_inc - resolve labels and add 1 (the family mutex only for a new series) */
 void rte_counter_inc(rte_metric *m, const char *const *values)
 {
     rte_series_inc(rte_metric_labels(m, values));
 }
 
-/* rte_counter_add - resolve labels and add v (takes the family mutex) */
+/* rte_counter_add - resolve labels and add v (the family mutex only for a new series) */
 void rte_counter_add(rte_metric *m, const char *const *values, double v)
 {
     rte_series_add(rte_metric_labels(m, values), v);
 }
 
-/* rte_gauge_set - resolve labels and set v (takes the family mutex) */
+/* rte_gauge_set - resolve labels and set v (the family mutex only for a new series) */
 void rte_gauge_set(rte_metric *m, const char *const *values, double v)
 {
     rte_series_set(rte_metric_labels(m, values), v);
 }
 
-/* rte_histogram_observe - resolve labels and observe v (takes the family mutex) */
+/* rte_histogram_observe - resolve labels and observe v (the family mutex only for a new series) */
 void rte_histogram_observe(rte_metric *m, const char *const *values, double v)
 {
     rte_series_observe(rte_metric_labels(m, values), v);
@@ -627,7 +641,7 @@ static void render_family(struct buf *b, rte_metric *m)
     if (!m->nseries)
         goto out;
     v = xcalloc((size_t)m->nseries, sizeof(*v));
-    for (rte_series *s = m->series; s; s = s->next)
+    for (rte_series *s = atomic_load(&m->series); s && n < m->nseries; s = s->next)
         v[n++] = s;
     qsort(v, (size_t)n, sizeof(*v), series_cmp);
     if (m->help[0]) {
@@ -687,7 +701,7 @@ void rte_metrics_reset_for_tests(void)
     pthread_mutex_lock(&registry_mu);
     for (m = families; m; m = next) {
         next = m->next;
-        for (rte_series *s = m->series, *sn; s; s = sn) {
+        for (rte_series *s = atomic_load(&m->series), *sn; s; s = sn) {
             sn = s->next;
             for (int i = 0; i < m->nlabels; i++)
                 free(s->values[i]);

@@ -720,6 +720,64 @@ static void test_updates_on_every_cpu_add_up(void **state)
     free(text);
 }
 
+#define RACED_SERIES 200
+
+struct race {
+    rte_metric *family;
+    rte_series *got[THREADS][RACED_SERIES];
+    int t;
+};
+
+/* one thread: resolve label values v0..v199, starting at a different one than its neighbours */
+static void *resolve_all(void *arg)
+{
+    struct race *r = arg;
+    int t = __atomic_fetch_add(&r->t, 1, __ATOMIC_RELAXED);
+    char v[16];
+
+    for (int k = 0; k < RACED_SERIES; k++) {
+        int j = (k + t * 37) % RACED_SERIES;
+        snprintf(v, sizeof v, "v%d", j);
+        r->got[t][j] = rte_metric_labels(r->family, (const char *const[]){v});
+        rte_series_inc(r->got[t][j]);
+    }
+    return NULL;
+}
+
+/*
+ * series are found without a lock and created under one: threads racing to
+ * resolve and create the same 200 label values all get one series per
+ * value, each counted once per thread
+ */
+static void test_concurrent_series_creation(void **state)
+{
+    static struct race r;
+    pthread_t t[THREADS];
+    char v[16];
+
+    (void)state;
+    memset(&r, 0, sizeof r);
+    r.family = rte_counter_new("rte_test_raced_total", "c", (const char *const[]){"v", NULL});
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, resolve_all, &r), 0);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    for (int j = 0; j < RACED_SERIES; j++) {
+        snprintf(v, sizeof v, "v%d", j);
+        rte_series *want = rte_metric_labels(r.family, (const char *const[]){v});
+        for (int i = 0; i < THREADS; i++)
+            assert_ptr_equal(r.got[i][j], want);
+        assert_true(rte_series_value(want) == THREADS);
+    }
+    size_t len;
+    char *text = rte_metrics_render(&len);
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, "\nrte_test_raced_total{")) != NULL; p++)
+        n++;
+    assert_int_equal(n, RACED_SERIES);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,6 +790,7 @@ int main(void)
         cmocka_unit_test_teardown(test_misuse_panics, reset),
         cmocka_unit_test_teardown(test_concurrent_increments, reset),
         cmocka_unit_test_teardown(test_updates_on_every_cpu_add_up, reset),
+        cmocka_unit_test_teardown(test_concurrent_series_creation, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
