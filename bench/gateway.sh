@@ -323,6 +323,12 @@ conn_split() { # before after -> the connections each loop took in between, "16/
     echo "$1 / $2" | awk -F' / ' '{ n = split($1, a, " "); split($2, b, " ")
         for (i = 1; i <= n; i++) s = s (i > 1 ? "/" : "") (b[i] - a[i]); print s }'
 }
+# contestant_url NAME:PORT[:PATH] PATH -> its URL: the phase's PATH, or its own
+contestant_url() {
+    rest=${1#*:} port=${rest%%:*} cpath=$2
+    [ "$rest" = "$port" ] || cpath=${rest#*:}
+    echo "http://127.0.0.1:$port$cpath"
+}
 # wrk_phase LABEL PATH CONNS SCRIPT VAR NAME:PORT[:PATH]...: every round runs each
 # contestant once, in turn; prints each one's medians and sets VAR to the
 # median req/s of every contestant in order. A steered gateway's rounds also
@@ -334,19 +340,15 @@ wrk_phase() {
     bad=0
     if [ -n "${WARMUP:-}" ]; then # one unmeasured round each first
         for c in "$@"; do
-            rest=${c#*:} port=${rest%%:*} cpath=$path
-            [ "$rest" = "$port" ] || cpath=${rest#*:}
-            wrk_once "http://127.0.0.1:$port$cpath" "$conns" "$script" >/dev/null
+            wrk_once "$(contestant_url "$c" "$path")" "$conns" "$script" >/dev/null
         done
     fi
     for r in $(seq "$ROUNDS"); do
         k=0
         for c in "$@"; do
-            k=$((k + 1)) rest=${c#*:}
-            port=${rest%%:*} cpath=$path # NAME:PORT, or NAME:PORT:PATH for a path of its own
-            [ "$rest" = "$port" ] || cpath=${rest#*:}
+            k=$((k + 1))
             [ "${c%%:*}" = "gateway-steered" ] && before=$(accepted "$sgwADMIN")
-            set -- $(wrk_once "http://127.0.0.1:$port$cpath" "$conns" "$script") "$@"
+            set -- $(wrk_once "$(contestant_url "$c" "$path")" "$conns" "$script") "$@"
             eval "r$k=\"\${r$k:-} $1\" p50_$k=\"\${p50_$k:-} $2\" p99_$k=\"\${p99_$k:-} $3\""
             bad=$((bad + $4))
             shift 4

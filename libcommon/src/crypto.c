@@ -336,8 +336,9 @@ void rte_crypto_member_key(const char *secret, const char *member_id,
         rte_panic("crypto: HMAC-SHA256 failed computing a member key");
     rte_hex_encode(mac, RTE_MEMBER_KEY_LEN / 2, out);
     OPENSSL_cleanse(mac, sizeof(mac));
-    /* the context holds this secret now (unless it is too long to keep) */
-    slot = memo_slot_for(secret, slen, member_id, idlen);
+    /* no slot before: the context may hold this secret only now (unless it is too long to keep) */
+    if (!slot)
+        slot = memo_slot_for(secret, slen, member_id, idlen);
     if (slot) {
         slot->idlen = (unsigned char)idlen;
         memcpy(slot->id, member_id, idlen);

@@ -460,12 +460,10 @@ static int allowed_cpus(int *cpus, int max)
 
 /*
  * http.steer_by_cpu, before the loops start: the public port's group hands
- * a connection that arrives on the k-th allowed CPU to loop k mod threads
+ * a connection that arrives on cpus[k] (the k-th allowed CPU) to loop k mod threads
  */
-static void steer_by_cpu(int threads)
+static void steer_by_cpu(int threads, const int *cpus, int ncpus)
 {
-    int cpus[RTE_HTTP_STEER_MAX_CPUS];
-    int ncpus = allowed_cpus(cpus, RTE_HTTP_STEER_MAX_CPUS);
     char err[512];
 
     if (S.public_port <= 0)
@@ -480,11 +478,8 @@ static void steer_by_cpu(int threads)
 }
 
 /* http.steer_by_cpu, once the loops run: loop i on the allowed CPUs steered to it */
-static void pin_loops(int threads)
+static void pin_loops(int threads, const int *cpus, int ncpus)
 {
-    int cpus[RTE_HTTP_STEER_MAX_CPUS];
-    int ncpus = allowed_cpus(cpus, RTE_HTTP_STEER_MAX_CPUS);
-
     for (int i = 0; i < threads; i++) {
         cpu_set_t set;
         CPU_ZERO(&set);
@@ -542,8 +537,11 @@ static void start_http(const rte_config *cfg)
             rte_log_info("public port %d serves TLS (HTTP/2 and HTTP/1.1 by ALPN)", S.public_port);
     }
     int steer = rte_config_bool(cfg, "http.steer_by_cpu", 0);
-    if (steer)
-        steer_by_cpu(threads);
+    int cpus[RTE_HTTP_STEER_MAX_CPUS], ncpus = 0;
+    if (steer) {
+        ncpus = allowed_cpus(cpus, RTE_HTTP_STEER_MAX_CPUS);
+        steer_by_cpu(threads, cpus, ncpus);
+    }
     pthread_create(&S.http_thread, NULL, http_main, S.http);
     for (int i = 0; i < S.nmore; i++)
         pthread_create(&S.more_threads[i], NULL, http_main, S.more_http[i]);
@@ -554,7 +552,7 @@ static void start_http(const rte_config *cfg)
         pthread_setname_np(loop_thread(i), name);
     }
     if (steer)
-        pin_loops(threads);
+        pin_loops(threads, cpus, ncpus);
 }
 
 static void start_grpc(const rte_config *cfg)

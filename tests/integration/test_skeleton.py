@@ -227,18 +227,21 @@ def test_tls_config_errors_name_the_key(redis_server, kafka_broker, workdir, tmp
     assert out.returncode == 1 and expect in out.stderr, out.stderr
 
 
-def loop_connections(svc):
-    """rte_http_connections by loop label (the scrape's own connection counts on loop 0)"""
+def by_loop(svc, metric):
+    """metric's samples by loop label, from one scrape (which is itself a connection on loop 0)"""
     _, samples = promtext.parse(svc.get("admin", "/metrics").text)
     return {int(dict(labels)["loop"]): int(v) for (name, labels), v in samples.items()
-            if name == "rte_http_connections"}
+            if name == metric}
+
+
+def loop_connections(svc):
+    """rte_http_connections by loop (the scrape's own connection counts on loop 0)"""
+    return by_loop(svc, "rte_http_connections")
 
 
 def loop_accepted(svc):
-    """rte_http_connections_accepted_total by loop label (each scrape is one more on loop 0)"""
-    _, samples = promtext.parse(svc.get("admin", "/metrics").text)
-    return {int(dict(labels)["loop"]): int(v) for (name, labels), v in samples.items()
-            if name == "rte_http_connections_accepted_total"}
+    """rte_http_connections_accepted_total by loop (each scrape is one more on loop 0)"""
+    return by_loop(svc, "rte_http_connections_accepted_total")
 
 
 def open_keepalive(port, n):
