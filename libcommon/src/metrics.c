@@ -45,16 +45,15 @@
  */
 #include "rte/metrics.h"
 
+#include "rte/cpu.h"
 #include "rte/log.h"
 
 #include <math.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 enum kind { COUNTER, GAUGE, HISTOGRAM };
 
@@ -179,10 +178,8 @@ static int count_labels(const char *name, const char *const *labels, enum kind k
 /* the cell count: one per configured CPU, at most MAX_CELLS (registry_mu held) */
 static void init_cells(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_CONF);
-
     if (ncells == 0)
-        ncells = n < 1 ? 1 : n > MAX_CELLS ? MAX_CELLS : (int)n;
+        ncells = rte_cpu_shards(MAX_CELLS);
 }
 
 static rte_series *series_new(rte_metric *m, const char *const *values)
@@ -209,9 +206,7 @@ static rte_series *series_new(rte_metric *m, const char *const *values)
 /* this CPU's cell of s (any CPU number maps to a cell; -1 from sched_getcpu to cell 0) */
 static _Atomic uint64_t *my_cell(const rte_series *s)
 {
-    int cpu = sched_getcpu();
-
-    return s->cells + (size_t)(cpu > 0 ? cpu % ncells : 0) * (size_t)s->stride;
+    return s->cells + (size_t)rte_cpu_shard(ncells) * (size_t)s->stride;
 }
 
 /* word w summed over the cells of s */

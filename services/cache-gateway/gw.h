@@ -52,6 +52,8 @@ typedef struct gw_conf {
     double xfetch_beta;           /* gateway.xfetch_beta (0 = off) */
     int64_t xfetch_delta_ms;      /* gateway.xfetch_delta: delta before any measurement (sim ms) */
     const char *member_dir;       /* gateway.member_dir ("" = none) */
+    int64_t access_window_ms;     /* gateway.access_window: tally accesses this long (0 = off) */
+    int access_tallies;           /* gateway.access_tallies: tallies per window, at most */
 } gw_conf;
 
 enum gw_result { GW_R_HIT, GW_R_MISS, GW_R_STALE, GW_R_ERROR, GW_R_N };
@@ -71,6 +73,7 @@ typedef struct gw_metrics {
     rte_series *l1_inval;                       /* rte_gateway_l1_invalidations_total */
     rte_series *l1_subscribed;                  /* rte_gateway_l1_subscribed */
     rte_series *events_queued, *events_dropped; /* rte_gateway_events_total{result} */
+    rte_series *access_tallied, *access_alone;  /* rte_gateway_access_total{sent} */
     rte_series *queue_depth;                    /* rte_gateway_queue_depth */
 } gw_metrics;
 
@@ -82,7 +85,8 @@ typedef struct gw_state {
     rte_redis_sub *invalidations; /* RTE_CACHE_WRITTEN_CHANNEL -> gw_l1_drop */
     rte_member_dir *dir;
     gw_metrics m;
-    _Atomic int64_t delta_ms; /* XFetch delta: smoothed Stedi latency, simulated ms */
+    struct gw_access_table *access; /* access tallies; NULL = one event per access */
+    _Atomic int64_t delta_ms;       /* XFetch delta: smoothed Stedi latency, simulated ms */
 } gw_state;
 
 extern gw_state G;

@@ -29,8 +29,22 @@ void gw_event_lifecycle(const char *type, const char *member_key, const char *tp
                         const char *trigger, const char *request_id, int64_t latency_ms,
                         const char *outcome, const char *detail);
 
-/* gw_event_access - emit rte.access for an answered request; e may be NULL */
+/*
+ * gw_event_access - count an answered request in its access tally (e may be
+ * NULL); with tallies off, or its shard full, emit its rte.access at once
+ */
 void gw_event_access(const gw_req *r, enum gw_result result, const rte_cache_entry *e,
                      int64_t latency_ms);
+
+/*
+ * gw_events_start - tally accesses (G.access) for window_ms and send each
+ * window's tallies from a thread of its own; window_ms 0 leaves tallies off
+ * (one event per access). tallies bounds the tallies per window (split over
+ * the CPU shards, at least 256 each). -1 + err if out of memory.
+ */
+int gw_events_start(int64_t window_ms, int tallies, char *err, size_t errlen);
+
+/* gw_events_stop - stop the flusher after sending the last tallies (before the producer goes) */
+void gw_events_stop(void);
 
 #endif

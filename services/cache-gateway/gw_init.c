@@ -9,6 +9,7 @@
 
 #include "gw.h"
 #include "gw_core.h"
+#include "gw_events.h"
 #include "rte/log.h"
 
 gw_state G;
@@ -82,6 +83,14 @@ static void register_metrics(void)
                         (const char *const[]){"result", NULL});
     G.m.events_queued = rte_metric_labels(events, (const char *const[]){"queued"});
     G.m.events_dropped = rte_metric_labels(events, (const char *const[]){"dropped"});
+    rte_metric *access = rte_counter_new(
+        "rte_gateway_access_total",
+        "answered requests by how their rte.access was sent: tallied (one event per member, "
+        "trading partner, result and mode per gateway.access_window) or alone (an event of its "
+        "own: tallies off or full)",
+        (const char *const[]){"sent", NULL});
+    G.m.access_tallied = rte_metric_labels(access, (const char *const[]){"tallied"});
+    G.m.access_alone = rte_metric_labels(access, (const char *const[]){"alone"});
     G.m.queue_depth = rte_metric_series0(
         rte_gauge_new("rte_gateway_queue_depth", "requests waiting for a worker", NULL));
 }
@@ -104,6 +113,8 @@ static void read_conf(const rte_config *cfg, gw_conf *c)
     c->xfetch_beta = rte_config_double(cfg, "gateway.xfetch_beta", 1.0, 0.0, 100.0);
     c->xfetch_delta_ms = rte_config_duration_ms(cfg, "gateway.xfetch_delta", 4000, 0, 3600000);
     c->member_dir = rte_config_str(cfg, "gateway.member_dir", "");
+    c->access_window_ms = rte_config_duration_ms(cfg, "gateway.access_window", 1000, 0, 60000);
+    c->access_tallies = (int)rte_config_int(cfg, "gateway.access_tallies", 16384, 1, 4000000);
 }
 
 /* Invalidation subscriber thread: a cache write somewhere in the suite. */
@@ -177,6 +188,8 @@ int gw_init(const rte_config *cfg, char *err, size_t errlen)
     }
     if (start_invalidations(cfg, err, errlen) != 0)
         goto fail;
+    if (gw_events_start(G.conf.access_window_ms, G.conf.access_tallies, err, errlen) != 0)
+        goto fail;
     if (gw_core_start(err, errlen) != 0)
         goto fail;
     rte_log_info("cache-gateway: %d workers, L1 %zu entries / %lld ms, deadline %lld ms, fetch "
@@ -186,6 +199,7 @@ int gw_init(const rte_config *cfg, char *err, size_t errlen)
     return 0;
 fail:
     gw_core_stop();
+    gw_events_stop();
     rte_redis_sub_free(G.invalidations);
     rte_member_dir_free(G.dir);
     gw_l1_free(G.l1);
@@ -198,6 +212,7 @@ fail:
 void gw_shutdown(void)
 {
     gw_core_stop();
+    gw_events_stop(); /* after the last answer: its access is in a tally */
     rte_redis_sub_free(G.invalidations);
     G.invalidations = NULL;
     if (G.dir != NULL)

@@ -410,34 +410,77 @@ def test_events_on_rte_events(env):
     assert len({e["event_id"] for e in evs}) == len(evs)
 
 
-def test_access_events_batched_on_the_loops_survive_sigterm(env):
-    """Hits answered on the HTTP loops send their access events in one batch per loop
-    turn; SIGTERM right after a burst must still deliver every one of them."""
-    from kafka_util import consume_all
-    gw = start_gateway(env.wd, env.redis.url, env.sim, env.broker, RTE_HTTP_THREADS=2)
-    mid = new_member()
-    plant(env.r, mid, 1000)
-    mk, n = member_key(mid), 400
+def sample(gw, series):
+    """The value of one series (name with its labels, as rendered) on gw's /metrics; 0 if absent."""
+    for line in gw.metrics().splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
-    def burst(k):
+
+def burst_hits(gw, mid, n, threads=8):
+    """n POSTs for a cached member from `threads` keep-alive sessions; their cache statuses."""
+    def part(k):
         with requests.Session() as s:
             url = gw.svc.url("http", "/v1/eligibility/check")
             return [s.post(url, json=body(mid), timeout=20).json()["cache_status"]
                     for _ in range(k)]
 
-    with cf.ThreadPoolExecutor(8) as ex:
-        got = [c for part in ex.map(burst, [n // 8] * 8) for c in part]
-    assert got == ["HIT"] * n
-    stop_clean(gw.svc)  # at once: the last turns' batches go out on the way down
+    with cf.ThreadPoolExecutor(threads) as ex:
+        return [c for got in ex.map(part, [n // threads] * threads) for c in got]
 
-    def access():
+
+def access_events(env, mk, enough):
+    """The rte.access events for member key mk, once enough(events) holds."""
+    from kafka_util import consume_all
+
+    def mine():
         evs = [json.loads(m.value) for m in consume_all(env.broker.bootstrap, "rte.events")]
-        mine = [e for e in evs if e.get("member_key") == mk and e["type"] == "rte.access"]
-        return mine if len(mine) >= n else None
+        got = [e for e in evs if e.get("member_key") == mk and e["type"] == "rte.access"]
+        return got if enough(got) else None
 
-    mine = wait_for(access, timeout=20, interval=0.5, what=f"{n} access events")
+    return wait_for(mine, timeout=20, interval=0.5, what="access events")
+
+
+def test_access_tallies_count_every_request_and_survive_sigterm(env):
+    """Accesses are tallied per member, trading partner, result and mode for a window
+    (default 1 s): 400 hits make a few events whose counts add up to 400. SIGTERM right
+    after the burst must still send the open tallies."""
+    gw = start_gateway(env.wd, env.redis.url, env.sim, env.broker, RTE_HTTP_THREADS=2)
+    mid = new_member()
+    plant(env.r, mid, 1000)
+    mk, n = member_key(mid), 400
+    assert burst_hits(gw, mid, n) == ["HIT"] * n
+    assert sample(gw, 'rte_gateway_access_total{sent="tallied"}') == n
+    assert sample(gw, 'rte_gateway_access_total{sent="alone"}') == 0
+    stop_clean(gw.svc)  # at once: the open tallies go out on the way down
+
+    mine = access_events(env, mk, lambda evs: sum(e["count"] for e in evs) >= n)
+    assert sum(e["count"] for e in mine) == n
+    assert len(mine) <= 20, f"{len(mine)} events for {n} hits: not tallied"
+    assert len({e["event_id"] for e in mine}) == len(mine)
+    for e in mine:
+        assert e["result"] == "hit" and e["mode"] == "DEFAULT"
+        assert e["entry_source"] and e["first_at"] <= e["occurred_at"]
+        assert 0 <= e["latency_ms"] and e["latency_ms"] * e["count"] >= e["latency_ms_sum"]
+
+
+def test_access_window_zero_sends_one_event_per_request(env):
+    """gateway.access_window: 0 turns tallies off: every request is an event of its own
+    (count 1), batched per loop turn, and SIGTERM loses none."""
+    gw = start_gateway(env.wd, env.redis.url, env.sim, env.broker, RTE_HTTP_THREADS=2,
+                       RTE_GATEWAY_ACCESS_WINDOW="0")
+    mid = new_member()
+    plant(env.r, mid, 1000)
+    mk, n = member_key(mid), 200
+    assert burst_hits(gw, mid, n) == ["HIT"] * n
+    assert sample(gw, 'rte_gateway_access_total{sent="alone"}') == n
+    stop_clean(gw.svc)
+
+    mine = access_events(env, mk, lambda evs: len(evs) >= n)
     assert len(mine) == n and len({e["event_id"] for e in mine}) == n
-    assert {e["result"] for e in mine} == {"hit"}
+    assert {e["count"] for e in mine} == {1} and {e["result"] for e in mine} == {"hit"}
+    assert len({e["request_id"] for e in mine}) == n
 
 
 def test_metrics_named_as_in_the_design(env):
