@@ -1,7 +1,7 @@
 /*
  * gw_l1.h - the gateway's bounded in-process cache in front of Redis.
  *
- * A set-associative table (4 ways per set) of decoded cache entries keyed
+ * A set-associative table (8 ways per set) of decoded cache entries keyed
  * by their Redis key. Memory is fixed at creation: nothing is allocated per
  * request. An entry lives at most ttl_ms of real (monotonic) time after it
  * was read from or written to Redis. Every cache write anywhere in the
@@ -10,7 +10,7 @@
  * uses a long ttl, and while it is down (invalidations may be missed) it
  * clears the table and falls back to a ttl of at most 1 s, so a write made
  * anywhere is visible here within 1 s either way. A full set evicts its
- * oldest way.
+ * least recently used way.
  *
  * Thread safety: any thread; each set stripe has its own mutex, held only
  * to copy an entry in or out.

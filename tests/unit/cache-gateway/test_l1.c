@@ -110,6 +110,32 @@ static void test_bounded(void **state)
     gw_l1_free(c);
 }
 
+/* A full set evicts the way read least recently, not the one loaded first. */
+static void test_hot_key_survives_eviction(void **state)
+{
+    (void)state;
+    gw_l1 *c = gw_l1_new(1, 1000); /* one set */
+    int ways = (int)gw_l1_capacity(c);
+    char key[16];
+    rte_cache_entry e = entry(1, 1), out;
+    assert_true(ways >= 4);
+    for (int i = 0; i < ways; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        gw_l1_put(c, key, &e, 10 + i);
+    }
+    assert_true(gw_l1_get(c, "k0", 20, &out)); /* k0: loaded first, read last */
+    assert_true(gw_l1_get(c, "k2", 21, &out));
+    gw_l1_put(c, "new", &e, 22);
+    assert_true(gw_l1_get(c, "k0", 23, &out));
+    assert_false(gw_l1_get(c, "k1", 23, &out)); /* least recently used */
+    assert_true(gw_l1_get(c, "k2", 23, &out));
+    assert_true(gw_l1_get(c, "new", 23, &out));
+    gw_l1_drop(c, "k9", 24); /* a tombstone takes the least recent way too: k3 */
+    assert_false(gw_l1_get(c, "k3", 25, &out));
+    assert_true(gw_l1_get(c, "k0", 25, &out));
+    gw_l1_free(c);
+}
+
 static gw_l1 *shared;
 
 static void *hammer(void *arg)
@@ -143,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_newer_kept),
         cmocka_unit_test(test_invalidation_race_and_clear),
         cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_hot_key_survives_eviction),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
