@@ -192,7 +192,7 @@ static void test_windows_match_a_reference(void **state)
         gw_access_drain(t, collect, &d);
         assert_int_equal(d.n, CAP); /* 300 keys over 2000 draws: the table fills */
         for (int i = 0; i < d.n; i++) {
-            int k = atoi(d.t[i].member_key + 1);
+            int k = (int)strtol(d.t[i].member_key + 1, NULL, 10);
             assert_int_equal(d.t[i].count, want[k]);
             total += (int)d.t[i].count;
         }
