@@ -295,36 +295,35 @@ static int date_field(const cJSON *o, const char *name, char out[11], char *err,
     return 0;
 }
 
-/* rte_cache_entry_decode - parse a stored value */
-int rte_cache_entry_decode(const char *json, size_t len, rte_cache_entry *out, char *err,
-                           size_t errlen)
+/* the fields of one stored entry object o into out (zeroed first) */
+static int decode_obj(const cJSON *o, rte_cache_entry *out, char *err, size_t errlen)
 {
-    int rc = -1;
     const char *s;
     memset(out, 0, sizeof *out);
-    cJSON *o = rte_json_parse(json, len, err, errlen);
-    if (o == NULL)
+    if (!cJSON_IsObject(o)) {
+        snprintf(err, errlen, "expected a JSON object");
         return -1;
+    }
     if (rte_json_bool(o, "eligible", &out->eligible, err, errlen) != 0)
-        goto out;
+        return -1;
     const cJSON *cp = cJSON_GetObjectItemCaseSensitive(o, "copay_amount");
     if (cJSON_IsNumber(cp)) {
         out->copay_amount = cp->valuedouble;
         out->has_copay = 1;
     } else if (cp != NULL && !cJSON_IsNull(cp)) {
         snprintf(err, errlen, "field 'copay_amount': expected number or null");
-        goto out;
+        return -1;
     }
     if (rte_json_string(o, "network_status", sizeof out->network_status - 1, &s, err, errlen) != 0)
-        goto out;
+        return -1;
     copy_str(out->network_status, sizeof out->network_status, s);
     if (date_field(o, "coverage_start", out->coverage_start, err, errlen) != 0 ||
         date_field(o, "coverage_end", out->coverage_end, err, errlen) != 0 ||
         time_field(o, "cached_at", &out->cached_at_ms, err, errlen) != 0 ||
         time_field(o, "fresh_until", &out->fresh_until_ms, err, errlen) != 0)
-        goto out;
+        return -1;
     if (rte_json_string(o, "source", sizeof out->source - 1, &s, err, errlen) != 0)
-        goto out;
+        return -1;
     copy_str(out->source, sizeof out->source, s);
     const cJSON *er = cJSON_GetObjectItemCaseSensitive(o, "error");
     if (cJSON_IsObject(er)) {
@@ -332,10 +331,67 @@ int rte_cache_entry_decode(const char *json, size_t len, rte_cache_entry *out, c
         copy_str(out->error_code, sizeof out->error_code, str_field(er, "code"));
         copy_str(out->error_message, sizeof out->error_message, str_field(er, "message"));
     }
+    return 0;
+}
+
+/* rte_cache_entry_decode - parse a stored value */
+int rte_cache_entry_decode(const char *json, size_t len, rte_cache_entry *out, char *err,
+                           size_t errlen)
+{
+    rte_cache_entry ok;
+    char why[200];
+    int rc = -1;
+    cJSON *o = rte_json_parse(json, len, err, errlen);
+
+    memset(out, 0, sizeof *out);
+    if (o == NULL)
+        return -1;
+    if (decode_obj(o, out, err, errlen) != 0)
+        goto out;
+    const cJSON *last = cJSON_GetObjectItemCaseSensitive(o, "last_success");
+    if (out->is_error && last != NULL) {
+        if (decode_obj(last, &ok, why, sizeof why) != 0 || ok.is_error) {
+            snprintf(err, errlen, "field 'last_success': %s",
+                     ok.is_error ? "an error entry, expected a success" : why);
+            goto out;
+        }
+        out->has_last_success = 1;
+        out->last_success = (rte_cache_success){
+            .eligible = ok.eligible,
+            .copay_amount = ok.copay_amount,
+            .has_copay = ok.has_copay,
+            .cached_at_ms = ok.cached_at_ms,
+            .fresh_until_ms = ok.fresh_until_ms,
+        };
+        memcpy(out->last_success.network_status, ok.network_status, sizeof ok.network_status);
+        memcpy(out->last_success.coverage_start, ok.coverage_start, sizeof ok.coverage_start);
+        memcpy(out->last_success.coverage_end, ok.coverage_end, sizeof ok.coverage_end);
+        memcpy(out->last_success.source, ok.source, sizeof ok.source);
+    }
     rc = 0;
 out:
     cJSON_Delete(o);
     return rc;
+}
+
+/* rte_cache_entry_last_success - pure */
+int rte_cache_entry_last_success(const rte_cache_entry *e, rte_cache_entry *out)
+{
+    const rte_cache_success *k = &e->last_success;
+
+    if (!e->is_error || !e->has_last_success)
+        return 0;
+    memset(out, 0, sizeof *out);
+    out->eligible = k->eligible;
+    out->copay_amount = k->copay_amount;
+    out->has_copay = k->has_copay;
+    memcpy(out->network_status, k->network_status, sizeof out->network_status);
+    memcpy(out->coverage_start, k->coverage_start, sizeof out->coverage_start);
+    memcpy(out->coverage_end, k->coverage_end, sizeof out->coverage_end);
+    out->cached_at_ms = k->cached_at_ms;
+    out->fresh_until_ms = k->fresh_until_ms;
+    memcpy(out->source, k->source, sizeof out->source);
+    return 1;
 }
 
 /* rte_cache_entry_is_fresh - before fresh_until */
@@ -350,41 +406,45 @@ int64_t rte_cache_entry_age_s(const rte_cache_entry *e, int64_t now_ms)
     return now_ms > e->cached_at_ms ? (now_ms - e->cached_at_ms) / 1000 : 0;
 }
 
-/* KEYS[1] key; ARGV[1] value, ARGV[2] cached_at, ARGV[3] ttl ms. Announces
- * each write on RTE_CACHE_WRITTEN_CHANNEL, in the same atomic step. */
+/*
+ * KEYS[1] key; ARGV[1] value, ARGV[2] cached_at, ARGV[3] ttl ms, ARGV[4]
+ * the oldest cached_at a carried success may have, ARGV[5] "1" when the
+ * value is an error entry. Keeps a newer stored entry; an error replacing a
+ * success (or an error that carries one) keeps that success as
+ * last_success, spliced into the value's object. Announces each write on
+ * RTE_CACHE_WRITTEN_CHANNEL, in the same atomic step.
+ */
 static const char put_script[] =
     "local old = redis.call('GET', KEYS[1])\n"
+    "local value = ARGV[1]\n"
     "if old then\n"
     "  local ok, doc = pcall(cjson.decode, old)\n"
-    "  if ok and type(doc) == 'table' and type(doc.cached_at) == 'string'\n"
-    "     and doc.cached_at > ARGV[2] then return 0 end\n"
+    "  if ok and type(doc) == 'table' then\n"
+    "    if type(doc.cached_at) == 'string' and doc.cached_at > ARGV[2] then return 0 end\n"
+    "    if ARGV[5] == '1' and string.sub(value, -1) == '}' then\n"
+    "      local keep, text = nil, nil\n"
+    "      if doc.error == nil then keep, text = doc, old\n"
+    "      elseif type(doc.last_success) == 'table' then keep = doc.last_success end\n"
+    "      if keep and type(keep.cached_at) == 'string' and keep.cached_at >= ARGV[4] then\n"
+    "        text = text or cjson.encode(keep)\n"
+    "        value = string.sub(value, 1, -2) .. ',\"last_success\":' .. text .. '}'\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
     "end\n"
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])\n"
+    "redis.call('SET', KEYS[1], value, 'PX', ARGV[3])\n"
     "redis.call('PUBLISH', '" RTE_CACHE_WRITTEN_CHANNEL "', KEYS[1])\n"
     "return 1\n";
 
-/* rte_cache_put - compare-and-set on cached_at; caller's thread owns r */
+/* rte_cache_put - one write of rte_cache_put_many; caller's thread owns r */
 int rte_cache_put(rte_redis *r, const char *key, const rte_cache_entry *e,
                   const rte_cache_freshness *f, char *err, size_t errlen)
 {
-    char cached[40], ttl[24];
-    char *value = rte_cache_entry_encode(e);
-    if (value == NULL) {
-        snprintf(err, errlen, "out of memory encoding a cache entry");
+    rte_cache_write w = {.key = key, .entry = e};
+
+    if (rte_cache_put_many(r, &w, 1, f, err, errlen) != 0)
         return -1;
-    }
-    rte_clock_format(e->cached_at_ms, cached, sizeof cached);
-    snprintf(ttl, sizeof ttl, "%lld", (long long)f->physical_ms);
-    const char *argv[] = {"EVAL", put_script, "1", key, value, cached, ttl};
-    redisReply *rep = rte_redis_cmdargv(r, 7, argv, NULL, err, errlen);
-    cJSON_free(value);
-    if (rep == NULL)
-        return -1;
-    int rc = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
-    if (rc < 0)
-        snprintf(err, errlen, "cache put: unexpected reply type %d", rep->type);
-    freeReplyObject(rep);
-    return rc;
+    return w.rc;
 }
 
 #define PUT_MANY_MAX 1000
@@ -404,9 +464,9 @@ static int is_noscript(const redisReply *rep)
 
 /* One pipelined round of EVALSHA; 1 if Redis did not know the script yet. */
 static int put_round(rte_redis *r, rte_cache_write *w, int n, char **values, char (*cached)[40],
-                     const char *ttl, char *err, size_t errlen)
+                     char (*keep_from)[40], const char *ttl, char *err, size_t errlen)
 {
-    const char *(*argv)[7] = calloc((size_t)n, sizeof *argv);
+    const char *(*argv)[9] = calloc((size_t)n, sizeof *argv);
     rte_redis_argv *cmds = calloc((size_t)n, sizeof *cmds);
     redisReply **reps = calloc((size_t)n, sizeof *reps);
     int rc = -1, noscript = 0;
@@ -416,9 +476,11 @@ static int put_round(rte_redis *r, rte_cache_write *w, int n, char **values, cha
         goto out;
     }
     for (int i = 0; i < n; i++) {
-        const char *a[7] = {"EVALSHA", put_sha, "1", w[i].key, values[i], cached[i], ttl};
+        const char *a[9] = {"EVALSHA", put_sha,      "1",
+                            w[i].key,  values[i],    cached[i],
+                            ttl,       keep_from[i], w[i].entry->is_error ? "1" : "0"};
         memcpy(argv[i], a, sizeof a);
-        cmds[i] = (rte_redis_argv){7, argv[i], NULL};
+        cmds[i] = (rte_redis_argv){9, argv[i], NULL};
     }
     if (rte_redis_pipeline(r, n, cmds, reps, err, errlen) != 0)
         goto out;
@@ -451,7 +513,7 @@ out:
 int rte_cache_put_many(rte_redis *r, rte_cache_write *w, int n, const rte_cache_freshness *f,
                        char *err, size_t errlen)
 {
-    char ttl[24], (*cached)[40] = NULL;
+    char ttl[24], (*cached)[40] = NULL, (*keep_from)[40] = NULL;
     char **values = NULL;
     int rc = -1;
 
@@ -464,7 +526,8 @@ int rte_cache_put_many(rte_redis *r, rte_cache_write *w, int n, const rte_cache_
     pthread_once(&put_sha_once, put_sha_init);
     values = calloc((size_t)n, sizeof *values);
     cached = calloc((size_t)n, sizeof *cached);
-    if (values == NULL || cached == NULL) {
+    keep_from = calloc((size_t)n, sizeof *keep_from);
+    if (values == NULL || cached == NULL || keep_from == NULL) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -475,9 +538,11 @@ int rte_cache_put_many(rte_redis *r, rte_cache_write *w, int n, const rte_cache_
             goto out;
         }
         rte_clock_format(w[i].entry->cached_at_ms, cached[i], sizeof cached[i]);
+        rte_clock_format(w[i].entry->cached_at_ms - f->physical_ms, keep_from[i],
+                         sizeof keep_from[i]);
     }
     snprintf(ttl, sizeof ttl, "%lld", (long long)f->physical_ms);
-    rc = put_round(r, w, n, values, cached, ttl, err, errlen);
+    rc = put_round(r, w, n, values, cached, keep_from, ttl, err, errlen);
     if (rc == 1) { /* a fresh or flushed Redis: load the script, then once more */
         redisReply *rep = rte_redis_cmd(r, err, errlen, "SCRIPT LOAD %s", put_script);
         if (rep == NULL) {
@@ -485,7 +550,7 @@ int rte_cache_put_many(rte_redis *r, rte_cache_write *w, int n, const rte_cache_
             goto out;
         }
         freeReplyObject(rep);
-        rc = put_round(r, w, n, values, cached, ttl, err, errlen);
+        rc = put_round(r, w, n, values, cached, keep_from, ttl, err, errlen);
         if (rc == 1) {
             snprintf(err, errlen, "cache put: Redis keeps answering NOSCRIPT");
             rc = -1;
@@ -496,6 +561,7 @@ out:
         cJSON_free(values[i]);
     free(values);
     free(cached);
+    free(keep_from);
     return rc;
 }
 

@@ -355,6 +355,39 @@ void gw_answer_cached(gw_answer *a, const rte_cache_entry *e, enum gw_result res
     a->now_ms = now_ms;
 }
 
+/*
+ * 1 and *ok = the success e is (or, for an error entry, carries) when the
+ * caller accepts it in place of an error (stale-if-error, max-stale,
+ * PREFER_CACHED, SWR)
+ */
+static int success_on_error(const gw_policy *p, const rte_cache_entry *e, rte_cache_entry *ok,
+                            int64_t now_ms)
+{
+    gw_lookup l = {.present = 1};
+
+    if (e->is_error) {
+        if (!rte_cache_entry_last_success(e, ok))
+            return 0;
+    } else {
+        *ok = *e;
+    }
+    l.cached_at_ms = ok->cached_at_ms;
+    l.fresh_until_ms = ok->fresh_until_ms;
+    return gw_stale_usable_on_error(p, &l, now_ms);
+}
+
+/* gw_answer_entry - pure */
+void gw_answer_entry(gw_answer *a, const gw_policy *p, const rte_cache_entry *e,
+                     enum gw_result result, rte_cache_entry *ok, int64_t now_ms)
+{
+    if (e->is_error && success_on_error(p, e, ok, now_ms)) {
+        gw_answer_cached(a, ok, GW_R_STALE, now_ms);
+        a->detail = "stale-if-error";
+        return;
+    }
+    gw_answer_cached(a, e, result, now_ms);
+}
+
 static void error_answer(gw_answer *a, int status, const char *message)
 {
     memset(a, 0, sizeof *a);
@@ -728,6 +761,34 @@ static int failure_status(const struct fl_result *res)
 }
 
 /* answer one waiter with the flight's result */
+/*
+ * answer w with what it read from the cache when its fetch ended in an error
+ * (fwd_status: what Stedi's side amounted to) and the caller accepts stale
+ * data on an error: the success it read or the one its error entry carries,
+ * else the stale error entry itself. 0 when there is none to give.
+ */
+static int stale_if_error(gw_req *w, int fwd_status, int64_t now)
+{
+    rte_cache_entry ok;
+    gw_answer a;
+
+    if (!w->have_entry)
+        return 0;
+    if (success_on_error(&w->pol, &w->stale, &ok, now))
+        gw_answer_cached(&a, &ok, GW_R_STALE, now);
+    else if (w->stale.is_error && fwd_status != 200 &&
+             gw_stale_usable_on_error(&w->pol, &w->seen, now))
+        gw_answer_cached(&a, &w->stale, GW_R_STALE, now);
+    else
+        return 0;
+    a.hit = 0;
+    a.fwd = GW_FWD_STALE;
+    a.fwd_status = fwd_status;
+    a.detail = "stale-if-error";
+    deliver(w, &a);
+    return 1;
+}
+
 static void answer_waiter(gw_req *w, const struct fl_result *res)
 {
     gw_answer a;
@@ -747,6 +808,10 @@ static void answer_waiter(gw_req *w, const struct fl_result *res)
         }
         return;
     }
+    /* a payer error (an error entry) while the caller accepts the success it had */
+    if ((res->kind == FL_FETCHED || res->kind == FL_FOUND) && res->e.is_error &&
+        stale_if_error(w, 200, now))
+        return;
     if (res->kind == FL_FETCHED || res->kind == FL_FOUND) {
         memset(&a, 0, sizeof a);
         a.status = 200;
@@ -764,15 +829,8 @@ static void answer_waiter(gw_req *w, const struct fl_result *res)
         return;
     }
     /* the call failed: stale-if-error, else the reason */
-    if (w->have_entry && gw_stale_usable_on_error(&w->pol, &w->seen, now)) {
-        gw_answer_cached(&a, &w->stale, GW_R_STALE, now);
-        a.hit = 0;
-        a.fwd = GW_FWD_STALE;
-        a.fwd_status = failure_status(res);
-        a.detail = "stale-if-error";
-        deliver(w, &a);
+    if (stale_if_error(w, failure_status(res), now))
         return;
-    }
     snprintf(msg, sizeof msg, "Stedi check failed (%s): %s", rte_stedi_outcome_name(res->outcome),
              res->message);
     error_answer(&a, failure_status(res), msg);
@@ -842,7 +900,9 @@ static void call_stedi(struct flight *f, struct fl_result *res)
             degraded("cache_write");
         }
         res->stored = put == 1;
-        if (put >= 0)
+        /* an error entry stored in Redis may carry the success it replaced, which this
+         * copy lacks: the next reader takes it from Redis into the L1 */
+        if (put >= 0 && !out.entry.is_error)
             gw_l1_put(G.l1, l->key, &out.entry, rte_clock_mono_ms());
         /* XFetch delta: smoothed call time in simulated ms */
         int64_t sample = (int64_t)((double)out.call_ms * rte_clock_scale());
@@ -991,7 +1051,7 @@ static int read_cache(gw_req *r, rte_cache_entry *e)
 
 static void process_check(gw_req *r)
 {
-    rte_cache_entry e;
+    rte_cache_entry e, ok;
     gw_answer a;
     int rc = read_cache(r, &e);
     int64_t now = rte_clock_now_ms();
@@ -1018,14 +1078,14 @@ static void process_check(gw_req *r)
     switch (act) {
     case GW_SERVE:
     case GW_SERVE_REFRESH:
-        gw_answer_cached(&a, &e, GW_R_HIT, now);
+        gw_answer_entry(&a, &r->pol, &e, GW_R_HIT, &ok, now);
         deliver(r, &a);
         if (act == GW_SERVE_REFRESH)
             gw_refresh_async(r, "xfetch");
         return;
     case GW_SERVE_STALE:
     case GW_SERVE_STALE_REFRESH:
-        gw_answer_cached(&a, &e, GW_R_STALE, now);
+        gw_answer_entry(&a, &r->pol, &e, GW_R_STALE, &ok, now);
         deliver(r, &a);
         if (act == GW_SERVE_STALE_REFRESH)
             gw_refresh_async(r, "swr");

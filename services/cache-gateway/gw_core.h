@@ -74,6 +74,16 @@ void gw_render(const gw_req *r, const gw_answer *a, rte_http_req *http);
 void gw_answer_cached(gw_answer *a, const rte_cache_entry *e, enum gw_result result,
                       int64_t now_ms);
 
+/*
+ * gw_answer_entry - the answer for serving cached entry e with result (HIT or
+ * STALE), except that an error entry carrying the success it replaced
+ * answers that success instead (STALE, detail stale-if-error) when the
+ * caller accepts stale data on an error: a payer outage does not hide the
+ * last good answer. ok is the storage for that success (a->e may point to it).
+ */
+void gw_answer_entry(gw_answer *a, const gw_policy *p, const rte_cache_entry *e,
+                     enum gw_result result, rte_cache_entry *ok, int64_t now_ms);
+
 /* gw_xfetch_now - XFetch test for a fresh entry, with the measured Stedi latency */
 int gw_xfetch_now(const rte_cache_entry *e, int64_t now_ms);
 

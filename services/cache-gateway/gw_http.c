@@ -102,7 +102,7 @@ static int read_policy(rte_http_req *req, gw_req *r, const char *mode)
 /* answer from L1 when the policy allows; 1 answered, 0 not */
 static int fast_path(rte_http_req *req, gw_req *r)
 {
-    rte_cache_entry e;
+    rte_cache_entry e, ok;
     gw_answer a;
     int64_t now;
     enum gw_action act;
@@ -123,8 +123,8 @@ static int fast_path(rte_http_req *req, gw_req *r)
         act != GW_SERVE_STALE_REFRESH)
         return 0;
     rte_series_inc(G.m.l1_hit);
-    gw_answer_cached(&a, &e, act == GW_SERVE || act == GW_SERVE_REFRESH ? GW_R_HIT : GW_R_STALE,
-                     now);
+    gw_answer_entry(&a, &r->pol, &e,
+                    act == GW_SERVE || act == GW_SERVE_REFRESH ? GW_R_HIT : GW_R_STALE, &ok, now);
     gw_render(r, &a, req);
     if (act == GW_SERVE_REFRESH)
         gw_refresh_async(r, "xfetch");

@@ -5,6 +5,7 @@ redis-server) so stopping things never disturbs the other suites. Every
 gateway must still exit 0 on SIGTERM (stop_clean), which under ASan also
 means no leak.
 """
+import json
 import time
 
 import pytest
@@ -54,6 +55,51 @@ def test_stedi_down_stale_if_error(base):
         assert gw.post(body(mid, "CACHE_ONLY")).json()["cache_status"] == "STALE"
     finally:
         stop_clean(gw.svc)
+
+
+def test_payer_down_keeps_the_last_success_for_stale_if_error(base):
+    """A payer outage (AAA 42) is cached as an error entry for 5 min, and that entry
+    replaces the success in Redis. It keeps the success it replaced, so callers who
+    accept stale data on an error still get the last good answer during the outage."""
+    wd, rds, broker = base
+    hour = time.gmtime().tm_hour
+    window = f"{(hour - 1) % 24:02d}:00-{(hour + 2) % 24:02d}:00"  # now, in simulated = real UTC
+    sim = start_stedi_sim(wd, latency_p50="50ms", latency_p95="100ms", RTE_CLOCK_SCALE="1",
+                          downtime=f"{TP}@{window}")
+    gw = start_gateway(wd, rds.url, sim, broker, RTE_STEDI_MAX_ATTEMPTS="1")
+    r = rds.client()
+    try:
+        mid = new_member()
+        plant(r, mid, cached_ago_ms=30 * HOUR, copay=7)  # stale by 8 h
+        # the stale entry sends DEFAULT to Stedi; the payer is down; stale-if-error
+        x = gw.post(body(mid), headers={"Cache-Control": "stale-if-error"})
+        assert x.status_code == 200 and x.json()["cache_status"] == "STALE", x.text
+        assert x.json()["copay_amount"] == 7 and "error" not in x.json()
+        assert "fwd=stale" in x.headers["Cache-Status"]
+        assert "detail=stale-if-error" in x.headers["Cache-Status"]
+        assert stats(sim)["realtime_calls"] == 1
+        # Redis now holds the payer error, carrying the success
+        stored = json.loads(r.get(cache_key(mid)))
+        assert stored["error"]["code"] == "42"
+        assert stored["last_success"]["copay_amount"] == 7
+        for _ in range(2):  # from Redis, then from the L1
+            # the fresh error entry answers callers that accept no stale data
+            x = gw.post(body(mid))
+            assert x.json()["error"]["code"] == "42", x.text
+            x = gw.post(body(mid), headers={"Cache-Control": "stale-if-error=60"})
+            assert x.json()["error"]["code"] == "42", x.text
+            # and the last success answers those that do, without another Stedi call
+            for hdrs, b in (({"Cache-Control": "stale-if-error"}, body(mid)),
+                            ({}, body(mid, "PREFER_CACHED")),
+                            ({}, body(mid, "STALE_WHILE_REVALIDATE"))):
+                x = gw.post(b, headers=hdrs)
+                assert x.status_code == 200 and x.json()["cache_status"] == "STALE", x.text
+                assert x.json()["copay_amount"] == 7 and "error" not in x.json()
+                assert "detail=stale-if-error" in x.headers["Cache-Status"]
+        assert stats(sim)["realtime_calls"] == 1
+    finally:
+        stop_clean(gw.svc)
+        sim.stop()
 
 
 def test_slow_stedi_deadlines(base):

@@ -206,6 +206,101 @@ static void test_put_get_never_older(void **state)
     rte_redis_free(r);
 }
 
+/* An error entry keeps the success it replaced, from error to error, within the Redis TTL. */
+static void test_error_keeps_last_success(void **state)
+{
+    (void)state;
+    char err[256];
+    rte_redis *r = rte_redis_new(redis_url, 1000, err, sizeof err);
+    rte_cache_freshness f = rte_cache_freshness_default();
+    const int64_t t = 2000000000000LL;
+    const char *key = "rte:eligibility:lastok:60054";
+    rte_cache_entry ok = {.eligible = 1,
+                          .has_copay = 1,
+                          .copay_amount = 12.5,
+                          .cached_at_ms = t,
+                          .fresh_until_ms = t + f.success_ms};
+    rte_cache_entry bad = {.is_error = 1, .cached_at_ms = t + 1000, .fresh_until_ms = t + 301000};
+    rte_cache_entry got, back;
+
+    snprintf(ok.network_status, sizeof ok.network_status, "in_network");
+    snprintf(ok.coverage_start, sizeof ok.coverage_start, "2026-01-01");
+    snprintf(ok.source, sizeof ok.source, "stedi_batch");
+    snprintf(bad.network_status, sizeof bad.network_status, "unknown");
+    snprintf(bad.source, sizeof bad.source, "stedi_realtime");
+    snprintf(bad.error_code, sizeof bad.error_code, "42");
+    snprintf(bad.error_message, sizeof bad.error_message, "Unable to Respond at Current Time");
+
+    assert_int_equal(rte_cache_put(r, key, &ok, &f, err, sizeof err), 1);
+    assert_int_equal(rte_cache_get(r, key, &got, err, sizeof err), 1);
+    assert_false(got.has_last_success);
+    assert_false(rte_cache_entry_last_success(&got, &back));
+
+    /* the error replaces the success and keeps it */
+    assert_int_equal(rte_cache_put(r, key, &bad, &f, err, sizeof err), 1);
+    assert_int_equal(rte_cache_get(r, key, &got, err, sizeof err), 1);
+    assert_true(got.is_error);
+    assert_string_equal(got.error_code, "42");
+    assert_true(rte_cache_entry_last_success(&got, &back));
+    assert_false(back.is_error);
+    assert_true(back.eligible && back.has_copay && back.copay_amount == 12.5);
+    assert_string_equal(back.network_status, "in_network");
+    assert_string_equal(back.coverage_start, "2026-01-01");
+    assert_string_equal(back.coverage_end, "");
+    assert_string_equal(back.source, "stedi_batch");
+    assert_int_equal(back.cached_at_ms, t);
+    assert_int_equal(back.fresh_until_ms, t + f.success_ms);
+
+    /* a second error carries it on (through put_many's path too) */
+    bad.cached_at_ms = t + 2000;
+    rte_cache_write w = {.key = key, .entry = &bad};
+    assert_int_equal(rte_cache_put_many(r, &w, 1, &f, err, sizeof err), 0);
+    assert_int_equal(w.rc, 1);
+    assert_int_equal(rte_cache_get(r, key, &got, err, sizeof err), 1);
+    assert_true(rte_cache_entry_last_success(&got, &back));
+    assert_true(back.copay_amount == 12.5 && back.cached_at_ms == t);
+    assert_string_equal(back.coverage_start, "2026-01-01");
+
+    /* a new success ends it; an error long after that success keeps nothing */
+    ok.cached_at_ms = t + 3000;
+    assert_int_equal(rte_cache_put(r, key, &ok, &f, err, sizeof err), 1);
+    assert_int_equal(rte_cache_get(r, key, &got, err, sizeof err), 1);
+    assert_false(got.is_error || got.has_last_success);
+    bad.cached_at_ms = t + 3000 + f.physical_ms + 1;
+    assert_int_equal(rte_cache_put(r, key, &bad, &f, err, sizeof err), 1);
+    assert_int_equal(rte_cache_get(r, key, &got, err, sizeof err), 1);
+    assert_true(got.is_error);
+    assert_false(got.has_last_success);
+    rte_redis_free(r);
+}
+
+static void test_decode_last_success(void **state)
+{
+    (void)state;
+    char err[256];
+    rte_cache_entry e;
+    const char *good = "{\"eligible\":false,\"copay_amount\":null,\"network_status\":\"unknown\","
+                       "\"coverage_start\":null,\"coverage_end\":null,"
+                       "\"cached_at\":\"2026-11-23T10:00:00.000Z\","
+                       "\"fresh_until\":\"2026-11-23T10:05:00.000Z\",\"source\":\"stedi_realtime\","
+                       "\"error\":{\"code\":\"42\",\"message\":\"down\"},\"last_success\":"
+                       "{\"eligible\":true,\"copay_amount\":20,\"network_status\":\"in_network\","
+                       "\"coverage_start\":null,\"coverage_end\":\"2026-12-31\","
+                       "\"cached_at\":\"2026-11-22T10:00:00.000Z\","
+                       "\"fresh_until\":\"2026-11-23T08:00:00.000Z\",\"source\":\"stedi_batch\"}}";
+    char bad[1024];
+
+    assert_int_equal(rte_cache_entry_decode(good, strlen(good), &e, err, sizeof err), 0);
+    assert_true(e.is_error && e.has_last_success);
+    assert_true(e.last_success.eligible && e.last_success.copay_amount == 20);
+    assert_string_equal(e.last_success.coverage_end, "2026-12-31");
+    /* a malformed last_success is named */
+    snprintf(bad, sizeof bad, "%s", good);
+    memcpy(strstr(bad, "\"eligible\":true"), "\"eligible\":   7", 15);
+    assert_int_equal(rte_cache_entry_decode(bad, strlen(bad), &e, err, sizeof err), -1);
+    assert_non_null(strstr(err, "last_success"));
+}
+
 struct announced {
     pthread_mutex_t mu;
     int subscribed, messages;
@@ -366,17 +461,15 @@ static void test_settings_from_config(void **state)
 int main(void)
 {
     const struct CMUnitTest pure[] = {
-        cmocka_unit_test(test_golden_active_copay),
-        cmocka_unit_test(test_golden_inactive),
-        cmocka_unit_test(test_golden_payer_error),
-        cmocka_unit_test(test_not_a_stedi_response),
-        cmocka_unit_test(test_decode_names_bad_field),
-        cmocka_unit_test(test_key_hides_member_id),
-        cmocka_unit_test(test_freshness),
+        cmocka_unit_test(test_golden_active_copay),    cmocka_unit_test(test_golden_inactive),
+        cmocka_unit_test(test_golden_payer_error),     cmocka_unit_test(test_not_a_stedi_response),
+        cmocka_unit_test(test_decode_names_bad_field), cmocka_unit_test(test_decode_last_success),
+        cmocka_unit_test(test_key_hides_member_id),    cmocka_unit_test(test_freshness),
         cmocka_unit_test(test_settings_from_config),
     };
     const struct CMUnitTest redis[] = {
         cmocka_unit_test(test_put_get_never_older),
+        cmocka_unit_test(test_error_keeps_last_success),
         cmocka_unit_test(test_put_announces_writes),
         cmocka_unit_test(test_put_many),
     };

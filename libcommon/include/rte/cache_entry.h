@@ -6,8 +6,10 @@
  *        appears in Redis.
  * Value: JSON {eligible, copay_amount, network_status, coverage_start,
  *        coverage_end, cached_at, fresh_until, source} plus, for error
- *        entries, error{code, message}. cached_at/fresh_until are RFC 3339
- *        UTC with milliseconds, so they also compare as strings.
+ *        entries, error{code, message} and, when the error replaced a
+ *        success, last_success{...that success entry...}. cached_at/
+ *        fresh_until are RFC 3339 UTC with milliseconds, so they also
+ *        compare as strings.
  *
  * Freshness is logical: fresh_until = cached_at + 22 h for a success, + 5 min
  * for an error (configurable). The physical Redis TTL is longer (default
@@ -46,6 +48,19 @@ typedef struct rte_cache_freshness {
     int64_t physical_ms; /* Redis TTL, default 72 h; must exceed both */
 } rte_cache_freshness;
 
+/* What a success entry says; an error entry keeps the success it replaced in one. */
+typedef struct rte_cache_success {
+    int eligible;
+    double copay_amount;
+    int has_copay;
+    char network_status[20];
+    char coverage_start[11];
+    char coverage_end[11];
+    int64_t cached_at_ms;
+    int64_t fresh_until_ms;
+    char source[20];
+} rte_cache_success;
+
 typedef struct rte_cache_entry {
     int eligible;
     double copay_amount; /* valid when has_copay */
@@ -59,6 +74,12 @@ typedef struct rte_cache_entry {
     int is_error;
     char error_code[16];
     char error_message[128];
+    /* an error entry: the success entry it replaced, when there was one no
+     * older than the Redis TTL (the put script carries it over, from error
+     * to error too), so stale-if-error still has an answer while a payer is
+     * down. Read-only for writers: rte_cache_put keeps it, never writes it. */
+    int has_last_success;
+    rte_cache_success last_success;
 } rte_cache_entry;
 
 /* What every reader and writer of the cache must agree on. */
@@ -124,9 +145,17 @@ int rte_cache_entry_is_fresh(const rte_cache_entry *e, int64_t now_ms);
 int64_t rte_cache_entry_age_s(const rte_cache_entry *e, int64_t now_ms);
 
 /*
+ * rte_cache_entry_last_success - 1 and out = the success entry an error
+ * entry e replaced (see has_last_success); 0 when e carries none
+ */
+int rte_cache_entry_last_success(const rte_cache_entry *e, rte_cache_entry *out);
+
+/*
  * rte_cache_put - write e under key with the physical TTL, unless Redis
- * holds an entry with a later cached_at. Returns 1 written, 0 kept the newer
- * one, -1 + err on a Redis error.
+ * holds an entry with a later cached_at. When e is an error and the entry
+ * it replaces is a success (or an error carrying one) cached within the
+ * physical TTL, the stored value keeps that success as last_success.
+ * Returns 1 written, 0 kept the newer one, -1 + err on a Redis error.
  */
 int rte_cache_put(rte_redis *r, const char *key, const rte_cache_entry *e,
                   const rte_cache_freshness *f, char *err, size_t errlen);
