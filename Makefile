@@ -40,7 +40,7 @@ HDRS      := $(wildcard libcommon/include/rte/*.h)
 SERVICES  := $(notdir $(wildcard services/*))
 TOOLS     := $(notdir $(wildcard tools/*))
 PROGRAMS  := $(notdir $(wildcard tests/programs/*))
-BINS      := $(addprefix $(BUILD)/bin/,$(SERVICES) $(TOOLS) $(PROGRAMS))
+BINS      := $(addprefix $(BUILD)/bin/,$(SERVICES) $(TOOLS) $(PROGRAMS)) $(BUILD)/bin/l1-sim
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 # tests/unit/<service>/test_*.c test a service's own files: they link every
@@ -95,6 +95,12 @@ $(BUILD)/bin/$(notdir $(1)): $(wildcard $(1)/*.c) $(wildcard $(1)/*.h) $(LIB) $(
 	$(Q)$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -I$(1) $(wildcard $(1)/*.c) $(LIB) $$(LDLIBS) -o $$@
 endef
 $(foreach d,$(wildcard services/* tools/* tests/programs/*),$(eval $(call exe_rule,$(d))))
+
+# bench/l1_sim.c drives the gateway's L1 itself (bench/l1.sh)
+$(BUILD)/bin/l1-sim: bench/l1_sim.c services/cache-gateway/gw_l1.c services/cache-gateway/gw_l1.h $(LIB) $(HDRS)
+	@mkdir -p $(BUILD)/bin
+	@echo "  LINK     $@"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iservices/cache-gateway bench/l1_sim.c services/cache-gateway/gw_l1.c $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB) $(HDRS)
 	@mkdir -p $(BUILD)/tests

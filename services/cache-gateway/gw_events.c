@@ -1,11 +1,13 @@
 /*
  * gw_events.c - JSON events on rte.events (contract in gw_events.h).
  *
- * Events are written with rte_jsonw into a stack buffer (no allocation;
- * access events happen on every request) and produced batched: on an HTTP
- * loop they go to librdkafka once per loop turn (rte_kafka_produce_batched),
- * elsewhere one by one. Every string is escaped, even
- * the validated ids, since cache entries can come from any writer.
+ * Events are written with rte_jsonw into a stack buffer (no allocation)
+ * and produced batched: on an HTTP loop they go to librdkafka once per loop
+ * turn (rte_kafka_produce_batched), from the tally flusher once per window,
+ * elsewhere one by one. An answered request only joins its access tally
+ * (gw_access.c); the flusher thread below turns each window's tallies into
+ * events. Every string is escaped, even the validated ids, since cache
+ * entries can come from any writer.
  */
 #include "gw_events.h"
 
@@ -15,9 +17,8 @@
 #include <string.h>
 
 #include "gw_access.h"
-#include "rte/cpu.h"
-
 #include "rte/clock.h"
+#include "rte/cpu.h"
 #include "rte/crypto.h"
 #include "rte/json.h"
 #include "rte/log.h"

@@ -2,11 +2,14 @@
  * gw_events.h - the gateway's events on Kafka topic rte.events.
  *
  * Lifecycle events of a real-time check (rte.submitted, rte.scheduled,
- * rte.started, rte.completed, rte.failed, rte.timeout, rte.downtime) and one
- * rte.access event per answered request (hit/miss/stale/error), so the
- * warmer can measure how many warmed entries were used. Values are JSON;
- * the Kafka key is the member key (a keyed hash): the raw member id never
- * leaves the gateway. Every event carries a fresh event_id.
+ * rte.started, rte.completed, rte.failed, rte.timeout, rte.downtime) and
+ * rte.access events that count every answered request (hit/miss/stale/
+ * error), so the warmer can measure how many warmed entries were used:
+ * accesses are tallied per member, trading partner, result and mode for
+ * gateway.access_window and sent one event per tally with its count
+ * (gw_access.h); with the window at 0, one event per request. Values are
+ * JSON; the Kafka key is the member key (a keyed hash): the raw member id
+ * never leaves the gateway. Every event carries a fresh event_id.
  *
  * Producing only enqueues into librdkafka (never waits for the broker); a
  * full queue drops the event and counts it in
