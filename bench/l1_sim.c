@@ -85,8 +85,8 @@ int main(int argc, char **argv)
         if (t >= READS)
             misses += !hit;
     }
-    printf("l1 members=%ld capacity=%zu ttl_ms=%ld rate=%ld misses=%.2f%%\n", n,
-           gw_l1_capacity(c), ttl, rate, 100.0 * (double)misses / (double)READS);
+    printf("l1 members=%ld capacity=%zu ttl_ms=%ld rate=%ld misses=%.2f%%\n", n, gw_l1_capacity(c),
+           ttl, rate, 100.0 * (double)misses / (double)READS);
     gw_l1_free(c);
     free(cdf);
     return 0;

@@ -234,9 +234,10 @@ int rte_cache_entry_from_stedi(const cJSON *resp, const char *source, int64_t no
     return 0;
 }
 
-/* rte_cache_entry_encode - the JSON value; caller frees */
-char *rte_cache_entry_encode(const rte_cache_entry *e)
+/* the JSON object of e (with the success an error entry carries) */
+static cJSON *encode_obj(const rte_cache_entry *e)
 {
+    rte_cache_entry ok;
     char cached[40], fresh[40];
     rte_clock_format(e->cached_at_ms, cached, sizeof cached);
     rte_clock_format(e->fresh_until_ms, fresh, sizeof fresh);
@@ -263,7 +264,17 @@ char *rte_cache_entry_encode(const rte_cache_entry *e)
         cJSON_AddStringToObject(er, "code", e->error_code);
         cJSON_AddStringToObject(er, "message", e->error_message);
     }
+    if (rte_cache_entry_last_success(e, &ok))
+        cJSON_AddItemToObject(o, "last_success", encode_obj(&ok));
+    return o;
+}
+
+/* rte_cache_entry_encode - the JSON value; caller frees */
+char *rte_cache_entry_encode(const rte_cache_entry *e)
+{
+    cJSON *o = encode_obj(e);
     char *text = cJSON_PrintUnformatted(o);
+
     cJSON_Delete(o);
     return text;
 }
@@ -462,6 +473,12 @@ static int is_noscript(const redisReply *rep)
     return rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0;
 }
 
+/* 1 when the script should carry the replaced success into e (an error not carrying one yet) */
+static int carry(const rte_cache_entry *e)
+{
+    return e->is_error && !e->has_last_success;
+}
+
 /* One pipelined round of EVALSHA; 1 if Redis did not know the script yet. */
 static int put_round(rte_redis *r, rte_cache_write *w, int n, char **values, char (*cached)[40],
                      char (*keep_from)[40], const char *ttl, char *err, size_t errlen)
@@ -478,7 +495,7 @@ static int put_round(rte_redis *r, rte_cache_write *w, int n, char **values, cha
     for (int i = 0; i < n; i++) {
         const char *a[9] = {"EVALSHA", put_sha,      "1",
                             w[i].key,  values[i],    cached[i],
-                            ttl,       keep_from[i], w[i].entry->is_error ? "1" : "0"};
+                            ttl,       keep_from[i], carry(w[i].entry) ? "1" : "0"};
         memcpy(argv[i], a, sizeof a);
         cmds[i] = (rte_redis_argv){9, argv[i], NULL};
     }

@@ -261,6 +261,20 @@ static void test_error_keeps_last_success(void **state)
     assert_true(back.copay_amount == 12.5 && back.cached_at_ms == t);
     assert_string_equal(back.coverage_start, "2026-01-01");
 
+    /* an entry put with a success of its own keeps that one: one last_success, encoded as read */
+    got.cached_at_ms = t + 2500;
+    got.last_success.copay_amount = 13;
+    assert_int_equal(rte_cache_put(r, key, &got, &f, err, sizeof err), 1);
+    redisReply *raw = rte_redis_cmd(r, err, sizeof err, "GET %s", key);
+    assert_non_null(raw);
+    char *first = strstr(raw->str, "\"last_success\"");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "\"last_success\""));
+    freeReplyObject(raw);
+    assert_int_equal(rte_cache_get(r, key, &got, err, sizeof err), 1);
+    assert_true(rte_cache_entry_last_success(&got, &back));
+    assert_true(back.copay_amount == 13 && back.cached_at_ms == t);
+
     /* a new success ends it; an error long after that success keeps nothing */
     ok.cached_at_ms = t + 3000;
     assert_int_equal(rte_cache_put(r, key, &ok, &f, err, sizeof err), 1);

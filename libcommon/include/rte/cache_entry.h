@@ -77,7 +77,8 @@ typedef struct rte_cache_entry {
     /* an error entry: the success entry it replaced, when there was one no
      * older than the Redis TTL (the put script carries it over, from error
      * to error too), so stale-if-error still has an answer while a payer is
-     * down. Read-only for writers: rte_cache_put keeps it, never writes it. */
+     * down. Encoded and decoded like the rest; an entry put with one keeps
+     * its own instead of the stored one. */
     int has_last_success;
     rte_cache_success last_success;
 } rte_cache_entry;
