@@ -127,7 +127,7 @@ static void test_full_shard_refuses_new_keys_only(void **state)
     (void)state;
     gw_access_table *t = gw_access_new(1, 4);
     static drained d;
-    char mk[8];
+    char mk[16];
 
     for (int i = 0; i < 4; i++) {
         snprintf(mk, sizeof mk, "k%d", i);
@@ -180,7 +180,7 @@ static void test_windows_match_a_reference(void **state)
         int want[KEYS] = {0}, alone = 0, total = 0;
         for (int i = 0; i < 2000; i++) {
             int k = (int)(rand_r(&seed) % KEYS);
-            char mk[8];
+            char mk[16];
             snprintf(mk, sizeof mk, "m%d", k);
             gw_access a = acc(mk, "TP", GW_R_HIT, GW_MODE_DEFAULT, i, 1, "r");
             if (gw_access_add(t, &a))
@@ -207,7 +207,7 @@ static gw_access_table *shared;
 static void *adder(void *arg)
 {
     intptr_t id = (intptr_t)arg;
-    char mk[8];
+    char mk[16];
 
     for (int i = 0; i < 20000; i++) {
         snprintf(mk, sizeof mk, "k%d", i % 40);
