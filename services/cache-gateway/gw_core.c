@@ -1202,7 +1202,7 @@ static void expire(gw_req *r)
     gw_answer a;
     rte_http_req *http = NULL;
     int have = 0, async = 0;
-    rte_cache_entry stale;
+    rte_cache_entry stale, ok;
     char id[GW_ASYNC_ID] = "";
 
     pthread_mutex_lock(&r->mu);
@@ -1223,7 +1223,8 @@ static void expire(gw_req *r)
     if (http == NULL)
         return;
     if (have) {
-        gw_answer_cached(&a, &stale, GW_R_STALE, rte_clock_now_ms());
+        /* an error entry gives way to the success it carries where the caller accepts that */
+        gw_answer_entry(&a, &r->pol, &stale, GW_R_STALE, &ok, rte_clock_now_ms());
         a.hit = 0;
         a.fwd = GW_FWD_STALE;
         a.detail = "stale-on-deadline";

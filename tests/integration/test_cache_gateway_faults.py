@@ -12,8 +12,25 @@ import pytest
 import requests
 
 from conftest import KafkaBroker, RedisServer, start_stedi_sim, stop_clean, wait_for
-from test_cache_gateway import (HOUR, TP, body, cache_key, new_member, plant, start_gateway,
-                                stats)
+from test_cache_gateway import (HOUR, TP, body, cache_key, iso, new_member, plant,
+                                start_gateway, stats)
+
+
+def plant_error(rds, mid, cached_ago_ms, success_ago_ms, copay):
+    """Write a payer-error entry (AAA 42, fresh for 5 min) cached cached_ago_ms ago,
+    carrying the success it replaced, as the cache's put script leaves one."""
+    now = int(time.time() * 1000)
+    cached, ok_at = now - cached_ago_ms, now - success_ago_ms
+    ok = {"eligible": True, "copay_amount": copay, "network_status": "in_network",
+          "coverage_start": "2026-01-01", "coverage_end": "2026-12-31",
+          "cached_at": iso(ok_at), "fresh_until": iso(ok_at + 22 * HOUR), "source": "stedi_rte"}
+    value = {"eligible": False, "copay_amount": None, "network_status": "unknown",
+             "coverage_start": None, "coverage_end": None, "cached_at": iso(cached),
+             "fresh_until": iso(cached + 5 * 60000), "source": "stedi_rte",
+             "error": {"code": "42", "message": "Unable to Respond at Current Time"},
+             "last_success": ok}
+    rds.set(cache_key(mid), json.dumps(value), px=72 * HOUR)
+    rds.publish("rte:cache:written", cache_key(mid))
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +152,19 @@ def test_slow_stedi_deadlines(base):
         wait_for(lambda: gw.post(body(mid2, "CACHE_ONLY")).json()["cache_status"] == "HIT",
                  timeout=8, what="the call to fill the cache")
         assert stats(sim)["realtime_calls"] == calls0 + 1
+
+        # stale-on-deadline over a payer-error entry that carries the last success:
+        # the success for a caller accepting stale-if-error, the error for one who does not
+        mid3 = new_member()
+        plant_error(r, mid3, cached_ago_ms=10 * 60000, success_ago_ms=30 * HOUR, copay=4)
+        x = gw.post(body(mid3), headers={"Prefer": "wait=1", "Cache-Control": "stale-if-error"})
+        assert x.status_code == 200 and x.json()["cache_status"] == "STALE", x.text
+        assert x.json()["copay_amount"] == 4 and "error" not in x.json()
+        assert "detail=stale-on-deadline" in x.headers["Cache-Status"]
+        plant_error(r, mid3, cached_ago_ms=10 * 60000, success_ago_ms=30 * HOUR, copay=4)
+        x = gw.post(body(mid3), headers={"Prefer": "wait=1"})
+        assert x.status_code == 200 and x.json()["cache_status"] == "STALE", x.text
+        assert x.json()["error"]["code"] == "42"
 
         # no Prefer: the gateway's deadline (1 s) passes -> 504 naming the cause
         t0 = time.monotonic()
