@@ -30,15 +30,20 @@
  * redelivers at most the messages finished since the last commit plus the
  * one in hand: at-least-once; consumers drop duplicates by event_id.
  *
- * Retries run inline on the consumer thread: the handler is called again
- * after a backoff slept in 50 ms slices that watch the stop flag, and no
- * further message is polled meanwhile, so per-key order holds (and every
- * other partition of this member waits too). librdkafka heartbeats from its
- * own thread, so the session does not expire, but max.poll.interval.ms
- * (default 300 s) bounds the total time spent on one message: keep
- * max_retries x retry_backoff_max_ms well below it, or the member is evicted
- * and the message goes to another member (its offset was not stored, so it
- * is not lost). A poison message is copied to "<topic>.dlq" with
+ * Retries run on the consumer thread: the handler is called again after a
+ * backoff, and no further message is handled meanwhile, so per-key order
+ * holds (and every other partition of this member waits too). During the
+ * backoff the whole assignment is paused and the thread keeps polling in
+ * 50 ms slices: librdkafka drops what it had fetched for the paused
+ * partitions and, on resume, fetches again from after the message in hand
+ * (it resumes from the last message handed to us + 1), while the polls keep
+ * max.poll.interval.ms from expiring and serve rebalances. So retries may
+ * last as long as max_retries x retry_backoff_max_ms allows (a dependency
+ * outage of minutes stalls the partitions instead of dead-lettering); a
+ * partition assigned mid-backoff is paused as it arrives, a message polled
+ * anyway is held and handled after the one in hand, and if the partition of
+ * the message in hand is revoked it is left, unstored, to its new owner (so
+ * nothing is lost). A poison message is copied to "<topic>.dlq" with
  * rte_kafka_produce_sync; if that fails the offset is not stored and the
  * copy is retried with the same backoff until it succeeds or the consumer
  * stops (then it is redelivered after restart). Nothing is ever dropped.
@@ -75,11 +80,12 @@
 #include "rte/metrics.h"
 
 #define POLL_MS 100               /* consumer and producer poll granularity */
-#define SLICE_MS 50               /* backoff sleeps check the stop flag this often */
+#define SLICE_MS 50               /* backoffs poll (and check the stop flag) this often */
 #define CONNECTED_TIMEOUT_MS 1000 /* bound on the connectivity probe */
 #define DLQ_TIMEOUT_MS 10000      /* wait for a DLQ copy's acknowledgement */
 #define DLQ_SUFFIX ".dlq"
 #define STOPPED (-1) /* call_with_retries: stop requested mid-backoff */
+#define LEFT (-2)    /* call_with_retries: the partition was revoked mid-backoff */
 
 #define MAX_TOPIC_HANDLES 32 /* distinct topics one producer batches to */
 
@@ -128,6 +134,11 @@ struct rte_kafka_consumer {
     atomic_int closed;
     atomic_int assigned; /* a first assignment arrived (see close_consumer) */
     int leaked;          /* handle deliberately not destroyed (see close_consumer) */
+    /* consumer thread only (rebalance_cb runs inside its polls): */
+    int paused;                /* the assignment is paused for a backoff */
+    unsigned revokes;          /* revocations seen so far */
+    rd_kafka_message_t **held; /* polled during a backoff, handled after it, in order */
+    int held_head, nheld, held_cap;
 };
 
 static rte_metric *m_produced;
@@ -165,14 +176,6 @@ static void count_n(rte_metric *m, const char *topic, const char *result, int n)
     const char *const values[] = {topic, result};
 
     rte_counter_add(m, values, n);
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
 }
 
 static int next_backoff(int backoff, int max)
@@ -852,7 +855,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             e = rd_kafka_incremental_assign(rk, parts);
         else
             rd_kafka_assign(rk, parts);
+        if (c->paused) /* mid-backoff: new partitions wait for the message in hand too */
+            rd_kafka_pause_partitions(rk, parts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        c->revokes++;
         log_partitions(rd_kafka_assignment_lost(rk) ? "lost" : "revoked", parts);
         if (!rd_kafka_assignment_lost(rk))
             commit_stored(rk, "revoke");
@@ -925,7 +931,9 @@ static int subscribe(rd_kafka_t *rk, const char *const *topics, char *err, size_
 
 static void set_retry_opts(rte_kafka_consumer *c, const rte_kafka_consumer_opts *o)
 {
-    c->max_retries = o->max_retries > 0 ? o->max_retries : o->max_retries < 0 ? 0 : 5;
+    c->max_retries = o->max_retries > 0   ? o->max_retries
+                     : o->max_retries < 0 ? 0
+                                          : RTE_KAFKA_MAX_RETRIES;
     c->backoff_ms = o->retry_backoff_ms > 0 ? o->retry_backoff_ms : 200;
     c->backoff_max_ms = o->retry_backoff_max_ms > 0 ? o->retry_backoff_max_ms : 10000;
     if (c->backoff_max_ms < c->backoff_ms)
@@ -933,7 +941,7 @@ static void set_retry_opts(rte_kafka_consumer *c, const rte_kafka_consumer_opts 
 }
 
 /*
- * rte_kafka_consumer_new - any thread; max_retries 0 means the default (5),
+ * rte_kafka_consumer_new - any thread; max_retries 0 means RTE_KAFKA_MAX_RETRIES,
  * negative means none; brokers NULL means rte_kafka_brokers(cfg)
  */
 rte_kafka_consumer *rte_kafka_consumer_new(const rte_config *cfg, const char *brokers,
@@ -982,19 +990,99 @@ out:
     return c;
 }
 
-/* sleep ms in slices; -1 as soon as stop was requested */
-static int sleep_unless_stopped(rte_kafka_consumer *c, int ms)
+/* pause (1) or resume (0) every assigned partition */
+static void pause_assignment(rte_kafka_consumer *c, int pause)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_assignment(c->rk, &l);
+
+    if (!e && l->cnt > 0)
+        e = pause ? rd_kafka_pause_partitions(c->rk, l) : rd_kafka_resume_partitions(c->rk, l);
+    if (e)
+        rte_log_warn("kafka consumer: cannot %s the assignment: %s", pause ? "pause" : "resume",
+                     rd_kafka_err2str(e));
+    if (l)
+        rd_kafka_topic_partition_list_destroy(l);
+    c->paused = pause;
+}
+
+/* 1 if topic/partition is in the current assignment */
+static int owns(rte_kafka_consumer *c, const char *topic, int32_t partition)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    int found = 0;
+
+    if (!rd_kafka_assignment(c->rk, &l))
+        found = rd_kafka_topic_partition_list_find(l, topic, partition) != NULL;
+    if (l)
+        rd_kafka_topic_partition_list_destroy(l);
+    return found;
+}
+
+/* keep m, polled during a backoff, for after the message in hand */
+static void hold(rte_kafka_consumer *c, rd_kafka_message_t *m)
+{
+    if (c->nheld == c->held_cap) {
+        int cap = c->held_cap ? c->held_cap * 2 : 16;
+        rd_kafka_message_t **h = realloc(c->held, (size_t)cap * sizeof *h);
+        if (!h) /* not stored: redelivered after the restart */
+            rte_panic("kafka consumer: out of memory holding a message");
+        c->held = h;
+        c->held_cap = cap;
+    }
+    c->held[c->nheld++] = m;
+}
+
+/* after a revocation: let go of held messages of partitions no longer ours */
+static void drop_unowned(rte_kafka_consumer *c)
+{
+    int i, n = c->held_head;
+
+    for (i = c->held_head; i < c->nheld; i++) {
+        rd_kafka_message_t *m = c->held[i];
+        if (owns(c, rd_kafka_topic_name(m->rkt), m->partition))
+            c->held[n++] = m;
+        else
+            rd_kafka_message_destroy(m); /* not stored: its new owner gets it */
+    }
+    c->nheld = n;
+}
+
+static void consumer_error(rte_kafka_consumer *c, const rd_kafka_message_t *m);
+
+/*
+ * wait ms before retrying msg (the message in hand), polling all along with
+ * the assignment paused: 0, STOPPED when stop was requested, LEFT when msg's
+ * partition was revoked meanwhile (left for its new owner)
+ */
+static int backoff(rte_kafka_consumer *c, const rte_kafka_msg *msg, int ms)
 {
     int64_t end = rte_clock_mono_ms() + ms;
+    unsigned revokes = c->revokes;
     int64_t left;
 
+    if (!c->paused)
+        pause_assignment(c, 1);
     while (!atomic_load(&c->stop)) {
         left = end - rte_clock_mono_ms();
         if (left <= 0)
             return 0;
-        sleep_ms(left < SLICE_MS ? left : SLICE_MS);
+        rd_kafka_message_t *m =
+            rd_kafka_consumer_poll(c->rk, left < SLICE_MS ? (int)left : SLICE_MS);
+        if (m && m->err) {
+            consumer_error(c, m);
+            rd_kafka_message_destroy(m);
+        } else if (m) {
+            hold(c, m);
+        }
+        if (c->revokes != revokes) {
+            revokes = c->revokes;
+            drop_unowned(c);
+            if (!owns(c, msg->topic, msg->partition))
+                return LEFT;
+        }
     }
-    return -1;
+    return STOPPED;
 }
 
 static int call_handler(rte_kafka_consumer *c, const rte_kafka_msg *msg, char *reason,
@@ -1029,11 +1117,11 @@ static void prepend(char *buf, size_t len, const char *prefix)
     buf[p + n] = '\0';
 }
 
-/* OK or POISON (retries exhausted become POISON), or STOPPED mid-backoff */
+/* OK or POISON (retries exhausted become POISON), or STOPPED / LEFT mid-backoff */
 static int call_with_retries(rte_kafka_consumer *c, const rte_kafka_msg *msg, char *reason,
                              size_t reasonlen)
 {
-    int backoff = c->backoff_ms;
+    int wait = c->backoff_ms;
     char prefix[64];
     int attempt;
     int rc;
@@ -1050,14 +1138,15 @@ static int call_with_retries(rte_kafka_consumer *c, const rte_kafka_msg *msg, ch
         count(m_consumed, msg->topic, "retry");
         rte_log_warn("kafka consumer: %s [%d] @%lld: %s; retry %d/%d in %d ms", msg->topic,
                      (int)msg->partition, (long long)msg->offset, reason, attempt + 1,
-                     c->max_retries, backoff);
-        if (sleep_unless_stopped(c, backoff) < 0)
-            return STOPPED;
-        backoff = next_backoff(backoff, c->backoff_max_ms);
+                     c->max_retries, wait);
+        rc = backoff(c, msg, wait);
+        if (rc != 0)
+            return rc;
+        wait = next_backoff(wait, c->backoff_max_ms);
     }
 }
 
-/* copy msg to <topic>.dlq until acknowledged; -1 if stopped first */
+/* copy msg to <topic>.dlq until acknowledged: 0, or STOPPED / LEFT first */
 static int dead_letter(rte_kafka_consumer *c, const rte_kafka_msg *msg, const char *reason)
 {
     char dlq[512], part[16], off[24], ts[24], err[512];
@@ -1068,7 +1157,7 @@ static int dead_letter(rte_kafka_consumer *c, const rte_kafka_msg *msg, const ch
         {"dlq-offset", off, 0},
         {"dlq-timestamp", ts, 0},
     };
-    int backoff = c->backoff_ms;
+    int wait = c->backoff_ms, rc;
 
     snprintf(dlq, sizeof dlq, "%s%s", msg->topic, DLQ_SUFFIX);
     h[2].len = (size_t)snprintf(part, sizeof part, "%d", (int)msg->partition);
@@ -1083,10 +1172,11 @@ static int dead_letter(rte_kafka_consumer *c, const rte_kafka_msg *msg, const ch
         }
         rte_log_error("kafka consumer: %s [%d] @%lld: DLQ copy failed: %s; offset not stored, "
                       "retrying in %d ms",
-                      msg->topic, (int)msg->partition, (long long)msg->offset, err, backoff);
-        if (sleep_unless_stopped(c, backoff) < 0)
-            return -1;
-        backoff = next_backoff(backoff, c->backoff_max_ms);
+                      msg->topic, (int)msg->partition, (long long)msg->offset, err, wait);
+        rc = backoff(c, msg, wait);
+        if (rc != 0)
+            return rc;
+        wait = next_backoff(wait, c->backoff_max_ms);
     }
 }
 
@@ -1123,12 +1213,22 @@ static void handle(rte_kafka_consumer *c, rd_kafka_message_t *m)
     char reason[512];
     int rc = call_with_retries(c, &msg, reason, sizeof reason);
 
-    if (rc == STOPPED)
-        return; /* not stored: redelivered after restart */
-    if (rc == RTE_KAFKA_POISON && dead_letter(c, &msg, reason) < 0)
-        return;
-    store_offset(c, m);
-    count(m_consumed, msg.topic, rc == RTE_KAFKA_OK ? "ok" : "dlq");
+    if (rc == RTE_KAFKA_POISON) {
+        int dl = dead_letter(c, &msg, reason);
+        if (dl != 0)
+            rc = dl;
+    }
+    /* STOPPED or LEFT: not stored, so redelivered after the restart or to the new owner */
+    if (rc == LEFT)
+        rte_log_warn("kafka consumer: %s [%d] @%lld: partition revoked while the message was "
+                     "being retried; left to its new owner",
+                     msg.topic, (int)msg.partition, (long long)msg.offset);
+    if (rc == RTE_KAFKA_OK || rc == RTE_KAFKA_POISON) {
+        store_offset(c, m);
+        count(m_consumed, msg.topic, rc == RTE_KAFKA_OK ? "ok" : "dlq");
+    }
+    if (c->paused && !atomic_load(&c->stop))
+        pause_assignment(c, 0);
 }
 
 static void consumer_error(rte_kafka_consumer *c, const rd_kafka_message_t *m)
@@ -1187,13 +1287,30 @@ static void close_consumer(rte_kafka_consumer *c)
                      rd_kafka_err2str(e));
 }
 
+/* the oldest message held during a backoff, else the next one polled */
+static rd_kafka_message_t *next_message(rte_kafka_consumer *c)
+{
+    if (c->held_head < c->nheld)
+        return c->held[c->held_head++];
+    c->held_head = c->nheld = 0;
+    return rd_kafka_consumer_poll(c->rk, POLL_MS);
+}
+
+/* let go of held messages (not stored: redelivered) */
+static void drop_held(rte_kafka_consumer *c)
+{
+    while (c->held_head < c->nheld)
+        rd_kafka_message_destroy(c->held[c->held_head++]);
+    c->held_head = c->nheld = 0;
+}
+
 /* rte_kafka_consumer_run - the owning thread only */
 void rte_kafka_consumer_run(rte_kafka_consumer *c)
 {
     rd_kafka_message_t *m;
 
     while (!atomic_load(&c->stop)) {
-        m = rd_kafka_consumer_poll(c->rk, POLL_MS);
+        m = next_message(c);
         if (!m)
             continue;
         if (m->err)
@@ -1202,6 +1319,7 @@ void rte_kafka_consumer_run(rte_kafka_consumer *c)
             handle(c, m);
         rd_kafka_message_destroy(m);
     }
+    drop_held(c);
     close_consumer(c);
 }
 
@@ -1216,6 +1334,10 @@ void rte_kafka_consumer_free(rte_kafka_consumer *c)
 {
     if (!c)
         return;
+    drop_held(c);
+    free(c->held);
+    c->held = NULL;
+    c->held_cap = 0;
     close_consumer(c);
     if (c->leaked)
         return; /* kept reachable on purpose: destroying it would abort */

@@ -304,7 +304,8 @@ static void start_consumers(const rte_config *cfg, const char *brokers)
             .topics = topics,
             .handler = d->handler,
             .arg = d->arg,
-            .max_retries = (int)rte_config_int(cfg, "kafka.handler_max_retries", 5, 0, 1000),
+            .max_retries = (int)rte_config_int(cfg, "kafka.handler_max_retries",
+                                               RTE_KAFKA_MAX_RETRIES, 0, 1000),
             .retry_backoff_ms =
                 (int)rte_config_duration_ms(cfg, "kafka.handler_retry_backoff", 200, 1, 60000),
             .retry_backoff_max_ms = (int)rte_config_duration_ms(

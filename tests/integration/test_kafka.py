@@ -20,6 +20,9 @@ TOPICS = {
     "kt-kill": 2,
     "kt-poison": 2,
     "kt-poison.dlq": 1,
+    "kt-outage": 2,
+    "kt-outage.dlq": 1,
+    "kt-rebalance": 2,
     "kt-sigterm": 1,
     "kt-batched": 4,
     "kt-batched-refused": 2,
@@ -141,6 +144,73 @@ def test_poison_and_exhausted_retries_go_to_dlq(tmp_path, env, config, broker):
     assert poison.headers["dlq-offset"] == str(source[b"p2"].offset).encode()
     assert int(poison.headers["dlq-timestamp"]) > 0
     assert dlq[b"p3"].headers["dlq-reason"].startswith(b"gave up after 2 retries: ")
+
+
+def test_outage_longer_than_max_poll_interval_stalls_instead_of_dead_lettering(tmp_path, env,
+                                                                             broker):
+    """A dependency outage (the handler returns RETRY for every message) lasting over twice
+    max.poll.interval.ms: the consumer keeps polling with its partitions paused, so it stays
+    in the group, and once the outage ends every message, including those produced during it,
+    is handled exactly once and in order per partition; nothing is dead-lettered."""
+    config = tmp_path / "kafka.yaml"
+    config.write_text(CONSUMER_CONFIG + "kafka.consumer.max.poll.interval.ms: 3500\n")
+    outage = tmp_path / "dependency-down"
+    outage.write_text("")
+    for part in (0, 1):
+        produce(broker.bootstrap, "kt-outage",
+                [(f"o{part}-{i}", f"v{i}") for i in range(10)], partition=part)
+    c = Probe(tmp_path, env, str(config), "g-outage", "kt-outage", "outage",
+              "--fail-while", str(outage), "--max-retries", "100")
+    wait_for(lambda: "dependency-down exists" in c.log_text(), what="the first retry")
+    time.sleep(4)
+    for part in (0, 1):  # arrive mid-outage, behind the stalled messages
+        produce(broker.bootstrap, "kt-outage",
+                [(f"o{part}-{i}", f"v{i}") for i in range(10, 15)], partition=part)
+    time.sleep(4)
+    assert c.lines() == []
+    outage.unlink()
+    c.wait_lines(30)
+    time.sleep(0.5)  # would expose a redelivered duplicate
+    lines = c.lines()
+    assert sorted(line[2] for line in lines) == sorted(
+        f"o{p}-{i}" for p in (0, 1) for i in range(15))
+    for part in ("0", "1"):
+        offsets = [int(line[1]) for line in lines if line[0] == part]
+        assert offsets == list(range(15)), (part, offsets)
+    log = c.log_text()
+    assert "maximum poll interval" not in log and "revoked" not in log, log
+    assert c.terminate()[0] == 0
+    assert consume_all(broker.bootstrap, "kt-outage.dlq") == []
+
+
+def test_rebalance_mid_retry_hands_the_partition_over(tmp_path, env, broker):
+    """A second member joins while the first is retrying during an outage: the rebalance
+    is served from the backoff's polls, a partition moves to the newcomer (which is not
+    failing), and every message is handled exactly once, in order, across the two."""
+    config = tmp_path / "kafka.yaml"
+    config.write_text(CONSUMER_CONFIG)
+    outage = tmp_path / "dependency-down"
+    outage.write_text("")
+    for part in (0, 1):
+        produce(broker.bootstrap, "kt-rebalance",
+                [(f"r{part}-{i}", f"v{i}") for i in range(10)], partition=part)
+    a = Probe(tmp_path, env, str(config), "g-rebalance", "kt-rebalance", "a",
+              "--fail-while", str(outage), "--max-retries", "100")
+    wait_for(lambda: "dependency-down exists" in a.log_text(), what="the first retry")
+    b = Probe(tmp_path, env, str(config), "g-rebalance", "kt-rebalance", "b")
+    b.wait_lines(10)  # the partition it was given, while a still retries
+    moved = b.lines()[0][0]
+    assert {line[0] for line in b.lines()} == {moved} and a.lines() == []
+    assert f"revoked 1 partition(s): kt-rebalance[{moved}]" in a.log_text()
+    outage.unlink()
+    a.wait_lines(10)
+    time.sleep(0.5)  # would expose a duplicate
+    lines = a.lines() + b.lines()
+    assert sorted(line[2] for line in lines) == sorted(
+        f"r{p}-{i}" for p in (0, 1) for i in range(10))
+    for part in ("0", "1"):
+        assert [int(line[1]) for line in lines if line[0] == part] == list(range(10))
+    assert a.terminate()[0] == 0 and b.terminate()[0] == 0
 
 
 def test_sigterm_commits_so_restart_does_not_reprocess(tmp_path, env, config):

@@ -11,7 +11,10 @@
  * (rte_kafka_consumer_run). For each message the handler returns
  *   RTE_KAFKA_OK     - done: the offset is stored and later committed;
  *   RTE_KAFKA_RETRY  - transient failure: retried with exponential backoff up
- *                      to max_retries, then treated as poison;
+ *                      to max_retries, then treated as poison; the consumer
+ *                      keeps polling with its partitions paused meanwhile,
+ *                      so long retries (a dependency outage of minutes) do
+ *                      not cost the group membership (max.poll.interval.ms);
  *   RTE_KAFKA_POISON - the message can never succeed: it is produced to
  *                      "<topic>.dlq" with headers dlq-reason, dlq-topic,
  *                      dlq-partition, dlq-offset, then its offset is stored.
@@ -41,6 +44,9 @@ typedef struct rte_kafka_producer rte_kafka_producer;
 typedef struct rte_kafka_consumer rte_kafka_consumer;
 
 enum { RTE_KAFKA_OK = 0, RTE_KAFKA_RETRY = 1, RTE_KAFKA_POISON = 2 };
+
+/* default transient retries: backoffs of 200 ms doubling to 10 s make about 9 min */
+#define RTE_KAFKA_MAX_RETRIES 60
 
 typedef struct rte_kafka_header {
     const char *name;
@@ -166,7 +172,7 @@ typedef struct rte_kafka_consumer_opts {
     const char *const *topics; /* NULL-terminated */
     rte_kafka_handler handler;
     void *arg;
-    int max_retries;          /* transient retries before DLQ; default 5 */
+    int max_retries;          /* transient retries before DLQ; 0 = RTE_KAFKA_MAX_RETRIES */
     int retry_backoff_ms;     /* first backoff, doubled each time; default 200 */
     int retry_backoff_max_ms; /* default 10000 */
     rte_kafka_producer *dlq;  /* producer for <topic>.dlq copies (required) */

@@ -3,6 +3,7 @@
  *
  *   kafka-probe consume --group G --topic T --out FILE [--fail-on S]
  *                       [--poison-on S] [--slow-ms N] [--max-retries N]
+ *                       [--fail-while FILE]
  *   kafka-probe produce --topic T --count N [--start I] [--sync]
  *                       [--batched N [--oversize-at I]]
  *   kafka-probe connected [--repeat N] [--interval-ms N]
@@ -11,7 +12,8 @@
  * consume runs one group member whose handler appends
  * "partition offset key payload\n" to FILE (fsync'd) once done; a payload
  * containing the --poison-on text is POISON ("payload contains S"), one
- * containing the --fail-on text is RETRY; --slow-ms sleeps before finishing
+ * containing the --fail-on text is RETRY, and so is every message while the
+ * --fail-while FILE exists (a dependency outage); --slow-ms sleeps before finishing
  * (logging "kafka-probe: handling ..." first) so a test can kill -9 mid-message.
  * SIGTERM/SIGINT stop it cleanly (commit, leave the group), exit 0.
  * produce sends key k<i>, payload m<i> for i in [start, start+count) and
@@ -45,7 +47,7 @@
 #include "rte/log.h"
 
 struct args {
-    const char *cmd, *group, *topic, *out, *fail_on, *poison_on, *config, *brokers;
+    const char *cmd, *group, *topic, *out, *fail_on, *fail_while, *poison_on, *config, *brokers;
     long slow_ms, count, start, repeat, interval_ms, max_retries, batched, oversize_at;
     int sync;
     int out_fd;
@@ -97,6 +99,8 @@ static void parse(int argc, char **argv, struct args *a)
             a->out = v;
         else if (strcmp(o, "--fail-on") == 0)
             a->fail_on = v;
+        else if (strcmp(o, "--fail-while") == 0)
+            a->fail_while = v;
         else if (strcmp(o, "--poison-on") == 0)
             a->poison_on = v;
         else if (strcmp(o, "--config") == 0)
@@ -158,6 +162,10 @@ static int handler(const rte_kafka_msg *m, void *arg, char *reason, size_t reaso
     }
     if (contains(m, a->fail_on)) {
         snprintf(reason, reasonlen, "payload contains %s (transient)", a->fail_on);
+        return RTE_KAFKA_RETRY;
+    }
+    if (a->fail_while && access(a->fail_while, F_OK) == 0) {
+        snprintf(reason, reasonlen, "%s exists (transient)", a->fail_while);
         return RTE_KAFKA_RETRY;
     }
     if (a->slow_ms > 0) {
