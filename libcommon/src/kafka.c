@@ -990,6 +990,23 @@ out:
     return c;
 }
 
+/* rte_kafka_check_config - any thread; builds no client, so connects nowhere */
+int rte_kafka_check_config(const rte_config *cfg, const char *brokers, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *p = base_conf(cfg, brokers, err, errlen);
+    rd_kafka_conf_t *c = p ? base_conf(cfg, brokers, err, errlen) : NULL;
+    int rc = -1;
+
+    if (p && c && producer_conf(p, cfg, err, errlen) == 0 &&
+        consumer_conf(c, cfg, "check-config", err, errlen) == 0)
+        rc = 0;
+    if (p)
+        rd_kafka_conf_destroy(p);
+    if (c)
+        rd_kafka_conf_destroy(c);
+    return rc;
+}
+
 /* pause (1) or resume (0) every assigned partition */
 static void pause_assignment(rte_kafka_consumer *c, int pause)
 {

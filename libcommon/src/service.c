@@ -81,6 +81,9 @@ static struct {
     atomic_int redis_up, kafka_up;
     int64_t health_interval_ms;
     int64_t shutdown_deadline_ms;
+    int http_threads, steer, grpc_workers; /* settings read (and checked) at start-up */
+    int retries, backoff_ms, backoff_max_ms;
+    const char *tls_cert, *tls_key;
     rte_metric *m_ready, *m_dep_up, *m_info, *m_timer_runs;
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
@@ -304,12 +307,9 @@ static void start_consumers(const rte_config *cfg, const char *brokers)
             .topics = topics,
             .handler = d->handler,
             .arg = d->arg,
-            .max_retries = (int)rte_config_int(cfg, "kafka.handler_max_retries",
-                                               RTE_KAFKA_MAX_RETRIES, 0, 1000),
-            .retry_backoff_ms =
-                (int)rte_config_duration_ms(cfg, "kafka.handler_retry_backoff", 200, 1, 60000),
-            .retry_backoff_max_ms = (int)rte_config_duration_ms(
-                cfg, "kafka.handler_retry_backoff_max", 10000, 1, 600000),
+            .max_retries = S.retries,
+            .retry_backoff_ms = S.backoff_ms,
+            .retry_backoff_max_ms = S.backoff_max_ms,
             .dlq = S.producer,
         };
         rte_kafka_consumer *c = rte_kafka_consumer_new(cfg, brokers, &o, err, sizeof err);
@@ -412,6 +412,20 @@ static void read_settings(const rte_config *cfg)
     S.redis_timeout_ms = (int)rte_config_duration_ms(cfg, "redis.timeout", 1000, 10, 60000);
     S.health_interval_ms = rte_config_duration_ms(cfg, "health.interval", 1000, 50, 60000);
     S.shutdown_deadline_ms = rte_config_duration_ms(cfg, "shutdown.deadline", 25000, 100, 600000);
+    S.http_threads = (int)rte_config_int(cfg, "http.threads", 1, 1, MAX_HTTP_LOOPS + 1);
+    S.steer = rte_config_bool(cfg, "http.steer_by_cpu", 0);
+    S.tls_cert = rte_config_str(cfg, "http.tls_cert", NULL);
+    S.tls_key = rte_config_str(cfg, "http.tls_key", NULL);
+    if ((S.tls_cert == NULL) != (S.tls_key == NULL))
+        rte_fatal("config: keys 'http.tls_cert' (RTE_HTTP_TLS_CERT) and 'http.tls_key' "
+                  "(RTE_HTTP_TLS_KEY) must be set together");
+    S.grpc_workers = (int)rte_config_int(
+        cfg, "grpc.workers", S.def->grpc_workers > 0 ? S.def->grpc_workers : 16, 1, 1024);
+    S.retries =
+        (int)rte_config_int(cfg, "kafka.handler_max_retries", RTE_KAFKA_MAX_RETRIES, 0, 1000);
+    S.backoff_ms = (int)rte_config_duration_ms(cfg, "kafka.handler_retry_backoff", 200, 1, 60000);
+    S.backoff_max_ms =
+        (int)rte_config_duration_ms(cfg, "kafka.handler_retry_backoff_max", 10000, 1, 600000);
 }
 
 static void write_ports_file(void)
@@ -496,7 +510,7 @@ static void pin_loops(int threads, const int *cpus, int ncpus)
 static void start_http(const rte_config *cfg)
 {
     char err[512];
-    int threads = (int)rte_config_int(cfg, "http.threads", 1, 1, MAX_HTTP_LOOPS + 1);
+    int threads = S.http_threads;
     S.http = rte_http_server_new(err, sizeof err);
     if (S.http == NULL)
         rte_fatal("http: %s", err);
@@ -509,11 +523,7 @@ static void start_http(const rte_config *cfg)
     S.public_port = 0;
     if (S.def->routes != NULL) {
         const char *pub = rte_config_str(cfg, "http.addr", "0.0.0.0:8080");
-        const char *cert = rte_config_str(cfg, "http.tls_cert", NULL);
-        const char *key = rte_config_str(cfg, "http.tls_key", NULL);
-        if ((cert == NULL) != (key == NULL))
-            rte_fatal("config: keys 'http.tls_cert' (RTE_HTTP_TLS_CERT) and 'http.tls_key' "
-                      "(RTE_HTTP_TLS_KEY) must be set together");
+        const char *cert = S.tls_cert, *key = S.tls_key;
         rte_http_server_set_reuseport(S.http, threads > 1);
         S.public_port = listen_public(S.http, pub, cert, key, err, sizeof err);
         if (S.public_port < 0)
@@ -537,7 +547,7 @@ static void start_http(const rte_config *cfg)
         if (cert != NULL)
             rte_log_info("public port %d serves TLS (HTTP/2 and HTTP/1.1 by ALPN)", S.public_port);
     }
-    int steer = rte_config_bool(cfg, "http.steer_by_cpu", 0);
+    int steer = S.steer;
     int cpus[RTE_HTTP_STEER_MAX_CPUS], ncpus = 0;
     if (steer) {
         ncpus = allowed_cpus(cpus, RTE_HTTP_STEER_MAX_CPUS);
@@ -561,10 +571,8 @@ static void start_grpc(const rte_config *cfg)
     static const rte_grpc_method none[] = {{NULL}};
     char err[512];
     const char *addr = rte_config_str(cfg, "grpc.addr", "0.0.0.0:50051");
-    int workers = (int)rte_config_int(cfg, "grpc.workers",
-                                      S.def->grpc_workers > 0 ? S.def->grpc_workers : 16, 1, 1024);
-    S.grpc = rte_grpc_server_new(addr, S.def->grpc ? S.def->grpc : none, workers, ready_cb, NULL,
-                                 err, sizeof err);
+    S.grpc = rte_grpc_server_new(addr, S.def->grpc ? S.def->grpc : none, S.grpc_workers, ready_cb,
+                                 NULL, err, sizeof err);
     if (S.grpc == NULL)
         rte_fatal("config: key 'grpc.addr' (RTE_GRPC_ADDR) = '%s': %s", addr, err);
     S.grpc_port = rte_grpc_server_port(S.grpc);
@@ -720,16 +728,20 @@ int rte_service_main(const rte_service_def *def, int argc, char **argv)
         if (rte_kafka_brokers(cfg, brokers, sizeof brokers) != 0)
             rte_fatal("config: no Kafka brokers: set kafka.brokers (RTE_KAFKA_BROKERS) or start "
                       "the dev broker (make dev-up)");
+        if (rte_kafka_check_config(cfg, brokers, err, sizeof err) != 0)
+            rte_fatal("config: %s", err);
+    }
+    if (def->check != NULL && def->check(cfg, err, sizeof err) != 0)
+        rte_fatal("config: %s", err);
+    if (check_only) {
+        printf("%s: configuration OK\n", def->name);
+        free_configs();
+        return 0;
+    }
+    if (def->needs & RTE_NEEDS_KAFKA) {
         S.producer = rte_kafka_producer_new(cfg, brokers, err, sizeof err);
         if (S.producer == NULL)
             rte_fatal("kafka producer: %s", err);
-    }
-    if (check_only) {
-        printf("%s: configuration OK\n", def->name);
-        if (S.producer != NULL)
-            rte_kafka_producer_free(S.producer, 0);
-        free_configs();
-        return 0;
     }
     if (def->init != NULL && def->init(cfg, err, sizeof err) != 0)
         rte_fatal("%s: start-up failed: %s", def->name, err);

@@ -377,14 +377,12 @@ static int slots_from_config(const rte_config *cfg, rte_slots_opts *so, char *er
     return 0;
 }
 
-/* rte_stedi_from_config - start-up thread; fatal-free: returns NULL + err naming the key */
-rte_stedi *rte_stedi_from_config(const rte_config *cfg, char *err, size_t errlen)
+/* the client's and the limiter's options from cfg (strings borrowed); -1 + err naming the key */
+static int opts_from_config(const rte_config *cfg, rte_stedi_opts *op, rte_slots_opts *so,
+                            char *err, size_t errlen)
 {
     rte_stedi_opts o;
-    rte_slots_opts so;
     rte_cache_settings cs;
-    rte_slots *slots;
-    rte_stedi *s;
 
     rte_stedi_opts_init(&o);
     o.base_url = rte_config_str(cfg, "stedi.base_url", o.base_url);
@@ -400,22 +398,45 @@ rte_stedi *rte_stedi_from_config(const rte_config *cfg, char *err, size_t errlen
         cfg_ms(cfg, "stedi.retry_base_delay", &o.base_delay_ms, 1, 60 * 1000, err, errlen) ||
         cfg_ms(cfg, "stedi.retry_max_delay", &o.max_delay_ms, 1, 600 * 1000, err, errlen) ||
         cfg_int(cfg, "stedi.max_attempts", &o.max_attempts, 1, 20, err, errlen))
-        return NULL;
+        return -1;
     if (o.max_delay_ms < o.base_delay_ms) {
         snprintf(err, errlen,
                  "stedi.retry_max_delay (RTE_STEDI_RETRY_MAX_DELAY) must be at least "
                  "stedi.retry_base_delay");
-        return NULL;
+        return -1;
     }
     if (!valid_npi(o.provider_npi)) {
         snprintf(err, errlen, "stedi.provider_npi (RTE_STEDI_PROVIDER_NPI): '%s' is not 10 digits",
                  o.provider_npi);
-        return NULL;
+        return -1;
     }
     if (rte_cache_settings_from_config(cfg, &cs, err, errlen) != 0)
-        return NULL;
+        return -1;
     o.freshness = cs.freshness;
-    if (slots_from_config(cfg, &so, err, errlen) != 0)
+    if (slots_from_config(cfg, so, err, errlen) != 0)
+        return -1;
+    *op = o;
+    return 0;
+}
+
+/* rte_stedi_check_config - any thread; builds nothing */
+int rte_stedi_check_config(const rte_config *cfg, char *err, size_t errlen)
+{
+    rte_stedi_opts o;
+    rte_slots_opts so;
+
+    return opts_from_config(cfg, &o, &so, err, errlen);
+}
+
+/* rte_stedi_from_config - start-up thread; fatal-free: returns NULL + err naming the key */
+rte_stedi *rte_stedi_from_config(const rte_config *cfg, char *err, size_t errlen)
+{
+    rte_stedi_opts o;
+    rte_slots_opts so;
+    rte_slots *slots;
+    rte_stedi *s;
+
+    if (opts_from_config(cfg, &o, &so, err, errlen) != 0)
         return NULL;
     slots =
         rte_slots_new(rte_config_str(cfg, "redis.url", rte_redis_default_url()), &so, err, errlen);

@@ -4,8 +4,10 @@
 #include "gw_init.h"
 #include "rte/clock.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gw.h"
 #include "gw_core.h"
@@ -117,6 +119,36 @@ static void read_conf(const rte_config *cfg, gw_conf *c)
     c->access_tallies = (int)rte_config_int(cfg, "gateway.access_tallies", 16384, 1, 4000000);
 }
 
+/* read and cross-check the gateway.* keys into *c; -1 + err naming the key */
+static int check_conf(const rte_config *cfg, gw_conf *c, char *err, size_t errlen)
+{
+    read_conf(cfg, c);
+    if (c->lock_ttl_ms <= c->fetch_timeout_ms) {
+        snprintf(err, errlen,
+                 "gateway.lock_ttl (RTE_GATEWAY_LOCK_TTL) must exceed gateway.fetch_timeout");
+        return -1;
+    }
+    return 0;
+}
+
+/* gw_check_config - main thread; builds nothing */
+int gw_check_config(const rte_config *cfg, char *err, size_t errlen)
+{
+    gw_conf c;
+    rte_cache_settings cs;
+
+    if (check_conf(cfg, &c, err, errlen) != 0 ||
+        rte_cache_settings_from_config(cfg, &cs, err, errlen) != 0 ||
+        rte_stedi_check_config(cfg, err, errlen) != 0)
+        return -1;
+    if (c.member_dir[0] != '\0' && access(c.member_dir, R_OK) != 0) {
+        snprintf(err, errlen, "gateway.member_dir (RTE_GATEWAY_MEMBER_DIR) '%s': %s", c.member_dir,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* Invalidation subscriber thread: a cache write somewhere in the suite. */
 static void on_cache_written(void *arg, const char *channel, const char *key, size_t len)
 {
@@ -154,12 +186,8 @@ static int start_invalidations(const rte_config *cfg, char *err, size_t errlen)
 int gw_init(const rte_config *cfg, char *err, size_t errlen)
 {
     memset(&G, 0, sizeof G);
-    read_conf(cfg, &G.conf);
-    if (G.conf.lock_ttl_ms <= G.conf.fetch_timeout_ms) {
-        snprintf(err, errlen,
-                 "gateway.lock_ttl (RTE_GATEWAY_LOCK_TTL) must exceed gateway.fetch_timeout");
+    if (check_conf(cfg, &G.conf, err, errlen) != 0)
         return -1;
-    }
     if (rte_cache_settings_from_config(cfg, &G.cache, err, errlen) != 0)
         return -1;
     atomic_store(&G.delta_ms, G.conf.xfetch_delta_ms);

@@ -17,6 +17,9 @@
 
 #include "rte/config.h"
 
+/* gw_check_config - the service's check callback: gateway.*, cache.*, stedi.*, slots.* */
+int gw_check_config(const rte_config *cfg, char *err, size_t errlen);
+
 /* gw_init - the service's init callback */
 int gw_init(const rte_config *cfg, char *err, size_t errlen);
 

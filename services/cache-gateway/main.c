@@ -30,6 +30,7 @@ int main(int argc, char **argv)
     static const rte_service_def def = {
         .name = "cache-gateway",
         .needs = RTE_NEEDS_REDIS | RTE_NEEDS_KAFKA,
+        .check = gw_check_config,
         .init = gw_init,
         .shutdown = gw_shutdown,
         .routes = routes,

@@ -20,6 +20,7 @@
  */
 #include "cron_service.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -138,11 +139,10 @@ static void read_paths(const rte_config *cfg)
              rte_config_str(cfg, "member_cron.model", "services/member-cron/model.yaml"));
 }
 
-/* cron_service_init - main thread, before serving */
-int cron_service_init(const rte_config *cfg, char *err, size_t errlen)
+/* every member_cron.* setting into G (fatal, naming the key, on a bad value) */
+static void read_settings(const rte_config *cfg)
 {
     char host[64] = "member-cron";
-    cron_metrics_init();
     read_paths(cfg);
     snprintf(G.members, sizeof G.members, "%s",
              rte_config_str(cfg, "member_cron.members", "run/members.jsonl"));
@@ -161,7 +161,34 @@ int cron_service_init(const rte_config *cfg, char *err, size_t errlen)
     G.watch_ms = rte_config_duration_ms(cfg, "member_cron.watch_interval", 1000, 50, 600000);
     G.flush_ms = (int)rte_config_duration_ms(cfg, "member_cron.flush_timeout", 30000, 100, 600000);
     G.max_plan = rte_config_int(cfg, "member_cron.max_plan", 10000, 1, 1000000);
+}
 
+/* cron_service_check - main thread: settings, and the files they name parse */
+int cron_service_check(const rte_config *cfg, char *err, size_t errlen)
+{
+    cron_model m;
+    cron_schedules *s;
+
+    read_settings(cfg);
+    if (access(G.members, R_OK) != 0) {
+        snprintf(err, errlen, "member_cron.members (RTE_MEMBER_CRON_MEMBERS) '%s': %s", G.members,
+                 strerror(errno));
+        return -1;
+    }
+    if (cron_model_load(G.model_path, &m, err, errlen) < 0)
+        return -1;
+    s = cron_schedules_load(G.sched_path, G.zoneinfo, err, errlen);
+    if (!s)
+        return -1;
+    cron_schedules_free(s);
+    return 0;
+}
+
+/* cron_service_init - main thread, before serving */
+int cron_service_init(const rte_config *cfg, char *err, size_t errlen)
+{
+    cron_metrics_init();
+    read_settings(cfg);
     G.dir = rte_member_dir_new(G.members, err, errlen);
     if (!G.dir)
         return -1;

@@ -25,6 +25,9 @@
 #include "rte/config.h"
 #include "rte/http_server.h"
 
+/* cron_service_check - skeleton check callback: member_cron.* and the files they name */
+int cron_service_check(const rte_config *cfg, char *err, size_t errlen);
+
 /* cron_service_init - skeleton init callback (main thread) */
 int cron_service_init(const rte_config *cfg, char *err, size_t errlen);
 

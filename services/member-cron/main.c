@@ -25,6 +25,7 @@ int main(int argc, char **argv)
     rte_service_def def = {
         .name = "member-cron",
         .needs = RTE_NEEDS_REDIS | RTE_NEEDS_KAFKA,
+        .check = cron_service_check,
         .init = cron_service_init,
         .shutdown = cron_service_shutdown,
         .reload = cron_service_reload,

@@ -14,6 +14,7 @@
  */
 #include "rte/log.h"
 #include "rte/service.h"
+#include "rte/stedi.h"
 #include "rte/topics.h"
 #include "wh.h"
 #include "wh_consume.h"
@@ -22,6 +23,16 @@
 #include "wh_writers.h"
 
 static rte_timer_decl timers[] = {{"poll_batches", 5000, wh_poll_tick, NULL}, {NULL}};
+
+/* wh.*, cache.*, batch_registry.* and, when polling, stedi.* / slots.*; builds nothing */
+static int check(const rte_config *cfg, char *err, size_t errlen)
+{
+    wh_conf c;
+
+    if (wh_conf_load(cfg, &c, err, errlen) != 0)
+        return -1;
+    return c.poll_enabled ? rte_stedi_check_config(cfg, err, errlen) : 0;
+}
 
 static int init(const rte_config *cfg, char *err, size_t errlen)
 {
@@ -56,6 +67,7 @@ int main(int argc, char **argv)
         /* ready = able to take callbacks durably: Kafka only. While Redis is down the
          * callbacks still land on Kafka and reach the cache once it returns. */
         .needs = RTE_NEEDS_KAFKA,
+        .check = check,
         .init = init,
         .shutdown = shutdown_hook,
         .consumers = consumers,

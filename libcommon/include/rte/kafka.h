@@ -164,6 +164,13 @@ int rte_kafka_produce_sync(rte_kafka_producer *p, const char *topic, const void 
 /* rte_kafka_flush - wait until every queued message is delivered; returns messages left */
 int rte_kafka_flush(rte_kafka_producer *p, int timeout_ms);
 
+/*
+ * rte_kafka_check_config - the broker list and every kafka.producer.* and
+ * kafka.consumer.* property are ones librdkafka accepts; builds no client
+ * (--check-config). 0, or -1 + err naming the key.
+ */
+int rte_kafka_check_config(const rte_config *cfg, const char *brokers, char *err, size_t errlen);
+
 /* rte_kafka_producer_connected - 1 if at least one broker is up, else 0 */
 int rte_kafka_producer_connected(rte_kafka_producer *p);
 

@@ -7,7 +7,10 @@
  *
  *   start-up   command line (--config FILE, --check-config), YAML config with
  *              RTE_* overrides, logging, the clock, the Kafka producer, the
- *              service's init callback; any bad setting is fatal and named.
+ *              service's check and init callbacks; any bad setting is fatal
+ *              and named. --check-config stops after check: it validates
+ *              the common keys and the service's own (and files they name)
+ *              without listening or starting any of its work.
  *   serving    the admin port (GET /metrics, /healthz, /readyz plus the
  *              service's admin routes), the public HTTP port when routes are
  *              declared, the gRPC port with grpc.health.v1.Health, one
@@ -65,6 +68,9 @@ typedef struct rte_timer_decl {
 typedef struct rte_service_def {
     const char *name;
     unsigned needs; /* RTE_NEEDS_* */
+    /* validate the service's own keys and the files they name, building and
+     * keeping nothing; runs before init and is all --check-config runs */
+    int (*check)(const rte_config *cfg, char *err, size_t errlen);
     /* after config, logging, Redis and the producer exist; before serving */
     int (*init)(const rte_config *cfg, char *err, size_t errlen);
     /* after draining, before the producer is flushed */

@@ -158,6 +158,12 @@ rte_stedi *rte_stedi_new(const rte_stedi_opts *o, char *err, size_t errlen);
  */
 rte_stedi *rte_stedi_from_config(const rte_config *cfg, char *err, size_t errlen);
 
+/*
+ * rte_stedi_check_config - validate what rte_stedi_from_config reads,
+ * building nothing (for --check-config). 0, or -1 + err naming the key.
+ */
+int rte_stedi_check_config(const rte_config *cfg, char *err, size_t errlen);
+
 /* rte_stedi_free - stop the keeper; no call may be in progress */
 void rte_stedi_free(rte_stedi *s);
 
