@@ -164,6 +164,8 @@ struct rte_member_snapshot {
     size_t index_mask;
     arena strings;
     intern names;
+    const char *flags[RTE_MEMBER_MAX_FLAGS]; /* distinct feature flag names (interned) */
+    int nflags;
 };
 
 static void snapshot_free(rte_member_snapshot *s)
@@ -207,7 +209,8 @@ enum field {
     F_APPT,
     F_ENROLL,
     F_USAGE,
-    F_WEEKDAY
+    F_WEEKDAY,
+    F_FLAGS
 };
 
 static const struct {
@@ -234,6 +237,7 @@ static const struct {
     {"enrollment_date", F_ENROLL},
     {"usage_by_hour", F_USAGE},
     {"weekday_factor", F_WEEKDAY},
+    {"feature_flags", F_FLAGS},
 };
 
 static enum field field_of(const char *key)
@@ -581,6 +585,77 @@ static int status_of(const char *s)
     return RTE_MEMBER_STATUS_UNKNOWN;
 }
 
+/* the bit of flag name (interned) in s, a new name taking the next; -1 when all are taken */
+static int flag_bit(rte_member_snapshot *s, const char *name)
+{
+    for (int i = 0; i < s->nflags; i++)
+        if (s->flags[i] == name)
+            return i;
+    if (s->nflags == RTE_MEMBER_MAX_FLAGS)
+        return -1;
+    s->flags[s->nflags] = name;
+    return s->nflags++;
+}
+
+/* feature_flags: an array of the names that are on, or an object of name: bool; or null */
+static int parse_flags(parser *ps, rte_member_snapshot *s, rte_member *m, const char *key)
+{
+    _Static_assert(RTE_MEMBER_MAX_FLAGS == 64, "the message below and the uint64_t bit set");
+    if (match_lit(ps, "null"))
+        return 0;
+    if (ps->p >= ps->end || (*ps->p != '[' && *ps->p != '{'))
+        return fail(ps, "field '%s': expected an array of flag names or an object of name: bool",
+                    key);
+    int object = *ps->p == '{';
+    char close = object ? '}' : ']';
+    ps->p++;
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == close) {
+        ps->p++;
+        return 0;
+    }
+    for (;;) {
+        size_t len;
+        int trunc, on = 1;
+        skip_ws(ps);
+        if (ps->p >= ps->end || *ps->p != '"')
+            return fail(ps, "field '%s': expected a flag name (a string)", key);
+        if (parse_string(ps, ps->scratch, (size_t)(ps->end - ps->p) + 1, &len, &trunc) < 0)
+            return -1;
+        if (len == 0)
+            return fail(ps, "field '%s': a flag name is empty", key);
+        const char *name = intern_get(&s->names, &s->strings, ps->scratch, len);
+        if (!name)
+            return fail(ps, "%s", "out of memory");
+        skip_ws(ps);
+        if (object) {
+            if (ps->p >= ps->end || *ps->p != ':')
+                return fail(ps, "field '%s': expected ':' after a flag name", key);
+            ps->p++;
+            skip_ws(ps);
+            if (parse_bool(ps, &on, key) < 0)
+                return -1;
+            skip_ws(ps);
+        }
+        if (on) {
+            int bit = flag_bit(s, name);
+            if (bit < 0)
+                return fail(ps, "field '%s': more than 64 distinct flag names in the directory",
+                            key);
+            m->feature_flags |= 1ULL << bit;
+        }
+        if (ps->p < ps->end && *ps->p == ',') {
+            ps->p++;
+            continue;
+        }
+        if (ps->p < ps->end && *ps->p == close) {
+            ps->p++;
+            return 0;
+        }
+        return fail(ps, "field '%s': expected ',' or the closing bracket", key);
+    }
+}
+
 /* One field's value into m; strings through the scratch buffer. */
 static int parse_field(parser *ps, rte_member_snapshot *s, rte_member *m, enum field f,
                        const char *key, const char **payer)
@@ -598,6 +673,8 @@ static int parse_field(parser *ps, rte_member_snapshot *s, rte_member *m, enum f
         return parse_floats(ps, m->usage_by_hour, 24, key);
     if (f == F_WEEKDAY)
         return parse_floats(ps, m->weekday_factor, 7, key);
+    if (f == F_FLAGS)
+        return parse_flags(ps, s, m, key);
 
     /* every other field is a string (or null) */
     if (match_lit(ps, "null")) {
@@ -1133,6 +1210,13 @@ void rte_member_snapshot_release(rte_member_snapshot *s)
 size_t rte_member_snapshot_count(const rte_member_snapshot *s)
 {
     return s->count;
+}
+
+/* rte_member_snapshot_flags - any thread, lock-free; borrowed from s */
+size_t rte_member_snapshot_flags(const rte_member_snapshot *s, const char *const **names)
+{
+    *names = s->flags;
+    return (size_t)s->nflags;
 }
 
 /* rte_member_snapshot_at - any thread, lock-free; borrowed from s */

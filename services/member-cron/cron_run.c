@@ -224,6 +224,26 @@ static int produce(rte_kafka_producer *p, const char *topic, const char *key, co
     }
 }
 
+/* m's feature flags that are on, as map entries in v (pointers in p); their number */
+static size_t flag_entries(const cron_run_opts *o, const rte_member *m,
+                           Rte__V1__MemberContext__FeatureFlagsEntry *v,
+                           Rte__V1__MemberContext__FeatureFlagsEntry **p)
+{
+    const char *const *names;
+    size_t n = rte_member_snapshot_flags(o->snap, &names), k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!(m->feature_flags & (1ULL << i)))
+            continue;
+        rte__v1__member_context__feature_flags_entry__init(&v[k]);
+        v[k].key = (char *)names[i];
+        v[k].value = 1;
+        p[k] = &v[k];
+        k++;
+    }
+    return k;
+}
+
 static int emit_member(const cron_run_opts *o, const rte_member *m, const cron_prediction *pr,
                        int likely)
 {
@@ -257,6 +277,10 @@ static int emit_member(const cron_run_opts *o, const rte_member *m, const cron_p
     ctx.has_rte_enabled = m->has_rte_enabled != 0;
     ctx.last_eligibility_check = m->last_check_ms >= 0 ? &checked : NULL;
     ctx.predicted_activity = &act;
+    Rte__V1__MemberContext__FeatureFlagsEntry flag_v[RTE_MEMBER_MAX_FLAGS];
+    Rte__V1__MemberContext__FeatureFlagsEntry *flag_p[RTE_MEMBER_MAX_FLAGS];
+    ctx.n_feature_flags = flag_entries(o, m, flag_v, flag_p);
+    ctx.feature_flags = flag_p;
     Rte__V1__MemberCronEvent ev = RTE__V1__MEMBER_CRON_EVENT__INIT;
     ev.member_id = (char *)m->member_id;
     ev.account_id = (char *)m->member_id;
@@ -266,7 +290,7 @@ static int emit_member(const cron_run_opts *o, const rte_member *m, const cron_p
     ev.context = &ctx;
     ev.event_id = event_id;
 
-    uint8_t buf[2048];
+    uint8_t buf[4096];
     size_t need = rte__v1__member_cron_event__get_packed_size(&ev);
     if (need > sizeof buf) {
         rte_log_error("member-cron: event for member of schedule %s is %zu bytes (limit %zu); "

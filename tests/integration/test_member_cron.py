@@ -88,6 +88,7 @@ def test_events_field_by_field(content_svc, kafka_broker, population):
         assert c.sponsor_id == m["sponsor_id"]
         assert list(c.population_ids) == [m["population_id"]]
         assert c.has_rte_enabled is True
+        assert dict(c.feature_flags) == {f: True for f in m["feature_flags"]}
         if m["last_eligibility_check_at"] is None:
             assert not c.HasField("last_eligibility_check")
         else:

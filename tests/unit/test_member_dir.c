@@ -164,6 +164,62 @@ static void test_malformed(void **state)
     assert_non_null(strstr(err, "/nonexistent/members.jsonl"));
 }
 
+/* the on flags of m, by name, in bit order, joined with ',' */
+static void on_flags(const rte_member_snapshot *s, const rte_member *m, char *out, size_t len)
+{
+    const char *const *names;
+    size_t n = rte_member_snapshot_flags(s, &names);
+
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (m->feature_flags & (1ULL << i))
+            snprintf(out + strlen(out), len - strlen(out), "%s%s", out[0] ? "," : "", names[i]);
+}
+
+static void test_feature_flags(void **state)
+{
+    char path[512], err[256], got[256];
+    (void)state;
+    write_tmp(path, sizeof(path),
+              "{\"member_id\":\"A\",\"feature_flags\":[\"new_ui\",\"rte_v2\"]}\n"
+              "{\"member_id\":\"B\",\"feature_flags\":{\"rte_v2\":true,\"beta\":true,"
+              "\"new_ui\":false}}\n"
+              "{\"member_id\":\"C\",\"feature_flags\":null}\n"
+              "{\"member_id\":\"D\",\"feature_flags\":[]}\n"
+              "{\"member_id\":\"E\"}\n");
+    rte_member_dir *d = rte_member_dir_new(path, err, sizeof(err));
+    assert_non_null(d);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    const char *const *names;
+    assert_int_equal(rte_member_snapshot_flags(s, &names), 3);
+    assert_string_equal(names[0], "new_ui");
+    assert_string_equal(names[1], "rte_v2");
+    assert_string_equal(names[2], "beta");
+    on_flags(s, rte_member_snapshot_find(s, "A"), got, sizeof got);
+    assert_string_equal(got, "new_ui,rte_v2");
+    on_flags(s, rte_member_snapshot_find(s, "B"), got, sizeof got); /* new_ui false: off */
+    assert_string_equal(got, "rte_v2,beta");
+    static const char *const none[] = {"C", "D", "E"}; /* null, [], absent */
+    for (size_t i = 0; i < 3; i++)
+        assert_true(rte_member_snapshot_find(s, none[i])->feature_flags == 0);
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+    unlink(path);
+
+    /* bad shapes name the field; a 65th distinct name is refused */
+    expect_load_error("{\"member_id\":\"A\",\"feature_flags\":\"new_ui\"}\n",
+                      "field 'feature_flags': expected an array");
+    expect_load_error("{\"member_id\":\"A\",\"feature_flags\":[1]}\n",
+                      "field 'feature_flags': expected a flag name");
+    expect_load_error("{\"member_id\":\"A\",\"feature_flags\":{\"x\":\"on\"}}\n",
+                      "field 'feature_flags': expected true or false");
+    char many[2048] = "{\"member_id\":\"A\",\"feature_flags\":[";
+    for (int i = 0; i < 65; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"f%d\"", i ? "," : "", i);
+    strcat(many, "]}\n");
+    expect_load_error(many, "more than 64 distinct flag names");
+}
+
 static void test_reload(void **state)
 {
     char path[512], err[256];
@@ -368,6 +424,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_fields),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_feature_flags),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_member_gen_roundtrip),
         cmocka_unit_test(test_url_source_and_conditional_reload),

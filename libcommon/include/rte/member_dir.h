@@ -8,6 +8,10 @@
  * and one string arena. Low-cardinality strings (sponsor, population, state,
  * language, plan type, trading partner) are interned, so within a snapshot
  * equal values share one pointer and filters may compare pointers.
+ * Feature flags (`feature_flags`: an array of the names that are on, or an
+ * object of name: bool, as a LaunchDarkly snapshot gives them) are a bit
+ * set per member over the snapshot's table of distinct flag names (at most
+ * RTE_MEMBER_MAX_FLAGS).
  *
  * Reload builds a new snapshot off to the side and swaps it in under a short
  * mutex; readers hold a reference (rte_member_dir_acquire) and keep reading
@@ -29,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define RTE_MEMBER_MAX_FLAGS 64 /* distinct feature flag names per snapshot */
+
 enum rte_member_status {
     RTE_MEMBER_ACTIVE = 0,
     RTE_MEMBER_INACTIVE,
@@ -43,7 +49,8 @@ typedef struct rte_member {
     const char *sponsor_id, *population_id, *state, *language, *plan_type;
     const char *trading_partner_id; /* payer_id when trading_partner_id is absent */
     int has_rte_enabled, is_mock;
-    int account_status; /* enum rte_member_status */
+    int account_status;     /* enum rte_member_status */
+    uint64_t feature_flags; /* bit i set: flag i of rte_member_snapshot_flags is on */
     /* epoch ms, -1 when absent or null */
     int64_t last_login_ms, last_check_ms, appointment_ms, enrollment_ms;
     float usage_by_hour[24];
@@ -83,6 +90,12 @@ size_t rte_member_snapshot_count(const rte_member_snapshot *s);
 
 /* rte_member_snapshot_at - member i (< count), borrowed from s; any thread, lock-free */
 const rte_member *rte_member_snapshot_at(const rte_member_snapshot *s, size_t i);
+
+/*
+ * rte_member_snapshot_flags - the snapshot's distinct feature flag names,
+ * in bit order (*names borrowed from s); their number. Any thread, lock-free.
+ */
+size_t rte_member_snapshot_flags(const rte_member_snapshot *s, const char *const **names);
 
 /* rte_member_snapshot_find - member by id, borrowed from s, or NULL; any thread, lock-free */
 const rte_member *rte_member_snapshot_find(const rte_member_snapshot *s, const char *member_id);
