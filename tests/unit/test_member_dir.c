@@ -216,7 +216,7 @@ static void test_feature_flags(void **state)
     char many[2048] = "{\"member_id\":\"A\",\"feature_flags\":[";
     for (int i = 0; i < 65; i++)
         snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"f%d\"", i ? "," : "", i);
-    strcat(many, "]}\n");
+    snprintf(many + strlen(many), sizeof many - strlen(many), "]}\n");
     expect_load_error(many, "more than 64 distinct flag names");
 }
 
