@@ -136,6 +136,7 @@ struct rte_kafka_consumer {
     int leaked;          /* handle deliberately not destroyed (see close_consumer) */
     /* consumer thread only (rebalance_cb runs inside its polls): */
     int paused;                /* the assignment is paused for a backoff */
+    rte_series *stalled;       /* rte_kafka_consumer_stalled{topic} counted while paused */
     unsigned revokes;          /* revocations seen so far */
     rd_kafka_message_t **held; /* polled during a backoff, handled after it, in order */
     int held_head, nheld, held_cap;
@@ -144,6 +145,7 @@ struct rte_kafka_consumer {
 static rte_metric *m_produced;
 static rte_metric *m_consumed;
 static rte_metric *m_handler;
+static rte_metric *m_stalled;
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
 static void metrics_init(void)
@@ -162,6 +164,10 @@ static void metrics_init(void)
                                  topic_result);
     m_handler = rte_histogram_new("rte_kafka_handler_seconds", "Time spent in one handler call",
                                   topic, NULL, 0);
+    m_stalled = rte_gauge_new("rte_kafka_consumer_stalled",
+                              "Consumers retrying a message of the topic now, their partitions "
+                              "paused (a dependency outage when it lasts)",
+                              topic);
 }
 
 static void count(rte_metric *m, const char *topic, const char *result)
@@ -1078,8 +1084,11 @@ static int backoff(rte_kafka_consumer *c, const rte_kafka_msg *msg, int ms)
     unsigned revokes = c->revokes;
     int64_t left;
 
-    if (!c->paused)
+    if (!c->paused) {
         pause_assignment(c, 1);
+        c->stalled = rte_metric_labels(m_stalled, (const char *const[]){msg->topic});
+        rte_series_inc(c->stalled);
+    }
     while (!atomic_load(&c->stop)) {
         left = end - rte_clock_mono_ms();
         if (left <= 0)
@@ -1244,8 +1253,13 @@ static void handle(rte_kafka_consumer *c, rd_kafka_message_t *m)
         store_offset(c, m);
         count(m_consumed, msg.topic, rc == RTE_KAFKA_OK ? "ok" : "dlq");
     }
-    if (c->paused && !atomic_load(&c->stop))
-        pause_assignment(c, 0);
+    if (c->paused) { /* on stop the partitions stay paused: the consumer closes */
+        if (!atomic_load(&c->stop))
+            pause_assignment(c, 0);
+        c->paused = 0;
+        rte_series_dec(c->stalled);
+        c->stalled = NULL;
+    }
 }
 
 static void consumer_error(rte_kafka_consumer *c, const rd_kafka_message_t *m)

@@ -80,6 +80,7 @@ def test_redis_down_during_consumption(workdir, kafka_broker):
         high, _ = offsets(kafka_broker.bootstrap)
         wait_for(lambda: metric(rx, "rte_wh_messages_total", kind="callback",
                                 outcome="retry") >= 2, what="retries while Redis is down")
+        assert metric(rx, "rte_kafka_consumer_stalled", topic="rte.stedi.batch-results") >= 1
         time.sleep(1.5)  # several auto-commit intervals (500 ms) pass
         _, committed = offsets(kafka_broker.bootstrap)
         assert any(committed[p] < high[p] for p in high), (committed, high)
@@ -90,6 +91,7 @@ def test_redis_down_during_consumption(workdir, kafka_broker):
             wait_for(lambda b=b: rds.scard(f"rte:wh:batch:{b}:written") == 50, what=b)
         wait_for(lambda: (lambda h, c: all(c[p] >= h[p] for p in h))(
             *offsets(kafka_broker.bootstrap)), timeout=30, what="offsets committed")
+        assert metric(rx, "rte_kafka_consumer_stalled", topic="rte.stedi.batch-results") == 0
         # at least once: a message whose partition moved while it was being retried may be
         # written by two members, which rewrites identical entries; the record stays exact
         assert metric(rx, "rte_wh_results_written_total", kind="callback") >= 150
