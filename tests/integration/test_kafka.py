@@ -146,22 +146,32 @@ def test_poison_and_exhausted_retries_go_to_dlq(tmp_path, env, config, broker):
     assert dlq[b"p3"].headers["dlq-reason"].startswith(b"gave up after 2 retries: ")
 
 
+def start_outage(tmp_path, env, broker, topic, prefix, name, extra_config=""):
+    """A dependency outage (the file "dependency-down" exists) and 10 messages on each of
+    topic's two partitions (keys <prefix><partition>-<i>); a consumer of group g-<topic
+    without kt-> that fails while the outage lasts has started retrying. Returns the
+    outage file and the consumer."""
+    config = tmp_path / "kafka.yaml"
+    config.write_text(CONSUMER_CONFIG + extra_config)
+    outage = tmp_path / "dependency-down"
+    outage.write_text("")
+    for part in (0, 1):
+        produce(broker.bootstrap, topic,
+                [(f"{prefix}{part}-{i}", f"v{i}") for i in range(10)], partition=part)
+    c = Probe(tmp_path, env, str(config), "g-" + topic[3:], topic, name,
+              "--fail-while", str(outage), "--max-retries", "100")
+    wait_for(lambda: "dependency-down exists" in c.log_text(), what="the first retry")
+    return outage, c
+
+
 def test_outage_longer_than_max_poll_interval_stalls_instead_of_dead_lettering(tmp_path, env,
                                                                              broker):
     """A dependency outage (the handler returns RETRY for every message) lasting over twice
     max.poll.interval.ms: the consumer keeps polling with its partitions paused, so it stays
     in the group, and once the outage ends every message, including those produced during it,
     is handled exactly once and in order per partition; nothing is dead-lettered."""
-    config = tmp_path / "kafka.yaml"
-    config.write_text(CONSUMER_CONFIG + "kafka.consumer.max.poll.interval.ms: 3500\n")
-    outage = tmp_path / "dependency-down"
-    outage.write_text("")
-    for part in (0, 1):
-        produce(broker.bootstrap, "kt-outage",
-                [(f"o{part}-{i}", f"v{i}") for i in range(10)], partition=part)
-    c = Probe(tmp_path, env, str(config), "g-outage", "kt-outage", "outage",
-              "--fail-while", str(outage), "--max-retries", "100")
-    wait_for(lambda: "dependency-down exists" in c.log_text(), what="the first retry")
+    outage, c = start_outage(tmp_path, env, broker, "kt-outage", "o", "outage",
+                             "kafka.consumer.max.poll.interval.ms: 3500\n")
     time.sleep(4)
     for part in (0, 1):  # arrive mid-outage, behind the stalled messages
         produce(broker.bootstrap, "kt-outage",
@@ -187,17 +197,8 @@ def test_rebalance_mid_retry_hands_the_partition_over(tmp_path, env, broker):
     """A second member joins while the first is retrying during an outage: the rebalance
     is served from the backoff's polls, a partition moves to the newcomer (which is not
     failing), and every message is handled exactly once, in order, across the two."""
-    config = tmp_path / "kafka.yaml"
-    config.write_text(CONSUMER_CONFIG)
-    outage = tmp_path / "dependency-down"
-    outage.write_text("")
-    for part in (0, 1):
-        produce(broker.bootstrap, "kt-rebalance",
-                [(f"r{part}-{i}", f"v{i}") for i in range(10)], partition=part)
-    a = Probe(tmp_path, env, str(config), "g-rebalance", "kt-rebalance", "a",
-              "--fail-while", str(outage), "--max-retries", "100")
-    wait_for(lambda: "dependency-down exists" in a.log_text(), what="the first retry")
-    b = Probe(tmp_path, env, str(config), "g-rebalance", "kt-rebalance", "b")
+    outage, a = start_outage(tmp_path, env, broker, "kt-rebalance", "r", "a")
+    b = Probe(tmp_path, env, str(tmp_path / "kafka.yaml"), "g-rebalance", "kt-rebalance", "b")
     b.wait_lines(10)  # the partition it was given, while a still retries
     moved = b.lines()[0][0]
     assert {line[0] for line in b.lines()} == {moved} and a.lines() == []
