@@ -436,6 +436,64 @@ static int parse_number(parser *ps, double *out)
     return 0;
 }
 
+/* one element of a container: its key (objects; NULL in arrays), ps->p at its value */
+typedef int (*element_fn)(parser *ps, const char *key, void *arg);
+
+/*
+ * the elements of the array or object at ps->p (the caller saw '[' or '{'),
+ * each handed to item; object keys are decoded into key (cap bytes, cut when
+ * longer). Errors name field when it is not NULL. 0, or -1 with the error.
+ */
+static int each_element(parser *ps, const char *field, char *key, size_t cap, element_fn item,
+                        void *arg)
+{
+    char close = *ps->p == '[' ? ']' : '}', msg[160];
+    int obj = close == '}', trunc;
+    size_t len;
+
+    snprintf(msg, sizeof msg, "%s%s%sexpected ", field ? "field '" : "", field ? field : "",
+             field ? "': " : "");
+    ps->p++;
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == close) {
+        ps->p++;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(ps);
+        if (obj) {
+            if (parse_string(ps, key, cap, &len, &trunc) < 0)
+                return -1;
+            skip_ws(ps);
+            if (ps->p >= ps->end || *ps->p != ':')
+                return fail(ps, "%s':'", msg);
+            ps->p++;
+            skip_ws(ps);
+        }
+        if (item(ps, obj ? key : NULL, arg) < 0)
+            return -1;
+        skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == ',') {
+            ps->p++;
+            continue;
+        }
+        if (ps->p < ps->end && *ps->p == close) {
+            ps->p++;
+            return 0;
+        }
+        snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "',' or '%c'", close);
+        return fail(ps, "%s", msg);
+    }
+}
+
+static int skip_value(parser *ps, int depth);
+
+static int skip_element(parser *ps, const char *key, void *arg)
+{
+    (void)key;
+    return skip_value(ps, *(int *)arg + 1);
+}
+
 static int skip_value(parser *ps, int depth)
 {
     char dummy[1];
@@ -452,39 +510,8 @@ static int skip_value(parser *ps, int depth)
     case '"':
         return parse_string(ps, dummy, sizeof(dummy), &len, &trunc);
     case '[':
-    case '{': {
-        char close = *ps->p == '[' ? ']' : '}';
-        int obj = close == '}';
-        ps->p++;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == close) {
-            ps->p++;
-            return 0;
-        }
-        for (;;) {
-            if (obj) {
-                skip_ws(ps);
-                if (parse_string(ps, dummy, sizeof(dummy), &len, &trunc) < 0)
-                    return -1;
-                skip_ws(ps);
-                if (ps->p >= ps->end || *ps->p != ':')
-                    return fail(ps, "expected %s", "':'");
-                ps->p++;
-            }
-            if (skip_value(ps, depth + 1) < 0)
-                return -1;
-            skip_ws(ps);
-            if (ps->p < ps->end && *ps->p == ',') {
-                ps->p++;
-                continue;
-            }
-            if (ps->p < ps->end && *ps->p == close) {
-                ps->p++;
-                return 0;
-            }
-            return fail(ps, "expected %s", obj ? "',' or '}'" : "',' or ']'");
-        }
-    }
+    case '{':
+        return each_element(ps, NULL, dummy, sizeof(dummy), skip_element, &depth);
     default:
         if (match_lit(ps, "true") || match_lit(ps, "false") || match_lit(ps, "null"))
             return 0;
@@ -597,63 +624,56 @@ static int flag_bit(rte_member_snapshot *s, const char *name)
     return s->nflags++;
 }
 
+struct flags_arg {
+    rte_member_snapshot *s;
+    rte_member *m;
+    const char *field;
+};
+
+/* one flag: a name in an array (on), or name: bool in an object */
+static int flag_element(parser *ps, const char *key, void *arg)
+{
+    struct flags_arg *a = arg;
+    size_t len;
+    int trunc, on = 1;
+
+    if (key == NULL) { /* array: the value is the name */
+        if (ps->p >= ps->end || *ps->p != '"')
+            return fail(ps, "field '%s': expected a flag name (a string)", a->field);
+        if (parse_string(ps, ps->scratch, (size_t)(ps->end - ps->p) + 1, &len, &trunc) < 0)
+            return -1;
+        key = ps->scratch;
+    } else {
+        len = strlen(key);
+        if (parse_bool(ps, &on, a->field) < 0)
+            return -1;
+    }
+    if (len == 0)
+        return fail(ps, "field '%s': a flag name is empty", a->field);
+    const char *name = intern_get(&a->s->names, &a->s->strings, key, len);
+    if (!name)
+        return fail(ps, "%s", "out of memory");
+    if (!on)
+        return 0;
+    int bit = flag_bit(a->s, name);
+    if (bit < 0)
+        return fail(ps, "field '%s': more than 64 distinct flag names in the directory", a->field);
+    a->m->feature_flags |= 1ULL << bit;
+    return 0;
+}
+
 /* feature_flags: an array of the names that are on, or an object of name: bool; or null */
 static int parse_flags(parser *ps, rte_member_snapshot *s, rte_member *m, const char *key)
 {
-    _Static_assert(RTE_MEMBER_MAX_FLAGS == 64, "the message below and the uint64_t bit set");
+    _Static_assert(RTE_MEMBER_MAX_FLAGS == 64, "the message above and the uint64_t bit set");
+    struct flags_arg a = {s, m, key};
+
     if (match_lit(ps, "null"))
         return 0;
     if (ps->p >= ps->end || (*ps->p != '[' && *ps->p != '{'))
         return fail(ps, "field '%s': expected an array of flag names or an object of name: bool",
                     key);
-    int object = *ps->p == '{';
-    char close = object ? '}' : ']';
-    ps->p++;
-    skip_ws(ps);
-    if (ps->p < ps->end && *ps->p == close) {
-        ps->p++;
-        return 0;
-    }
-    for (;;) {
-        size_t len;
-        int trunc, on = 1;
-        skip_ws(ps);
-        if (ps->p >= ps->end || *ps->p != '"')
-            return fail(ps, "field '%s': expected a flag name (a string)", key);
-        if (parse_string(ps, ps->scratch, (size_t)(ps->end - ps->p) + 1, &len, &trunc) < 0)
-            return -1;
-        if (len == 0)
-            return fail(ps, "field '%s': a flag name is empty", key);
-        const char *name = intern_get(&s->names, &s->strings, ps->scratch, len);
-        if (!name)
-            return fail(ps, "%s", "out of memory");
-        skip_ws(ps);
-        if (object) {
-            if (ps->p >= ps->end || *ps->p != ':')
-                return fail(ps, "field '%s': expected ':' after a flag name", key);
-            ps->p++;
-            skip_ws(ps);
-            if (parse_bool(ps, &on, key) < 0)
-                return -1;
-            skip_ws(ps);
-        }
-        if (on) {
-            int bit = flag_bit(s, name);
-            if (bit < 0)
-                return fail(ps, "field '%s': more than 64 distinct flag names in the directory",
-                            key);
-            m->feature_flags |= 1ULL << bit;
-        }
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            continue;
-        }
-        if (ps->p < ps->end && *ps->p == close) {
-            ps->p++;
-            return 0;
-        }
-        return fail(ps, "field '%s': expected ',' or the closing bracket", key);
-    }
+    return each_element(ps, key, ps->scratch, (size_t)(ps->end - ps->p) + 1, flag_element, &a);
 }
 
 /* One field's value into m; strings through the scratch buffer. */
