@@ -135,11 +135,11 @@ ask() { # ask LINE [cache_control]: GET through the gateway, print status, heade
 }
 
 say "cache-gateway: a warmed member (expect HIT, no Stedi call)"
-ask 10
+ask 12
 say "cache-gateway: a cold member (expect MISS: one real-time Stedi call under the slot limiter)"
-ask 1500
+ask 1501
 say "cache-gateway: the same member again (now HIT)"
-ask 1500
+ask 1501
 say "cache-gateway: a cold member with CACHE_ONLY (expect 504, no Stedi call)"
 ask 1700 CACHE_ONLY
 
