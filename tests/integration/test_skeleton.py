@@ -20,9 +20,21 @@ import promtext
 from conftest import Service, bin_path, wait_for
 
 
+# Every probe in this file joins one consumer group. The mock cluster holds a join to a
+# non-empty group for session.timeout.ms - 1 s (librdkafka's rdkafka_mock_cgrp.c), and the
+# skeleton waits for its first assignment before it may close (librdkafka #4312), so with
+# the default 10 s session each probe's start and stop cost 9 s; with 3 s, about 2 s.
+PROBE_KAFKA = ("kafka.consumer.session.timeout.ms: 3000\n"
+               "kafka.consumer.heartbeat.interval.ms: 500\n")
+
+
 def probe_env(redis_server, kafka_broker, **extra):
+    cfg = os.path.join(os.path.dirname(kafka_broker.file), "probe-kafka.yaml")
+    if not os.path.exists(cfg):
+        with open(cfg, "w") as f:
+            f.write(PROBE_KAFKA)
     env = {"RTE_REDIS_URL": redis_server.url, "RTE_KAFKA_BROKERS": kafka_broker.bootstrap,
-           "RTE_HEALTH_INTERVAL": "200ms", "PROBE_TOPIC": "probe.in"}
+           "RTE_HEALTH_INTERVAL": "200ms", "PROBE_TOPIC": "probe.in", "RTE_CONFIG": cfg}
     env.update(extra)
     return env
 
@@ -146,14 +158,14 @@ def test_check_config(redis_server, kafka_broker, workdir, tmp_path):
 
 def test_sighup_reload_keeps_serving(redis_server, kafka_broker, workdir, tmp_path):
     cfg = tmp_path / "probe.yaml"
-    cfg.write_text("probe:\n  handler_ms: 0\n")
+    cfg.write_text(PROBE_KAFKA + "probe:\n  handler_ms: 0\n")
     s = Service("skeleton-probe", probe_env(redis_server, kafka_broker), workdir,
                 args=["--config", str(cfg)]).start()
     try:
         cfg.write_text("probe: [broken\n")
         s.signal(signal.SIGHUP)
         wait_for(lambda: "keeping the previous configuration" in s.logtext(), what="reload refusal")
-        cfg.write_text("probe:\n  handler_ms: 5\n")
+        cfg.write_text(PROBE_KAFKA + "probe:\n  handler_ms: 5\n")
         s.signal(signal.SIGHUP)
         wait_for(lambda: "configuration reloaded" in s.logtext(), what="reload")
         assert s.get("admin", "/readyz").status_code == 200
