@@ -1026,7 +1026,25 @@ static void pause_assignment(rte_kafka_consumer *c, int pause)
                      rd_kafka_err2str(e));
     if (l)
         rd_kafka_topic_partition_list_destroy(l);
-    c->paused = pause;
+}
+
+/* a backoff on a message of topic begins: pause the assignment, count the stall */
+static void stall(rte_kafka_consumer *c, const char *topic)
+{
+    pause_assignment(c, 1);
+    c->paused = 1;
+    c->stalled = rte_metric_labels(m_stalled, (const char *const[]){topic});
+    rte_series_inc(c->stalled);
+}
+
+/* the message in hand is finished: resume (unless stopping: the consumer closes) */
+static void unstall(rte_kafka_consumer *c)
+{
+    if (!atomic_load(&c->stop))
+        pause_assignment(c, 0);
+    c->paused = 0;
+    rte_series_dec(c->stalled);
+    c->stalled = NULL;
 }
 
 /* 1 if topic/partition is in the current assignment */
@@ -1084,11 +1102,8 @@ static int backoff(rte_kafka_consumer *c, const rte_kafka_msg *msg, int ms)
     unsigned revokes = c->revokes;
     int64_t left;
 
-    if (!c->paused) {
-        pause_assignment(c, 1);
-        c->stalled = rte_metric_labels(m_stalled, (const char *const[]){msg->topic});
-        rte_series_inc(c->stalled);
-    }
+    if (!c->paused)
+        stall(c, msg->topic);
     while (!atomic_load(&c->stop)) {
         left = end - rte_clock_mono_ms();
         if (left <= 0)
@@ -1253,13 +1268,8 @@ static void handle(rte_kafka_consumer *c, rd_kafka_message_t *m)
         store_offset(c, m);
         count(m_consumed, msg.topic, rc == RTE_KAFKA_OK ? "ok" : "dlq");
     }
-    if (c->paused) { /* on stop the partitions stay paused: the consumer closes */
-        if (!atomic_load(&c->stop))
-            pause_assignment(c, 0);
-        c->paused = 0;
-        rte_series_dec(c->stalled);
-        c->stalled = NULL;
-    }
+    if (c->paused)
+        unstall(c);
 }
 
 static void consumer_error(rte_kafka_consumer *c, const rd_kafka_message_t *m)

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define ARENA_BLOCK (4u << 20)
 #define KEY_MAX 64
@@ -1033,6 +1034,12 @@ static rte_member_snapshot *load_buffer(const char *source, const char *buf, siz
 
 /* --- directory --------------------------------------------------------------- */
 
+/* 1 when source names an http(s) URL rather than a file */
+static int is_url(const char *source)
+{
+    return strncmp(source, "http://", 7) == 0 || strncmp(source, "https://", 8) == 0;
+}
+
 struct rte_member_dir {
     char *source;
     int is_url;
@@ -1169,7 +1176,7 @@ rte_member_dir *rte_member_dir_new(const char *source, char *err, size_t errlen)
     }
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->reload_mu, NULL);
-    d->is_url = strncmp(source, "http://", 7) == 0 || strncmp(source, "https://", 8) == 0;
+    d->is_url = is_url(source);
     if (d->is_url && !(d->http = rte_http_client_new(NULL, err, errlen)))
         goto fail;
     d->cur = load_source(d, 0, &unchanged, err, errlen);
@@ -1230,6 +1237,15 @@ void rte_member_snapshot_release(rte_member_snapshot *s)
 size_t rte_member_snapshot_count(const rte_member_snapshot *s)
 {
     return s->count;
+}
+
+/* rte_member_dir_check_source - any thread; reads nothing */
+int rte_member_dir_check_source(const char *source, char *err, size_t errlen)
+{
+    if (is_url(source) || access(source, R_OK) == 0)
+        return 0;
+    snprintf(err, errlen, "'%s': %s", source, strerror(errno));
+    return -1;
 }
 
 /* rte_member_snapshot_flags - any thread, lock-free; borrowed from s */

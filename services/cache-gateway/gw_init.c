@@ -4,10 +4,8 @@
 #include "gw_init.h"
 #include "rte/clock.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "gw.h"
 #include "gw_core.h"
@@ -135,15 +133,13 @@ static int check_conf(const rte_config *cfg, gw_conf *c, char *err, size_t errle
 int gw_check_config(const rte_config *cfg, char *err, size_t errlen)
 {
     gw_conf c;
-    rte_cache_settings cs;
+    char why[300];
 
-    if (check_conf(cfg, &c, err, errlen) != 0 ||
-        rte_cache_settings_from_config(cfg, &cs, err, errlen) != 0 ||
-        rte_stedi_check_config(cfg, err, errlen) != 0)
+    /* rte_stedi_check_config covers cache.* too */
+    if (check_conf(cfg, &c, err, errlen) != 0 || rte_stedi_check_config(cfg, err, errlen) != 0)
         return -1;
-    if (c.member_dir[0] != '\0' && access(c.member_dir, R_OK) != 0) {
-        snprintf(err, errlen, "gateway.member_dir (RTE_GATEWAY_MEMBER_DIR) '%s': %s", c.member_dir,
-                 strerror(errno));
+    if (c.member_dir[0] != '\0' && rte_member_dir_check_source(c.member_dir, why, sizeof why)) {
+        snprintf(err, errlen, "gateway.member_dir (RTE_GATEWAY_MEMBER_DIR) %s", why);
         return -1;
     }
     return 0;

@@ -20,7 +20,6 @@
  */
 #include "cron_service.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -168,11 +167,11 @@ int cron_service_check(const rte_config *cfg, char *err, size_t errlen)
 {
     cron_model m;
     cron_schedules *s;
+    char why[300];
 
     read_settings(cfg);
-    if (access(G.members, R_OK) != 0) {
-        snprintf(err, errlen, "member_cron.members (RTE_MEMBER_CRON_MEMBERS) '%s': %s", G.members,
-                 strerror(errno));
+    if (rte_member_dir_check_source(G.members, why, sizeof why) != 0) {
+        snprintf(err, errlen, "member_cron.members (RTE_MEMBER_CRON_MEMBERS) %s", why);
         return -1;
     }
     if (cron_model_load(G.model_path, &m, err, errlen) < 0)

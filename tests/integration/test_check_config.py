@@ -3,7 +3,7 @@ the files they name are validated without starting anything; a bad value exits
 1 with a message naming the key, a good configuration exits 0.
 
 No Redis or broker is started: --check-config must not need them (the broker
-address is a placeholder nothing listens on).
+and Redis addresses point at port 1, where nothing listens).
 """
 import os
 import subprocess
@@ -81,3 +81,10 @@ def test_kafka_property_is_checked_without_connecting(tmp_path):
     out = run("cache-gateway", tmp_path, {"RTE_CONFIG": str(cfg)})
     assert out.returncode == 0, out.stderr
     assert "Connection refused" not in out.stderr and "brokers are down" not in out.stderr
+
+
+@pytest.mark.parametrize("service,key", [("cache-gateway", "RTE_GATEWAY_MEMBER_DIR"),
+                                         ("member-cron", "RTE_MEMBER_CRON_MEMBERS")])
+def test_member_directory_url_is_accepted_unfetched(service, key, tmp_path):
+    out = run(service, tmp_path, {key: "http://127.0.0.1:1/members.jsonl"})
+    assert out.returncode == 0, out.stderr

@@ -67,6 +67,13 @@ typedef struct rte_member_dir rte_member_dir;
 rte_member_dir *rte_member_dir_new(const char *source, char *err, size_t errlen);
 
 /*
+ * rte_member_dir_check_source - 0 when source can be loaded as far as can be
+ * told without loading it (a readable file, or an http(s) URL); -1 + err
+ * naming it. For --check-config. Any thread.
+ */
+int rte_member_dir_check_source(const char *source, char *err, size_t errlen);
+
+/*
  * rte_member_dir_reload_if_changed - reload when the source changed (file:
  * mtime, size or inode; URL: ETag / Last-Modified, then content hash).
  * Returns 1 reloaded, 0 unchanged, -1 error (err filled, old snapshot kept).

@@ -69,7 +69,7 @@ typedef struct rte_service_def {
     const char *name;
     unsigned needs; /* RTE_NEEDS_* */
     /* validate the service's own keys and the files they name, building and
-     * keeping nothing; runs before init and is all --check-config runs */
+     * starting nothing; --check-config runs it instead of init */
     int (*check)(const rte_config *cfg, char *err, size_t errlen);
     /* after config, logging, Redis and the producer exist; before serving */
     int (*init)(const rte_config *cfg, char *err, size_t errlen);
