@@ -1,10 +1,29 @@
 #!/bin/sh
-# deps.sh - install the Debian packages the suite builds and tests with.
+# deps.sh - install the Debian packages the suite builds and tests with, and
+# the npm packages of tests/npm (the official Standard Webhooks library the
+# webhook interop tests sign and verify with).
 #
 # Idempotent: checks each package with dpkg first and runs apt-get (update
-# once, then install) only for what is missing. Needs root on a fresh
-# machine; on a machine that already has everything it needs nothing.
+# once, then install) only for what is missing; node and npm come from
+# Debian (nodejs, npm) unless some node is already on PATH. The npm step
+# runs `npm ci` from the committed package-lock.json only when
+# tests/npm/node_modules is missing or older than the lock file. Needs root
+# on a fresh machine; on a machine that already has everything it needs
+# nothing.
 set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NPM_DIR=$ROOT/tests/npm
+
+# npm ci in tests/npm unless node_modules is already what the lock file says
+npm_step() {
+    stamp=$NPM_DIR/node_modules/.package-lock.json
+    if [ -f "$stamp" ] && [ ! "$NPM_DIR/package-lock.json" -nt "$stamp" ]; then
+        return 0
+    fi
+    echo "deps: npm ci in tests/npm"
+    (cd "$NPM_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+}
 
 PKGS="build-essential pkg-config
 librdkafka-dev libhiredis-dev libcurl4-openssl-dev libcjson-dev
@@ -14,6 +33,8 @@ python3-pytest python3-grpcio python3-confluent-kafka python3-redis
 python3-requests python3-protobuf protobuf-compiler
 clang-format cppcheck curl procps openssl"
 [ "${1:-}" = bench ] && PKGS="$PKGS wrk nginx-light"
+# a node already installed (another packaging brings its own npm) is kept
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing=""
 for p in $PKGS; do
@@ -21,14 +42,15 @@ for p in $PKGS; do
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
-
-echo "deps: installing:$missing"
-if [ "$(id -u)" != 0 ]; then
-    echo "deps: missing packages and not root; run 'sudo make deps'" >&2
-    exit 1
+if [ -n "$missing" ]; then
+    echo "deps: installing:$missing"
+    if [ "$(id -u)" != 0 ]; then
+        echo "deps: missing packages and not root; run 'sudo make deps'" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing
 fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing
+npm_step

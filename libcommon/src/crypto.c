@@ -39,6 +39,17 @@
  * The memo holds member ids and keys in memory, like the secret copy next
  * to it, and is wiped when freed.
  *
+ * rte_crypto_webhook_key turns a configured signing secret into the HMAC
+ * key, the one rule every sender and receiver of signed callbacks in the
+ * suite shares. The Standard Webhooks specification serializes a symmetric
+ * secret as "whsec_" + base64 of 24 to 64 random bytes, and its official
+ * libraries sign with the decoded bytes: so a "whsec_" secret is decoded
+ * (padding optional, as those libraries accept; anything else malformed is
+ * an error for the caller to make fatal at start-up). A secret without the
+ * prefix keeps the suite's older meaning, its text as the key (the official
+ * libraries would base64-decode it too; ours predate them and stay
+ * readable).
+ *
  * All functions may be called on any thread and take no locks.
  * rte_hmac_sha256 (so rte_crypto_member_key) and rte_uuid4 keep per-thread
  * state: they are thread-safe but not async-signal-safe. This module does
@@ -311,6 +322,66 @@ int rte_base64_decode(const char *in, uint8_t *out, size_t outlen)
             out[o++] = (uint8_t)bits;
     }
     return (int)o;
+}
+
+#define WEBHOOK_STD_MIN 24 /* Standard Webhooks: at least 192 bits ... */
+#define WEBHOOK_STD_MAX 64 /* ... and at most 512 */
+
+/* rte_crypto_webhook_key - the HMAC key of a webhook secret; length or -1 + err; pure */
+int rte_crypto_webhook_key(const char *secret, uint8_t key[RTE_WEBHOOK_KEY_MAX], char *err,
+                           size_t errlen)
+{
+    static const char prefix[] = RTE_WEBHOOK_SECRET_PREFIX;
+    const size_t plen = sizeof prefix - 1;
+    char padded[(WEBHOOK_STD_MAX + 2) / 3 * 4 + 1]; /* 88 characters + NUL */
+    uint8_t raw[(sizeof padded - 1) / 4 * 3];       /* room to measure a key too long */
+    size_t n = secret ? strlen(secret) : 0;
+    int rc = -1;
+
+    if (n == 0) {
+        snprintf(err, errlen, "empty secret");
+        return -1;
+    }
+    if (strncmp(secret, prefix, plen) != 0) {
+        if (n > RTE_WEBHOOK_KEY_MAX) {
+            snprintf(err, errlen, "secret longer than %d bytes", RTE_WEBHOOK_KEY_MAX);
+            return -1;
+        }
+        memcpy(key, secret, n);
+        return (int)n;
+    }
+    const char *b64 = secret + plen;
+    size_t blen = n - plen;
+    if (blen >= sizeof padded) {
+        snprintf(err, errlen,
+                 "the base64 after '%s' is %zu characters; a Standard Webhooks secret of 24 to 64 "
+                 "bytes has at most %zu",
+                 prefix, blen, sizeof padded - 1);
+        return -1;
+    }
+    /* unpadded base64 gets its '=' back; a lone extra character cannot be base64 */
+    memcpy(padded, b64, blen);
+    while (blen % 4 != 0 && blen % 4 != 1 && memchr(b64, '=', n - plen) == NULL)
+        padded[blen++] = '=';
+    padded[blen] = '\0';
+    int len = blen % 4 == 0 ? rte_base64_decode(padded, raw, sizeof raw) : -1;
+    if (len < 0)
+        snprintf(err, errlen,
+                 "the text after '%s' is not base64 (Standard Webhooks secrets are '%s' + the "
+                 "standard base64 of 24 to 64 random bytes)",
+                 prefix, prefix);
+    else if (len < WEBHOOK_STD_MIN || len > WEBHOOK_STD_MAX)
+        snprintf(err, errlen,
+                 "the base64 after '%s' decodes to %d bytes; Standard Webhooks secrets are 24 to "
+                 "64 bytes",
+                 prefix, len);
+    else {
+        memcpy(key, raw, (size_t)len);
+        rc = len;
+    }
+    OPENSSL_cleanse(padded, sizeof padded);
+    OPENSSL_cleanse(raw, sizeof raw);
+    return rc;
 }
 
 /* rte_crypto_member_key - keyed hash of a member id into out (33 bytes, hex + NUL) */

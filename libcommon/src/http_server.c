@@ -50,6 +50,14 @@
  *   HTTP/2 to clients that ask for it over TLS. Plain listeners speak
  *   HTTP/1.1 only (no h2c upgrade).
  *
+ * - Media types (rte_http_require_json): Content-Type is parsed by RFC 9110
+ *   8.3's grammar (type "/" subtype *( OWS ";" OWS name "=" token or
+ *   quoted-string )), so "application/json; charset=utf-8" passes and
+ *   "application/json, text/plain" does not. A malformed value, another
+ *   type or a charset other than utf-8 is 415; so is any content coding,
+ *   since h2o hands bodies over as they came (RFC 9110 12.5.3 asks for
+ *   415 with Accept-Encoding then).
+ *
  * What it does not do: client certificates, certificate reload without a
  * restart, streaming request bodies (h2o buffers the whole body first, bounded by the
  * largest route limit).
@@ -998,26 +1006,37 @@ static int copy_value(const char *v, size_t vlen, char *buf, size_t len)
     return (int)vlen;
 }
 
-/* rte_http_req_header - first request header of that name into buf; length or -1 */
-int rte_http_req_header(const rte_http_req *req, const char *name, char *buf, size_t len)
+/* the first request header of that name, borrowed and not NUL-terminated; NULL if absent */
+static const char *header_ref(const rte_http_req *req, const char *name, size_t *vlen)
 {
     if (req->deferred) {
         for (size_t i = 0; i < req->nhdrs; i++)
-            if (strcasecmp(req->hdrs[i].name, name) == 0)
-                return copy_value(req->hdrs[i].value, strlen(req->hdrs[i].value), buf, len);
-        return -1;
+            if (strcasecmp(req->hdrs[i].name, name) == 0) {
+                *vlen = strlen(req->hdrs[i].value);
+                return req->hdrs[i].value;
+            }
+        return NULL;
     }
     /* h2o keeps header names lower-case */
     char lower[128];
     size_t n = strlen(name);
     if (n >= sizeof lower)
-        return -1;
+        return NULL;
     lower_copy(lower, name, n);
     ssize_t idx = h2o_find_header_by_str(&req->h2o->headers, lower, n, -1);
     if (idx < 0)
-        return -1;
+        return NULL;
     h2o_iovec_t v = req->h2o->headers.entries[idx].value;
-    return copy_value(v.base, v.len, buf, len);
+    *vlen = v.len;
+    return v.base;
+}
+
+/* rte_http_req_header - first request header of that name into buf; length or -1 */
+int rte_http_req_header(const rte_http_req *req, const char *name, char *buf, size_t len)
+{
+    size_t vlen;
+    const char *v = header_ref(req, name, &vlen);
+    return v != NULL ? copy_value(v, vlen, buf, len) : -1;
 }
 
 /* rte_http_req_body - the request body and its length; borrowed */
@@ -1163,4 +1182,141 @@ void rte_http_defer(rte_http_req *req)
         req->hdrs[i].value = p;
         p = put(p, h->value.base, h->value.len);
     }
+}
+
+/* --- media types ------------------------------------------------------------------ */
+
+/* RFC 9110 5.6.2 tchar */
+static int is_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static size_t token_len(const char *p, const char *end)
+{
+    size_t n = 0;
+    while (p + n < end && is_tchar(p[n]))
+        n++;
+    return n;
+}
+
+static const char *skip_ows(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/*
+ * one parameter value at *p (token or quoted-string, RFC 9110 5.6.4/5.6.6),
+ * unquoted into out (truncated to outlen - 1); advances *p; -1 if malformed
+ */
+static int param_value(const char **p, const char *end, char *out, size_t outlen)
+{
+    const char *q = *p;
+    size_t o = 0;
+    if (q < end && *q == '"') {
+        for (q++; q < end && *q != '"'; q++) {
+            if (*q == '\\' && ++q == end)
+                return -1;
+            if ((unsigned char)*q < 0x20 && *q != '\t')
+                return -1; /* no control characters, even quoted */
+            if (o + 1 < outlen)
+                out[o++] = *q;
+        }
+        if (q == end)
+            return -1;
+        q++;
+    } else {
+        size_t n = token_len(q, end);
+        if (n == 0)
+            return -1;
+        for (size_t i = 0; i < n && o + 1 < outlen; i++)
+            out[o++] = q[i];
+        q += n;
+    }
+    out[o] = '\0';
+    *p = q;
+    return 0;
+}
+
+/* rte_http_json_content_type - 1 if the Content-Type value names JSON, else 0 + why; pure */
+int rte_http_json_content_type(const char *v, size_t n, char *why, size_t whylen)
+{
+    const char *end = v + n, *p = skip_ows(v, end);
+    int charset_ok = 1;
+
+    size_t tl = token_len(p, end);
+    const char *type = p, *sub = p + tl + 1;
+    size_t sl = tl > 0 && sub <= end && sub[-1] == '/' ? token_len(sub, end) : 0;
+    if (sl == 0)
+        goto malformed;
+    p = sub + sl;
+    for (;;) { /* parameters = *( OWS ";" OWS [ name "=" value ] ) */
+        p = skip_ows(p, end);
+        if (p == end)
+            break;
+        if (*p != ';')
+            goto malformed;
+        p = skip_ows(p + 1, end);
+        if (p == end || *p == ';')
+            continue;
+        size_t nl = token_len(p, end);
+        if (nl == 0 || p + nl == end || p[nl] != '=')
+            goto malformed;
+        const char *name = p;
+        char value[16];
+        p += nl + 1;
+        if (param_value(&p, end, value, sizeof value) != 0)
+            goto malformed;
+        if (nl == 7 && strncasecmp(name, "charset", 7) == 0)
+            charset_ok = strcasecmp(value, "utf-8") == 0;
+    }
+    int json = tl == 11 && strncasecmp(type, "application", 11) == 0 &&
+               ((sl == 4 && strncasecmp(sub, "json", 4) == 0) ||
+                (sl > 5 && strncasecmp(sub + sl - 5, "+json", 5) == 0));
+    if (!json) {
+        snprintf(why, whylen, "Content-Type: %.*s/%.*s is not JSON; send application/json",
+                 (int)(tl < 64 ? tl : 64), type, (int)(sl < 64 ? sl : 64), sub);
+        return 0;
+    }
+    if (!charset_ok) {
+        snprintf(why, whylen, "Content-Type: charset must be utf-8 (JSON is UTF-8, RFC 8259)");
+        return 0;
+    }
+    return 1;
+malformed:
+    snprintf(why, whylen,
+             "Content-Type: not a media type (RFC 9110 8.3: type/subtype *(; name=value)); send "
+             "application/json");
+    return 0;
+}
+
+/* rte_http_require_json - 0 if the content is JSON, else answers 415 and -1; loop thread */
+int rte_http_require_json(rte_http_req *req)
+{
+    char why[256];
+    size_t n;
+    const char *v = header_ref(req, "content-encoding", &n);
+    const char *post = strcmp(req->method, "POST") == 0 ? "Accept-Post" : NULL;
+
+    if (v != NULL && !(n == 8 && strncasecmp(v, "identity", 8) == 0)) {
+        size_t tl = token_len(v, v + n); /* echo only token characters */
+        rte_http_add_header(req, "Accept-Encoding", "identity");
+        rte_http_error(req, 415,
+                       "Content-Encoding: %.*s is not accepted; send the JSON without a content "
+                       "coding",
+                       (int)(tl < 64 ? tl : 64), v);
+        return -1;
+    }
+    v = header_ref(req, "content-type", &n);
+    if (v == NULL)
+        snprintf(why, sizeof why, "Content-Type: missing; send application/json");
+    else if (rte_http_json_content_type(v, n, why, sizeof why))
+        return 0;
+    if (post != NULL)
+        rte_http_add_header(req, post, "application/json");
+    rte_http_error(req, 415, "%s", why);
+    return -1;
 }

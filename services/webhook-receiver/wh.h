@@ -20,6 +20,7 @@
 #include "rte/batch_registry.h"
 #include "rte/cache_entry.h"
 #include "rte/config.h"
+#include "rte/crypto.h"
 #include "rte/metrics.h"
 
 #define WH_MAX_SECRETS 8
@@ -29,9 +30,10 @@
 #define WH_KIND_POLL_PAGE "poll_page"
 #define WH_KIND_BATCH_DONE "batch_done"
 
+/* The HMAC keys of wh.secrets, each from rte_crypto_webhook_key (whsec_ decoded). */
 typedef struct wh_secrets {
     int n;
-    const char *key[WH_MAX_SECRETS]; /* borrowed from the config */
+    uint8_t key[WH_MAX_SECRETS][RTE_WEBHOOK_KEY_MAX];
     size_t len[WH_MAX_SECRETS];
 } wh_secrets;
 

@@ -6,8 +6,12 @@
  * naming the key and its RTE_* variable. wh.secrets is a comma-separated
  * list (a YAML sequence is joined with commas): every listed secret is
  * accepted, so a new one can be added, senders moved over, and the old one
- * removed without downtime. The development default "whsec-test" (the
- * simulator's) is accepted with a warning.
+ * removed without downtime. Each secret becomes its HMAC key here, once,
+ * through rte_crypto_webhook_key: a Standard Webhooks "whsec_<base64>"
+ * secret is decoded, and one that does not decode stops start-up naming
+ * its place in the list (wh.secrets[i], counted from 0); any other secret
+ * is its own text. The development default "whsec-test" (the simulator's;
+ * a hyphen, so text) is accepted with a warning.
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,10 +28,10 @@ wh_metrics WM;
 #define DEV_SECRET "whsec-test"
 #define MIB (1024 * 1024)
 
-/* split the comma-separated list into out (pointers into a copy kept for the process) */
+/* split the comma-separated list and turn each secret into its key; 0 or -1 + err */
 static int parse_secrets(const char *list, wh_secrets *out, char *err, size_t errlen)
 {
-    static char copy[4096];
+    char copy[4096], why[256];
     size_t n = strlen(list);
     if (n >= sizeof copy) {
         snprintf(err, errlen, "config: key 'wh.secrets' (RTE_WH_SECRETS): longer than %zu bytes",
@@ -52,14 +56,19 @@ static int parse_secrets(const char *list, wh_secrets *out, char *err, size_t er
         }
         if (len < 8) {
             snprintf(err, errlen,
-                     "config: key 'wh.secrets' (RTE_WH_SECRETS): secret %d is shorter than 8 "
-                     "characters",
-                     out->n + 1);
+                     "config: key 'wh.secrets[%d]' (RTE_WH_SECRETS): shorter than 8 characters",
+                     out->n);
             return -1;
         }
-        out->key[out->n] = tok;
-        out->len[out->n] = len;
-        out->n++;
+        int klen = rte_crypto_webhook_key(tok, out->key[out->n], why, sizeof why);
+        if (klen < 0) {
+            snprintf(err, errlen, "config: key 'wh.secrets[%d]' (RTE_WH_SECRETS): %s", out->n, why);
+            return -1;
+        }
+        if (strcmp(tok, DEV_SECRET) == 0)
+            rte_log_warn("wh.secrets includes the development secret; set RTE_WH_SECRETS in "
+                         "production");
+        out->len[out->n++] = (size_t)klen;
     }
     if (out->n == 0) {
         snprintf(err, errlen, "config: key 'wh.secrets' (RTE_WH_SECRETS): no secret given");
@@ -82,10 +91,6 @@ int wh_conf_load(const rte_config *cfg, wh_conf *o, char *err, size_t errlen)
     const char *secrets = rte_config_str(cfg, "wh.secrets", DEV_SECRET);
     if (parse_secrets(secrets, &o->secrets, err, errlen) != 0)
         return -1;
-    for (int i = 0; i < o->secrets.n; i++)
-        if (strcmp(o->secrets.key[i], DEV_SECRET) == 0)
-            rte_log_warn("wh.secrets includes the development secret; set RTE_WH_SECRETS in "
-                         "production");
     if (rte_config_duration_try(cfg, "wh.timestamp_tolerance", 5 * 60 * 1000, 1000,
                                 24 * 3600 * 1000LL, &o->tolerance_ms, err, errlen) != 0)
         return -1;

@@ -1,6 +1,11 @@
 /*
  * wh_http.c - POST /api/v1/batch-callback and the admin routes (wh_http.h).
  *
+ * The media type is checked first, on the loop thread (rte_http_require_json:
+ * 415 unless Content-Type is JSON and there is no content coding): it is
+ * public, unsigned and cheap, and a wrong one is refused before a worker
+ * spends an HMAC on the body.
+ *
  * Threads: handlers run on the h2o loop thread and never block on Kafka;
  * the queue (mutex + condition variable) hands deferred requests to a fixed
  * pool of workers, each with its own scratch buffer and its own Redis
@@ -155,7 +160,7 @@ static void process(struct job *j, wh_buf *scratch)
     rte_http_req *req = j->req;
     size_t len;
     const char *body = rte_http_req_body(req, &len);
-    const char *scheme = "none";
+    const char *scheme = "none", *why = NULL;
     char replay_id[320], key[400], err[512];
     wh_callback cb;
     wh_envelopes env = {0};
@@ -169,13 +174,12 @@ static void process(struct job *j, wh_buf *scratch)
                        j->has_sig ? j->wh_sig : NULL};
     enum wh_sig_result sr =
         wh_sig_verify(&in, &WH.secrets, (int64_t)time(NULL), WH.tolerance_ms / 1000, scratch,
-                      &scheme, replay_id, sizeof replay_id);
+                      &scheme, replay_id, sizeof replay_id, &why);
     if (sr != WH_SIG_OK) {
         wh_count(WM.sig_failures, scheme, wh_sig_reason(sr));
-        if (sr == WH_SIG_EXPIRED)
-            rte_http_error(req, 401, "webhook-timestamp is outside the accepted window");
-        else
-            rte_http_error(req, 401, "missing or invalid signature");
+        /* RFC 9110 15.5.2: a 401 carries a challenge; the "scheme" is the signature */
+        rte_http_add_header(req, "WWW-Authenticate", "Webhook-Signature realm=\"batch-callback\"");
+        rte_http_error(req, 401, "%s", why);
         finish(j, sr == WH_SIG_EXPIRED ? "expired" : "bad_signature");
         goto out;
     }
@@ -253,7 +257,7 @@ static int copy_header(rte_http_req *req, const char *name, char *buf, size_t le
     return rte_http_req_header(req, name, buf, len) >= 0;
 }
 
-/* loop thread: copy headers, defer, queue */
+/* loop thread: refuse what is not JSON (415), copy headers, defer, queue */
 static void h_callback(rte_http_req *req, void *arg)
 {
     (void)arg;
@@ -264,6 +268,11 @@ static void h_callback(rte_http_req *req, void *arg)
     }
     j->req = req;
     j->t0 = rte_clock_mono_ms();
+    if (rte_http_require_json(req) != 0) {
+        finish(j, "unsupported_media_type");
+        free(j);
+        return;
+    }
     j->has_x = copy_header(req, "x-webhook-signature", j->x_sig, sizeof j->x_sig);
     j->has_id = copy_header(req, "webhook-id", j->wh_id, sizeof j->wh_id);
     j->has_ts = copy_header(req, "webhook-timestamp", j->wh_ts, sizeof j->wh_ts);

@@ -12,10 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "rte/crypto.h"
-
-#define MAX_SIGS 8
 
 /* wh_sig_reason - static names for metrics and logs */
 const char *wh_sig_reason(enum wh_sig_result r)
@@ -55,7 +54,7 @@ static int buf_reserve(wh_buf *b, size_t n)
     return 0;
 }
 
-/* 1 if mac equals HMAC(secret, msg) for any secret; every secret is always tried */
+/* 1 if mac equals HMAC(key, msg) for any key; every key is always tried */
 static int any_secret_matches(const wh_secrets *s, const void *msg, size_t len, const uint8_t *mac)
 {
     int match = 0;
@@ -68,15 +67,16 @@ static int any_secret_matches(const wh_secrets *s, const void *msg, size_t len, 
 }
 
 static enum wh_sig_result verify_hex(const wh_sig_input *in, const wh_secrets *s, char *replay_id,
-                                     size_t idlen)
+                                     size_t idlen, const char **why)
 {
     const char *h = in->x_signature;
     char lower[2 * RTE_SHA256_LEN + 1];
     uint8_t mac[RTE_SHA256_LEN];
 
+    *why = "X-Webhook-Signature: expected 64 hex digits of HMAC-SHA256, optionally after sha256=";
     while (*h == ' ')
         h++;
-    if (strncmp(h, "sha256=", 7) == 0)
+    if (strncasecmp(h, "sha256=", 7) == 0)
         h += 7;
     size_t n = strlen(h);
     while (n > 0 && h[n - 1] == ' ')
@@ -88,69 +88,87 @@ static enum wh_sig_result verify_hex(const wh_sig_input *in, const wh_secrets *s
     lower[n] = '\0';
     if (rte_hex_decode(lower, mac, sizeof mac) != RTE_SHA256_LEN)
         return WH_SIG_MALFORMED;
+    *why = "invalid signature";
     if (!any_secret_matches(s, in->body, in->body_len, mac))
         return WH_SIG_MISMATCH;
+    *why = NULL;
     snprintf(replay_id, idlen, "xs:%s", lower);
     return WH_SIG_OK;
 }
 
-/* parse "v1,<b64> v1,<b64> ..." into macs; count of v1 entries, -1 if unreadable */
-static int parse_sig_list(const char *list, uint8_t macs[MAX_SIGS][RTE_SHA256_LEN])
+/*
+ * the next "v1,<base64 of 32 bytes>" entry of the space-separated list at
+ * *p into mac, advancing *p; entries of other versions (v1a, v2 ...) and
+ * unreadable ones are passed over; 0 when the list is done
+ */
+static int next_v1(const char **p, uint8_t mac[RTE_SHA256_LEN])
 {
-    int n = 0, seen = 0;
-    const char *p = list;
-    while (*p != '\0') {
-        while (*p == ' ')
-            p++;
-        const char *end = strchr(p, ' ');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len == 0)
-            break;
-        seen++;
-        if (len > 3 && strncmp(p, "v1,", 3) == 0 && len - 3 < 64 && n < MAX_SIGS) {
-            char b64[64];
-            memcpy(b64, p + 3, len - 3);
-            b64[len - 3] = '\0';
-            uint8_t tmp[48];
-            if (rte_base64_decode(b64, tmp, sizeof tmp) == RTE_SHA256_LEN) {
-                memcpy(macs[n], tmp, RTE_SHA256_LEN);
-                n++;
-            }
+    while (**p != '\0') {
+        while (**p == ' ')
+            (*p)++;
+        size_t len = strcspn(*p, " ");
+        const char *e = *p;
+        *p += len;
+        /* 32 bytes are 44 base64 characters with their one '=' */
+        if (len != 3 + 44 || strncmp(e, "v1,", 3) != 0)
+            continue;
+        char b64[45];
+        uint8_t tmp[RTE_SHA256_LEN + 1];
+        memcpy(b64, e + 3, 44);
+        b64[44] = '\0';
+        if (rte_base64_decode(b64, tmp, sizeof tmp) == RTE_SHA256_LEN) {
+            memcpy(mac, tmp, RTE_SHA256_LEN);
+            return 1;
         }
-        p += len;
     }
-    return seen > 0 && n == 0 ? -1 : n;
+    return 0;
 }
 
+/* 0 if s is 1 to 12 digits (Unix seconds, up to the year 33658), else -1 */
 static int parse_ts(const char *s, int64_t *out)
 {
-    char *end;
-    if (s == NULL || *s == '\0' || strlen(s) > 12)
+    size_t n = strlen(s);
+    if (n == 0 || n > 12 || strspn(s, "0123456789") != n)
         return -1;
-    for (const char *c = s; *c; c++)
-        if (*c < '0' || *c > '9')
-            return -1;
-    *out = strtoll(s, &end, 10);
+    *out = strtoll(s, NULL, 10);
     return 0;
 }
 
 static enum wh_sig_result verify_standard(const wh_sig_input *in, const wh_secrets *s,
                                           int64_t now_s, int64_t tolerance_s, wh_buf *scratch,
-                                          char *replay_id, size_t idlen)
+                                          char *replay_id, size_t idlen, const char **why)
 {
-    uint8_t macs[MAX_SIGS][RTE_SHA256_LEN];
+    uint8_t want[WH_MAX_SECRETS][RTE_SHA256_LEN], mac[RTE_SHA256_LEN];
     int64_t ts;
-    if (in->wh_id == NULL || in->wh_timestamp == NULL)
+    if (in->wh_id == NULL || in->wh_id[0] == '\0') {
+        *why = "webhook-id: missing (Standard Webhooks needs webhook-id, webhook-timestamp and "
+               "webhook-signature)";
         return WH_SIG_MALFORMED;
-    size_t idl = strlen(in->wh_id), tsl = strlen(in->wh_timestamp);
-    if (idl == 0 || idl > 256 || parse_ts(in->wh_timestamp, &ts) != 0)
+    }
+    size_t idl = strlen(in->wh_id);
+    if (idl > 256) {
+        *why = "webhook-id: longer than 256 characters";
         return WH_SIG_MALFORMED;
-    int nsig = parse_sig_list(in->wh_signature, macs);
-    if (nsig <= 0)
+    }
+    if (in->wh_timestamp == NULL) {
+        *why = "webhook-timestamp: missing";
         return WH_SIG_MALFORMED;
+    }
+    size_t tsl = strlen(in->wh_timestamp);
+    if (parse_ts(in->wh_timestamp, &ts) != 0) {
+        *why = "webhook-timestamp: expected integer Unix seconds";
+        return WH_SIG_MALFORMED;
+    }
+    const char *list = in->wh_signature;
+    if (!next_v1(&list, mac)) {
+        *why = "webhook-signature: no v1,<base64 of a 32-byte HMAC-SHA256> entry";
+        return WH_SIG_MALFORMED;
+    }
     size_t len = idl + 1 + tsl + 1 + in->body_len;
-    if (buf_reserve(scratch, len) != 0)
+    if (buf_reserve(scratch, len) != 0) {
+        *why = "out of memory";
         return WH_SIG_MALFORMED;
+    }
     char *p = scratch->p;
     memcpy(p, in->wh_id, idl);
     p[idl] = '.';
@@ -159,17 +177,23 @@ static enum wh_sig_result verify_standard(const wh_sig_input *in, const wh_secre
     if (in->body_len > 0)
         memcpy(p + idl + tsl + 2, in->body, in->body_len);
 
+    /* one HMAC per key, then every v1 entry against every key */
+    for (int i = 0; i < s->n; i++)
+        rte_hmac_sha256(s->key[i], s->len[i], scratch->p, len, want[i]);
     int match = 0;
-    for (int i = 0; i < s->n; i++) {
-        uint8_t want[RTE_SHA256_LEN];
-        rte_hmac_sha256(s->key[i], s->len[i], scratch->p, len, want);
-        for (int k = 0; k < nsig; k++)
-            match |= rte_ct_equal(want, macs[k], RTE_SHA256_LEN);
-    }
-    if (!match)
+    list = in->wh_signature;
+    while (next_v1(&list, mac))
+        for (int i = 0; i < s->n; i++)
+            match |= rte_ct_equal(want[i], mac, RTE_SHA256_LEN);
+    if (!match) {
+        *why = "invalid signature";
         return WH_SIG_MISMATCH;
-    if (ts < now_s - tolerance_s || ts > now_s + tolerance_s)
+    }
+    if (ts < now_s - tolerance_s || ts > now_s + tolerance_s) {
+        *why = "webhook-timestamp is outside the accepted window";
         return WH_SIG_EXPIRED;
+    }
+    *why = NULL;
     snprintf(replay_id, idlen, "wh:%s", in->wh_id);
     return WH_SIG_OK;
 }
@@ -177,16 +201,18 @@ static enum wh_sig_result verify_standard(const wh_sig_input *in, const wh_secre
 /* wh_sig_verify - pure; any thread with its own scratch */
 enum wh_sig_result wh_sig_verify(const wh_sig_input *in, const wh_secrets *secrets, int64_t now_s,
                                  int64_t tolerance_s, wh_buf *scratch, const char **scheme,
-                                 char *replay_id, size_t idlen)
+                                 char *replay_id, size_t idlen, const char **why)
 {
     if (in->wh_signature != NULL) {
         *scheme = "standard_webhooks";
-        return verify_standard(in, secrets, now_s, tolerance_s, scratch, replay_id, idlen);
+        return verify_standard(in, secrets, now_s, tolerance_s, scratch, replay_id, idlen, why);
     }
     if (in->x_signature != NULL) {
         *scheme = "x_webhook_signature";
-        return verify_hex(in, secrets, replay_id, idlen);
+        return verify_hex(in, secrets, replay_id, idlen, why);
     }
     *scheme = in->wh_id != NULL ? "standard_webhooks" : "none";
+    *why = "no signature: send webhook-id, webhook-timestamp and webhook-signature (Standard "
+           "Webhooks) or X-Webhook-Signature";
     return WH_SIG_MISSING;
 }

@@ -1,19 +1,25 @@
 /*
  * wh_sig.h - verification of signed batch callbacks.
  *
- * Two schemes, each with any of the configured secrets (rotation):
- *   standard_webhooks  webhook-id, webhook-timestamp (Unix seconds) and
- *                      webhook-signature: space-separated "v1,<base64>"
- *                      entries, each HMAC-SHA256(secret, id.timestamp.body);
- *                      one matching entry suffices. The timestamp must lie
- *                      within the tolerance of the real wall clock.
+ * Two schemes, each with any of the configured keys (rotation); a key is
+ * what rte_crypto_webhook_key made of a wh.secrets entry (a Standard
+ * Webhooks "whsec_<base64>" secret decoded, any other secret its text):
+ *   standard_webhooks  webhook-id, webhook-timestamp (integer Unix seconds)
+ *                      and webhook-signature: space-separated entries, each
+ *                      "v1,<base64 of HMAC-SHA256(key, id.timestamp.body)>";
+ *                      one matching v1 entry suffices, others (v1a, v2, a
+ *                      rotated-out key) are passed over. The timestamp must
+ *                      lie within the tolerance of the real wall clock, in
+ *                      the past or the future. This is exactly what the
+ *                      official Standard Webhooks libraries sign and check.
  *   x_webhook_signature  X-Webhook-Signature: lower- or upper-case hex
- *                      HMAC-SHA256(secret, body), optionally "sha256="-prefixed.
+ *                      HMAC-SHA256(key, body), optionally after "sha256="
+ *                      in either case.
  * When a request carries webhook-signature the standard scheme decides (it
  * is the one with replay protection); otherwise X-Webhook-Signature.
- * Comparisons are constant-time and every secret is tried, so timing tells
- * nothing about which secret or how much of a signature matched. Results
- * name only the reason, never a secret.
+ * Comparisons are constant-time and every key is tried, so timing tells
+ * nothing about which key or how much of a signature matched. Results
+ * name only the reason and the header, never a secret.
  *
  * Thread safety: pure; the caller owns the scratch buffer.
  */
@@ -50,13 +56,16 @@ typedef struct wh_buf {
 
 /*
  * wh_sig_verify - check in against secrets at now_s (real Unix seconds).
- * *scheme receives "standard_webhooks" or "x_webhook_signature" (static).
- * replay_id (idlen bytes) receives the delivery's identity for replay
- * detection: "wh:<webhook-id>" or "xs:<signature hex>".
+ * *scheme receives "standard_webhooks", "x_webhook_signature" or "none"
+ * (static). replay_id (idlen bytes) receives the delivery's identity for
+ * replay detection: "wh:<webhook-id>" or "xs:<signature hex>". Unless the
+ * result is WH_SIG_OK, *why receives a static message for the sender that
+ * names the header at fault ("webhook-timestamp: expected integer Unix
+ * seconds"), never a secret; NULL on success.
  */
 enum wh_sig_result wh_sig_verify(const wh_sig_input *in, const wh_secrets *secrets, int64_t now_s,
                                  int64_t tolerance_s, wh_buf *scratch, const char **scheme,
-                                 char *replay_id, size_t idlen);
+                                 char *replay_id, size_t idlen, const char **why);
 
 /* wh_sig_reason - "missing", "malformed", "mismatch", "expired", "ok" */
 const char *wh_sig_reason(enum wh_sig_result r);

@@ -2,7 +2,8 @@
 
 Real processes: redis-server, the Kafka dev broker, the receiver, and
 tools/stedi-sim as a real sender. Checks both signature schemes (good, bad,
-expired, replayed), secret rotation, malformed and oversized bodies, that
+expired, replayed), secret rotation, the media type (415 unless JSON),
+malformed and oversized bodies, that
 the same callback twice writes once, the per-batch record and the
 cache_warming_events event, and a callback stedi-sim sends for a real batch.
 """
@@ -82,11 +83,12 @@ def test_x_webhook_signature_scheme(rx, rds):
     got = wait_cached(rds, [f"xsig-batchM{i}" for i in range(4)])
     assert got["xsig-batchM1"]["copay_amount"] == 15
     assert got["xsig-batchM1"]["network_status"] == "out_of_network"
-    # upper-case hex and a sha256= prefix are the same signature: a replay now
-    h = sign_hex(body)
-    h["X-Webhook-Signature"] = "sha256=" + h["X-Webhook-Signature"].upper()
-    r = post(rx, body, h)
-    assert r.status_code == 200 and r.json()["status"] == "duplicate"
+    # upper-case hex and a sha256= prefix in either case are the same signature: a replay now
+    for prefix, digest in (("sha256=", str.upper), ("SHA256=", str.lower), ("Sha256=", str.upper)):
+        h = sign_hex(body)
+        h["X-Webhook-Signature"] = prefix + digest(h["X-Webhook-Signature"])
+        r = post(rx, body, h)
+        assert r.status_code == 200 and r.json()["status"] == "duplicate", (prefix, r.text)
 
 
 def test_bad_signatures_are_401_without_hints(rx):
@@ -103,13 +105,23 @@ def test_bad_signatures_are_401_without_hints(rx):
         {**sign_standard(body), "webhook-signature": "v1,not base64!"},
         {**sign_standard(body), "webhook-signature": "v2,abc"},
         {**sign_standard(body), "webhook-timestamp": "yesterday"},
-        {"X-Webhook-Signature": "abcd"},
+        {"X-Webhook-Signature": "abcd", "Content-Type": "application/json"},
     ]
+    msgs = []
     for h in cases:
         r = post(rx, body, h)
         assert r.status_code == 401, (h, r.text)
+        # RFC 9110 15.5.2: a 401 carries a challenge
+        assert r.headers["WWW-Authenticate"] == 'Webhook-Signature realm="batch-callback"'
         msg = r.json()["error"]["message"]
         assert "secret" not in msg.lower() and SECRET not in msg and OLD_SECRET not in msg
+        msgs.append(msg)
+    # malformed headers are named; a wrong signature says only that
+    assert msgs[0] == msgs[1] == msgs[2] == "invalid signature"
+    assert msgs[3].startswith("no signature: send webhook-id")
+    assert msgs[4].startswith("webhook-signature: no v1,")
+    assert msgs[6] == "webhook-timestamp: expected integer Unix seconds"
+    assert msgs[7].startswith("X-Webhook-Signature: expected 64 hex digits")
     assert metric(rx, "rte_wh_signature_failures_total", scheme="standard_webhooks",
                   reason="mismatch") == before_std + 2
     assert metric(rx, "rte_wh_signature_failures_total", scheme="x_webhook_signature",
@@ -197,6 +209,58 @@ def test_golden_missing_member_and_not_json(rx):
         assert r.status_code == 400, body
 
 
+@pytest.mark.parametrize("ctype", [
+    "application/json", "application/json; charset=utf-8", "Application/JSON;charset=UTF-8",
+    'application/json ; charset="utf-8"', "application/vnd.rte.callback+json",
+])
+def test_json_media_types_accepted(rx, rds, ctype):
+    batch = f"ctype-{abs(hash(ctype)) % 10**6}"
+    body = body_of(callback(batch, 1))
+    r = post(rx, body, {**sign_standard(body), "Content-Type": ctype})
+    assert r.status_code == 202, (ctype, r.text)
+    wait_cached(rds, [f"{batch}M0"])  # written before the next test counts writes
+
+
+@pytest.mark.parametrize("ctype,message", [
+    ("text/plain", "Content-Type: text/plain is not JSON; send application/json"),
+    ("application/x-www-form-urlencoded", "Content-Type: application/x-www-form-urlencoded is not"),
+    ("text/json", "Content-Type: text/json is not JSON"),
+    ("application/json; charset=iso-8859-1", "Content-Type: charset must be utf-8"),
+    ("json", "Content-Type: not a media type"),
+    (None, "Content-Type: missing; send application/json"),
+])
+def test_other_media_types_are_415_naming_the_header(rx, ctype, message):
+    body = body_of(callback("ctype-bad", 1))
+    h = sign_standard(body)
+    del h["Content-Type"]
+    if ctype is not None:
+        h["Content-Type"] = ctype
+    before = metric(rx, "rte_wh_callbacks_total", result="unsupported_media_type")
+    # requests adds no Content-Type of its own to a bytes body
+    r = post(rx, body, h)
+    assert r.status_code == 415, (ctype, r.text)
+    assert r.json()["error"]["message"].startswith(message), r.text
+    assert r.headers["Accept-Post"] == "application/json"
+    assert metric(rx, "rte_wh_callbacks_total", result="unsupported_media_type") == before + 1
+    # the media type is judged before the signature: an unsigned one is 415 too
+    r = post(rx, body, {} if ctype is None else {"Content-Type": ctype})
+    assert r.status_code == 415
+
+
+def test_content_coding_is_415(rx, rds):
+    import gzip
+    body = body_of(callback("gzipped", 1))
+    z = gzip.compress(body)
+    h = {**sign_standard(z), "Content-Encoding": "gzip"}
+    r = post(rx, z, h)
+    assert r.status_code == 415
+    assert r.json()["error"]["message"].startswith("Content-Encoding: gzip is not accepted")
+    assert r.headers["Accept-Encoding"] == "identity"
+    # identity is no coding at all
+    assert post(rx, body, {**sign_standard(body), "Content-Encoding": "identity"}).status_code == 202
+    wait_cached(rds, ["gzippedM0"])
+
+
 def test_size_limits(rx):
     big = body_of(callback("too-big", 1400))
     assert len(big) > 300000
@@ -262,7 +326,10 @@ CALLBACK_PATH = "/api/v1/batch-callback"
 
 
 @pytest.mark.parametrize("var,value,named", [
-    ("RTE_WH_SECRETS", "short", "wh.secrets"),
+    ("RTE_WH_SECRETS", "short", "wh.secrets[0]"),
+    # Standard Webhooks: whsec_ + base64 of 24..64 bytes, checked at start-up
+    ("RTE_WH_SECRETS", "a-good-text-secret, whsec_not*base64*at*all", "wh.secrets[1]"),
+    ("RTE_WH_SECRETS", "whsec_c2hvcnQ=", "wh.secrets[0]"),
     ("RTE_WH_MAX_RESULTS", "0", "wh.max_results"),
     ("RTE_WH_TIMESTAMP_TOLERANCE", "soon", "wh.timestamp_tolerance"),
     ("RTE_BATCH_REGISTRY_LEASE", "1ms", "batch_registry.lease"),
@@ -279,3 +346,4 @@ def test_bad_settings_stop_startup_naming_the_key(workdir, redis_server, kafka_b
                        timeout=30)
     assert p.returncode == 1
     assert named in p.stderr and var in p.stderr
+    assert "not*base64" not in p.stderr  # the error never quotes a secret

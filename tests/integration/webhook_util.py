@@ -5,15 +5,23 @@ exactly as a sender must (X-Webhook-Signature hex HMAC of the body; Standard
 Webhooks v1 over id.timestamp.body), starts the receiver against real Redis
 and the Kafka dev broker, and reads the shared cache the way the C code
 writes it (key = rte:eligibility:{HMAC(secret, member)[:16] hex}:{payer}).
+
+official_sign / official_verify run the official Standard Webhooks library
+(npm standardwebhooks, installed into tests/npm by scripts/deps.sh) through
+tests/npm/swh.js, so any sender or receiver of ours can be held to it
+(require_official_library skips only off CI when node is missing).
 """
 import base64
 import hashlib
 import hmac
 import json
 import os
+import shutil
+import subprocess
 import time
 import uuid
 
+import pytest
 import requests
 
 import promtext
@@ -67,18 +75,65 @@ def body_of(doc):
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
+def webhook_key(secret):
+    """The HMAC key of a configured secret: whsec_ + base64 is decoded, other text is itself."""
+    if secret.startswith("whsec_"):
+        b64 = secret[len("whsec_"):]
+        return base64.b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
+    return secret.encode()
+
+
 def sign_standard(body, secret=SECRET, wid=None, ts=None):
     wid = wid or str(uuid.uuid4())
     ts = str(int(time.time()) if ts is None else ts)
-    mac = hmac.new(secret.encode(), f"{wid}.{ts}.".encode() + body, hashlib.sha256).digest()
+    mac = hmac.new(webhook_key(secret), f"{wid}.{ts}.".encode() + body, hashlib.sha256).digest()
     return {"webhook-id": wid, "webhook-timestamp": ts,
             "webhook-signature": "v1," + base64.b64encode(mac).decode(),
             "Content-Type": "application/json"}
 
 
 def sign_hex(body, secret=SECRET):
-    return {"X-Webhook-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+    return {"X-Webhook-Signature": hmac.new(webhook_key(secret), body, hashlib.sha256).hexdigest(),
             "Content-Type": "application/json"}
+
+
+NPM_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "npm")
+
+
+def require_official_library():
+    """The node binary, once tests/npm holds standardwebhooks; else skip (fail on CI)."""
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("node is not installed; scripts/deps.sh installs nodejs (make deps)")
+        pytest.skip("node is not installed: the Standard Webhooks interop tests need it "
+                    "(make deps installs it)")
+    if not os.path.isdir(os.path.join(NPM_DIR, "node_modules", "standardwebhooks")):
+        pytest.fail("tests/npm/node_modules has no standardwebhooks: run make deps "
+                    "(scripts/deps.sh runs npm ci there)")
+    return node
+
+
+def _swh(args, stdin):
+    node = require_official_library()
+    return subprocess.run([node, os.path.join(NPM_DIR, "swh.js")] + args, input=stdin,
+                          capture_output=True, timeout=30)
+
+
+def official_sign(body, *secrets, wid=None, ts=None):
+    """Standard Webhooks headers for body made by the official library, one v1 per secret."""
+    args = ["sign"] + (["--id", wid] if wid else []) + (["--ts", str(ts)] if ts else [])
+    p = _swh(args + list(secrets), body)
+    assert p.returncode == 0, p.stderr.decode()
+    return {**json.loads(p.stdout), "Content-Type": "application/json"}
+
+
+def official_verify(secret, body, headers):
+    """(ok, message): the official library's Webhook.verify on the exact body bytes."""
+    req = {"headers": dict(headers), "body_b64": base64.b64encode(body).decode()}
+    p = _swh(["verify", secret], json.dumps(req).encode())
+    assert p.returncode in (0, 1), p.stderr.decode()
+    return p.returncode == 0, p.stdout.decode().strip()
 
 
 def post(svc, body, headers, timeout=30):

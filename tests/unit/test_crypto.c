@@ -1,6 +1,7 @@
 /*
  * test_crypto.c - HMAC-SHA256 against RFC 4231, constant-time compare,
- * hex/base64 (RFC 4648 vectors, malformed input), member keys, UUIDs.
+ * hex/base64 (RFC 4648 vectors, malformed input), member keys, UUIDs,
+ * webhook signing keys (Standard Webhooks whsec_ secrets and text secrets).
  *
  * HMAC keeps a keyed context per thread: the key-switching and thread tests
  * check it against OpenSSL's one-shot HMAC(), which keeps nothing.
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include <pthread.h>
@@ -188,6 +190,98 @@ static void test_base64_malformed(void **state)
     /* encode refuses a short buffer: "foobar" needs 8 + 1 */
     assert_int_equal(rte_base64_encode((const uint8_t *)"foobar", 6, out, 8), 0);
     assert_string_equal(out, "");
+}
+
+/* key of secret, or -1; err filled */
+static int webhook_key(const char *secret, uint8_t key[RTE_WEBHOOK_KEY_MAX], char *err)
+{
+    err[0] = '\0';
+    return rte_crypto_webhook_key(secret, key, err, 256);
+}
+
+static void test_webhook_key_whsec_is_decoded(void **state)
+{
+    uint8_t key[RTE_WEBHOOK_KEY_MAX], want[64];
+    char err[256], secret[128];
+
+    (void)state;
+    for (int i = 0; i < 64; i++)
+        want[i] = (uint8_t)(i * 7 + 1);
+    /* 24, 32, 33 and 64 bytes, padded and unpadded (the official libraries accept both) */
+    const size_t sizes[] = {24, 32, 33, 64};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        char b64[100];
+        size_t n = rte_base64_encode(want, sizes[k], b64, sizeof b64);
+        snprintf(secret, sizeof secret, "whsec_%s", b64);
+        assert_int_equal(webhook_key(secret, key, err), (int)sizes[k]);
+        assert_memory_equal(key, want, sizes[k]);
+        while (n > 0 && b64[n - 1] == '=')
+            b64[--n] = '\0';
+        snprintf(secret, sizeof secret, "whsec_%s", b64);
+        assert_int_equal(webhook_key(secret, key, err), (int)sizes[k]);
+        assert_memory_equal(key, want, sizes[k]);
+    }
+    /* the secret of the golden signatures in test_wh_sig.c */
+    assert_int_equal(webhook_key("whsec_/ZqXXGa+ZOb/8ty773qQuJqfKn6IkFyL", key, err), 24);
+    assert_int_equal(key[0], 0xfd);
+    assert_int_equal(key[23], 0x8b);
+}
+
+static void test_webhook_key_text_is_its_bytes(void **state)
+{
+    uint8_t key[RTE_WEBHOOK_KEY_MAX];
+    char err[256], longer[RTE_WEBHOOK_KEY_MAX + 2];
+
+    (void)state;
+    /* no whsec_ prefix: the text itself, as before (the development default has a hyphen) */
+    assert_int_equal(webhook_key("whsec-test", key, err), 10);
+    assert_memory_equal(key, "whsec-test", 10);
+    assert_int_equal(webhook_key("WHSEC_AAAA", key, err), 10); /* the prefix is lower-case */
+    assert_memory_equal(key, "WHSEC_AAAA", 10);
+    assert_int_equal(webhook_key("x", key, err), 1);
+    memset(longer, 'k', RTE_WEBHOOK_KEY_MAX);
+    longer[RTE_WEBHOOK_KEY_MAX] = '\0';
+    assert_int_equal(webhook_key(longer, key, err), RTE_WEBHOOK_KEY_MAX);
+    longer[RTE_WEBHOOK_KEY_MAX] = 'k';
+    longer[RTE_WEBHOOK_KEY_MAX + 1] = '\0';
+    assert_int_equal(webhook_key(longer, key, err), -1);
+    assert_non_null(strstr(err, "longer than 256 bytes"));
+    assert_int_equal(webhook_key("", key, err), -1);
+    assert_int_equal(webhook_key(NULL, key, err), -1);
+}
+
+static void test_webhook_key_malformed_whsec(void **state)
+{
+    uint8_t key[RTE_WEBHOOK_KEY_MAX], raw[80];
+    char err[256], b64[120], secret[140];
+
+    (void)state;
+    const char *not_base64[] = {
+        "whsec_not base64 at all!!!!!!!!!!!!!!",     /* space, '!' */
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",     /* 37 characters: one too many for a group */
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw=A",  /* padding inside */
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2La-_Sw",    /* URL-safe alphabet */
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw===", /* too much padding */
+    };
+    for (size_t i = 0; i < sizeof not_base64 / sizeof *not_base64; i++) {
+        if (webhook_key(not_base64[i], key, err) != -1)
+            fail_msg("accepted '%s'", not_base64[i]);
+        assert_non_null(strstr(err, "not base64"));
+        assert_null(strstr(err, not_base64[i] + 6)); /* never quotes the secret */
+    }
+    /* sizes outside the specification's 24..64 bytes */
+    memset(raw, 0x5a, sizeof raw);
+    const size_t sizes[] = {0, 16, 23, 65};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        rte_base64_encode(raw, sizes[k], b64, sizeof b64);
+        snprintf(secret, sizeof secret, "whsec_%s", b64);
+        assert_int_equal(webhook_key(secret, key, err), -1);
+        assert_non_null(strstr(err, "24 to 64 bytes"));
+    }
+    rte_base64_encode(raw, 80, b64, sizeof b64);
+    snprintf(secret, sizeof secret, "whsec_%s", b64);
+    assert_int_equal(webhook_key(secret, key, err), -1);
+    assert_non_null(strstr(err, "at most 88"));
 }
 
 static void test_member_key(void **state)
@@ -392,6 +486,9 @@ int main(void)
         cmocka_unit_test(test_base64_vectors),
         cmocka_unit_test(test_base64_binary_round_trip),
         cmocka_unit_test(test_base64_malformed),
+        cmocka_unit_test(test_webhook_key_whsec_is_decoded),
+        cmocka_unit_test(test_webhook_key_text_is_its_bytes),
+        cmocka_unit_test(test_webhook_key_malformed_whsec),
         cmocka_unit_test(test_member_key),
         cmocka_unit_test(test_member_key_switching_secrets),
         cmocka_unit_test(test_member_key_memo),

@@ -15,6 +15,10 @@
  * from one that defers to another thread (each sent once, name lower-case),
  * error bodies as cJSON would print them, and rte_http_requests_total by
  * route and status, including more statuses than the per-route cache holds.
+ *
+ * rte_http_json_content_type is pure and tested on its own: which
+ * Content-Type values are JSON (RFC 9110 8.3 syntax, RFC 6839 +json,
+ * RFC 8259's UTF-8).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -706,6 +710,61 @@ static void test_steer_by_cpu_refuses_a_server_that_shares_no_port(void **state)
     rte_http_server_free(s);
 }
 
+static void test_json_content_type(void **state)
+{
+    char why[256];
+    const char *json[] = {
+        "application/json",
+        "Application/JSON",
+        "application/json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        "application/json ; charset=\"utf-8\"",
+        "application/json; foo=bar; charset=utf-8;",
+        "application/cloudevents+json",
+        "application/problem+JSON; charset=utf-8",
+        " application/json\t",
+    };
+    const struct {
+        const char *v, *why;
+    } not_json[] = {
+        {"text/plain", "Content-Type: text/plain is not JSON"},
+        {"application/x-www-form-urlencoded", "application/x-www-form-urlencoded is not JSON"},
+        {"application/jsonx", "is not JSON"},
+        {"text/json", "text/json is not JSON"},
+        {"application/+json", "is not JSON"},
+        {"multipart/form-data; boundary=x", "multipart/form-data is not JSON"},
+        {"application/json; charset=iso-8859-1", "charset must be utf-8"},
+        {"application/json; charset=\"utf-16\"", "charset must be utf-8"},
+        {"application/json; charset=utf-8x", "charset must be utf-8"},
+        {"", "not a media type"},
+        {"application", "not a media type"},
+        {"application/", "not a media type"},
+        {"/json", "not a media type"},
+        {"application /json", "not a media type"},
+        {"application/json charset=utf-8", "not a media type"},
+        {"application/json; charset", "not a media type"},
+        {"application/json; charset=", "not a media type"},
+        {"application/json; charset=\"utf-8", "not a media type"},
+        {"application/json, text/plain", "not a media type"},
+        {"application/json; a=\"\x01\"", "not a media type"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof json / sizeof *json; i++)
+        if (rte_http_json_content_type(json[i], strlen(json[i]), why, sizeof why) != 1)
+            fail_msg("refused '%s': %s", json[i], why);
+    for (size_t i = 0; i < sizeof not_json / sizeof *not_json; i++) {
+        const char *v = not_json[i].v;
+        why[0] = '\0';
+        if (rte_http_json_content_type(v, strlen(v), why, sizeof why) != 0)
+            fail_msg("accepted '%s'", v);
+        if (strstr(why, not_json[i].why) == NULL || strncmp(why, "Content-Type: ", 14) != 0)
+            fail_msg("'%s': message '%s' lacks '%s'", v, why, not_json[i].why);
+    }
+    /* the length bounds the value: what follows is not read */
+    assert_int_equal(rte_http_json_content_type("application/jsonXYZ", 16, why, sizeof why), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -718,6 +777,7 @@ int main(void)
         cmocka_unit_test(test_connections_gauge_follows_open_connections),
         cmocka_unit_test(test_steer_by_cpu_sends_a_cpu_to_its_loop),
         cmocka_unit_test(test_steer_by_cpu_refuses_a_server_that_shares_no_port),
+        cmocka_unit_test(test_json_content_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

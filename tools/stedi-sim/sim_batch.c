@@ -21,8 +21,10 @@
  * the completion document after the last item completes, signed twice
  * (X-Webhook-Signature: hex HMAC-SHA256 over the body; Standard Webhooks
  * webhook-id/-timestamp/-signature "v1,<base64 HMAC over id.ts.body>"; the
- * key is sim.callback_secret's bytes as given). Failed attempts are retried
- * after 1 s, 2 s, 4 s ... (real time, capped at 60 s) up to
+ * key is rte_crypto_webhook_key of sim.callback_secret, made once at start:
+ * a "whsec_<base64>" secret decoded as the specification says, any other
+ * its text, the rule webhook-receiver verifies with). Failed attempts are
+ * retried after 1 s, 2 s, 4 s ... (real time, capped at 60 s) up to
  * sim.callback_max_attempts. webhook-timestamp is real Unix time, since
  * receivers judge replay windows against their own wall clock.
  *
@@ -539,14 +541,17 @@ static char *callback_body(const struct batch *b)
     return text;
 }
 
+/* the HMAC key of sim.callback_secret; set by sim_batch_start, read-only after */
+static uint8_t cb_key[RTE_WEBHOOK_KEY_MAX];
+static size_t cb_keylen;
+
 /* one delivery attempt; 0 on a 2xx */
 static int deliver(const char *url, const char *body)
 {
     size_t blen = strlen(body);
-    const char *secret = sim_conf.callback_secret;
     uint8_t mac[RTE_SHA256_LEN];
     char hex[2 * RTE_SHA256_LEN + 1], b64[64], wid[37], wts[24];
-    rte_hmac_sha256(secret, strlen(secret), body, blen, mac);
+    rte_hmac_sha256(cb_key, cb_keylen, body, blen, mac);
     rte_hex_encode(mac, sizeof mac, hex);
     rte_uuid4(wid);
     snprintf(wts, sizeof wts, "%lld", (long long)time(NULL));
@@ -555,7 +560,7 @@ static int deliver(const char *url, const char *body)
     if (signed_text == NULL)
         rte_panic("out of memory");
     snprintf(signed_text, slen, "%s.%s.%s", wid, wts, body);
-    rte_hmac_sha256(secret, strlen(secret), signed_text, strlen(signed_text), mac);
+    rte_hmac_sha256(cb_key, cb_keylen, signed_text, strlen(signed_text), mac);
     free(signed_text);
     rte_base64_encode(mac, sizeof mac, b64, sizeof b64);
 
@@ -645,6 +650,14 @@ static void *callback_main(void *arg)
 /* sim_batch_start - start the callback thread and HTTP client; init */
 int sim_batch_start(char *err, size_t errlen)
 {
+    char why[256];
+    int klen = rte_crypto_webhook_key(sim_conf.callback_secret, cb_key, why, sizeof why);
+    if (klen < 0) {
+        snprintf(err, errlen, "config: key 'sim.callback_secret' (RTE_SIM_CALLBACK_SECRET): %s",
+                 why);
+        return -1;
+    }
+    cb_keylen = (size_t)klen;
     B.client = rte_http_client_new(NULL, err, errlen);
     if (B.client == NULL)
         return -1;

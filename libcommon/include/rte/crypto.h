@@ -1,5 +1,6 @@
 /*
- * crypto.h - HMAC-SHA256, constant-time comparison, keyed member hashing.
+ * crypto.h - HMAC-SHA256, constant-time comparison, keyed member hashing,
+ * webhook signing keys.
  *
  * Built on OpenSSL. Member ids never appear raw in Redis keys or events: they
  * are replaced by rte_crypto_member_key, a keyed hash (HMAC-SHA256 under a
@@ -16,7 +17,9 @@
 #include <stdint.h>
 
 #define RTE_SHA256_LEN 32
-#define RTE_MEMBER_KEY_LEN 32 /* hex chars, without the NUL */
+#define RTE_MEMBER_KEY_LEN 32   /* hex chars, without the NUL */
+#define RTE_WEBHOOK_KEY_MAX 256 /* bytes of a webhook signing key */
+#define RTE_WEBHOOK_SECRET_PREFIX "whsec_"
 
 /* rte_hmac_sha256 - out[32] = HMAC-SHA256(key, msg) */
 int rte_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
@@ -39,6 +42,17 @@ size_t rte_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
 
 /* rte_base64_decode - standard base64 to bytes; returns byte count or -1 if malformed */
 int rte_base64_decode(const char *in, uint8_t *out, size_t outlen);
+
+/*
+ * rte_crypto_webhook_key - the HMAC-SHA256 key a configured webhook signing
+ * secret stands for. "whsec_" followed by base64 (Standard Webhooks: the
+ * standard alphabet, padding optional, 24 to 64 bytes once decoded) is
+ * decoded; any other secret is its own text, 1 to RTE_WEBHOOK_KEY_MAX bytes.
+ * Returns the key length, or -1 with err saying what is wrong (never
+ * quoting the secret). Pure; any thread.
+ */
+int rte_crypto_webhook_key(const char *secret, uint8_t key[RTE_WEBHOOK_KEY_MAX], char *err,
+                           size_t errlen);
 
 /* rte_crypto_member_key - keyed hash of a member id into out (33 bytes, hex + NUL) */
 void rte_crypto_member_key(const char *secret, const char *member_id,

@@ -15,6 +15,10 @@
  * rte_http_requests_total{route,status} and times
  * rte_http_request_duration_seconds{route}.
  *
+ * A handler that takes JSON calls rte_http_require_json first: anything
+ * but a JSON Content-Type (RFC 9110 8.3, RFC 6839 +json, UTF-8 only) or a
+ * body with a content coding is answered 415 naming the header.
+ *
  * A handler either responds before returning, or calls rte_http_defer and
  * responds later from any thread; a deferred response to a client that has
  * gone away is dropped silently (and counted as status 499).
@@ -172,6 +176,25 @@ void rte_http_respond_json(rte_http_req *req, int status, const cJSON *doc);
  */
 void rte_http_error(rte_http_req *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * rte_http_json_content_type - 1 if the Content-Type value v (n bytes) names
+ * JSON: application/json or application/<name>+json (RFC 6839), type and
+ * subtype in any case, with parameters (RFC 9110 8.3.1) of which charset,
+ * if given, must be utf-8 (RFC 8259: JSON is UTF-8). Otherwise 0 and why
+ * says what is wrong, naming the header. Pure; any thread.
+ */
+int rte_http_json_content_type(const char *v, size_t n, char *why, size_t whylen);
+
+/*
+ * rte_http_require_json - 0 if the request's content is JSON
+ * (rte_http_json_content_type) without a content coding. Otherwise answers
+ * 415 naming the header — Content-Type missing or not JSON (with
+ * Accept-Post: application/json on a POST), or a Content-Encoding other
+ * than identity (with Accept-Encoding: identity) — and returns -1. Loop
+ * thread, before responding or deferring.
+ */
+int rte_http_require_json(rte_http_req *req);
 
 /*
  * rte_http_defer - the handler will respond later, from any thread. The
