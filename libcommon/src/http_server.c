@@ -952,49 +952,257 @@ const char *rte_http_req_id(const rte_http_req *req)
     return req->id;
 }
 
-/* decode n bytes of %xx / '+' text into buf; -1 if malformed or too long */
-static int url_decode(const char *s, size_t n, char *buf, size_t len)
+/*
+ * Query parameters. The query is split on '&' into name[=value] pairs
+ * (empty pairs skipped) and each part is percent-decoded as HTML forms
+ * encode it ('+' is a space). Decoding is strict, because a parameter that
+ * cannot be read must never pass for one that was not sent: a '%' needs two
+ * hex digits after it, characters RFC 3986 3.4 does not allow in a query
+ * must come encoded, and an escape that decodes to a control character
+ * (NUL included) is refused. A parameter given twice is refused too: a
+ * proxy or framework in front of us may read the other copy.
+ */
+
+/* a hex digit's value, or -1 */
+static int hexval(int c)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= n)
-                return -1;
-            char hex[3] = {s[i + 1], s[i + 2], '\0'};
-            uint8_t byte;
-            if (rte_hex_decode(hex, &byte, 1) != 1)
-                return -1;
-            c = (char)byte;
-            i += 2;
-        }
-        if (o + 1 >= len)
-            return -1;
-        buf[o++] = c;
-    }
-    buf[o] = '\0';
-    return (int)o;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }
 
-/* rte_http_req_query - URL-decoded query parameter into buf; length or -1 */
-int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, size_t len)
+/* 1 when c may appear unencoded in a query (RFC 3986: pchar / "/" / "?") */
+static int query_char(unsigned char c)
 {
-    size_t nlen = strlen(name);
-    const char *p = req->query;
-    while (*p != '\0') {
-        const char *amp = strchr(p, '&');
-        size_t plen = amp ? (size_t)(amp - p) : strlen(p);
-        const char *eq = memchr(p, '=', plen);
-        size_t klen = eq ? (size_t)(eq - p) : plen;
-        if (klen == nlen && memcmp(p, name, nlen) == 0) {
-            const char *v = eq ? eq + 1 : p + plen;
-            return url_decode(v, (size_t)(p + plen - v), buf, len);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c != '\0' && strchr("-._~!$&'()*+,;=:@/?", c) != NULL;
+}
+
+/* one name[=value] pair of the query, still encoded */
+struct qpair {
+    const char *name, *value;
+    size_t nlen, vlen;
+};
+
+/* the next non-empty pair at *p; 0 at the end */
+static int next_pair(const char **p, struct qpair *q)
+{
+    const char *s = *p, *amp, *eq;
+    size_t n;
+
+    while (*s == '&')
+        s++;
+    if (*s == '\0')
+        return 0;
+    amp = strchr(s, '&');
+    n = amp != NULL ? (size_t)(amp - s) : strlen(s);
+    eq = memchr(s, '=', n);
+    q->name = s;
+    q->nlen = eq != NULL ? (size_t)(eq - s) : n;
+    q->value = eq != NULL ? eq + 1 : s + n;
+    q->vlen = (size_t)(s + n - q->value);
+    *p = s + n;
+    return 1;
+}
+
+/*
+ * decode n bytes of query text into out (len > 0 bytes, NUL-terminated,
+ * cut short if it does not fit); the decoded length (which may be len or
+ * more), or MALFORMED / CONTROL with *at the offset of the offending byte
+ */
+static long query_decode(const char *s, size_t n, char *out, size_t len, size_t *at)
+{
+    size_t o = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        *at = i;
+        if (c == '%') {
+            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return RTE_HTTP_QUERY_MALFORMED;
+            c = (unsigned char)(hi * 16 + lo);
+            if (c < 0x20 || c == 0x7f)
+                return RTE_HTTP_QUERY_CONTROL;
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        } else if (!query_char(c)) {
+            return RTE_HTTP_QUERY_MALFORMED;
         }
-        p += plen + (amp ? 1 : 0);
+        if (o + 1 < len)
+            out[o] = (char)c;
+        o++;
     }
-    return -1;
+    out[o < len ? o : len - 1] = '\0';
+    return (long)o;
+}
+
+/* 1 when the encoded text (n bytes) decodes to exactly name */
+static int query_name_is(const char *raw, size_t n, const char *name)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++, k++) {
+        int c = (unsigned char)raw[i];
+        if (c == '%') {
+            int hi = i + 2 < n ? hexval(raw[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval(raw[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return 0;
+            c = hi * 16 + lo;
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (name[k] == '\0' || (unsigned char)name[k] != c)
+            return 0;
+    }
+    return name[k] == '\0';
+}
+
+/* client text for an error message: printable ASCII, others as '?', at most 40 bytes */
+static void shown(const char *s, size_t n, char *out, size_t len)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n && o + 4 < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (o == 40) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        out[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    out[o] = '\0';
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * the message for query_decode's rc on s (n bytes, bad byte at at), about
+ * "<label> '<name>'" (label "query parameter" or "query parameter name")
+ */
+static void decode_error(long rc, const char *s, size_t n, size_t at, const char *label,
+                         const char *name, char *err, size_t errlen)
+{
+    char bad[8];
+
+    if (rc == RTE_HTTP_QUERY_CONTROL) {
+        shown(s + at, 3, bad, sizeof bad);
+        set_err(err, errlen, "%s '%s': '%s' decodes to a control character", label, name, bad);
+    } else if (s[at] == '%') {
+        shown(s + at, n - at < 3 ? n - at : 3, bad, sizeof bad);
+        set_err(err, errlen,
+                "%s '%s': '%s' is not a percent-escape ('%%' must be followed by two hex "
+                "digits; a literal '%%' is %%25)",
+                label, name, bad);
+    } else if ((unsigned char)s[at] > 0x20 && (unsigned char)s[at] < 0x7f) {
+        set_err(err, errlen, "%s '%s': the character '%c' must be percent-encoded", label, name,
+                s[at]);
+    } else {
+        set_err(err, errlen, "%s '%s': the byte 0x%02X must be percent-encoded", label, name,
+                (unsigned char)s[at]);
+    }
+}
+
+/* rte_http_req_query - loop thread, or the deferring thread; no locks */
+int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, size_t len, char *err,
+                       size_t errlen)
+{
+    const char *p = req->query;
+    struct qpair q, found = {0};
+    int seen = 0;
+    size_t at = 0;
+    long rc;
+
+    if (len == 0)
+        rte_panic("rte_http_req_query: no room for the value of '%s'", name);
+    buf[0] = '\0';
+    while (next_pair(&p, &q)) {
+        if (!query_name_is(q.name, q.nlen, name))
+            continue;
+        if (++seen == 2) {
+            set_err(err, errlen, "query parameter '%s': given more than once", name);
+            return RTE_HTTP_QUERY_REPEATED;
+        }
+        found = q;
+    }
+    if (seen == 0) {
+        set_err(err, errlen, "query parameter '%s': missing", name);
+        return RTE_HTTP_QUERY_ABSENT;
+    }
+    rc = query_decode(found.value, found.vlen, buf, len, &at);
+    if (rc < 0) {
+        buf[0] = '\0';
+        decode_error(rc, found.value, found.vlen, at, "query parameter", name, err, errlen);
+        return (int)rc;
+    }
+    if ((size_t)rc >= len) {
+        buf[0] = '\0';
+        set_err(err, errlen, "query parameter '%s': longer than %zu bytes", name, len - 1);
+        return RTE_HTTP_QUERY_TOO_LONG;
+    }
+    return (int)rc;
+}
+
+/* rte_http_req_query_only - loop thread, or the deferring thread; no locks */
+int rte_http_req_query_only(const rte_http_req *req, const char *const *names, char *err,
+                            size_t errlen)
+{
+    const char *p = req->query;
+    struct qpair q;
+    char dec[64], show[64];
+    size_t at = 0, o;
+    long rc;
+    int known;
+
+    while (next_pair(&p, &q)) {
+        known = 0;
+        for (size_t i = 0; names != NULL && names[i] != NULL && !known; i++)
+            known = query_name_is(q.name, q.nlen, names[i]);
+        if (known)
+            continue;
+        rc = query_decode(q.name, q.nlen, dec, sizeof dec, &at);
+        if (rc < 0) {
+            shown(q.name, q.nlen, show, sizeof show);
+            decode_error(rc, q.name, q.nlen, at, "query parameter name", show, err, errlen);
+            return (int)rc;
+        }
+        shown(dec, (size_t)rc < sizeof dec ? (size_t)rc : sizeof dec - 1, show, sizeof show);
+        set_err(err, errlen, "query parameter '%s': not one this request reads (it reads %s", show,
+                names == NULL || names[0] == NULL ? "none" : "");
+        for (size_t i = 0; err != NULL && names != NULL && names[i] != NULL; i++) {
+            o = strlen(err);
+            set_err(err + o, errlen - o, "%s%s", i > 0 ? ", " : "", names[i]);
+        }
+        if (err != NULL) {
+            o = strlen(err);
+            set_err(err + o, errlen - o, ")");
+        }
+        return RTE_HTTP_QUERY_UNKNOWN;
+    }
+    return 0;
 }
 
 static int copy_value(const char *v, size_t vlen, char *buf, size_t len)
@@ -1037,6 +1245,58 @@ int rte_http_req_header(const rte_http_req *req, const char *name, char *buf, si
     size_t vlen;
     const char *v = header_ref(req, name, &vlen);
     return v != NULL ? copy_value(v, vlen, buf, len) : -1;
+}
+
+/* count a field line and append v to buf at *o (after ", " unless first); -1 if it does not fit */
+static int join_value(char *buf, size_t len, size_t *o, int *lines, const char *v, size_t vlen)
+{
+    size_t sep = *o > 0 ? 2 : 0;
+
+    (*lines)++;
+    if (vlen == 0)
+        return 0;
+    if (*o + sep + vlen + 1 > len)
+        return -1;
+    memcpy(buf + *o, ", ", sep);
+    memcpy(buf + *o + sep, v, vlen);
+    *o += sep + vlen;
+    buf[*o] = '\0';
+    return 0;
+}
+
+/* rte_http_req_header_list - every line of that header joined with ", "; length or rc */
+int rte_http_req_header_list(const rte_http_req *req, const char *name, char *buf, size_t len)
+{
+    char lower[128];
+    size_t n = strlen(name), o = 0;
+    int lines = 0;
+
+    if (len == 0)
+        return RTE_HTTP_HEADER_TOO_LONG;
+    buf[0] = '\0';
+    if (req->deferred) {
+        for (size_t i = 0; i < req->nhdrs; i++)
+            if (strcasecmp(req->hdrs[i].name, name) == 0 &&
+                join_value(buf, len, &o, &lines, req->hdrs[i].value, strlen(req->hdrs[i].value)) !=
+                    0)
+                goto too_long;
+    } else {
+        if (n >= sizeof lower)
+            return RTE_HTTP_HEADER_ABSENT;
+        lower_copy(lower, name, n);
+        for (ssize_t idx = -1;
+             (idx = h2o_find_header_by_str(&req->h2o->headers, lower, n, idx)) != -1;) {
+            h2o_iovec_t v = req->h2o->headers.entries[idx].value;
+            if (join_value(buf, len, &o, &lines, v.base, v.len) != 0)
+                goto too_long;
+        }
+    }
+    if (lines == 0)
+        return RTE_HTTP_HEADER_ABSENT;
+    return (int)o;
+too_long:
+    buf[0] = '\0';
+    return RTE_HTTP_HEADER_TOO_LONG;
 }
 
 /* rte_http_req_body - the request body and its length; borrowed */

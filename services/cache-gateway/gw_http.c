@@ -2,8 +2,11 @@
  * gw_http.c - the gateway's HTTP API (contract in gw_http.h).
  *
  * Every handler fills one gw_req: ids checked (1..64 / 1..32 bytes of
- * [A-Za-z0-9._-]), subscriber details from the request body or the member
- * directory, the policy from cache_control + Cache-Control + Prefer, the
+ * [A-Za-z0-9._-]), query parameters read strictly (one that cannot be
+ * decoded, is too long, comes twice or is not one the route reads is a 400
+ * naming it, never "absent"), subscriber details from the request body or
+ * the member directory, the policy from cache_control + Cache-Control +
+ * Prefer (all field lines of each; too long is 431), the
  * cache key, and the deadline (Prefer: wait=N, else gateway.deadline). The
  * loop thread then answers from L1 when the policy allows it (the hot path:
  * no Redis, no thread hop) and hands everything else to the workers.
@@ -84,19 +87,70 @@ static int from_directory(gw_req *r)
     return rc;
 }
 
-/* policy from the mode and the Cache-Control / Prefer headers; 0, or -1 after answering 400 */
+/*
+ * a list header (every field line, joined): 1 given, 0 absent, -1 after
+ * answering 431 (RFC 9110 5.4: a field larger than we process gets a 4xx,
+ * never silence)
+ */
+static int list_header(rte_http_req *req, const char *name, char *buf, size_t len)
+{
+    int rc = rte_http_req_header_list(req, name, buf, len);
+
+    if (rc >= 0)
+        return 1;
+    if (rc == RTE_HTTP_HEADER_ABSENT)
+        return 0;
+    rte_http_error(req, 431, "header '%s': longer than %zu bytes (all its lines together)", name,
+                   len - 1);
+    return -1;
+}
+
+/*
+ * policy from the mode (NULL = not given) and the Cache-Control / Prefer
+ * headers; 0, or -1 after answering 4xx
+ */
 static int read_policy(rte_http_req *req, gw_req *r, const char *mode)
 {
-    char cc[512], prefer[256], err[300];
-    int has_cc = rte_http_req_header(req, "Cache-Control", cc, sizeof cc) >= 0;
-    int has_prefer = rte_http_req_header(req, "Prefer", prefer, sizeof prefer) >= 0;
+    char cc[1024], prefer[512], err[300];
+    int has_cc = list_header(req, "Cache-Control", cc, sizeof cc);
+    int has_prefer = has_cc < 0 ? -1 : list_header(req, "Prefer", prefer, sizeof prefer);
 
+    if (has_cc < 0 || has_prefer < 0)
+        return -1;
     if (gw_policy_from_request(&r->pol, mode, has_cc ? cc : NULL, has_prefer ? prefer : NULL, err,
                                sizeof err) != 0) {
         rte_http_error(req, 400, "%s", err);
         return -1;
     }
     return 0;
+}
+
+/* a query parameter into buf: 1 given, 0 absent, -1 after answering 400 naming it */
+static int query_param(rte_http_req *req, const char *name, char *buf, size_t len)
+{
+    char err[300];
+    int rc = rte_http_req_query(req, name, buf, len, err, sizeof err);
+
+    if (rc >= 0)
+        return 1;
+    if (rc == RTE_HTTP_QUERY_ABSENT)
+        return 0;
+    rte_http_error(req, 400, "%s", err);
+    return -1;
+}
+
+/*
+ * 0 when the query holds only parameters of names (NULL = none), else -1
+ * after answering 400: a misspelt cache_control must not pass for DEFAULT
+ */
+static int query_only(rte_http_req *req, const char *const *names)
+{
+    char err[300];
+
+    if (rte_http_req_query_only(req, names, err, sizeof err) == 0)
+        return 0;
+    rte_http_error(req, 400, "%s", err);
+    return -1;
 }
 
 /* answer from L1 when the policy allows; 1 answered, 0 not */
@@ -167,12 +221,15 @@ static void dispatch(rte_http_req *req, gw_req *tmp)
     }
 }
 
+static const char *const member_params[] = {"trading_partner_id", "cache_control", NULL};
+
 /* gw_h_member - loop thread */
 void gw_h_member(rte_http_req *req, void *arg)
 {
     const char *member_id = rte_http_req_tail(req);
     char tp[256], mode[256];
     gw_req tmp, *r = &tmp;
+    int given;
     (void)arg;
 
     if (!gw_valid_id(member_id, GW_ID_MAX)) {
@@ -184,7 +241,12 @@ void gw_h_member(rte_http_req *req, void *arg)
     gw_req_init(r, GW_CHECK);
     copy_request_id(r, req);
     copy_str(r->member_id, sizeof r->member_id, member_id);
-    if (rte_http_req_query(req, "trading_partner_id", tp, sizeof tp) >= 0) {
+    if (query_only(req, member_params) != 0)
+        goto fail;
+    given = query_param(req, "trading_partner_id", tp, sizeof tp);
+    if (given < 0)
+        goto fail;
+    if (given) {
         if (!gw_valid_id(tp, GW_TP_MAX)) {
             rte_http_error(req, 400,
                            "field 'trading_partner_id': must be 1-%d characters of A-Z, a-z, "
@@ -194,9 +256,8 @@ void gw_h_member(rte_http_req *req, void *arg)
         }
         copy_str(r->tp, sizeof r->tp, tp);
     }
-    if (rte_http_req_query(req, "cache_control", mode, sizeof mode) < 0)
-        mode[0] = '\0';
-    if (read_policy(req, r, mode) != 0)
+    given = query_param(req, "cache_control", mode, sizeof mode);
+    if (given < 0 || read_policy(req, r, given ? mode : NULL) != 0)
         goto fail;
     if (from_directory(r) != 0) {
         rte_http_error(req, 404,
@@ -237,7 +298,7 @@ void gw_h_check(rte_http_req *req, void *arg)
     size_t len;
     const char *body = rte_http_req_body(req, &len);
     char err[300];
-    cJSON *doc;
+    cJSON *doc = NULL;
     const cJSON *member = NULL, *provider = NULL;
     const char *mid = NULL, *first = NULL, *last = NULL, *dob = NULL, *tp = NULL, *mode = NULL,
                *npi = NULL, *org = NULL;
@@ -245,6 +306,8 @@ void gw_h_check(rte_http_req *req, void *arg)
     (void)arg;
 
     gw_req_init(r, GW_CHECK);
+    if (query_only(req, NULL) != 0)
+        goto out;
     doc = rte_json_parse(body, len, err, sizeof err);
     if (doc == NULL) {
         rte_http_error(req, 400, "request body: %s", err);
@@ -349,6 +412,8 @@ void gw_h_request(rte_http_req *req, void *arg)
         rte_http_error(req, 400, "field 'request_id': expected a UUID");
         return;
     }
+    if (query_only(req, NULL) != 0)
+        return;
     r = gw_req_new(GW_STATUS);
     if (r == NULL) {
         rte_http_error(req, 500, "out of memory");

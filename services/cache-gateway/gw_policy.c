@@ -12,12 +12,15 @@
  * narrow them: max-stale[=n] lets any mode serve an entry up to n seconds
  * past its freshness, max-age=n makes older entries stale, stale-if-error[=n]
  * lets a Stedi failure be answered with a stale entry. Unknown directives are
- * ignored, as RFC 9111 requires; a known one with a bad value is refused.
+ * ignored, as RFC 9111 requires; a known one with a bad value is refused
+ * (delta-seconds is 1*DIGIT, token or quoted, saturated at 2^31; the first
+ * of a repeated directive counts). Prefer never fails a request (RFC 7240
+ * 2): a preference we cannot honour is ignored. docs/cache-gateway.md has
+ * the reasoning.
  */
 #include "gw_policy.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,68 +67,116 @@ void gw_policy_init(gw_policy *p)
     p->wait_s = -1;
 }
 
-/* parse a delta-seconds value (RFC 9111 1.2.2), optionally quoted; -1 if malformed */
+/*
+ * RFC 9111 1.2.2: a delta-seconds larger than a cache can represent MUST be
+ * taken as 2^31; we saturate there, however many digits were sent.
+ */
+#define DELTA_MAX 2147483648LL
+#define WAIT_MAX 3600 /* Prefer: wait beyond this is honoured as this */
+
+/* past the quoted-string starting at s (a '"'): its closing quote, or the end of the text */
+static const char *skip_quoted(const char *s)
+{
+    for (s++; *s != '\0' && *s != '"'; s++)
+        if (*s == '\\' && s[1] != '\0')
+            s++;
+    return *s == '"' ? s + 1 : s;
+}
+
+/*
+ * delta-seconds (1*DIGIT) as a token or a quoted-string (RFC 9111 5.2:
+ * recipients accept both), saturated at DELTA_MAX; -1 if malformed
+ */
 static int64_t delta_seconds(const char *v, size_t n)
 {
-    char buf[24];
-    char *end;
-    long long x;
+    size_t i = 0, end = n;
+    int quoted = n > 0 && v[0] == '"';
+    int64_t x = 0;
 
-    if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
-        v++;
-        n -= 2;
-    }
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit((unsigned char)v[i]))
+    if (quoted) {
+        if (n < 2 || v[n - 1] != '"')
             return -1;
-    memcpy(buf, v, n);
-    buf[n] = '\0';
-    errno = 0;
-    x = strtoll(buf, &end, 10);
-    if (errno != 0 || x > 10LL * 365 * 86400) /* cap: "any" in practice */
-        x = 10LL * 365 * 86400;
+        i = 1;
+        end = n - 1;
+    }
+    if (i == end)
+        return -1;
+    for (; i < end; i++) {
+        char c = v[i];
+        if (quoted && c == '\\') {
+            if (++i == end)
+                return -1;
+            c = v[i];
+        }
+        if (c < '0' || c > '9')
+            return -1;
+        x = x * 10 + (c - '0');
+        if (x > DELTA_MAX)
+            x = DELTA_MAX;
+    }
     return x;
 }
 
-/* One "name[=value]" element of a comma-separated header. */
+/*
+ * One element of a comma-separated header: name [BWS "=" BWS value], value
+ * a token or a quoted-string (commas inside quotes do not split). For
+ * Prefer, ";"-separated parameters may follow; anything else after the
+ * value makes the element malformed (junk).
+ */
 struct item {
     const char *name, *value;
     size_t nlen, vlen;
     int has_value;
+    int junk;
 };
 
-/* next element of a comma list starting at *p; 0 at the end */
-static int next_item(const char **p, struct item *it)
+static int is_ows(char c)
 {
-    const char *s = *p, *e, *eq;
+    return c == ' ' || c == '\t';
+}
 
-    while (*s == ' ' || *s == '\t' || *s == ',')
+/* a character that ends a token or an unquoted value */
+static int ends_token(char c)
+{
+    return c == '\0' || c == ',' || c == ';' || c == '=' || c == '"' || is_ows(c);
+}
+
+/* next element of the list at *p (params: ';' parameters allowed after it); 0 at the end */
+static int next_item(const char **p, struct item *it, int params)
+{
+    const char *s = *p;
+
+    memset(it, 0, sizeof *it);
+    while (is_ows(*s) || *s == ',')
         s++;
     if (*s == '\0')
         return 0;
-    e = s;
-    while (*e != '\0' && *e != ',')
-        e++;
-    *p = e;
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-        e--;
-    memset(it, 0, sizeof *it);
     it->name = s;
-    eq = memchr(s, '=', (size_t)(e - s));
-    if (eq == NULL) {
-        it->nlen = (size_t)(e - s);
-        return 1;
+    while (!ends_token(*s))
+        s++;
+    it->nlen = (size_t)(s - it->name);
+    while (is_ows(*s))
+        s++;
+    if (*s == '=') {
+        it->has_value = 1;
+        for (s++; is_ows(*s);)
+            s++;
+        it->value = s;
+        if (*s == '"')
+            s = skip_quoted(s);
+        else
+            while (!ends_token(*s))
+                s++;
+        it->vlen = (size_t)(s - it->value);
+        while (is_ows(*s))
+            s++;
     }
-    it->has_value = 1;
-    it->nlen = (size_t)(eq - s);
-    while (it->nlen > 0 && (s[it->nlen - 1] == ' ' || s[it->nlen - 1] == '\t'))
-        it->nlen--;
-    it->value = eq + 1;
-    while (it->value < e && (*it->value == ' ' || *it->value == '\t'))
-        it->value++;
-    it->vlen = (size_t)(e - it->value);
+    if (*s != '\0' && *s != ',') {
+        it->junk = !(params && *s == ';');
+        while (*s != '\0' && *s != ',')
+            s = *s == '"' ? skip_quoted(s) : s + 1;
+    }
+    *p = s;
     return 1;
 }
 
@@ -134,49 +185,63 @@ static int is(const struct item *it, const char *name)
     return it->nlen == strlen(name) && strncasecmp(it->name, name, it->nlen) == 0;
 }
 
-/* a directive whose value is optional ("any" when absent) */
-static int opt_seconds(const struct item *it, int64_t *out, const char *hdr, char *err,
-                       size_t errlen)
+/*
+ * a Cache-Control directive with a delta-seconds argument: *out (when
+ * *seen is 0: the first occurrence counts, RFC 9111 4.2.1) or -1 + err.
+ * Without an argument: INT64_MAX ("any") when optional, else an error.
+ */
+static int cc_seconds(const struct item *it, int optional, int64_t *out, int *seen, char *err,
+                      size_t errlen)
 {
-    if (!it->has_value) {
-        *out = INT64_MAX;
-        return 0;
+    int64_t v = INT64_MAX;
+
+    if (it->has_value || !optional)
+        v = it->has_value && !it->junk ? delta_seconds(it->value, it->vlen) : -1;
+    if (v < 0 || it->junk) {
+        snprintf(err, errlen,
+                 "header 'Cache-Control': directive '%.*s' needs a number of seconds (digits "
+                 "only, RFC 9111 delta-seconds)%s",
+                 (int)it->nlen, it->name, optional ? " or no value" : "");
+        return -1;
     }
-    *out = delta_seconds(it->value, it->vlen);
-    if (*out < 0) {
-        snprintf(err, errlen, "header '%s': directive '%.*s' needs a number of seconds", hdr,
+    if (!*seen)
+        *out = v;
+    *seen = 1;
+    return 0;
+}
+
+/* a Cache-Control directive that takes no argument; 0, or -1 + err */
+static int cc_flag(const struct item *it, int *flag, char *err, size_t errlen)
+{
+    if (it->has_value || it->junk) {
+        snprintf(err, errlen, "header 'Cache-Control': directive '%.*s' takes no value",
                  (int)it->nlen, it->name);
         return -1;
     }
+    *flag = 1;
     return 0;
 }
 
 static int parse_cache_control(gw_policy *p, const char *cc, int *implied, char *err, size_t errlen)
 {
     struct item it;
-    int only_if_cached = 0, no_cache = 0;
+    int only_if_cached = 0, no_cache = 0, seen_stale = 0, seen_sie = 0, seen_age = 0, rc = 0;
 
-    while (next_item(&cc, &it)) {
-        if (is(&it, "no-cache")) {
-            no_cache = 1;
-        } else if (is(&it, "only-if-cached")) {
-            only_if_cached = 1;
-        } else if (is(&it, "max-stale")) {
-            if (opt_seconds(&it, &p->max_stale_s, "Cache-Control", err, errlen) != 0)
-                return -1;
-        } else if (is(&it, "stale-if-error")) {
-            if (opt_seconds(&it, &p->stale_if_error_s, "Cache-Control", err, errlen) != 0)
-                return -1;
-        } else if (is(&it, "max-age")) {
-            p->max_age_s = it.has_value ? delta_seconds(it.value, it.vlen) : -1;
-            if (p->max_age_s < 0) {
-                snprintf(err, errlen,
-                         "header 'Cache-Control': directive 'max-age' needs a number of seconds");
-                return -1;
-            }
-        }
+    while (rc == 0 && next_item(&cc, &it, 0)) {
+        if (is(&it, "no-cache"))
+            rc = cc_flag(&it, &no_cache, err, errlen);
+        else if (is(&it, "only-if-cached"))
+            rc = cc_flag(&it, &only_if_cached, err, errlen);
+        else if (is(&it, "max-stale"))
+            rc = cc_seconds(&it, 1, &p->max_stale_s, &seen_stale, err, errlen);
+        else if (is(&it, "stale-if-error"))
+            rc = cc_seconds(&it, 1, &p->stale_if_error_s, &seen_sie, err, errlen);
+        else if (is(&it, "max-age"))
+            rc = cc_seconds(&it, 0, &p->max_age_s, &seen_age, err, errlen);
         /* anything else: ignored (RFC 9111 5.2) */
     }
+    if (rc != 0)
+        return -1;
     if (only_if_cached)
         *implied = GW_MODE_CACHE_ONLY;
     else if (no_cache)
@@ -184,30 +249,30 @@ static int parse_cache_control(gw_policy *p, const char *cc, int *implied, char 
     return 0;
 }
 
-static int parse_prefer(gw_policy *p, const char *prefer, char *err, size_t errlen)
+/*
+ * RFC 7240 2: a preference the server does not recognise or cannot comply
+ * with is ignored, never an error, and only the first instance of each
+ * counts. So a malformed wait (wait=soon, wait=-1, wait=) is dropped and the
+ * gateway's own deadline applies; the response carries no
+ * Preference-Applied for it.
+ */
+static void parse_prefer(gw_policy *p, const char *prefer)
 {
     struct item it;
+    int seen_async = 0, seen_wait = 0;
 
-    while (next_item(&prefer, &it)) {
-        /* parameters after ';' are not ours */
-        const char *semi = memchr(it.name, ';', it.has_value ? it.nlen : it.nlen);
-        if (semi != NULL)
-            it.nlen = (size_t)(semi - it.name);
+    while (next_item(&prefer, &it, 1)) {
         if (is(&it, "respond-async")) {
-            p->respond_async = 1;
+            /* the token alone; an empty value ("" too) is no value (RFC 7240 2) */
+            int empty = it.vlen == 0 || (it.vlen == 2 && it.value[0] == '"');
+            if (!seen_async++ && !it.junk && empty)
+                p->respond_async = 1;
         } else if (is(&it, "wait")) {
-            size_t vlen = it.vlen;
-            const char *vs = it.has_value ? memchr(it.value, ';', it.vlen) : NULL;
-            if (vs != NULL)
-                vlen = (size_t)(vs - it.value);
-            p->wait_s = it.has_value ? delta_seconds(it.value, vlen) : -1;
-            if (p->wait_s < 0 || p->wait_s > 3600) {
-                snprintf(err, errlen, "header 'Prefer': 'wait' needs a number of seconds (0-3600)");
-                return -1;
-            }
+            int64_t w = it.has_value && !it.junk ? delta_seconds(it.value, it.vlen) : -1;
+            if (!seen_wait++ && w >= 0)
+                p->wait_s = w > WAIT_MAX ? WAIT_MAX : w;
         }
     }
-    return 0;
 }
 
 /* gw_policy_from_request - explicit mode wins; -1 + err naming the field */
@@ -219,15 +284,21 @@ int gw_policy_from_request(gw_policy *p, const char *mode, const char *cache_con
     gw_policy_init(p);
     if (cache_control != NULL && parse_cache_control(p, cache_control, &implied, err, errlen) != 0)
         return -1;
-    if (prefer != NULL && parse_prefer(p, prefer, err, errlen) != 0)
-        return -1;
-    if (mode != NULL && mode[0] != '\0') {
+    if (prefer != NULL)
+        parse_prefer(p, prefer);
+    if (mode != NULL) {
         int m = gw_mode_parse(mode);
         if (m < 0) {
+            char shown[44];
+            size_t n = 0;
+            /* the caller's text, printable ASCII only (it goes into JSON and logs) */
+            for (; n < 40 && mode[n] != '\0'; n++)
+                shown[n] = mode[n] >= 0x20 && mode[n] < 0x7f ? mode[n] : '?';
+            memcpy(shown + n, mode[n] != '\0' ? "..." : "", mode[n] != '\0' ? 4 : 1);
             snprintf(err, errlen,
-                     "field 'cache_control': unknown mode '%.40s'; valid modes are DEFAULT, "
+                     "field 'cache_control': %s mode '%s'; valid modes are DEFAULT, "
                      "CACHE_ONLY, PREFER_CACHED, BYPASS_CACHE, STALE_WHILE_REVALIDATE",
-                     mode);
+                     mode[0] != '\0' ? "unknown" : "empty", shown);
             return -1;
         }
         p->mode = (enum gw_mode)m;

@@ -70,11 +70,14 @@ int gw_mode_parse(const char *s);
 void gw_policy_init(gw_policy *p);
 
 /*
- * gw_policy_from_request - fill p from the cache_control parameter (NULL or
- * "" = not given), the Cache-Control header and the Prefer header (NULL =
- * absent). An explicit mode wins over the mode a directive implies; the
- * directives' limits (max-stale, stale-if-error, max-age) apply to any mode.
- * -1 + err (naming the field, listing the valid modes) on bad input.
+ * gw_policy_from_request - fill p from the cache_control parameter (NULL =
+ * not given; "" is refused like any unknown mode), the Cache-Control header
+ * and the Prefer header (NULL = absent). An explicit mode wins over the mode
+ * a directive implies; the directives' limits (max-stale, stale-if-error,
+ * max-age) apply to any mode. -1 + err (naming the field, listing the valid
+ * modes) on a bad mode or a known Cache-Control directive with a malformed
+ * value; unknown directives and any Prefer trouble are ignored (RFC 9111
+ * 5.2, RFC 7240 2).
  */
 int gw_policy_from_request(gw_policy *p, const char *mode, const char *cache_control,
                            const char *prefer, char *err, size_t errlen);

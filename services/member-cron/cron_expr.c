@@ -69,16 +69,24 @@ static int parse_value(const field *f, const char **sp, int *out, char *err, siz
     return -1;
 }
 
-/* one comma-separated element: *, N, N-M, each with optional /step */
+/*
+ * one comma-separated element: *, N, N-M, each with optional /step. Every
+ * field runs lo..hi with its own numbers; the weekday field runs 0..7, both
+ * ends Sunday (bit 0), so "*" + "/2", "N/step" (N through 7) and "a-b/step"
+ * step through Sunday-as-7 like the other values: 5/1 is Fri, Sat, Sun and
+ * 7/2 is Sunday. A weekday range ending in Sunday may write it 0 (or sun):
+ * fri-sun is 5-7.
+ */
 static int parse_elem(const field *f, const char **sp, uint64_t *bits, int *star, char *err,
                       size_t errlen)
 {
     const char *s = *sp;
     int lo, hi, step = 1;
+    int weekday = f->hi == 7;
 
     if (*s == '*') {
         lo = f->lo;
-        hi = f->hi == 7 ? 6 : f->hi;
+        hi = f->hi;
         s++;
         *star = 1;
     } else {
@@ -89,12 +97,14 @@ static int parse_elem(const field *f, const char **sp, uint64_t *bits, int *star
             s++;
             if (parse_value(f, &s, &hi, err, errlen) < 0)
                 return -1;
+            if (weekday && hi == 0 && lo > 0)
+                hi = 7;
             if (hi < lo) {
                 snprintf(err, errlen, "%s: range %d-%d runs backwards", f->name, lo, hi);
                 return -1;
             }
         } else if (*s == '/') {
-            hi = f->hi == 7 ? 6 : f->hi; /* N/step = N through the end */
+            hi = f->hi; /* N/step = N through the end */
         }
     }
     if (*s == '/') {
@@ -110,7 +120,7 @@ static int parse_elem(const field *f, const char **sp, uint64_t *bits, int *star
         s = end;
     }
     for (int v = lo; v <= hi; v += step)
-        *bits |= 1ULL << (f->hi == 7 && v == 7 ? 0 : v);
+        *bits |= 1ULL << (weekday && v == 7 ? 0 : v);
     *sp = s;
     return 0;
 }

@@ -4,7 +4,10 @@
  * Syntax (Vixie cron): "minute hour day-of-month month day-of-week", each a
  * comma list of '*', N, N-M, with an optional /step ("*" + "/15", "1-30/5",
  * "5/10" = 5 through the field's end); months jan..dec and weekdays sun..sat
- * by name (any case); weekday 7 is Sunday. The macros @yearly (@annually),
+ * by name (any case). Weekdays run 0..7 with 0 and 7 both Sunday, so a step
+ * counts Sunday as 7 at the end: "5/1" is Fri, Sat, Sun, "7/2" Sunday,
+ * "1-7/2" Mon, Wed, Fri, Sun; a range may end in Sunday written 0 ("fri-sun"
+ * = 5-7). The macros @yearly (@annually),
  * @monthly, @weekly, @daily (@midnight) and @hourly stand for their usual
  * five fields. When both day fields are restricted (neither starts with
  * '*') a day matches if either does (the historical OR rule); otherwise

@@ -9,6 +9,7 @@ the cache format (libcommon/cache_entry), under the keyed member hash.
 import concurrent.futures as cf
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import signal
@@ -369,10 +370,109 @@ def test_bad_input(env):
     r = requests.post(env.a.svc.url("http", "/v1/eligibility/check"),
                       data=json.dumps({"pad": "x" * 70000}), timeout=5)
     assert r.status_code == 413
-    r = env.a.post(body(new_member()), headers={"Prefer": "wait=soon"})
-    assert r.status_code == 400 and "Prefer" in r.json()["error"]["message"]
     r = env.a.post(body(new_member()), headers={"Cache-Control": "max-stale=abc"})
     assert r.status_code == 400 and "max-stale" in r.json()["error"]["message"]
+
+
+def raw_get(gw, target, headers=()):
+    """GET target exactly as written (requests would re-encode a bad '%'), with
+    headers as (name, value) pairs, repeated names sent as separate lines."""
+    c = http.client.HTTPConnection("127.0.0.1", gw.svc.ports["http"], timeout=20)
+    try:
+        c.putrequest("GET", target, skip_accept_encoding=True)
+        for name, value in headers:
+            c.putheader(name, value)
+        c.endheaders()
+        r = c.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        c.close()
+
+
+def test_query_parameters_that_cannot_be_read_are_400_without_a_stedi_call(env):
+    """A parameter that cannot be decoded, is too long, or comes twice is a 400
+    naming it: never "absent" (the member's default payer, DEFAULT mode, and a
+    real-time Stedi call for a cold member)."""
+    mid = "GWM0003"  # in the directory, never cached by another test
+    env.r.delete(cache_key(mid))
+    cases = [
+        ("trading_partner_id=%ZZ", "trading_partner_id", "'%ZZ' is not a percent-escape"),
+        ("trading_partner_id=87726%", "trading_partner_id", "'%' is not a percent-escape"),
+        ("trading_partner_id=8772%6", "trading_partner_id", "'%6' is not a percent-escape"),
+        ("trading_partner_id=" + "9" * 300, "trading_partner_id", "longer than"),
+        ("trading_partner_id=87726&trading_partner_id=87726", "trading_partner_id",
+         "more than once"),
+        ("trading_partner_id=87726&trading%5Fpartner%5Fid=60054", "trading_partner_id",
+         "more than once"),
+        ("trading_partner_id=877%0026", "trading_partner_id", "control character"),
+        ("trading_partner_id=87|26", "trading_partner_id", "must be percent-encoded"),
+        ("cache_control=%ZZ", "cache_control", "'%ZZ' is not a percent-escape"),
+        ("cache_control=DEFAULT%", "cache_control", "'%' is not a percent-escape"),
+        ("cache_control=" + "A" * 300, "cache_control", "longer than"),
+        ("cache_control=CACHE_ONLY&cache_control=CACHE_ONLY", "cache_control", "more than once"),
+        ("cache_control=DEFAULT%00", "cache_control", "control character"),
+        ("cache_control=", "cache_control", "empty mode"),
+        ("cache_control=SOMETIMES", "cache_control", "unknown mode"),
+        ("cache_contrl=CACHE_ONLY", "cache_contrl", "not one this request reads"),
+        ("trading_partner_id=87726&foo%ZZ=1", "foo%ZZ", "is not a percent-escape"),
+    ]
+    before = calls(env)
+    for query, name, what in cases:
+        status, hdrs, raw = raw_get(env.a, f"/v1/eligibility/{mid}?{query}")
+        assert status == 400, (query, status, raw)
+        msg = json.loads(raw)["error"]["message"]
+        assert f"'{name}'" in msg and what in msg, (query, msg)
+    # POST /check reads no query parameters: one there would be silently lost
+    r = requests.post(env.a.svc.url("http", "/v1/eligibility/check?cache_control=CACHE_ONLY"),
+                      json=body(new_member()), timeout=20)
+    assert r.status_code == 400 and "'cache_control'" in r.json()["error"]["message"]
+    assert calls(env) == before
+    assert env.r.exists(cache_key(mid)) == 0
+    # a well-formed request for the same member still works (one call)
+    status, _, raw = raw_get(env.a, f"/v1/eligibility/{mid}?trading_partner_id=8772%36")
+    assert status == 200, raw
+    assert json.loads(raw)["trading_partner_id"] == TP
+    assert calls(env) == before + 1
+
+
+def test_list_headers_all_lines_count_and_too_long_is_431(env):
+    """Cache-Control and Prefer sent as several lines mean their joined list
+    (RFC 9110 5.3); one too long for the gateway is a 4xx (RFC 9110 5.4), not
+    ignored."""
+    mid = new_member()
+    before = calls(env)
+    # only-if-cached on the second line: CACHE_ONLY, a cold member is 504 without a call
+    b = json.dumps(body(mid)).encode()
+    c = http.client.HTTPConnection("127.0.0.1", env.a.svc.ports["http"], timeout=20)
+    c.putrequest("POST", "/v1/eligibility/check")
+    c.putheader("Content-Type", "application/json")
+    c.putheader("Content-Length", str(len(b)))
+    c.putheader("Cache-Control", "max-age=0")
+    c.putheader("Cache-Control", "only-if-cached")
+    c.endheaders(b)
+    r = c.getresponse()
+    r.read()
+    c.close()
+    assert r.status == 504, r.status
+    assert calls(env) == before
+    for name, value in (("Cache-Control", "x" * 2000), ("Prefer", "respond-async, " * 60)):
+        status, _, raw = raw_get(env.a, "/v1/eligibility/GWM0003", [(name, value)])
+        assert status == 431, (name, status)
+        assert f"'{name}'" in json.loads(raw)["error"]["message"]
+    assert calls(env) == before
+
+
+def test_prefer_the_gateway_cannot_honour_is_ignored(env):
+    """RFC 7240 2: a preference the server cannot comply with is ignored, never
+    an error: the request is answered as if it had not been sent."""
+    before = calls(env)
+    r = env.a.post(body(new_member()), headers={"Prefer": "wait=soon"})
+    assert r.status_code == 200, r.text
+    assert r.json()["cache_status"] == "MISS"
+    assert "Preference-Applied" not in r.headers
+    r = env.a.post(body(new_member()), headers={"Prefer": "wait=-1, respond-async=please"})
+    assert r.status_code == 200, r.text
+    assert calls(env) == before + 2
 
 
 # ---- events and metrics -----------------------------------------------------------

@@ -13,6 +13,7 @@ import base64
 import concurrent.futures
 import hashlib
 import hmac
+import http.client
 import http.server
 import json
 import signal
@@ -258,6 +259,25 @@ def test_poll_pagination_and_gzip(fast, done_batch):
     assert "content-encoding" not in r.headers and len(r.json()["items"]) == 30
     r = get(fast, POLL, params={"batchId": done_batch})
     assert len(r.json()["items"]) == 50 and "nextPageToken" not in r.json()
+
+
+def test_poll_parameters_that_cannot_be_read_are_400(fast, done_batch):
+    """A pageToken that does not decode must not restart the reader at the
+    first result, nor a repeated pageSize pick one: each is 400 naming it."""
+    wait_completed(fast, done_batch)
+    for query, name in ((f"batchId={done_batch}&pageToken=%ZZ", "pageToken"),
+                        (f"batchId={done_batch}&pageToken=ab%", "pageToken"),
+                        (f"batchId={done_batch}&pageSize=7&pageSize=7", "pageSize"),
+                        (f"batchId={done_batch}&pageSize=%007", "pageSize"),
+                        (f"batchId={done_batch}&batchId={done_batch}", "batchId"),
+                        ("batchId=%ZZ", "batchId")):
+        c = http.client.HTTPConnection("127.0.0.1", fast.ports["http"], timeout=10)
+        c.request("GET", f"{POLL}?{query}", headers=AUTH)
+        r = c.getresponse()
+        body = json.loads(r.read())
+        c.close()
+        assert r.status == 400, (query, r.status, body)
+        assert f"'{name}'" in body["message"], (query, body)
 
 
 def test_batch_validation(fast):

@@ -435,7 +435,7 @@ static void h_status(rte_http_req *req, void *arg)
 {
     (void)arg;
     char s[8];
-    if (rte_http_req_query(req, "s", s, sizeof s) <= 0) {
+    if (rte_http_req_query(req, "s", s, sizeof s, NULL, 0) <= 0) {
         rte_http_error(req, 400, "test: no status");
         return;
     }
@@ -510,6 +510,182 @@ static void test_request_counter_labels(void **state)
     assert_int_equal(requests_total("unmatched", 404), unmatched404 + 2);
     assert_int_equal(requests_total("unmatched", 405), unmatched405 + 1);
     assert_int_equal(requests_total("t_post", 405), 0);
+    srv_stop(&v);
+}
+
+/* --- query parameters and list headers --- */
+
+/* answer "rc=<rc> v=[<value>] err=[<message>]" */
+static void answer_rc(rte_http_req *req, int rc, const char *v, const char *err)
+{
+    char body[512];
+    int n = snprintf(body, sizeof body, "rc=%d v=[%s] err=[%s]", rc, v, err);
+    rte_http_respond(req, 200, "text/plain", body, (size_t)n);
+}
+
+/* parameter "v" into 8 bytes (at most 7 decoded) */
+static void h_query(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    char v[8], err[256] = "";
+    int rc = rte_http_req_query(req, "v", v, sizeof v, err, sizeof err);
+    answer_rc(req, rc, v, rc == RTE_HTTP_QUERY_ABSENT ? "" : err);
+}
+
+static void h_query_only(rte_http_req *req, void *arg)
+{
+    static const char *const names[] = {"a", "b", NULL};
+    char err[256] = "";
+    int rc = rte_http_req_query_only(req, arg != NULL ? NULL : names, err, sizeof err);
+    answer_rc(req, rc, "", err);
+}
+
+/* every X-L line joined, into 16 bytes */
+static void answer_list(rte_http_req *req)
+{
+    char v[16];
+    int rc = rte_http_req_header_list(req, "X-L", v, sizeof v);
+    answer_rc(req, rc, rc >= 0 ? v : "", "");
+}
+
+static void h_list(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    answer_list(req);
+}
+
+static void *list_later(void *arg)
+{
+    answer_list(arg);
+    return NULL;
+}
+
+/* reads the header on another thread, from the copies rte_http_defer made */
+static void h_list_deferred(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    int i = atomic_load(&nanswerers);
+    if (i == 8) {
+        rte_http_error(req, 500, "test: too many deferred requests");
+        return;
+    }
+    rte_http_defer(req);
+    pthread_create(&answerers[i], NULL, list_later, req);
+    atomic_store(&nanswerers, i + 1);
+}
+
+static const rte_http_route query_routes[] = {
+    {.method = "GET", .path = "/q", .handler = h_query, .name = "t_q"},
+    {.method = "GET", .path = "/qo", .handler = h_query_only, .name = "t_qo"},
+    {.method = "GET", .path = "/qn", .handler = h_query_only, .arg = "none", .name = "t_qn"},
+    {.method = "GET", .path = "/l", .handler = h_list, .name = "t_l"},
+    {.method = "GET", .path = "/ld", .handler = h_list_deferred, .name = "t_ld"},
+    {0},
+};
+
+/* GET target (with extra header lines), expecting body "rc=<rc> v=[<v>]..." and err holding want */
+static void expect_rc(int port, const char *target, const char *extra, int rc, const char *v,
+                      const char *want_err)
+{
+    char resp[4096], head[128];
+    raw_get(port, "GET", target, extra, resp, sizeof resp);
+    if (raw_status(resp) != 200)
+        fail_msg("%s: status %d", target, raw_status(resp));
+    snprintf(head, sizeof head, "rc=%d v=[%s] err=[", rc, v);
+    const char *body = raw_body(resp);
+    if (strncmp(body, head, strlen(head)) != 0)
+        fail_msg("%s: got '%s', want '%s...'", target, body, head);
+    if (want_err != NULL && strstr(body + strlen(head), want_err) == NULL)
+        fail_msg("%s: error in '%s' lacks '%s'", target, body, want_err);
+}
+
+/*
+ * A parameter that cannot be read is never "absent": malformed escapes,
+ * characters that must be encoded, control characters, values too long for
+ * the caller's buffer and repeated names each have their own code and a
+ * message naming the parameter.
+ */
+static void test_query_parameters_strict(void **state)
+{
+    (void)state;
+    struct srv v;
+    srv_start(&v, query_routes);
+
+    expect_rc(v.port, "/q?v=abc", "", 3, "abc", "");
+    expect_rc(v.port, "/q", "", RTE_HTTP_QUERY_ABSENT, "", "");
+    expect_rc(v.port, "/q?w=1&vv=2", "", RTE_HTTP_QUERY_ABSENT, "", "");
+    expect_rc(v.port, "/q?v=", "", 0, "", "");
+    expect_rc(v.port, "/q?v", "", 0, "", "");
+    expect_rc(v.port, "/q?v=%41b+c", "", 4, "Ab c", "");
+    expect_rc(v.port, "/q?v=a=b", "", 3, "a=b", "");
+    expect_rc(v.port, "/q?&&vv=1&v=ok&", "", 2, "ok", "");
+    expect_rc(v.port, "/q?v=%e2%82%AC", "", 3, "\xe2\x82\xac", "");
+    /* another parameter's trouble is not v's */
+    expect_rc(v.port, "/q?x=%ZZ&v=ok", "", 2, "ok", "");
+    /* malformed escapes, a trailing '%' included */
+    expect_rc(v.port, "/q?v=%ZZ", "", RTE_HTTP_QUERY_MALFORMED, "",
+              "query parameter 'v': '%ZZ' is not a percent-escape");
+    expect_rc(v.port, "/q?v=ab%", "", RTE_HTTP_QUERY_MALFORMED, "", "'v': '%' is not a");
+    expect_rc(v.port, "/q?v=ab%4", "", RTE_HTTP_QUERY_MALFORMED, "", "'%4' is not a");
+    expect_rc(v.port, "/q?v=%4&w=1", "", RTE_HTTP_QUERY_MALFORMED, "", "'%4' is not a");
+    /* characters RFC 3986 wants encoded */
+    expect_rc(v.port, "/q?v=a|b", "", RTE_HTTP_QUERY_MALFORMED, "",
+              "query parameter 'v': the character '|' must be percent-encoded");
+    expect_rc(v.port, "/q?v=a\x80", "", RTE_HTTP_QUERY_MALFORMED, "", "the byte 0x80");
+    /* control characters, NUL first */
+    expect_rc(v.port, "/q?v=%00", "", RTE_HTTP_QUERY_CONTROL, "",
+              "query parameter 'v': '%00' decodes to a control character");
+    expect_rc(v.port, "/q?v=a%0Ab", "", RTE_HTTP_QUERY_CONTROL, "", "'%0A'");
+    expect_rc(v.port, "/q?v=%7f", "", RTE_HTTP_QUERY_CONTROL, "", "'%7f'");
+    /* 7 decoded bytes fit the 8-byte buffer, 8 do not */
+    expect_rc(v.port, "/q?v=1234567", "", 7, "1234567", "");
+    expect_rc(v.port, "/q?v=%41%41%41%41%41%41%41", "", 7, "AAAAAAA", "");
+    expect_rc(v.port, "/q?v=12345678", "", RTE_HTTP_QUERY_TOO_LONG, "",
+              "query parameter 'v': longer than 7 bytes");
+    expect_rc(v.port, "/q?v=123456789012345678901234567890", "", RTE_HTTP_QUERY_TOO_LONG, "",
+              "longer than 7 bytes");
+    /* twice, even with the same value, even spelt differently */
+    expect_rc(v.port, "/q?v=1&v=1", "", RTE_HTTP_QUERY_REPEATED, "",
+              "query parameter 'v': given more than once");
+    expect_rc(v.port, "/q?v=1&%76=2", "", RTE_HTTP_QUERY_REPEATED, "", "more than once");
+    expect_rc(v.port, "/q?v&v=", "", RTE_HTTP_QUERY_REPEATED, "", "more than once");
+    expect_rc(v.port, "/q?%76=x", "", 1, "x", "");
+
+    /* only the names a route reads */
+    expect_rc(v.port, "/qo", "", 0, "", "");
+    expect_rc(v.port, "/qo?a=1&b=%ZZ&%61=", "", 0, "", "");
+    expect_rc(v.port, "/qo?a=1&c=2", "", RTE_HTTP_QUERY_UNKNOWN, "",
+              "query parameter 'c': not one this request reads (it reads a, b)");
+    expect_rc(v.port, "/qo?b%5Fx=1", "", RTE_HTTP_QUERY_UNKNOWN, "", "'b_x'");
+    expect_rc(v.port, "/qo?a%ZZ=1", "", RTE_HTTP_QUERY_MALFORMED, "",
+              "query parameter name 'a%ZZ': '%ZZ' is not a percent-escape");
+    expect_rc(v.port, "/qo?a%00=1", "", RTE_HTTP_QUERY_CONTROL, "", "control character");
+    expect_rc(v.port, "/qn?x=1", "", RTE_HTTP_QUERY_UNKNOWN, "", "(it reads none)");
+    expect_rc(v.port, "/qn", "", 0, "", "");
+    srv_stop(&v);
+}
+
+/* every line of a list header, joined as RFC 9110 5.3 allows; too long is not absent */
+static void test_header_list_joins_lines(void **state)
+{
+    (void)state;
+    struct srv v;
+    atomic_store(&nanswerers, 0);
+    srv_start(&v, query_routes);
+
+    for (int d = 0; d < 2; d++) {
+        const char *path = d ? "/ld" : "/l";
+        expect_rc(v.port, path, "", RTE_HTTP_HEADER_ABSENT, "", "");
+        expect_rc(v.port, path, "X-L: a\r\n", 1, "a", "");
+        expect_rc(v.port, path, "X-L: a\r\nX-Other: z\r\nx-l: b, c\r\n", 7, "a, b, c", "");
+        expect_rc(v.port, path, "X-L:\r\nX-L: b\r\n", 1, "b", "");
+        expect_rc(v.port, path, "X-L: 0123456789abcde\r\n", 15, "0123456789abcde", "");
+        expect_rc(v.port, path, "X-L: 0123456789abcdef\r\n", RTE_HTTP_HEADER_TOO_LONG, "", "");
+        expect_rc(v.port, path, "X-L: 0123456\r\nX-L: 789abcdef\r\n", RTE_HTTP_HEADER_TOO_LONG, "",
+                  "");
+    }
+    for (int i = 0; i < atomic_load(&nanswerers); i++)
+        pthread_join(answerers[i], NULL);
     srv_stop(&v);
 }
 
@@ -773,6 +949,8 @@ int main(void)
         cmocka_unit_test(test_headers_inline),
         cmocka_unit_test(test_headers_deferred),
         cmocka_unit_test(test_request_counter_labels),
+        cmocka_unit_test(test_query_parameters_strict),
+        cmocka_unit_test(test_header_list_joins_lines),
         cmocka_unit_test(test_on_turn_runs_after_each_turn_on_the_loop),
         cmocka_unit_test(test_connections_gauge_follows_open_connections),
         cmocka_unit_test(test_steer_by_cpu_sends_a_cpu_to_its_loop),

@@ -413,21 +413,29 @@ void sim_h_poll(rte_http_req *req, void *arg)
     (void)arg;
     if (!sim_authorized(req))
         return;
-    char id[64], v[128];
-    if (rte_http_req_query(req, "batchId", id, sizeof id) <= 0) {
-        sim_stedi_error(req, 400, "BAD_REQUEST", "batchId: missing");
+    char id[64], v[128], err[200];
+    int rc = rte_http_req_query(req, "batchId", id, sizeof id, err, sizeof err);
+    if (rc <= 0) {
+        sim_stedi_error(req, 400, "BAD_REQUEST", rc == 0 ? "batchId: empty" : err);
         return;
     }
     long size = 100, start = 0;
-    if (rte_http_req_query(req, "pageSize", v, sizeof v) >= 0) {
+    rc = rte_http_req_query(req, "pageSize", v, sizeof v, err, sizeof err);
+    if (rc != RTE_HTTP_QUERY_ABSENT) {
         char *end;
-        size = strtol(v, &end, 10);
-        if (v[0] == '\0' || *end != '\0' || size < 1 || size > 200) {
-            sim_stedi_error(req, 400, "BAD_REQUEST", "pageSize: must be an integer in 1..200");
+        size = rc >= 0 ? strtol(v, &end, 10) : 0;
+        if (rc <= 0 || *end != '\0' || size < 1 || size > 200) {
+            sim_stedi_error(req, 400, "BAD_REQUEST",
+                            rc < 0 ? err : "pageSize: must be an integer in 1..200");
             return;
         }
     }
-    if (rte_http_req_query(req, "pageToken", v, sizeof v) > 0 && parse_token(v, &start) != 0) {
+    rc = rte_http_req_query(req, "pageToken", v, sizeof v, err, sizeof err);
+    if (rc < RTE_HTTP_QUERY_ABSENT) {
+        sim_stedi_error(req, 400, "BAD_REQUEST", err);
+        return;
+    }
+    if (rc > 0 && parse_token(v, &start) != 0) {
         sim_stedi_error(req, 400, "BAD_REQUEST", "pageToken: not a token this API issued");
         return;
     }

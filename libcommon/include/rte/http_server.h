@@ -151,10 +151,60 @@ const char *rte_http_req_path(const rte_http_req *req);
 const char *rte_http_req_tail(const rte_http_req *req);
 /* rte_http_req_id - the request id; borrowed */
 const char *rte_http_req_id(const rte_http_req *req);
-/* rte_http_req_query - URL-decoded query parameter into buf; length, or -1 if absent/too long */
-int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, size_t len);
+
+/*
+ * What rte_http_req_query and rte_http_req_query_only answer instead of a
+ * length. Only ABSENT means "not given"; every other code is the client's
+ * mistake, to be answered with 400 and the message left in err (which names
+ * the parameter). Parameter names are compared after percent-decoding, so
+ * "trading%5Fpartner%5Fid" is trading_partner_id.
+ */
+enum rte_http_query_rc {
+    RTE_HTTP_QUERY_ABSENT = -1,    /* not in the query */
+    RTE_HTTP_QUERY_MALFORMED = -2, /* a '%' without two hex digits after it, or a
+                                      character RFC 3986 does not allow unencoded */
+    RTE_HTTP_QUERY_TOO_LONG = -3,  /* the decoded value does not fit the caller's buffer */
+    RTE_HTTP_QUERY_REPEATED = -4,  /* given more than once (even with equal values) */
+    RTE_HTTP_QUERY_CONTROL = -5,   /* decodes to NUL or another control character */
+    RTE_HTTP_QUERY_UNKNOWN = -6,   /* rte_http_req_query_only: a name the route does not read */
+};
+
+/*
+ * rte_http_req_query - the query parameter name, percent-decoded ('+' is a
+ * space, as in HTML forms) into buf (NUL-terminated; "" when given without
+ * a value). Returns its length, or an rte_http_query_rc with err saying
+ * what is wrong ("query parameter 'x': ..."); buf is "" then.
+ */
+int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, size_t len, char *err,
+                       size_t errlen);
+
+/*
+ * rte_http_req_query_only - 0 if every parameter of the query is one of
+ * names (NULL-terminated; NULL = none), else RTE_HTTP_QUERY_UNKNOWN or
+ * RTE_HTTP_QUERY_MALFORMED (a name that does not decode) with err naming the
+ * first offender. For routes that must not let a misspelt parameter pass
+ * unnoticed.
+ */
+int rte_http_req_query_only(const rte_http_req *req, const char *const *names, char *err,
+                            size_t errlen);
+
 /* rte_http_req_header - request header value (first of that name) into buf; length or -1 */
 int rte_http_req_header(const rte_http_req *req, const char *name, char *buf, size_t len);
+
+/* What rte_http_req_header_list answers instead of a length. */
+enum rte_http_header_rc {
+    RTE_HTTP_HEADER_ABSENT = -1,   /* no field line of that name */
+    RTE_HTTP_HEADER_TOO_LONG = -2, /* the combined value does not fit the caller's buffer */
+};
+
+/*
+ * rte_http_req_header_list - every field line of a list-based header
+ * (Cache-Control, Prefer, ...) joined with ", " into buf, as RFC 9110 5.3
+ * says a recipient may combine them; length, or an rte_http_header_rc.
+ * A value that does not fit is TOO_LONG, never cut: RFC 9110 5.4 wants a
+ * 4xx for a field larger than the server will process.
+ */
+int rte_http_req_header_list(const rte_http_req *req, const char *name, char *buf, size_t len);
 /* rte_http_req_body - the request body (may be empty) and its length; borrowed */
 const char *rte_http_req_body(const rte_http_req *req, size_t *len);
 

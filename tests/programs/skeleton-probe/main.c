@@ -49,9 +49,9 @@ static int on_message(const rte_kafka_msg *msg, void *arg, char *reason, size_t 
 static void h_echo(rte_http_req *req, void *arg)
 {
     (void)arg;
-    char msg[256];
-    if (rte_http_req_query(req, "msg", msg, sizeof msg) < 0) {
-        rte_http_error(req, 400, "query parameter 'msg' is required (at most 255 bytes)");
+    char msg[256], err[160];
+    if (rte_http_req_query(req, "msg", msg, sizeof msg, err, sizeof err) < 0) {
+        rte_http_error(req, 400, "%s", err);
         return;
     }
     cJSON *doc = cJSON_CreateObject();
@@ -79,9 +79,9 @@ static void h_slow(rte_http_req *req, void *arg)
 {
     (void)arg;
     char v[16];
-    char *end;
-    long ms = rte_http_req_query(req, "ms", v, sizeof v) > 0 ? strtol(v, &end, 10) : -1;
-    if (ms < 0 || ms > 60000) {
+    char *end = v;
+    long ms = rte_http_req_query(req, "ms", v, sizeof v, NULL, 0) > 0 ? strtol(v, &end, 10) : -1;
+    if (ms < 0 || ms > 60000 || *end != '\0') {
         rte_http_error(req, 400, "query parameter 'ms' must be an integer in [0, 60000]");
         return;
     }

@@ -91,6 +91,16 @@ static void test_modes(void **state)
     assert_int_equal(gw_policy_from_request(&p, "PREFER_CACHED", "no-cache", NULL, err, sizeof err),
                      0);
     assert_int_equal(p.mode, GW_MODE_PREFER_CACHED);
+    /* given but empty is not "not given" */
+    assert_int_equal(gw_policy_from_request(&p, "", NULL, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "field 'cache_control': empty mode"));
+    /* the caller's bytes come back printable */
+    assert_int_equal(gw_policy_from_request(&p,
+                                            "A\xff\x01"
+                                            "B",
+                                            NULL, NULL, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "unknown mode 'A??B'"));
 }
 
 static void test_directives(void **state)
@@ -121,9 +131,107 @@ static void test_directives(void **state)
                      0);
     assert_false(p.respond_async);
     assert_int_equal(p.wait_s, -1);
-    assert_int_equal(gw_policy_from_request(&p, NULL, NULL, "wait=soon", err, sizeof err), -1);
-    assert_non_null(strstr(err, "Prefer"));
-    assert_int_equal(gw_policy_from_request(&p, NULL, NULL, "wait=99999", err, sizeof err), -1);
+}
+
+/* parse cc (Cache-Control) and prefer; the rc, with *p filled */
+static int parse(gw_policy *p, const char *cc, const char *prefer, char *err)
+{
+    return gw_policy_from_request(p, NULL, cc, prefer, err, 300);
+}
+
+/*
+ * RFC 9111 1.2.2 delta-seconds: 1*DIGIT, any number of digits, a value too
+ * large taken as 2^31; token or quoted-string (5.2). A known directive with
+ * anything else is refused naming it; unknown directives are ignored even
+ * when commas hide in their quoted values; the first of a repeated
+ * directive counts (4.2.1).
+ */
+static void test_cache_control_values(void **state)
+{
+    (void)state;
+    gw_policy p;
+    char err[300];
+    assert_int_equal(parse(&p, "max-age=99999999999999999999999999", NULL, err), 0);
+    assert_int_equal(p.max_age_s, 2147483648LL);
+    assert_int_equal(parse(&p, "max-stale=2147483647, stale-if-error=2147483649", NULL, err), 0);
+    assert_int_equal(p.max_stale_s, 2147483647LL);
+    assert_int_equal(p.stale_if_error_s, 2147483648LL);
+    assert_int_equal(parse(&p, "max-age=000000000000000000000000000005", NULL, err), 0);
+    assert_int_equal(p.max_age_s, 5);
+    assert_int_equal(parse(&p, "MAX-AGE=\"4\"", NULL, err), 0);
+    assert_int_equal(p.max_age_s, 4);
+    static const struct {
+        const char *cc, *named;
+    } bad[] = {
+        {"max-age=-1", "max-age"},
+        {"max-stale=abc", "max-stale"},
+        {"max-age=1.5", "max-age"},
+        {"max-age=", "max-age"},
+        {"max-stale=", "max-stale"},
+        {"max-age=5 6", "max-age"},
+        {"max-age=\"5", "max-age"},
+        {"max-age=\"\"", "max-age"},
+        {"stale-if-error=+5", "stale-if-error"},
+        {"max-age=5;x", "max-age"},
+        {"no-cache=5", "no-cache"},
+        {"only-if-cached=\"1\"", "only-if-cached"},
+        {"max-age=3, max-age=x", "max-age"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        if (parse(&p, bad[i].cc, NULL, err) != -1)
+            fail_msg("'%s' was accepted", bad[i].cc);
+        if (strstr(err, "Cache-Control") == NULL || strstr(err, bad[i].named) == NULL)
+            fail_msg("'%s': error '%s' does not name '%s'", bad[i].cc, err, bad[i].named);
+    }
+    /* unknown directives are ignored, commas inside their quoted values included */
+    assert_int_equal(parse(&p, "ext=\"a, max-age=abc\", max-age=7", NULL, err), 0);
+    assert_int_equal(p.max_age_s, 7);
+    assert_int_equal(parse(&p, "foo=bar baz, private, max-age=3", NULL, err), 0);
+    assert_int_equal(p.max_age_s, 3);
+    /* the first occurrence counts */
+    assert_int_equal(parse(&p, "max-age=5, max-age=60", NULL, err), 0);
+    assert_int_equal(p.max_age_s, 5);
+    assert_int_equal(parse(&p, "max-stale=10, max-stale", NULL, err), 0);
+    assert_int_equal(p.max_stale_s, 10);
+}
+
+/*
+ * RFC 7240 2: a preference the server cannot honour is ignored, never an
+ * error; only the first instance of a preference counts; empty values are
+ * no values; parameters after ';' belong to the preference before them.
+ */
+static void test_prefer_is_never_an_error(void **state)
+{
+    (void)state;
+    gw_policy p;
+    char err[300];
+    static const char *const ignored[] = {"wait=soon", "wait=-1",  "wait=",    "wait",
+                                          "wait=1.5",  "wait=\"3", "wait;x=5", "wait=5 6"};
+    for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) {
+        if (parse(&p, NULL, ignored[i], err) != 0)
+            fail_msg("Prefer '%s' refused: %s", ignored[i], err);
+        if (p.wait_s != -1)
+            fail_msg("Prefer '%s': wait %lld, want none", ignored[i], (long long)p.wait_s);
+    }
+    assert_int_equal(parse(&p, NULL, "wait=99999", err), 0);
+    assert_int_equal(p.wait_s, 3600);
+    assert_int_equal(parse(&p, NULL, "wait=10, wait=20", err), 0);
+    assert_int_equal(p.wait_s, 10);
+    assert_int_equal(parse(&p, NULL, "wait=soon, wait=20", err), 0);
+    assert_int_equal(p.wait_s, -1);
+    assert_int_equal(parse(&p, NULL, "Wait = \"15\" ; foo=1, respond-async", err), 0);
+    assert_int_equal(p.wait_s, 15);
+    assert_true(p.respond_async);
+    assert_int_equal(parse(&p, NULL, "respond-async=\"\"", err), 0);
+    assert_true(p.respond_async);
+    assert_int_equal(parse(&p, NULL, "respond-async=yes", err), 0);
+    assert_false(p.respond_async);
+    assert_int_equal(parse(&p, NULL, "return=\"a,b\";x, wait=2", err), 0);
+    assert_int_equal(p.wait_s, 2);
+    /* Prefer trouble never hides a Cache-Control error */
+    assert_int_equal(parse(&p, "max-age=x", "wait=1", err), -1);
+    assert_non_null(strstr(err, "max-age"));
 }
 
 static void test_stale_if_error(void **state)
@@ -210,9 +318,14 @@ static void test_headers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decision_table), cmocka_unit_test(test_modes),
-        cmocka_unit_test(test_directives),     cmocka_unit_test(test_stale_if_error),
-        cmocka_unit_test(test_xfetch),         cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_decision_table),
+        cmocka_unit_test(test_modes),
+        cmocka_unit_test(test_directives),
+        cmocka_unit_test(test_cache_control_values),
+        cmocka_unit_test(test_prefer_is_never_an_error),
+        cmocka_unit_test(test_stale_if_error),
+        cmocka_unit_test(test_xfetch),
+        cmocka_unit_test(test_ids),
         cmocka_unit_test(test_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -133,6 +133,55 @@ static void fields_and_names(void **state)
     assert_int_equal(e.dow, 1);
 }
 
+/*
+ * The weekday field runs 0..7 with both ends Sunday (bit 0), so a step
+ * reaches Sunday as 7: N/step runs N through 7, never stopping at Saturday.
+ */
+static void weekday_steps_reach_sunday(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *dow;
+        uint32_t bits; /* bit 0 = Sunday .. bit 6 = Saturday */
+        int star;
+    } cases[] = {
+        {"7/2", 1u << 0, 0},
+        {"7/1", 1u << 0, 0},
+        {"5/1", (1u << 5) | (1u << 6) | (1u << 0), 0},
+        {"6/1", (1u << 6) | (1u << 0), 0},
+        {"1/2", (1u << 1) | (1u << 3) | (1u << 5) | (1u << 0), 0},
+        {"thu/3", (1u << 4) | (1u << 0), 0},
+        {"0/7", 1u << 0, 0},
+        {"1-7/2", (1u << 1) | (1u << 3) | (1u << 5) | (1u << 0), 0},
+        {"fri-sun", (1u << 5) | (1u << 6) | (1u << 0), 0},
+        {"6-0", (1u << 6) | (1u << 0), 0},
+        {"mon-0/3", (1u << 1) | (1u << 4) | (1u << 0), 0},
+        {"*/2", (1u << 0) | (1u << 2) | (1u << 4) | (1u << 6), 1},
+        {"*/7", 1u << 0, 1},
+        {"*", 0x7fu, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[64], err[256];
+        cron_expr e;
+        snprintf(text, sizeof text, "0 0 * * %s", cases[i].dow);
+        if (cron_expr_parse(text, &e, err, sizeof err) != 0)
+            fail_msg("'%s': %s", text, err);
+        if (e.dow != cases[i].bits || e.dow_star != cases[i].star)
+            fail_msg("'%s': weekdays 0x%02x (star %d), want 0x%02x (star %d)", text, e.dow,
+                     e.dow_star, cases[i].bits, cases[i].star);
+    }
+    /* 7/2 used to parse as "no weekday at all" and never fire */
+    char err[256];
+    cron_expr e;
+    cron_tz *utc = cron_tz_load(NULL, "UTC", err, sizeof err);
+    assert_non_null(utc);
+    assert_int_equal(cron_expr_parse("0 0 * * 7/2", &e, err, sizeof err), 0);
+    /* after Mon 2026-01-05 00:00Z: Sun 2026-01-11 */
+    assert_int_equal(cron_expr_next(&e, utc, rte_clock_parse("2026-01-05T00:00:00Z") / 1000),
+                     rte_clock_parse("2026-01-11T00:00:00Z") / 1000);
+    cron_tz_free(utc);
+}
+
 static void zone_offsets(void **state)
 {
     (void)state;
@@ -199,8 +248,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(golden_next),      cmocka_unit_test(golden_invalid),
-        cmocka_unit_test(fields_and_names), cmocka_unit_test(zone_offsets),
-        cmocka_unit_test(zone_errors),      cmocka_unit_test(civil_roundtrip),
+        cmocka_unit_test(fields_and_names), cmocka_unit_test(weekday_steps_reach_sunday),
+        cmocka_unit_test(zone_offsets),     cmocka_unit_test(zone_errors),
+        cmocka_unit_test(civil_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
