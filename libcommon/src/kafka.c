@@ -989,8 +989,7 @@ rte_kafka_consumer *rte_kafka_consumer_new(const rte_config *cfg, const char *br
         c->bmsg = calloc((size_t)c->batch_max, sizeof *c->bmsg);
         c->bv = calloc((size_t)c->batch_max, sizeof *c->bv);
         if (!c->bm || !c->bmsg || !c->bv) {
-            snprintf(err, errlen, "kafka consumer: out of memory for batches of %d",
-                     c->batch_max);
+            snprintf(err, errlen, "kafka consumer: out of memory for batches of %d", c->batch_max);
             goto out;
         }
     }
@@ -1512,8 +1511,8 @@ static void finish_batch(rte_kafka_consumer *c, int n)
             rd_kafka_topic_partition_list_add(stop, m->topic, m->partition);
             continue;
         }
-        rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(store, m->topic,
-                                                                           m->partition);
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(store, m->topic, m->partition);
         if (!p)
             p = rd_kafka_topic_partition_list_add(store, m->topic, m->partition);
         p->offset = m->offset + 1;

@@ -200,8 +200,8 @@ int rte_kafka_check_config(const rte_config *cfg, const char *brokers, char *err
 int rte_kafka_producer_connected(rte_kafka_producer *p);
 
 typedef struct rte_kafka_consumer_opts {
-    const char *group_id;      /* consumer group */
-    const char *const *topics; /* NULL-terminated */
+    const char *group_id;                  /* consumer group */
+    const char *const *topics;             /* NULL-terminated */
     rte_kafka_handler handler;             /* one message at a time, or: */
     rte_kafka_batch_handler batch_handler; /* batches (exactly one of the two) */
     int batch_max;                         /* batch_handler: most messages per call; default 500 */

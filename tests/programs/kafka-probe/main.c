@@ -223,8 +223,7 @@ static int batch_handler(const rte_kafka_msg *ms, rte_kafka_verdict *v, int n, v
         len = snprintf(line, sizeof line, "%d %lld %.*s %.*s b%d\n", (int)m->partition,
                        (long long)m->offset, (int)m->key_len, (const char *)m->key, (int)m->len,
                        (const char *)m->payload, n);
-        if (len < 0 || (size_t)len >= sizeof line ||
-            write_all(a->out_fd, line, (size_t)len) < 0) {
+        if (len < 0 || (size_t)len >= sizeof line || write_all(a->out_fd, line, (size_t)len) < 0) {
             snprintf(reason, reasonlen, "cannot append to %s: %s", a->out, strerror(errno));
             return RTE_KAFKA_RETRY;
         }
