@@ -47,11 +47,9 @@ static int pipe_add(struct pipe *p, int argc, const char *const *argv)
             return -1;
         p->cap = cap;
     }
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc; i++)
         snprintf(p->args[p->n][i], sizeof p->args[p->n][i], "%s", argv[i]);
-        p->ptrs[p->n][i] = p->args[p->n][i];
-    }
-    p->cmds[p->n] = (rte_redis_argv){argc, p->ptrs[p->n], NULL};
+    p->cmds[p->n].argc = argc; /* argv pointers are set by pipe_run: the arrays may move */
     p->n++;
     return 0;
 }
@@ -62,6 +60,13 @@ static int pipe_run(struct pipe *p, rte_redis *r, redisReply ***keep)
     char err[256];
     int rc = 0;
     redisReply **reps = p->n ? calloc((size_t)p->n, sizeof *reps) : NULL;
+
+    for (int i = 0; i < p->n; i++) {
+        for (int j = 0; j < p->cmds[i].argc; j++)
+            p->ptrs[i][j] = p->args[i][j];
+        p->cmds[i].argv = p->ptrs[i];
+        p->cmds[i].argvlen = NULL;
+    }
 
     if (p->n > 0 && (!reps || rte_redis_pipeline(r, p->n, p->cmds, reps, err, sizeof err) != 0)) {
         rte_log_warn("cache-warmer: statistics not recorded: %s", reps ? err : "out of memory");
