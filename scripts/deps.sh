@@ -29,7 +29,7 @@ PKGS="build-essential pkg-config
 librdkafka-dev libhiredis-dev libcurl4-openssl-dev libcjson-dev
 libh2o-evloop-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
 libssl-dev libyaml-dev redis-server redis-tools libcmocka-dev
-python3-pytest python3-grpcio python3-confluent-kafka python3-redis
+prometheus python3-pytest python3-grpcio python3-confluent-kafka python3-redis
 python3-requests python3-protobuf protobuf-compiler
 clang-format cppcheck curl procps openssl"
 [ "${1:-}" = bench ] && PKGS="$PKGS wrk nginx-light"

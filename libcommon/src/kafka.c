@@ -30,6 +30,13 @@
  * redelivers at most the messages finished since the last commit plus the
  * one in hand: at-least-once; consumers drop duplicates by event_id.
  *
+ * Batch mode hands the handler what one poll burst brought (up to
+ * batch_max, never waiting to fill a batch) and stores nothing until the
+ * whole batch is finished; a retry hands the same batch again. Offsets are
+ * then stored per partition after the batch's last message there, except
+ * in a partition where a DLQ copy could not be made (stopping, revoked):
+ * nothing from that message on moves, so it is redelivered.
+ *
  * Retries run on the consumer thread: the handler is called again after a
  * backoff, and no further message is handled meanwhile, so per-key order
  * holds (and every other partition of this member waits too). During the
@@ -140,6 +147,12 @@ struct rte_kafka_consumer {
     unsigned revokes;          /* revocations seen so far */
     rd_kafka_message_t **held; /* polled during a backoff, handled after it, in order */
     int held_head, nheld, held_cap;
+    /* batch mode (opts.batch_handler): arrays of batch_max, consumer thread only */
+    rte_kafka_batch_handler batch_handler;
+    int batch_max;
+    rd_kafka_message_t **bm;
+    rte_kafka_msg *bmsg;
+    rte_kafka_verdict *bv;
 };
 
 static rte_metric *m_produced;
@@ -892,8 +905,8 @@ static int check_opts(const rte_kafka_consumer_opts *o, char *err, size_t errlen
         missing = "group_id";
     else if (!o->topics || !o->topics[0])
         missing = "topics";
-    else if (!o->handler)
-        missing = "handler";
+    else if (!o->handler == !o->batch_handler)
+        missing = "handler (exactly one of handler and batch_handler)";
     else if (!o->dlq)
         missing = "dlq (a producer for <topic>.dlq copies)";
     if (!missing)
@@ -968,7 +981,18 @@ rte_kafka_consumer *rte_kafka_consumer_new(const rte_config *cfg, const char *br
         return NULL;
     }
     c->handler = opts->handler;
+    c->batch_handler = opts->batch_handler;
     c->arg = opts->arg;
+    if (c->batch_handler) {
+        c->batch_max = opts->batch_max > 0 ? opts->batch_max : 500;
+        c->bm = calloc((size_t)c->batch_max, sizeof *c->bm);
+        c->bmsg = calloc((size_t)c->batch_max, sizeof *c->bmsg);
+        c->bv = calloc((size_t)c->batch_max, sizeof *c->bv);
+        if (!c->bm || !c->bmsg || !c->bv) {
+            snprintf(err, errlen, "kafka consumer: out of memory for batches of %d", c->batch_max);
+            goto out;
+        }
+    }
     c->dlq = opts->dlq;
     set_retry_opts(c, opts);
     conf = base_conf(cfg, brokers, err, errlen);
@@ -990,6 +1014,9 @@ out:
     if (rc < 0) {
         if (c->rk)
             rd_kafka_destroy(c->rk);
+        free(c->bm);
+        free(c->bmsg);
+        free(c->bv);
         free(c);
         return NULL;
     }
@@ -1328,13 +1355,201 @@ static void close_consumer(rte_kafka_consumer *c)
                      rd_kafka_err2str(e));
 }
 
-/* the oldest message held during a backoff, else the next one polled */
-static rd_kafka_message_t *next_message(rte_kafka_consumer *c)
+/* the oldest message held during a backoff, else the next one polled (waiting up to ms) */
+static rd_kafka_message_t *next_message(rte_kafka_consumer *c, int ms)
 {
     if (c->held_head < c->nheld)
         return c->held[c->held_head++];
     c->held_head = c->nheld = 0;
-    return rd_kafka_consumer_poll(c->rk, POLL_MS);
+    return rd_kafka_consumer_poll(c->rk, ms);
+}
+
+/* --- batch mode ---------------------------------------------------------- */
+
+/*
+ * up to batch_max messages into c->bm: the first waits up to POLL_MS, the
+ * rest only take what is already fetched (held messages first), so a batch
+ * is never delayed to fill up
+ */
+static int collect(rte_kafka_consumer *c)
+{
+    int n = 0;
+    rd_kafka_message_t *m = next_message(c, POLL_MS);
+
+    while (m) {
+        if (m->err) {
+            consumer_error(c, m);
+            rd_kafka_message_destroy(m);
+        } else {
+            c->bm[n++] = m;
+        }
+        if (n == c->batch_max || atomic_load(&c->stop))
+            break;
+        m = next_message(c, 0);
+    }
+    return n;
+}
+
+static void fill_msg(rte_kafka_msg *msg, rd_kafka_message_t *m)
+{
+    *msg = (rte_kafka_msg){
+        .topic = rd_kafka_topic_name(m->rkt),
+        .partition = m->partition,
+        .offset = m->offset,
+        .key = m->key,
+        .key_len = m->key_len,
+        .payload = m->payload,
+        .len = m->len,
+        .timestamp_ms = rd_kafka_message_timestamp(m, NULL),
+        .rk_message = m,
+    };
+}
+
+/* after a backoff: let go of the batch's messages whose partitions were revoked; the new count */
+static int keep_owned(rte_kafka_consumer *c, int n)
+{
+    int k = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (owns(c, c->bmsg[i].topic, c->bmsg[i].partition)) {
+            c->bm[k] = c->bm[i];
+            fill_msg(&c->bmsg[k], c->bm[k]);
+            k++;
+        } else {
+            rd_kafka_message_destroy(c->bm[i]); /* not stored: its new owner gets it */
+        }
+    }
+    if (k < n)
+        rte_log_warn("kafka consumer: %d message(s) of a batch being retried were left to the "
+                     "new owners of their partitions",
+                     n - k);
+    return k;
+}
+
+/* one handler call with verdicts preset to OK; panics on a bad return or verdict */
+static int call_batch(rte_kafka_consumer *c, int n, char *reason, size_t reasonlen)
+{
+    const char *const topic[] = {c->bmsg[0].topic};
+    int64_t t0 = rte_clock_mono_ms();
+    int rc;
+
+    for (int i = 0; i < n; i++) {
+        c->bv[i].rc = RTE_KAFKA_OK;
+        c->bv[i].reason[0] = '\0';
+    }
+    reason[0] = '\0';
+    rc = c->batch_handler(c->bmsg, c->bv, n, c->arg, reason, reasonlen);
+    rte_histogram_observe(m_handler, topic, (double)(rte_clock_mono_ms() - t0) / 1000.0);
+    if (rc != RTE_KAFKA_OK && rc != RTE_KAFKA_RETRY)
+        rte_panic("kafka consumer: batch handler for %s returned %d", c->bmsg[0].topic, rc);
+    for (int i = 0; rc == RTE_KAFKA_OK && i < n; i++) {
+        if (c->bv[i].rc != RTE_KAFKA_OK && c->bv[i].rc != RTE_KAFKA_POISON)
+            rte_panic("kafka consumer: batch handler for %s gave verdict %d", c->bmsg[0].topic,
+                      c->bv[i].rc);
+        if (c->bv[i].rc == RTE_KAFKA_POISON && !c->bv[i].reason[0])
+            snprintf(c->bv[i].reason, sizeof c->bv[i].reason, "handler gave no reason");
+    }
+    if (rc == RTE_KAFKA_RETRY && !reason[0])
+        snprintf(reason, reasonlen, "handler gave no reason");
+    return rc;
+}
+
+/*
+ * the handler until it returns OK (or retries run out: all POISON); *np is
+ * the count still held (revoked ones are let go). 0, or STOPPED.
+ */
+static int run_batch(rte_kafka_consumer *c, int *np)
+{
+    int n = *np;
+    char reason[512], prefix[64];
+    int wait = c->backoff_ms;
+
+    for (int attempt = 0;; attempt++) {
+        if (call_batch(c, n, reason, sizeof reason) == RTE_KAFKA_OK)
+            return 0;
+        if (attempt >= c->max_retries) {
+            snprintf(prefix, sizeof prefix, "gave up after %d retries: ", attempt);
+            prepend(reason, sizeof reason, prefix);
+            for (int i = 0; i < n; i++) {
+                c->bv[i].rc = RTE_KAFKA_POISON;
+                snprintf(c->bv[i].reason, sizeof c->bv[i].reason, "%s", reason);
+            }
+            return 0;
+        }
+        count_n(m_consumed, c->bmsg[0].topic, "retry", n);
+        rte_log_warn("kafka consumer: batch of %d from %s: %s; retry %d/%d in %d ms", n,
+                     c->bmsg[0].topic, reason, attempt + 1, c->max_retries, wait);
+        int b = backoff(c, &c->bmsg[0], wait);
+        if (b == STOPPED)
+            return STOPPED;
+        n = *np = keep_owned(c, n);
+        if (n == 0)
+            return 0;
+        wait = next_backoff(wait, c->backoff_max_ms);
+    }
+}
+
+/* 1 when topic/partition is in the list of partitions whose offsets must not move */
+static int blocked(const rd_kafka_topic_partition_list_t *b, const char *topic, int32_t partition)
+{
+    return rd_kafka_topic_partition_list_find(b, topic, partition) != NULL;
+}
+
+/* dead-letter the poisoned, then store each partition's offset after its last finished message */
+static void finish_batch(rte_kafka_consumer *c, int n)
+{
+    rd_kafka_topic_partition_list_t *store = rd_kafka_topic_partition_list_new(8);
+    rd_kafka_topic_partition_list_t *stop = rd_kafka_topic_partition_list_new(1);
+    int ok = 0, dlq = 0;
+
+    for (int i = 0; i < n; i++) {
+        const rte_kafka_msg *m = &c->bmsg[i];
+        if (blocked(stop, m->topic, m->partition))
+            continue;
+        if (c->bv[i].rc == RTE_KAFKA_POISON && dead_letter(c, m, c->bv[i].reason) != 0) {
+            /* not copied (stopping, or revoked): nothing from here on in this partition moves */
+            rd_kafka_topic_partition_list_add(stop, m->topic, m->partition);
+            continue;
+        }
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(store, m->topic, m->partition);
+        if (!p)
+            p = rd_kafka_topic_partition_list_add(store, m->topic, m->partition);
+        p->offset = m->offset + 1;
+        if (c->bv[i].rc == RTE_KAFKA_POISON)
+            dlq++;
+        else
+            ok++;
+    }
+    if (store->cnt > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, store);
+        for (int i = 0; !e && i < store->cnt; i++)
+            e = store->elems[i].err;
+        if (e)
+            rte_log_warn("kafka consumer: cannot store the offsets of a batch of %d: %s; they "
+                         "will be redelivered to the partitions' new owners",
+                         n, rd_kafka_err2str(e));
+    }
+    count_n(m_consumed, c->bmsg[0].topic, "ok", ok);
+    count_n(m_consumed, c->bmsg[0].topic, "dlq", dlq);
+    rd_kafka_topic_partition_list_destroy(store);
+    rd_kafka_topic_partition_list_destroy(stop);
+}
+
+/* one collected batch, start to end; destroys its messages */
+static void handle_batch(rte_kafka_consumer *c, int n)
+{
+    if (n == 0)
+        return;
+    for (int i = 0; i < n; i++)
+        fill_msg(&c->bmsg[i], c->bm[i]);
+    /* STOPPED: nothing stored, all redelivered after the restart */
+    if (run_batch(c, &n) == 0 && n > 0)
+        finish_batch(c, n);
+    for (int i = 0; i < n; i++)
+        rd_kafka_message_destroy(c->bm[i]);
+    if (c->paused)
+        unstall(c);
 }
 
 /* let go of held messages (not stored: redelivered) */
@@ -1351,7 +1566,11 @@ void rte_kafka_consumer_run(rte_kafka_consumer *c)
     rd_kafka_message_t *m;
 
     while (!atomic_load(&c->stop)) {
-        m = next_message(c);
+        if (c->batch_handler) {
+            handle_batch(c, collect(c));
+            continue;
+        }
+        m = next_message(c, POLL_MS);
         if (!m)
             continue;
         if (m->err)
@@ -1380,6 +1599,12 @@ void rte_kafka_consumer_free(rte_kafka_consumer *c)
     c->held = NULL;
     c->held_cap = 0;
     close_consumer(c);
+    free(c->bm);
+    free(c->bmsg);
+    free(c->bv);
+    c->bm = NULL;
+    c->bmsg = NULL;
+    c->bv = NULL;
     if (c->leaked)
         return; /* kept reachable on purpose: destroying it would abort */
     rd_kafka_destroy(c->rk);

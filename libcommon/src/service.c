@@ -306,6 +306,8 @@ static void start_consumers(const rte_config *cfg, const char *brokers)
             .group_id = group,
             .topics = topics,
             .handler = d->handler,
+            .batch_handler = d->batch_handler,
+            .batch_max = d->batch_max,
             .arg = d->arg,
             .max_retries = S.retries,
             .retry_backoff_ms = S.backoff_ms,

@@ -26,6 +26,10 @@ TOPICS = {
     "kt-sigterm": 1,
     "kt-batched": 4,
     "kt-batched-refused": 2,
+    "kt-batch": 4,
+    "kt-batch.dlq": 1,
+    "kt-batch-kill": 2,
+    "kt-batch-outage": 2,
 }
 
 
@@ -294,3 +298,61 @@ def test_batched_refusal_is_counted_and_spares_the_rest(tmp_path, env, broker):
     assert "refused=1" in out
     stored = consume_all(broker.bootstrap, "kt-batched-refused")
     assert sorted(int(m.key[1:]) for m in stored) == [i for i in range(20) if i != 5]
+
+
+def test_batch_handler_gets_batches_poison_to_dlq_rest_stored(tmp_path, env, config, broker):
+    """Batch mode: 2,000 messages arrive in batches of at most 300, each exactly once; a POISON
+    verdict sends just that message to the DLQ; after SIGTERM a second member of the group gets
+    nothing again (every offset of a finished batch was stored and committed)."""
+    msgs = [(f"b{i}", "bad POISON" if i in (7, 1500) else f"v{i}") for i in range(2000)]
+    produce(broker.bootstrap, "kt-batch", msgs)
+    c = Probe(tmp_path, env, config, "g-batch", "kt-batch", "batch", "--batch", "300",
+              "--poison-on", "POISON")
+    c.wait_lines(1998)
+    time.sleep(0.5)
+    lines = c.lines()
+    assert sorted(line[2] for line in lines) == sorted(
+        f"b{i}" for i in range(2000) if i not in (7, 1500))
+    sizes = [int(line[4][1:]) for line in lines]
+    assert max(sizes) <= 300 and max(sizes) > 1, "messages were not handed over in batches"
+    assert c.terminate()[0] == 0
+    dlq = consume_all(broker.bootstrap, "kt-batch.dlq")
+    assert sorted(m.key for m in dlq) == [b"b1500", b"b7"]
+    assert all(m.headers["dlq-reason"] == b"payload contains POISON" for m in dlq)
+
+    again = Probe(tmp_path, env, config, "g-batch", "kt-batch", "batch2", "--batch", "300")
+    time.sleep(6)  # a new member's first assignment takes ~3 s on the mock cluster
+    assert again.lines() == []
+    assert again.terminate()[0] == 0
+
+
+def test_batch_kill9_mid_batch_redelivers_the_whole_batch(tmp_path, env, config, broker):
+    produce(broker.bootstrap, "kt-batch-kill", [(f"k{i}", f"v{i}") for i in range(50)],
+            partition=0)
+    first = Probe(tmp_path, env, config, "g-batch-kill", "kt-batch-kill", "bk1", "--batch", "100",
+                  "--slow-ms", "5000")
+    wait_for(lambda: "handling a batch" in first.log_text(), what="the slow batch to start")
+    first.proc.kill()
+    first.proc.wait()
+    assert first.lines() == []
+    second = Probe(tmp_path, env, config, "g-batch-kill", "kt-batch-kill", "bk2", "--batch", "100")
+    second.wait_lines(50)
+    assert sorted(second.keys()) == sorted(f"k{i}" for i in range(50))
+    assert second.terminate()[0] == 0
+
+
+def test_batch_retry_hands_the_same_batch_again_until_it_succeeds(tmp_path, env, broker):
+    outage, c = start_outage(tmp_path, env, broker, "kt-batch-outage", "o", "bo",
+                             extra_config="")
+    c.proc.kill()
+    c.proc.wait()
+    c = Probe(tmp_path, env, str(tmp_path / "kafka.yaml"), "g-batch-outage", "kt-batch-outage",
+              "bo2", "--fail-while", str(outage), "--max-retries", "100", "--batch", "50")
+    wait_for(lambda: "dependency-down exists" in c.log_text(), what="a batch retry")
+    time.sleep(1)
+    assert c.lines() == []
+    outage.unlink()
+    c.wait_lines(20)
+    time.sleep(0.5)
+    assert sorted(c.keys()) == sorted(f"o{p}-{i}" for p in (0, 1) for i in range(10))
+    assert c.terminate()[0] == 0

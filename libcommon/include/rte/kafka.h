@@ -73,6 +73,31 @@ typedef struct rte_kafka_msg {
 typedef int (*rte_kafka_handler)(const rte_kafka_msg *msg, void *arg, char *reason,
                                  size_t reasonlen);
 
+/*
+ * Batch handling, for consumers whose work per message is a share of one
+ * round trip (a pipelined Redis write for hundreds of messages): the
+ * consumer hands the handler up to batch_max messages at once - whatever
+ * was already fetched, in partition order, never waiting for more - and
+ * the handler returns
+ *   RTE_KAFKA_OK     - each message has its verdict in v[i].rc: RTE_KAFKA_OK,
+ *                      or RTE_KAFKA_POISON with v[i].reason (that message
+ *                      goes to the DLQ); every offset is then stored;
+ *   RTE_KAFKA_RETRY  - the whole batch failed transiently (reason filled):
+ *                      it is handed over again, with the same backoff,
+ *                      pausing and retry limit as single messages (minus
+ *                      messages of partitions revoked meanwhile), so the
+ *                      handler must be idempotent over a batch.
+ * Nothing of a batch is stored before the handler returned OK.
+ */
+#define RTE_KAFKA_REASON_MAX 256
+typedef struct rte_kafka_verdict {
+    int rc; /* RTE_KAFKA_OK (preset) or RTE_KAFKA_POISON */
+    char reason[RTE_KAFKA_REASON_MAX];
+} rte_kafka_verdict;
+
+typedef int (*rte_kafka_batch_handler)(const rte_kafka_msg *msgs, rte_kafka_verdict *v, int n,
+                                       void *arg, char *reason, size_t reasonlen);
+
 /* rte_kafka_brokers - the bootstrap list to use (see above), into buf; -1 if none is known */
 int rte_kafka_brokers(const rte_config *cfg, char *buf, size_t len);
 
@@ -175,9 +200,11 @@ int rte_kafka_check_config(const rte_config *cfg, const char *brokers, char *err
 int rte_kafka_producer_connected(rte_kafka_producer *p);
 
 typedef struct rte_kafka_consumer_opts {
-    const char *group_id;      /* consumer group */
-    const char *const *topics; /* NULL-terminated */
-    rte_kafka_handler handler;
+    const char *group_id;                  /* consumer group */
+    const char *const *topics;             /* NULL-terminated */
+    rte_kafka_handler handler;             /* one message at a time, or: */
+    rte_kafka_batch_handler batch_handler; /* batches (exactly one of the two) */
+    int batch_max;                         /* batch_handler: most messages per call; default 500 */
     void *arg;
     int max_retries;          /* transient retries before DLQ; 0 = RTE_KAFKA_MAX_RETRIES */
     int retry_backoff_ms;     /* first backoff, doubled each time; default 200 */

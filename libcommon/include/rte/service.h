@@ -56,6 +56,9 @@ typedef struct rte_consumer_decl {
     rte_kafka_handler handler; /* runs on this consumer's thread */
     void *arg;
     const char *group; /* default "<service>.<topic>" */
+    /* instead of handler: messages in batches of up to batch_max (kafka.h) */
+    rte_kafka_batch_handler batch_handler;
+    int batch_max;
 } rte_consumer_decl;
 
 typedef struct rte_timer_decl {

@@ -3,7 +3,7 @@
  *
  *   kafka-probe consume --group G --topic T --out FILE [--fail-on S]
  *                       [--poison-on S] [--slow-ms N] [--max-retries N]
- *                       [--fail-while FILE]
+ *                       [--fail-while FILE] [--batch N]
  *   kafka-probe produce --topic T --count N [--start I] [--sync]
  *                       [--batched N [--oversize-at I]]
  *   kafka-probe connected [--repeat N] [--interval-ms N]
@@ -15,6 +15,10 @@
  * containing the --fail-on text is RETRY, and so is every message while the
  * --fail-while FILE exists (a dependency outage); --slow-ms sleeps before finishing
  * (logging "kafka-probe: handling ..." first) so a test can kill -9 mid-message.
+ * --batch N uses the batch handler (batches of up to N): poison messages get
+ * a POISON verdict, a --fail-on message or --fail-while makes the whole
+ * batch RETRY, --slow-ms sleeps once per batch, and each line also carries
+ * the size of the batch the message came in ("... payload bN").
  * SIGTERM/SIGINT stop it cleanly (commit, leave the group), exit 0.
  * produce sends key k<i>, payload m<i> for i in [start, start+count) and
  * exits 0 only once all are acknowledged; without --sync it waits on the
@@ -48,7 +52,7 @@
 
 struct args {
     const char *cmd, *group, *topic, *out, *fail_on, *fail_while, *poison_on, *config, *brokers;
-    long slow_ms, count, start, repeat, interval_ms, max_retries, batched, oversize_at;
+    long slow_ms, count, start, repeat, interval_ms, max_retries, batched, oversize_at, batch;
     int sync;
     int out_fd;
 };
@@ -119,6 +123,8 @@ static void parse(int argc, char **argv, struct args *a)
             a->interval_ms = number(o, v);
         else if (strcmp(o, "--max-retries") == 0)
             a->max_retries = number(o, v);
+        else if (strcmp(o, "--batch") == 0)
+            a->batch = number(o, v);
         else if (strcmp(o, "--batched") == 0)
             a->batched = number(o, v);
         else if (strcmp(o, "--oversize-at") == 0)
@@ -183,6 +189,52 @@ static int handler(const rte_kafka_msg *m, void *arg, char *reason, size_t reaso
     return RTE_KAFKA_OK;
 }
 
+/* consumer thread: the batch handler under test (--batch) */
+static int batch_handler(const rte_kafka_msg *ms, rte_kafka_verdict *v, int n, void *arg,
+                         char *reason, size_t reasonlen)
+{
+    struct args *a = arg;
+    char line[8192];
+    int len;
+
+    for (int i = 0; i < n; i++) {
+        if (contains(&ms[i], a->fail_on)) {
+            snprintf(reason, reasonlen, "payload contains %s (transient)", a->fail_on);
+            return RTE_KAFKA_RETRY;
+        }
+        if (contains(&ms[i], a->poison_on)) {
+            v[i].rc = RTE_KAFKA_POISON;
+            snprintf(v[i].reason, sizeof v[i].reason, "payload contains %s", a->poison_on);
+        }
+    }
+    if (a->fail_while && access(a->fail_while, F_OK) == 0) {
+        snprintf(reason, reasonlen, "%s exists (transient)", a->fail_while);
+        return RTE_KAFKA_RETRY;
+    }
+    if (a->slow_ms > 0) {
+        rte_log_info("kafka-probe: handling a batch of %d from %s for %ld ms", n, ms[0].topic,
+                     a->slow_ms);
+        sleep_ms(a->slow_ms);
+    }
+    for (int i = 0; i < n; i++) {
+        const rte_kafka_msg *m = &ms[i];
+        if (v[i].rc != RTE_KAFKA_OK)
+            continue;
+        len = snprintf(line, sizeof line, "%d %lld %.*s %.*s b%d\n", (int)m->partition,
+                       (long long)m->offset, (int)m->key_len, (const char *)m->key, (int)m->len,
+                       (const char *)m->payload, n);
+        if (len < 0 || (size_t)len >= sizeof line || write_all(a->out_fd, line, (size_t)len) < 0) {
+            snprintf(reason, reasonlen, "cannot append to %s: %s", a->out, strerror(errno));
+            return RTE_KAFKA_RETRY;
+        }
+    }
+    if (fsync(a->out_fd) < 0) {
+        snprintf(reason, reasonlen, "cannot sync %s: %s", a->out, strerror(errno));
+        return RTE_KAFKA_RETRY;
+    }
+    return RTE_KAFKA_OK;
+}
+
 static void *signal_thread(void *arg)
 {
     rte_kafka_consumer *c = arg;
@@ -202,7 +254,9 @@ static int consume(struct args *a, rte_config *cfg)
     const char *topics[] = {a->topic, NULL};
     rte_kafka_consumer_opts o = {.group_id = a->group,
                                  .topics = topics,
-                                 .handler = handler,
+                                 .handler = a->batch > 0 ? NULL : handler,
+                                 .batch_handler = a->batch > 0 ? batch_handler : NULL,
+                                 .batch_max = (int)a->batch,
                                  .arg = a,
                                  .max_retries = a->max_retries > 0 ? (int)a->max_retries : 0,
                                  .retry_backoff_ms = 100,

@@ -1,0 +1,762 @@
+/*
+ * warm.c - the shared warming path (rte/warm.h): a Redis-backed queue of
+ * members sealed into Stedi batches, submitted and registered.
+ *
+ * Why Lua: "is this event new, is this member new in the window, add it,
+ * seal at max_batch" must be one step, or two replicas (or one replica and
+ * its restart) could each queue a member once, or seal a batch one member
+ * too big. A script per call of thousands of members costs one round trip
+ * and a few microseconds of Redis time per member, which is what lets the
+ * consumers keep up with a fire of a million predictions.
+ *
+ * Scripts are sent by EVALSHA and loaded when Redis answers NOSCRIPT (a
+ * restart or SCRIPT FLUSH). Leases of claims use Redis's TIME, so replicas
+ * with skewed clocks agree on who may submit; windows use the libcommon
+ * clock the caller passes, so a scaled clock scales them.
+ *
+ * The Stedi batch call is made in exactly one place, stedi_submit().
+ */
+#include "rte/warm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rte/clock.h"
+#include "rte/crypto.h"
+#include "rte/log.h"
+
+#define MIN_MS 60000LL
+#define HOUR_MS (60 * MIN_MS)
+
+struct rte_warm {
+    rte_warm_opts o;
+    rte_batch_registry_opts bo;
+    rte_stedi *stedi; /* borrowed; NULL = no submitting */
+    char k_state[96], k_open[96], k_ready[96], k_seq[96], k_claims[96];
+};
+
+/* --- scripts --------------------------------------------------------------- */
+
+/* the seal step both scripts share: the open set becomes batch <seq> */
+#define SEAL_LUA                                                                                   \
+    "local function seal(prefix, start, now)\n"                                                    \
+    "  local seq = redis.call('INCR', KEYS[4])\n"                                                  \
+    "  redis.call('RENAME', KEYS[2], prefix .. ':b:' .. seq)\n"                                    \
+    "  redis.call('HSET', prefix .. ':bst:' .. seq, 'opened_ms', start, 'sealed_ms', now,\n"       \
+    "    'attempts', 0)\n"                                                                         \
+    "  redis.call('RPUSH', KEYS[3], seq)\n"                                                        \
+    "end\n"
+
+/*
+ * KEYS state, open, ready, seq; ARGV now, max, members_ttl, seen_ttl,
+ * prefix, source, then (seen hash or '', member id) pairs. Returns a
+ * verdict per pair.
+ */
+static const char enqueue_lua[] = SEAL_LUA
+    "local st = redis.call('HMGET', KEYS[1], 'win', 'start')\n"
+    "local win = tonumber(st[1]) or 0\n"
+    "local start = tonumber(st[2]) or 0\n"
+    "local now, max, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[5]\n"
+    "local mkey = prefix .. ':m:' .. win\n"
+    "local size = redis.call('HLEN', KEYS[2])\n"
+    "local out, added = {}, 0\n"
+    "for i = 7, #ARGV, 2 do\n"
+    "  local r = 0\n"
+    "  if ARGV[i] ~= '' and not redis.call('SET', prefix .. ':seen:' .. ARGV[i], '1', 'NX',\n"
+    "      'PX', ARGV[4]) then\n"
+    "    r = 1\n"
+    "  elseif redis.call('SADD', mkey, ARGV[i + 1]) == 0 then\n"
+    "    r = 2\n"
+    "  else\n"
+    "    if start == 0 then\n"
+    "      start = now\n"
+    "      redis.call('HSET', KEYS[1], 'win', win, 'start', start)\n"
+    "    end\n"
+    "    redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[6])\n"
+    "    added, size = added + 1, size + 1\n"
+    "    if size >= max then\n"
+    "      seal(prefix, start, now)\n"
+    "      size = 0\n"
+    "    end\n"
+    "  end\n"
+    "  out[#out + 1] = r\n"
+    "end\n"
+    "if added > 0 then redis.call('PEXPIRE', mkey, ARGV[3]) end\n"
+    "return out\n";
+
+/* KEYS state, open, ready, seq; ARGV now, window, force, prefix. 1 sealed, 0 not */
+static const char seal_lua[] = SEAL_LUA
+    "local st = redis.call('HMGET', KEYS[1], 'win', 'start')\n"
+    "local win = tonumber(st[1]) or 0\n"
+    "local start = tonumber(st[2]) or 0\n"
+    "if start == 0 then return 0 end\n"
+    "if ARGV[3] ~= '1' and tonumber(ARGV[1]) - start < tonumber(ARGV[2]) then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'win', win + 1, 'start', 0)\n"
+    "if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end\n"
+    "seal(ARGV[4], start, ARGV[1])\n"
+    "return 1\n";
+
+/*
+ * KEYS ready, claims; ARGV owner, lease_ms, prefix. An expired claim first,
+ * else the oldest sealed batch: {seq, state, name, batch_id, attempts,
+ * opened_ms, items}, or nil.
+ */
+static const char claim_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local seq = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1)[1]\n"
+    "if not seq then seq = redis.call('LPOP', KEYS[1]) end\n"
+    "if not seq then return false end\n"
+    "local h = ARGV[3] .. ':bst:' .. seq\n"
+    "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), seq)\n"
+    "redis.call('HSET', h, 'owner', ARGV[1])\n"
+    "local v = redis.call('HMGET', h, 'state', 'name', 'batch_id', 'attempts', 'opened_ms',\n"
+    "  'items')\n"
+    "return {seq, v[1] or '', v[2] or '', v[3] or '', v[4] or '0', v[5] or '0', v[6] or '0'}\n";
+
+/*
+ * KEYS claims; ARGV owner, seq, prefix, action (set|retry|done), arg
+ * (retry: delay ms; done: keep ms), then field/value pairs for P:bst:<seq>.
+ * 1, or 0 when the claim is no longer ours.
+ */
+static const char update_lua[] =
+    "local h = ARGV[3] .. ':bst:' .. ARGV[2]\n"
+    "if redis.call('HGET', h, 'owner') ~= ARGV[1] or\n"
+    "   not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 0 end\n"
+    "if #ARGV > 5 then redis.call('HSET', h, unpack(ARGV, 6)) end\n"
+    "if ARGV[4] == 'retry' then\n"
+    "  local t = redis.call('TIME')\n"
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), ARGV[2])\n"
+    "  redis.call('HDEL', h, 'owner')\n"
+    "elseif ARGV[4] == 'done' then\n"
+    "  redis.call('ZREM', KEYS[1], ARGV[2])\n"
+    "  redis.call('DEL', ARGV[3] .. ':b:' .. ARGV[2])\n"
+    "  redis.call('PEXPIRE', h, ARGV[5])\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS open, ready, claims; ARGV prefix. {open, sealed members, sealed batches} */
+static const char backlog_lua[] =
+    "local sealed, n = 0, 0\n"
+    "for _, seq in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do\n"
+    "  sealed, n = sealed + redis.call('HLEN', ARGV[1] .. ':b:' .. seq), n + 1\n"
+    "end\n"
+    "for _, seq in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do\n"
+    "  sealed, n = sealed + redis.call('HLEN', ARGV[1] .. ':b:' .. seq), n + 1\n"
+    "end\n"
+    "return {redis.call('HLEN', KEYS[1]), sealed, n}\n";
+
+/*
+ * EVALSHA script with argv[0..argc) as its keys and arguments (the caller
+ * leaves argv[0..2] free: filled here), loading it on NOSCRIPT. The reply
+ * or NULL + err.
+ */
+static redisReply *eval(rte_redis *r, const char *script, int nkeys, const char **argv,
+                        size_t *argvlen, int argc, char *err, size_t errlen)
+{
+    char sha[41], nk[8];
+    redisReply *rep;
+
+    rte_sha1_hex(script, strlen(script), sha);
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    argv[0] = "EVALSHA";
+    argv[1] = sha;
+    argv[2] = nk;
+    for (int i = 0; i < 3; i++)
+        argvlen[i] = strlen(argv[i]);
+    rep = rte_redis_cmdargv(r, argc, argv, argvlen, err, errlen);
+    if (rep == NULL && strstr(err, "NOSCRIPT") != NULL) {
+        redisReply *ld = rte_redis_cmd(r, err, errlen, "SCRIPT LOAD %s", script);
+        if (ld == NULL)
+            return NULL;
+        freeReplyObject(ld);
+        rep = rte_redis_cmdargv(r, argc, argv, argvlen, err, errlen);
+    }
+    return rep;
+}
+
+/* eval with NUL-terminated arguments only */
+static redisReply *eval_str(rte_redis *r, const char *script, int nkeys, const char **argv,
+                            int argc, char *err, size_t errlen)
+{
+    size_t lens[32];
+
+    if (argc > 32)
+        rte_panic("warm: %d script arguments", argc);
+    for (int i = 3; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    return eval(r, script, nkeys, argv, lens, argc, err, errlen);
+}
+
+static int64_t reply_int(const redisReply *e)
+{
+    if (e == NULL)
+        return 0;
+    if (e->type == REDIS_REPLY_INTEGER)
+        return e->integer;
+    if (e->type == REDIS_REPLY_STRING)
+        return strtoll(e->str, NULL, 10);
+    return 0;
+}
+
+/* --- options ------------------------------------------------------------- */
+
+/* rte_warm_opts_init - any thread */
+void rte_warm_opts_init(rte_warm_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->prefix, sizeof o->prefix, "rte:warm");
+    o->window_ms = 5 * MIN_MS;
+    o->max_batch = RTE_WARM_BATCH_MAX;
+    o->dedup_ttl_ms = 24 * HOUR_MS;
+    o->lease_ms = MIN_MS;
+    o->retry_delay_ms = 10000;
+    o->max_attempts = 5;
+    snprintf(o->source, sizeof o->source, "cache-warmer");
+}
+
+static int str_key(const rte_config *cfg, const char *key, const char *env, char *dst, size_t cap,
+                   int name_chars, char *err, size_t errlen)
+{
+    const char *v = rte_config_str(cfg, key, dst);
+    size_t n = strlen(v);
+    int ok = n > 0 && n < cap;
+
+    for (size_t i = 0; ok && name_chars && i < n; i++)
+        ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+             (v[i] >= '0' && v[i] <= '9') || v[i] == '-' || v[i] == '_';
+    if (!ok) {
+        snprintf(err, errlen, "config: key '%s' (%s) = '%.80s': expected 1..%zu characters%s", key,
+                 env, v, cap - 1, name_chars ? " of [A-Za-z0-9_-]" : "");
+        return -1;
+    }
+    memmove(dst, v, n + 1);
+    return 0;
+}
+
+/* rte_warm_opts_from_config - start-up thread */
+int rte_warm_opts_from_config(const rte_config *cfg, rte_warm_opts *o, char *err, size_t errlen)
+{
+    int64_t v;
+
+    rte_warm_opts_init(o);
+    if (str_key(cfg, "warm.prefix", "RTE_WARM_PREFIX", o->prefix, sizeof o->prefix, 0, err,
+                errlen) != 0 ||
+        str_key(cfg, "warm.source", "RTE_WARM_SOURCE", o->source, sizeof o->source, 1, err,
+                errlen) != 0)
+        return -1;
+    if (rte_config_duration_try(cfg, "warm.window", o->window_ms, 1000, 24 * HOUR_MS, &o->window_ms,
+                                err, errlen) != 0 ||
+        rte_config_int_try(cfg, "warm.max_batch", o->max_batch, 1, RTE_WARM_BATCH_MAX, &v, err,
+                           errlen) != 0)
+        return -1;
+    o->max_batch = (int)v;
+    if (rte_config_duration_try(cfg, "warm.dedup_ttl", o->dedup_ttl_ms, MIN_MS, 30 * 24 * HOUR_MS,
+                                &o->dedup_ttl_ms, err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "warm.lease", o->lease_ms, 1000, HOUR_MS, &o->lease_ms, err,
+                                errlen) != 0 ||
+        rte_config_duration_try(cfg, "warm.retry_delay", o->retry_delay_ms, 10, HOUR_MS,
+                                &o->retry_delay_ms, err, errlen) != 0 ||
+        rte_config_int_try(cfg, "warm.max_attempts", o->max_attempts, 1, 100, &v, err, errlen) != 0)
+        return -1;
+    o->max_attempts = (int)v;
+    if (o->dedup_ttl_ms < 2 * o->window_ms) {
+        snprintf(err, errlen,
+                 "config: key 'warm.dedup_ttl' (RTE_WARM_DEDUP_TTL) = %lld ms: must be at least "
+                 "twice warm.window (%lld ms), or a redelivery could queue a member twice",
+                 (long long)o->dedup_ttl_ms, (long long)o->window_ms);
+        return -1;
+    }
+    rte_cache_settings cs;
+    if (rte_cache_settings_from_config(cfg, &cs, err, errlen) != 0)
+        return -1;
+    snprintf(o->dedup_secret, sizeof o->dedup_secret, "%s", cs.member_key_secret);
+    return 0;
+}
+
+/* rte_warm_new - any thread */
+rte_warm *rte_warm_new(const rte_warm_opts *o, rte_stedi *stedi, const rte_batch_registry_opts *bo,
+                       char *err, size_t errlen)
+{
+    rte_warm *w;
+
+    if (o->max_batch < 1 || o->max_batch > RTE_WARM_BATCH_MAX || o->window_ms < 1 ||
+        o->prefix[0] == '\0' || o->source[0] == '\0') {
+        snprintf(err, errlen, "warm: max_batch must be 1..%d, window > 0, prefix and source set",
+                 RTE_WARM_BATCH_MAX);
+        return NULL;
+    }
+    w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        snprintf(err, errlen, "warm: out of memory");
+        return NULL;
+    }
+    w->o = *o;
+    w->stedi = stedi;
+    if (bo)
+        w->bo = *bo;
+    else
+        rte_batch_registry_opts_init(&w->bo);
+    snprintf(w->k_state, sizeof w->k_state, "%s:state", o->prefix);
+    snprintf(w->k_open, sizeof w->k_open, "%s:open", o->prefix);
+    snprintf(w->k_ready, sizeof w->k_ready, "%s:ready", o->prefix);
+    snprintf(w->k_seq, sizeof w->k_seq, "%s:seq", o->prefix);
+    snprintf(w->k_claims, sizeof w->k_claims, "%s:claims", o->prefix);
+    return w;
+}
+
+/* rte_warm_free - owner's thread */
+void rte_warm_free(rte_warm *w)
+{
+    free(w);
+}
+
+/* rte_warm_options - any thread */
+const rte_warm_opts *rte_warm_options(const rte_warm *w)
+{
+    return &w->o;
+}
+
+/* --- queueing ------------------------------------------------------------ */
+
+/* the seen-key suffix of an event id: a keyed hash, so no member id shows in key names */
+static void seen_hash(const rte_warm *w, const char *event_id, char out[33])
+{
+    uint8_t mac[32];
+
+    rte_hmac_sha256(w->o.dedup_secret, strlen(w->o.dedup_secret), event_id, strlen(event_id), mac);
+    rte_hex_encode(mac, 16, out);
+}
+
+static int64_t real_ms(int64_t clock_ms)
+{
+    int64_t r = rte_clock_real_ms(clock_ms);
+    return r < 1000 ? 1000 : r;
+}
+
+/* rte_warm_enqueue - any thread, the caller's connection */
+int rte_warm_enqueue(rte_warm *w, rte_redis *r, rte_warm_item *items, int n, const char *source,
+                     int64_t now_ms, char *err, size_t errlen)
+{
+    enum { FIXED = 3 + 4 + 6 };
+    const char **argv = NULL;
+    size_t *lens = NULL;
+    char(*hashes)[33] = NULL;
+    char now[24], max[16], mttl[24], sttl[24];
+    redisReply *rep = NULL;
+    int argc = FIXED, rc = -1;
+
+    if (n <= 0)
+        return 0;
+    argv = malloc((size_t)(FIXED + 2 * n) * sizeof *argv);
+    lens = malloc((size_t)(FIXED + 2 * n) * sizeof *lens);
+    hashes = malloc((size_t)n * sizeof *hashes);
+    if (!argv || !lens || !hashes) {
+        snprintf(err, errlen, "warm: out of memory queueing %d members", n);
+        goto out;
+    }
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(max, sizeof max, "%d", w->o.max_batch);
+    snprintf(mttl, sizeof mttl, "%lld", (long long)real_ms(w->o.dedup_ttl_ms));
+    snprintf(sttl, sizeof sttl, "%lld", (long long)real_ms(w->o.dedup_ttl_ms));
+    const char *fixed[] = {w->k_state, w->k_open, w->k_ready, w->k_seq,    now,
+                           max,        mttl,      sttl,       w->o.prefix, source};
+    for (int i = 0; i < FIXED - 3; i++) {
+        argv[3 + i] = fixed[i];
+        lens[3 + i] = strlen(fixed[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        hashes[i][0] = '\0';
+        if (items[i].event_id && items[i].event_id[0])
+            seen_hash(w, items[i].event_id, hashes[i]);
+        argv[argc] = hashes[i];
+        lens[argc++] = strlen(hashes[i]);
+        argv[argc] = items[i].member_id;
+        lens[argc++] = strlen(items[i].member_id);
+    }
+    rep = eval(r, enqueue_lua, 4, argv, lens, argc, err, errlen);
+    if (rep == NULL)
+        goto out;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)n) {
+        snprintf(err, errlen, "warm: enqueue script answered type %d", rep->type);
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        items[i].verdict = (int)reply_int(rep->element[i]);
+    rc = 0;
+out:
+    if (rep)
+        freeReplyObject(rep);
+    free(argv);
+    free(lens);
+    free(hashes);
+    return rc;
+}
+
+/* rte_warm_mark_seen - any thread, the caller's connection */
+int rte_warm_mark_seen(rte_warm *w, rte_redis *r, const char *const *event_ids, int n, int *fresh,
+                       char *err, size_t errlen)
+{
+    rte_redis_argv *cmds = calloc((size_t)n + 1, sizeof *cmds);
+    redisReply **reps = calloc((size_t)n + 1, sizeof *reps);
+    char(*keys)[140] = calloc((size_t)n + 1, sizeof *keys);
+    const char **argvs = calloc((size_t)(n + 1) * 6, sizeof *argvs);
+    int *idx = calloc((size_t)n + 1, sizeof *idx);
+    char ttl[24], h[33];
+    int m = 0, rc = -1;
+
+    if (!cmds || !reps || !keys || !argvs || !idx) {
+        snprintf(err, errlen, "warm: out of memory");
+        goto out;
+    }
+    snprintf(ttl, sizeof ttl, "%lld", (long long)real_ms(w->o.dedup_ttl_ms));
+    for (int i = 0; i < n; i++) {
+        fresh[i] = 1;
+        if (event_ids[i] == NULL || event_ids[i][0] == '\0')
+            continue;
+        seen_hash(w, event_ids[i], h);
+        snprintf(keys[m], sizeof keys[m], "%s:seen:%s", w->o.prefix, h);
+        const char **a = &argvs[m * 6];
+        a[0] = "SET", a[1] = keys[m], a[2] = "1", a[3] = "NX", a[4] = "PX", a[5] = ttl;
+        cmds[m] = (rte_redis_argv){6, a, NULL};
+        idx[m++] = i;
+    }
+    if (m > 0 && rte_redis_pipeline(r, m, cmds, reps, err, errlen) != 0)
+        goto out;
+    for (int j = 0; j < m; j++) {
+        if (reps[j] && reps[j]->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "warm: %s", reps[j]->str);
+            goto out;
+        }
+        fresh[idx[j]] = reps[j] && reps[j]->type == REDIS_REPLY_STATUS;
+    }
+    rc = 0;
+out:
+    for (int j = 0; reps && j < m; j++)
+        if (reps[j])
+            freeReplyObject(reps[j]);
+    free(cmds);
+    free(reps);
+    free(keys);
+    free(argvs);
+    free(idx);
+    return rc;
+}
+
+/* rte_warm_seal - any thread, the caller's connection */
+int rte_warm_seal(rte_warm *w, rte_redis *r, int64_t now_ms, int force, char *err, size_t errlen)
+{
+    char now[24], win[24];
+    const char *argv[3 + 4 + 4] = {NULL,     NULL, NULL, w->k_state,        w->k_open,  w->k_ready,
+                                   w->k_seq, now,  win,  force ? "1" : "0", w->o.prefix};
+    redisReply *rep;
+    int64_t sealed;
+
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(win, sizeof win, "%lld", (long long)w->o.window_ms);
+    rep = eval_str(r, seal_lua, 4, argv, 11, err, errlen);
+    if (rep == NULL)
+        return -1;
+    sealed = reply_int(rep);
+    freeReplyObject(rep);
+    return sealed > 0;
+}
+
+/* rte_warm_backlog - any thread, the caller's connection */
+int rte_warm_backlog(rte_warm *w, rte_redis *r, long *open, long *sealed, long *batches, char *err,
+                     size_t errlen)
+{
+    const char *argv[3 + 3 + 1] = {NULL,       NULL,        NULL,       w->k_open,
+                                   w->k_ready, w->k_claims, w->o.prefix};
+    redisReply *rep = eval_str(r, backlog_lua, 3, argv, 7, err, errlen);
+
+    if (rep == NULL)
+        return -1;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
+        snprintf(err, errlen, "warm: backlog script answered type %d", rep->type);
+        freeReplyObject(rep);
+        return -1;
+    }
+    *open = (long)reply_int(rep->element[0]);
+    *sealed = (long)reply_int(rep->element[1]);
+    *batches = (long)reply_int(rep->element[2]);
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* --- submitting ---------------------------------------------------------- */
+
+struct claim {
+    char seq[24], state[16], name[101], batch_id[RTE_BATCH_ID_MAX];
+    int attempts, items;
+    int64_t opened_ms;
+};
+
+/* 1 claimed (c filled), 0 nothing waiting, -1 + err */
+static int claim(rte_warm *w, rte_redis *r, const char *owner, struct claim *c, char *err,
+                 size_t errlen)
+{
+    char lease[24];
+    const char *argv[3 + 2 + 3] = {NULL,        NULL,  NULL,  w->k_ready,
+                                   w->k_claims, owner, lease, w->o.prefix};
+    redisReply *rep;
+
+    snprintf(lease, sizeof lease, "%lld", (long long)w->o.lease_ms);
+    rep = eval_str(r, claim_lua, 2, argv, 8, err, errlen);
+    if (rep == NULL)
+        return -1;
+    if (rep->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(rep);
+        return 0;
+    }
+    if (rep->elements != 7) {
+        snprintf(err, errlen, "warm: claim script answered %zu elements", rep->elements);
+        freeReplyObject(rep);
+        return -1;
+    }
+    memset(c, 0, sizeof *c);
+    snprintf(c->seq, sizeof c->seq, "%s", rep->element[0]->str ? rep->element[0]->str : "");
+    snprintf(c->state, sizeof c->state, "%s", rep->element[1]->str ? rep->element[1]->str : "");
+    snprintf(c->name, sizeof c->name, "%s", rep->element[2]->str ? rep->element[2]->str : "");
+    snprintf(c->batch_id, sizeof c->batch_id, "%s",
+             rep->element[3]->str ? rep->element[3]->str : "");
+    c->attempts = (int)reply_int(rep->element[4]);
+    c->opened_ms = reply_int(rep->element[5]);
+    c->items = (int)reply_int(rep->element[6]);
+    freeReplyObject(rep);
+    return 1;
+}
+
+/* a lease-checked change of claim c (see update_lua): 1 done, 0 lost, -1 + err */
+static int update(rte_warm *w, rte_redis *r, const char *owner, const struct claim *c,
+                  const char *action, int64_t arg, const char *const *fields, int nfields,
+                  char *err, size_t errlen)
+{
+    char a[24];
+    const char *argv[32] = {NULL, NULL, NULL, w->k_claims, owner, c->seq, w->o.prefix, action, a};
+    int argc = 9;
+    redisReply *rep;
+    int64_t ok;
+
+    snprintf(a, sizeof a, "%lld", (long long)arg);
+    for (int i = 0; i < nfields && argc < 32; i++)
+        argv[argc++] = fields[i];
+    rep = eval_str(r, update_lua, 1, argv, argc, err, errlen);
+    if (rep == NULL)
+        return -1;
+    ok = reply_int(rep);
+    freeReplyObject(rep);
+    if (!ok)
+        rte_log_warn("warm: claim on batch %s was lost (lease %lld ms ran out); its new claimant "
+                     "finishes it",
+                     c->seq, (long long)w->o.lease_ms);
+    return ok ? 1 : 0;
+}
+
+/* the one place a Stedi batch is submitted */
+static int stedi_submit(rte_warm *w, const rte_stedi_check *items, size_t n, const char *name,
+                        char *batch_id, size_t idlen, char *err, size_t errlen)
+{
+    return rte_stedi_batch_submit(w->stedi, items, n, name, 0, NULL, batch_id, idlen, err, errlen);
+}
+
+/* a unique Stedi batch name, ^[a-zA-Z0-9-_]{1,100}$: <source>-<seq>-<random hex> */
+static void batch_name(const rte_warm *w, const char *seq, char out[101])
+{
+    uint8_t rnd[6];
+    char hex[13];
+
+    if (rte_random_bytes(rnd, sizeof rnd) != 0)
+        memset(rnd, 0, sizeof rnd);
+    rte_hex_encode(rnd, sizeof rnd, hex);
+    snprintf(out, 101, "%.60s-%s-%s", w->o.source, seq, hex);
+}
+
+/* register c's Stedi batch for polling and close the claim: 0, or -1 + err */
+static int finish_submitted(rte_warm *w, rte_redis *r, const char *owner, const struct claim *c,
+                            int items, int64_t submitted_ms, char *err, size_t errlen)
+{
+    rte_batch_info bi = {.batch_id = c->batch_id,
+                         .source = w->o.source,
+                         .items = items,
+                         .submitted_ms = submitted_ms};
+    const char *f[] = {"state", "done", "outcome", "submitted"};
+
+    if (rte_batch_registry_register(r, &w->bo, &bi, rte_clock_now_ms(), err, errlen) != 0)
+        return -1;
+    return update(w, r, owner, c, "done", real_ms(w->bo.keep_ms), f, 4, err, errlen) < 0 ? -1 : 0;
+}
+
+/* close claim c without a batch at Stedi, with outcome why */
+static int drop(rte_warm *w, rte_redis *r, const char *owner, const struct claim *c,
+                const char *why, rte_warm_submitted *out, char *err, size_t errlen)
+{
+    const char *f[] = {"state", "done", "outcome", why};
+
+    snprintf(out->outcome, sizeof out->outcome, "%s", why);
+    return update(w, r, owner, c, "done", real_ms(w->bo.keep_ms), f, 4, err, errlen) < 0 ? -1 : 1;
+}
+
+/* the members of batch c (HGETALL: member -> source) resolved in snap; the count, -1 + err */
+static int resolve(rte_warm *w, rte_redis *r, const struct claim *c,
+                   const rte_member_snapshot *snap, rte_stedi_check **items, char (**stis)[16],
+                   const char ***sources, redisReply **keep, int *unresolved, char *err,
+                   size_t errlen)
+{
+    redisReply *rep = rte_redis_cmd(r, err, errlen, "HGETALL %s:b:%s", w->o.prefix, c->seq);
+    size_t pairs;
+    int n = 0;
+
+    *items = NULL;
+    *stis = NULL;
+    *sources = NULL;
+    *keep = NULL;
+    *unresolved = 0;
+    if (rep == NULL)
+        return -1;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
+        freeReplyObject(rep);
+        return 0;
+    }
+    pairs = rep->elements / 2;
+    *items = calloc(pairs, sizeof **items);
+    *stis = calloc(pairs, sizeof **stis);
+    *sources = calloc(pairs, sizeof **sources);
+    if (!*items || !*stis || !*sources) {
+        freeReplyObject(rep);
+        snprintf(err, errlen, "warm: out of memory for %zu checks", pairs);
+        return -1;
+    }
+    for (size_t i = 0; i < pairs; i++) {
+        const rte_member *m =
+            snap ? rte_member_snapshot_find(snap, rep->element[2 * i]->str) : NULL;
+        if (m == NULL) {
+            (*unresolved)++;
+            continue;
+        }
+        snprintf((*stis)[n], sizeof(*stis)[n], "w%d", n);
+        (*items)[n] = (rte_stedi_check){.trading_partner_id = m->trading_partner_id,
+                                        .member_id = m->member_id,
+                                        .first_name = m->first_name,
+                                        .last_name = m->last_name,
+                                        .date_of_birth = m->date_of_birth,
+                                        .submitter_id = (*stis)[n]};
+        (*sources)[n] = rep->element[2 * i + 1]->str;
+        n++;
+    }
+    *keep = rep; /* the sources point into it */
+    return n;
+}
+
+/* submit the members of claim c; 1, or -1 + err on a Redis error */
+static int submit(rte_warm *w, rte_redis *r, const rte_member_snapshot *snap, const char *owner,
+                  struct claim *c, rte_warm_submitted_fn fn, void *arg, rte_warm_submitted *out,
+                  char *err, size_t errlen)
+{
+    rte_stedi_check *items = NULL;
+    char(*stis)[16] = NULL;
+    const char **sources = NULL;
+    redisReply *keep = NULL;
+    char attempts[12], serr[512];
+    int n, rc = -1, src;
+
+    n = resolve(w, r, c, snap, &items, &stis, &sources, &keep, &out->unresolved, err, errlen);
+    if (n < 0)
+        goto out;
+    if (n == 0) {
+        rc = drop(w, r, owner, c, "empty", out, err, errlen);
+        goto out;
+    }
+    batch_name(w, c->seq, c->name);
+    snprintf(attempts, sizeof attempts, "%d", c->attempts + 1);
+    const char *f[] = {"state", "submitting", "name", c->name, "attempts", attempts};
+    if (update(w, r, owner, c, "set", 0, f, 6, err, errlen) != 1) {
+        rc = out->seq ? 1 : -1;
+        snprintf(out->outcome, sizeof out->outcome, "lost");
+        goto out;
+    }
+    snprintf(out->name, sizeof out->name, "%s", c->name);
+    out->items = n;
+    out->submitted_ms = rte_clock_now_ms();
+    src = stedi_submit(w, items, (size_t)n, c->name, c->batch_id, sizeof c->batch_id, serr,
+                       sizeof serr);
+    if (src == RTE_STEDI_E_UNKNOWN) {
+        rte_log_error("warm: batch %s (%s, %d checks): Stedi may or may not have created it (%s); "
+                      "not submitted again",
+                      c->seq, c->name, n, serr);
+        rc = drop(w, r, owner, c, "unknown", out, err, errlen);
+        goto out;
+    }
+    if (src != 0) {
+        if (c->attempts + 1 >= w->o.max_attempts) {
+            rte_log_error("warm: batch %s (%d checks) refused by Stedi %d times, dropped: %s",
+                          c->seq, n, c->attempts + 1, serr);
+            rc = drop(w, r, owner, c, "failed", out, err, errlen);
+            goto out;
+        }
+        rte_log_warn("warm: batch %s (%d checks) refused by Stedi (%s); retry in %lld ms", c->seq,
+                     n, serr, (long long)w->o.retry_delay_ms);
+        const char *g[] = {"state", ""};
+        snprintf(out->outcome, sizeof out->outcome, "retry");
+        rc = update(w, r, owner, c, "retry", w->o.retry_delay_ms, g, 2, err, errlen) < 0 ? -1 : 1;
+        goto out;
+    }
+    snprintf(out->batch_id, sizeof out->batch_id, "%s", c->batch_id);
+    snprintf(out->outcome, sizeof out->outcome, "submitted");
+    char nitems[12];
+    snprintf(nitems, sizeof nitems, "%d", n);
+    const char *s[] = {"state", "submitted", "batch_id", c->batch_id, "items", nitems};
+    if (update(w, r, owner, c, "set", 0, s, 6, err, errlen) < 0 ||
+        finish_submitted(w, r, owner, c, n, out->submitted_ms, err, errlen) != 0) {
+        rte_log_error("warm: Stedi batch %s (%d checks) submitted but not recorded: %s; the next "
+                      "claimant registers it",
+                      c->batch_id, n, err);
+        goto out;
+    }
+    if (fn)
+        fn(arg, out, items, sources, n);
+    rc = 1;
+out:
+    free(items);
+    free(stis);
+    free(sources);
+    if (keep)
+        freeReplyObject(keep);
+    return rc;
+}
+
+/* rte_warm_submit_next - any thread, the caller's connection; blocks in Stedi */
+int rte_warm_submit_next(rte_warm *w, rte_redis *r, const rte_member_snapshot *snap,
+                         const char *owner, rte_warm_submitted_fn fn, void *arg,
+                         rte_warm_submitted *out, char *err, size_t errlen)
+{
+    struct claim c;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (w->stedi == NULL) {
+        snprintf(err, errlen, "warm: no Stedi client to submit with");
+        return -1;
+    }
+    rc = claim(w, r, owner, &c, err, errlen);
+    if (rc <= 0)
+        return rc;
+    out->seq = strtol(c.seq, NULL, 10);
+    out->opened_ms = c.opened_ms;
+    if (strcmp(c.state, "submitted") == 0) {
+        /* its submitter died between Stedi's answer and the registration */
+        snprintf(out->outcome, sizeof out->outcome, "submitted");
+        snprintf(out->batch_id, sizeof out->batch_id, "%s", c.batch_id);
+        out->items = c.items;
+        return finish_submitted(w, r, owner, &c, c.items, 0, err, errlen) == 0 ? 1 : -1;
+    }
+    if (strcmp(c.state, "submitting") == 0) {
+        rte_log_error("warm: batch %s (%s): its submitter died during the Stedi call; it may "
+                      "exist at Stedi, so it is not submitted again",
+                      c.seq, c.name);
+        return drop(w, r, owner, &c, "unknown", out, err, errlen);
+    }
+    return submit(w, r, snap, owner, &c, fn, arg, out, err, errlen);
+}
