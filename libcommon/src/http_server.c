@@ -973,6 +973,13 @@ static int url_decode(const char *s, size_t n, char *buf, size_t len)
 /* rte_http_req_query - URL-decoded query parameter into buf; length or -1 */
 int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, size_t len)
 {
+    return rte_http_req_query_at(req, name, 0, buf, len);
+}
+
+/* rte_http_req_query_at - the index-th (from 0) parameter of that name; length or -1 */
+int rte_http_req_query_at(const rte_http_req *req, const char *name, int index, char *buf,
+                          size_t len)
+{
     size_t nlen = strlen(name);
     const char *p = req->query;
     while (*p != '\0') {
@@ -980,7 +987,7 @@ int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, siz
         size_t plen = amp ? (size_t)(amp - p) : strlen(p);
         const char *eq = memchr(p, '=', plen);
         size_t klen = eq ? (size_t)(eq - p) : plen;
-        if (klen == nlen && memcmp(p, name, nlen) == 0) {
+        if (klen == nlen && memcmp(p, name, nlen) == 0 && index-- == 0) {
             const char *v = eq ? eq + 1 : p + plen;
             return url_decode(v, (size_t)(p + plen - v), buf, len);
         }

@@ -149,6 +149,12 @@ const char *rte_http_req_tail(const rte_http_req *req);
 const char *rte_http_req_id(const rte_http_req *req);
 /* rte_http_req_query - URL-decoded query parameter into buf; length, or -1 if absent/too long */
 int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, size_t len);
+/*
+ * rte_http_req_query_at - like rte_http_req_query for a repeated parameter
+ * ("state=A&state=B"): the index-th one (from 0); length, or -1 if absent/too long
+ */
+int rte_http_req_query_at(const rte_http_req *req, const char *name, int index, char *buf,
+                          size_t len);
 /* rte_http_req_header - request header value (first of that name) into buf; length or -1 */
 int rte_http_req_header(const rte_http_req *req, const char *name, char *buf, size_t len);
 /* rte_http_req_body - the request body (may be empty) and its length; borrowed */
