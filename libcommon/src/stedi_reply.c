@@ -315,20 +315,23 @@ static void status_for(const struct ctx *c, const char *stc, rte_cache_benefit *
         if (code == NULL || strlen(code) != 1 || code[0] < '1' || code[0] > '8' ||
             !row_has_stc(row, stc))
             continue;
+        if (code[0] >= '6') {
+            /* inactive whatever its dates: coverage that ended (or has not begun) is not
+             * active on the check date either */
+            if (inactive == NULL)
+                inactive = code;
+            continue;
+        }
         if (!row_window(row, &w))
             w = c->coverage;
         if (!in_window(c->day, &w)) {
-            if (code[0] <= '5' && stale == NULL)
+            if (stale == NULL)
                 stale = code;
             continue;
         }
-        if (code[0] <= '5') {
-            copy_str(b->status, sizeof b->status, "active");
-            copy_str(b->status_code, sizeof b->status_code, code);
-            return;
-        }
-        if (inactive == NULL)
-            inactive = code;
+        copy_str(b->status, sizeof b->status, "active");
+        copy_str(b->status_code, sizeof b->status_code, code);
+        return;
     }
     if (inactive != NULL) {
         copy_str(b->status, sizeof b->status, "inactive");

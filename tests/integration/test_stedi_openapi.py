@@ -14,11 +14,10 @@ is. Then:
     refused key, a validation error, the poll page, both batch statuses)
     come out as the facts tests/data/stedi/ says.
 
-The documents are read from ../shared/stedi-openapi (RTE_STEDI_OPENAPI
-overrides). Without them these tests skip, saying so; under CI=true they
-fail instead, since CI always has them.
+The documents are read from ../shared/stedi-openapi (RTE_STEDI_OPENAPI_DIR
+overrides; stedi_openapi.require decides): without them these tests skip,
+saying so; under CI they fail instead, since CI always has them.
 """
-import copy
 import http.server
 import json
 import os
@@ -30,10 +29,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+import stedi_openapi
 from conftest import REPO, bin_path
 
-OPENAPI = os.environ.get("RTE_STEDI_OPENAPI") or os.path.join(os.path.dirname(REPO), "shared",
-                                                                "stedi-openapi")
+OPENAPI = stedi_openapi.OPENAPI_DIR
 DATA = os.path.join(REPO, "tests", "data", "stedi")
 RT_PATH = "/2024-04-01/change/medicalnetwork/eligibility/v3"
 BATCH_PATH = "/2024-04-01/eligibility-manager/batch-eligibility"
@@ -45,16 +44,7 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9-_]{1,100}$")
 
 @pytest.fixture(scope="module")
 def openapi():
-    if not os.path.isdir(OPENAPI):
-        msg = (f"{OPENAPI} (Stedi's published OpenAPI) is not beside this checkout; "
-               "set RTE_STEDI_OPENAPI to run these tests")
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run the OpenAPI contract tests: " + msg)
-        pytest.skip(msg)
-    try:
-        import jsonschema  # noqa: F401 - Debian python3-jsonschema (scripts/deps.sh)
-    except ImportError:
-        pytest.fail("python3-jsonschema is missing: run make deps")
+    stedi_openapi.require()
     return OPENAPI
 
 

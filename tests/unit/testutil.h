@@ -4,9 +4,10 @@
  *
  *   tu_data       read tests/data/<path> (RTE_DATA_DIR overrides the root)
  *   tu_openapi    read a file of Stedi's published OpenAPI beside the
- *                 project (../shared/stedi-openapi; RTE_STEDI_OPENAPI
- *                 overrides): the test is skipped, saying why, where it is
- *                 absent, and fails instead when CI=true
+ *                 project (../shared/stedi-openapi; RTE_STEDI_OPENAPI_DIR
+ *                 overrides, as for the Python suites): the test is
+ *                 skipped, saying why, where it is absent, and fails
+ *                 instead under CI (CI=true, 1 or yes)
  *   tu_free_port  a loopback TCP port that was free a moment ago
  *   tu_redis_*    a real redis-server on a given port (no persistence),
  *                 started and waited for, then stopped with SIGTERM
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -54,14 +56,15 @@ static inline char *tu_data(const char *path, size_t *len)
 /* tu_openapi_dir - the OpenAPI directory, or NULL (absent and not CI: the caller skips) */
 static inline const char *tu_openapi_dir(void)
 {
-    const char *d = getenv("RTE_STEDI_OPENAPI"), *ci = getenv("CI");
+    const char *d = getenv("RTE_STEDI_OPENAPI_DIR"), *ci = getenv("CI");
     if (d == NULL || d[0] == '\0')
         d = "../shared/stedi-openapi";
     if (access(d, R_OK) == 0)
         return d;
-    if (ci != NULL && strcmp(ci, "true") == 0)
+    if (ci != NULL &&
+        (strcasecmp(ci, "true") == 0 || strcmp(ci, "1") == 0 || strcasecmp(ci, "yes") == 0))
         fail_msg("%s is missing: CI must run the golden cases read from Stedi's published "
-                 "OpenAPI (set RTE_STEDI_OPENAPI or check out ../shared)",
+                 "OpenAPI (set RTE_STEDI_OPENAPI_DIR or check out ../shared)",
                  d);
     return NULL;
 }
@@ -76,7 +79,8 @@ static inline char *tu_openapi(const char *path, size_t *len)
     const char *d = tu_openapi_dir();
     if (d == NULL) {
         print_message("skipped: ../shared/stedi-openapi (Stedi's published OpenAPI) is not "
-                      "beside this checkout; set RTE_STEDI_OPENAPI to run the golden cases\n");
+                      "beside this checkout; set RTE_STEDI_OPENAPI_DIR to run the golden "
+                      "cases\n");
         skip();
     }
     snprintf(full, sizeof full, "%s/%s", d, path);
