@@ -116,8 +116,9 @@ until [ "$(metric webhook-receiver rte_wh_events_total)" -ge 1 ] || [ $i -ge 200
     sleep 0.1
     i=$((i + 1))
 done
-echo "demo: results written to the cache: $(metric webhook-receiver rte_wh_results_written_total)," \
-     "payer errors not cached: $(metric webhook-receiver rte_wh_results_failed_total)"
+echo "demo: results written to the cache (payer rejections as error entries that say whether to" \
+     "retry): $(metric webhook-receiver rte_wh_results_written_total)," \
+     "not cached (no registered member, unreadable): $(metric webhook-receiver rte_wh_results_failed_total)"
 
 member_at() { sed -n "${1}p" "$DEMO/members.jsonl" | sed 's/.*"member_id":"\([^"]*\)".*/\1/'; }
 payer_at() { sed -n "${1}p" "$DEMO/members.jsonl" | sed 's/.*"trading_partner_id":"\([^"]*\)".*/\1/'; }

@@ -30,7 +30,7 @@ librdkafka-dev libhiredis-dev libcurl4-openssl-dev libcjson-dev
 libh2o-evloop-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
 libssl-dev libyaml-dev redis-server redis-tools libcmocka-dev
 prometheus python3-pytest python3-grpcio python3-confluent-kafka python3-redis
-python3-requests python3-protobuf protobuf-compiler
+python3-requests python3-protobuf python3-jsonschema protobuf-compiler
 clang-format cppcheck curl procps openssl"
 [ "${1:-}" = bench ] && PKGS="$PKGS wrk nginx-light"
 # a node already installed (another packaging brings its own npm) is kept

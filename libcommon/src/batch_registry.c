@@ -9,6 +9,11 @@
  *
  * The backoff level is kept in the hash ("level") next to the number of
  * checks, so a restart of the poller neither resets nor skips the schedule.
+ *
+ * Members (which cache key and service types each submitted item stands
+ * for) are written before the batch is scheduled, in pipelined HSETs of
+ * MEMBERS_CHUNK items, and expire with the batch: retry window plus keep_ms
+ * at registration, keep_ms once the batch is done.
  */
 #include "rte/batch_registry.h"
 
@@ -17,6 +22,8 @@
 #include <string.h>
 
 #define HOUR_MS (3600LL * 1000)
+#define MEMBERS_CHUNK 500
+#define MEMBERS_MAX 10000
 
 /* rte_batch_registry_opts_init - defaults; any thread */
 void rte_batch_registry_opts_init(rte_batch_registry_opts *o)
@@ -74,7 +81,7 @@ int rte_batch_registry_valid_id(const char *id)
 }
 
 struct keys {
-    char hash[256], due[96], lease[256];
+    char hash[256], due[96], lease[256], items[256];
 };
 
 static void make_keys(const rte_batch_registry_opts *o, const char *id, struct keys *k)
@@ -82,6 +89,7 @@ static void make_keys(const rte_batch_registry_opts *o, const char *id, struct k
     snprintf(k->hash, sizeof k->hash, "%s:%s", o->prefix, id);
     snprintf(k->due, sizeof k->due, "%s:due", o->prefix);
     snprintf(k->lease, sizeof k->lease, "%s:%s:lease", o->prefix, id);
+    snprintf(k->items, sizeof k->items, "%s:%s:items", o->prefix, id);
 }
 
 static int check_id(const char *id, char *err, size_t errlen)
@@ -93,18 +101,19 @@ static int check_id(const char *id, char *err, size_t errlen)
     return -1;
 }
 
-/* run a script with the three keys of batch id and argv; the reply or NULL + err */
-static redisReply *eval3(rte_redis *r, const char *script, const struct keys *k, int argc,
+/* run a script with the four keys of batch id and argv; the reply or NULL + err */
+static redisReply *eval4(rte_redis *r, const char *script, const struct keys *k, int argc,
                          const char **args, char *err, size_t errlen)
 {
     const char *argv[16];
     int n = 0;
     argv[n++] = "EVAL";
     argv[n++] = script;
-    argv[n++] = "3";
+    argv[n++] = "4";
     argv[n++] = k->hash;
     argv[n++] = k->due;
     argv[n++] = k->lease;
+    argv[n++] = k->items;
     for (int i = 0; i < argc && n < 16; i++)
         argv[n++] = args[i];
     return rte_redis_cmdargv(r, n, argv, NULL, err, errlen);
@@ -139,6 +148,106 @@ static const char register_script[] =
     "end\n"
     "return 1\n";
 
+/* the stored value of one member: {"key": ..., "service_types": ["30", ...]} */
+static char *member_value(const rte_batch_member *m)
+{
+    cJSON *d = cJSON_CreateObject(), *st;
+    const char *p = m->service_types && m->service_types[0] ? m->service_types : "30";
+    char code[8];
+    char *text;
+
+    if (d == NULL)
+        return NULL;
+    cJSON_AddStringToObject(d, "key", m->cache_key);
+    st = cJSON_AddArrayToObject(d, "service_types");
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        snprintf(code, sizeof code, "%.*s", (int)(n < 7 ? n : 7), p);
+        if (n > 0)
+            cJSON_AddItemToArray(st, cJSON_CreateString(code));
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    text = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    return text;
+}
+
+/* HSET the members in chunks, then set the hash's expiry; 0 or -1 + err */
+static int store_members(rte_redis *r, const struct keys *k, const rte_batch_info *b,
+                         int64_t ttl_ms, char *err, size_t errlen)
+{
+    const char **argv = calloc(2 + 2 * MEMBERS_CHUNK, sizeof *argv);
+    char **values = calloc(MEMBERS_CHUNK, sizeof *values);
+    char ttl[24];
+    int rc = -1;
+
+    if (argv == NULL || values == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (int i0 = 0; i0 < b->nmembers; i0 += MEMBERS_CHUNK) {
+        int n = b->nmembers - i0 < MEMBERS_CHUNK ? b->nmembers - i0 : MEMBERS_CHUNK, fail = 0;
+        argv[0] = "HSET";
+        argv[1] = k->items;
+        for (int i = 0; i < n; i++) {
+            values[i] = member_value(&b->members[i0 + i]);
+            fail |= values[i] == NULL;
+            argv[2 + 2 * i] = b->members[i0 + i].submitter_id;
+            argv[3 + 2 * i] = values[i];
+        }
+        redisReply *rep = fail ? NULL : rte_redis_cmdargv(r, 2 + 2 * n, argv, NULL, err, errlen);
+        if (fail)
+            snprintf(err, errlen, "out of memory");
+        for (int i = 0; i < n; i++) {
+            cJSON_free(values[i]);
+            values[i] = NULL;
+        }
+        if (rep == NULL)
+            goto out;
+        int bad = rep->type == REDIS_REPLY_ERROR;
+        if (bad)
+            snprintf(err, errlen, "batch registry members: %s", rep->str);
+        freeReplyObject(rep);
+        if (bad)
+            goto out;
+    }
+    snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+    const char *ex[] = {"PEXPIRE", k->items, ttl};
+    redisReply *rep = rte_redis_cmdargv(r, 3, ex, NULL, err, errlen);
+    if (rep == NULL)
+        goto out;
+    freeReplyObject(rep);
+    rc = 0;
+out:
+    free(argv);
+    free(values);
+    return rc;
+}
+
+/* every member names its item and its cache key */
+static int check_members(const rte_batch_info *b, char *err, size_t errlen)
+{
+    if (b->nmembers < 0 || b->nmembers > MEMBERS_MAX || (b->nmembers > 0 && b->members == NULL)) {
+        snprintf(err, errlen, "batch %s: %d members (0..%d)", b->batch_id, b->nmembers,
+                 MEMBERS_MAX);
+        return -1;
+    }
+    for (int i = 0; i < b->nmembers; i++) {
+        const rte_batch_member *m = &b->members[i];
+        if (m->submitter_id == NULL || m->submitter_id[0] == '\0' || strlen(m->submitter_id) > 80 ||
+            m->cache_key == NULL || m->cache_key[0] == '\0' || strlen(m->cache_key) > 200) {
+            snprintf(err, errlen,
+                     "batch %s: members[%d]: submitter id (1..80) and cache key (1..200) "
+                     "required",
+                     b->batch_id, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* rte_batch_registry_register - caller's thread owns r */
 int rte_batch_registry_register(rte_redis *r, const rte_batch_registry_opts *o,
                                 const rte_batch_info *b, int64_t now_ms, char *err, size_t errlen)
@@ -151,9 +260,13 @@ int rte_batch_registry_register(rte_redis *r, const rte_batch_registry_opts *o,
         snprintf(err, errlen, "batch %s: negative item count", b->batch_id);
         return -1;
     }
+    if (check_members(b, err, errlen) != 0)
+        return -1;
     int64_t submitted = b->submitted_ms > 0 ? b->submitted_ms : now_ms;
     int64_t window = b->retry_window_ms > 0 ? b->retry_window_ms : o->retry_window_ms;
     make_keys(o, b->batch_id, &k);
+    if (b->nmembers > 0 && store_members(r, &k, b, window + o->keep_ms, err, errlen) != 0)
+        return -1;
     snprintf(items, sizeof items, "%d", b->items);
     snprintf(sub, sizeof sub, "%lld", (long long)submitted);
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
@@ -161,7 +274,7 @@ int rte_batch_registry_register(rte_redis *r, const rte_batch_registry_opts *o,
     snprintf(next, sizeof next, "%lld", (long long)(now_ms + o->first_delay_ms));
     const char *args[] = {b->batch_id, b->source ? b->source : "", items, sub, now, until, next};
     long long v;
-    return int_reply(eval3(r, register_script, &k, 7, args, err, errlen), &v, err, errlen);
+    return int_reply(eval4(r, register_script, &k, 7, args, err, errlen), &v, err, errlen);
 }
 
 /* rte_batch_registry_due - caller's thread owns r */
@@ -219,7 +332,7 @@ static int lease_op(rte_redis *r, const rte_batch_registry_opts *o, const char *
     make_keys(o, id, &k);
     snprintf(ms, sizeof ms, "%lld", (long long)o->lease_ms);
     const char *args[] = {owner, ms};
-    if (int_reply(eval3(r, script, &k, 2, args, err, errlen), &v, err, errlen) != 0)
+    if (int_reply(eval4(r, script, &k, 2, args, err, errlen), &v, err, errlen) != 0)
         return -1;
     if (v == RTE_BATCH_E_LOST)
         snprintf(err, errlen, "batch %s: lease lost (another replica owns it)", id);
@@ -329,7 +442,7 @@ int rte_batch_registry_advance(rte_redis *r, const rte_batch_registry_opts *o, c
     make_keys(o, batch_id, &k);
     snprintf(n, sizeof n, "%ld", items);
     const char *args[] = {owner, cursor ? cursor : "", n};
-    if (int_reply(eval3(r, advance_script, &k, 3, args, err, errlen), &v, err, errlen) != 0)
+    if (int_reply(eval4(r, advance_script, &k, 3, args, err, errlen), &v, err, errlen) != 0)
         return -1;
     if (v == RTE_BATCH_E_LOST)
         snprintf(err, errlen, "batch %s: lease lost (another replica owns it)", batch_id);
@@ -350,6 +463,7 @@ static const char reschedule_script[] =
     "  redis.call('HSET', KEYS[1], 'state', 'done', 'done_reason', 'expired', 'done_ms', ARGV[3])\n"
     "  redis.call('ZREM', KEYS[2], ARGV[7])\n"
     "  redis.call('PEXPIRE', KEYS[1], ARGV[6])\n"
+    "  redis.call('PEXPIRE', KEYS[4], ARGV[6])\n"
     "  redis.call('DEL', KEYS[3])\n"
     "  return -1\n"
     "end\n"
@@ -381,7 +495,7 @@ int rte_batch_registry_reschedule(rte_redis *r, const rte_batch_registry_opts *o
     snprintf(cap, sizeof cap, "%lld", (long long)o->max_interval_ms);
     snprintf(keep, sizeof keep, "%lld", (long long)o->keep_ms);
     const char *args[] = {owner, progressed ? "1" : "0", now, first, cap, keep, batch_id};
-    if (int_reply(eval3(r, reschedule_script, &k, 7, args, err, errlen), &v, err, errlen) != 0)
+    if (int_reply(eval4(r, reschedule_script, &k, 7, args, err, errlen), &v, err, errlen) != 0)
         return -1;
     if (v == RTE_BATCH_E_LOST) {
         snprintf(err, errlen, "batch %s: lease lost (another replica owns it)", batch_id);
@@ -400,6 +514,7 @@ static const char done_script[] =
     "redis.call('HSET', KEYS[1], 'state', 'done', 'done_reason', ARGV[2], 'done_ms', ARGV[3])\n"
     "redis.call('ZREM', KEYS[2], ARGV[5])\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+    "redis.call('PEXPIRE', KEYS[4], ARGV[4])\n"
     "redis.call('DEL', KEYS[3])\n"
     "return 0\n";
 
@@ -417,11 +532,62 @@ int rte_batch_registry_done(rte_redis *r, const rte_batch_registry_opts *o, cons
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(keep, sizeof keep, "%lld", (long long)o->keep_ms);
     const char *args[] = {owner, reason, now, keep, batch_id};
-    if (int_reply(eval3(r, done_script, &k, 5, args, err, errlen), &v, err, errlen) != 0)
+    if (int_reply(eval4(r, done_script, &k, 5, args, err, errlen), &v, err, errlen) != 0)
         return -1;
     if (v == RTE_BATCH_E_LOST)
         snprintf(err, errlen, "batch %s: lease lost (another replica owns it)", batch_id);
     return (int)v;
+}
+
+/* rte_batch_registry_members - caller's thread owns r */
+cJSON *rte_batch_registry_members(rte_redis *r, const rte_batch_registry_opts *o,
+                                  const char *batch_id, const char *const *submitter_ids, int n,
+                                  char *err, size_t errlen)
+{
+    struct keys k = {0};
+    const char **argv;
+    redisReply *rep;
+    cJSON *out;
+
+    if (check_id(batch_id, err, errlen) != 0)
+        return NULL;
+    out = cJSON_CreateObject();
+    if (out == NULL || n <= 0)
+        return out;
+    argv = calloc((size_t)n + 2, sizeof *argv);
+    if (argv == NULL) {
+        cJSON_Delete(out);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    make_keys(o, batch_id, &k);
+    argv[0] = "HMGET";
+    argv[1] = k.items;
+    memcpy(argv + 2, submitter_ids, (size_t)n * sizeof *argv);
+    rep = rte_redis_cmdargv(r, n + 2, argv, NULL, err, errlen);
+    free(argv);
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)n) {
+        if (rep != NULL) {
+            snprintf(err, errlen, "batch registry members: unexpected reply");
+            freeReplyObject(rep);
+        }
+        cJSON_Delete(out);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        const redisReply *v = rep->element[i];
+        cJSON *m;
+        if (v->type != REDIS_REPLY_STRING ||
+            cJSON_GetObjectItemCaseSensitive(out, submitter_ids[i]) != NULL)
+            continue;
+        m = cJSON_ParseWithLength(v->str, v->len);
+        if (cJSON_IsObject(m))
+            cJSON_AddItemToObject(out, submitter_ids[i], m);
+        else
+            cJSON_Delete(m);
+    }
+    freeReplyObject(rep);
+    return out;
 }
 
 /* rte_batch_registry_backlog - caller's thread owns r */

@@ -1,20 +1,13 @@
 /*
  * cache_entry.c - the one owner of the shared eligibility cache format.
  *
- * Contract in rte/cache_entry.h. Mapping a Stedi 271 response into our
- * entry follows X12 eligibility codes as Stedi returns them in JSON:
+ * Contract in rte/cache_entry.h. What each field means and which Stedi
+ * fields fill it is stedi_reply.c's business (docs/stedi.md); this file
+ * only keys, encodes, decodes and writes entries.
  *
- *   eligible        some planStatus[] has statusCode "1" (active coverage),
- *                   or, without planStatus, a benefitsInformation[] with
- *                   code "1"; code "6" / status "6" means inactive
- *   copay_amount    the first benefitsInformation[] with code "B"
- *                   (co-payment) and a benefitAmount, preferring one marked
- *                   in-network (inPlanNetworkIndicatorCode "Y")
- *   network_status  "Y" -> in_network, "N" -> out_of_network, else unknown,
- *                   taken from that co-payment (or any benefit that says)
- *   coverage dates  planDateInformation.planBegin / planEnd, or a "plan"
- *                   range "YYYYMMDD-YYYYMMDD", rewritten as YYYY-MM-DD
- *   errors[]        a payer error (AAA): an error entry, fresh for 5 min
+ * Amounts in a benefit summary are kept as integers (cents, hundredths of
+ * a percent) so that a value read from Stedi's decimal strings encodes back
+ * to exactly the same decimal.
  *
  * The compare-and-set script decodes the stored value with Redis's cjson and
  * compares cached_at as strings: RFC 3339 UTC with fixed millisecond width
@@ -22,6 +15,7 @@
  */
 #include "rte/cache_entry.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +31,7 @@
 /* rte_cache_freshness_default - the design's defaults */
 rte_cache_freshness rte_cache_freshness_default(void)
 {
-    rte_cache_freshness f = {22 * HOUR_MS, 5 * 60 * 1000LL, 72 * HOUR_MS};
+    rte_cache_freshness f = {22 * HOUR_MS, 5 * 60 * 1000LL, HOUR_MS, 72 * HOUR_MS};
     return f;
 }
 
@@ -68,13 +62,17 @@ int rte_cache_settings_from_config(const rte_config *cfg, rte_cache_settings *ou
                                 &f->success_ms, err, errlen) != 0 ||
         rte_config_duration_try(cfg, "cache.fresh_error", f->error_ms, 1000, 24 * HOUR_MS,
                                 &f->error_ms, err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "cache.fresh_error_final", f->error_final_ms, 1000,
+                                30 * 24 * HOUR_MS, &f->error_final_ms, err, errlen) != 0 ||
         rte_config_duration_try(cfg, "cache.ttl", f->physical_ms, 1000, 90 * 24 * HOUR_MS,
                                 &f->physical_ms, err, errlen) != 0)
         return -1;
-    if (f->physical_ms <= f->success_ms || f->physical_ms <= f->error_ms) {
+    if (f->physical_ms <= f->success_ms || f->physical_ms <= f->error_ms ||
+        f->physical_ms <= f->error_final_ms) {
         snprintf(err, errlen,
-                 "cache.ttl (RTE_CACHE_TTL): %lld ms must exceed cache.fresh_success "
-                 "and cache.fresh_error so stale entries can still be served",
+                 "cache.ttl (RTE_CACHE_TTL): %lld ms must exceed cache.fresh_success, "
+                 "cache.fresh_error and cache.fresh_error_final so stale entries can still be "
+                 "served",
                  (long long)f->physical_ms);
         return -1;
     }
@@ -108,130 +106,107 @@ static const char *str_field(const cJSON *obj, const char *name)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* "20250101" -> "2025-01-01"; anything else -> "" */
-static void x12_date(const char *s, char out[11])
+static const char *const kind_names[RTE_BENEFIT_NKINDS] = {"copay",         "coinsurance_percent",
+                                                           "deductible",    "deductible_family",
+                                                           "out_of_pocket", "out_of_pocket_family"};
+static const char *const net_names[RTE_NET_N] = {"in_network", "out_of_network", "any_network",
+                                                 "network_not_stated"};
+
+/* rte_cache_benefit_kind_name - static string */
+const char *rte_cache_benefit_kind_name(enum rte_benefit_kind k)
 {
-    out[0] = '\0';
-    if (s == NULL || strlen(s) < 8)
-        return;
-    for (int i = 0; i < 8; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return;
-    snprintf(out, 11, "%.4s-%.2s-%.2s", s, s + 4, s + 6);
+    return (unsigned)k < RTE_BENEFIT_NKINDS ? kind_names[k] : "unknown";
 }
 
-static void map_dates(const cJSON *resp, rte_cache_entry *e)
+/* rte_cache_network_name - static string */
+const char *rte_cache_network_name(enum rte_benefit_network n)
 {
-    const cJSON *pd = cJSON_GetObjectItemCaseSensitive(resp, "planDateInformation");
-    if (!cJSON_IsObject(pd))
-        return;
-    x12_date(str_field(pd, "planBegin"), e->coverage_start);
-    x12_date(str_field(pd, "planEnd"), e->coverage_end);
-    const char *plan = str_field(pd, "plan");
-    if (e->coverage_start[0] == '\0' && plan != NULL && strlen(plan) == 17 && plan[8] == '-') {
-        x12_date(plan, e->coverage_start);
-        x12_date(plan + 9, e->coverage_end);
-    }
+    return (unsigned)n < RTE_NET_N ? net_names[n] : "unknown";
 }
 
-static int map_status(const cJSON *resp)
+static uint32_t bit(enum rte_benefit_kind kind, enum rte_benefit_network net)
 {
-    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(resp, "planStatus");
-    const cJSON *it;
-    int seen = 0;
-    cJSON_ArrayForEach(it, ps)
-    {
-        const char *code = str_field(it, "statusCode");
-        seen = 1;
-        if (code != NULL && strcmp(code, "1") == 0)
-            return 1;
-    }
-    if (seen)
+    return 1u << ((unsigned)kind * RTE_NET_N + (unsigned)net);
+}
+
+/* rte_cache_benefit_get - pure */
+int rte_cache_benefit_get(const rte_cache_benefit *b, enum rte_benefit_kind kind,
+                          enum rte_benefit_network net, rte_cache_range *out)
+{
+    if ((unsigned)kind >= RTE_BENEFIT_NKINDS || (unsigned)net >= RTE_NET_N ||
+        !(b->has & bit(kind, net)))
         return 0;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(resp, "benefitsInformation"))
-    {
-        const char *code = str_field(it, "code");
-        if (code != NULL && strcmp(code, "1") == 0)
-            return 1;
-    }
-    return 0;
+    *out = b->amount[kind][net];
+    return 1;
 }
 
-static void map_network(const char *ind, rte_cache_entry *e)
+/* rte_cache_benefit_add - pure */
+void rte_cache_benefit_add(rte_cache_benefit *b, enum rte_benefit_kind kind,
+                           enum rte_benefit_network net, int32_t v)
 {
-    if (ind != NULL && strcmp(ind, "Y") == 0)
-        copy_str(e->network_status, sizeof e->network_status, "in_network");
-    else if (ind != NULL && strcmp(ind, "N") == 0)
-        copy_str(e->network_status, sizeof e->network_status, "out_of_network");
-}
+    rte_cache_range *r;
 
-static void map_copay(const cJSON *resp, rte_cache_entry *e)
-{
-    const cJSON *best = NULL, *it;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(resp, "benefitsInformation"))
-    {
-        const char *code = str_field(it, "code");
-        if (code == NULL || strcmp(code, "B") != 0 || str_field(it, "benefitAmount") == NULL)
-            continue;
-        const char *ind = str_field(it, "inPlanNetworkIndicatorCode");
-        if (best == NULL || (ind != NULL && strcmp(ind, "Y") == 0 &&
-                             !(str_field(best, "inPlanNetworkIndicatorCode") &&
-                               strcmp(str_field(best, "inPlanNetworkIndicatorCode"), "Y") == 0)))
-            best = it;
-    }
-    if (best != NULL) {
-        char *end;
-        double v = strtod(str_field(best, "benefitAmount"), &end);
-        if (*end == '\0' && v >= 0) {
-            e->copay_amount = v;
-            e->has_copay = 1;
-        }
-        map_network(str_field(best, "inPlanNetworkIndicatorCode"), e);
+    if ((unsigned)kind >= RTE_BENEFIT_NKINDS || (unsigned)net >= RTE_NET_N)
+        return;
+    r = &b->amount[kind][net];
+    if (!(b->has & bit(kind, net))) {
+        r->lo = r->hi = v;
+        b->has |= bit(kind, net);
         return;
     }
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(resp, "benefitsInformation"))
-    {
-        if (str_field(it, "inPlanNetworkIndicatorCode") != NULL) {
-            map_network(str_field(it, "inPlanNetworkIndicatorCode"), e);
-            return;
-        }
-    }
+    if (v < r->lo)
+        r->lo = v;
+    if (v > r->hi)
+        r->hi = v;
 }
 
-/* rte_cache_entry_from_stedi - map a Stedi eligibility response into an entry */
-int rte_cache_entry_from_stedi(const cJSON *resp, const char *source, int64_t now_ms,
-                               const rte_cache_freshness *f, rte_cache_entry *out, char *err,
-                               size_t errlen)
+/* one stored integer amount as the JSON number it stands for (cents or 1/100 %) */
+static cJSON *amount_json(int32_t v)
 {
-    memset(out, 0, sizeof *out);
-    if (!cJSON_IsObject(resp)) {
-        snprintf(err, errlen, "Stedi response is not a JSON object");
-        return -1;
+    return cJSON_CreateNumber((double)v / 100.0);
+}
+
+static void add_date(cJSON *o, const char *name, const char *date)
+{
+    if (date[0])
+        cJSON_AddStringToObject(o, name, date);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
+/* benefits{} of e: {"30": {status, status_code, copay: {in_network: 20, ...}, ...}} */
+static void encode_benefits(cJSON *o, const rte_cache_entry *e)
+{
+    cJSON *all;
+
+    if (e->nbenefits <= 0)
+        return;
+    all = cJSON_AddObjectToObject(o, "benefits");
+    for (int i = 0; i < e->nbenefits && i < RTE_CACHE_SERVICE_TYPES_MAX; i++) {
+        const rte_cache_benefit *b = &e->benefits[i];
+        cJSON *one = cJSON_AddObjectToObject(all, b->service_type);
+        cJSON_AddStringToObject(one, "status", b->status);
+        if (b->status_code[0])
+            cJSON_AddStringToObject(one, "status_code", b->status_code);
+        for (int k = 0; k < RTE_BENEFIT_NKINDS; k++) {
+            cJSON *kind = NULL;
+            for (int n = 0; n < RTE_NET_N; n++) {
+                rte_cache_range r;
+                if (!rte_cache_benefit_get(b, (enum rte_benefit_kind)k, (enum rte_benefit_network)n,
+                                           &r))
+                    continue;
+                if (kind == NULL)
+                    kind = cJSON_AddObjectToObject(one, kind_names[k]);
+                if (r.lo == r.hi) {
+                    cJSON_AddItemToObject(kind, net_names[n], amount_json(r.lo));
+                } else {
+                    cJSON *mm = cJSON_AddObjectToObject(kind, net_names[n]);
+                    cJSON_AddItemToObject(mm, "min", amount_json(r.lo));
+                    cJSON_AddItemToObject(mm, "max", amount_json(r.hi));
+                }
+            }
+        }
     }
-    copy_str(out->source, sizeof out->source, source);
-    copy_str(out->network_status, sizeof out->network_status, "unknown");
-    out->cached_at_ms = now_ms;
-    const cJSON *errors = cJSON_GetObjectItemCaseSensitive(resp, "errors");
-    if (cJSON_IsArray(errors) && cJSON_GetArraySize(errors) > 0) {
-        const cJSON *e0 = cJSON_GetArrayItem(errors, 0);
-        out->is_error = 1;
-        copy_str(out->error_code, sizeof out->error_code, str_field(e0, "code"));
-        copy_str(out->error_message, sizeof out->error_message, str_field(e0, "description"));
-        out->fresh_until_ms = now_ms + f->error_ms;
-        return 0;
-    }
-    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(resp, "planStatus")) &&
-        !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(resp, "benefitsInformation"))) {
-        snprintf(err, errlen,
-                 "Stedi response has neither planStatus nor benefitsInformation "
-                 "nor errors");
-        return -1;
-    }
-    out->eligible = map_status(resp);
-    map_copay(resp, out);
-    map_dates(resp, out);
-    out->fresh_until_ms = now_ms + f->success_ms;
-    return 0;
 }
 
 /* the JSON object of e (with the success an error entry carries) */
@@ -248,14 +223,11 @@ static cJSON *encode_obj(const rte_cache_entry *e)
     else
         cJSON_AddNullToObject(o, "copay_amount");
     cJSON_AddStringToObject(o, "network_status", e->network_status);
-    if (e->coverage_start[0])
-        cJSON_AddStringToObject(o, "coverage_start", e->coverage_start);
-    else
-        cJSON_AddNullToObject(o, "coverage_start");
-    if (e->coverage_end[0])
-        cJSON_AddStringToObject(o, "coverage_end", e->coverage_end);
-    else
-        cJSON_AddNullToObject(o, "coverage_end");
+    add_date(o, "coverage_start", e->coverage_start);
+    add_date(o, "coverage_end", e->coverage_end);
+    add_date(o, "eligibility_start", e->eligibility_start);
+    add_date(o, "eligibility_end", e->eligibility_end);
+    encode_benefits(o, e);
     cJSON_AddStringToObject(o, "cached_at", cached);
     cJSON_AddStringToObject(o, "fresh_until", fresh);
     cJSON_AddStringToObject(o, "source", e->source);
@@ -263,6 +235,11 @@ static cJSON *encode_obj(const rte_cache_entry *e)
         cJSON *er = cJSON_AddObjectToObject(o, "error");
         cJSON_AddStringToObject(er, "code", e->error_code);
         cJSON_AddStringToObject(er, "message", e->error_message);
+        if (e->error_followup[0])
+            cJSON_AddStringToObject(er, "followup_action", e->error_followup);
+        cJSON_AddBoolToObject(er, "retry", e->error_retry);
+        if (e->error_origin[0])
+            cJSON_AddStringToObject(er, "origin", e->error_origin);
     }
     if (rte_cache_entry_last_success(e, &ok))
         cJSON_AddItemToObject(o, "last_success", encode_obj(&ok));
@@ -306,6 +283,111 @@ static int date_field(const cJSON *o, const char *name, char out[11], char *err,
     return 0;
 }
 
+/* a stored amount (a JSON number) back into cents or 1/100 %; -1 when out of range */
+static int amount_value(const cJSON *v, int32_t *out)
+{
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > 2e7)
+        return -1;
+    *out = (int32_t)llround(v->valuedouble * 100.0);
+    return 0;
+}
+
+/* one amount of benefits.<stc>.<kind>: a number, or {min, max} */
+static int decode_amount(const cJSON *v, rte_cache_benefit *b, int kind, int net)
+{
+    int32_t lo, hi;
+
+    if (cJSON_IsObject(v)) {
+        if (amount_value(cJSON_GetObjectItemCaseSensitive(v, "min"), &lo) != 0 ||
+            amount_value(cJSON_GetObjectItemCaseSensitive(v, "max"), &hi) != 0 || lo > hi)
+            return -1;
+    } else if (amount_value(v, &lo) == 0) {
+        hi = lo;
+    } else {
+        return -1;
+    }
+    rte_cache_benefit_add(b, (enum rte_benefit_kind)kind, (enum rte_benefit_network)net, lo);
+    rte_cache_benefit_add(b, (enum rte_benefit_kind)kind, (enum rte_benefit_network)net, hi);
+    return 0;
+}
+
+/* one service type's summary: benefits.<stc> */
+static int decode_benefit(const cJSON *v, rte_cache_benefit *b, char *err, size_t errlen)
+{
+    const char *status = NULL, *code = NULL;
+
+    if (!cJSON_IsObject(v) || strlen(v->string) >= sizeof b->service_type) {
+        snprintf(err, errlen, "field 'benefits.%.8s': expected an object under a service type code",
+                 v->string);
+        return -1;
+    }
+    copy_str(b->service_type, sizeof b->service_type, v->string);
+    if (rte_json_string(v, "status", sizeof b->status - 1, &status, err, errlen) != 0 ||
+        rte_json_string_opt(v, "status_code", sizeof b->status_code - 1, &code, err, errlen) != 0)
+        return -1;
+    copy_str(b->status, sizeof b->status, status);
+    copy_str(b->status_code, sizeof b->status_code, code);
+    for (int k = 0; k < RTE_BENEFIT_NKINDS; k++) {
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(v, kind_names[k]);
+        if (kind == NULL)
+            continue;
+        for (int n = 0; n < RTE_NET_N; n++) {
+            const cJSON *a = cJSON_GetObjectItemCaseSensitive(kind, net_names[n]);
+            if (a != NULL && decode_amount(a, b, k, n) != 0) {
+                snprintf(err, errlen,
+                         "field 'benefits.%s.%s.%s': expected an amount >= 0 or {min, max}",
+                         b->service_type, kind_names[k], net_names[n]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* benefits{} (optional: entries written before it existed have none) */
+static int decode_benefits(const cJSON *o, rte_cache_entry *out, char *err, size_t errlen)
+{
+    const cJSON *all = cJSON_GetObjectItemCaseSensitive(o, "benefits"), *v;
+
+    if (all == NULL || cJSON_IsNull(all))
+        return 0;
+    if (!cJSON_IsObject(all)) {
+        snprintf(err, errlen, "field 'benefits': expected an object");
+        return -1;
+    }
+    cJSON_ArrayForEach(v, all)
+    {
+        if (out->nbenefits >= RTE_CACHE_SERVICE_TYPES_MAX) {
+            snprintf(err, errlen, "field 'benefits': more than %d service types",
+                     RTE_CACHE_SERVICE_TYPES_MAX);
+            return -1;
+        }
+        if (decode_benefit(v, &out->benefits[out->nbenefits], err, errlen) != 0)
+            return -1;
+        out->nbenefits++;
+    }
+    return 0;
+}
+
+/* error{} of an error entry; fields added later are optional */
+static int decode_error(const cJSON *er, rte_cache_entry *out, char *err, size_t errlen)
+{
+    const char *followup = NULL, *origin = NULL;
+
+    out->is_error = 1;
+    out->error_retry = 1; /* entries from before the field: all were 5-minute errors */
+    copy_str(out->error_code, sizeof out->error_code, str_field(er, "code"));
+    copy_str(out->error_message, sizeof out->error_message, str_field(er, "message"));
+    if (rte_json_string_opt(er, "followup_action", sizeof out->error_followup - 1, &followup, err,
+                            errlen) != 0 ||
+        rte_json_bool_opt(er, "retry", &out->error_retry, err, errlen) != 0 ||
+        rte_json_string_opt(er, "origin", sizeof out->error_origin - 1, &origin, err, errlen) != 0)
+        return -1;
+    copy_str(out->error_followup, sizeof out->error_followup, followup);
+    copy_str(out->error_origin, sizeof out->error_origin, origin);
+    return 0;
+}
+
 /* the fields of one stored entry object o into out (zeroed first) */
 static int decode_obj(const cJSON *o, rte_cache_entry *out, char *err, size_t errlen)
 {
@@ -330,6 +412,9 @@ static int decode_obj(const cJSON *o, rte_cache_entry *out, char *err, size_t er
     copy_str(out->network_status, sizeof out->network_status, s);
     if (date_field(o, "coverage_start", out->coverage_start, err, errlen) != 0 ||
         date_field(o, "coverage_end", out->coverage_end, err, errlen) != 0 ||
+        date_field(o, "eligibility_start", out->eligibility_start, err, errlen) != 0 ||
+        date_field(o, "eligibility_end", out->eligibility_end, err, errlen) != 0 ||
+        decode_benefits(o, out, err, errlen) != 0 ||
         time_field(o, "cached_at", &out->cached_at_ms, err, errlen) != 0 ||
         time_field(o, "fresh_until", &out->fresh_until_ms, err, errlen) != 0)
         return -1;
@@ -337,11 +422,8 @@ static int decode_obj(const cJSON *o, rte_cache_entry *out, char *err, size_t er
         return -1;
     copy_str(out->source, sizeof out->source, s);
     const cJSON *er = cJSON_GetObjectItemCaseSensitive(o, "error");
-    if (cJSON_IsObject(er)) {
-        out->is_error = 1;
-        copy_str(out->error_code, sizeof out->error_code, str_field(er, "code"));
-        copy_str(out->error_message, sizeof out->error_message, str_field(er, "message"));
-    }
+    if (cJSON_IsObject(er) && decode_error(er, out, err, errlen) != 0)
+        return -1;
     return 0;
 }
 

@@ -1126,6 +1126,26 @@ static void decode_error(long rc, const char *s, size_t n, size_t at, const char
     }
 }
 
+/* decode the value of pair q (parameter name) into buf; its length or an rte_http_query_rc */
+static int pair_value(const struct qpair *q, const char *name, char *buf, size_t len, char *err,
+                      size_t errlen)
+{
+    size_t at = 0;
+    long rc = query_decode(q->value, q->vlen, buf, len, &at);
+
+    if (rc < 0) {
+        buf[0] = '\0';
+        decode_error(rc, q->value, q->vlen, at, "query parameter", name, err, errlen);
+        return (int)rc;
+    }
+    if ((size_t)rc >= len) {
+        buf[0] = '\0';
+        set_err(err, errlen, "query parameter '%s': longer than %zu bytes", name, len - 1);
+        return RTE_HTTP_QUERY_TOO_LONG;
+    }
+    return (int)rc;
+}
+
 /* rte_http_req_query - loop thread, or the deferring thread; no locks */
 int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, size_t len, char *err,
                        size_t errlen)
@@ -1133,8 +1153,6 @@ int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, siz
     const char *p = req->query;
     struct qpair q, found = {0};
     int seen = 0;
-    size_t at = 0;
-    long rc;
 
     if (len == 0)
         rte_panic("rte_http_req_query: no room for the value of '%s'", name);
@@ -1152,18 +1170,25 @@ int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, siz
         set_err(err, errlen, "query parameter '%s': missing", name);
         return RTE_HTTP_QUERY_ABSENT;
     }
-    rc = query_decode(found.value, found.vlen, buf, len, &at);
-    if (rc < 0) {
-        buf[0] = '\0';
-        decode_error(rc, found.value, found.vlen, at, "query parameter", name, err, errlen);
-        return (int)rc;
+    return pair_value(&found, name, buf, len, err, errlen);
+}
+
+/* rte_http_req_query_at - loop thread, or the deferring thread; no locks */
+int rte_http_req_query_at(const rte_http_req *req, const char *name, int index, char *buf,
+                          size_t len, char *err, size_t errlen)
+{
+    const char *p = req->query;
+    struct qpair q;
+
+    if (len == 0)
+        rte_panic("rte_http_req_query_at: no room for the value of '%s'", name);
+    buf[0] = '\0';
+    while (next_pair(&p, &q)) {
+        if (query_name_is(q.name, q.nlen, name) && index-- == 0)
+            return pair_value(&q, name, buf, len, err, errlen);
     }
-    if ((size_t)rc >= len) {
-        buf[0] = '\0';
-        set_err(err, errlen, "query parameter '%s': longer than %zu bytes", name, len - 1);
-        return RTE_HTTP_QUERY_TOO_LONG;
-    }
-    return (int)rc;
+    set_err(err, errlen, "query parameter '%s': missing", name);
+    return RTE_HTTP_QUERY_ABSENT;
 }
 
 /* rte_http_req_query_only - loop thread, or the deferring thread; no locks */

@@ -45,6 +45,7 @@
 #define MAX_HTTP_LOOPS 63 /* http.threads - 1 at most */
 #define MAX_TIMERS 16
 #define MAX_OLD_CONFIGS 64
+#define MAX_EXTRA_PORTS 4 /* rte_service_publish_port */
 
 struct timer_rt {
     const rte_timer_decl *decl;
@@ -66,6 +67,11 @@ static struct {
     pthread_t more_threads[MAX_HTTP_LOOPS];
     int nmore;
     int public_port, admin_port, grpc_port;
+    struct {
+        char name[32];
+        int port;
+    } extra_ports[MAX_EXTRA_PORTS]; /* rte_service_publish_port */
+    int nextra;
     rte_grpc_server *grpc;
     rte_kafka_consumer *consumers[MAX_CONSUMERS];
     pthread_t consumer_threads[MAX_CONSUMERS];
@@ -103,6 +109,16 @@ rte_kafka_producer *rte_service_producer(void)
 rte_redis *rte_service_redis(void)
 {
     return rte_redis_thread(S.redis_url, S.redis_timeout_ms);
+}
+
+/* rte_service_publish_port - add "name":port to the ports file; init only */
+void rte_service_publish_port(const char *name, int port)
+{
+    if (S.nextra == MAX_EXTRA_PORTS || strlen(name) >= sizeof S.extra_ports[0].name ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyz_") != strlen(name))
+        rte_panic("rte_service_publish_port: bad or one too many port name '%s'", name);
+    snprintf(S.extra_ports[S.nextra].name, sizeof S.extra_ports[0].name, "%s", name);
+    S.extra_ports[S.nextra++].port = port;
 }
 
 /* rte_service_name - the service's name; any thread */
@@ -440,8 +456,11 @@ static void write_ports_file(void)
     FILE *f = fopen(tmp, "w");
     if (f == NULL)
         rte_fatal("RTE_PORTS_FILE '%s': %s", path, strerror(errno));
-    fprintf(f, "{\"admin\":%d,\"http\":%d,\"grpc\":%d,\"pid\":%d}\n", S.admin_port, S.public_port,
+    fprintf(f, "{\"admin\":%d,\"http\":%d,\"grpc\":%d,\"pid\":%d", S.admin_port, S.public_port,
             S.grpc_port, (int)getpid());
+    for (int i = 0; i < S.nextra; i++)
+        fprintf(f, ",\"%s\":%d", S.extra_ports[i].name, S.extra_ports[i].port);
+    fputs("}\n", f);
     fclose(f);
     if (rename(tmp, path) != 0)
         rte_fatal("RTE_PORTS_FILE '%s': %s", path, strerror(errno));

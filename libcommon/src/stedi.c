@@ -1,10 +1,15 @@
 /*
  * stedi.c - the client side of the Stedi eligibility API.
  *
- * Contract in rte/stedi.h. How it is built:
+ * Contract in rte/stedi.h; the API as we use it in docs/stedi.md. How it is
+ * built:
  *
- *   requests    cJSON documents in Stedi's shape, sent through the shared
- *               http_client (connection reuse, retries, Retry-After, gzip).
+ *   hosts       real-time calls go to the healthcare base URL, batch
+ *               submit, status and polling to the manager base URL; the
+ *               paths carry the API version (RTE_STEDI_API_VERSION).
+ *   requests    cJSON documents in Stedi's shape, checked against Stedi's
+ *               own limits first, sent through the shared http_client
+ *               (connection reuse, retries, Retry-After, gzip).
  *   slots       a real-time call holds a lease from the slot limiter from
  *               before the first attempt until after the last one. Held
  *               leases sit on a list that one keeper thread walks every
@@ -13,20 +18,24 @@
  *               turns into an aborted transfer within about a second. The
  *               keeper copies the list under its mutex and renews with the
  *               mutex released, so callers never wait behind Redis I/O.
- *   outcomes    HTTP 200 with a 271 document is an answer (payer errors in
- *               errors[] included); 429/5xx that survive the retries, 4xx,
- *               timeouts and transport failures each get their own outcome
- *               so callers can tell "Stedi is slow" from "we sent garbage".
+ *   outcomes    whatever the HTTP status, a body the reader (stedi_reply.c)
+ *               takes for an eligibility answer is one: OK, or PAYER_ERROR
+ *               when it carries errors[]. Otherwise 429/5xx that survive
+ *               the retries, 4xx, timeouts and transport failures each get
+ *               their own outcome so callers can tell "Stedi is slow" from
+ *               "we sent garbage" from "our key is refused".
  *   poll cursor "<skip>:<page token>": the page token Stedi gave us plus
- *               how many items of that page we already handed over. Stedi's
- *               completion order never changes, so a token fetches the same
- *               items again plus any that completed since.
+ *               how many items of that page we already handed over. The
+ *               last page has no nextPageToken, so the cursor stays on its
+ *               token and skips what was handed over; results that complete
+ *               later follow on that page.
  *
  * It does not cache, deduplicate or decide freshness: callers do that with
  * cache_entry.h.
  */
 #include "rte/stedi.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -41,12 +50,14 @@
 #include "rte/metrics.h"
 #include "rte/redis.h"
 
-#define PATH_REALTIME "/2024-04-01/change/medicalnetwork/eligibility/v3"
-#define PATH_BATCH "/2024-04-01/eligibility-manager/batch-eligibility"
-#define PATH_STATUS "/2024-04-01/eligibility-manager/batch/"
-#define PATH_POLL "/2025-04-25/healthcare/eligibility/poll-batch"
+#define V "/" RTE_STEDI_API_VERSION
+#define PATH_REALTIME V "/change/medicalnetwork/eligibility/v3"      /* healthcare API */
+#define PATH_BATCH V "/eligibility-manager/batch-eligibility"        /* manager API */
+#define PATH_STATUS V "/eligibility-manager/batch/"                  /* manager API */
+#define PATH_POLL V "/eligibility-manager/polling/batch-eligibility" /* manager API */
 #define MAX_BATCH_ITEMS 10000
-#define URL_MAX 2048
+#define BASE_URL_MAX 512
+#define URL_MAX (BASE_URL_MAX + 256 + 3 * RTE_STEDI_PAGE_TOKEN_MAX)
 
 enum api { API_REALTIME, API_BATCH, API_STATUS, API_POLL, API_N };
 static const char *const api_names[API_N] = {"realtime", "batch_submit", "batch_status", "poll"};
@@ -62,7 +73,7 @@ struct held {
 
 struct rte_stedi {
     rte_stedi_opts o;
-    char *base_url, *api_key, *provider_name, *provider_npi;
+    char *healthcare_url, *manager_url, *api_key, *provider_name, *provider_npi;
     char auth_header[300];
     rte_http_client *own_http;
     rte_slots *own_slots;
@@ -96,7 +107,8 @@ const char *rte_stedi_outcome_name(enum rte_stedi_outcome o)
 void rte_stedi_opts_init(rte_stedi_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->base_url = "http://127.0.0.1:8089";
+    o->healthcare_base_url = "http://127.0.0.1:8089";
+    o->manager_base_url = "http://127.0.0.1:8089";
     o->realtime_timeout_ms = 120000;
     o->api_timeout_ms = 30000;
     o->max_attempts = 3;
@@ -118,18 +130,44 @@ static int valid_npi(const char *npi)
     return 1;
 }
 
+/*
+ * a base URL: http(s), at most BASE_URL_MAX, and not ending in a dated API
+ * version (the client adds /2024-04-01; a copied OpenAPI server URL would
+ * double it). what names the setting in the message.
+ */
+static int check_base_url(const char *what, const char *url, char *err, size_t errlen)
+{
+    size_t n = url ? strlen(url) : 0;
+    const char *seg;
+
+    if (url == NULL || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
+        snprintf(err, errlen, "%s: '%s' must start with http:// or https://", what, url ? url : "");
+        return -1;
+    }
+    if (n > BASE_URL_MAX) {
+        snprintf(err, errlen, "%s: longer than %d characters", what, BASE_URL_MAX);
+        return -1;
+    }
+    while (n > 0 && url[n - 1] == '/')
+        n--;
+    seg = url + n;
+    while (seg > url && seg[-1] != '/')
+        seg--;
+    if (url + n - seg == 10 && seg[4] == '-' && seg[7] == '-' && isdigit((unsigned char)seg[0]) &&
+        isdigit((unsigned char)seg[9])) {
+        snprintf(err, errlen,
+                 "%s: '%s' ends in an API version; give the host only (the client adds /%s)", what,
+                 url, RTE_STEDI_API_VERSION);
+        return -1;
+    }
+    return 0;
+}
+
 static int check_opts(const rte_stedi_opts *o, char *err, size_t errlen)
 {
-    if (o->base_url == NULL ||
-        (strncmp(o->base_url, "http://", 7) != 0 && strncmp(o->base_url, "https://", 8) != 0)) {
-        snprintf(err, errlen, "stedi: base_url '%s' must start with http:// or https://",
-                 o->base_url ? o->base_url : "");
+    if (check_base_url("stedi: healthcare_base_url", o->healthcare_base_url, err, errlen) != 0 ||
+        check_base_url("stedi: manager_base_url", o->manager_base_url, err, errlen) != 0)
         return -1;
-    }
-    if (strlen(o->base_url) > 512) {
-        snprintf(err, errlen, "stedi: base_url longer than 512 characters");
-        return -1;
-    }
     if (o->api_key == NULL || o->api_key[0] == '\0' || strlen(o->api_key) > 256 ||
         strpbrk(o->api_key, "\r\n") != NULL) {
         snprintf(err, errlen, "stedi: api_key must be 1..256 characters without line breaks");
@@ -147,8 +185,10 @@ static int check_opts(const rte_stedi_opts *o, char *err, size_t errlen)
                  o->provider_npi ? o->provider_npi : "");
         return -1;
     }
-    if (o->provider_name == NULL || o->provider_name[0] == '\0') {
-        snprintf(err, errlen, "stedi: provider_name must not be empty");
+    if (o->provider_name == NULL || o->provider_name[0] == '\0' || strlen(o->provider_name) > 60) {
+        snprintf(err, errlen,
+                 "stedi: provider_name must be 1..60 characters (Stedi's "
+                 "provider.organizationName)");
         return -1;
     }
     return 0;
@@ -280,6 +320,13 @@ static void *keeper_main(void *arg)
 
 /* ---- construction ----------------------------------------------------- */
 
+static void trim_slashes(char *url)
+{
+    size_t n = strlen(url);
+    while (n > 0 && url[n - 1] == '/')
+        url[--n] = '\0';
+}
+
 /* rte_stedi_new - any thread; starts the keeper when a limiter is given */
 rte_stedi *rte_stedi_new(const rte_stedi_opts *o, char *err, size_t errlen)
 {
@@ -293,19 +340,21 @@ rte_stedi *rte_stedi_new(const rte_stedi_opts *o, char *err, size_t errlen)
         return NULL;
     }
     s->o = *o;
-    s->base_url = strdup(o->base_url);
+    s->healthcare_url = strdup(o->healthcare_base_url);
+    s->manager_url = strdup(o->manager_base_url);
     s->api_key = strdup(o->api_key);
     s->provider_name = strdup(o->provider_name);
     s->provider_npi = strdup(o->provider_npi);
-    if (!s->base_url || !s->api_key || !s->provider_name || !s->provider_npi) {
+    if (!s->healthcare_url || !s->manager_url || !s->api_key || !s->provider_name ||
+        !s->provider_npi) {
         snprintf(err, errlen, "stedi: out of memory");
         goto fail;
     }
-    /* drop a trailing slash so paths join cleanly */
-    size_t bl = strlen(s->base_url);
-    while (bl > 0 && s->base_url[bl - 1] == '/')
-        s->base_url[--bl] = '\0';
-    snprintf(s->auth_header, sizeof s->auth_header, "Authorization: Key %s", s->api_key);
+    /* drop trailing slashes so paths join cleanly */
+    trim_slashes(s->healthcare_url);
+    trim_slashes(s->manager_url);
+    /* Stedi: "Authorization: <api key>"; the "Key <api key>" form is only still accepted */
+    snprintf(s->auth_header, sizeof s->auth_header, "Authorization: %s", s->api_key);
     if (s->o.http == NULL) {
         s->own_http = rte_http_client_new(NULL, err, errlen);
         if (s->own_http == NULL)
@@ -330,7 +379,8 @@ rte_stedi *rte_stedi_new(const rte_stedi_opts *o, char *err, size_t errlen)
 fail:
     if (s->own_http)
         rte_http_client_free(s->own_http);
-    free(s->base_url);
+    free(s->healthcare_url);
+    free(s->manager_url);
     free(s->api_key);
     free(s->provider_name);
     free(s->provider_npi);
@@ -383,9 +433,19 @@ static int opts_from_config(const rte_config *cfg, rte_stedi_opts *op, rte_slots
 {
     rte_stedi_opts o;
     rte_cache_settings cs;
+    const char *base;
 
     rte_stedi_opts_init(&o);
-    o.base_url = rte_config_str(cfg, "stedi.base_url", o.base_url);
+    /* stedi.base_url: the local single-host shorthand both default to */
+    base = rte_config_str(cfg, "stedi.base_url", o.healthcare_base_url);
+    o.healthcare_base_url = rte_config_str(cfg, "stedi.healthcare_base_url", base);
+    o.manager_base_url = rte_config_str(cfg, "stedi.manager_base_url", base);
+    if (check_base_url("stedi.base_url (RTE_STEDI_BASE_URL)", base, err, errlen) != 0 ||
+        check_base_url("stedi.healthcare_base_url (RTE_STEDI_HEALTHCARE_BASE_URL)",
+                       o.healthcare_base_url, err, errlen) != 0 ||
+        check_base_url("stedi.manager_base_url (RTE_STEDI_MANAGER_BASE_URL)", o.manager_base_url,
+                       err, errlen) != 0)
+        return -1;
     o.api_key = rte_config_str(cfg, "stedi.api_key", "test-key");
     o.provider_name = rte_config_str(cfg, "stedi.provider_name", o.provider_name);
     o.provider_npi = rte_config_str(cfg, "stedi.provider_npi", o.provider_npi);
@@ -408,6 +468,12 @@ static int opts_from_config(const rte_config *cfg, rte_stedi_opts *op, rte_slots
     if (!valid_npi(o.provider_npi)) {
         snprintf(err, errlen, "stedi.provider_npi (RTE_STEDI_PROVIDER_NPI): '%s' is not 10 digits",
                  o.provider_npi);
+        return -1;
+    }
+    if (o.provider_name[0] == '\0' || strlen(o.provider_name) > 60) {
+        snprintf(err, errlen,
+                 "stedi.provider_name (RTE_STEDI_PROVIDER_NAME): must be 1..60 characters "
+                 "(Stedi's provider.organizationName)");
         return -1;
     }
     if (rte_cache_settings_from_config(cfg, &cs, err, errlen) != 0)
@@ -471,7 +537,8 @@ void rte_stedi_free(rte_stedi *s)
         rte_slots_free(s->own_slots);
     if (s->own_http)
         rte_http_client_free(s->own_http);
-    free(s->base_url);
+    free(s->healthcare_url);
+    free(s->manager_url);
     free(s->api_key);
     free(s->provider_name);
     free(s->provider_npi);
@@ -486,11 +553,11 @@ rte_slots *rte_stedi_slots(rte_stedi *s)
 
 /* ---- request documents ------------------------------------------------ */
 
-/* YYYY-MM-DD or YYYYMMDD -> YYYYMMDD; -1 if neither */
+/* YYYY-MM-DD or YYYYMMDD -> YYYYMMDD; -1 unless a date Stedi's pattern accepts */
 static int x12_dob(const char *in, char out[9])
 {
     size_t n = in ? strlen(in) : 0;
-    int k = 0;
+    int k = 0, month, day;
 
     if (n != 8 && !(n == 10 && in[4] == '-' && in[7] == '-'))
         return -1;
@@ -502,72 +569,109 @@ static int x12_dob(const char *in, char out[9])
         out[k++] = in[i];
     }
     out[8] = '\0';
-    return 0;
+    /* ^\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$ */
+    month = (out[4] - '0') * 10 + (out[5] - '0');
+    day = (out[6] - '0') * 10 + (out[7] - '0');
+    return month >= 1 && month <= 12 && day >= 1 && day <= 31 ? 0 : -1;
 }
 
-static int required(const char *v, const char *name, char *err, size_t errlen)
+/* a required string of min..max bytes */
+static int required(const char *v, const char *name, size_t min, size_t max, char *err,
+                    size_t errlen)
 {
-    if (v == NULL || v[0] == '\0') {
+    size_t n = v ? strlen(v) : 0;
+
+    if (n == 0) {
         snprintf(err, errlen, "%s: missing", name);
         return -1;
     }
-    if (strlen(v) > 80) {
-        snprintf(err, errlen, "%s: longer than 80 characters", name);
+    if (n < min || n > max) {
+        snprintf(err, errlen, "%s: %zu characters; Stedi takes %zu..%zu", name, n, min, max);
         return -1;
     }
     return 0;
+}
+
+/* every character of v in the set (letters and digits plus extra) */
+static int only(const char *v, const char *extra)
+{
+    for (const char *p = v; *p; p++)
+        if (!isalnum((unsigned char)*p) && strchr(extra, *p) == NULL)
+            return 0;
+    return 1;
 }
 
 static int validate_check(const rte_stedi_check *c, int batch, char *err, size_t errlen)
 {
     char dob[9];
+    rte_stedi_asked asked;
 
-    if (required(c->trading_partner_id, "tradingPartnerServiceId", err, errlen) ||
-        required(c->member_id, "subscriber.memberId", err, errlen) ||
-        required(c->first_name, "subscriber.firstName", err, errlen) ||
-        required(c->last_name, "subscriber.lastName", err, errlen))
+    if (required(c->trading_partner_id, "tradingPartnerServiceId", 1, 80, err, errlen) ||
+        required(c->member_id, "subscriber.memberId", 2, 80, err, errlen) ||
+        required(c->first_name, "subscriber.firstName", 1, 35, err, errlen) ||
+        required(c->last_name, "subscriber.lastName", 1, 60, err, errlen))
         return -1;
+    if (!only(c->member_id, "- ")) {
+        snprintf(err, errlen,
+                 "subscriber.memberId: '%.80s' has characters Stedi refuses (letters, digits, "
+                 "'-' and spaces only)",
+                 c->member_id);
+        return -1;
+    }
     if (x12_dob(c->date_of_birth, dob) != 0) {
-        snprintf(err, errlen, "subscriber.dateOfBirth: '%s' is not YYYYMMDD or YYYY-MM-DD",
+        snprintf(err, errlen,
+                 "subscriber.dateOfBirth: '%.40s' is not a date as YYYYMMDD or "
+                 "YYYY-MM-DD",
                  c->date_of_birth ? c->date_of_birth : "");
         return -1;
     }
+    if (c->provider_name != NULL &&
+        required(c->provider_name, "provider.organizationName", 1, 60, err, errlen))
+        return -1;
     if (c->provider_npi != NULL && !valid_npi(c->provider_npi)) {
-        snprintf(err, errlen, "provider.npi: '%s' is not 10 digits", c->provider_npi);
+        snprintf(err, errlen, "provider.npi: '%.40s' is not 10 digits", c->provider_npi);
         return -1;
     }
-    if (batch && required(c->submitter_id, "submitterTransactionIdentifier", err, errlen))
+    if (rte_stedi_asked_parse(c->service_types, &asked, err, errlen) != 0)
         return -1;
+    if (c->control_number != NULL &&
+        (strlen(c->control_number) != 9 || !only(c->control_number, "") ||
+         strspn(c->control_number, "0123456789") != 9)) {
+        snprintf(err, errlen, "controlNumber: '%.40s' is not 9 digits", c->control_number);
+        return -1;
+    }
+    if (batch) {
+        if (required(c->submitter_id, "submitterTransactionIdentifier", 1, 50, err, errlen))
+            return -1;
+        if (!only(c->submitter_id, "._-")) {
+            snprintf(err, errlen,
+                     "submitterTransactionIdentifier: '%.50s': letters, digits, '.', '_' and "
+                     "'-' only",
+                     c->submitter_id);
+            return -1;
+        }
+    }
     return 0;
-}
-
-static void control_number(char out[10])
-{
-    uint8_t b[8];
-    uint64_t v = 0;
-
-    rte_random_bytes(b, sizeof b);
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | b[i];
-    snprintf(out, 10, "%09llu", (unsigned long long)(v % 1000000000ULL));
 }
 
 /* The real-time request document (also a batch item when submitter_id is set). */
 static cJSON *check_doc(const rte_stedi *s, const rte_stedi_check *c)
 {
-    char cn[10], dob[9];
+    char dob[9], why[120];
     cJSON *d = cJSON_CreateObject(), *prov, *sub, *enc, *codes;
+    rte_stedi_asked asked;
 
     if (d == NULL)
         return NULL;
-    if (c->control_number)
-        snprintf(cn, sizeof cn, "%s", c->control_number);
-    else
-        control_number(cn);
     x12_dob(c->date_of_birth, dob);
+    if (rte_stedi_asked_parse(c->service_types, &asked, why, sizeof why) != 0 || asked.n == 0)
+        asked = (rte_stedi_asked){1, {"30"}};
     if (c->submitter_id)
         cJSON_AddStringToObject(d, "submitterTransactionIdentifier", c->submitter_id);
-    cJSON_AddStringToObject(d, "controlNumber", cn);
+    /* controlNumber is deprecated: "Stedi generates a control number for each eligibility
+     * check" - sent only when the caller has its own */
+    if (c->control_number)
+        cJSON_AddStringToObject(d, "controlNumber", c->control_number);
     cJSON_AddStringToObject(d, "tradingPartnerServiceId", c->trading_partner_id);
     prov = cJSON_AddObjectToObject(d, "provider");
     cJSON_AddStringToObject(prov, "organizationName",
@@ -580,16 +684,21 @@ static cJSON *check_doc(const rte_stedi *s, const rte_stedi_check *c)
     cJSON_AddStringToObject(sub, "dateOfBirth", dob);
     enc = cJSON_AddObjectToObject(d, "encounter");
     codes = cJSON_AddArrayToObject(enc, "serviceTypeCodes");
-    cJSON_AddItemToArray(codes,
-                         cJSON_CreateString(c->service_type_code ? c->service_type_code : "30"));
+    for (int i = 0; i < asked.n; i++)
+        cJSON_AddItemToArray(codes, cJSON_CreateString(asked.code[i]));
     return d;
 }
 
-/* Stedi's error message from a JSON error body ({"message":...}), else the raw start. */
+/*
+ * Stedi's error message from a JSON error body ({"message", "fieldList":
+ * [{"path", "message"}]} for a validation error), else the start of the
+ * raw body; a refused key (401/403) says which setting to check.
+ */
 static void error_text(const rte_http_response *r, char *out, size_t len)
 {
     cJSON *d;
-    const cJSON *m;
+    const cJSON *m, *f0;
+    const char *path = NULL, *fmsg = NULL;
 
     if (r->status == 0) {
         snprintf(out, len, "%s", r->error);
@@ -597,7 +706,20 @@ static void error_text(const rte_http_response *r, char *out, size_t len)
     }
     d = cJSON_ParseWithLength(r->body ? r->body : "", r->body_len);
     m = d ? cJSON_GetObjectItemCaseSensitive(d, "message") : NULL;
-    if (cJSON_IsString(m))
+    f0 = d ? cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(d, "fieldList"), 0) : NULL;
+    if (cJSON_IsObject(f0)) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(f0, "path");
+        const cJSON *fm = cJSON_GetObjectItemCaseSensitive(f0, "message");
+        path = cJSON_IsString(p) ? p->valuestring : NULL;
+        fmsg = cJSON_IsString(fm) ? fm->valuestring : NULL;
+    }
+    if (r->status == 401 || r->status == 403)
+        snprintf(out, len, "Stedi refused the API key (HTTP %ld: %.100s); check stedi.api_key",
+                 r->status, cJSON_IsString(m) ? m->valuestring : "");
+    else if (cJSON_IsString(m) && path != NULL)
+        snprintf(out, len, "HTTP %ld: %.100s (%.60s: %.60s)", r->status, m->valuestring, path,
+                 fmsg ? fmsg : "invalid");
+    else if (cJSON_IsString(m))
         snprintf(out, len, "HTTP %ld: %s", r->status, m->valuestring);
     else
         snprintf(out, len, "HTTP %ld: %.120s", r->status, r->body ? r->body : "");
@@ -667,14 +789,15 @@ static int finish(rte_stedi *s, rte_stedi_result *out, enum rte_stedi_outcome oc
     return oc == RTE_STEDI_OK || oc == RTE_STEDI_PAYER_ERROR ? 0 : -1;
 }
 
+/* the outcome of a finished exchange; out->entry filled for OK and PAYER_ERROR */
 static enum rte_stedi_outcome classify(const rte_stedi *s, const rte_http_response *r,
-                                       const struct held *h, int64_t deadline,
-                                       rte_stedi_result *out)
+                                       const struct held *h, const rte_stedi_asked *asked,
+                                       int64_t deadline, rte_stedi_result *out)
 {
     char err[200];
-    cJSON *doc;
+    cJSON *doc = NULL;
+    int read = -1;
 
-    (void)s;
     if (__atomic_load_n(&h->lost, __ATOMIC_ACQUIRE)) {
         snprintf(out->message, sizeof out->message,
                  "slot lease lost during the call (Redis unreachable longer than the lease); "
@@ -687,34 +810,36 @@ static enum rte_stedi_outcome classify(const rte_stedi *s, const rte_http_respon
             return RTE_STEDI_TIMEOUT;
         return RTE_STEDI_FAILED;
     }
-    if (r->status != 200) {
-        error_text(r, out->message, sizeof out->message);
-        if (r->status == 429)
-            return RTE_STEDI_RATE_LIMITED;
-        if (r->status == 504 || r->status == 408)
-            return RTE_STEDI_TIMEOUT;
-        if (r->status >= 500)
-            return RTE_STEDI_UNAVAILABLE;
-        return RTE_STEDI_REJECTED;
-    }
-    doc = rte_json_parse(r->body ? r->body : "", r->body_len, err, sizeof err);
-    if (doc == NULL) {
-        snprintf(out->message, sizeof out->message, "unreadable Stedi answer: %s", err);
-        return RTE_STEDI_FAILED;
-    }
-    if (rte_cache_entry_from_stedi(doc, "stedi_realtime", rte_clock_now_ms(), &s->o.freshness,
-                                   &out->entry, err, sizeof err) != 0) {
-        snprintf(out->message, sizeof out->message, "unexpected Stedi answer: %s", err);
-        cJSON_Delete(doc);
-        return RTE_STEDI_FAILED;
-    }
+    /* an eligibility answer is one whatever the status: Stedi documents a payer's AAA
+     * rejection under HTTP 400, an unknown payer as a 400 with its own code */
+    snprintf(err, sizeof err, "empty body");
+    if (r->body != NULL && r->body_len > 0)
+        doc = rte_json_parse(r->body, r->body_len, err, sizeof err);
+    if (doc != NULL)
+        read = rte_stedi_reply_read(doc, asked, "stedi_realtime", rte_clock_now_ms(),
+                                    &s->o.freshness, &out->entry, err, sizeof err);
     cJSON_Delete(doc);
-    if (out->entry.is_error) {
-        snprintf(out->message, sizeof out->message, "payer error %s: %s", out->entry.error_code,
+    if (read == 0) {
+        if (!out->entry.is_error)
+            return RTE_STEDI_OK;
+        snprintf(out->message, sizeof out->message, "%s error %s (%s): %s", out->entry.error_origin,
+                 out->entry.error_code, out->entry.error_retry ? "retry later" : "do not retry",
                  out->entry.error_message);
         return RTE_STEDI_PAYER_ERROR;
     }
-    return RTE_STEDI_OK;
+    memset(&out->entry, 0, sizeof out->entry);
+    if (r->status == 200) {
+        snprintf(out->message, sizeof out->message, "unexpected Stedi answer: %s", err);
+        return RTE_STEDI_FAILED;
+    }
+    error_text(r, out->message, sizeof out->message);
+    if (r->status == 429)
+        return RTE_STEDI_RATE_LIMITED;
+    if (r->status == 504 || r->status == 408)
+        return RTE_STEDI_TIMEOUT;
+    if (r->status >= 500)
+        return RTE_STEDI_UNAVAILABLE;
+    return RTE_STEDI_REJECTED;
 }
 
 /* rte_stedi_realtime - any thread; blocks for the slot and the exchange */
@@ -732,10 +857,12 @@ int rte_stedi_realtime(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_c
     int64_t t0 = rte_clock_mono_ms(), slot_deadline, t1;
     int rc;
     enum rte_stedi_outcome oc;
+    rte_stedi_asked asked;
 
     memset(out, 0, sizeof *out);
     if (validate_check(chk, 0, out->message, sizeof out->message) != 0)
         return finish(s, out, RTE_STEDI_REJECTED, 0);
+    rte_stedi_asked_parse(chk->service_types, &asked, err, sizeof err); /* validated above */
     if (s->o.slots == NULL) {
         snprintf(out->message, sizeof out->message,
                  "no slot limiter configured; real-time calls are refused");
@@ -778,7 +905,7 @@ int rte_stedi_realtime(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_c
     if (on_started)
         on_started(arg, &h.lease);
 
-    snprintf(url, sizeof url, "%s%s", s->base_url, PATH_REALTIME);
+    snprintf(url, sizeof url, "%s%s", s->healthcare_url, PATH_REALTIME);
     base_request(s, &req, API_REALTIME, url, headers);
     req.method = "POST";
     req.body = body;
@@ -802,7 +929,7 @@ int rte_stedi_realtime(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_c
     out->call_ms = rte_clock_mono_ms() - t1;
     out->http_status = resp.status;
     out->attempts = resp.attempts;
-    oc = classify(s, &resp, &h, deadline_mono_ms, out);
+    oc = classify(s, &resp, &h, &asked, deadline_mono_ms, out);
     rte_http_response_free(&resp);
     free(body);
     return finish(s, out, oc, (double)out->call_ms / 1000.0);
@@ -810,10 +937,66 @@ int rte_stedi_realtime(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_c
 
 /* ---- batch ------------------------------------------------------------ */
 
+/* rte_stedi_batch_name_valid - pure */
+int rte_stedi_batch_name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    return n >= 1 && n <= 100 && only(name, "-_");
+}
+
+/* rte_stedi_batch_name - any thread */
+void rte_stedi_batch_name(const char *prefix, char *out, size_t len)
+{
+    char p[64], ts[40], hex[9];
+    uint8_t b[4];
+    size_t k = 0;
+
+    /* keep Stedi's characters of the prefix, at most 60 of them */
+    for (const char *c = prefix ? prefix : ""; *c && k < 60; c++)
+        if (isalnum((unsigned char)*c) || *c == '-' || *c == '_')
+            p[k++] = *c;
+    p[k] = '\0';
+    rte_clock_format(rte_clock_now_ms(), ts, sizeof ts); /* 2026-11-23T10:00:00.000Z */
+    rte_random_bytes(b, sizeof b);
+    rte_hex_encode(b, sizeof b, hex);
+    snprintf(out, len, "%s%s%.4s%.2s%.2sT%.2s%.2s%.2s-%s", p, k ? "-" : "", ts, ts + 5, ts + 8,
+             ts + 11, ts + 14, ts + 17, hex);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* every submitter_id differs: it is how polled results find their member */
+static int unique_ids(const rte_stedi_check *items, size_t n, char *err, size_t errlen)
+{
+    const char **ids = calloc(n, sizeof *ids);
+    int rc = 0;
+
+    if (ids == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = items[i].submitter_id;
+    qsort(ids, n, sizeof *ids, cmp_str);
+    for (size_t i = 1; i < n && rc == 0; i++)
+        if (strcmp(ids[i - 1], ids[i]) == 0) {
+            snprintf(err, errlen,
+                     "items: submitterTransactionIdentifier '%.50s' used twice; results could "
+                     "not be told apart",
+                     ids[i]);
+            rc = -1;
+        }
+    free(ids);
+    return rc;
+}
+
 /* rte_stedi_batch_submit - any thread; blocks; never resubmits what Stedi may have taken */
 int rte_stedi_batch_submit(rte_stedi *s, const rte_stedi_check *items, size_t n, const char *name,
-                           int max_retry_hours, const char *callback_url, char *batch_id,
-                           size_t idlen, char *err, size_t errlen)
+                           int max_retry_hours, char *batch_id, size_t idlen, char *err,
+                           size_t errlen)
 {
     char url[URL_MAX], why[200];
     const char *headers[] = {s->auth_header, "Content-Type: application/json", NULL};
@@ -835,6 +1018,13 @@ int rte_stedi_batch_submit(rte_stedi *s, const rte_stedi_check *items, size_t n,
         snprintf(err, errlen, "maxRetryHours: %d outside 8..24", max_retry_hours);
         goto out;
     }
+    if (name != NULL && !rte_stedi_batch_name_valid(name)) {
+        snprintf(err, errlen,
+                 "name: '%.110s' must match ^[a-zA-Z0-9-_]{1,100}$ (and be unique in the "
+                 "account)",
+                 name);
+        goto out;
+    }
     doc = cJSON_CreateObject();
     arr = doc ? cJSON_AddArrayToObject(doc, "items") : NULL;
     if (arr == NULL) {
@@ -848,19 +1038,19 @@ int rte_stedi_batch_submit(rte_stedi *s, const rte_stedi_check *items, size_t n,
         }
         cJSON_AddItemToArray(arr, check_doc(s, &items[i]));
     }
+    if (unique_ids(items, n, err, errlen) != 0)
+        goto out;
     if (name)
         cJSON_AddStringToObject(doc, "name", name);
     if (max_retry_hours)
         cJSON_AddNumberToObject(doc, "maxRetryHours", max_retry_hours);
-    if (callback_url)
-        cJSON_AddStringToObject(doc, "callback_url", callback_url);
     body = cJSON_PrintUnformatted(doc);
     if (body == NULL) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
 
-    snprintf(url, sizeof url, "%s%s", s->base_url, PATH_BATCH);
+    snprintf(url, sizeof url, "%s%s", s->manager_url, PATH_BATCH);
     base_request(s, &req, API_BATCH, url, headers);
     req.method = "POST";
     req.body = body;
@@ -883,8 +1073,11 @@ int rte_stedi_batch_submit(rte_stedi *s, const rte_stedi_check *items, size_t n,
         goto out;
     }
     error_text(&resp, why, sizeof why);
-    if (resp.status == 429 || (resp.status >= 400 && resp.status < 500) ||
-        (resp.status == 0 && resp.not_sent)) {
+    if (resp.status == 409) {
+        snprintf(err, errlen, "batch refused: the name '%.100s' is taken in the account (%s)",
+                 name ? name : "", why);
+    } else if (resp.status == 429 || (resp.status >= 400 && resp.status < 500) ||
+               (resp.status == 0 && resp.not_sent)) {
         snprintf(err, errlen, "batch refused: %s", why);
         outcome = resp.status == 429 ? "rate_limited" : resp.status == 0 ? "failed" : "rejected";
     } else {
@@ -974,7 +1167,57 @@ static int get_json(rte_stedi *s, enum api a, const char *url, rte_http_response
 static int int_field(const cJSON *o, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int)v->valuedouble : 0;
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9 ? (int)v->valuedouble
+                                                                            : 0;
+}
+
+static const char *const batch_states[] = {"UNKNOWN",
+                                           "PENDING",
+                                           "VALIDATED",
+                                           "VALIDATION_FAILED",
+                                           "IN_PROGRESS",
+                                           "COMPLETED",
+                                           "COMPLETED_WITH_ERRORS"};
+
+/* rte_stedi_batch_state_name - static string */
+const char *rte_stedi_batch_state_name(enum rte_stedi_batch_state st)
+{
+    return (unsigned)st < sizeof batch_states / sizeof batch_states[0] ? batch_states[st]
+                                                                       : "UNKNOWN";
+}
+
+/* rte_stedi_batch_info_read - pure; any thread */
+int rte_stedi_batch_info_read(const cJSON *doc, rte_stedi_batch_info *out, char *err, size_t errlen)
+{
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(doc, "status");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(doc, "id");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(doc, "name");
+
+    memset(out, 0, sizeof *out);
+    if (!cJSON_IsString(st) || st->valuestring[0] == '\0' ||
+        strlen(st->valuestring) >= sizeof out->status) {
+        snprintf(err, errlen, "batch status answer: status missing or unusable");
+        return RTE_STEDI_E_FAILED;
+    }
+    snprintf(out->status, sizeof out->status, "%s", st->valuestring);
+    for (size_t i = 1; i < sizeof batch_states / sizeof batch_states[0]; i++)
+        if (strcmp(out->status, batch_states[i]) == 0)
+            out->state = (enum rte_stedi_batch_state)i;
+    if (cJSON_IsString(id))
+        snprintf(out->id, sizeof out->id, "%s", id->valuestring);
+    if (cJSON_IsString(name))
+        snprintf(out->name, sizeof out->name, "%s", name->valuestring);
+    out->total = int_field(doc, "totalCount");
+    out->success = int_field(doc, "successCount");
+    out->error = int_field(doc, "errorCount");
+    out->in_progress = int_field(doc, "inProgressCount");
+    out->validated = int_field(doc, "validatedCount");
+    out->validation_failed = int_field(doc, "validationFailedCount");
+    out->max_retry_hours = int_field(doc, "maxRetryHours");
+    out->complete = out->state == RTE_STEDI_BATCH_COMPLETED ||
+                    out->state == RTE_STEDI_BATCH_COMPLETED_WITH_ERRORS;
+    out->failed = out->state == RTE_STEDI_BATCH_VALIDATION_FAILED;
+    return 0;
 }
 
 /* rte_stedi_batch_status - any thread; blocks */
@@ -984,7 +1227,6 @@ int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_i
     char url[URL_MAX], esc[512];
     rte_http_response resp;
     cJSON *doc;
-    const cJSON *st;
     int rc;
 
     memset(out, 0, sizeof *out);
@@ -992,34 +1234,42 @@ int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_i
         snprintf(err, errlen, "batchId: missing or too long");
         return RTE_STEDI_E_FAILED;
     }
-    snprintf(url, sizeof url, "%s%s%s", s->base_url, PATH_STATUS, esc);
+    snprintf(url, sizeof url, "%s%s%s", s->manager_url, PATH_STATUS, esc);
     rc = get_json(s, API_STATUS, url, &resp, &doc, err, errlen);
-    if (rc == 0) {
-        st = cJSON_GetObjectItemCaseSensitive(doc, "status");
-        if (!cJSON_IsString(st)) {
-            snprintf(err, errlen, "batch status answer has no status");
-            rc = RTE_STEDI_E_FAILED;
-        } else {
-            snprintf(out->status, sizeof out->status, "%s", st->valuestring);
-            out->total = int_field(doc, "totalCount");
-            out->success = int_field(doc, "successCount");
-            out->error = int_field(doc, "errorCount");
-            out->pending = int_field(doc, "pendingCount");
-            out->complete = strcmp(out->status, "COMPLETED") == 0;
-        }
-    }
+    if (rc == 0)
+        rc = rte_stedi_batch_info_read(doc, out, err, errlen);
     cJSON_Delete(doc);
     rte_http_response_free(&resp);
     return rc;
+}
+
+/* rte_stedi_page_read - pure; any thread */
+int rte_stedi_page_read(rte_stedi_page *p, char *err, size_t errlen)
+{
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(p->doc, "items");
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(p->doc, "nextPageToken");
+
+    /* nextPageToken: 1..1024 characters, absent on the last page */
+    if (!cJSON_IsArray(items) ||
+        (next != NULL && !cJSON_IsNull(next) &&
+         (!cJSON_IsString(next) || strlen(next->valuestring) >= sizeof p->next_token))) {
+        snprintf(err, errlen, "polling answer: items missing or nextPageToken unusable");
+        return RTE_STEDI_E_FAILED;
+    }
+    p->items = items;
+    p->count = cJSON_GetArraySize(items);
+    p->next_token[0] = '\0';
+    if (cJSON_IsString(next))
+        snprintf(p->next_token, sizeof p->next_token, "%s", next->valuestring);
+    return 0;
 }
 
 /* rte_stedi_poll_page - any thread; blocks */
 int rte_stedi_poll_page(rte_stedi *s, const char *batch_id, int page_size, const char *page_token,
                         rte_stedi_page *out, char *err, size_t errlen)
 {
-    char url[URL_MAX], esc_id[512], esc_tok[800];
+    char url[URL_MAX], esc_id[512], esc_tok[3 * RTE_STEDI_PAGE_TOKEN_MAX + 1];
     rte_http_response resp;
-    const cJSON *items, *next;
     int rc;
 
     memset(out, 0, sizeof *out);
@@ -1032,30 +1282,20 @@ int rte_stedi_poll_page(rte_stedi *s, const char *batch_id, int page_size, const
         snprintf(err, errlen, "batchId: missing or too long");
         return RTE_STEDI_E_FAILED;
     }
-    if (url_escape(page_token ? page_token : "", esc_tok, sizeof esc_tok) != 0) {
-        snprintf(err, errlen, "pageToken: too long");
+    if ((page_token != NULL && strlen(page_token) > RTE_STEDI_PAGE_TOKEN_MAX) ||
+        url_escape(page_token ? page_token : "", esc_tok, sizeof esc_tok) != 0) {
+        snprintf(err, errlen, "pageToken: longer than %d characters", RTE_STEDI_PAGE_TOKEN_MAX);
         return RTE_STEDI_E_FAILED;
     }
-    snprintf(url, sizeof url, "%s%s?batchId=%s&pageSize=%d%s%s", s->base_url, PATH_POLL, esc_id,
+    snprintf(url, sizeof url, "%s%s?batchId=%s&pageSize=%d%s%s", s->manager_url, PATH_POLL, esc_id,
              page_size, esc_tok[0] ? "&pageToken=" : "", esc_tok);
     rc = get_json(s, API_POLL, url, &resp, &out->doc, err, errlen);
+    if (rc == 0)
+        rc = rte_stedi_page_read(out, err, errlen);
     if (rc == 0) {
-        items = cJSON_GetObjectItemCaseSensitive(out->doc, "items");
-        next = cJSON_GetObjectItemCaseSensitive(out->doc, "nextPageToken");
-        if (!cJSON_IsArray(items) ||
-            (next != NULL && !cJSON_IsNull(next) &&
-             (!cJSON_IsString(next) || strlen(next->valuestring) >= sizeof out->next_token))) {
-            snprintf(err, errlen, "poll-batch answer: items missing or nextPageToken unusable");
-            rc = RTE_STEDI_E_FAILED;
-        } else {
-            out->items = items;
-            out->count = cJSON_GetArraySize(items);
-            if (cJSON_IsString(next))
-                snprintf(out->next_token, sizeof out->next_token, "%s", next->valuestring);
-            out->raw = resp.body;
-            out->raw_len = resp.body_len;
-            resp.body = NULL;
-        }
+        out->raw = resp.body;
+        out->raw_len = resp.body_len;
+        resp.body = NULL;
     }
     rte_http_response_free(&resp);
     if (rc != 0)
@@ -1117,7 +1357,7 @@ long rte_stedi_poll_all(rte_stedi *s, const char *batch_id, int page_size, const
                         rte_stedi_page_fn fn, void *arg, char *cursor_out, size_t cursorlen,
                         char *err, size_t errlen)
 {
-    char token[256], after[RTE_STEDI_CURSOR_MAX];
+    char token[RTE_STEDI_PAGE_TOKEN_MAX + 1], after[RTE_STEDI_CURSOR_MAX];
     long skip, handed = 0;
     rte_stedi_page page;
     int rc, total;
@@ -1168,11 +1408,11 @@ long rte_stedi_poll_all(rte_stedi *s, const char *batch_id, int page_size, const
 }
 
 /* rte_stedi_item_map - pure; any thread */
-int rte_stedi_item_map(const cJSON *item, int64_t now_ms, const rte_cache_freshness *f,
-                       rte_stedi_item *out, char *err, size_t errlen)
+int rte_stedi_item_map(const cJSON *item, const rte_stedi_asked *asked, int64_t now_ms,
+                       const rte_cache_freshness *f, rte_stedi_item *out, char *err, size_t errlen)
 {
     rte_cache_freshness def = rte_cache_freshness_default();
-    const cJSON *resp;
+    const cJSON *b;
     char why[200];
 
     memset(out, 0, sizeof *out);
@@ -1181,24 +1421,14 @@ int rte_stedi_item_map(const cJSON *item, int64_t now_ms, const rte_cache_freshn
         return -1;
     }
     if (rte_json_string(item, "submitterTransactionIdentifier", 80, &out->submitter_id, err,
-                        errlen) != 0 ||
-        rte_json_string(item, "memberId", 80, &out->member_id, err, errlen) != 0 ||
-        rte_json_string(item, "tradingPartnerServiceId", 80, &out->trading_partner_id, err,
                         errlen) != 0)
         return -1;
-    resp = cJSON_GetObjectItemCaseSensitive(item, "response");
-    if (!cJSON_IsObject(resp)) {
-        /* a failed item may carry its errors[] on the item itself */
-        if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(item, "errors")))
-            resp = item;
-        else {
-            snprintf(err, errlen, "response: missing");
-            return -1;
-        }
-    }
-    if (rte_cache_entry_from_stedi(resp, "stedi_batch", now_ms, f ? f : &def, &out->entry, why,
-                                   sizeof why) != 0) {
-        snprintf(err, errlen, "response: %s", why);
+    b = cJSON_GetObjectItemCaseSensitive(item, "batchId");
+    out->batch_id = cJSON_IsString(b) ? b->valuestring : NULL;
+    /* a polled item is the real-time answer itself, flat: no wrapper, no member id */
+    if (rte_stedi_reply_read(item, asked, "stedi_batch", now_ms, f ? f : &def, &out->entry, why,
+                             sizeof why) != 0) {
+        snprintf(err, errlen, "item %.80s: %s", out->submitter_id, why);
         return -1;
     }
     return 0;

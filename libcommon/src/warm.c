@@ -488,6 +488,21 @@ int rte_warm_backlog(rte_warm *w, rte_redis *r, long *open, long *sealed, long *
 
 /* --- submitting ---------------------------------------------------------- */
 
+/*
+ * The checks of one sealed batch, resolved in the member directory: the
+ * Stedi items, their submitter ids ("w<n>", how a polled result finds its
+ * member again), the cache keys and registry members, and who asked.
+ */
+struct resolved {
+    rte_stedi_check *items;
+    char (*stis)[16];
+    char (*keys)[RTE_CACHE_KEY_MAX];
+    rte_batch_member *members;
+    const char **sources; /* point into keep */
+    redisReply *keep;
+    int n, unresolved;
+};
+
 struct claim {
     char seq[24], state[16], name[101], batch_id[RTE_BATCH_ID_MAX];
     int attempts, items;
@@ -559,7 +574,7 @@ static int update(rte_warm *w, rte_redis *r, const char *owner, const struct cla
 static int stedi_submit(rte_warm *w, const rte_stedi_check *items, size_t n, const char *name,
                         char *batch_id, size_t idlen, char *err, size_t errlen)
 {
-    return rte_stedi_batch_submit(w->stedi, items, n, name, 0, NULL, batch_id, idlen, err, errlen);
+    return rte_stedi_batch_submit(w->stedi, items, n, name, 0, batch_id, idlen, err, errlen);
 }
 
 /* a unique Stedi batch name, ^[a-zA-Z0-9-_]{1,100}$: <source>-<seq>-<random hex> */
@@ -574,14 +589,21 @@ static void batch_name(const rte_warm *w, const char *seq, char out[101])
     snprintf(out, 101, "%.60s-%s-%s", w->o.source, seq, hex);
 }
 
-/* register c's Stedi batch for polling and close the claim: 0, or -1 + err */
+/*
+ * register c's Stedi batch for polling, with the members of rs (how its
+ * polled results find their cache entries), and close the claim: 0, or
+ * -1 + err
+ */
 static int finish_submitted(rte_warm *w, rte_redis *r, const char *owner, const struct claim *c,
-                            int items, int64_t submitted_ms, char *err, size_t errlen)
+                            const struct resolved *rs, int64_t submitted_ms, char *err,
+                            size_t errlen)
 {
     rte_batch_info bi = {.batch_id = c->batch_id,
                          .source = w->o.source,
-                         .items = items,
-                         .submitted_ms = submitted_ms};
+                         .items = rs->n,
+                         .submitted_ms = submitted_ms,
+                         .members = rs->members,
+                         .nmembers = rs->n};
     const char *f[] = {"state", "done", "outcome", "submitted"};
 
     if (rte_batch_registry_register(r, &w->bo, &bi, rte_clock_now_ms(), err, errlen) != 0)
@@ -599,54 +621,70 @@ static int drop(rte_warm *w, rte_redis *r, const char *owner, const struct claim
     return update(w, r, owner, c, "done", real_ms(w->bo.keep_ms), f, 4, err, errlen) < 0 ? -1 : 1;
 }
 
-/* the members of batch c (HGETALL: member -> source) resolved in snap; the count, -1 + err */
+static void resolved_free(struct resolved *rs)
+{
+    free(rs->items);
+    free(rs->stis);
+    free(rs->keys);
+    free(rs->members);
+    free(rs->sources);
+    if (rs->keep)
+        freeReplyObject(rs->keep);
+    memset(rs, 0, sizeof *rs);
+}
+
+/*
+ * the members of batch c (HGETALL: member -> source) resolved in snap into
+ * rs (caller frees with resolved_free); the count, -1 + err. HGETALL of an
+ * unchanged hash keeps its order, so a resolution repeated after a crash
+ * gives every member the submitter id it was submitted with.
+ */
 static int resolve(rte_warm *w, rte_redis *r, const struct claim *c,
-                   const rte_member_snapshot *snap, rte_stedi_check **items, char (**stis)[16],
-                   const char ***sources, redisReply **keep, int *unresolved, char *err,
-                   size_t errlen)
+                   const rte_member_snapshot *snap, struct resolved *rs, char *err, size_t errlen)
 {
     redisReply *rep = rte_redis_cmd(r, err, errlen, "HGETALL %s:b:%s", w->o.prefix, c->seq);
     size_t pairs;
     int n = 0;
 
-    *items = NULL;
-    *stis = NULL;
-    *sources = NULL;
-    *keep = NULL;
-    *unresolved = 0;
+    memset(rs, 0, sizeof *rs);
     if (rep == NULL)
         return -1;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
         freeReplyObject(rep);
         return 0;
     }
+    rs->keep = rep; /* the sources point into it */
     pairs = rep->elements / 2;
-    *items = calloc(pairs, sizeof **items);
-    *stis = calloc(pairs, sizeof **stis);
-    *sources = calloc(pairs, sizeof **sources);
-    if (!*items || !*stis || !*sources) {
-        freeReplyObject(rep);
+    rs->items = calloc(pairs, sizeof *rs->items);
+    rs->stis = calloc(pairs, sizeof *rs->stis);
+    rs->keys = calloc(pairs, sizeof *rs->keys);
+    rs->members = calloc(pairs, sizeof *rs->members);
+    rs->sources = calloc(pairs, sizeof *rs->sources);
+    if (!rs->items || !rs->stis || !rs->keys || !rs->members || !rs->sources) {
         snprintf(err, errlen, "warm: out of memory for %zu checks", pairs);
+        resolved_free(rs);
         return -1;
     }
     for (size_t i = 0; i < pairs; i++) {
         const rte_member *m =
             snap ? rte_member_snapshot_find(snap, rep->element[2 * i]->str) : NULL;
-        if (m == NULL) {
-            (*unresolved)++;
+        if (m == NULL || rte_cache_key(w->o.dedup_secret, m->member_id, m->trading_partner_id,
+                                       rs->keys[n], sizeof rs->keys[n]) != 0) {
+            rs->unresolved++;
             continue;
         }
-        snprintf((*stis)[n], sizeof(*stis)[n], "w%d", n);
-        (*items)[n] = (rte_stedi_check){.trading_partner_id = m->trading_partner_id,
-                                        .member_id = m->member_id,
-                                        .first_name = m->first_name,
-                                        .last_name = m->last_name,
-                                        .date_of_birth = m->date_of_birth,
-                                        .submitter_id = (*stis)[n]};
-        (*sources)[n] = rep->element[2 * i + 1]->str;
+        snprintf(rs->stis[n], sizeof rs->stis[n], "w%d", n);
+        rs->items[n] = (rte_stedi_check){.trading_partner_id = m->trading_partner_id,
+                                         .member_id = m->member_id,
+                                         .first_name = m->first_name,
+                                         .last_name = m->last_name,
+                                         .date_of_birth = m->date_of_birth,
+                                         .submitter_id = rs->stis[n]};
+        rs->members[n] = (rte_batch_member){rs->stis[n], rs->keys[n], "30"};
+        rs->sources[n] = rep->element[2 * i + 1]->str;
         n++;
     }
-    *keep = rep; /* the sources point into it */
+    rs->n = n;
     return n;
 }
 
@@ -655,14 +693,12 @@ static int submit(rte_warm *w, rte_redis *r, const rte_member_snapshot *snap, co
                   struct claim *c, rte_warm_submitted_fn fn, void *arg, rte_warm_submitted *out,
                   char *err, size_t errlen)
 {
-    rte_stedi_check *items = NULL;
-    char(*stis)[16] = NULL;
-    const char **sources = NULL;
-    redisReply *keep = NULL;
+    struct resolved rs;
     char attempts[12], serr[512];
     int n, rc = -1, src;
 
-    n = resolve(w, r, c, snap, &items, &stis, &sources, &keep, &out->unresolved, err, errlen);
+    n = resolve(w, r, c, snap, &rs, err, errlen);
+    out->unresolved = rs.unresolved;
     if (n < 0)
         goto out;
     if (n == 0) {
@@ -680,7 +716,7 @@ static int submit(rte_warm *w, rte_redis *r, const rte_member_snapshot *snap, co
     snprintf(out->name, sizeof out->name, "%s", c->name);
     out->items = n;
     out->submitted_ms = rte_clock_now_ms();
-    src = stedi_submit(w, items, (size_t)n, c->name, c->batch_id, sizeof c->batch_id, serr,
+    src = stedi_submit(w, rs.items, (size_t)n, c->name, c->batch_id, sizeof c->batch_id, serr,
                        sizeof serr);
     if (src == RTE_STEDI_E_UNKNOWN) {
         rte_log_error("warm: batch %s (%s, %d checks): Stedi may or may not have created it (%s); "
@@ -709,21 +745,17 @@ static int submit(rte_warm *w, rte_redis *r, const rte_member_snapshot *snap, co
     snprintf(nitems, sizeof nitems, "%d", n);
     const char *s[] = {"state", "submitted", "batch_id", c->batch_id, "items", nitems};
     if (update(w, r, owner, c, "set", 0, s, 6, err, errlen) < 0 ||
-        finish_submitted(w, r, owner, c, n, out->submitted_ms, err, errlen) != 0) {
+        finish_submitted(w, r, owner, c, &rs, out->submitted_ms, err, errlen) != 0) {
         rte_log_error("warm: Stedi batch %s (%d checks) submitted but not recorded: %s; the next "
                       "claimant registers it",
                       c->batch_id, n, err);
         goto out;
     }
     if (fn)
-        fn(arg, out, items, sources, n);
+        fn(arg, out, rs.items, rs.sources, n);
     rc = 1;
 out:
-    free(items);
-    free(stis);
-    free(sources);
-    if (keep)
-        freeReplyObject(keep);
+    resolved_free(&rs);
     return rc;
 }
 
@@ -750,7 +782,12 @@ int rte_warm_submit_next(rte_warm *w, rte_redis *r, const rte_member_snapshot *s
         snprintf(out->outcome, sizeof out->outcome, "submitted");
         snprintf(out->batch_id, sizeof out->batch_id, "%s", c.batch_id);
         out->items = c.items;
-        return finish_submitted(w, r, owner, &c, c.items, 0, err, errlen) == 0 ? 1 : -1;
+        struct resolved rs;
+        if (resolve(w, r, &c, snap, &rs, err, errlen) < 0)
+            return -1;
+        rc = finish_submitted(w, r, owner, &c, &rs, 0, err, errlen) == 0 ? 1 : -1;
+        resolved_free(&rs);
+        return rc;
     }
     if (strcmp(c.state, "submitting") == 0) {
         rte_log_error("warm: batch %s (%s): its submitter died during the Stedi call; it may "

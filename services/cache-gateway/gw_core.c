@@ -245,6 +245,45 @@ static rte_http_req *claim(gw_req *r, char async_id[GW_ASYNC_ID])
 
 /* ---- rendering and accounting ------------------------------------------ */
 
+/* benefits: {"30": {status, status_code, copay: {in_network: 20, ...}, ...}} (cache_entry.h) */
+static void write_benefits(rte_jsonw *w, const rte_cache_entry *e)
+{
+    if (e->nbenefits <= 0)
+        return;
+    rte_jsonw_begin(w, "benefits");
+    for (int i = 0; i < e->nbenefits && i < RTE_CACHE_SERVICE_TYPES_MAX; i++) {
+        const rte_cache_benefit *b = &e->benefits[i];
+        rte_jsonw_begin(w, b->service_type);
+        rte_jsonw_str(w, "status", b->status);
+        if (b->status_code[0])
+            rte_jsonw_str(w, "status_code", b->status_code);
+        for (int k = 0; k < RTE_BENEFIT_NKINDS; k++) {
+            int open = 0;
+            for (int n = 0; n < RTE_NET_N; n++) {
+                rte_cache_range r;
+                const char *net = rte_cache_network_name((enum rte_benefit_network)n);
+                if (!rte_cache_benefit_get(b, (enum rte_benefit_kind)k, (enum rte_benefit_network)n,
+                                           &r))
+                    continue;
+                if (!open++)
+                    rte_jsonw_begin(w, rte_cache_benefit_kind_name((enum rte_benefit_kind)k));
+                if (r.lo == r.hi) {
+                    rte_jsonw_num(w, net, r.lo / 100.0);
+                } else {
+                    rte_jsonw_begin(w, net);
+                    rte_jsonw_num(w, "min", r.lo / 100.0);
+                    rte_jsonw_num(w, "max", r.hi / 100.0);
+                    rte_jsonw_end(w);
+                }
+            }
+            if (open)
+                rte_jsonw_end(w);
+        }
+        rte_jsonw_end(w);
+    }
+    rte_jsonw_end(w);
+}
+
 static void write_entry_fields(rte_jsonw *w, const rte_cache_entry *e)
 {
     rte_jsonw_bool(w, "eligible", e->eligible);
@@ -255,10 +294,18 @@ static void write_entry_fields(rte_jsonw *w, const rte_cache_entry *e)
     rte_jsonw_str(w, "network_status", e->network_status);
     rte_jsonw_str(w, "coverage_start", e->coverage_start);
     rte_jsonw_str(w, "coverage_end", e->coverage_end);
+    rte_jsonw_str(w, "eligibility_start", e->eligibility_start);
+    rte_jsonw_str(w, "eligibility_end", e->eligibility_end);
+    write_benefits(w, e);
     if (e->is_error) {
         rte_jsonw_begin(w, "error");
         rte_jsonw_str(w, "code", e->error_code);
         rte_jsonw_str(w, "message", e->error_message);
+        if (e->error_followup[0])
+            rte_jsonw_str(w, "followup_action", e->error_followup);
+        rte_jsonw_bool(w, "retry", e->error_retry);
+        if (e->error_origin[0])
+            rte_jsonw_str(w, "origin", e->error_origin);
         rte_jsonw_end(w);
     }
 }

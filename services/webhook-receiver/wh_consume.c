@@ -102,37 +102,62 @@ static int64_t callback_time(const cJSON *env)
     return done_ms > 0 && done_ms < cached_at ? done_ms : cached_at;
 }
 
-/* map one polled item into it (no I/O) */
-static void map_item(const cJSON *item, int64_t fetched, wh_item *it)
+/* the service types a member's check asked, from its registry record */
+static void asked_of(const cJSON *member, rte_stedi_asked *asked)
+{
+    const cJSON *v;
+
+    memset(asked, 0, sizeof *asked);
+    cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(member, "service_types"))
+    {
+        if (asked->n < RTE_CACHE_SERVICE_TYPES_MAX && cJSON_IsString(v) &&
+            strlen(v->valuestring) < sizeof asked->code[0])
+            snprintf(asked->code[asked->n++], sizeof asked->code[0], "%s", v->valuestring);
+    }
+}
+
+/*
+ * map one polled item into it (no I/O): matched to its member through the
+ * envelope's members map by the submitterTransactionIdentifier we set at
+ * submit (the item itself names no member), read for the service types
+ * that member's check asked. Errors[] items become error entries.
+ */
+static void map_item(const cJSON *item, const cJSON *members, int64_t fetched, wh_item *it)
 {
     rte_stedi_item si;
+    rte_stedi_asked asked;
     char why[200];
-    const char *st = sfield(item, "status");
-    it->id = sfield(item, "submitterTransactionIdentifier");
-    if (it->id == NULL)
-        it->id = "?";
-    if (st != NULL && strcmp(st, "COMPLETED") != 0) {
-        it->fail = "not_completed";
-        return;
-    }
-    if (rte_stedi_item_map(item, fetched, &WH.cache.freshness, &si, why, sizeof why) != 0) {
+    const char *sti = sfield(item, "submitterTransactionIdentifier");
+    const cJSON *m = sti ? cJSON_GetObjectItemCaseSensitive(members, sti) : NULL;
+
+    it->id = sti ? sti : "?";
+    if (sti == NULL) {
         it->fail = "invalid";
         return;
     }
-    it->member = si.member_id;
-    it->partner = si.trading_partner_id;
+    it->key = sfield(m, "key");
+    if (it->key == NULL) {
+        rte_log_warn("polled result %s matches no registered member; not cached", sti);
+        it->fail = "unknown_item";
+        return;
+    }
+    asked_of(m, &asked);
+    if (rte_stedi_item_map(item, &asked, fetched, &WH.cache.freshness, &si, why, sizeof why) != 0) {
+        rte_log_warn("polled result %s cannot be read (%s); not cached", sti, why);
+        it->fail = "invalid";
+        return;
+    }
     it->entry = si.entry;
-    if (si.entry.is_error)
-        it->fail = "payer_error";
 }
 
-/* the results of an envelope as items; count or -1 (not the expected shape) */
-static int map_all(const cJSON *env, const char *kind, wh_item **out)
+/* wh_consume_map - pure */
+int wh_consume_map(const cJSON *env, const char *kind, wh_item **out)
 {
     int callback = strcmp(kind, WH_KIND_CALLBACK) == 0;
     const cJSON *list = callback ? cJSON_GetObjectItemCaseSensitive(env, "results")
                                  : cJSON_GetObjectItemCaseSensitive(
                                        cJSON_GetObjectItemCaseSensitive(env, "page"), "items");
+    const cJSON *members = cJSON_GetObjectItemCaseSensitive(env, "members");
     if (!cJSON_IsArray(list))
         return -1;
     int n = cJSON_GetArraySize(list), i = 0;
@@ -148,7 +173,7 @@ static int map_all(const cJSON *env, const char *kind, wh_item **out)
         if (callback)
             map_callback(x, t, &items[i]);
         else
-            map_item(x, t, &items[i]);
+            map_item(x, members, t, &items[i]);
         i++;
     }
     *out = items;
@@ -318,7 +343,7 @@ static int apply_results(rte_redis *r, const cJSON *env, const char *kind, const
 {
     char err[512];
     wh_item *items = NULL;
-    int n = map_all(env, kind, &items);
+    int n = wh_consume_map(env, kind, &items);
     if (n < 0) {
         snprintf(reason, rl, "%s envelope without its %s array", kind,
                  strcmp(kind, WH_KIND_CALLBACK) == 0 ? "results" : "page.items");

@@ -7,11 +7,19 @@
  *   1. a message whose content id was applied before is acknowledged and
  *      skipped (rte:wh:applied:{id}), so the same callback twice - a sender
  *      retry, a Kafka redelivery - writes once;
- *   2. every successful result is mapped (rte_cache_entry_from_callback or
- *      rte_stedi_item_map) and written with rte_cache_put, which never
- *      replaces a newer entry; failed results are not cached but counted by
- *      reason (payer_error, not_completed, invalid) - an error entry would
- *      displace an older good answer that PREFER_CACHED could still serve;
+ *   2. every result is mapped and written with rte_cache_put, which never
+ *      replaces a newer entry. A callback result is mapped with
+ *      rte_cache_entry_from_callback; one that is not completed is not
+ *      cached but counted by reason (payer_error, not_completed, invalid).
+ *      A polled item is matched to its member by its
+ *      submitterTransactionIdentifier through the envelope's members map
+ *      (the poller looked it up in the batch registry) and read with
+ *      rte_stedi_item_map for the service types it asked: a success entry,
+ *      or for a payer's or Stedi's errors[] an error entry - written too,
+ *      since it says whether to retry, and the put keeps the success it
+ *      replaces as last_success for stale-if-error. An item without a
+ *      registered member is counted as unknown_item, one that cannot be
+ *      read as invalid;
  *   3. the per-batch record is updated in one pipeline: the set of written
  *      check ids (rte:wh:batch:{id}:written, so re-reads never double
  *      count), failed check ids with their reason (...:failed), and the
@@ -33,7 +41,18 @@
 
 #include <stddef.h>
 
+#include <cJSON.h>
+
 #include "rte/kafka.h"
+
+#include "wh_writers.h"
+
+/*
+ * wh_consume_map - the results of envelope env (kind callback or poll_page)
+ * as items to write (calloc'd array, caller frees; strings borrowed from
+ * env); the count, or -1 when env lacks its results array. Pure; any thread.
+ */
+int wh_consume_map(const cJSON *env, const char *kind, wh_item **out);
 
 /* wh_consume - rte_kafka_handler for rte.stedi.batch-results */
 int wh_consume(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonlen);

@@ -26,6 +26,7 @@
 #include "rte/json.h"
 #include "rte/log.h"
 #include "rte/service.h"
+#include "rte/stedi_reply.h"
 #include "rte/topics.h"
 #include "wh.h"
 #include "wh_callback.h"
@@ -298,7 +299,78 @@ static void h_callback(rte_http_req *req, void *arg)
     pthread_mutex_unlock(&Q.mu);
 }
 
-/* admin: register a batch for polling */
+/* the service types of one admin member: ["30", "MH"] or "30,MH"; absent = "30" */
+static int member_types(const cJSON *m, int i, char *out, size_t len, char *err, size_t errlen)
+{
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "service_types"), *v;
+    rte_stedi_asked asked;
+    char why[160];
+    size_t k = 0;
+
+    out[0] = '\0';
+    if (cJSON_IsArray(st)) {
+        cJSON_ArrayForEach(v, st)
+        {
+            int w = cJSON_IsString(v)
+                        ? snprintf(out + k, len - k, "%s%s", k ? "," : "", v->valuestring)
+                        : -1;
+            if (w < 0 || (size_t)w >= len - k) {
+                snprintf(err, errlen, "members[%d].service_types: expected codes as strings", i);
+                return -1;
+            }
+            k += (size_t)w;
+        }
+    } else if (cJSON_IsString(st)) {
+        snprintf(out, len, "%s", st->valuestring);
+    } else if (st != NULL) {
+        snprintf(err, errlen, "members[%d].service_types: expected an array of codes", i);
+        return -1;
+    }
+    if (rte_stedi_asked_parse(out, &asked, why, sizeof why) != 0) {
+        snprintf(err, errlen, "members[%d].%s", i, why);
+        return -1;
+    }
+    rte_stedi_asked_format(&asked, out, len);
+    return 0;
+}
+
+/*
+ * members[] of an admin registration ({submitter_id, member_id,
+ * trading_partner_id, service_types?}) into m (keys and types written into
+ * keys/types, RTE_CACHE_KEY_MAX and 16 bytes each); 0 or -1 + err naming
+ * the field
+ */
+static int admin_members(const cJSON *arr, rte_batch_member *m, char (*keys)[RTE_CACHE_KEY_MAX],
+                         char (*types)[16], char *err, size_t errlen)
+{
+    const cJSON *it;
+    int i = 0;
+
+    cJSON_ArrayForEach(it, arr)
+    {
+        const char *sti = NULL, *member = NULL, *tp = NULL;
+        char why[256];
+        if (!cJSON_IsObject(it) ||
+            rte_json_string(it, "submitter_id", 80, &sti, why, sizeof why) != 0 ||
+            rte_json_string(it, "member_id", 80, &member, why, sizeof why) != 0 ||
+            rte_json_string(it, "trading_partner_id", 80, &tp, why, sizeof why) != 0) {
+            snprintf(err, errlen, "members[%d]: %s", i,
+                     cJSON_IsObject(it) ? why : "expected an object");
+            return -1;
+        }
+        if (member_types(it, i, types[i], sizeof types[i], err, errlen) != 0)
+            return -1;
+        if (rte_cache_key(WH.cache.member_key_secret, member, tp, keys[i], sizeof keys[i]) != 0) {
+            snprintf(err, errlen, "members[%d].trading_partner_id: too long for a cache key", i);
+            return -1;
+        }
+        m[i] = (rte_batch_member){sti, keys[i], types[i]};
+        i++;
+    }
+    return 0;
+}
+
+/* admin: register a batch for polling, with the members its items stand for */
 static void h_register(rte_http_req *req, void *arg)
 {
     (void)arg;
@@ -306,18 +378,39 @@ static void h_register(rte_http_req *req, void *arg)
     char err[512];
     const char *body = rte_http_req_body(req, &len);
     const char *id = NULL, *source = "manual", *sub = NULL;
+    const cJSON *arr = NULL;
     int64_t items = 0;
+    rte_batch_member *members = NULL;
+    char(*keys)[RTE_CACHE_KEY_MAX] = NULL;
+    char(*types)[16] = NULL;
+    int nm = 0;
     cJSON *d = rte_json_parse(body, len, err, sizeof err);
     if (d == NULL || rte_json_string(d, "batch_id", RTE_BATCH_ID_MAX - 1, &id, err, sizeof err) ||
         rte_json_string_opt(d, "source", 63, &source, err, sizeof err) ||
         rte_json_int_opt(d, "items", 0, 1000000, &items, err, sizeof err) ||
         rte_json_string_opt(d, "submitted_at", 64, &sub, err, sizeof err)) {
         rte_http_error(req, 400, "%s", err);
-        cJSON_Delete(d);
-        return;
+        goto out;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(d, "members") != NULL &&
+        rte_json_array(d, "members", 0, 10000, &arr, err, sizeof err) != 0) {
+        rte_http_error(req, 400, "%s", err);
+        goto out;
+    }
+    nm = arr ? cJSON_GetArraySize(arr) : 0;
+    members = calloc((size_t)nm + 1, sizeof *members);
+    keys = calloc((size_t)nm + 1, sizeof *keys);
+    types = calloc((size_t)nm + 1, sizeof *types);
+    if (members == NULL || keys == NULL || types == NULL) {
+        rte_http_error(req, 503, "out of memory; retry later");
+        goto out;
+    }
+    if (nm > 0 && admin_members(arr, members, keys, types, err, sizeof err) != 0) {
+        rte_http_error(req, 400, "%s", err);
+        goto out;
     }
     int64_t now = rte_clock_now_ms();
-    rte_batch_info b = {id, source, (int)items, sub ? rte_clock_parse(sub) : 0, 0};
+    rte_batch_info b = {id, source, (int)items, sub ? rte_clock_parse(sub) : 0, 0, members, nm};
     if (b.submitted_ms < 0) {
         rte_http_error(req, 400, "field 'submitted_at': expected an RFC 3339 time");
     } else if (rte_batch_registry_register(rte_service_redis(), &WH.registry, &b, now, err,
@@ -326,6 +419,10 @@ static void h_register(rte_http_req *req, void *arg)
     } else {
         respond_status(req, 201, "registered", id, -1, -1);
     }
+out:
+    free(members);
+    free(keys);
+    free(types);
     cJSON_Delete(d);
 }
 
@@ -371,7 +468,8 @@ static rte_http_route routes[] = {
 };
 
 static const rte_http_route admin_routes[] = {
-    {"POST", "/admin/batches", h_register, NULL, 64 * 1024, "admin_register_batch"},
+    /* up to 10,000 members of about 100 bytes each */
+    {"POST", "/admin/batches", h_register, NULL, 2 * 1024 * 1024, "admin_register_batch"},
     {"GET", "/admin/batches/*", h_show, NULL, 0, "admin_show_batch"},
     {NULL},
 };

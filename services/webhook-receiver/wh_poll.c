@@ -58,10 +58,41 @@ void wh_poll_stop(void)
     stedi = NULL;
 }
 
-/* build and produce a poll_page envelope embedding the page as received */
-static int produce_page(const rte_batch_record *rec, const rte_stedi_page *page, const char *cursor,
-                        char *err, size_t errlen)
+/*
+ * the registered members of a page's items ({submitter id: {key,
+ * service_types}}), so the envelope says which cache entry each item is;
+ * NULL + err on a Redis error
+ */
+static cJSON *page_members(rte_redis *r, const rte_batch_record *rec, const rte_stedi_page *page,
+                           char *err, size_t errlen)
 {
+    const char **ids = calloc((size_t)page->count + 1, sizeof *ids);
+    const cJSON *it;
+    cJSON *m;
+    int n = 0;
+
+    if (ids == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    cJSON_ArrayForEach(it, page->items)
+    {
+        const cJSON *sti = cJSON_GetObjectItemCaseSensitive(it, "submitterTransactionIdentifier");
+        if (cJSON_IsString(sti) && n < page->count)
+            ids[n++] = sti->valuestring;
+    }
+    m = rte_batch_registry_members(r, &WH.registry, rec->batch_id, ids, n, err, errlen);
+    free(ids);
+    return m;
+}
+
+/* build and produce a poll_page envelope embedding the page as received */
+static int produce_page(rte_redis *r, const rte_batch_record *rec, const rte_stedi_page *page,
+                        const char *cursor, char *err, size_t errlen)
+{
+    cJSON *members = page_members(r, rec, page, err, errlen);
+    if (members == NULL)
+        return -1;
     cJSON *head = cJSON_CreateObject();
     char id[25];
     uint8_t b[12];
@@ -75,6 +106,7 @@ static int produce_page(const rte_batch_record *rec, const rte_stedi_page *page,
     cJSON_AddStringToObject(head, "cursor", cursor ? cursor : "");
     cJSON_AddNumberToObject(head, "fetched_at_ms", (double)rte_clock_now_ms());
     cJSON_AddNumberToObject(head, "count", page->count);
+    cJSON_AddItemToObject(head, "members", members);
     char *h = cJSON_PrintUnformatted(head);
     cJSON_Delete(head);
     if (h == NULL) {
@@ -105,7 +137,7 @@ static int produce_page(const rte_batch_record *rec, const rte_stedi_page *page,
 static int on_page(void *arg, const rte_stedi_page *page, const char *cursor_after)
 {
     struct poll_ctx *c = arg;
-    if (produce_page(c->rec, page, c->cursor, c->err, sizeof c->err) != 0) {
+    if (produce_page(c->r, c->rec, page, c->cursor, c->err, sizeof c->err) != 0) {
         c->stopped = 1;
         return 1;
     }
@@ -163,6 +195,9 @@ static void later(rte_redis *r, const char *id, int progressed, const char *outc
     wh_count(WM.polled, outcome, NULL);
 }
 
+_Static_assert(RTE_BATCH_CURSOR_MAX >= RTE_STEDI_CURSOR_MAX,
+               "the registry must hold every cursor the client writes");
+
 static void poll_one(rte_redis *r, const char *id)
 {
     char err[512];
@@ -191,6 +226,19 @@ static void poll_one(rte_redis *r, const char *id)
         later(r, id, 0, "error");
         return;
     }
+    if (st.failed) {
+        /* VALIDATION_FAILED: "Stedi found errors in the batch submission that you need to fix
+         * before processing can continue" - nothing will ever complete */
+        rte_log_warn("batch %s: Stedi says %s (%d of %d items failed validation); no longer "
+                     "polled",
+                     id, st.status, st.validation_failed, st.total);
+        rte_batch_registry_done(r, &WH.registry, id, owner, "validation_failed", rte_clock_now_ms(),
+                                err, sizeof err);
+        wh_count(WM.polled, "validation_failed", NULL);
+        return;
+    }
+    if (st.state == RTE_STEDI_BATCH_UNKNOWN)
+        rte_log_warn("batch %s: status '%s' is not one Stedi documents; polling on", id, st.status);
     struct poll_ctx c = {.r = r, .rec = &rec};
     if (st.success + st.error > 0) {
         char cursor[RTE_BATCH_CURSOR_MAX];

@@ -13,10 +13,16 @@
  *      cursor advanced (rte_batch_registry_advance, lease-checked) and the
  *      lease renewed. A crash therefore re-reads at most one page (the
  *      consumer's writes are idempotent) and never skips one;
- *   3. a batch Stedi reports complete whose pages were all handed on gets a
- *      batch_done envelope (so the consumer emits its event after every
- *      page, same partition) and is marked done; otherwise it is
- *      rescheduled with backoff (or expires past its retry window).
+ *   3. a batch Stedi reports complete (COMPLETED or COMPLETED_WITH_ERRORS)
+ *      whose pages were all handed on gets a batch_done envelope (so the
+ *      consumer emits its event after every page, same partition) and is
+ *      marked done; VALIDATION_FAILED is marked done "validation_failed"
+ *      at once (nothing will complete); otherwise it is rescheduled with
+ *      backoff (or expires past its retry window).
+ * Each poll_page envelope carries, besides the page as Stedi sent it, the
+ * registered members of its items ({submitterTransactionIdentifier: {key,
+ * service_types}}, rte_batch_registry_members): a polled item names no
+ * member, so this is how the consumer knows which cache entry it is.
  * The cursor kept is the page's nextPageToken, or for the last page so far
  * the token that fetched it: results completing later extend that page, so
  * it is read again rather than skipped.

@@ -61,8 +61,13 @@ static void run(struct job *j)
             wh_item *it = &j->items[i];
             if (it->fail != NULL)
                 continue;
-            if (rte_cache_key(WH.cache.member_key_secret, it->member, it->partner, keys[n],
-                              sizeof keys[n]) != 0) {
+            if (it->key != NULL) {
+                if (snprintf(keys[n], sizeof keys[n], "%s", it->key) >= (int)sizeof keys[n]) {
+                    it->fail = "invalid";
+                    continue;
+                }
+            } else if (rte_cache_key(WH.cache.member_key_secret, it->member, it->partner, keys[n],
+                                     sizeof keys[n]) != 0) {
                 it->fail = "invalid";
                 continue;
             }

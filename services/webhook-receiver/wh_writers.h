@@ -23,7 +23,8 @@
 
 /* One result to cache. Strings are borrowed from the message. */
 typedef struct wh_item {
-    const char *id; /* check id (submitterTransactionIdentifier) */
+    const char *id;  /* check id (submitterTransactionIdentifier) */
+    const char *key; /* the cache key, when known (polled items); else from member + partner */
     const char *member;
     const char *partner;
     const char *fail; /* reason it is not cached (payer_error, ...), or NULL */

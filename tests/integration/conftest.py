@@ -209,17 +209,19 @@ class Service:
             return f.read()
 
 
-def start_stedi_sim(workdir, **env):
+def start_stedi_sim(workdir, args=(), **env):
     """Start tools/stedi-sim with a fast clock (scale 1000) on free ports.
 
     Keyword names are sim settings (latency_p50="4s" -> RTE_SIM_LATENCY_P50)
-    or full RTE_* variables (RTE_CLOCK_SCALE="100"). The API key is test-key;
-    sim.url("http", path) addresses the API.
+    or full RTE_* variables (RTE_CLOCK_SCALE="100"); args are command-line
+    arguments (("--manager-port", "0") puts the manager API on a port of its
+    own, sim.ports["manager"]). The API key is test-key; sim.url("http", path)
+    addresses the API.
     """
     e = {"RTE_CLOCK_SCALE": "1000", "RTE_LOG_LEVEL": "warn"}
     e.update({k.upper() if k.upper().startswith("RTE_") else "RTE_SIM_" + k.upper(): str(v)
               for k, v in env.items()})
-    return Service("stedi-sim", e, workdir).start()
+    return Service("stedi-sim", e, workdir, args=args).start()
 
 
 def stop_clean(svc):

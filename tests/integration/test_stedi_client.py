@@ -53,32 +53,74 @@ def sim(workdir):
     stop_clean(s)
 
 
-def sim_answer(sim, member, payer="62308"):
-    body = {"controlNumber": "123456789", "tradingPartnerServiceId": payer,
+def sim_answer(sim, member, payer="62308", stc="30"):
+    """The simulator's own answer for a member (docs/stedi-sim.md: class = id mod 20)."""
+    body = {"tradingPartnerServiceId": payer,
             "provider": {"organizationName": "C", "npi": "1999999984"},
             "subscriber": {"memberId": member, "firstName": "Ann", "lastName": "Lee",
                            "dateOfBirth": "19800102"},
-            "encounter": {"serviceTypeCodes": ["30"]}}
-    r = requests.post(sim.url("http", RT), json=body, headers={"Authorization": "Key test-key"},
+            "encounter": {"serviceTypeCodes": [stc]}}
+    r = requests.post(sim.url("http", RT), json=body, headers={"Authorization": "test-key"},
                       timeout=30)
-    assert r.status_code == 200
-    return r.json()
+    return r.status_code, r.json()
 
 
-def test_realtime_maps_the_answer_into_an_entry(redis_server, sim):
-    for member in ("M1001", "M1002", "M1003", "M1004"):
+def iso(d):
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}"
+
+
+def test_realtime_reads_the_published_answer(redis_server, sim):
+    """Each member class of the simulator read by the rules of docs/stedi.md."""
+    def rt(member, *extra):
         out = probe(redis_server, sim.url("http", ""), "realtime", "--member", member,
-                    "--dob", "1980-01-02")
-        first = out["first"]
-        assert out["ok"] == 1 and first["outcome"] == "ok", out
-        assert first["source"] == "stedi_realtime" and first["http_status"] == 200
-        truth = sim_answer(sim, member)
-        assert first["eligible"] == (truth["planStatus"][0]["statusCode"] == "1")
-        copays = [b for b in truth.get("benefitsInformation", []) if b.get("code") == "B"]
-        if copays:
-            assert first["copay_amount"] == float(copays[0]["benefitAmount"])
-        begin = truth["planDateInformation"]["planBegin"]
-        assert first["coverage_start"] == f"{begin[:4]}-{begin[4:6]}-{begin[6:8]}"
+                    "--dob", "1980-01-02", *extra)
+        return out, out["first"]
+
+    # class 1 "basic": active on 30 (plan range); its only co-pay row is for 98
+    out, f = rt("M000000021")
+    status, truth = sim_answer(sim, "M000000021")
+    assert out["ok"] == 1 and f["source"] == "stedi_realtime" and f["http_status"] == 200, out
+    plan = truth["planDateInformation"]["plan"]
+    assert f["eligible"] is True
+    assert "copay_amount" not in f  # 30 has no co-pay row: never another type's
+    assert (f["coverage_start"], f["coverage_end"]) == (iso(plan[:8]), iso(plan[9:]))
+    assert f["network_status"] == "unknown"
+    assert f["entry"]["benefits"]["30"]["status"] == "active"
+    # asked 98 (office visit), the same member's in-network co-pay is the answer
+    out, f = rt("M000000021", "--service-types", "98")
+    _, truth98 = sim_answer(sim, "M000000021", stc="98")
+    copay = [b for b in truth98["benefitsInformation"] if b["code"] == "B" and
+             "98" in b.get("serviceTypeCodes", []) and b.get("inPlanNetworkIndicatorCode") == "Y"]
+    assert f["copay_amount"] == float(copays_one(copay)), f
+    # class 3: a planBegin range keeps its end
+    out, f = rt("M000000023")
+    _, truth = sim_answer(sim, "M000000023")
+    pb = truth["planDateInformation"]["planBegin"]
+    assert "-" in pb and f["coverage_end"] == iso(pb[9:]), (pb, f)
+    # class 4: eligibilityBegin/End only, read as the coverage and eligibility dates
+    out, f = rt("M000000024")
+    _, truth = sim_answer(sim, "M000000024")
+    pd = truth["planDateInformation"]
+    assert f["entry"]["eligibility_start"] == iso(pd["eligibilityBegin"])
+    assert f["coverage_end"] == iso(pd["eligibilityEnd"]) and f["eligible"] is True
+    # class 7 "out of network only": the payer's provider statement
+    out, f = rt("M000000027")
+    assert f["network_status"] == "out_of_network" and f["eligible"] is True, f
+    # class 0: inactive
+    out, f = rt("M000000020")
+    assert f["eligible"] is False and f["entry"]["benefits"]["30"]["status"] == "inactive"
+    # class 5: AAA 75 over 200; class 15: AAA 44 over 400 - answers, not failures
+    out, f = rt("M000000025")
+    assert out["payer_error"] == 1 and f["http_status"] == 200 and f["error_code"] == "75"
+    assert f["entry"]["error"]["retry"] is False
+    out, f = rt("M000000035")
+    assert out["payer_error"] == 1 and f["http_status"] == 400 and f["error_code"] == "44", out
+    assert out["attempts"] == 1
+
+
+def copays_one(rows):
+    assert len({r["benefitAmount"] for r in rows}) == 1, rows
+    return rows[0]["benefitAmount"]
 
 
 def test_bad_check_is_rejected_before_any_call(redis_server, sim):
@@ -93,7 +135,8 @@ def test_wrong_key_is_rejected_without_retry(redis_server, sim):
     out = probe(redis_server, sim.url("http", ""), "realtime", "--member", "M1",
                 RTE_STEDI_API_KEY="wrong", RTE_STEDI_MAX_ATTEMPTS=5)
     assert out["rejected"] == 1 and out["attempts"] == 1, out
-    assert out["first"]["http_status"] == 401
+    assert out["first"]["http_status"] == 403  # Stedi: AccessDeniedException
+    assert "stedi.api_key" in out["first"]["message"]
 
 
 def test_429_from_stedi_is_retried(redis_server, workdir):
@@ -195,7 +238,8 @@ def test_batch_submit_status_and_poll_all_pages(redis_server, sim):
     sub = probe(redis_server, sim.url("http", ""), "submit", "--n", 45, "--member-prefix", "B")
     assert sub["rc"] == 0 and sub["batch_id"], sub
     st = wait_complete(redis_server, sim, sub["batch_id"])
-    assert st["total"] == 45 and st["success"] + st["error"] == 45 and st["pending"] == 0
+    assert st["total"] == 45 and st["success"] + st["error"] == 45 and st["in_progress"] == 0
+    assert st["status"] in ("COMPLETED", "COMPLETED_WITH_ERRORS"), st
     out = probe(redis_server, sim.url("http", ""), "poll", "--batch", sub["batch_id"],
                 "--page-size", 10)
     assert out["rc"] == 45 and out["pages"] == 5, out
@@ -212,6 +256,38 @@ def test_batch_submit_status_and_poll_all_pages(redis_server, sim):
     again = probe(redis_server, sim.url("http", ""), "poll", "--batch", sub["batch_id"],
                   "--page-size", 10, "--cursor", out["cursor"])
     assert again["rc"] == 0 and again["items"] == [] and again["cursor"] == out["cursor"]
+
+
+def test_two_hosts_like_stedi(redis_server, workdir):
+    """The manager API on a port of its own: real-time on one, every batch call on the other."""
+    s = start_stedi_sim(workdir, args=("--manager-port", "0"), batch_min_delay="0s",
+                        batch_max_delay="2s")
+    try:
+        hosts = {"RTE_STEDI_BASE_URL": "http://127.0.0.1:1",  # the shorthand, overridden
+                 "RTE_STEDI_HEALTHCARE_BASE_URL": s.url("http", ""),
+                 "RTE_STEDI_MANAGER_BASE_URL": s.url("manager", "")}
+        out = probe(redis_server, s.url("http", ""), "realtime", "--member", "M000000021",
+                    **hosts)
+        assert out["ok"] == 1, out
+        sub = probe(redis_server, s.url("http", ""), "submit", "--n", 12, **hosts)
+        assert sub["rc"] == 0, sub
+
+        def done():
+            st = probe(redis_server, s.url("http", ""), "status", "--batch", sub["batch_id"],
+                       **hosts)
+            return st if st["complete"] else None
+        wait_for(done, timeout=30, interval=0.2, what="batch to complete")
+        out = probe(redis_server, s.url("http", ""), "poll", "--batch", sub["batch_id"],
+                    "--page-size", 5, **hosts)
+        assert out["rc"] == 12 and out["pages"] == 3, out
+        # the healthcare port answers no batch path, the manager port no real-time one
+        assert requests.get(s.url("http", "/2024-04-01/eligibility-manager/batch/"
+                                   + sub["batch_id"]),
+                            headers={"Authorization": "test-key"}, timeout=10).status_code == 404
+        one = probe(redis_server, s.url("manager", ""), "realtime", "--member", "M1")
+        assert one["rejected"] == 1 and one["first"]["http_status"] == 404, one
+    finally:
+        stop_clean(s)
 
 
 def test_poll_cursor_resumes_while_results_trickle_in(redis_server, workdir):

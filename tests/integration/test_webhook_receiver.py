@@ -289,10 +289,12 @@ def test_same_callback_twice_writes_once(rx, rds):
 
 
 def test_stedi_sim_callback_for_real_batch(rx, rds, workdir):
+    """A callback stedi-sim sends for a batch it ran (not a Stedi feature: the sim keeps it to
+    exercise this path) lands in the cache and agrees with what polling Stedi says."""
     sim = start_stedi_sim(workdir, batch_min_delay="1s", batch_max_delay="5s",
                           callback_secret=SECRET)
     try:
-        items = [{"controlNumber": f"{i:09d}", "tradingPartnerServiceId": "62308",
+        items = [{"tradingPartnerServiceId": "62308",
                   "provider": {"organizationName": "Clinic", "npi": "1999999984"},
                   "subscriber": {"memberId": f"SIM{i}", "firstName": "Ann", "lastName": "Lee",
                                  "dateOfBirth": "19800102"},
@@ -300,22 +302,32 @@ def test_stedi_sim_callback_for_real_batch(rx, rds, workdir):
                   "submitterTransactionIdentifier": f"S{i}"} for i in range(25)]
         r = requests.post(sim.url("http", "/2024-04-01/eligibility-manager/batch-eligibility"),
                           json={"items": items, "callback_url": rx.url("http", CALLBACK_PATH)},
-                          headers={"Authorization": "Key test-key"}, timeout=30)
+                          headers={"Authorization": "test-key"}, timeout=30)
         assert r.status_code == 200, r.text
         batch_id = r.json()["batchId"]
-        got = wait_cached(rds, [f"SIM{i}" for i in range(25)])
-        # the cache agrees with what Stedi says about each member
-        page = requests.get(sim.url("http", "/2025-04-25/healthcare/eligibility/poll-batch"),
-                            params={"batchId": batch_id, "pageSize": 100},
-                            headers={"Authorization": "Key test-key"}, timeout=30).json()
+        # members of class 5 and 15 (id mod 20) are payer rejections: not cached
+        rejected = {f"SIM{i}" for i in range(25) if i % 20 in (5, 15)}
+        got = wait_cached(rds, [f"SIM{i}" for i in range(25) if f"SIM{i}" not in rejected])
+        # the cache agrees with what polling Stedi says about each member
+        page = requests.get(
+            sim.url("http", "/2024-04-01/eligibility-manager/polling/batch-eligibility"),
+            params={"batchId": batch_id, "pageSize": 100},
+            headers={"Authorization": "test-key"}, timeout=30).json()
         assert len(page["items"]) == 25
         for it in page["items"]:
-            active = it["response"]["planStatus"][0]["statusCode"] == "1"
-            entry = got[it["memberId"]]
+            member = "SIM" + it["submitterTransactionIdentifier"][1:]
+            if it["errors"]:
+                assert member in rejected and cache_get(rds, member, "62308") is None
+                continue
+            active = any(b["code"] in "12345" and "30" in b.get("serviceTypeCodes", [])
+                         for b in it["benefitsInformation"])
+            entry = got[member]
             assert entry["eligible"] == active and entry["source"] == "stedi_batch"
             assert entry["coverage_start"][:4].isdigit()
-        wait_for(lambda: rds.scard(f"rte:wh:batch:{batch_id}:written") == 25,
-                 what="25 recorded")
+        wait_for(lambda: rds.scard(f"rte:wh:batch:{batch_id}:written") == 25 - len(rejected),
+                 what="results recorded")
+        assert rds.hgetall(f"rte:wh:batch:{batch_id}:failed") == {
+            f"S{m[3:]}".encode(): b"payer_error" for m in rejected}
         stats = requests.get(sim.url("http", "/_sim/stats"), timeout=10).json()
         assert stats["callbacks_sent"] == 1 and stats["callbacks_failed"] == 0
     finally:

@@ -140,19 +140,23 @@ def test_polled_batch_lands_across_restart(workdir, redis_server, kafka_broker):
                STEDI_BASE_URL=f"http://127.0.0.1:{sim.ports['http']}", STEDI_API_KEY="test-key")
     rx = start_receiver(workdir, redis_server.url, kafka_broker.bootstrap, **env)
     try:
-        items = [{"controlNumber": f"{i:09d}", "tradingPartnerServiceId": "62308",
+        items = [{"tradingPartnerServiceId": "62308",
                   "provider": {"organizationName": "Clinic", "npi": "1999999984"},
                   "subscriber": {"memberId": f"POLL{i}", "firstName": "Ann", "lastName": "Lee",
                                  "dateOfBirth": "19800102"},
                   "encounter": {"serviceTypeCodes": ["30"]},
                   "submitterTransactionIdentifier": f"P{i}"} for i in range(n)]
         r = requests.post(sim.url("http", "/2024-04-01/eligibility-manager/batch-eligibility"),
-                          json={"items": items}, headers={"Authorization": "Key test-key"},
+                          json={"items": items}, headers={"Authorization": "test-key"},
                           timeout=30)
         assert r.status_code == 200, r.text
         batch_id = r.json()["batchId"]
+        # a polled result names no member: the registration says who each item is
+        members = [{"submitter_id": f"P{i}", "member_id": f"POLL{i}",
+                    "trading_partner_id": "62308", "service_types": ["30"]} for i in range(n)]
         r = requests.post(rx.url("admin", "/admin/batches"),
-                          json={"batch_id": batch_id, "source": "cache-warmer", "items": n},
+                          json={"batch_id": batch_id, "source": "cache-warmer", "items": n,
+                                "members": members},
                           timeout=10)
         assert r.status_code == 201, r.text
 
@@ -172,6 +176,16 @@ def test_polled_batch_lands_across_restart(workdir, redis_server, kafka_broker):
         rds = redis_server.client()
         got = wait_cached(rds, [f"POLL{i}" for i in range(n)], timeout=30)
         assert all(e["source"] == "stedi_batch" for e in got.values())
+        # payer rejections (sim classes 5 and 15: AAA 75, AAA 44) are error entries, written
+        # with what they say about retrying; the others are answers for service type 30
+        for i in range(n):
+            e = got[f"POLL{i}"]
+            if i % 20 in (5, 15):
+                assert e["error"]["code"] == ("75" if i % 20 == 5 else "44") and \
+                    e["error"]["retry"] is False, e
+            else:
+                assert "error" not in e and e["benefits"]["30"]["status"] in ("active",
+                                                                              "inactive"), e
         wait_for(lambda: rds.scard(f"rte:wh:batch:{batch_id}:written") == n, what="all recorded")
 
         def event():

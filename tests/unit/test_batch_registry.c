@@ -3,7 +3,9 @@
  * real redis-server started for the test group on a free port: register,
  * due listing, leases between two owners (and expiry), the lease-checked
  * cursor, exponential backoff with its cap, progress keeping the interval,
- * the retry window, done, and the backlog counts.
+ * the retry window, done, the backlog counts, and the members each
+ * submitted item stands for (looked up by submitterTransactionIdentifier,
+ * expiring with the batch).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -203,6 +205,50 @@ static void test_retry_window(void **state)
     assert_string_equal(rec.done_reason, "expired");
 }
 
+/* a polled result names no member: the registry says which cache entry it is */
+static void test_members(void **state)
+{
+    (void)state;
+    const rte_batch_member m[] = {
+        {"w5", "rte:eligibility:aaaa:62308", NULL},
+        {"w6", "rte:eligibility:bbbb:87726", "30,MH"},
+    };
+    rte_batch_info b = {"b-members", "rtectl", 2, 0, 0, m, 2};
+    const char *ids[] = {"w6", "nope", "w5", "w6"};
+    char ttl_key[128];
+
+    assert_int_equal(rte_batch_registry_register(R, &O, &b, 5000000, err, sizeof err), 0);
+    cJSON *got = rte_batch_registry_members(R, &O, "b-members", ids, 4, err, sizeof err);
+    assert_non_null(got);
+    assert_int_equal(cJSON_GetArraySize(got), 2);
+    char *text = cJSON_PrintUnformatted(got);
+    assert_string_equal(text, "{\"w6\":{\"key\":\"rte:eligibility:bbbb:87726\",\"service_types\":"
+                              "[\"30\",\"MH\"]},\"w5\":{\"key\":\"rte:eligibility:aaaa:62308\","
+                              "\"service_types\":[\"30\"]}}");
+    cJSON_free(text);
+    cJSON_Delete(got);
+    /* they expire with the batch: retry window + keep now, keep once done */
+    snprintf(ttl_key, sizeof ttl_key, "%s:b-members:items", O.prefix);
+    redisReply *rep = rte_redis_cmd(R, err, sizeof err, "PTTL %s", ttl_key);
+    assert_non_null(rep);
+    assert_true(rep->integer > O.keep_ms && rep->integer <= O.retry_window_ms + O.keep_ms);
+    freeReplyObject(rep);
+    assert_int_equal(rte_batch_registry_lease(R, &O, "b-members", "me", err, sizeof err), 1);
+    assert_int_equal(
+        rte_batch_registry_done(R, &O, "b-members", "me", "complete", 5000001, err, sizeof err), 0);
+    rep = rte_redis_cmd(R, err, sizeof err, "PTTL %s", ttl_key);
+    assert_true(rep->integer > 0 && rep->integer <= O.keep_ms);
+    freeReplyObject(rep);
+
+    /* a member without its cache key is refused, naming it; nothing is scheduled */
+    const rte_batch_member bad[] = {{"w1", "k", NULL}, {"w2", NULL, NULL}};
+    rte_batch_info bb = {"b-bad", "x", 2, 0, 0, bad, 2};
+    assert_int_equal(rte_batch_registry_register(R, &O, &bb, 5000000, err, sizeof err), -1);
+    assert_non_null(strstr(err, "members[1]"));
+    rte_batch_record rec;
+    assert_int_equal(rte_batch_registry_get(R, &O, "b-bad", &rec, err, sizeof err), 0);
+}
+
 static void test_redis_down(void **state)
 {
     (void)state;
@@ -220,7 +266,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids),          cmocka_unit_test(test_register_due_and_record),
         cmocka_unit_test(test_leases),       cmocka_unit_test(test_backoff_and_done),
-        cmocka_unit_test(test_retry_window), cmocka_unit_test(test_redis_down),
+        cmocka_unit_test(test_retry_window), cmocka_unit_test(test_members),
+        cmocka_unit_test(test_redis_down),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,10 +1,12 @@
 /*
  * test_cache_entry.c - the cache entry format: mapping, encoding, CAS writes.
  *
- * Golden cases live in tests/data/cache_entry/: <case>.stedi.json is a Stedi
- * response, <case>.expected.json the exact value we must store. The Redis
- * cases start a real redis-server on a free port for the duration of the
- * test group.
+ * Golden cases live in tests/data/cache_entry/: v1_<case>.json are entries
+ * as the first format stored them (they must still decode, and re-encode as
+ * v1_<case>.reencoded.json), v2_<case>.json entries with every later field
+ * (decode then encode gives the same bytes). Reading Stedi answers into
+ * entries is test_stedi_reply.c's. The Redis cases start a real
+ * redis-server on a free port for the duration of the test group.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,65 +46,156 @@ static void chomp(char *s)
         s[--n] = '\0';
 }
 
-static void golden(const char *name, const char *source)
+/* an entry of the first format decodes, and encodes with today's fields */
+static void compat(const char *name)
 {
     char file[128], err[256];
     size_t len;
-    snprintf(file, sizeof file, "%s.stedi.json", name);
-    char *in = slurp(file, &len);
-    snprintf(file, sizeof file, "%s.expected.json", name);
+    rte_cache_entry e, back;
+
+    snprintf(file, sizeof file, "v1_%s.json", name);
+    char *old = slurp(file, &len);
+    snprintf(file, sizeof file, "v1_%s.reencoded.json", name);
     char *want = slurp(file, NULL);
+    chomp(old);
     chomp(want);
-    cJSON *doc = cJSON_ParseWithLength(in, len);
-    assert_non_null(doc);
-    rte_cache_freshness f = rte_cache_freshness_default();
-    rte_cache_entry e;
-    int64_t now = rte_clock_parse("2026-01-05T06:00:00Z");
-    assert_int_equal(rte_cache_entry_from_stedi(doc, source, now, &f, &e, err, sizeof err), 0);
+    if (rte_cache_entry_decode(old, strlen(old), &e, err, sizeof err) != 0)
+        fail_msg("%s: %s", name, err);
+    assert_int_equal(e.nbenefits, 0);
+    assert_string_equal(e.eligibility_start, "");
     char *got = rte_cache_entry_encode(&e);
     assert_string_equal(got, want);
-
-    /* decode(encode(e)) == e */
-    rte_cache_entry back;
     assert_int_equal(rte_cache_entry_decode(got, strlen(got), &back, err, sizeof err), 0);
-    char *again = rte_cache_entry_encode(&back);
-    assert_string_equal(again, got);
-    cJSON_free(again);
+    assert_memory_equal(&back, &e, sizeof e);
     cJSON_free(got);
-    cJSON_Delete(doc);
-    free(in);
+    free(old);
     free(want);
 }
 
-static void test_golden_active_copay(void **state)
+static void test_v1_entries_decode(void **state)
 {
     (void)state;
-    golden("active_copay", "stedi_realtime");
+    compat("active_copay");
+    compat("inactive");
+    compat("payer_error");
 }
 
-static void test_golden_inactive(void **state)
+/* an old error entry was a 5-minute error: it reads as worth retrying */
+static void test_v1_error_is_retryable(void **state)
 {
     (void)state;
-    golden("inactive", "stedi_batch");
+    char err[256];
+    size_t len;
+    rte_cache_entry e;
+    char *old = slurp("v1_payer_error.json", &len);
+    assert_int_equal(rte_cache_entry_decode(old, len, &e, err, sizeof err), 0);
+    assert_true(e.is_error);
+    assert_true(e.error_retry);
+    assert_string_equal(e.error_code, "42");
+    assert_string_equal(e.error_followup, "");
+    free(old);
 }
 
-static void test_golden_payer_error(void **state)
+/* every field of today's format survives decode then encode, byte for byte */
+static void roundtrip(const char *name)
+{
+    char err[256];
+    size_t len;
+    rte_cache_entry e;
+    char *in = slurp(name, &len);
+    chomp(in);
+    if (rte_cache_entry_decode(in, strlen(in), &e, err, sizeof err) != 0)
+        fail_msg("%s: %s", name, err);
+    char *got = rte_cache_entry_encode(&e);
+    assert_string_equal(got, in);
+    cJSON_free(got);
+    free(in);
+}
+
+static void test_v2_roundtrip(void **state)
 {
     (void)state;
-    golden("payer_error", "stedi_realtime");
+    rte_cache_entry e;
+    rte_cache_range r;
+    char err[256];
+    size_t len;
+
+    roundtrip("v2_benefits.json");
+    roundtrip("v2_error_final.json");
+    char *in = slurp("v2_benefits.json", &len);
+    assert_int_equal(rte_cache_entry_decode(in, len, &e, err, sizeof err), 0);
+    assert_int_equal(e.nbenefits, 2);
+    assert_string_equal(e.benefits[0].service_type, "30");
+    assert_string_equal(e.benefits[1].status, "not_stated");
+    assert_true(rte_cache_benefit_get(&e.benefits[0], RTE_BENEFIT_COPAY, RTE_NET_UNSTATED, &r));
+    assert_int_equal(r.lo, 1500);
+    assert_int_equal(r.hi, 2550);
+    assert_true(rte_cache_benefit_get(&e.benefits[0], RTE_BENEFIT_COINSURANCE, RTE_NET_IN, &r));
+    assert_int_equal(r.lo, 1250); /* 12.5 % in hundredths of a percent */
+    assert_true(
+        rte_cache_benefit_get(&e.benefits[0], RTE_BENEFIT_DEDUCTIBLE_FAMILY, RTE_NET_ANY, &r));
+    assert_int_equal(r.lo, 555516);
+    assert_false(rte_cache_benefit_get(&e.benefits[0], RTE_BENEFIT_COPAY, RTE_NET_OUT, &r));
+    assert_string_equal(e.eligibility_start, "2022-01-02");
+    free(in);
 }
 
-static void test_not_a_stedi_response(void **state)
+/* malformed later fields are named like the first ones */
+static void test_decode_names_bad_benefit(void **state)
 {
     (void)state;
     char err[256];
     rte_cache_entry e;
-    rte_cache_freshness f = rte_cache_freshness_default();
-    cJSON *doc = cJSON_Parse("{\"hello\":1}");
-    assert_int_equal(rte_cache_entry_from_stedi(doc, "stedi_batch", 0, &f, &e, err, sizeof err),
-                     -1);
-    assert_non_null(strstr(err, "planStatus"));
-    cJSON_Delete(doc);
+    const char *base = "{\"eligible\":true,\"network_status\":\"unknown\","
+                       "\"cached_at\":\"2026-01-01T00:00:00.000Z\","
+                       "\"fresh_until\":\"2026-01-02T00:00:00.000Z\",\"source\":\"stedi_batch\",";
+    char doc[512];
+
+    snprintf(doc, sizeof doc,
+             "%s\"benefits\":{\"30\":{\"status\":\"active\","
+             "\"copay\":{\"in_network\":\"20\"}}}}",
+             base);
+    assert_int_equal(rte_cache_entry_decode(doc, strlen(doc), &e, err, sizeof err), -1);
+    assert_string_equal(err, "field 'benefits.30.copay.in_network': expected an amount >= 0 or "
+                             "{min, max}");
+    snprintf(doc, sizeof doc,
+             "%s\"benefits\":{\"30\":{\"status\":\"active\","
+             "\"copay\":{\"in_network\":{\"min\":30,\"max\":20}}}}}",
+             base);
+    assert_int_equal(rte_cache_entry_decode(doc, strlen(doc), &e, err, sizeof err), -1);
+    assert_non_null(strstr(err, "benefits.30.copay.in_network"));
+    snprintf(doc, sizeof doc,
+             "%s\"benefits\":{\"30\":{\"status\":\"active\"},\"MH\":{\"status\":\"active\"},"
+             "\"A6\":{\"status\":\"active\"}}}",
+             base);
+    assert_int_equal(rte_cache_entry_decode(doc, strlen(doc), &e, err, sizeof err), -1);
+    assert_non_null(strstr(err, "more than 2 service types"));
+    snprintf(doc, sizeof doc, "%s\"error\":{\"code\":\"44\",\"message\":\"x\",\"retry\":\"no\"}}",
+             base);
+    assert_int_equal(rte_cache_entry_decode(doc, strlen(doc), &e, err, sizeof err), -1);
+    assert_non_null(strstr(err, "retry"));
+}
+
+/* amounts widen to a range; unstated cells stay unstated */
+static void test_benefit_add(void **state)
+{
+    (void)state;
+    rte_cache_benefit b;
+    rte_cache_range r;
+
+    memset(&b, 0, sizeof b);
+    assert_false(rte_cache_benefit_get(&b, RTE_BENEFIT_COPAY, RTE_NET_IN, &r));
+    rte_cache_benefit_add(&b, RTE_BENEFIT_COPAY, RTE_NET_IN, 2000);
+    rte_cache_benefit_add(&b, RTE_BENEFIT_COPAY, RTE_NET_IN, 0);
+    rte_cache_benefit_add(&b, RTE_BENEFIT_COPAY, RTE_NET_IN, 1000);
+    assert_true(rte_cache_benefit_get(&b, RTE_BENEFIT_COPAY, RTE_NET_IN, &r));
+    assert_int_equal(r.lo, 0);
+    assert_int_equal(r.hi, 2000);
+    assert_false(rte_cache_benefit_get(&b, RTE_BENEFIT_COPAY, RTE_NET_OUT, &r));
+    assert_false(rte_cache_benefit_get(&b, RTE_BENEFIT_NKINDS, RTE_NET_IN, &r));
+    assert_string_equal(rte_cache_benefit_kind_name(RTE_BENEFIT_OUT_OF_POCKET_FAMILY),
+                        "out_of_pocket_family");
+    assert_string_equal(rte_cache_network_name(RTE_NET_UNSTATED), "network_not_stated");
 }
 
 static void test_decode_names_bad_field(void **state)
@@ -464,10 +557,24 @@ static void test_settings_from_config(void **state)
     assert_non_null(strstr(err, "cache.fresh_error"));
     rte_config_free(cfg);
 
-    /* defaults: the design's 22 h / 5 min / 72 h */
+    /* an error retrying cannot fix: its own window, also below the TTL */
+    cfg = rte_config_from_string("cache:\n  fresh_error_final: 4h\n", err, sizeof err);
+    assert_non_null(cfg);
+    assert_int_equal(rte_cache_settings_from_config(cfg, &cs, err, sizeof err), 0);
+    assert_int_equal(cs.freshness.error_final_ms, 4LL * 3600 * 1000);
+    rte_config_free(cfg);
+    cfg = rte_config_from_string("cache:\n  fresh_error_final: 100h\n", err, sizeof err);
+    assert_non_null(cfg);
+    assert_int_equal(rte_cache_settings_from_config(cfg, &cs, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cache.fresh_error_final"));
+    rte_config_free(cfg);
+
+    /* defaults: the design's 22 h / 5 min / 72 h, and 1 h for a final error */
     cfg = rte_config_from_string("", err, sizeof err);
     assert_int_equal(rte_cache_settings_from_config(cfg, &cs, err, sizeof err), 0);
     assert_int_equal(cs.freshness.success_ms, 22LL * 3600 * 1000);
+    assert_int_equal(cs.freshness.error_ms, 5LL * 60 * 1000);
+    assert_int_equal(cs.freshness.error_final_ms, 3600LL * 1000);
     assert_int_equal(cs.freshness.physical_ms, 72LL * 3600 * 1000);
     rte_config_free(cfg);
 }
@@ -475,11 +582,11 @@ static void test_settings_from_config(void **state)
 int main(void)
 {
     const struct CMUnitTest pure[] = {
-        cmocka_unit_test(test_golden_active_copay),    cmocka_unit_test(test_golden_inactive),
-        cmocka_unit_test(test_golden_payer_error),     cmocka_unit_test(test_not_a_stedi_response),
-        cmocka_unit_test(test_decode_names_bad_field), cmocka_unit_test(test_decode_last_success),
-        cmocka_unit_test(test_key_hides_member_id),    cmocka_unit_test(test_freshness),
-        cmocka_unit_test(test_settings_from_config),
+        cmocka_unit_test(test_v1_entries_decode),   cmocka_unit_test(test_v1_error_is_retryable),
+        cmocka_unit_test(test_v2_roundtrip),        cmocka_unit_test(test_decode_names_bad_benefit),
+        cmocka_unit_test(test_benefit_add),         cmocka_unit_test(test_decode_names_bad_field),
+        cmocka_unit_test(test_decode_last_success), cmocka_unit_test(test_key_hides_member_id),
+        cmocka_unit_test(test_freshness),           cmocka_unit_test(test_settings_from_config),
     };
     const struct CMUnitTest redis[] = {
         cmocka_unit_test(test_put_get_never_older),

@@ -429,6 +429,37 @@ static void test_headers_deferred(void **state)
     srv_stop(&v);
 }
 
+/* --- repeated query parameters --- */
+
+/* answers the values of every "state" parameter in order, '|'-joined, then the count */
+static void h_states(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    char out[256] = "", v[32];
+    size_t used = 0;
+    int i = 0;
+    for (; rte_http_req_query_at(req, "state", i, v, sizeof v, NULL, 0) >= 0; i++)
+        used += (size_t)snprintf(out + used, sizeof out - used, "%s|", v);
+    snprintf(out + used, sizeof out - used, "%d", i);
+    rte_http_respond(req, 200, "text/plain", out, strlen(out));
+}
+
+static void test_query_at_walks_a_repeated_parameter(void **state)
+{
+    (void)state;
+    static const rte_http_route routes[] = {{"GET", "/q", h_states, NULL, 0, "t_q"}, {0}};
+    struct srv v;
+    char resp[2048];
+    srv_start(&v, routes);
+    raw_get(v.port, "GET", "/q?state=A&x=1&state=B%20C&states=no&state=&state=D", "", resp,
+            sizeof resp);
+    assert_int_equal(raw_status(resp), 200);
+    assert_string_equal(raw_body(resp), "A|B C||D|4");
+    raw_get(v.port, "GET", "/q?x=state", "", resp, sizeof resp);
+    assert_string_equal(raw_body(resp), "0");
+    srv_stop(&v);
+}
+
 /* --- rte_http_requests_total --- */
 
 static void h_status(rte_http_req *req, void *arg)
@@ -948,6 +979,7 @@ int main(void)
         cmocka_unit_test(test_free_without_run_releases_the_port),
         cmocka_unit_test(test_headers_inline),
         cmocka_unit_test(test_headers_deferred),
+        cmocka_unit_test(test_query_at_walks_a_repeated_parameter),
         cmocka_unit_test(test_request_counter_labels),
         cmocka_unit_test(test_query_parameters_strict),
         cmocka_unit_test(test_header_list_joins_lines),

@@ -3,6 +3,11 @@
  * test is one translation unit linked with libcommon only).
  *
  *   tu_data       read tests/data/<path> (RTE_DATA_DIR overrides the root)
+ *   tu_openapi    read a file of Stedi's published OpenAPI beside the
+ *                 project (../shared/stedi-openapi; RTE_STEDI_OPENAPI_DIR
+ *                 overrides, as for the Python suites): the test is
+ *                 skipped, saying why, where it is absent, and fails
+ *                 instead under CI (CI=true, 1 or yes)
  *   tu_free_port  a loopback TCP port that was free a moment ago
  *   tu_redis_*    a real redis-server on a given port (no persistence),
  *                 started and waited for, then stopped with SIGTERM
@@ -17,6 +22,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -30,6 +37,53 @@ static inline char *tu_data(const char *path, size_t *len)
     char full[512];
     const char *dir = getenv("RTE_DATA_DIR");
     snprintf(full, sizeof full, "%s/%s", dir && dir[0] ? dir : "tests/data", path);
+    FILE *f = fopen(full, "rb");
+    if (f == NULL)
+        fail_msg("cannot open %s", full);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return buf;
+}
+
+/* tu_openapi_dir - the OpenAPI directory, or NULL (absent and not CI: the caller skips) */
+static inline const char *tu_openapi_dir(void)
+{
+    const char *d = getenv("RTE_STEDI_OPENAPI_DIR"), *ci = getenv("CI");
+    if (d == NULL || d[0] == '\0')
+        d = "../shared/stedi-openapi";
+    if (access(d, R_OK) == 0)
+        return d;
+    if (ci != NULL &&
+        (strcasecmp(ci, "true") == 0 || strcmp(ci, "1") == 0 || strcasecmp(ci, "yes") == 0))
+        fail_msg("%s is missing: CI must run the golden cases read from Stedi's published "
+                 "OpenAPI (set RTE_STEDI_OPENAPI_DIR or check out ../shared)",
+                 d);
+    return NULL;
+}
+
+/*
+ * tu_openapi - the whole file <openapi dir>/<path>, NUL-terminated (free
+ * it); skips the calling test, with a message, when the directory is absent
+ */
+static inline char *tu_openapi(const char *path, size_t *len)
+{
+    char full[512];
+    const char *d = tu_openapi_dir();
+    if (d == NULL) {
+        print_message("skipped: ../shared/stedi-openapi (Stedi's published OpenAPI) is not "
+                      "beside this checkout; set RTE_STEDI_OPENAPI_DIR to run the golden "
+                      "cases\n");
+        skip();
+    }
+    snprintf(full, sizeof full, "%s/%s", d, path);
     FILE *f = fopen(full, "rb");
     if (f == NULL)
         fail_msg("cannot open %s", full);

@@ -5,8 +5,11 @@
  *   rtectl get MEMBER_ID TRADING_PARTNER       the cache entry, as stored, plus freshness
  *   rtectl warm --members FILE [--first N] [--offset K] [--source S]
  *                                              submit members [K, K+N) of a member-gen
- *                                              snapshot as one Stedi batch and register it
- *                                              for webhook-receiver to poll into the cache
+ *                                              snapshot as one Stedi batch (named
+ *                                              <source>-<UTC time>-<random>: Stedi wants
+ *                                              names unique in the account) and register
+ *                                              it, with which member each item is, for
+ *                                              webhook-receiver to poll into the cache
  *   rtectl batch BATCH_ID                      a registered batch: state, cursor, progress
  *   rtectl slots                               real-time slots in use, by class
  *
@@ -132,12 +135,15 @@ struct warm_args {
 
 static int cmd_warm(const struct warm_args *a)
 {
-    char err[512], batch_id[RTE_BATCH_ID_MAX], sti[32];
+    char err[512], batch_id[RTE_BATCH_ID_MAX], name[128];
     rte_member_dir *dir;
     rte_member_snapshot *snap;
     rte_stedi_check *items = NULL;
+    rte_batch_member *members = NULL;
     char(*stis)[32] = NULL;
+    char(*keys)[RTE_CACHE_KEY_MAX] = NULL;
     rte_batch_registry_opts bo;
+    rte_cache_settings cs;
     rte_batch_info bi;
     rte_stedi *st = NULL;
     rte_redis *r = NULL;
@@ -147,6 +153,7 @@ static int cmd_warm(const struct warm_args *a)
 
     if (rte_batch_registry_opts_from_config(cfg, &bo, err, sizeof err) != 0)
         rte_fatal("%s", err);
+    cache_settings(&cs);
     dir = rte_member_dir_new(a->members, err, sizeof err);
     if (dir == NULL)
         rte_fatal("--members %s: %s", a->members, err);
@@ -159,29 +166,44 @@ static int cmd_warm(const struct warm_args *a)
                     "--offset must fall inside the snapshot and --first be 1..10000");
     }
     items = calloc((size_t)a->first, sizeof *items);
+    members = calloc((size_t)a->first, sizeof *members);
     stis = calloc((size_t)a->first, sizeof *stis);
+    keys = calloc((size_t)a->first, sizeof *keys);
+    if (items == NULL || members == NULL || stis == NULL || keys == NULL)
+        rte_fatal("out of memory for %ld members", a->first);
     for (size_t i = (size_t)a->offset; i < count && n < (size_t)a->first; i++) {
         const rte_member *m = rte_member_snapshot_at(snap, i);
-        snprintf(sti, sizeof sti, "w%zu", i);
-        memcpy(stis[n], sti, sizeof sti);
+        /* the item's id is how its polled result finds this member again */
+        snprintf(stis[n], sizeof stis[n], "w%zu", i);
+        if (rte_cache_key(cs.member_key_secret, m->member_id, m->trading_partner_id, keys[n],
+                          sizeof keys[n]) != 0) {
+            rc = fail(2, "bad_input", "a trading partner id is too long for a cache key");
+            goto out;
+        }
         items[n] = (rte_stedi_check){.trading_partner_id = m->trading_partner_id,
                                      .member_id = m->member_id,
                                      .first_name = m->first_name,
                                      .last_name = m->last_name,
                                      .date_of_birth = m->date_of_birth,
                                      .submitter_id = stis[n]};
+        members[n] = (rte_batch_member){stis[n], keys[n], "30"};
         n++;
     }
     st = rte_stedi_from_config(cfg, err, sizeof err);
     if (st == NULL)
         rte_fatal("%s", err);
-    if (rte_stedi_batch_submit(st, items, n, a->source, 0, NULL, batch_id, sizeof batch_id, err,
-                               sizeof err) != 0) {
+    rte_stedi_batch_name(a->source, name, sizeof name);
+    if (rte_stedi_batch_submit(st, items, n, name, 0, batch_id, sizeof batch_id, err, sizeof err) !=
+        0) {
         rc = fail(2, "stedi", err);
         goto out;
     }
     r = redis_conn();
-    bi = (rte_batch_info){.batch_id = batch_id, .source = a->source, .items = (int)n};
+    bi = (rte_batch_info){.batch_id = batch_id,
+                          .source = a->source,
+                          .items = (int)n,
+                          .members = members,
+                          .nmembers = (int)n};
     if (rte_batch_registry_register(r, &bo, &bi, rte_clock_now_ms(), err, sizeof err) != 0) {
         /* the batch exists at Stedi: say so, so the operator can register it again */
         char msg[700];
@@ -191,6 +213,7 @@ static int cmd_warm(const struct warm_args *a)
     }
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "batch_id", batch_id);
+    cJSON_AddStringToObject(o, "name", name);
     cJSON_AddNumberToObject(o, "items", (double)n);
     cJSON_AddStringToObject(o, "source", a->source);
     print_json(o);
@@ -200,7 +223,9 @@ out:
         rte_redis_free(r);
     rte_stedi_free(st);
     free(items);
+    free(members);
     free(stis);
+    free(keys);
     rte_member_snapshot_release(snap);
     rte_member_dir_free(dir);
     return rc;

@@ -1,34 +1,41 @@
 /*
- * stedi-sim - an in-memory stand-in for the Stedi eligibility API.
+ * stedi-sim - an in-memory stand-in for Stedi's eligibility APIs.
  *
- * Serves, on the public port (http.addr), Stedi's real paths so the suite can
- * run without the internet: real-time checks with log-normal latency in
- * simulated time and a per-key concurrency limit (sim_realtime.c), batch
- * submission, status, item lists and poll-batch pages with an optional signed
- * completion callback (sim_batch.c), plus GET /_sim/stats and POST /_sim/reset.
- * The admin port has the skeleton's /metrics, /healthz, /readyz. Needs
- * neither Redis nor Kafka. All state is in memory and lost on exit.
+ * Serves Stedi's published paths and shapes so the suite can run without
+ * the internet. Stedi has two hosts: the healthcare API (real-time checks,
+ * sim_realtime.c) and the manager API (batch submit, status, items and
+ * polling, sim_batch.c). Both are served on the public port (http.addr)
+ * unless the manager API gets its own listener (--manager-port N or
+ * sim.manager_addr): then each port answers only its own API's paths (404
+ * for the other's), and the manager port is published in the ports file as
+ * "manager". GET /_sim/stats and POST /_sim/reset (test controls, no
+ * authorization) are on both. The admin port has the skeleton's /metrics,
+ * /healthz, /readyz. Needs neither Redis nor Kafka. All state is in memory
+ * and lost on exit.
  *
- *   key                        RTE_* variable                 default     meaning
- *   sim.api_key                RTE_SIM_API_KEY                test-key    Authorization must be the
- * key or "Key <key>" sim.latency_p50            RTE_SIM_LATENCY_P50            4s          median
- * real-time latency (simulated) sim.latency_p95            RTE_SIM_LATENCY_P95            12s 95th
- * percentile (>= p50) sim.latency_max            RTE_SIM_LATENCY_MAX            120s        cap on
- * a drawn latency sim.max_concurrent         RTE_SIM_MAX_CONCURRENT         15          real-time
- * calls in flight per key; more -> 429 sim.error_rate             RTE_SIM_ERROR_RATE             0
- * 0..1 share of payer errors (AAA 42, 502, 503) sim.downtime               RTE_SIM_DOWNTIME (none)
- * "payer@HH:MM-HH:MM,..." simulated UTC -> AAA 42 sim.batch_min_delay RTE_SIM_BATCH_MIN_DELAY 1m
- * earliest completion of a batch item (simulated) sim.batch_max_delay RTE_SIM_BATCH_MAX_DELAY 15m
- * latest completion of a batch item (simulated) sim.callback_secret        RTE_SIM_CALLBACK_SECRET
- * whsec-test  HMAC-SHA256 key of completion callbacks sim.callback_max_attempts
- * RTE_SIM_CALLBACK_MAX_ATTEMPTS  10          callback deliveries before giving up
+ *   key                        RTE_* variable                 default
+ *   sim.api_key                RTE_SIM_API_KEY                test-key
+ *   sim.latency_p50            RTE_SIM_LATENCY_P50            4s
+ *   sim.latency_p95            RTE_SIM_LATENCY_P95            12s
+ *   sim.latency_max            RTE_SIM_LATENCY_MAX            120s
+ *   sim.max_concurrent         RTE_SIM_MAX_CONCURRENT         15
+ *   sim.error_rate             RTE_SIM_ERROR_RATE             0
+ *   sim.downtime               RTE_SIM_DOWNTIME               (none)
+ *   sim.unknown_payers         RTE_SIM_UNKNOWN_PAYERS         FOO
+ *   sim.manager_addr           RTE_SIM_MANAGER_ADDR           (none: the manager API on http.addr)
+ *   sim.batch_min_delay        RTE_SIM_BATCH_MIN_DELAY        1m
+ *   sim.batch_max_delay        RTE_SIM_BATCH_MAX_DELAY        15m
+ *   sim.callback_secret        RTE_SIM_CALLBACK_SECRET        whsec-test
+ *   sim.callback_max_attempts  RTE_SIM_CALLBACK_MAX_ATTEMPTS  10
  *
- * A bad value is fatal at start-up and names the key (config.h).
+ * docs/stedi-sim.md says what each means. A bad value is fatal at start-up
+ * and names the key (config.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rte/clock.h"
 #include "rte/log.h"
 #include "rte/service.h"
 #include "sim.h"
@@ -77,6 +84,74 @@ static void read_downtime(const rte_config *cfg)
     }
 }
 
+/* the APIs each listener serves: routes point at these masks (sim_serves) */
+static int main_apis = SIM_API_HEALTHCARE | SIM_API_MANAGER;
+static int manager_apis = SIM_API_MANAGER;
+
+static void sim_h_stats(rte_http_req *req, void *arg);
+static void sim_h_reset(rte_http_req *req, void *arg);
+
+/* the manager API's own listener (--manager-port / sim.manager_addr) */
+static struct {
+    long cli_port; /* --manager-port N; -1 = not given */
+    rte_http_server *server;
+    pthread_t thread;
+} M = {.cli_port = -1};
+
+static const rte_http_route manager_routes[] = {
+    {"POST", "/2024-04-01/eligibility-manager/batch-eligibility", sim_h_batch_submit, &manager_apis,
+     64u << 20, "batch_submit"},
+    {"GET", "/2024-04-01/eligibility-manager/batch/*", sim_h_batch_get, &manager_apis, 0,
+     "batch_get"},
+    {"GET", "/2024-04-01/eligibility-manager/polling/batch-eligibility", sim_h_poll, &manager_apis,
+     0, "poll"},
+    {"GET", "/_sim/stats", sim_h_stats, NULL, 0, "sim_stats"},
+    {"POST", "/_sim/reset", sim_h_reset, NULL, 0, "sim_reset"},
+    {NULL, "/*", sim_h_not_found, NULL, 0, "not_found"},
+    {NULL},
+};
+
+static void *manager_main(void *arg)
+{
+    rte_http_server_run(arg);
+    return NULL;
+}
+
+/* the manager API's address: --manager-port on http.addr's host, else sim.manager_addr */
+static const char *manager_addr(const rte_config *cfg, char *buf, size_t len)
+{
+    if (M.cli_port < 0)
+        return rte_config_str(cfg, "sim.manager_addr", "");
+    const char *http = rte_config_str(cfg, "http.addr", "0.0.0.0:8080");
+    const char *colon = strrchr(http, ':');
+    int host = colon != NULL ? (int)(colon - http) : 0;
+    snprintf(buf, len, "%.*s:%ld", host, http, M.cli_port);
+    return buf;
+}
+
+static int start_manager(const rte_config *cfg, char *err, size_t errlen)
+{
+    char buf[300];
+    const char *addr = manager_addr(cfg, buf, sizeof buf);
+    if (addr[0] == '\0')
+        return 0;
+    M.server = rte_http_server_new(err, errlen);
+    if (M.server == NULL)
+        return -1;
+    int port = rte_http_server_listen(M.server, addr, manager_routes, err, errlen);
+    if (port < 0)
+        rte_fatal("sim.manager_addr (RTE_SIM_MANAGER_ADDR, --manager-port) = '%s': %s", addr, err);
+    if (pthread_create(&M.thread, NULL, manager_main, M.server) != 0) {
+        snprintf(err, errlen, "stedi-sim: cannot start the manager API's loop");
+        return -1;
+    }
+    main_apis = SIM_API_HEALTHCARE;
+    rte_service_publish_port("manager", port);
+    rte_log_info("manager API on its own port %d; the main port serves the healthcare API only",
+                 port);
+    return 0;
+}
+
 static int init(const rte_config *cfg, char *err, size_t errlen)
 {
     sim_conf.api_key = rte_config_str(cfg, "sim.api_key", "test-key");
@@ -88,6 +163,7 @@ static int init(const rte_config *cfg, char *err, size_t errlen)
     sim_conf.max_concurrent = (int)rte_config_int(cfg, "sim.max_concurrent", 15, 1, 100000);
     sim_conf.error_rate = rte_config_double(cfg, "sim.error_rate", 0, 0, 1);
     read_downtime(cfg);
+    sim_conf.unknown_payers = rte_config_str(cfg, "sim.unknown_payers", "FOO");
     sim_conf.batch_min_delay_ms =
         rte_config_duration_ms(cfg, "sim.batch_min_delay", 60000, 0, 7 * 86400000LL);
     sim_conf.batch_max_delay_ms =
@@ -97,18 +173,26 @@ static int init(const rte_config *cfg, char *err, size_t errlen)
     sim_conf.callback_secret = rte_config_str(cfg, "sim.callback_secret", "whsec-test");
     sim_conf.callback_max_attempts =
         (int)rte_config_int(cfg, "sim.callback_max_attempts", 10, 1, 1000);
-    if (sim_realtime_start(err, errlen) != 0 || sim_batch_start(err, errlen) != 0)
+    if (sim_realtime_start(err, errlen) != 0 || sim_batch_start(err, errlen) != 0 ||
+        start_manager(cfg, err, errlen) != 0)
         return -1;
     return 0;
 }
 
 static void shutdown_sim(void)
 {
+    if (M.server != NULL) {
+        rte_http_server_stop(M.server, 5000);
+        pthread_join(M.thread, NULL);
+        rte_http_server_free(M.server);
+        M.server = NULL;
+    }
     sim_batch_stop();
     sim_realtime_stop();
 }
 
-static void h_stats(rte_http_req *req, void *arg)
+/* GET /_sim/stats; a loop thread */
+static void sim_h_stats(rte_http_req *req, void *arg)
 {
     (void)arg;
     cJSON *d = cJSON_CreateObject();
@@ -127,8 +211,9 @@ static void h_stats(rte_http_req *req, void *arg)
     cJSON_Delete(d);
 }
 
-/* counters go to zero; in_flight is a gauge and stays, max_in_flight restarts from it */
-static void h_reset(rte_http_req *req, void *arg)
+/* POST /_sim/reset: counters to zero (in_flight is a gauge and stays, max_in_flight
+ * restarts from it); a loop thread */
+static void sim_h_reset(rte_http_req *req, void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&sim_st.mu);
@@ -140,17 +225,45 @@ static void h_reset(rte_http_req *req, void *arg)
     rte_http_respond(req, 200, "application/json", ok, sizeof ok - 1);
 }
 
+/* take --manager-port N out of argv (the skeleton parses the rest); -1 on a bad value */
+static int take_manager_port(int *argc, char **argv)
+{
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--manager-port") != 0) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        char *end = NULL;
+        if (i + 1 < *argc)
+            M.cli_port = strtol(argv[i + 1], &end, 10);
+        if (end == NULL || end == argv[i + 1] || *end != '\0' || M.cli_port < 0 ||
+            M.cli_port > 65535) {
+            fprintf(stderr, "%s: --manager-port wants a port number 0..65535 (0 = any free)\n",
+                    argv[0]);
+            return -1;
+        }
+        i++;
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const rte_http_route routes[] = {
-        {"POST", "/2024-04-01/change/medicalnetwork/eligibility/v3", sim_h_realtime, NULL, 0,
+        {"POST", "/2024-04-01/change/medicalnetwork/eligibility/v3", sim_h_realtime, &main_apis, 0,
          "realtime"},
-        {"POST", "/2024-04-01/eligibility-manager/batch-eligibility", sim_h_batch_submit, NULL,
-         64u << 20, "batch_submit"},
-        {"GET", "/2024-04-01/eligibility-manager/batch/*", sim_h_batch_get, NULL, 0, "batch_get"},
-        {"GET", "/2025-04-25/healthcare/eligibility/poll-batch", sim_h_poll, NULL, 0, "poll"},
-        {"GET", "/_sim/stats", h_stats, NULL, 0, "sim_stats"},
-        {"POST", "/_sim/reset", h_reset, NULL, 0, "sim_reset"},
+        {"POST", "/2024-04-01/eligibility-manager/batch-eligibility", sim_h_batch_submit,
+         &main_apis, 64u << 20, "batch_submit"},
+        {"GET", "/2024-04-01/eligibility-manager/batch/*", sim_h_batch_get, &main_apis, 0,
+         "batch_get"},
+        {"GET", "/2024-04-01/eligibility-manager/polling/batch-eligibility", sim_h_poll, &main_apis,
+         0, "poll"},
+        {"GET", "/_sim/stats", sim_h_stats, NULL, 0, "sim_stats"},
+        {"POST", "/_sim/reset", sim_h_reset, NULL, 0, "sim_reset"},
+        {NULL, "/*", sim_h_not_found, NULL, 0, "not_found"},
         {NULL},
     };
     rte_service_def def = {
@@ -160,5 +273,7 @@ int main(int argc, char **argv)
         .shutdown = shutdown_sim,
         .routes = routes,
     };
+    if (take_manager_port(&argc, argv) != 0)
+        return 2;
     return rte_service_main(&def, argc, argv);
 }

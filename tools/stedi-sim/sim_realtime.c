@@ -1,23 +1,27 @@
 /*
- * sim_realtime.c - the real-time eligibility endpoint of stedi-sim.
+ * sim_realtime.c - the real-time eligibility endpoint of stedi-sim, and the
+ * HTTP helpers both APIs share.
  *
- * A request is checked (Authorization, JSON, shape: 400 names the field),
- * admitted against sim.max_concurrent (the one API key's slots; the next
- * caller gets 429 TOO_MANY_REQUESTS at once), and its answer is built at
- * once. The answer is then held for a latency drawn from a log-normal fitted
- * to sim.latency_p50/p95 (simulated ms, capped at sim.latency_max) and sent
- * by one scheduler thread that serves a min-heap of due responses: no thread
- * per request. The drawn latency is sent in X-Sim-Latency-Ms.
+ * A request is checked (Authorization; JSON; Stedi's request schema, 400
+ * ValidationException naming each field), a payer Stedi does not know gets
+ * Stedi's own 400 (code 33) at once, and the rest is admitted against
+ * sim.max_concurrent (the one API key's slots; the next caller gets 429 at
+ * once). The answer is built at once and held for a latency drawn from a
+ * log-normal fitted to sim.latency_p50/p95 (simulated ms, capped at
+ * sim.latency_max), then sent by one scheduler thread that serves a
+ * min-heap of due responses: no thread per request. The drawn latency is
+ * sent in X-Sim-Latency-Ms.
  *
  * Latency draws use a golden-ratio low-discrepancy sequence as the uniform
  * source, so any few hundred consecutive calls match the configured
  * percentiles closely (tests can check them without flakiness) while the
  * order still looks random.
  *
- * Outcomes are a pure function of (memberId, tradingPartnerServiceId) and the
- * simulated date; payer errors come from sim.error_rate (hash of the body and
- * a call counter: AAA 42 in a 200, or HTTP 502/503) and from sim.downtime
- * windows (AAA 42). The same outcome builder serves batch items.
+ * The answer is the member's (sim_answer.c): HTTP 200 with the 271, or 400
+ * for the rejection Stedi documents under 400. Payer trouble overrides it:
+ * during a sim.downtime window the payer answers AAA 42 (HTTP 200), and
+ * sim.error_rate (hash of the member and a call counter) turns a call into
+ * AAA 42, 503 or 504 - the failure statuses the OpenAPI lists.
  */
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +30,7 @@
 #include <time.h>
 
 #include "rte/clock.h"
+#include "rte/crypto.h"
 #include "rte/log.h"
 #include "sim.h"
 
@@ -40,7 +45,7 @@ void sim_stat_add(long *counter, long v)
     pthread_mutex_unlock(&sim_st.mu);
 }
 
-/* sim_stedi_error - answer status with a Stedi-style {"code","message"} body; loop thread */
+/* sim_stedi_error - answer status with Stedi's {"code","message"} error body; loop thread */
 void sim_stedi_error(rte_http_req *req, int status, const char *code, const char *msg)
 {
     cJSON *d = cJSON_CreateObject();
@@ -50,20 +55,45 @@ void sim_stedi_error(rte_http_req *req, int status, const char *code, const char
     cJSON_Delete(d);
 }
 
-/* sim_authorized - 1 if the Authorization header carries the key, else answers 401; loop thread */
-int sim_authorized(rte_http_req *req)
+/* sim_h_not_found - any path this host does not serve: 404 {"code","message"}; loop thread */
+void sim_h_not_found(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    char msg[300], method[12], path[200];
+    snprintf(msg, sizeof msg, "no resource %s %s on this host",
+             sim_excerpt(rte_http_req_method(req), method, sizeof method),
+             sim_excerpt(rte_http_req_path(req), path, sizeof path));
+    sim_stedi_error(req, 404, "NOT_FOUND", msg);
+}
+
+/* sim_serves - 1 if this listener serves api, else answers 404; loop thread */
+int sim_serves(rte_http_req *req, const void *api_mask, enum sim_api api)
+{
+    if (*(const int *)api_mask & (int)api)
+        return 1;
+    sim_h_not_found(req, NULL);
+    return 0;
+}
+
+/* sim_authorized - 1 if Authorization carries the key, else answers 401/403; loop thread */
+int sim_authorized(rte_http_req *req, enum sim_api api)
 {
     char v[512];
     int n = rte_http_req_header(req, "Authorization", v, sizeof v);
+    if (n < 0 && api == SIM_API_MANAGER) {
+        sim_stedi_error(req, 401, "UNAUTHORIZED", "Missing Authorization header (the API key)");
+        return 0;
+    }
     if (n >= 0) {
         const char *k = v;
-        if (strncmp(k, "Key ", 4) == 0)
+        if (strncmp(k, "Key ", 4) == 0) /* the older form, still accepted */
             k += 4;
         if (strcmp(k, sim_conf.api_key) == 0)
             return 1;
     }
-    sim_stedi_error(req, 401, "UNAUTHORIZED",
-                    "Missing or invalid API key in the Authorization header");
+    sim_stedi_error(req, 403, "ACCESS_DENIED",
+                    n < 0 ? "Missing Authorization header (the API key)"
+                          : "The API key in the Authorization header is not valid");
     return 0;
 }
 
@@ -81,196 +111,6 @@ uint64_t sim_hash(uint64_t h, const char *text)
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
     return h;
-}
-
-/* --- validation ---------------------------------------------------------- */
-
-static const char *str_field(const cJSON *obj, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-    return cJSON_IsString(v) && v->valuestring[0] != '\0' ? v->valuestring : NULL;
-}
-
-static int all_digits(const char *s, size_t n)
-{
-    if (strlen(s) != n)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-    return 1;
-}
-
-static int fail(char *err, size_t errlen, const char *prefix, const char *field, const char *why)
-{
-    snprintf(err, errlen, "%s%s: %s", prefix, field, why);
-    return -1;
-}
-
-/* sim_validate - check one eligibility request's shape; -1 + err naming the field */
-int sim_validate(const cJSON *item, const char *prefix, char *err, size_t errlen)
-{
-    if (!cJSON_IsObject(item))
-        return fail(err, errlen, prefix, "(request)", "must be a JSON object");
-    if (str_field(item, "controlNumber") == NULL)
-        return fail(err, errlen, prefix, "controlNumber", "missing");
-    if (str_field(item, "tradingPartnerServiceId") == NULL)
-        return fail(err, errlen, prefix, "tradingPartnerServiceId", "missing");
-    const cJSON *prov = cJSON_GetObjectItemCaseSensitive(item, "provider");
-    if (!cJSON_IsObject(prov))
-        return fail(err, errlen, prefix, "provider", "missing");
-    if (str_field(prov, "organizationName") == NULL)
-        return fail(err, errlen, prefix, "provider.organizationName", "missing");
-    const char *npi = str_field(prov, "npi");
-    if (npi == NULL)
-        return fail(err, errlen, prefix, "provider.npi", "missing");
-    if (!all_digits(npi, 10))
-        return fail(err, errlen, prefix, "provider.npi", "must be 10 digits");
-    const cJSON *sub = cJSON_GetObjectItemCaseSensitive(item, "subscriber");
-    if (!cJSON_IsObject(sub))
-        return fail(err, errlen, prefix, "subscriber", "missing");
-    static const char *const sf[] = {"memberId", "firstName", "lastName", "dateOfBirth"};
-    char field[64];
-    for (size_t i = 0; i < sizeof sf / sizeof sf[0]; i++) {
-        snprintf(field, sizeof field, "subscriber.%s", sf[i]);
-        if (str_field(sub, sf[i]) == NULL)
-            return fail(err, errlen, prefix, field, "missing");
-    }
-    if (!all_digits(str_field(sub, "dateOfBirth"), 8))
-        return fail(err, errlen, prefix, "subscriber.dateOfBirth", "must be YYYYMMDD");
-    const cJSON *enc = cJSON_GetObjectItemCaseSensitive(item, "encounter");
-    if (!cJSON_IsObject(enc))
-        return fail(err, errlen, prefix, "encounter", "missing");
-    const cJSON *stc = cJSON_GetObjectItemCaseSensitive(enc, "serviceTypeCodes");
-    if (!cJSON_IsArray(stc) || cJSON_GetArraySize(stc) == 0)
-        return fail(err, errlen, prefix, "encounter.serviceTypeCodes",
-                    "missing (a non-empty array of strings)");
-    const cJSON *c;
-    cJSON_ArrayForEach(c, stc)
-    {
-        if (!cJSON_IsString(c) || c->valuestring[0] == '\0')
-            return fail(err, errlen, prefix, "encounter.serviceTypeCodes",
-                        "must hold non-empty strings");
-    }
-    return 0;
-}
-
-/* --- outcome ------------------------------------------------------------- */
-
-static int in_downtime(const char *payer, int64_t now_ms)
-{
-    int m = (int)((now_ms / 60000) % 1440);
-    for (int i = 0; i < sim_conf.ndowntime; i++) {
-        const sim_downtime *d = &sim_conf.downtime[i];
-        if (strcmp(d->payer, payer) != 0)
-            continue;
-        if (d->start_min <= d->end_min ? (m >= d->start_min && m < d->end_min)
-                                       : (m >= d->start_min || m < d->end_min))
-            return 1;
-    }
-    return 0;
-}
-
-static uint64_t member_hash(const cJSON *item)
-{
-    const cJSON *sub = cJSON_GetObjectItemCaseSensitive(item, "subscriber");
-    uint64_t h = sim_hash(0, str_field(sub, "memberId"));
-    h = sim_hash(h, "|");
-    return sim_hash(h, str_field(item, "tradingPartnerServiceId"));
-}
-
-/* sim_item_error - 1 if a batch item deterministically fails at simulated time now_ms; pure */
-int sim_item_error(const cJSON *item, int64_t now_ms)
-{
-    if (in_downtime(str_field(item, "tradingPartnerServiceId"), now_ms))
-        return 1;
-    const char *sti = str_field(item, "submitterTransactionIdentifier");
-    uint64_t h = sim_hash(member_hash(item), sti ? sti : "");
-    return (double)(h >> 11) / 9007199254740992.0 < sim_conf.error_rate;
-}
-
-static void ymd(char *buf, size_t len, int y, int m, int d)
-{
-    snprintf(buf, len, "%04d%02d%02d", y, m, d);
-}
-
-static cJSON *echo_base(const cJSON *item)
-{
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "controlNumber", str_field(item, "controlNumber"));
-    cJSON_AddStringToObject(d, "tradingPartnerServiceId",
-                            str_field(item, "tradingPartnerServiceId"));
-    const cJSON *sub = cJSON_GetObjectItemCaseSensitive(item, "subscriber");
-    cJSON *s = cJSON_AddObjectToObject(d, "subscriber");
-    static const char *const sf[] = {"memberId", "firstName", "lastName", "dateOfBirth"};
-    for (size_t i = 0; i < sizeof sf / sizeof sf[0]; i++)
-        cJSON_AddStringToObject(s, sf[i], str_field(sub, sf[i]));
-    return d;
-}
-
-/* sim_outcome - the response document for a valid request; caller frees */
-cJSON *sim_outcome(const cJSON *item, int64_t now_ms, int force_error)
-{
-    cJSON *d = echo_base(item);
-    if (force_error || in_downtime(str_field(item, "tradingPartnerServiceId"), now_ms)) {
-        cJSON *errs = cJSON_AddArrayToObject(d, "errors");
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "field", "AAA");
-        cJSON_AddStringToObject(e, "code", "42");
-        cJSON_AddStringToObject(e, "description", "Unable to Respond at Current Time");
-        cJSON_AddStringToObject(e, "followupAction", "Please Retry Later");
-        cJSON_AddStringToObject(e, "location", "Loop 2100A");
-        cJSON_AddItemToArray(errs, e);
-        return d;
-    }
-    static const int copays[] = {0, 10, 20, 25, 30, 40, 50};
-    uint64_t h = member_hash(item);
-    int active = h % 10 < 8;
-    int copay = copays[(h >> 8) % 7];
-    int in_network = (h >> 16) % 4 != 0;
-    int month = (int)((h >> 24) % 12) + 1;
-    time_t t = (time_t)(now_ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    int year = tm.tm_year + 1900;
-    char begin[16], end[16];
-    ymd(begin, sizeof begin, active ? year - 1 : year - 2, month, 1);
-    ymd(end, sizeof end, active ? year + 1 : year - 1, month, 1);
-
-    const cJSON *stc = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(item, "encounter"), "serviceTypeCodes");
-    cJSON *pdi = cJSON_AddObjectToObject(d, "planDateInformation");
-    cJSON_AddStringToObject(pdi, "planBegin", begin);
-    cJSON_AddStringToObject(pdi, "planEnd", end);
-    char plan[32];
-    snprintf(plan, sizeof plan, "SIM PLAN %c", (char)('A' + (h >> 32) % 5));
-    cJSON *ps = cJSON_CreateObject();
-    cJSON_AddStringToObject(ps, "statusCode", active ? "1" : "6");
-    cJSON_AddStringToObject(ps, "status", active ? "Active Coverage" : "Inactive");
-    cJSON_AddStringToObject(ps, "planDetails", plan);
-    cJSON_AddItemToObject(ps, "serviceTypeCodes", cJSON_Duplicate(stc, 1));
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "planStatus"), ps);
-
-    cJSON *bi = cJSON_AddArrayToObject(d, "benefitsInformation");
-    cJSON *cov = cJSON_CreateObject();
-    cJSON_AddStringToObject(cov, "code", active ? "1" : "6");
-    cJSON_AddStringToObject(cov, "name", active ? "Active Coverage" : "Inactive");
-    cJSON_AddItemToObject(cov, "serviceTypeCodes", cJSON_Duplicate(stc, 1));
-    cJSON_AddStringToObject(cov, "inPlanNetworkIndicatorCode", in_network ? "Y" : "N");
-    cJSON_AddItemToArray(bi, cov);
-    if (active) {
-        char amt[16];
-        snprintf(amt, sizeof amt, "%d", copay);
-        cJSON *co = cJSON_CreateObject();
-        cJSON_AddStringToObject(co, "code", "B");
-        cJSON_AddStringToObject(co, "name", "Co-Payment");
-        cJSON_AddItemToObject(co, "serviceTypeCodes", cJSON_Duplicate(stc, 1));
-        cJSON_AddStringToObject(co, "timeQualifierCode", "27");
-        cJSON_AddStringToObject(co, "benefitAmount", amt);
-        cJSON_AddStringToObject(co, "inPlanNetworkIndicatorCode", in_network ? "Y" : "N");
-        cJSON_AddItemToArray(bi, co);
-    }
-    return d;
 }
 
 /* --- latency ------------------------------------------------------------- */
@@ -436,22 +276,36 @@ static int admit(void)
     return ok;
 }
 
+static void respond_now(rte_http_req *req, int status, cJSON *doc)
+{
+    rte_http_respond_json(req, status, doc);
+    cJSON_Delete(doc);
+}
+
 /* sim_h_realtime - POST .../eligibility/v3; loop thread */
 void sim_h_realtime(rte_http_req *req, void *arg)
 {
     (void)arg;
-    if (!sim_authorized(req))
+    if (!sim_authorized(req, SIM_API_HEALTHCARE))
         return;
     size_t len;
     const char *body = rte_http_req_body(req, &len);
-    cJSON *in = cJSON_ParseWithLength(body, len);
-    char err[256];
-    if (in == NULL) {
-        sim_stedi_error(req, 400, "BAD_REQUEST", "request body is not valid JSON");
+    cJSON *in = sim_utf8_ok(body, len) ? cJSON_ParseWithLength(body, len) : NULL;
+    sim_invalid v = {0};
+    if (in == NULL)
+        sim_invalid_add(&v, "/", "(request): the body is not valid JSON (UTF-8)");
+    else
+        sim_check_request(in, -1, &v);
+    if (v.total > 0) {
+        sim_respond_invalid(req, &v);
+        cJSON_Delete(in);
         return;
     }
-    if (sim_validate(in, "", err, sizeof err) != 0) {
-        sim_stedi_error(req, 400, "BAD_REQUEST", err);
+    const char *payer =
+        cJSON_GetObjectItemCaseSensitive(in, "tradingPartnerServiceId")->valuestring;
+    if (sim_payer_unknown(payer)) {
+        sim_stat_add(&sim_st.realtime_errors, 1);
+        respond_now(req, 400, sim_answer_unknown_payer(in));
         cJSON_Delete(in);
         return;
     }
@@ -466,30 +320,45 @@ void sim_h_realtime(rte_http_req *req, void *arg)
     pthread_mutex_unlock(&S.mu);
     int64_t lat = draw_latency(n);
 
-    /* payer errors: hash of the body and the call counter against error_rate */
+    /* payer trouble: hash of the member and the call counter against error_rate */
     char nbuf[32];
     snprintf(nbuf, sizeof nbuf, "#%llu", (unsigned long long)n);
-    uint64_t h = sim_hash(member_hash(in), nbuf);
-    int status = 200, force = 0;
+    uint64_t h = sim_hash(sim_member_number(in) + 1, payer);
+    h = sim_hash(h, nbuf);
+    int force = 0; /* 1: AAA 42, 2: 503, 3: 504 */
     if ((double)(h >> 11) / 9007199254740992.0 < sim_conf.error_rate)
-        force = (int)(h % 3) + 1; /* 1: AAA 42, 2: 502, 3: 503 */
+        force = (int)(h % 3) + 1;
     int64_t now = rte_clock_now_ms();
-    char *text;
+    if (force == 0 && sim_downtime_end(payer, now) >= 0)
+        force = 1;
+    uint64_t seed;
+    rte_random_bytes(&seed, sizeof seed);
+    int status = 200;
+    cJSON *out;
     if (force == 2 || force == 3) {
-        status = force == 2 ? 502 : 503;
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "code", force == 2 ? "BAD_GATEWAY" : "SERVICE_UNAVAILABLE");
-        cJSON_AddStringToObject(e, "message", "The payer connection failed; retry later");
-        text = cJSON_PrintUnformatted(e);
-        cJSON_Delete(e);
+        status = force == 2 ? 503 : 504;
+        out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "code",
+                                force == 2 ? "SERVICE_UNAVAILABLE" : "GATEWAY_TIMEOUT");
+        cJSON_AddStringToObject(out, "message",
+                                force == 2 ? "The payer connection is unavailable; retry "
+                                             "later"
+                                           : "The payer did not answer in time; retry "
+                                             "later");
+    } else if (force == 1) {
+        out = sim_answer_payer_down(in, now, seed);
     } else {
-        cJSON *out = sim_outcome(in, now, force == 1);
-        if (cJSON_GetObjectItemCaseSensitive(out, "errors") != NULL)
-            force = 1;
-        text = cJSON_PrintUnformatted(out);
-        cJSON_Delete(out);
+        sim_facts f;
+        out = sim_answer(in, now, seed, &f);
+        status = f.http_status;
+        if (f.result == SIM_REJECTED)
+            force = 4;
     }
+    char *text = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
     cJSON_Delete(in);
+    if (text == NULL)
+        rte_panic("stedi-sim: out of memory printing an answer");
     if (force)
         sim_stat_add(&sim_st.realtime_errors, 1);
     char lb[32];

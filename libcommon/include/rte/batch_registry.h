@@ -13,6 +13,11 @@
  *                            done_ms
  *   <prefix>:{id}:lease      string: the owner token of the replica polling
  *                            it now, with a PX expiry (crash-safe)
+ *   <prefix>:{id}:items      hash: submitterTransactionIdentifier -> JSON
+ *                            {"key": cache key, "service_types": [...]}:
+ *                            which member (as its cache key, never the raw
+ *                            id) and which question each submitted item is,
+ *                            since a polled result names neither
  *
  * Scheduling: the first check is due first_delay_ms after registration; each
  * check that finds nothing new doubles the interval (first_delay_ms x 2^n),
@@ -39,6 +44,7 @@
 #ifndef RTE_BATCH_REGISTRY_H
 #define RTE_BATCH_REGISTRY_H
 
+#include <cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,7 +52,7 @@
 #include "rte/redis.h"
 
 #define RTE_BATCH_ID_MAX 128
-#define RTE_BATCH_CURSOR_MAX 320
+#define RTE_BATCH_CURSOR_MAX 1040 /* a Stedi page token (up to 1024) plus our skip count */
 #define RTE_BATCH_E_LOST (-2)
 
 typedef struct rte_batch_registry_opts {
@@ -58,13 +64,23 @@ typedef struct rte_batch_registry_opts {
     int64_t keep_ms;         /* done batches kept this long (real ms); default 7 d */
 } rte_batch_registry_opts;
 
+/* One submitted item: how its polled result finds its cache entry. Strings are borrowed. */
+typedef struct rte_batch_member {
+    const char *submitter_id;  /* the item's submitterTransactionIdentifier */
+    const char *cache_key;     /* rte_cache_key of its member and trading partner */
+    const char *service_types; /* the service types it asked, "30" or "30,MH"; NULL = "30" */
+} rte_batch_member;
+
 /* What a submitter registers. Strings are borrowed. */
 typedef struct rte_batch_info {
-    const char *batch_id;    /* Stedi's batchId, 1..127 chars of [A-Za-z0-9._:-] */
-    const char *source;      /* who submitted: "cache-warmer", "batch-rpc", ... */
-    int items;               /* item count submitted */
-    int64_t submitted_ms;    /* clock ms; 0 = now */
-    int64_t retry_window_ms; /* 0 = the registry's default */
+    const char *batch_id;            /* Stedi's batchId, 1..127 chars of [A-Za-z0-9._:-] */
+    const char *source;              /* who submitted: "cache-warmer", "batch-rpc", ... */
+    int items;                       /* item count submitted */
+    int64_t submitted_ms;            /* clock ms; 0 = now */
+    int64_t retry_window_ms;         /* 0 = the registry's default */
+    const rte_batch_member *members; /* one per submitted item (0..10000); stored before the
+                                        batch is scheduled, so no poll runs without them */
+    int nmembers;
 } rte_batch_info;
 
 /* A batch as stored. */
@@ -95,9 +111,12 @@ int rte_batch_registry_opts_from_config(const rte_config *cfg, rte_batch_registr
 int rte_batch_registry_valid_id(const char *id);
 
 /*
- * rte_batch_registry_register - record a batch and schedule its first check
- * at now_ms + first_delay_ms. Registering an id again keeps its cursor and
- * progress (only source/items are refreshed). 0, or -1 + err.
+ * rte_batch_registry_register - record a batch and its members and
+ * schedule its first check at now_ms + first_delay_ms. Registering an id
+ * again keeps its cursor and progress (only source/items are refreshed;
+ * members are added). The members live as long as the batch can be polled
+ * plus keep_ms. 0, or -1 + err (a member without submitter id or cache key
+ * is refused, naming it).
  */
 int rte_batch_registry_register(rte_redis *r, const rte_batch_registry_opts *o,
                                 const rte_batch_info *b, int64_t now_ms, char *err, size_t errlen);
@@ -154,6 +173,16 @@ int rte_batch_registry_reschedule(rte_redis *r, const rte_batch_registry_opts *o
 int rte_batch_registry_done(rte_redis *r, const rte_batch_registry_opts *o, const char *batch_id,
                             const char *owner, const char *reason, int64_t now_ms, char *err,
                             size_t errlen);
+
+/*
+ * rte_batch_registry_members - the registered members of the n submitter
+ * ids given, as a new JSON object {submitter id: {"key", "service_types"}}
+ * holding those found (caller deletes it); NULL + err on a Redis error.
+ * Caller's thread owns r.
+ */
+cJSON *rte_batch_registry_members(rte_redis *r, const rte_batch_registry_opts *o,
+                                  const char *batch_id, const char *const *submitter_ids, int n,
+                                  char *err, size_t errlen);
 
 /* rte_batch_registry_backlog - batches still scheduled (*pending) and due now (*due); 0 or -1 */
 int rte_batch_registry_backlog(rte_redis *r, const rte_batch_registry_opts *o, int64_t now_ms,

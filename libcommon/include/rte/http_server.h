@@ -179,6 +179,15 @@ int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, siz
                        size_t errlen);
 
 /*
+ * rte_http_req_query_at - for a parameter that may repeat ("state=A&state=B"):
+ * the index-th one (from 0), decoded as strictly as rte_http_req_query;
+ * its length, or RTE_HTTP_QUERY_ABSENT past the last one, or another
+ * rte_http_query_rc with err naming the parameter
+ */
+int rte_http_req_query_at(const rte_http_req *req, const char *name, int index, char *buf,
+                          size_t len, char *err, size_t errlen);
+
+/*
  * rte_http_req_query_only - 0 if every parameter of the query is one of
  * names (NULL-terminated; NULL = none), else RTE_HTTP_QUERY_UNKNOWN or
  * RTE_HTTP_QUERY_MALFORMED (a name that does not decode) with err naming the

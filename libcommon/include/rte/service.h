@@ -29,7 +29,9 @@
  * Ports (config keys, RTE_* overrides): admin.addr (default 0.0.0.0:9090),
  * http.addr (0.0.0.0:8080), grpc.addr (0.0.0.0:50051). Port 0 picks a free
  * port; the chosen ports are logged and, when RTE_PORTS_FILE is set, written
- * there as JSON ({"admin":N,"http":N,"grpc":N}) for tests and scripts.
+ * there as JSON ({"admin":N,"http":N,"grpc":N}) for tests and scripts. A
+ * service that opens a listener of its own in init names its port there with
+ * rte_service_publish_port.
  *
  * Thread safety: accessors below may be called from any thread once
  * rte_service_main has called init.
@@ -99,6 +101,12 @@ rte_kafka_producer *rte_service_producer(void);
 
 /* rte_service_redis - this thread's Redis connection (redis.url); borrowed */
 rte_redis *rte_service_redis(void);
+
+/*
+ * rte_service_publish_port - the ports file also gets "name":port (name in
+ * [a-z_], at most 4 such ports); call from the init callback, main thread
+ */
+void rte_service_publish_port(const char *name, int port);
 
 /* rte_service_name - the service's name */
 const char *rte_service_name(void);

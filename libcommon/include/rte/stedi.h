@@ -1,12 +1,19 @@
 /*
  * stedi.h - the client side of the Stedi eligibility API.
  *
- * Four calls, on Stedi's real paths (DESIGN.md "Stedi API"):
- *   real-time check   POST /2024-04-01/change/medicalnetwork/eligibility/v3
- *   batch submit      POST /2024-04-01/eligibility-manager/batch-eligibility
- *   batch status      GET  /2024-04-01/eligibility-manager/batch/{batchId}
- *   poll results      GET  /2025-04-25/healthcare/eligibility/poll-batch
- *                          ?batchId=&pageSize=&pageToken=  (all pages)
+ * Stedi's published OpenAPI is the contract (docs/stedi.md). Two hosts:
+ *   healthcare API  real-time check
+ *                   POST /2024-04-01/change/medicalnetwork/eligibility/v3
+ *   manager API     batch submit
+ *                   POST /2024-04-01/eligibility-manager/batch-eligibility
+ *                   batch status
+ *                   GET  /2024-04-01/eligibility-manager/batch/{batchId}
+ *                   results, page by page
+ *                   GET  /2024-04-01/eligibility-manager/polling/batch-eligibility
+ *                        ?batchId=&pageSize=&pageToken=
+ * Base URLs are scheme://host[:port][/prefix] without the API version: the
+ * client adds /2024-04-01 itself, because the version decides the shapes it
+ * reads (a base URL ending in a dated segment is refused).
  *
  * Contract:
  * - Every real-time call first takes a lease from the cluster-wide slot
@@ -31,9 +38,17 @@
  *   (connection refused, 429); a timeout or 5xx after sending returns
  *   RTE_STEDI_UNKNOWN: the batch may exist, and the caller must not blindly
  *   resubmit.
- * - Mapping: real-time answers and polled items become cache entries
- *   through cache_entry.h (the one owner of the format). Payer errors (AAA
- *   in errors[]) are answers, not failures: they become error entries.
+ * - Answers: a real-time body and a polled item are read by the one reader,
+ *   stedi_reply.h, into a cache entry. errors[] is read whatever the HTTP
+ *   status (Stedi documents a payer's AAA rejection under HTTP 400 and an
+ *   unknown payer as a 400 with its own code): such an answer is
+ *   RTE_STEDI_PAYER_ERROR with an error entry that says whether asking
+ *   again can help. Only a 4xx without errors[] (Stedi's validation
+ *   error, a refused key: 401/403) is RTE_STEDI_REJECTED.
+ * - Requests are checked against Stedi's own field limits before anything
+ *   is sent; an error names the field (subscriber.firstName, ...).
+ * - Authorization: the API key itself, as Stedi documents it (the older
+ *   "Key <api key>" form is only tolerated by Stedi).
  *
  * Configuration (rte_stedi_from_config; docs/configuration.md): stedi.*
  * for the API, slots.* for the limiter, cache.* for freshness.
@@ -57,48 +72,55 @@
 #include "rte/config.h"
 #include "rte/http_client.h"
 #include "rte/slots.h"
+#include "rte/stedi_reply.h"
 
 typedef struct rte_stedi rte_stedi;
 
+/* The API version the client speaks (its paths start with it). */
+#define RTE_STEDI_API_VERSION "2024-04-01"
+
 typedef struct rte_stedi_opts {
-    const char *base_url;          /* default "http://127.0.0.1:8089" */
-    const char *api_key;           /* sent as "Authorization: Key <api_key>"; required */
-    int realtime_timeout_ms;       /* per real-time attempt; default 120000 */
-    int api_timeout_ms;            /* per batch/status/poll attempt; default 30000 */
-    int max_attempts;              /* default 3 */
-    int base_delay_ms;             /* backoff base; default 200 */
-    int max_delay_ms;              /* backoff cap (and Retry-After cap); default 10000 */
-    const char *provider_name;     /* default for checks; default "RTE Cache Warming" */
-    const char *provider_npi;      /* 10 digits; default "1999999984" */
-    rte_cache_freshness freshness; /* default rte_cache_freshness_default() */
-    rte_http_client *http;         /* borrowed; NULL = the client makes its own */
-    rte_slots *slots;              /* borrowed; NULL = real-time calls refused */
+    const char *healthcare_base_url; /* real-time checks; default "http://127.0.0.1:8089" */
+    const char *manager_base_url;    /* batch submit, status, polling; same default */
+    const char *api_key;             /* sent as "Authorization: <api_key>"; required */
+    int realtime_timeout_ms;         /* per real-time attempt; default 120000 */
+    int api_timeout_ms;              /* per batch/status/poll attempt; default 30000 */
+    int max_attempts;                /* default 3 */
+    int base_delay_ms;               /* backoff base; default 200 */
+    int max_delay_ms;                /* backoff cap (and Retry-After cap); default 10000 */
+    const char *provider_name;       /* default for checks, 1..60 chars; "RTE Cache Warming" */
+    const char *provider_npi;        /* 10 digits; default "1999999984" */
+    rte_cache_freshness freshness;   /* default rte_cache_freshness_default() */
+    rte_http_client *http;           /* borrowed; NULL = the client makes its own */
+    rte_slots *slots;                /* borrowed; NULL = real-time calls refused */
     int degraded_limit; /* interactive calls this process may make at once while the limiter's
                            Redis is unreachable; 0 = none; default 2 */
 } rte_stedi_opts;
 
-/* One eligibility question: a member at a payer. Strings are borrowed. */
+/* One eligibility question: a member at a payer. Strings are borrowed. Limits are Stedi's. */
 typedef struct rte_stedi_check {
-    const char *trading_partner_id; /* tradingPartnerServiceId */
-    const char *member_id;
-    const char *first_name;
-    const char *last_name;
-    const char *date_of_birth;     /* YYYYMMDD or YYYY-MM-DD */
-    const char *provider_name;     /* NULL = opts default */
-    const char *provider_npi;      /* NULL = opts default */
-    const char *service_type_code; /* NULL = "30" (health benefit plan coverage) */
-    const char *control_number;    /* NULL = generated, 9 digits */
-    const char *submitter_id;      /* batch items: submitterTransactionIdentifier (required) */
+    const char *trading_partner_id; /* tradingPartnerServiceId, 1..80 */
+    const char *member_id;          /* subscriber.memberId, 2..80 of [A-Za-z0-9- ] */
+    const char *first_name;         /* 1..35 */
+    const char *last_name;          /* 1..60 */
+    const char *date_of_birth;      /* YYYYMMDD or YYYY-MM-DD */
+    const char *provider_name;      /* provider.organizationName 1..60; NULL = opts default */
+    const char *provider_npi;       /* NULL = opts default */
+    const char *service_types;      /* "30" or "30,MH" (at most 2); NULL = "30" */
+    const char *control_number;     /* deprecated by Stedi: NULL = not sent; else 9 digits */
+    const char *submitter_id;       /* batch items: submitterTransactionIdentifier (required),
+                                       1..50 of [A-Za-z0-9._-], unique in the batch */
 } rte_stedi_check;
 
 enum rte_stedi_outcome {
     RTE_STEDI_OK = 0,       /* eligibility answered; entry filled */
-    RTE_STEDI_PAYER_ERROR,  /* payer answered with errors[] (e.g. AAA 42); error entry filled */
+    RTE_STEDI_PAYER_ERROR,  /* an answer with errors[] (payer AAA or Stedi's own, any HTTP
+                               status); error entry filled */
     RTE_STEDI_NO_SLOT,      /* no real-time slot before the deadline, or the limiter failed */
     RTE_STEDI_RATE_LIMITED, /* still 429 after the retries */
     RTE_STEDI_UNAVAILABLE,  /* still 5xx after the retries */
     RTE_STEDI_TIMEOUT,      /* the per-call timeout or the caller's deadline passed */
-    RTE_STEDI_REJECTED,     /* 4xx other than 429: our request or key is wrong */
+    RTE_STEDI_REJECTED,     /* 4xx without errors[]: our request (validation) or key (401/403) */
     RTE_STEDI_FAILED,       /* transport failure, lost lease, or an unreadable answer */
 };
 
@@ -121,28 +143,51 @@ typedef void (*rte_stedi_started_fn)(void *arg, const rte_slot_lease *lease);
 #define RTE_STEDI_E_UNKNOWN (-2)   /* submit: Stedi may or may not have created the batch */
 #define RTE_STEDI_E_NOT_FOUND (-3) /* status/poll: no such batch */
 
+/* Stedi's batch statuses (BatchStatus). */
+enum rte_stedi_batch_state {
+    RTE_STEDI_BATCH_UNKNOWN, /* a status this client does not know: keep polling, warn */
+    RTE_STEDI_BATCH_PENDING,
+    RTE_STEDI_BATCH_VALIDATED,
+    RTE_STEDI_BATCH_VALIDATION_FAILED,
+    RTE_STEDI_BATCH_IN_PROGRESS,
+    RTE_STEDI_BATCH_COMPLETED,
+    RTE_STEDI_BATCH_COMPLETED_WITH_ERRORS,
+};
+
+/* GET .../batch/{batchId} (GetBatchResponseContent); counts absent from the answer are 0 */
 typedef struct rte_stedi_batch_info {
-    char status[16]; /* PENDING | IN_PROGRESS | COMPLETED | ... as Stedi says */
-    int total, success, error, pending;
-    int complete; /* 1 when status is COMPLETED (no item left pending) */
+    char status[32]; /* as Stedi says, e.g. COMPLETED_WITH_ERRORS */
+    enum rte_stedi_batch_state state;
+    char id[128];
+    char name[104];
+    int total;             /* totalCount */
+    int success;           /* successCount: sent and answered (errors[] included) */
+    int error;             /* errorCount: no answer from the payer even after retrying */
+    int in_progress;       /* inProgressCount: started or retrying */
+    int validated;         /* validatedCount */
+    int validation_failed; /* validationFailedCount */
+    int max_retry_hours;   /* 0 when absent */
+    int complete;          /* 1: COMPLETED or COMPLETED_WITH_ERRORS: no result will follow */
+    int failed;            /* 1: VALIDATION_FAILED: the batch will not run */
 } rte_stedi_batch_info;
 
-/* One page of poll-batch results. */
+#define RTE_STEDI_PAGE_TOKEN_MAX 1024 /* nextPageToken maxLength */
+
+/* One page of batch poll results. */
 typedef struct rte_stedi_page {
     char *raw; /* the page body as received (decoded), malloc'd */
     size_t raw_len;
-    cJSON *doc;           /* parsed raw */
-    const cJSON *items;   /* borrowed from doc: the items array (may be empty) */
-    int count;            /* items in this page */
-    char next_token[256]; /* nextPageToken, "" on the last page */
+    cJSON *doc;         /* parsed raw */
+    const cJSON *items; /* borrowed from doc: the items array (may be empty) */
+    int count;          /* items in this page */
+    char next_token[RTE_STEDI_PAGE_TOKEN_MAX + 1]; /* nextPageToken, "" on the last page */
 } rte_stedi_page;
 
-/* One polled item mapped for the cache. Strings borrowed from the page. */
+/* One polled item read for the cache. Strings borrowed from the page. */
 typedef struct rte_stedi_item {
-    const char *submitter_id;
-    const char *member_id;
-    const char *trading_partner_id;
-    rte_cache_entry entry; /* success or payer-error entry */
+    const char *submitter_id; /* submitterTransactionIdentifier: matches the item we submitted */
+    const char *batch_id;     /* batchId, or NULL */
+    rte_cache_entry entry;    /* success or error entry */
 } rte_stedi_item;
 
 /* rte_stedi_opts_init - the defaults above; any thread */
@@ -182,18 +227,42 @@ int rte_stedi_realtime(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_c
                        rte_stedi_result *out);
 
 /*
- * rte_stedi_batch_submit - submit n (1..10000) checks as one Stedi batch;
- * callback_url may be NULL (real Stedi ignores it), max_retry_hours 0 =
- * Stedi's default. batch_id filled on 0. RTE_STEDI_E_FAILED or
- * RTE_STEDI_E_UNKNOWN + err. Any thread; blocks.
+ * rte_stedi_batch_submit - submit n (1..10000) checks as one Stedi batch
+ * named name (NULL = Stedi names it after the batchId; else it must match
+ * ^[a-zA-Z0-9-_]{1,100}$ and be unique in the account: see
+ * rte_stedi_batch_name), max_retry_hours 0 = Stedi's default (8) else
+ * 8..24. Every item needs a submitter_id, unique in the batch: it is how
+ * polled results are matched back to members. batch_id filled on 0.
+ * RTE_STEDI_E_FAILED or RTE_STEDI_E_UNKNOWN + err. Any thread; blocks.
  */
 int rte_stedi_batch_submit(rte_stedi *s, const rte_stedi_check *items, size_t n, const char *name,
-                           int max_retry_hours, const char *callback_url, char *batch_id,
-                           size_t idlen, char *err, size_t errlen);
+                           int max_retry_hours, char *batch_id, size_t idlen, char *err,
+                           size_t errlen);
+
+/*
+ * rte_stedi_batch_name - a batch name unique in the account:
+ * "<prefix>-<UTC yyyymmddThhmmss>-<8 random hex>" with the prefix cut to
+ * Stedi's characters and length. len >= 101 always fits. Any thread.
+ */
+void rte_stedi_batch_name(const char *prefix, char *out, size_t len);
+
+/* rte_stedi_batch_name_valid - 1 when name matches ^[a-zA-Z0-9-_]{1,100}$ */
+int rte_stedi_batch_name_valid(const char *name);
 
 /* rte_stedi_batch_status - the batch's counts; 0, RTE_STEDI_E_NOT_FOUND or _FAILED + err */
 int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_info *out, char *err,
                            size_t errlen);
+
+/*
+ * rte_stedi_batch_info_read - the batch status answer doc (the parsed body
+ * of GET .../batch/{batchId}) into out; 0, or RTE_STEDI_E_FAILED + err.
+ * What rte_stedi_batch_status does with a 200 body. Pure; any thread.
+ */
+int rte_stedi_batch_info_read(const cJSON *doc, rte_stedi_batch_info *out, char *err,
+                              size_t errlen);
+
+/* rte_stedi_batch_state_name - "COMPLETED", ... ("UNKNOWN"); static string */
+const char *rte_stedi_batch_state_name(enum rte_stedi_batch_state st);
 
 /*
  * rte_stedi_poll_page - one page of completed results after page_token
@@ -202,6 +271,14 @@ int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_i
  */
 int rte_stedi_poll_page(rte_stedi *s, const char *batch_id, int page_size, const char *page_token,
                         rte_stedi_page *out, char *err, size_t errlen);
+
+/*
+ * rte_stedi_page_read - check the polling answer in p->doc and fill
+ * p->items, p->count and p->next_token from it (p->raw is left alone); 0,
+ * or RTE_STEDI_E_FAILED + err. What rte_stedi_poll_page does with a 200
+ * body. Pure; any thread.
+ */
+int rte_stedi_page_read(rte_stedi_page *p, char *err, size_t errlen);
 
 /* rte_stedi_page_free - release a page (safe on a zeroed page) */
 void rte_stedi_page_free(rte_stedi_page *p);
@@ -213,7 +290,7 @@ void rte_stedi_page_free(rte_stedi_page *p);
  */
 typedef int (*rte_stedi_page_fn)(void *arg, const rte_stedi_page *page, const char *cursor_after);
 
-#define RTE_STEDI_CURSOR_MAX 300
+#define RTE_STEDI_CURSOR_MAX (RTE_STEDI_PAGE_TOKEN_MAX + 16)
 
 /*
  * rte_stedi_poll_all - hand every result completed since cursor to fn, page
@@ -231,12 +308,16 @@ long rte_stedi_poll_all(rte_stedi *s, const char *batch_id, int page_size, const
                         char *err, size_t errlen);
 
 /*
- * rte_stedi_item_map - map one polled item (an element of page->items)
- * cached at now_ms with freshness f (NULL = the defaults). -1 + err naming
- * the field when the item is malformed. Pure; any thread.
+ * rte_stedi_item_map - read one polled item (an element of page->items:
+ * the real-time answer shape plus batchId and submitterTransactionIdentifier,
+ * a failed one with status "ERROR" and errors[]) for the service types its
+ * check asked (NULL = "30"), cached at now_ms with freshness f (NULL = the
+ * defaults). The item names no member: the caller matches submitter_id to
+ * the member it submitted. -1 + err naming the field when the item is
+ * malformed. Pure; any thread.
  */
-int rte_stedi_item_map(const cJSON *item, int64_t now_ms, const rte_cache_freshness *f,
-                       rte_stedi_item *out, char *err, size_t errlen);
+int rte_stedi_item_map(const cJSON *item, const rte_stedi_asked *asked, int64_t now_ms,
+                       const rte_cache_freshness *f, rte_stedi_item *out, char *err, size_t errlen);
 
 /* rte_stedi_outcome_name - "ok", "payer_error", "no_slot", ...; static string */
 const char *rte_stedi_outcome_name(enum rte_stedi_outcome o);

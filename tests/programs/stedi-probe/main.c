@@ -2,26 +2,29 @@
  * stedi-probe - drive rte/stedi.h (the Stedi client) from integration tests.
  *
  * Configuration comes from RTE_* variables exactly as a service reads it
- * (rte_stedi_from_config): RTE_STEDI_BASE_URL, RTE_STEDI_API_KEY,
- * RTE_STEDI_TIMEOUT, RTE_STEDI_MAX_ATTEMPTS, RTE_REDIS_URL, RTE_SLOTS_* ...
+ * (rte_stedi_from_config): RTE_STEDI_BASE_URL (or RTE_STEDI_HEALTHCARE_BASE_URL
+ * and RTE_STEDI_MANAGER_BASE_URL), RTE_STEDI_API_KEY, RTE_STEDI_TIMEOUT,
+ * RTE_STEDI_MAX_ATTEMPTS, RTE_REDIS_URL, RTE_SLOTS_* ...
  *
  *   stedi-probe realtime [--n 1] [--threads 1] [--class interactive]
  *                        [--member M] [--member-prefix P] [--payer 62308]
- *                        [--deadline-ms 0] [--dob 1980-01-02]
+ *                        [--deadline-ms 0] [--dob 1980-01-02] [--first-name Ann]
+ *                        [--service-types 30]
  *   stedi-probe submit [--n 10] [--member-prefix P] [--payer 62308]
- *                      [--callback URL] [--dob 19800102]
+ *                      [--dob 19800102] [--name NAME] [--service-types 30]
  *   stedi-probe status --batch ID
- *   stedi-probe poll --batch ID [--page-size 100] [--cursor C]
+ *   stedi-probe poll --batch ID [--page-size 100] [--cursor C] [--service-types 30]
  *
  * Each prints one JSON object on stdout:
  *   realtime  {"ok":N,"payer_error":N,...,"attempts":N,"max_attempts":N,
  *              "first":{outcome,message,http_status,eligible,copay_amount,
- *              network_status,coverage_start,coverage_end,source,error_code}}
+ *              network_status,coverage_start,coverage_end,source,error_code,
+ *              entry: the cache entry as encoded}}
  *   submit    {"rc":0|-1|-2,"batch_id":..,"error":..}
- *   status    {"rc":..,"status":..,"total":..,"success":..,"error":..,
- *              "pending":..,"complete":..}
- *   poll      {"rc":items|-N,"cursor":..,"pages":N,"items":[{sti,member,payer,
- *              eligible,copay_amount,is_error,error_code}],"error":..}
+ *   status    {"rc":..,"status":..,"state":..,"total":..,"success":..,
+ *              "error":..,"in_progress":..,"complete":..,"failed":..}
+ *   poll      {"rc":items|-N,"cursor":..,"pages":N,"items":[{sti,batch,
+ *              eligible,copay_amount,is_error,error_code,entry}],"error":..}
  * Exit 0 after any outcome; 1 on bad arguments or configuration.
  */
 #include <pthread.h>
@@ -39,7 +42,7 @@
 #define NOUTCOMES (RTE_STEDI_FAILED + 1)
 
 struct args {
-    const char *cmd, *member, *prefix, *payer, *callback, *batch, *cursor, *dob;
+    const char *cmd, *member, *prefix, *payer, *batch, *cursor, *dob, *first, *name, *types;
     long n, threads, deadline_ms, page_size;
     int cls;
 };
@@ -77,6 +80,7 @@ static void parse(int argc, char **argv, struct args *a)
     a->prefix = "P";
     a->page_size = 100;
     a->dob = "19800102";
+    a->first = "Ann";
     if (argc < 2)
         usage();
     a->cmd = argv[1];
@@ -99,8 +103,12 @@ static void parse(int argc, char **argv, struct args *a)
             a->payer = v;
         else if (strcmp(k, "--deadline-ms") == 0)
             a->deadline_ms = num(v);
-        else if (strcmp(k, "--callback") == 0)
-            a->callback = v;
+        else if (strcmp(k, "--first-name") == 0)
+            a->first = v;
+        else if (strcmp(k, "--name") == 0)
+            a->name = v;
+        else if (strcmp(k, "--service-types") == 0)
+            a->types = v;
         else if (strcmp(k, "--batch") == 0)
             a->batch = v;
         else if (strcmp(k, "--cursor") == 0)
@@ -127,9 +135,10 @@ static void fill_check(const struct args *a, long i, char *member, size_t len, c
     memset(c, 0, sizeof *c);
     c->trading_partner_id = a->payer;
     c->member_id = member;
-    c->first_name = "Ann";
+    c->first_name = a->first;
     c->last_name = "Lee";
     c->date_of_birth = a->dob;
+    c->service_types = a->types;
     c->submitter_id = sti;
 }
 
@@ -177,6 +186,9 @@ static void add_entry(cJSON *o, const rte_cache_entry *e)
     cJSON_AddStringToObject(o, "source", e->source);
     cJSON_AddBoolToObject(o, "is_error", e->is_error);
     cJSON_AddStringToObject(o, "error_code", e->error_code);
+    char *text = rte_cache_entry_encode(e);
+    cJSON_AddItemToObject(o, "entry", cJSON_Parse(text ? text : "null"));
+    cJSON_free(text);
 }
 
 static void print_free(cJSON *o)
@@ -233,8 +245,8 @@ static void cmd_submit(rte_stedi *s, const struct args *a)
 
     for (long i = 0; i < n; i++)
         fill_check(a, i, members[i], 64, stis[i], 32, &items[i]);
-    rc = rte_stedi_batch_submit(s, items, (size_t)n, "stedi-probe", 0, a->callback, batch_id,
-                                sizeof batch_id, err, sizeof err);
+    rc = rte_stedi_batch_submit(s, items, (size_t)n, a->name, 0, batch_id, sizeof batch_id, err,
+                                sizeof err);
     cJSON_AddNumberToObject(o, "rc", rc);
     cJSON_AddStringToObject(o, "batch_id", batch_id);
     cJSON_AddStringToObject(o, "error", err);
@@ -253,11 +265,13 @@ static void cmd_status(rte_stedi *s, const struct args *a)
 
     cJSON_AddNumberToObject(o, "rc", rc);
     cJSON_AddStringToObject(o, "status", b.status);
+    cJSON_AddStringToObject(o, "state", rte_stedi_batch_state_name(b.state));
     cJSON_AddNumberToObject(o, "total", b.total);
     cJSON_AddNumberToObject(o, "success", b.success);
     cJSON_AddNumberToObject(o, "error", b.error);
-    cJSON_AddNumberToObject(o, "pending", b.pending);
+    cJSON_AddNumberToObject(o, "in_progress", b.in_progress);
     cJSON_AddBoolToObject(o, "complete", b.complete);
+    cJSON_AddBoolToObject(o, "failed", b.failed);
     cJSON_AddStringToObject(o, "message", err);
     print_free(o);
 }
@@ -265,6 +279,7 @@ static void cmd_status(rte_stedi *s, const struct args *a)
 struct poll_acc {
     cJSON *items, *cursors;
     int pages;
+    rte_stedi_asked asked;
 };
 
 static int on_page(void *arg, const rte_stedi_page *p, const char *cursor_after)
@@ -279,12 +294,12 @@ static int on_page(void *arg, const rte_stedi_page *p, const char *cursor_after)
     cJSON_ArrayForEach(it, p->items)
     {
         cJSON *o = cJSON_CreateObject();
-        if (rte_stedi_item_map(it, rte_clock_now_ms(), NULL, &m, err, sizeof err) != 0) {
+        if (rte_stedi_item_map(it, &acc->asked, rte_clock_now_ms(), NULL, &m, err, sizeof err) !=
+            0) {
             cJSON_AddStringToObject(o, "map_error", err);
         } else {
             cJSON_AddStringToObject(o, "sti", m.submitter_id);
-            cJSON_AddStringToObject(o, "member", m.member_id);
-            cJSON_AddStringToObject(o, "payer", m.trading_partner_id);
+            cJSON_AddStringToObject(o, "batch", m.batch_id ? m.batch_id : "");
             add_entry(o, &m.entry);
         }
         cJSON_AddItemToArray(acc->items, o);
@@ -294,9 +309,13 @@ static int on_page(void *arg, const rte_stedi_page *p, const char *cursor_after)
 
 static void cmd_poll(rte_stedi *s, const struct args *a)
 {
-    struct poll_acc acc = {cJSON_CreateArray(), cJSON_CreateArray(), 0};
+    struct poll_acc acc = {cJSON_CreateArray(), cJSON_CreateArray(), 0, {0}};
     char cursor[RTE_STEDI_CURSOR_MAX] = "", err[512] = "";
     cJSON *o = cJSON_CreateObject();
+    if (rte_stedi_asked_parse(a->types, &acc.asked, err, sizeof err) != 0) {
+        fprintf(stderr, "stedi-probe: --service-types: %s\n", err);
+        exit(1);
+    }
     long rc = rte_stedi_poll_all(s, a->batch ? a->batch : "", (int)a->page_size, a->cursor, on_page,
                                  &acc, cursor, sizeof cursor, err, sizeof err);
 
