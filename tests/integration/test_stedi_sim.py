@@ -620,7 +620,6 @@ def test_poll_the_whole_account_and_since(fast, done_batch):
 def test_poll_parameters_that_cannot_be_read_are_400(fast, done_batch):
     """A pageToken that does not decode must not restart the reader at the
     first result, nor a repeated pageSize pick one: each is 400 naming it."""
-    wait_completed(fast, done_batch)
     for query, name in ((f"batchId={done_batch}&pageToken=%ZZ", "pageToken"),
                         (f"batchId={done_batch}&pageToken=ab%", "pageToken"),
                         (f"batchId={done_batch}&pageSize=7&pageSize=7", "pageSize"),
@@ -634,6 +633,7 @@ def test_poll_parameters_that_cannot_be_read_are_400(fast, done_batch):
         c.close()
         assert r.status == 400, (query, r.status, body)
         assert f"'{name}'" in body["message"], (query, body)
+        assert body["fieldList"][0]["path"] == f"/{name}", (query, body)
 
 
 def test_batch_validation(fast):

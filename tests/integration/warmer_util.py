@@ -140,11 +140,19 @@ class Stack:
         return [i for _, i in sorted(recs)]
 
     def batch_members(self, batch_id):
-        r = requests.get(self.sim.url(
-            "http", f"/2024-04-01/eligibility-manager/batch/{batch_id}/items"),
-            headers={"Authorization": f"Key {API_KEY}"}, timeout=30)
-        r.raise_for_status()
-        return [it["memberId"] for it in r.json()["items"]]
+        """The member ids of a Stedi batch, from its items (every page)."""
+        members, params = [], {"pageSize": 1000}
+        while True:
+            r = requests.get(self.sim.url(
+                "http", f"/2024-04-01/eligibility-manager/batch/{batch_id}/items"),
+                headers={"Authorization": API_KEY}, params=params, timeout=30)
+            r.raise_for_status()
+            d = r.json()
+            members += [it["additionalInfo"]["eligibility"]["subscriberMemberId"]
+                        for it in d["items"]]
+            if not d.get("nextPageToken"):
+                return members
+            params["pageToken"] = d["nextPageToken"]
 
     def submitted(self):
         """{batch_id: [member ids]} of every batch cache-warmer registered."""
