@@ -29,6 +29,7 @@
 
 #include "rte/clock.h"
 #include "rte/crypto.h"
+#include "rte/input.h"
 #include "rte/json.h"
 #include "rte/log.h"
 
@@ -108,15 +109,13 @@ static const char *str_field(const cJSON *obj, const char *name)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* "20250101" -> "2025-01-01"; anything else -> "" */
+/* "20250101" -> "2025-01-01"; anything that is not a calendar date -> "" */
 static void x12_date(const char *s, char out[11])
 {
     out[0] = '\0';
-    if (s == NULL || strlen(s) < 8)
+    if (s == NULL || strlen(s) < 8 ||
+        rte_input_date(s, 8, RTE_INPUT_DATE_BASIC, NULL, NULL, NULL, 0) != 0)
         return;
-    for (int i = 0; i < 8; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return;
     snprintf(out, 11, "%.4s-%.2s-%.2s", s, s + 4, s + 6);
 }
 
@@ -298,8 +297,9 @@ static int date_field(const cJSON *o, const char *name, char out[11], char *err,
     out[0] = '\0';
     if (v == NULL || cJSON_IsNull(v))
         return 0;
-    if (!cJSON_IsString(v) || strlen(v->valuestring) != 10) {
-        snprintf(err, errlen, "field '%s': expected YYYY-MM-DD or null", name);
+    if (!cJSON_IsString(v) || rte_input_date(v->valuestring, strlen(v->valuestring),
+                                             RTE_INPUT_DATE_ISO, NULL, NULL, NULL, 0) != 0) {
+        snprintf(err, errlen, "field '%s': expected a calendar date YYYY-MM-DD or null", name);
         return -1;
     }
     memcpy(out, v->valuestring, 11);
@@ -602,27 +602,22 @@ int rte_cache_get(rte_redis *r, const char *key, rte_cache_entry *out, char *err
     return rc;
 }
 
-/* a YYYY-MM-DD date with digits where they belong */
-static int iso_date_ok(const char *s)
-{
-    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-        return 0;
-    for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
-            return 0;
-    return 1;
-}
-
+/* a calendar date YYYY-MM-DD (rte_input_date) or null */
 static int callback_date(const cJSON *o, const char *name, char out[11], char *err, size_t errlen)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    char field[64];
     out[0] = '\0';
     if (v == NULL || cJSON_IsNull(v))
         return 0;
-    if (!cJSON_IsString(v) || !iso_date_ok(v->valuestring)) {
+    if (!cJSON_IsString(v)) {
         snprintf(err, errlen, "eligibility.%s: expected YYYY-MM-DD or null", name);
         return -1;
     }
+    snprintf(field, sizeof field, "eligibility.%s", name);
+    if (rte_input_date(v->valuestring, strlen(v->valuestring), RTE_INPUT_DATE_ISO, NULL, field, err,
+                       errlen) != 0)
+        return -1;
     memcpy(out, v->valuestring, 11);
     return 0;
 }

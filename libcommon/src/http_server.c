@@ -944,49 +944,79 @@ const char *rte_http_req_id(const rte_http_req *req)
     return req->id;
 }
 
-/* decode n bytes of %xx / '+' text into buf; -1 if malformed or too long */
-static int url_decode(const char *s, size_t n, char *buf, size_t len)
+/*
+ * decode n bytes of %xx text into buf ('+' as a space when plus_space: query
+ * strings); RTE_HTTP_MALFORMED if a %xx is malformed, decodes to NUL (a C
+ * string would end there: "62308%00x" must not read as "62308"), or the
+ * result does not fit
+ */
+static int url_decode(const char *s, size_t n, char *buf, size_t len, int plus_space)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (c == '+') {
+        if (c == '+' && plus_space) {
             c = ' ';
         } else if (c == '%') {
             if (i + 2 >= n)
-                return -1;
+                return RTE_HTTP_MALFORMED;
             char hex[3] = {s[i + 1], s[i + 2], '\0'};
             uint8_t byte;
-            if (rte_hex_decode(hex, &byte, 1) != 1)
-                return -1;
+            if (rte_hex_decode(hex, &byte, 1) != 1 || byte == 0)
+                return RTE_HTTP_MALFORMED;
             c = (char)byte;
             i += 2;
         }
         if (o + 1 >= len)
-            return -1;
+            return RTE_HTTP_MALFORMED;
         buf[o++] = c;
     }
     buf[o] = '\0';
     return (int)o;
 }
 
-/* rte_http_req_query - URL-decoded query parameter into buf; length or -1 */
-int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, size_t len)
+/* rte_http_req_tail_decoded - the tail, percent-decoded; length or RTE_HTTP_MALFORMED */
+int rte_http_req_tail_decoded(const rte_http_req *req, char *buf, size_t len)
+{
+    const char *t = rte_http_req_tail(req);
+    return url_decode(t, strlen(t), buf, len, 0);
+}
+
+/* the raw value of query parameter name (*vlen its length), or NULL; *count how often it occurs */
+static const char *query_value(const char *q, const char *name, size_t *vlen, int *count)
 {
     size_t nlen = strlen(name);
-    const char *p = req->query;
-    while (*p != '\0') {
-        const char *amp = strchr(p, '&');
-        size_t plen = amp ? (size_t)(amp - p) : strlen(p);
-        const char *eq = memchr(p, '=', plen);
-        size_t klen = eq ? (size_t)(eq - p) : plen;
-        if (klen == nlen && memcmp(p, name, nlen) == 0) {
-            const char *v = eq ? eq + 1 : p + plen;
-            return url_decode(v, (size_t)(p + plen - v), buf, len);
+    const char *found = NULL;
+    *count = 0;
+    while (*q != '\0') {
+        const char *amp = strchr(q, '&');
+        size_t plen = amp ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', plen);
+        size_t klen = eq ? (size_t)(eq - q) : plen;
+        if (klen == nlen && memcmp(q, name, nlen) == 0 && (*count)++ == 0) {
+            found = eq ? eq + 1 : q + plen;
+            *vlen = (size_t)(q + plen - found);
         }
-        p += plen + (amp ? 1 : 0);
+        q += plen + (amp ? 1 : 0);
     }
-    return -1;
+    return found;
+}
+
+/*
+ * rte_http_req_query - URL-decoded query parameter; length, -1 absent,
+ * RTE_HTTP_MALFORMED (also for a parameter given twice: frameworks and
+ * proxies disagree on which one counts, so neither does)
+ */
+int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, size_t len)
+{
+    size_t vlen = 0;
+    int count;
+    const char *v = query_value(req->query, name, &vlen, &count);
+    if (v == NULL)
+        return -1;
+    if (count > 1)
+        return RTE_HTTP_MALFORMED;
+    return url_decode(v, vlen, buf, len, 1);
 }
 
 static int copy_value(const char *v, size_t vlen, char *buf, size_t len)

@@ -18,6 +18,7 @@
 
 #include "rte/batch_registry.h"
 #include "rte/clock.h"
+#include "rte/input.h"
 #include "rte/json.h"
 #include "rte/log.h"
 #include "rte/service.h"
@@ -298,19 +299,23 @@ static void h_register(rte_http_req *req, void *arg)
     const char *body = rte_http_req_body(req, &len);
     const char *id = NULL, *source = "manual", *sub = NULL;
     int64_t items = 0;
+    int64_t sub_ms = 0;
+    rte_json_set_prefix(NULL);
     cJSON *d = rte_json_parse(body, len, err, sizeof err);
     if (d == NULL || rte_json_string(d, "batch_id", RTE_BATCH_ID_MAX - 1, &id, err, sizeof err) ||
-        rte_json_string_opt(d, "source", 63, &source, err, sizeof err) ||
+        rte_json_id_opt(d, "source", 63, &source, err, sizeof err) ||
         rte_json_int_opt(d, "items", 0, 1000000, &items, err, sizeof err) ||
-        rte_json_string_opt(d, "submitted_at", 64, &sub, err, sizeof err)) {
+        rte_json_string_opt(d, "submitted_at", 64, &sub, err, sizeof err) ||
+        (sub != NULL && rte_input_timestamp(sub, strlen(sub), &sub_ms, "field 'submitted_at'", err,
+                                            sizeof err) != 0)) {
         rte_http_error(req, 400, "%s", err);
         cJSON_Delete(d);
         return;
     }
     int64_t now = rte_clock_now_ms();
-    rte_batch_info b = {id, source, (int)items, sub ? rte_clock_parse(sub) : 0, 0};
+    rte_batch_info b = {id, source, (int)items, sub_ms, 0};
     if (b.submitted_ms < 0) {
-        rte_http_error(req, 400, "field 'submitted_at': expected an RFC 3339 time");
+        rte_http_error(req, 400, "field 'submitted_at': before 1970");
     } else if (rte_batch_registry_register(rte_service_redis(), &WH.registry, &b, now, err,
                                            sizeof err) != 0) {
         rte_http_error(req, rte_batch_registry_valid_id(id) ? 503 : 400, "%s", err);

@@ -147,8 +147,25 @@ const char *rte_http_req_path(const rte_http_req *req);
 const char *rte_http_req_tail(const rte_http_req *req);
 /* rte_http_req_id - the request id; borrowed */
 const char *rte_http_req_id(const rte_http_req *req);
-/* rte_http_req_query - URL-decoded query parameter into buf; length, or -1 if absent/too long */
+/*
+ * rte_http_req_query - URL-decoded query parameter into buf (NUL-terminated):
+ * its length; -1 when absent; RTE_HTTP_MALFORMED when present but not
+ * usable: given more than once (readers disagree on which one counts), a
+ * bad %XX, an encoded NUL (%00, which no C string can carry), or longer
+ * than len - 1. The bytes are not otherwise checked: callers check
+ * ids with rte_input_id.
+ */
 int rte_http_req_query(const rte_http_req *req, const char *name, char *buf, size_t len);
+
+#define RTE_HTTP_MALFORMED (-2)
+
+/*
+ * rte_http_req_tail_decoded - rte_http_req_tail percent-decoded (RFC 3986
+ * section 2.1; '+' stays '+' in a path) into buf: its length, or
+ * RTE_HTTP_MALFORMED for a bad %XX, an encoded NUL or more than len - 1
+ * bytes
+ */
+int rte_http_req_tail_decoded(const rte_http_req *req, char *buf, size_t len);
 /* rte_http_req_header - request header value (first of that name) into buf; length or -1 */
 int rte_http_req_header(const rte_http_req *req, const char *name, char *buf, size_t len);
 /* rte_http_req_body - the request body (may be empty) and its length; borrowed */
