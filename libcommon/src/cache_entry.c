@@ -281,14 +281,11 @@ char *rte_cache_entry_encode(const rte_cache_entry *e)
 static int time_field(const cJSON *o, const char *name, int64_t *out, char *err, size_t errlen)
 {
     const char *s = NULL;
+    char field[64];
     if (rte_json_string(o, name, 64, &s, err, errlen) != 0)
         return -1;
-    *out = rte_clock_parse(s);
-    if (*out < 0) {
-        snprintf(err, errlen, "field '%s': not an RFC 3339 time", name);
-        return -1;
-    }
-    return 0;
+    snprintf(field, sizeof field, "field '%s'", name);
+    return rte_input_timestamp(s, strlen(s), out, field, err, errlen);
 }
 
 static int date_field(const cJSON *o, const char *name, char out[11], char *err, size_t errlen)

@@ -24,7 +24,7 @@
  * 100,000-key object costs n log n, not n^2. Keys without escapes are
  * compared in place; keys with escapes are decoded into a scratch buffer
  * first ("a" and "\u0061" are the same key). Nothing is allocated for a
- * document whose objects have at most 32 keys open at once and no escaped
+ * document whose open objects hold at most 64 keys together and no escaped
  * keys.
  *
  * Does not: build a tree (cJSON does), check what any value means (callers
@@ -39,8 +39,8 @@
 
 #include "rte/clock.h"
 
-#define LINEAR_KEYS 16 /* keys of one object compared as they arrive */
-#define INLINE_KEYS 32 /* key stack entries before it moves to the heap */
+#define LINEAR_KEYS 32 /* keys of one object compared as they arrive */
+#define INLINE_KEYS 64 /* key stack entries before it moves to the heap */
 #define PATH_MAX_TEXT 200
 #define PATH_KEY_QUOTE 32
 
@@ -330,6 +330,7 @@ struct frame {
     int obj;         /* 1 object, 0 array */
     size_t n;        /* object: keys so far; array: index of the current element */
     size_t keys;     /* object: where its keys start on the key stack */
+    uint64_t seen;   /* object: bit (hash % 64) of each key so far, to skip most comparisons */
     const char *key; /* object: the current key as written (for paths) */
     size_t keylen;
 };
@@ -456,11 +457,21 @@ static int word_plain(uint64_t v)
     return (t & highs) == 0;
 }
 
-/* 1 for a byte that may stand for itself in a string and is ASCII */
-static int plain_byte(unsigned c)
-{
-    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
-}
+/* 1 for a byte that may stand for itself in a string and is ASCII (a table: one load a byte) */
+static const unsigned char plain_ascii[256] = {
+    ['\x20'] = 1, ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1,    ['\''] = 1, ['('] = 1,
+    [')'] = 1,    ['*'] = 1, ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1,    ['/'] = 1,  ['0'] = 1,
+    ['1'] = 1,    ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,    ['7'] = 1,  ['8'] = 1,
+    ['9'] = 1,    [':'] = 1, [';'] = 1, ['<'] = 1, ['='] = 1, ['>'] = 1,    ['?'] = 1,  ['@'] = 1,
+    ['A'] = 1,    ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,    ['G'] = 1,  ['H'] = 1,
+    ['I'] = 1,    ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,    ['O'] = 1,  ['P'] = 1,
+    ['Q'] = 1,    ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,    ['W'] = 1,  ['X'] = 1,
+    ['Y'] = 1,    ['Z'] = 1, ['['] = 1, [']'] = 1, ['^'] = 1, ['_'] = 1,    ['`'] = 1,  ['a'] = 1,
+    ['b'] = 1,    ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,    ['h'] = 1,  ['i'] = 1,
+    ['j'] = 1,    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1,    ['p'] = 1,  ['q'] = 1,
+    ['r'] = 1,    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1,    ['x'] = 1,  ['y'] = 1,
+    ['z'] = 1,    ['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1, ['\x7f'] = 1,
+};
 
 static int hex4(const unsigned char *p, uint32_t *out)
 {
@@ -540,7 +551,7 @@ static int scan_string(struct scan *s, enum where w, int *esc)
                 break;
             s->p += 8;
         }
-        while (s->p < s->end && plain_byte(*s->p))
+        while (s->p < s->end && plain_ascii[*s->p])
             s->p++;
         if (s->p >= s->end)
             return bad_json(s, "unterminated string");
@@ -769,10 +780,12 @@ static int add_key(struct scan *s, const unsigned char *raw, size_t rawlen, int 
     if (esc && decode_key(s, raw, raw + rawlen, k) != 0)
         return -1;
     k->hash = hash_bytes(key_bytes(s, k), k->len);
-    if (f->n < LINEAR_KEYS)
+    uint64_t bit = 1ULL << (k->hash & 63);
+    if (f->n < LINEAR_KEYS && (f->seen & bit) != 0)
         for (size_t i = f->keys; i < s->nkeys; i++)
             if (same_key(s, &s->keys[i], k))
                 return duplicate(s, k);
+    f->seen |= bit;
     s->nkeys++;
     f->n++;
     return 0;
@@ -814,7 +827,7 @@ static int push(struct scan *s, int obj)
     if (s->depth == s->max_depth)
         return fail(s->err, s->errlen, NULL, "nesting deeper than %d levels at byte %zu",
                     s->max_depth, at(s));
-    s->f[s->depth++] = (struct frame){obj, 0, s->nkeys, NULL, 0};
+    s->f[s->depth++] = (struct frame){.obj = obj, .keys = s->nkeys};
     s->p++;
     return 0;
 }

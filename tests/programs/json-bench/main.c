@@ -136,7 +136,7 @@ int main(int argc, char **argv)
     report("input_json", b[INPUT_JSON], len);
     report("rte_json_parse", b[RTE_JSON_PARSE], len);
     report("many_keys", bk, klen);
-    printf("reproduce: build/bin/json-bench %d %d\n", n, runs);
+    printf("reproduce: %s %d %d\n", argv[0], n, runs);
     free(doc);
     free(keys);
     return 0;
