@@ -603,7 +603,7 @@ int rte_cache_get(rte_redis *r, const char *key, rte_cache_entry *out, char *err
 static int callback_date(const cJSON *o, const char *name, char out[11], char *err, size_t errlen)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    char field[64];
+    char why[160];
     out[0] = '\0';
     if (v == NULL || cJSON_IsNull(v))
         return 0;
@@ -611,10 +611,11 @@ static int callback_date(const cJSON *o, const char *name, char out[11], char *e
         snprintf(err, errlen, "eligibility.%s: expected YYYY-MM-DD or null", name);
         return -1;
     }
-    snprintf(field, sizeof field, "eligibility.%s", name);
-    if (rte_input_date(v->valuestring, strlen(v->valuestring), RTE_INPUT_DATE_ISO, NULL, field, err,
-                       errlen) != 0)
+    if (rte_input_date(v->valuestring, strlen(v->valuestring), RTE_INPUT_DATE_ISO, NULL, NULL, why,
+                       sizeof why) != 0) {
+        snprintf(err, errlen, "eligibility.%s: %s", name, why); /* formatted for errors only */
         return -1;
+    }
     memcpy(out, v->valuestring, 11);
     return 0;
 }

@@ -351,11 +351,12 @@ out:
 /* gw_h_request - loop thread */
 void gw_h_request(rte_http_req *req, void *arg)
 {
-    const char *id = rte_http_req_tail(req);
+    char id[64];
     gw_req *r;
     (void)arg;
 
-    if (strlen(id) != 36 || strspn(id, "0123456789abcdef-") != 36) {
+    if (rte_http_req_tail_decoded(req, id, sizeof id) != 36 ||
+        strspn(id, "0123456789abcdef-") != 36) {
         rte_http_error(req, 400, "field 'request_id': expected a UUID");
         return;
     }

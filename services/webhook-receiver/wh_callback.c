@@ -65,11 +65,13 @@ static int req_str(const cJSON *o, const char *where, const char *name, size_t m
 static int req_id(const cJSON *o, const char *where, const char *name, size_t maxlen,
                   const char **out, char *err, size_t errlen)
 {
-    char field[64];
+    char why[160];
     if (req_str(o, where, name, maxlen, out, err, errlen) != 0)
         return -1;
-    snprintf(field, sizeof field, "%s%s%s", where, where[0] ? "." : "", name);
-    return rte_input_id(*out, strlen(*out), maxlen, field, err, errlen);
+    if (rte_input_id(*out, strlen(*out), maxlen, NULL, why, sizeof why) == 0)
+        return 0; /* the field name is formatted only for an error: 10,000 results, 30,000 ids */
+    snprintf(err, errlen, "%s%s%s: %s", where, where[0] ? "." : "", name, why);
+    return -1;
 }
 
 static int check_result(const cJSON *r, int i, char *err, size_t errlen)

@@ -92,14 +92,16 @@ static int64_t nfield(const cJSON *o, const char *name)
 static int result_id(const cJSON *res, int i, const char *name, size_t maxlen, const char **out,
                      char *why, size_t wl)
 {
-    char field[64];
-    snprintf(field, sizeof field, "results[%d].%s", i, name);
+    char bad[160];
     *out = sfield(res, name);
     if (*out == NULL) {
-        snprintf(why, wl, "%s: missing or not a string", field);
+        snprintf(why, wl, "results[%d].%s: missing or not a string", i, name);
         return -1;
     }
-    return rte_input_id(*out, strlen(*out), maxlen, field, why, wl);
+    if (rte_input_id(*out, strlen(*out), maxlen, NULL, bad, sizeof bad) == 0)
+        return 0;
+    snprintf(why, wl, "results[%d].%s: %s", i, name, bad);
+    return -1;
 }
 
 /*

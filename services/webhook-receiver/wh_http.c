@@ -331,8 +331,8 @@ static void h_show(rte_http_req *req, void *arg)
     (void)arg;
     char err[512];
     rte_batch_record rec;
-    const char *id = rte_http_req_tail(req);
-    if (!rte_batch_registry_valid_id(id)) {
+    char id[RTE_BATCH_ID_MAX];
+    if (rte_http_req_tail_decoded(req, id, sizeof id) < 0 || !rte_batch_registry_valid_id(id)) {
         rte_http_error(req, 400, "batch id: expected 1..127 characters of [A-Za-z0-9._:-]");
         return;
     }
