@@ -105,7 +105,8 @@ cJSON *rte_json_parse_limited(const char *buf, size_t len, const rte_input_json_
 
     if (rte_input_json(buf, len, lim, err, errlen) != 0)
         return NULL;
-    /* valid by the rules above, so cJSON fails here only for want of memory */
+    /* valid by the rules above, so cJSON fails here only for want of memory (its own
+     * limits - nesting 1000, numbers of any length in 1.7.15+deb12u4 - are wider) */
     root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
     if (root == NULL)
         snprintf(err, errlen, "out of memory parsing JSON of %zu bytes", len);

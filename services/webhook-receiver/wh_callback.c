@@ -119,7 +119,9 @@ int wh_callback_parse(const char *body, size_t len, int max_results, wh_callback
                       size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *doc = rte_json_parse(body, len, err, errlen);
+    /* the size is wh.max_body's to bound (the HTTP route did, up to 256 MiB), not the default's */
+    rte_input_json_limits lim = {.max_bytes = len > 0 ? len : 1};
+    cJSON *doc = rte_json_parse_limited(body, len, &lim, err, errlen);
     if (doc == NULL)
         return -1;
     out->doc = doc;
