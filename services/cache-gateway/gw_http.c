@@ -1,15 +1,16 @@
 /*
  * gw_http.c - the gateway's HTTP API (contract in gw_http.h).
  *
- * Every handler fills one gw_req: ids checked (the input policy first -
- * rte_input_id: no control characters, well-formed UTF-8, docs/input.md -
+ * Every handler fills one gw_req: ids checked (the input policy first,
+ * rte_input_id: no control characters, well-formed UTF-8, docs/input.md;
  * then the gateway's own 1..64 / 1..32 bytes of [A-Za-z0-9._-]; the path's
- * member id and query values percent-decoded first, so "M%2D1" is "M-1"
- * and "%00" or a repeated parameter is a 400), subscriber details from the request body or the
- * member directory, the policy from cache_control + Cache-Control + Prefer, the cache key, and the
- * deadline (Prefer: wait=N, else gateway.deadline). The loop thread then answers from L1 when the
- * policy allows it (the hot path: no Redis, no thread hop) and hands everything else to the
- * workers.
+ * member id and the query values are percent-decoded first, so "M%2D1" is
+ * "M-1", and "%00" or a repeated parameter is a 400), subscriber details
+ * from the request body or the member directory, the policy from
+ * cache_control + Cache-Control + Prefer, the cache key, and the deadline
+ * (Prefer: wait=N, else gateway.deadline). The loop thread then answers
+ * from L1 when the policy allows it (the hot path: no Redis, no thread hop)
+ * and hands everything else to the workers.
  */
 #include "gw_http.h"
 

@@ -28,8 +28,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rte/cache_entry.h"
 #include "rte/batch_registry.h"
+#include "rte/cache_entry.h"
 #include "rte/clock.h"
 #include "rte/input.h"
 #include "rte/json.h"
@@ -185,9 +185,9 @@ static void map_item(const cJSON *item, int64_t fetched, wh_item *it)
 }
 
 /*
- * the results of an envelope as items: their count, or -1 + why when the
+ * the results of an envelope as items: their count; -1 + why when the
  * envelope is poison (not the expected shape, or a callback result that
- * breaks the input policy)
+ * breaks the input policy); -2 out of memory
  */
 static int map_all(const cJSON *env, const char *kind, wh_item **out, char *why, size_t wl)
 {
@@ -204,7 +204,7 @@ static int map_all(const cJSON *env, const char *kind, wh_item **out, char *why,
     wh_item *items = calloc((size_t)n + 1, sizeof *items);
     if (items == NULL) {
         snprintf(why, wl, "out of memory");
-        return -1;
+        return -2;
     }
     int64_t t = callback ? callback_time(env) : nfield(env, "fetched_at_ms");
     if (t <= 0)
@@ -389,7 +389,7 @@ static int apply_results(rte_redis *r, const cJSON *env, const char *kind, const
     wh_item *items = NULL;
     int n = map_all(env, kind, &items, reason, rl);
     if (n < 0)
-        return strcmp(reason, "out of memory") == 0 ? RTE_KAFKA_RETRY : RTE_KAFKA_POISON;
+        return n == -2 ? RTE_KAFKA_RETRY : RTE_KAFKA_POISON;
     int rc = RTE_KAFKA_OK;
     struct apply a = {0};
     a.ok_ids = calloc((size_t)n + 1, sizeof *a.ok_ids);
