@@ -546,8 +546,11 @@ int wh_consume(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonl
     if (kind == NULL ||
         (strcmp(kind, WH_KIND_CALLBACK) != 0 && strcmp(kind, WH_KIND_POLL_PAGE) != 0 &&
          strcmp(kind, WH_KIND_BATCH_DONE) != 0)) {
+        char q[RTE_INPUT_QUOTE_MAX * 4 + 8] = "(missing)";
+        if (kind != NULL)
+            rte_input_quote(kind, strlen(kind), q, sizeof q); /* the reason is a header too */
         snprintf(reason, reasonlen, "envelope kind '%s' is not callback, poll_page or batch_done",
-                 kind ? kind : "(missing)");
+                 q);
         kind = "unknown";
         rc = RTE_KAFKA_POISON;
     } else {
