@@ -23,6 +23,7 @@
 
 #include "rte/clock.h"
 #include "rte/crypto.h"
+#include "rte/input.h"
 #include "rte/json.h"
 #include "rte/log.h"
 
@@ -259,14 +260,11 @@ char *rte_cache_entry_encode(const rte_cache_entry *e)
 static int time_field(const cJSON *o, const char *name, int64_t *out, char *err, size_t errlen)
 {
     const char *s = NULL;
+    char field[64];
     if (rte_json_string(o, name, 64, &s, err, errlen) != 0)
         return -1;
-    *out = rte_clock_parse(s);
-    if (*out < 0) {
-        snprintf(err, errlen, "field '%s': not an RFC 3339 time", name);
-        return -1;
-    }
-    return 0;
+    snprintf(field, sizeof field, "field '%s'", name);
+    return rte_input_timestamp(s, strlen(s), out, field, err, errlen);
 }
 
 static int date_field(const cJSON *o, const char *name, char out[11], char *err, size_t errlen)
@@ -275,8 +273,9 @@ static int date_field(const cJSON *o, const char *name, char out[11], char *err,
     out[0] = '\0';
     if (v == NULL || cJSON_IsNull(v))
         return 0;
-    if (!cJSON_IsString(v) || strlen(v->valuestring) != 10) {
-        snprintf(err, errlen, "field '%s': expected YYYY-MM-DD or null", name);
+    if (!cJSON_IsString(v) || rte_input_date(v->valuestring, strlen(v->valuestring),
+                                             RTE_INPUT_DATE_ISO, NULL, NULL, NULL, 0) != 0) {
+        snprintf(err, errlen, "field '%s': expected a calendar date YYYY-MM-DD or null", name);
         return -1;
     }
     memcpy(out, v->valuestring, 11);
@@ -684,25 +683,21 @@ int rte_cache_get(rte_redis *r, const char *key, rte_cache_entry *out, char *err
     return rc;
 }
 
-/* a YYYY-MM-DD date with digits where they belong */
-static int iso_date_ok(const char *s)
-{
-    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-        return 0;
-    for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
-            return 0;
-    return 1;
-}
-
+/* a calendar date YYYY-MM-DD (rte_input_date) or null */
 static int callback_date(const cJSON *o, const char *name, char out[11], char *err, size_t errlen)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    char why[160];
     out[0] = '\0';
     if (v == NULL || cJSON_IsNull(v))
         return 0;
-    if (!cJSON_IsString(v) || !iso_date_ok(v->valuestring)) {
+    if (!cJSON_IsString(v)) {
         snprintf(err, errlen, "eligibility.%s: expected YYYY-MM-DD or null", name);
+        return -1;
+    }
+    if (rte_input_date(v->valuestring, strlen(v->valuestring), RTE_INPUT_DATE_ISO, NULL, NULL, why,
+                       sizeof why) != 0) {
+        snprintf(err, errlen, "eligibility.%s: %s", name, why); /* formatted for errors only */
         return -1;
     }
     memcpy(out, v->valuestring, 11);

@@ -975,6 +975,32 @@ static int hexval(int c)
     return -1;
 }
 
+/* rte_http_req_tail_decoded - loop thread, or the deferring thread; no locks */
+int rte_http_req_tail_decoded(const rte_http_req *req, char *buf, size_t len)
+{
+    const char *t = rte_http_req_tail(req);
+    size_t n = strlen(t), o = 0;
+
+    if (len == 0)
+        return RTE_HTTP_MALFORMED;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)t[i];
+        if (c == '%') {
+            int hi = i + 2 < n ? hexval(t[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval(t[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || hi * 16 + lo == 0)
+                return RTE_HTTP_MALFORMED;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (o + 1 >= len)
+            return RTE_HTTP_MALFORMED;
+        buf[o++] = (char)c;
+    }
+    buf[o] = '\0';
+    return (int)o;
+}
+
 /* 1 when c may appear unencoded in a query (RFC 3986: pchar / "/" / "?") */
 static int query_char(unsigned char c)
 {

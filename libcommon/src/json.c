@@ -19,20 +19,29 @@
  * finite (1e999 overflows to inf).
  *
  * rte_json_parse accepts one JSON value surrounded by optional whitespace in
- * exactly len bytes (the buffer need not be NUL-terminated); otherwise it
- * fails with "invalid JSON at byte N" (0-based offset where parsing
- * stopped).
+ * exactly len bytes (the buffer need not be NUL-terminated), and only when
+ * it passes the suite's strict rules first (rte_input_json: RFC 8259
+ * grammar, well-formed UTF-8, no duplicate keys, no \u0000, no lone
+ * surrogates, bounded depth and size; docs/input.md). So every member name
+ * in a tree from here is unique and every string is a whole C string. It
+ * fails with rte_input_json's message ("invalid JSON at byte N: ...",
+ * "duplicate key 'k' in the object at 'a[3]'", ...).
  *
  * rte_jsonw (the writer) keeps going after the buffer fills, only counting,
- * so callers check once at the end (rte_jsonw_done). Numbers follow cJSON's
+ * so callers check once at the end (rte_jsonw_done). Its strings are
+ * always valid JSON: control characters escaped, and a byte that is not
+ * well-formed UTF-8 written as \ufffd. Numbers follow cJSON's
  * print_number: integral values print as integers, others with %1.15g, or
  * %1.17g when %1.15g does not read back as the same double.
  *
- * Pure functions over caller-owned objects; callable from any thread. The
- * module does not validate UTF-8 or reject duplicate member names (the
- * first one wins, as with cJSON_GetObjectItemCaseSensitive).
+ * rte_json_id reads a string member and applies rte_input_id to it (ids
+ * must not carry control characters or invalid UTF-8).
+ *
+ * Pure functions over caller-owned objects; callable from any thread.
  */
 #include "rte/json.h"
+
+#include "rte/input.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -87,28 +96,27 @@ static int require(const cJSON *obj, const char *name, const cJSON **v, char *er
     return 0;
 }
 
-/* rte_json_parse - parse len bytes; NULL and err ("invalid JSON at byte N") on failure */
-cJSON *rte_json_parse(const char *buf, size_t len, char *err, size_t errlen)
+/* rte_json_parse_limited - strict parse within lim (NULL: the defaults); any thread */
+cJSON *rte_json_parse_limited(const char *buf, size_t len, const rte_input_json_limits *lim,
+                              char *err, size_t errlen)
 {
     const char *end = NULL;
     cJSON *root;
-    size_t off;
 
-    if (!buf || !len) {
-        snprintf(err, errlen, "invalid JSON at byte 0");
+    if (rte_input_json(buf, len, lim, err, errlen) != 0)
         return NULL;
-    }
+    /* valid by the rules above, so cJSON fails here only for want of memory (its own
+     * limits - nesting 1000, numbers of any length in 1.7.15+deb12u4 - are wider) */
     root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-    off = end && end >= buf ? (size_t)(end - buf) : 0;
-    if (root) {
-        while (off < len && buf[off] && strchr(" \t\r\n", buf[off]))
-            off++;
-        if (off == len)
-            return root;
-        cJSON_Delete(root);
-    }
-    snprintf(err, errlen, "invalid JSON at byte %zu", off);
-    return NULL;
+    if (root == NULL)
+        snprintf(err, errlen, "out of memory parsing JSON of %zu bytes", len);
+    return root;
+}
+
+/* rte_json_parse - strict parse with the default limits; any thread */
+cJSON *rte_json_parse(const char *buf, size_t len, char *err, size_t errlen)
+{
+    return rte_json_parse_limited(buf, len, NULL, err, errlen);
 }
 
 /* rte_json_object - the object member name of obj (required); out is borrowed */
@@ -169,6 +177,47 @@ int rte_json_string_opt(const cJSON *obj, const char *name, size_t maxlen, const
     const cJSON *v = member(obj, name);
 
     return v ? check_string(v, name, maxlen, out, err, errlen) : 0;
+}
+
+/* the message prefix "field 'prefix.name'" for errors built outside field_error */
+static void field_name(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "field '%s%s%s'", json_prefix, json_prefix[0] ? "." : "", name);
+}
+
+static int check_id(const cJSON *v, const char *name, size_t maxlen, const char **out, char *err,
+                    size_t errlen)
+{
+    char field[PREFIX_MAX + 80];
+    const char *s;
+
+    if (check_string(v, name, 0, &s, err, errlen) != 0)
+        return -1;
+    field_name(field, sizeof field, name);
+    if (rte_input_id(s, strlen(s), maxlen, field, err, errlen) != 0)
+        return -1;
+    *out = s;
+    return 0;
+}
+
+/* rte_json_id - required id member (rte_input_id rules, 1..maxlen bytes); out is borrowed */
+int rte_json_id(const cJSON *obj, const char *name, size_t maxlen, const char **out, char *err,
+                size_t errlen)
+{
+    const cJSON *v;
+
+    if (require(obj, name, &v, err, errlen) < 0)
+        return -1;
+    return check_id(v, name, maxlen, out, err, errlen);
+}
+
+/* rte_json_id_opt - optional id member; absent or null leaves *out unchanged */
+int rte_json_id_opt(const cJSON *obj, const char *name, size_t maxlen, const char **out, char *err,
+                    size_t errlen)
+{
+    const cJSON *v = member(obj, name);
+
+    return v ? check_id(v, name, maxlen, out, err, errlen) : 0;
 }
 
 static int check_int(const cJSON *v, const char *name, int64_t min, int64_t max, int64_t *out,
@@ -323,9 +372,9 @@ static void w_char(rte_jsonw *w, char c)
 }
 
 /*
- * 1 when one of the 8 bytes in v needs an escape: below 0x20, '"' or '\\'
- * (the "has a byte less than n" and "has a zero byte" word tricks; bytes
- * from 0x80 up, UTF-8, never match)
+ * 1 when one of the 8 bytes in v needs a look: below 0x20, '"', '\\' or
+ * from 0x80 up (the "has a byte less than n" and "has a zero byte" word
+ * tricks; the high bit marks UTF-8, checked byte by byte)
  */
 static int word_needs_escape(uint64_t v)
 {
@@ -335,14 +384,16 @@ static int word_needs_escape(uint64_t v)
     uint64_t is_quote = (quote - ones) & ~quote;
     uint64_t is_bslash = (bslash - ones) & ~bslash;
 
-    return ((below | is_quote | is_bslash) & highs) != 0;
+    return ((below | is_quote | is_bslash | v) & highs) != 0;
 }
 
 /*
  * a JSON string literal with cJSON's escapes. Runs of plain characters are
  * copied whole; the scan for the next character to escape tests 8 bytes at
  * a time (ids and names rarely need any, and this writer runs on every
- * answer and event).
+ * answer and event). Well-formed UTF-8 is copied; a byte that is not part
+ * of one (input is checked where it enters, so this is a last defence) is
+ * written as \ufffd, so the document stays valid JSON whatever s holds.
  */
 static void w_string(rte_jsonw *w, const char *s)
 {
@@ -362,7 +413,19 @@ static void w_string(rte_jsonw *w, const char *s)
                 continue;
             }
         }
-        c = (unsigned char)*s++;
+        c = (unsigned char)*s;
+        if (c >= 0x80) {
+            size_t n = rte_input_utf8_char(s, (size_t)(end - s));
+            if (n > 0) {
+                s += n;
+                continue;
+            }
+            w_put(w, run, (size_t)(s - run));
+            run = ++s;
+            w_put(w, "\\ufffd", 6);
+            continue;
+        }
+        s++;
         if (c >= 32 && c != '"' && c != '\\')
             continue;
         w_put(w, run, (size_t)(s - 1 - run));

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "rte/clock.h"
+#include "rte/input.h"
 
 #define MAX_MONEY_CENTS 2000000000LL /* $20,000,000.00 fits an int32 */
 
@@ -192,17 +193,10 @@ static void read_error(const cJSON *doc, const cJSON *errors, int64_t now_ms,
 
 /* ---- dates ------------------------------------------------------------- */
 
-/* "YYYYMMDD" at s into out as YYYY-MM-DD; -1 unless 8 digits of a plausible date */
+/* "YYYYMMDD" at s into out as YYYY-MM-DD; -1 unless a calendar date (rte_input_date) */
 static int x12_day(const char *s, char out[11])
 {
-    int month, day;
-
-    for (int i = 0; i < 8; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-    month = (s[4] - '0') * 10 + (s[5] - '0');
-    day = (s[6] - '0') * 10 + (s[7] - '0');
-    if (month < 1 || month > 12 || day < 1 || day > 31)
+    if (strnlen(s, 8) < 8 || rte_input_date(s, 8, RTE_INPUT_DATE_BASIC, NULL, NULL, NULL, 0) != 0)
         return -1;
     snprintf(out, 11, "%.4s-%.2s-%.2s", s, s + 4, s + 6);
     return 0;

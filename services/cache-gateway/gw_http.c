@@ -1,15 +1,18 @@
 /*
  * gw_http.c - the gateway's HTTP API (contract in gw_http.h).
  *
- * Every handler fills one gw_req: ids checked (1..64 / 1..32 bytes of
- * [A-Za-z0-9._-]), query parameters read strictly (one that cannot be
- * decoded, is too long, comes twice or is not one the route reads is a 400
- * naming it, never "absent"), subscriber details from the request body or
- * the member directory, the policy from cache_control + Cache-Control +
- * Prefer (all field lines of each; too long is 431), the
- * cache key, and the deadline (Prefer: wait=N, else gateway.deadline). The
- * loop thread then answers from L1 when the policy allows it (the hot path:
- * no Redis, no thread hop) and hands everything else to the workers.
+ * Every handler fills one gw_req: ids checked (the input policy first,
+ * rte_input_id: no control characters, well-formed UTF-8, docs/input.md;
+ * then the gateway's own 1..64 / 1..32 bytes of [A-Za-z0-9._-]; the path's
+ * member id is percent-decoded first, so "M%2D1" is "M-1"), query
+ * parameters read strictly (one that cannot be decoded, is too long, comes
+ * twice or is not one the route reads is a 400 naming it, never "absent"),
+ * subscriber details from the request body or the member directory, the
+ * policy from cache_control + Cache-Control + Prefer (all field lines of
+ * each; too long is 431), the cache key, and the deadline (Prefer: wait=N,
+ * else gateway.deadline). The loop thread then answers from L1 when the
+ * policy allows it (the hot path: no Redis, no thread hop) and hands
+ * everything else to the workers.
  */
 #include "gw_http.h"
 
@@ -20,6 +23,7 @@
 #include "gw_core.h"
 #include "rte/clock.h"
 #include "rte/crypto.h"
+#include "rte/input.h"
 #include "rte/json.h"
 #include "rte/log.h"
 
@@ -46,22 +50,32 @@ static void copy_str(char *dst, size_t len, const char *src)
     dst[n] = '\0';
 }
 
-/* YYYY-MM-DD or YYYYMMDD */
-static int valid_dob(const char *s)
+/*
+ * a decoded path or query value that must be an id of the gateway's kind;
+ * 0, or -1 after answering 400 naming field
+ */
+static int check_id(rte_http_req *req, const char *field, const char *s, int n, size_t max)
 {
-    size_t n = strlen(s);
-    if (n == 8) {
-        for (size_t i = 0; i < 8; i++)
-            if (s[i] < '0' || s[i] > '9')
-                return 0;
-        return 1;
+    char why[200];
+    if (n == RTE_HTTP_MALFORMED) {
+        rte_http_error(req, 400,
+                       "field '%s': malformed (a bad %%XX escape, an encoded NUL, given twice, "
+                       "or too long)",
+                       field);
+        return -1;
     }
-    if (n != 10 || s[4] != '-' || s[7] != '-')
-        return 0;
-    for (size_t i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
-            return 0;
-    return 1;
+    if (rte_input_id(s, (size_t)n, max, NULL, why, sizeof why) != 0) {
+        rte_http_error(req, 400, "field '%s': %s", field, why);
+        return -1;
+    }
+    if (!gw_valid_id(s, max)) {
+        rte_http_error(req, 400,
+                       "field '%s': must be 1-%zu characters of A-Z, a-z, 0-9, '.', '_', "
+                       "'-'",
+                       field, max);
+        return -1;
+    }
+    return 0;
 }
 
 /* fill names and dob (and tp when empty) from the member directory; 0 found, -1 not */
@@ -226,18 +240,14 @@ static const char *const member_params[] = {"trading_partner_id", "cache_control
 /* gw_h_member - loop thread */
 void gw_h_member(rte_http_req *req, void *arg)
 {
-    const char *member_id = rte_http_req_tail(req);
-    char tp[256], mode[256];
+    char member_id[256], tp[256], mode[256];
     gw_req tmp, *r = &tmp;
-    int given;
+    int given, n;
     (void)arg;
 
-    if (!gw_valid_id(member_id, GW_ID_MAX)) {
-        rte_http_error(req, 400,
-                       "field 'member_id': must be 1-%d characters of A-Z, a-z, 0-9, '.', '_', '-'",
-                       GW_ID_MAX);
+    n = rte_http_req_tail_decoded(req, member_id, sizeof member_id);
+    if (check_id(req, "member_id", member_id, n, GW_ID_MAX) != 0)
         return;
-    }
     gw_req_init(r, GW_CHECK);
     copy_request_id(r, req);
     copy_str(r->member_id, sizeof r->member_id, member_id);
@@ -247,13 +257,8 @@ void gw_h_member(rte_http_req *req, void *arg)
     if (given < 0)
         goto fail;
     if (given) {
-        if (!gw_valid_id(tp, GW_TP_MAX)) {
-            rte_http_error(req, 400,
-                           "field 'trading_partner_id': must be 1-%d characters of A-Z, a-z, "
-                           "0-9, '.', '_', '-'",
-                           GW_TP_MAX);
+        if (check_id(req, "trading_partner_id", tp, (int)strlen(tp), GW_TP_MAX) != 0)
             goto fail;
-        }
         copy_str(r->tp, sizeof r->tp, tp);
     }
     given = query_param(req, "cache_control", mode, sizeof mode);
@@ -323,7 +328,7 @@ void gw_h_check(rte_http_req *req, void *arg)
         goto out;
     }
     rte_json_set_prefix("member");
-    if (rte_json_string(member, "member_id", 0, &mid, err, sizeof err) != 0) {
+    if (rte_json_id(member, "member_id", GW_ID_MAX, &mid, err, sizeof err) != 0) {
         rte_json_set_prefix(NULL);
         rte_http_error(req, 400, "%s", err);
         goto out;
@@ -342,8 +347,9 @@ void gw_h_check(rte_http_req *req, void *arg)
                        GW_ID_MAX);
         goto out;
     }
-    if (dob != NULL && !valid_dob(dob)) {
-        rte_http_error(req, 400, "field 'member.date_of_birth': expected YYYY-MM-DD or YYYYMMDD");
+    if (dob != NULL && rte_input_date(dob, strlen(dob), RTE_INPUT_DATE_ISO | RTE_INPUT_DATE_BASIC,
+                                      NULL, "field 'member.date_of_birth'", err, sizeof err) != 0) {
+        rte_http_error(req, 400, "%s", err);
         goto out;
     }
     if (cJSON_GetObjectItemCaseSensitive(doc, "provider") != NULL) {
@@ -366,13 +372,8 @@ void gw_h_check(rte_http_req *req, void *arg)
     if (opt_field(req, doc, "trading_partner_id", 0, &tp) ||
         opt_field(req, doc, "cache_control", 64, &mode))
         goto out;
-    if (tp != NULL && !gw_valid_id(tp, GW_TP_MAX)) {
-        rte_http_error(req, 400,
-                       "field 'trading_partner_id': must be 1-%d characters of A-Z, a-z, 0-9, "
-                       "'.', '_', '-'",
-                       GW_TP_MAX);
+    if (tp != NULL && check_id(req, "trading_partner_id", tp, (int)strlen(tp), GW_TP_MAX) != 0)
         goto out;
-    }
     copy_request_id(r, req);
     copy_str(r->member_id, sizeof r->member_id, mid);
     copy_str(r->tp, sizeof r->tp, tp);
@@ -404,11 +405,12 @@ out:
 /* gw_h_request - loop thread */
 void gw_h_request(rte_http_req *req, void *arg)
 {
-    const char *id = rte_http_req_tail(req);
+    char id[64];
     gw_req *r;
     (void)arg;
 
-    if (strlen(id) != 36 || strspn(id, "0123456789abcdef-") != 36) {
+    if (rte_http_req_tail_decoded(req, id, sizeof id) != 36 ||
+        strspn(id, "0123456789abcdef-") != 36) {
         rte_http_error(req, 400, "field 'request_id': expected a UUID");
         return;
     }

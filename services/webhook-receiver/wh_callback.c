@@ -6,6 +6,13 @@
  * entry module itself (rte_cache_entry_from_callback), so what passes here
  * is exactly what the consumer can map; only the field path is prefixed
  * ("results[3]." + "eligibility.copay_amount: ...").
+ *
+ * Input policy (docs/input.md): the body is parsed strictly (rte_json_parse:
+ * no duplicate keys, \u0000, invalid UTF-8 or lone surrogates), the ids of
+ * each result are rte_input_id ids, completed_at is RFC 3339 and the
+ * eligibility dates are calendar dates. A body that breaks any of it is
+ * refused whole with a 400 naming the field, so nothing of it reaches Kafka
+ * or the cache.
  */
 #include "wh_callback.h"
 
@@ -15,8 +22,8 @@
 
 #include "rte/batch_registry.h"
 #include "rte/cache_entry.h"
-#include "rte/clock.h"
 #include "rte/crypto.h"
+#include "rte/input.h"
 #include "rte/json.h"
 
 /* wh_content_id - keyed hash (fixed key) of the body, first 16 bytes in hex */
@@ -51,6 +58,22 @@ static int req_str(const cJSON *o, const char *where, const char *name, size_t m
     return 0;
 }
 
+/*
+ * a required id (rte_input_id: no control characters, well-formed UTF-8,
+ * 1..maxlen bytes): "results[3].member_id: control character U+0001 ..."
+ */
+static int req_id(const cJSON *o, const char *where, const char *name, size_t maxlen,
+                  const char **out, char *err, size_t errlen)
+{
+    char why[160];
+    if (req_str(o, where, name, maxlen, out, err, errlen) != 0)
+        return -1;
+    if (rte_input_id(*out, strlen(*out), maxlen, NULL, why, sizeof why) == 0)
+        return 0; /* the field name is formatted only for an error: 10,000 results, 30,000 ids */
+    snprintf(err, errlen, "%s%s%s: %s", where, where[0] ? "." : "", name, why);
+    return -1;
+}
+
 static int check_result(const cJSON *r, int i, char *err, size_t errlen)
 {
     char where[32], why[200];
@@ -60,9 +83,9 @@ static int check_result(const cJSON *r, int i, char *err, size_t errlen)
         snprintf(err, errlen, "%s: expected an object", where);
         return -1;
     }
-    if (req_str(r, where, "check_id", 128, &s, err, errlen) != 0 ||
-        req_str(r, where, "member_id", 128, &s, err, errlen) != 0 ||
-        req_str(r, where, "trading_partner_id", 64, &s, err, errlen) != 0 ||
+    if (req_id(r, where, "check_id", RTE_INPUT_ID_MAX, &s, err, errlen) != 0 ||
+        req_id(r, where, "member_id", RTE_INPUT_ID_MAX, &s, err, errlen) != 0 ||
+        req_id(r, where, "trading_partner_id", RTE_INPUT_CODE_MAX, &s, err, errlen) != 0 ||
         req_str(r, where, "status", 32, &s, err, errlen) != 0)
         return -1;
     if (strcmp(s, "completed") == 0) {
@@ -96,7 +119,9 @@ int wh_callback_parse(const char *body, size_t len, int max_results, wh_callback
                       size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *doc = rte_json_parse(body, len, err, errlen);
+    /* the size is wh.max_body's to bound (the HTTP route did, up to 256 MiB), not the default's */
+    rte_input_json_limits lim = {.max_bytes = len > 0 ? len : 1};
+    cJSON *doc = rte_json_parse_limited(body, len, &lim, err, errlen);
     if (doc == NULL)
         return -1;
     out->doc = doc;
@@ -113,10 +138,13 @@ int wh_callback_parse(const char *body, size_t len, int max_results, wh_callback
     }
     const cJSON *ca = cJSON_GetObjectItemCaseSensitive(doc, "completed_at");
     if (ca != NULL && !cJSON_IsNull(ca)) {
-        if (!cJSON_IsString(ca) || rte_clock_parse(ca->valuestring) < 0) {
+        if (!cJSON_IsString(ca)) {
             snprintf(err, errlen, "completed_at: expected an RFC 3339 time");
             goto fail;
         }
+        if (rte_input_timestamp(ca->valuestring, strlen(ca->valuestring), NULL, "completed_at", err,
+                                errlen) != 0)
+            goto fail;
         out->completed_at = ca->valuestring;
     }
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(doc, "results");

@@ -9,6 +9,17 @@
  * redelivers the message; the puts are idempotent (same entry, same
  * cached_at) and the record uses sets keyed by check id, so the redelivery
  * changes nothing that was already right.
+ *
+ * Input policy (docs/input.md): an envelope is checked whole before
+ * anything is written - strict JSON (rte_json_parse), its kind, content id
+ * and batch id, the part numbers, and for a callback every result (ids,
+ * status, eligibility, as the HTTP side checked them). One that fails goes
+ * to rte.stedi.batch-results.dlq with the reason naming the field, and
+ * nothing of it reaches the cache: only an envelope an older or foreign
+ * producer wrote can fail here. A polled page is Stedi's own data: an item
+ * Stedi answered badly (no member id, one with control characters, no
+ * eligibility) is recorded as failed "invalid", and the page's other items
+ * are written.
  */
 #include "wh_consume.h"
 
@@ -17,8 +28,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rte/batch_registry.h"
 #include "rte/cache_entry.h"
 #include "rte/clock.h"
+#include "rte/input.h"
 #include "rte/json.h"
 #include "rte/log.h"
 #include "rte/service.h"
@@ -72,24 +85,53 @@ static int64_t nfield(const cJSON *o, const char *name)
     return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
 }
 
-/* map one callback result into it (no I/O) */
-static void map_callback(const cJSON *res, int64_t cached_at, wh_item *it)
+/*
+ * a required id of a callback result: "results[3].member_id: ..."; 0, or -1
+ * + why
+ */
+static int result_id(const cJSON *res, int i, const char *name, size_t maxlen, const char **out,
+                     char *why, size_t wl)
 {
-    char why[200];
+    char bad[160];
+    *out = sfield(res, name);
+    if (*out == NULL) {
+        snprintf(why, wl, "results[%d].%s: missing or not a string", i, name);
+        return -1;
+    }
+    if (rte_input_id(*out, strlen(*out), maxlen, NULL, bad, sizeof bad) == 0)
+        return 0;
+    snprintf(why, wl, "results[%d].%s: %s", i, name, bad);
+    return -1;
+}
+
+/*
+ * map callback result i into it (no I/O): 0, or -1 + why when the result
+ * is not one the HTTP side would have accepted (the envelope is poison)
+ */
+static int map_callback(const cJSON *res, int i, int64_t cached_at, wh_item *it, char *why,
+                        size_t wl)
+{
+    char err[200];
     const char *st = sfield(res, "status");
-    it->id = sfield(res, "check_id");
-    it->member = sfield(res, "member_id");
-    it->partner = sfield(res, "trading_partner_id");
-    if (it->id == NULL)
-        it->id = "?";
-    if (it->member == NULL || it->partner == NULL || st == NULL)
-        it->fail = "invalid";
-    else if (strcmp(st, "completed") != 0)
-        it->fail = strcmp(st, "error") == 0 ? "payer_error" : "not_completed";
-    else if (rte_cache_entry_from_callback(cJSON_GetObjectItemCaseSensitive(res, "eligibility"),
-                                           cached_at, &WH.cache.freshness, &it->entry, why,
-                                           sizeof why) != 0)
-        it->fail = "invalid";
+    if (result_id(res, i, "check_id", RTE_INPUT_ID_MAX, &it->id, why, wl) != 0 ||
+        result_id(res, i, "member_id", RTE_INPUT_ID_MAX, &it->member, why, wl) != 0 ||
+        result_id(res, i, "trading_partner_id", RTE_INPUT_CODE_MAX, &it->partner, why, wl) != 0)
+        return -1;
+    if (st == NULL || (strcmp(st, "completed") != 0 && strcmp(st, "error") != 0)) {
+        snprintf(why, wl, "results[%d].status: expected completed or error", i);
+        return -1;
+    }
+    if (strcmp(st, "error") == 0) {
+        it->fail = "payer_error";
+        return 0;
+    }
+    if (rte_cache_entry_from_callback(cJSON_GetObjectItemCaseSensitive(res, "eligibility"),
+                                      cached_at, &WH.cache.freshness, &it->entry, err,
+                                      sizeof err) != 0) {
+        snprintf(why, wl, "results[%d].%s", i, err);
+        return -1;
+    }
+    return 0;
 }
 
 /* cached_at of a callback: when it completed, never later than its receipt */
@@ -98,7 +140,9 @@ static int64_t callback_time(const cJSON *env)
     int64_t received = nfield(env, "received_at_ms");
     int64_t cached_at = received > 0 ? received : rte_clock_now_ms();
     const char *ca = sfield(env, "completed_at");
-    int64_t done_ms = ca ? rte_clock_parse(ca) : -1;
+    int64_t done_ms = -1;
+    if (ca != NULL)
+        rte_input_timestamp(ca, strlen(ca), &done_ms, NULL, NULL, 0); /* checked: envelope */
     return done_ms > 0 && done_ms < cached_at ? done_ms : cached_at;
 }
 
@@ -131,7 +175,8 @@ static void map_item(const cJSON *item, const cJSON *members, int64_t fetched, w
     const cJSON *m = sti ? cJSON_GetObjectItemCaseSensitive(members, sti) : NULL;
 
     it->id = sti ? sti : "?";
-    if (sti == NULL) {
+    if (sti == NULL || rte_input_id(sti, strlen(sti), RTE_INPUT_ID_MAX, NULL, why, sizeof why) != 0) {
+        it->id = "?"; /* not fit to be a field name in the batch record */
         it->fail = "invalid";
         return;
     }
@@ -150,29 +195,40 @@ static void map_item(const cJSON *item, const cJSON *members, int64_t fetched, w
     it->entry = si.entry;
 }
 
-/* wh_consume_map - pure */
-int wh_consume_map(const cJSON *env, const char *kind, wh_item **out)
+/*
+ * wh_consume_map - the results of an envelope as items: their count; -1 +
+ * why when the envelope is poison (not the expected shape, or a callback
+ * result that breaks the input policy); -2 out of memory
+ */
+int wh_consume_map(const cJSON *env, const char *kind, wh_item **out, char *why, size_t wl)
 {
     int callback = strcmp(kind, WH_KIND_CALLBACK) == 0;
     const cJSON *list = callback ? cJSON_GetObjectItemCaseSensitive(env, "results")
                                  : cJSON_GetObjectItemCaseSensitive(
                                        cJSON_GetObjectItemCaseSensitive(env, "page"), "items");
     const cJSON *members = cJSON_GetObjectItemCaseSensitive(env, "members");
-    if (!cJSON_IsArray(list))
+    if (!cJSON_IsArray(list)) {
+        snprintf(why, wl, "%s envelope without its %s array", kind,
+                 callback ? "results" : "page.items");
         return -1;
+    }
     int n = cJSON_GetArraySize(list), i = 0;
     wh_item *items = calloc((size_t)n + 1, sizeof *items);
-    if (items == NULL)
-        return -1;
+    if (items == NULL) {
+        snprintf(why, wl, "out of memory");
+        return -2;
+    }
     int64_t t = callback ? callback_time(env) : nfield(env, "fetched_at_ms");
     if (t <= 0)
         t = rte_clock_now_ms();
     const cJSON *x;
     cJSON_ArrayForEach(x, list)
     {
-        if (callback)
-            map_callback(x, t, &items[i]);
-        else
+        if (callback && map_callback(x, i, t, &items[i], why, wl) != 0) {
+            free(items);
+            return -1;
+        }
+        if (!callback)
             map_item(x, members, t, &items[i]);
         i++;
     }
@@ -343,12 +399,9 @@ static int apply_results(rte_redis *r, const cJSON *env, const char *kind, const
 {
     char err[512];
     wh_item *items = NULL;
-    int n = wh_consume_map(env, kind, &items);
-    if (n < 0) {
-        snprintf(reason, rl, "%s envelope without its %s array", kind,
-                 strcmp(kind, WH_KIND_CALLBACK) == 0 ? "results" : "page.items");
-        return RTE_KAFKA_POISON;
-    }
+    int n = wh_consume_map(env, kind, &items, reason, rl);
+    if (n < 0)
+        return n == -2 ? RTE_KAFKA_RETRY : RTE_KAFKA_POISON;
     int rc = RTE_KAFKA_OK;
     struct apply a = {0};
     a.ok_ids = calloc((size_t)n + 1, sizeof *a.ok_ids);
@@ -423,16 +476,44 @@ out:
     return rc;
 }
 
+/*
+ * the envelope's own fields as webhook-receiver writes them: content id an
+ * id, batch id one the registry accepts, a callback's part numbers in
+ * range; 0, or -1 + why
+ */
+static int check_envelope(const cJSON *env, const char *kind, char *why, size_t wl)
+{
+    const char *id, *batch_id, *ca = NULL;
+    int64_t part, parts, total;
+    rte_json_set_prefix(NULL);
+    if (rte_json_id(env, "id", RTE_INPUT_ID_MAX, &id, why, wl) != 0 ||
+        rte_json_string(env, "batch_id", 0, &batch_id, why, wl) != 0)
+        return -1;
+    if (!rte_batch_registry_valid_id(batch_id)) {
+        snprintf(why, wl, "field 'batch_id': expected 1..%d characters of [A-Za-z0-9._:-]",
+                 RTE_BATCH_ID_MAX - 1);
+        return -1;
+    }
+    if (strcmp(kind, WH_KIND_CALLBACK) != 0)
+        return 0;
+    if (rte_json_int(env, "parts", 1, 1000000, &parts, why, wl) != 0 ||
+        rte_json_int(env, "part", 0, parts - 1, &part, why, wl) != 0 ||
+        rte_json_int(env, "total", 0, 100000000, &total, why, wl) != 0 ||
+        rte_json_string_opt(env, "completed_at", 64, &ca, why, wl) != 0)
+        return -1;
+    if (ca != NULL && rte_input_timestamp(ca, strlen(ca), NULL, "field 'completed_at'", why, wl))
+        return -1;
+    return 0;
+}
+
 static int handle(rte_redis *r, const cJSON *env, const char *kind, int *dup, char *reason,
                   size_t rl)
 {
     char err[512];
+    if (check_envelope(env, kind, reason, rl) != 0)
+        return RTE_KAFKA_POISON;
     const char *batch_id = sfield(env, "batch_id");
     const char *cid = sfield(env, "id");
-    if (batch_id == NULL || cid == NULL) {
-        snprintf(reason, rl, "envelope without batch_id or id");
-        return RTE_KAFKA_POISON;
-    }
     if (strcmp(kind, WH_KIND_BATCH_DONE) == 0)
         return emit_event(r, batch_id, "poll", sfield(env, "source"), (long)nfield(env, "items"),
                           reason, rl);
@@ -477,8 +558,11 @@ int wh_consume(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonl
     if (kind == NULL ||
         (strcmp(kind, WH_KIND_CALLBACK) != 0 && strcmp(kind, WH_KIND_POLL_PAGE) != 0 &&
          strcmp(kind, WH_KIND_BATCH_DONE) != 0)) {
+        char q[RTE_INPUT_QUOTE_MAX * 4 + 8] = "(missing)";
+        if (kind != NULL)
+            rte_input_quote(kind, strlen(kind), q, sizeof q); /* the reason is a header too */
         snprintf(reason, reasonlen, "envelope kind '%s' is not callback, poll_page or batch_done",
-                 kind ? kind : "(missing)");
+                 q);
         kind = "unknown";
         rc = RTE_KAFKA_POISON;
     } else {

@@ -50,9 +50,11 @@
 /*
  * wh_consume_map - the results of envelope env (kind callback or poll_page)
  * as items to write (calloc'd array, caller frees; strings borrowed from
- * env); the count, or -1 when env lacks its results array. Pure; any thread.
+ * env); the count, or -1 + why when env is poison (no results array, or a
+ * callback result that breaks the input policy), -2 out of memory. Pure;
+ * any thread.
  */
-int wh_consume_map(const cJSON *env, const char *kind, wh_item **out);
+int wh_consume_map(const cJSON *env, const char *kind, wh_item **out, char *why, size_t wl);
 
 /* wh_consume - rte_kafka_handler for rte.stedi.batch-results */
 int wh_consume(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonlen);

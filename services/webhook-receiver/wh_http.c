@@ -23,6 +23,7 @@
 
 #include "rte/batch_registry.h"
 #include "rte/clock.h"
+#include "rte/input.h"
 #include "rte/json.h"
 #include "rte/log.h"
 #include "rte/service.h"
@@ -351,9 +352,9 @@ static int admin_members(const cJSON *arr, rte_batch_member *m, char (*keys)[RTE
         const char *sti = NULL, *member = NULL, *tp = NULL;
         char why[256];
         if (!cJSON_IsObject(it) ||
-            rte_json_string(it, "submitter_id", 80, &sti, why, sizeof why) != 0 ||
-            rte_json_string(it, "member_id", 80, &member, why, sizeof why) != 0 ||
-            rte_json_string(it, "trading_partner_id", 80, &tp, why, sizeof why) != 0) {
+            rte_json_id(it, "submitter_id", 80, &sti, why, sizeof why) != 0 ||
+            rte_json_id(it, "member_id", 80, &member, why, sizeof why) != 0 ||
+            rte_json_id(it, "trading_partner_id", 80, &tp, why, sizeof why) != 0) {
             snprintf(err, errlen, "members[%d]: %s", i,
                      cJSON_IsObject(it) ? why : "expected an object");
             return -1;
@@ -384,11 +385,15 @@ static void h_register(rte_http_req *req, void *arg)
     char(*keys)[RTE_CACHE_KEY_MAX] = NULL;
     char(*types)[16] = NULL;
     int nm = 0;
+    int64_t sub_ms = 0;
+    rte_json_set_prefix(NULL);
     cJSON *d = rte_json_parse(body, len, err, sizeof err);
     if (d == NULL || rte_json_string(d, "batch_id", RTE_BATCH_ID_MAX - 1, &id, err, sizeof err) ||
-        rte_json_string_opt(d, "source", 63, &source, err, sizeof err) ||
+        rte_json_id_opt(d, "source", 63, &source, err, sizeof err) ||
         rte_json_int_opt(d, "items", 0, 1000000, &items, err, sizeof err) ||
-        rte_json_string_opt(d, "submitted_at", 64, &sub, err, sizeof err)) {
+        rte_json_string_opt(d, "submitted_at", 64, &sub, err, sizeof err) ||
+        (sub != NULL && rte_input_timestamp(sub, strlen(sub), &sub_ms, "field 'submitted_at'", err,
+                                            sizeof err) != 0)) {
         rte_http_error(req, 400, "%s", err);
         goto out;
     }
@@ -410,9 +415,9 @@ static void h_register(rte_http_req *req, void *arg)
         goto out;
     }
     int64_t now = rte_clock_now_ms();
-    rte_batch_info b = {id, source, (int)items, sub ? rte_clock_parse(sub) : 0, 0, members, nm};
+    rte_batch_info b = {id, source, (int)items, sub_ms, 0, members, nm};
     if (b.submitted_ms < 0) {
-        rte_http_error(req, 400, "field 'submitted_at': expected an RFC 3339 time");
+        rte_http_error(req, 400, "field 'submitted_at': before 1970");
     } else if (rte_batch_registry_register(rte_service_redis(), &WH.registry, &b, now, err,
                                            sizeof err) != 0) {
         rte_http_error(req, rte_batch_registry_valid_id(id) ? 503 : 400, "%s", err);
@@ -432,8 +437,8 @@ static void h_show(rte_http_req *req, void *arg)
     (void)arg;
     char err[512];
     rte_batch_record rec;
-    const char *id = rte_http_req_tail(req);
-    if (!rte_batch_registry_valid_id(id)) {
+    char id[RTE_BATCH_ID_MAX];
+    if (rte_http_req_tail_decoded(req, id, sizeof id) < 0 || !rte_batch_registry_valid_id(id)) {
         rte_http_error(req, 400, "batch id: expected 1..127 characters of [A-Za-z0-9._:-]");
         return;
     }

@@ -27,6 +27,7 @@
 #include <pthread.h>
 
 #include "rte/cache_entry.h"
+#include "rte/stedi_reply.h"
 #include "rte/clock.h"
 #include "testutil.h"
 
@@ -210,6 +211,58 @@ static void test_decode_names_bad_field(void **state)
                        "\"fresh_until\":\"2026-01-01T00:00:00Z\",\"source\":\"stedi_batch\"}";
     assert_int_equal(rte_cache_entry_decode(bad2, strlen(bad2), &e, err, sizeof err), -1);
     assert_non_null(strstr(err, "cached_at"));
+}
+
+/* dates are calendar dates wherever they enter an entry (issue 16) */
+static void test_calendar_dates(void **state)
+{
+    (void)state;
+    char err[256];
+    rte_cache_entry e;
+    rte_cache_freshness f = rte_cache_freshness_default();
+
+    /* a callback's eligibility{}: 2026-13-45 was stored as it came */
+    cJSON *el = cJSON_Parse("{\"eligible\":true,\"coverage_start\":\"2026-13-45\"}");
+    assert_int_equal(rte_cache_entry_from_callback(el, 0, &f, &e, err, sizeof err), -1);
+    assert_string_equal(err, "eligibility.coverage_start: not a calendar date (month 13)");
+    cJSON_Delete(el);
+    el = cJSON_Parse("{\"eligible\":true,\"coverage_end\":\"2025-02-29\"}");
+    assert_int_equal(rte_cache_entry_from_callback(el, 0, &f, &e, err, sizeof err), -1);
+    assert_string_equal(err,
+                        "eligibility.coverage_end: not a calendar date (2025-02 has no day 29)");
+    cJSON_Delete(el);
+    el = cJSON_Parse("{\"eligible\":true,\"coverage_start\":\"2024-02-29\"}");
+    assert_int_equal(rte_cache_entry_from_callback(el, 0, &f, &e, err, sizeof err), 0);
+    assert_string_equal(e.coverage_start, "2024-02-29");
+    cJSON_Delete(el);
+
+    /* Stedi's CCYYMMDD plan dates: an impossible one is unknown, not "2026-13-45" */
+    cJSON *resp = cJSON_Parse("{\"benefitsInformation\":[{\"code\":\"1\",\"serviceTypeCodes\":"
+                              "[\"30\"]}],\"planDateInformation\":"
+                              "{\"planBegin\":\"20261345\",\"planEnd\":\"20261231\"}}");
+    assert_int_equal(rte_stedi_reply_read(resp, NULL, "stedi_realtime", 0, &f, &e, err, sizeof err),
+                     0);
+    assert_string_equal(e.coverage_start, "");
+    assert_string_equal(e.coverage_end, "2026-12-31");
+    cJSON_Delete(resp);
+    resp = cJSON_Parse("{\"benefitsInformation\":[{\"code\":\"1\",\"serviceTypeCodes\":"
+                       "[\"30\"]}],\"planDateInformation\":{\"plan\":\"20240229-20250229\"}}");
+    assert_int_equal(rte_stedi_reply_read(resp, NULL, "stedi_realtime", 0, &f, &e, err, sizeof err),
+                     0);
+    /* the reader refuses a range with an impossible end whole: no date rather than half */
+    assert_string_equal(e.coverage_end, "");
+    cJSON_Delete(resp);
+
+    /* a stored value: dates and times are checked on the way out of Redis too */
+    const char *v = "{\"eligible\":true,\"network_status\":\"in_network\",\"coverage_start\":"
+                    "\"2026-02-30\",\"cached_at\":\"2026-01-01T00:00:00.000Z\",\"fresh_until\":"
+                    "\"2026-01-01T22:00:00.000Z\",\"source\":\"stedi_batch\"}";
+    assert_int_equal(rte_cache_entry_decode(v, strlen(v), &e, err, sizeof err), -1);
+    assert_string_equal(err, "field 'coverage_start': expected a calendar date YYYY-MM-DD or null");
+    v = "{\"eligible\":true,\"network_status\":\"in_network\",\"cached_at\":\"1767592800\","
+        "\"fresh_until\":\"2026-01-01T22:00:00.000Z\",\"source\":\"stedi_batch\"}";
+    assert_int_equal(rte_cache_entry_decode(v, strlen(v), &e, err, sizeof err), -1);
+    assert_non_null(strstr(err, "field 'cached_at': expected an RFC 3339 date-time"));
 }
 
 static void test_key_hides_member_id(void **state)
@@ -587,6 +640,7 @@ int main(void)
         cmocka_unit_test(test_benefit_add),         cmocka_unit_test(test_decode_names_bad_field),
         cmocka_unit_test(test_decode_last_success), cmocka_unit_test(test_key_hides_member_id),
         cmocka_unit_test(test_freshness),           cmocka_unit_test(test_settings_from_config),
+        cmocka_unit_test(test_calendar_dates),
     };
     const struct CMUnitTest redis[] = {
         cmocka_unit_test(test_put_get_never_older),

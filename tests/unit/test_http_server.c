@@ -460,6 +460,67 @@ static void test_query_at_walks_a_repeated_parameter(void **state)
     srv_stop(&v);
 }
 
+/* --- percent-decoding of query values and path tails (the input policy) --- */
+
+/* answers "q=<len or rte_http_query_rc>:<hex of the decoded bytes>|t=<len or -2>:<hex>" */
+static void h_decode(rte_http_req *req, void *arg)
+{
+    (void)arg;
+    char q[16], t[16], out[200];
+    int nq = rte_http_req_query(req, "q", q, sizeof q, NULL, 0);
+    int nt = rte_http_req_tail_decoded(req, t, sizeof t);
+    size_t o = (size_t)snprintf(out, sizeof out, "q=%d:", nq);
+    for (int i = 0; i < nq; i++)
+        o += (size_t)snprintf(out + o, sizeof out - o, "%02x", (unsigned char)q[i]);
+    o += (size_t)snprintf(out + o, sizeof out - o, "|t=%d:", nt);
+    for (int i = 0; i < nt; i++)
+        o += (size_t)snprintf(out + o, sizeof out - o, "%02x", (unsigned char)t[i]);
+    rte_http_respond(req, 200, "text/plain", out, o);
+}
+
+static const rte_http_route decode_routes[] = {
+    {.method = "GET", .path = "/d/*", .handler = h_decode, .name = "t_decode"},
+    {0},
+};
+
+/*
+ * "%00" ended the C string a caller read ("62308%00x" was "62308"); now it
+ * is CONTROL, a bad escape MALFORMED, an overflow TOO_LONG and a repeated
+ * parameter REPEATED; a path tail that does not decode is
+ * RTE_HTTP_MALFORMED. Paths decode %XX but not '+'.
+ */
+static void test_query_and_tail_decoding(void **state)
+{
+    static const struct {
+        const char *path, *want;
+    } cases[] = {
+        {"/d/a?q=b", "q=1:62|t=1:61"},
+        {"/d/M%2D1?q=a+b%21", "q=4:61206221|t=3:4d2d31"},
+        {"/d/a+b?q=", "q=0:|t=3:612b62"},
+        {"/d/x?r=1", "q=-1:|t=1:78"},
+        {"/d/x?q=62308%00x", "q=-5:|t=1:78"},
+        {"/d/x%00?q=1", "q=1:31|t=-2:"},
+        {"/d/x?q=%zz", "q=-2:|t=1:78"},
+        {"/d/x%4?q=%4", "q=-2:|t=-2:"},
+        {"/d/x?q=1&q=2", "q=-4:|t=1:78"},
+        {"/d/x?q=1&qq=2&aq=3", "q=1:31|t=1:78"},
+        {"/d/%01%ff?q=%C3%A9", "q=2:c3a9|t=2:01ff"}, /* decoded as is: ids are checked later */
+        {"/d/0123456789abcdef?q=0123456789abcdef", "q=-3:|t=-2:"}, /* 16 bytes: no room */
+    };
+    struct srv v;
+    char resp[2048];
+
+    (void)state;
+    srv_start(&v, decode_routes);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        raw_get(v.port, "GET", cases[i].path, "", resp, sizeof resp);
+        assert_int_equal(raw_status(resp), 200);
+        if (strcmp(raw_body(resp), cases[i].want) != 0)
+            fail_msg("%s: '%s', expected '%s'", cases[i].path, raw_body(resp), cases[i].want);
+    }
+    srv_stop(&v);
+}
+
 /* --- rte_http_requests_total --- */
 
 static void h_status(rte_http_req *req, void *arg)
@@ -983,6 +1044,7 @@ int main(void)
         cmocka_unit_test(test_request_counter_labels),
         cmocka_unit_test(test_query_parameters_strict),
         cmocka_unit_test(test_header_list_joins_lines),
+        cmocka_unit_test(test_query_and_tail_decoding),
         cmocka_unit_test(test_on_turn_runs_after_each_turn_on_the_loop),
         cmocka_unit_test(test_connections_gauge_follows_open_connections),
         cmocka_unit_test(test_steer_by_cpu_sends_a_cpu_to_its_loop),

@@ -43,9 +43,11 @@ static void test_parse_errors(void **state)
         const char *text;
         const char *err;
     } cases[] = {
-        {"{\"a\":1,}", "invalid JSON at byte 7"},  {"{\"a\": tru}", "invalid JSON at byte 6"},
-        {"{\"a\":1} x", "invalid JSON at byte 8"}, {"", "invalid JSON at byte 0"},
-        {"nul", "invalid JSON at byte 0"},
+        {"{\"a\":1,}", "invalid JSON at byte 7: expected a string key"},
+        {"{\"a\": tru}", "invalid JSON at byte 6: expected a value"},
+        {"{\"a\":1} x", "invalid JSON at byte 8: unexpected data after the document"},
+        {"", "invalid JSON at byte 0: expected a value"},
+        {"nul", "invalid JSON at byte 0: expected a value"},
     };
     char err[128];
     cJSON *j;
@@ -65,8 +67,89 @@ static void test_parse_errors(void **state)
     cJSON_Delete(j);
     /* an embedded NUL inside len is not whitespace */
     assert_null(rte_json_parse("{\"a\":1}\0zz", 10, err, sizeof(err)));
-    assert_string_equal(err, "invalid JSON at byte 7");
+    assert_string_equal(err, "invalid JSON at byte 7: unexpected data after the document");
     assert_null(rte_json_parse(NULL, 0, err, sizeof(err)));
+}
+
+/*
+ * what cJSON alone let through and rte_json_parse now refuses (issue 16):
+ * each document below parses with cJSON, and reads differently there than
+ * in a strict reader
+ */
+static void test_parse_strict(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *err;
+    } cases[] = {
+        /* cJSON keeps both; lookups find the first, Python and Redis's cjson the last */
+        {"{\"results\":[{\"member_id\":\"A\",\"member_id\":\"B\"}]}",
+         "duplicate key 'member_id' in the object at 'results[0]'"},
+        /* cJSON cuts the string at the NUL: "M1\u0000X" would read as "M1" */
+        {"{\"member_id\":\"M1\\u0000X\"}", "\\u0000 not allowed in a string at 'member_id'"},
+        /* raw control characters and invalid UTF-8 are copied through by cJSON */
+        {"{\"member_id\":\"M\x01\"}",
+         "control character 0x01 at byte 15 in a string at 'member_id' (must be escaped)"},
+        {"{\"member_id\":\"M\xff\"}", "invalid UTF-8 at byte 15 in a string at 'member_id'"},
+        {"[01]", "invalid JSON at byte 2: expected ',' or ']'"}, /* cJSON reads 1 */
+        {"\x01[1]", "invalid JSON at byte 0: expected a value"}, /* cJSON skips it */
+    };
+    char err[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cJSON *lenient = cJSON_ParseWithLength(cases[i].text, strlen(cases[i].text));
+        if (lenient == NULL)
+            fail_msg("case %zu: cJSON refuses it too; not a case of the policy", i);
+        cJSON_Delete(lenient);
+        snprintf(err, sizeof(err), "unset");
+        assert_null(rte_json_parse(cases[i].text, strlen(cases[i].text), err, sizeof(err)));
+        assert_string_equal(err, cases[i].err);
+    }
+    /* the caller's bounds */
+    rte_input_json_limits lim = {8, 2};
+    assert_null(rte_json_parse_limited("[1,2,3,4]", 9, &lim, err, sizeof(err)));
+    assert_string_equal(err, "document of 9 bytes exceeds the limit of 8 bytes");
+    assert_null(rte_json_parse_limited("[[[1]]]", 7, &lim, err, sizeof(err)));
+    assert_string_equal(err, "nesting deeper than 2 levels at byte 2");
+    cJSON *j = rte_json_parse_limited("[[1]]", 5, &lim, err, sizeof(err));
+    assert_non_null(j);
+    cJSON_Delete(j);
+}
+
+static void test_id(void **state)
+{
+    const char *out = "untouched";
+    char err[200];
+    const char *text = "{\"m\":\"M1\",\"c\":\"M\\u0001\",\"s\":\"\\u00e9t\\u00e9\",\"n\":5,"
+                       "\"sp\":\" M\",\"nul\":null}";
+    cJSON *d = rte_json_parse(text, strlen(text), err, sizeof(err));
+
+    (void)state;
+    assert_non_null(d);
+    assert_int_equal(rte_json_id(d, "m", 128, &out, err, sizeof(err)), 0);
+    assert_string_equal(out, "M1");
+    assert_int_equal(rte_json_id(d, "s", 128, &out, err, sizeof(err)), 0);
+    assert_string_equal(out, "\xc3\xa9t\xc3\xa9");
+    rte_json_set_prefix("results[2]");
+    assert_int_equal(rte_json_id(d, "c", 128, &out, err, sizeof(err)), -1);
+    assert_string_equal(err,
+                        "field 'results[2].c': control character U+0001 at byte 1 is not allowed");
+    assert_int_equal(rte_json_id(d, "sp", 128, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'results[2].sp': leading or trailing space is not allowed");
+    assert_int_equal(rte_json_id(d, "m", 1, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'results[2].m': longer than 1 bytes");
+    assert_int_equal(rte_json_id(d, "n", 128, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'results[2].n': expected string");
+    assert_int_equal(rte_json_id(d, "nul", 128, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'results[2].nul': missing");
+    rte_json_set_prefix(NULL);
+    out = "untouched";
+    assert_int_equal(rte_json_id_opt(d, "absent", 128, &out, err, sizeof(err)), 0);
+    assert_string_equal(out, "untouched");
+    assert_int_equal(rte_json_id_opt(d, "c", 128, &out, err, sizeof(err)), -1);
+    assert_string_equal(err, "field 'c': control character U+0001 at byte 1 is not allowed");
+    cJSON_Delete(d);
 }
 
 static void test_string(void **state)
@@ -351,19 +434,44 @@ static void test_writer_escapes_at_every_position(void **state)
 
     for (size_t len = 1; len <= 24; len++)
         for (size_t pos = 0; pos < len; pos++)
-            for (size_t k = 0; k < sizeof specials; k++) {
+            for (size_t k = 0; k <= sizeof specials; k++) {
                 memset(str, 'a' + (int)(len % 26), len);
-                str[pos] = specials[k];
-                str[len] = '\0';
+                if (k < sizeof specials) {
+                    str[pos] = specials[k];
+                    str[len] = '\0';
+                } else { /* a whole 2-byte character: copied as it is */
+                    str[pos] = (char)0xc3;
+                    str[pos + 1] = (char)0xa9;
+                    str[len + 1] = '\0';
+                }
                 cJSON *doc = cJSON_CreateObject();
-                cJSON_AddStringToObject(doc, "s", str);
+                /* a lone 0xc3 is no UTF-8: the writer puts U+FFFD where cJSON copies the byte */
+                if (k < sizeof specials && specials[k] == (char)0xc3) {
+                    char fixed[40];
+                    memcpy(fixed, str, pos);
+                    memcpy(fixed + pos, "\xef\xbf\xbd", 3);
+                    memcpy(fixed + pos + 3, str + pos + 1, len - pos);
+                    cJSON_AddStringToObject(doc, "s", fixed);
+                } else {
+                    cJSON_AddStringToObject(doc, "s", str);
+                }
                 char *want = cJSON_PrintUnformatted(doc);
                 rte_jsonw_init(&w, buf, sizeof buf);
                 rte_jsonw_begin(&w, NULL);
                 rte_jsonw_str(&w, "s", str);
                 rte_jsonw_end(&w);
-                assert_int_equal(rte_jsonw_done(&w), (int)strlen(want));
-                assert_string_equal(buf, want);
+                assert_true(rte_jsonw_done(&w) > 0);
+                /* the same text, but U+FFFD escaped: compare what a reader gets */
+                char err[128];
+                cJSON *back = rte_json_parse(buf, strlen(buf), err, sizeof err);
+                if (back == NULL)
+                    fail_msg("writer output '%s' is not valid JSON: %s", buf, err);
+                char *again = cJSON_PrintUnformatted(back);
+                assert_string_equal(again, want);
+                if (k < sizeof specials && specials[k] != (char)0xc3)
+                    assert_string_equal(buf, want); /* byte for byte, as before */
+                cJSON_free(again);
+                cJSON_Delete(back);
                 cJSON_free(want);
                 cJSON_Delete(doc);
             }
@@ -422,6 +530,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_parse_strict),
+        cmocka_unit_test(test_id),
         cmocka_unit_test_setup_teardown(test_string, parse_doc, free_doc),
         cmocka_unit_test_setup_teardown(test_string_opt, parse_doc, free_doc),
         cmocka_unit_test_setup_teardown(test_int, parse_doc, free_doc),

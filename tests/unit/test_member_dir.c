@@ -155,13 +155,88 @@ static void test_malformed(void **state)
                       "'usage_by_hour' has 2 numbers, expected 24");
     expect_load_error("{\"member_id\":\"A\",\"last_login_at\":\"yesterday\"}\n",
                       "field 'last_login_at'");
-    expect_load_error("{\"member_id\":\"A\"} x\n", "trailing characters");
+    expect_load_error("{\"member_id\":\"A\"} x\n",
+                      "line 1: invalid JSON at byte 18: unexpected data after the document");
     expect_load_error("{\"member_id\":\"A\",\"has_rte_enabled\":\"yes\"}\n",
                       "field 'has_rte_enabled'");
 
     char err[256] = "";
     assert_null(rte_member_dir_new("/nonexistent/members.jsonl", err, sizeof(err)));
     assert_non_null(strstr(err, "/nonexistent/members.jsonl"));
+}
+
+/*
+ * the input policy on directory lines (issue 16): each of these loaded
+ * before, and now fails the load naming the line and the field
+ */
+static void test_input_policy(void **state)
+{
+    (void)state;
+    /* ids: an escaped NUL cut "A\u0000B" to "A"; control characters and bad UTF-8 went in */
+    expect_load_error("{\"member_id\":\"A\"}\n{\"member_id\":\"B\\u0000X\"}\n",
+                      "line 2: \\u0000 not allowed in a string at 'member_id'");
+    expect_load_error("{\"member_id\":\"B\\u0001\"}\n",
+                      "line 1: field 'member_id': control character U+0001 at byte 1 is not "
+                      "allowed");
+    expect_load_error("{\"member_id\":\"B\\u2028\"}\n", "field 'member_id': line separator");
+    expect_load_error("{\"member_id\":\"B\x01\"}\n",
+                      "line 1: control character 0x01 at byte 15 in a string at 'member_id'");
+    expect_load_error("{\"member_id\":\"M\xff\"}\n",
+                      "line 1: invalid UTF-8 at byte 15 in a string at 'member_id'");
+    expect_load_error("{\"member_id\":\"M1\",\"last_name\":\"\xc0\xafx\"}\n",
+                      "line 1: invalid UTF-8 at byte 31 in a string at 'last_name'");
+    expect_load_error("{\"member_id\":\" M1\"}\n", "field 'member_id': leading or trailing space");
+    expect_load_error("{\"member_id\":\"M1\",\"trading_partner_id\":\"62\\u000a308\"}\n",
+                      "field 'trading_partner_id': control character U+000A");
+    expect_load_error("{\"member_id\":\"M1\",\"payer_id\":\"\\u200b62308\"}\n",
+                      "field 'payer_id': invisible format character U+200B");
+    /* duplicate keys: the first one won, whatever a second reader thought */
+    expect_load_error("{\"member_id\":\"A\",\"member_id\":\"B\"}\n",
+                      "line 1: duplicate key 'member_id' in the top-level object");
+    expect_load_error("{\"member_id\":\"A\",\"x\":{\"k\":1,\"k\":2}}\n",
+                      "line 1: duplicate key 'k' in the object at 'x'");
+    expect_load_error("{\"member_id\":\"A\",\"feature_flags\":{\"f\":true,\"f\":false}}\n",
+                      "duplicate key 'f' in the object at 'feature_flags'");
+    /* lone surrogates were turned into U+FFFD */
+    expect_load_error("{\"member_id\":\"A\",\"first_name\":\"\\ud800\"}\n",
+                      "unpaired surrogate escape \\ud800 at byte 31 in a string at 'first_name'");
+    /* dates and times */
+    expect_load_error("{\"member_id\":\"A\",\"date_of_birth\":\"1980-13-45\"}\n",
+                      "line 1: field 'date_of_birth': not a calendar date (month 13)");
+    expect_load_error("{\"member_id\":\"A\",\"date_of_birth\":\"1981-02-29\"}\n",
+                      "field 'date_of_birth': not a calendar date (1981-02 has no day 29)");
+    expect_load_error("{\"member_id\":\"A\",\"date_of_birth\":\"01/02/1980\"}\n",
+                      "field 'date_of_birth': expected YYYY-MM-DD or YYYYMMDD");
+    expect_load_error("{\"member_id\":\"A\",\"enrollment_date\":\"2021-02-31\"}\n",
+                      "field 'enrollment_date': not a calendar date (2021-02 has no day 31)");
+    expect_load_error("{\"member_id\":\"A\",\"last_login_at\":\"2026-02-30T10:00:00Z\"}\n",
+                      "field 'last_login_at': not a calendar date (2026-02 has no day 30)");
+    expect_load_error("{\"member_id\":\"A\",\"last_login_at\":\"2026-01-02T25:00:00Z\"}\n",
+                      "field 'last_login_at': not a time of day (25:00:00)");
+    expect_load_error("{\"member_id\":\"A\",\"last_login_at\":\"1969-12-31T23:00:00Z\"}\n",
+                      "field 'last_login_at': before 1970");
+    expect_load_error("{\"member_id\":\"A\",\"upcoming_appointment_at\":\"1767688200\"}\n",
+                      "field 'upcoming_appointment_at': expected an RFC 3339 date-time");
+
+    /* what the policy allows: a surrogate pair is one 4-byte character, offsets are read */
+    char path[512], err[256] = "";
+    write_tmp(path, sizeof(path),
+              "{\"member_id\":\"M-\xc3\xa9\",\"first_name\":\"\\ud834\\udd1e\","
+              "\"date_of_birth\":\"19800229\",\"last_login_at\":\"2026-01-05T07:00:00+01:00\","
+              "\"enrollment_date\":\"2024-02-29\"}\n");
+    rte_member_dir *d = rte_member_dir_new(path, err, sizeof(err));
+    if (d == NULL)
+        fail_msg("load failed: %s", err);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    const rte_member *m = rte_member_snapshot_find(s, "M-\xc3\xa9");
+    assert_non_null(m);
+    assert_string_equal(m->first_name, "\xf0\x9d\x84\x9e");
+    assert_string_equal(m->date_of_birth, "19800229");
+    assert_int_equal(m->last_login_ms, 1767592800000LL);
+    assert_int_equal(m->enrollment_ms, 1709164800000LL);
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+    unlink(path);
 }
 
 /* the on flags of m, by name, in bit order, joined with ',' */
@@ -424,6 +499,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_fields),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_input_policy),
         cmocka_unit_test(test_feature_flags),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_member_gen_roundtrip),

@@ -197,6 +197,17 @@ int rte_http_req_query_at(const rte_http_req *req, const char *name, int index, 
 int rte_http_req_query_only(const rte_http_req *req, const char *const *names, char *err,
                             size_t errlen);
 
+/* What rte_http_req_tail_decoded answers for a tail it cannot decode. */
+#define RTE_HTTP_MALFORMED (-2)
+
+/*
+ * rte_http_req_tail_decoded - rte_http_req_tail percent-decoded (RFC 3986
+ * section 2.1; '+' stays '+' in a path) into buf: its length, or
+ * RTE_HTTP_MALFORMED for a bad %XX, an encoded NUL or more than len - 1
+ * bytes. The bytes are not otherwise checked: callers check ids with
+ * rte_input_id.
+ */
+int rte_http_req_tail_decoded(const rte_http_req *req, char *buf, size_t len);
 /* rte_http_req_header - request header value (first of that name) into buf; length or -1 */
 int rte_http_req_header(const rte_http_req *req, const char *name, char *buf, size_t len);
 

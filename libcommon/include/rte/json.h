@@ -1,6 +1,10 @@
 /*
  * json.h - strict cJSON helpers whose errors name the field.
  *
+ * Parsing is strict (rte/input.h): a document with duplicate keys, invalid
+ * UTF-8, \u0000, lone surrogates or too deep nesting is refused before
+ * cJSON sees it.
+ *
  * Validation reads a field by path-like name and reports the first problem as
  * "field 'subscriber.memberId': expected string" so an HTTP 400 or gRPC
  * INVALID_ARGUMENT can pass it to the caller unchanged. Getters return 0 on
@@ -10,7 +14,9 @@
  * rte_jsonw writes a compact JSON object straight into a caller's buffer,
  * for documents made on every request (no allocation, no cJSON tree). It
  * escapes keys and strings as cJSON does (", \\, control characters) and
- * prints numbers as cJSON does, so a document reads the same either way.
+ * prints numbers as cJSON does, so a document reads the same either way;
+ * unlike cJSON it never copies a byte that is not well-formed UTF-8 (it
+ * writes \ufffd), so its output is valid JSON whatever it is given.
  *
  * Thread safety: pure functions over caller-owned objects and buffers.
  */
@@ -21,8 +27,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* rte_json_parse - parse len bytes; NULL and err ("invalid JSON at byte N") on failure */
+#include "rte/input.h"
+
+/*
+ * rte_json_parse - parse len bytes under the strict rules of rte_input_json
+ * (default size and depth bounds); NULL and err naming the byte, key or
+ * path on failure ("invalid JSON at byte N: ...", "duplicate key 'k' in the
+ * object at 'a[3]'")
+ */
 cJSON *rte_json_parse(const char *buf, size_t len, char *err, size_t errlen);
+
+/* rte_json_parse_limited - rte_json_parse within lim (NULL or zero members: the defaults) */
+cJSON *rte_json_parse_limited(const char *buf, size_t len, const rte_input_json_limits *lim,
+                              char *err, size_t errlen);
 
 /* rte_json_object - the object member name of obj (required) */
 int rte_json_object(const cJSON *obj, const char *name, const cJSON **out, char *err,
@@ -38,6 +55,19 @@ int rte_json_string(const cJSON *obj, const char *name, size_t maxlen, const cha
 /* rte_json_string_opt - optional string member; absent leaves *out unchanged */
 int rte_json_string_opt(const cJSON *obj, const char *name, size_t maxlen, const char **out,
                         char *err, size_t errlen);
+
+/*
+ * rte_json_id - required string member that is a valid id (rte_input_id:
+ * 1..maxlen bytes, no control characters, well-formed UTF-8); out is
+ * borrowed from obj. Errors read "field 'results[0].member_id': control
+ * character U+0001 at byte 2 is not allowed".
+ */
+int rte_json_id(const cJSON *obj, const char *name, size_t maxlen, const char **out, char *err,
+                size_t errlen);
+
+/* rte_json_id_opt - optional id member; absent or null leaves *out unchanged */
+int rte_json_id_opt(const cJSON *obj, const char *name, size_t maxlen, const char **out, char *err,
+                    size_t errlen);
 
 /* rte_json_int - required integer member in [min,max] */
 int rte_json_int(const cJSON *obj, const char *name, int64_t min, int64_t max, int64_t *out,

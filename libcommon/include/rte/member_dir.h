@@ -18,9 +18,12 @@
  * their snapshot, never blocked by a load. A snapshot is freed when its last
  * reference is released.
  *
- * Errors: a line that is not a JSON object of the schema, lacks member_id,
- * or repeats an id fails the whole load with a message naming the line
- * number; on reload the old snapshot stays. Unknown keys are ignored, absent
+ * Errors: a line that is not a JSON object of the schema, breaks the input
+ * policy (rte/input.h, docs/input.md: strict JSON - well-formed UTF-8, no
+ * duplicate keys, no \u0000 -, ids without control characters, calendar
+ * dates, RFC 3339 times), lacks member_id, or repeats an id fails the
+ * whole load with a message naming the line number and the field; on
+ * reload the old snapshot stays. Unknown keys are ignored, absent
  * strings read as "", absent or null times as -1, an unknown
  * account_status as RTE_MEMBER_STATUS_UNKNOWN.
  *

@@ -87,8 +87,68 @@ static void test_field_errors(void **state)
                  "\"member_id\":\"\",\"trading_partner_id\":\"p\",\"status\":\"error\"}]}",
                  "results[0].member_id: expected 1..128 characters");
     expect_error("{\"batch_id\":\"b\",\"status\":\"c\",\"completed_at\":\"noon\",\"results\":[]}",
-                 "completed_at: expected an RFC 3339 time");
+                 "completed_at: expected an RFC 3339 date-time");
     expect_error("{\"batch_id\":\"b\"", "invalid JSON");
+}
+
+/* a callback with one result whose member id (raw JSON text) is m */
+static void expect_member_error(const char *m, const char *msg)
+{
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"batch_id\":\"b\",\"status\":\"c\",\"results\":[{\"check_id\":\"x\","
+             "\"member_id\":\"%s\",\"trading_partner_id\":\"p\",\"status\":\"error\"}]}",
+             m);
+    expect_error(json, msg);
+}
+
+/*
+ * the input policy (issue 16): every body below was accepted before - the
+ * first one wrote member "M1"'s cache entry for member "M1\0X"
+ */
+static void test_input_policy(void **state)
+{
+    (void)state;
+    expect_member_error("M1\\u0000X", "\\u0000 not allowed in a string at 'results[0].member_id'");
+    expect_member_error("M1\\u0001", "results[0].member_id: control character U+0001 at byte 2 "
+                                     "is not allowed");
+    expect_member_error("M1\\u007f", "results[0].member_id: control character U+007F");
+    expect_member_error("M1\\u0085", "results[0].member_id: control character U+0085");
+    expect_member_error("M1\x01", "control character 0x01 at byte 71 in a string at "
+                                  "'results[0].member_id' (must be escaped)");
+    expect_member_error("M1\xff", "invalid UTF-8 at byte 71 in a string at 'results[0].member_id'");
+    expect_member_error("M1\xc0\x80", "invalid UTF-8 at byte 71");
+    expect_member_error("\\udc00", "unpaired surrogate escape \\udc00");
+    expect_member_error(" M1", "results[0].member_id: leading or trailing space");
+    expect_error("{\"batch_id\":\"b\",\"status\":\"c\",\"results\":[{\"check_id\":\"x\\u0002\","
+                 "\"member_id\":\"m\",\"trading_partner_id\":\"p\",\"status\":\"error\"}]}",
+                 "results[0].check_id: control character U+0002");
+    expect_error("{\"batch_id\":\"b\",\"status\":\"c\",\"results\":[{\"check_id\":\"x\","
+                 "\"member_id\":\"m\",\"trading_partner_id\":\"p\\n\",\"status\":\"error\"}]}",
+                 "results[0].trading_partner_id: control character U+000A");
+    /* a repeated key: cJSON read the first, a second reader the last */
+    expect_error("{\"batch_id\":\"b\",\"status\":\"c\",\"results\":[{\"check_id\":\"x\","
+                 "\"member_id\":\"m1\",\"trading_partner_id\":\"p\",\"status\":\"error\","
+                 "\"member_id\":\"m2\"}]}",
+                 "duplicate key 'member_id' in the object at 'results[0]'");
+    expect_error("{\"batch_id\":\"b\",\"batch_id\":\"c\",\"status\":\"c\",\"results\":[]}",
+                 "duplicate key 'batch_id' in the top-level object");
+    /* impossible dates and times */
+    expect_error("{\"batch_id\":\"b\",\"status\":\"c\",\"results\":[{\"check_id\":\"x\","
+                 "\"member_id\":\"m\",\"trading_partner_id\":\"p\",\"status\":\"completed\","
+                 "\"eligibility\":{\"eligible\":true,\"coverage_start\":\"2026-13-45\"}}]}",
+                 "results[0].eligibility.coverage_start: not a calendar date (month 13)");
+    expect_error(
+        "{\"batch_id\":\"b\",\"status\":\"c\",\"results\":[{\"check_id\":\"x\","
+        "\"member_id\":\"m\",\"trading_partner_id\":\"p\",\"status\":\"completed\","
+        "\"eligibility\":{\"eligible\":true,\"coverage_end\":\"2027-02-29\"}}]}",
+        "results[0].eligibility.coverage_end: not a calendar date (2027-02 has no day 29)");
+    expect_error("{\"batch_id\":\"b\",\"status\":\"c\",\"completed_at\":\"1767592800\","
+                 "\"results\":[]}",
+                 "completed_at: expected an RFC 3339 date-time");
+    expect_error("{\"batch_id\":\"b\",\"status\":\"c\",\"completed_at\":\"2026-02-30T06:00:00Z\","
+                 "\"results\":[]}",
+                 "completed_at: not a calendar date (2026-02 has no day 30)");
 }
 
 static void test_envelopes_split_and_rejoin(void **state)
@@ -259,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_golden_good),
         cmocka_unit_test(test_golden_missing_member),
         cmocka_unit_test(test_field_errors),
+        cmocka_unit_test(test_input_policy),
         cmocka_unit_test(test_envelopes_split_and_rejoin),
         cmocka_unit_test(test_empty_results_one_part),
         cmocka_unit_test(test_eligibility_mapping),

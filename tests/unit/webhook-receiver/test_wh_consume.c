@@ -43,12 +43,13 @@ static void test_documented_page_items_are_written(void **state)
 {
     (void)state;
     wh_item *items = NULL;
+    char why[256];
     WH.cache.freshness = rte_cache_freshness_default();
     cJSON *env = envelope("{\"ABC123456789\":{\"key\":\"rte:eligibility:k1:TEST\","
                           "\"service_types\":[\"30\"]},\"DEF123456799\":{\"key\":"
                           "\"rte:eligibility:k2:AHS\",\"service_types\":[\"30\"]}}");
 
-    assert_int_equal(wh_consume_map(env, WH_KIND_POLL_PAGE, &items), 2);
+    assert_int_equal(wh_consume_map(env, WH_KIND_POLL_PAGE, &items, why, sizeof why), 2);
     /* status ERROR with errors[]: an error entry, written, saying not to retry */
     assert_null(items[0].fail);
     assert_string_equal(items[0].id, "ABC123456789");
@@ -72,9 +73,10 @@ static void test_unknown_item(void **state)
 {
     (void)state;
     wh_item *items = NULL;
+    char why[256];
     cJSON *env = envelope("{\"DEF123456799\":{\"key\":\"rte:eligibility:k2:AHS\"}}");
 
-    assert_int_equal(wh_consume_map(env, WH_KIND_POLL_PAGE, &items), 2);
+    assert_int_equal(wh_consume_map(env, WH_KIND_POLL_PAGE, &items, why, sizeof why), 2);
     assert_string_equal(items[0].fail, "unknown_item");
     assert_null(items[1].fail);
     free(items);
