@@ -300,16 +300,18 @@ def test_gateway_path_with_bad_bytes_is_400_naming_member_id(gw, segment, needle
 def test_gateway_query_values_are_checked(gw):
     # "87726%00x" read as "87726": the answer was for a trading partner nobody asked for
     gw_refused(gw_get(gw, "/v1/eligibility/GWM0001?trading_partner_id=87726%00x"),
-               "field 'trading_partner_id': malformed")
+               "query parameter 'trading_partner_id': '%00' decodes to a control character")
     gw_refused(gw_get(gw, "/v1/eligibility/GWM0001?trading_partner_id=87726%01"),
-               "field 'trading_partner_id': control character U+0001")
+               "query parameter 'trading_partner_id': '%01' decodes to a control character")
     # given twice: proxies and frameworks disagree on which one counts
     gw_refused(gw_get(gw, "/v1/eligibility/GWM0001?trading_partner_id=87726"
-                          "&trading_partner_id=62308"), "field 'trading_partner_id': malformed")
+                          "&trading_partner_id=62308"),
+               "query parameter 'trading_partner_id': given more than once")
     gw_refused(gw_get(gw, "/v1/eligibility/GWM0001?cache_control=CACHE_ONLY"
-                          "&cache_control=BYPASS_CACHE"), "field 'cache_control': malformed")
+                          "&cache_control=BYPASS_CACHE"),
+               "query parameter 'cache_control': given more than once")
     gw_refused(gw_get(gw, "/v1/eligibility/GWM0001?cache_control=CACHE_ONLY%00"),
-               "field 'cache_control': malformed")
+               "query parameter 'cache_control': '%00' decodes to a control character")
 
 
 def gw_post(gw, data):

@@ -215,11 +215,16 @@ static void *scheduler_main(void *arg)
         }
         struct due d = heap_pop();
         pthread_mutex_unlock(&S.mu);
-        rte_http_respond(d.req, d.status, "application/json", d.body, strlen(d.body));
-        cJSON_free(d.body);
+        /*
+         * the call ends before its answer leaves: a client that sends its
+         * next call the moment it reads this answer must not find the
+         * call still counted (max_in_flight would read one too many)
+         */
         pthread_mutex_lock(&sim_st.mu);
         sim_st.in_flight--;
         pthread_mutex_unlock(&sim_st.mu);
+        rte_http_respond(d.req, d.status, "application/json", d.body, strlen(d.body));
+        cJSON_free(d.body);
         pthread_mutex_lock(&S.mu);
     }
     pthread_mutex_unlock(&S.mu);
