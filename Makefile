@@ -37,9 +37,11 @@ LIB_OBJ   := $(patsubst libcommon/src/%.c,$(BUILD)/obj/libcommon/%.o,$(LIB_SRC))
 LIB       := $(BUILD)/libcommon.a
 HDRS      := $(wildcard libcommon/include/rte/*.h)
 
-SERVICES  := $(notdir $(wildcard services/*))
-TOOLS     := $(notdir $(wildcard tools/*))
-PROGRAMS  := $(notdir $(wildcard tests/programs/*))
+# a directory without C files (tools/kafka: a pom and a script) is no executable
+EXE_DIRS  := $(patsubst %/,%,$(sort $(dir $(wildcard services/*/*.c tools/*/*.c tests/programs/*/*.c))))
+SERVICES  := $(notdir $(filter services/%,$(EXE_DIRS)))
+TOOLS     := $(notdir $(filter tools/%,$(EXE_DIRS)))
+PROGRAMS  := $(notdir $(filter tests/programs/%,$(EXE_DIRS)))
 BINS      := $(addprefix $(BUILD)/bin/,$(SERVICES) $(TOOLS) $(PROGRAMS)) $(BUILD)/bin/l1-sim
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -94,7 +96,7 @@ $(BUILD)/bin/$(notdir $(1)): $(wildcard $(1)/*.c) $(wildcard $(1)/*.h) $(LIB) $(
 	@echo "  LINK     $$@"
 	$(Q)$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -I$(1) $(wildcard $(1)/*.c) $(LIB) $$(LDLIBS) -o $$@
 endef
-$(foreach d,$(wildcard services/* tools/* tests/programs/*),$(eval $(call exe_rule,$(d))))
+$(foreach d,$(EXE_DIRS),$(eval $(call exe_rule,$(d))))
 
 # bench/l1_sim.c drives the gateway's L1 itself (bench/l1.sh)
 $(BUILD)/bin/l1-sim: bench/l1_sim.c services/cache-gateway/gw_l1.c services/cache-gateway/gw_l1.h $(LIB) $(HDRS)

@@ -1311,6 +1311,16 @@ static void consumer_error(rte_kafka_consumer *c, const rd_kafka_message_t *m)
         atomic_store(&c->stop, 1);
         return;
     }
+    if (m->err == RD_KAFKA_RESP_ERR_INVALID_SESSION_TIMEOUT) {
+        /* Apache Kafka refuses a JoinGroup whose session timeout lies outside
+         * group.min/max.session.timeout.ms (6 s..30 min by default); the mock
+         * cluster accepts any value. Retrying cannot help: say what to fix. */
+        rte_log_error("kafka consumer: the broker refuses kafka.consumer.session.timeout.ms "
+                      "(%s): it must lie within the broker's group.min.session.timeout.ms and "
+                      "group.max.session.timeout.ms; no partitions until it does",
+                      rd_kafka_message_errstr(m));
+        return;
+    }
     rte_log_warn("kafka consumer: %s%s%s: %s; still polling",
                  m->rkt ? rd_kafka_topic_name(m->rkt) : "", m->rkt ? ": " : "",
                  rd_kafka_err2name(m->err), rd_kafka_message_errstr(m));
