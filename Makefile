@@ -50,7 +50,8 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 SVC_UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(SVC_UNIT_SRC))
 
-.PHONY: all deps build test unit integration asan lint demo dev-up dev-down bench clean proto-py
+.PHONY: all deps build test unit integration asan lint demo dev-up dev-down bench clean proto-py \
+        test-kafka kafka-deps
 .SECONDARY:
 
 all: deps
@@ -130,6 +131,20 @@ unit: $(UNIT_BIN)
 integration: build
 	RTE_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
+# The integration suites that touch Kafka, against a real single-node Apache
+# Kafka (KRaft) instead of the mock cluster: tools/kafka/kafka_cluster.py
+# resolves the broker's jars with Maven once (build/kafka/<version>).
+KAFKA_SUITES := $(shell grep -l 'kafka_broker\|KafkaBroker\|start_broker' tests/integration/test_*.py)
+
+kafka-deps:
+	@sh scripts/deps.sh kafka
+	@$(PYTHON) tools/kafka/kafka_cluster.py fetch >/dev/null
+
+test-kafka: deps kafka-deps
+	@$(MAKE) --no-print-directory build
+	RTE_TEST_KAFKA=apache RTE_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	  $(KAFKA_SUITES) $(PYTEST_ARGS)
+
 # AddressSanitizer + UBSan: separate build tree, same tests. Leaks fail.
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
@@ -142,8 +157,11 @@ lint:
 	@sh scripts/lint.sh
 
 # --- local stack --------------------------------------------------------
+# make dev-up KAFKA=apache: a real Apache Kafka instead of the mock cluster
+KAFKA ?= mock
 dev-up: all
-	@sh scripts/dev-stack.sh up $(BUILD)
+	@if [ "$(KAFKA)" = apache ]; then $(MAKE) --no-print-directory kafka-deps; fi
+	@RTE_DEV_KAFKA=$(KAFKA) sh scripts/dev-stack.sh up $(BUILD)
 
 dev-down:
 	@sh scripts/dev-stack.sh down $(BUILD)
