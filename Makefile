@@ -134,7 +134,8 @@ integration: build
 # The integration suites that touch Kafka, against a real single-node Apache
 # Kafka (KRaft) instead of the mock cluster: tools/kafka/kafka_cluster.py
 # resolves the broker's jars with Maven once (build/kafka/<version>).
-KAFKA_SUITES := $(shell grep -l 'kafka_broker\|KafkaBroker\|start_broker' tests/integration/test_*.py)
+KAFKA_SUITES := $(sort $(shell grep -l 'kafka_broker\|KafkaBroker\|start_broker' tests/integration/test_*.py) \
+                tests/integration/test_kafka_compat.py)
 
 kafka-deps:
 	@sh scripts/deps.sh kafka
