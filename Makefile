@@ -135,7 +135,7 @@ integration: build
 # Kafka (KRaft) instead of the mock cluster: tools/kafka/kafka_cluster.py
 # resolves the broker's jars with Maven once (build/kafka/<version>).
 KAFKA_SUITES := $(sort $(shell grep -l 'kafka_broker\|KafkaBroker\|start_broker' tests/integration/test_*.py) \
-                tests/integration/test_kafka_compat.py)
+                tests/integration/test_kafka_compat.py tests/integration/test_kafka_cluster.py)
 
 kafka-deps:
 	@sh scripts/deps.sh kafka
