@@ -37,9 +37,11 @@ LIB_OBJ   := $(patsubst libcommon/src/%.c,$(BUILD)/obj/libcommon/%.o,$(LIB_SRC))
 LIB       := $(BUILD)/libcommon.a
 HDRS      := $(wildcard libcommon/include/rte/*.h)
 
-SERVICES  := $(notdir $(wildcard services/*))
-TOOLS     := $(notdir $(wildcard tools/*))
-PROGRAMS  := $(notdir $(wildcard tests/programs/*))
+# a directory without C files (tools/kafka: a pom and a script) is no executable
+EXE_DIRS  := $(patsubst %/,%,$(sort $(dir $(wildcard services/*/*.c tools/*/*.c tests/programs/*/*.c))))
+SERVICES  := $(notdir $(filter services/%,$(EXE_DIRS)))
+TOOLS     := $(notdir $(filter tools/%,$(EXE_DIRS)))
+PROGRAMS  := $(notdir $(filter tests/programs/%,$(EXE_DIRS)))
 BINS      := $(addprefix $(BUILD)/bin/,$(SERVICES) $(TOOLS) $(PROGRAMS)) $(BUILD)/bin/l1-sim
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -48,7 +50,8 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 SVC_UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(SVC_UNIT_SRC))
 
-.PHONY: all deps build test unit integration asan lint demo dev-up dev-down bench clean proto-py
+.PHONY: all deps build test unit integration asan lint demo dev-up dev-down bench clean proto-py \
+        test-kafka kafka-deps
 .SECONDARY:
 
 all: deps
@@ -94,7 +97,7 @@ $(BUILD)/bin/$(notdir $(1)): $(wildcard $(1)/*.c) $(wildcard $(1)/*.h) $(LIB) $(
 	@echo "  LINK     $$@"
 	$(Q)$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -I$(1) $(wildcard $(1)/*.c) $(LIB) $$(LDLIBS) -o $$@
 endef
-$(foreach d,$(wildcard services/* tools/* tests/programs/*),$(eval $(call exe_rule,$(d))))
+$(foreach d,$(EXE_DIRS),$(eval $(call exe_rule,$(d))))
 
 # bench/l1_sim.c drives the gateway's L1 itself (bench/l1.sh)
 $(BUILD)/bin/l1-sim: bench/l1_sim.c services/cache-gateway/gw_l1.c services/cache-gateway/gw_l1.h $(LIB) $(HDRS)
@@ -128,6 +131,21 @@ unit: $(UNIT_BIN)
 integration: build
 	RTE_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
+# The integration suites that touch Kafka, against a real single-node Apache
+# Kafka (KRaft) instead of the mock cluster: tools/kafka/kafka_cluster.py
+# resolves the broker's jars with Maven once (build/kafka/<version>).
+KAFKA_SUITES := $(sort $(shell grep -l 'kafka_broker\|KafkaBroker\|start_broker' tests/integration/test_*.py) \
+                tests/integration/test_kafka_compat.py tests/integration/test_kafka_cluster.py)
+
+kafka-deps:
+	@sh scripts/deps.sh kafka
+	@$(PYTHON) tools/kafka/kafka_cluster.py fetch >/dev/null
+
+test-kafka: deps kafka-deps
+	@$(MAKE) --no-print-directory build
+	RTE_TEST_KAFKA=apache RTE_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	  $(KAFKA_SUITES) $(PYTEST_ARGS)
+
 # AddressSanitizer + UBSan: separate build tree, same tests. Leaks fail.
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
@@ -140,8 +158,11 @@ lint:
 	@sh scripts/lint.sh
 
 # --- local stack --------------------------------------------------------
+# make dev-up KAFKA=apache: a real Apache Kafka instead of the mock cluster
+KAFKA ?= mock
 dev-up: all
-	@sh scripts/dev-stack.sh up $(BUILD)
+	@if [ "$(KAFKA)" = apache ]; then $(MAKE) --no-print-directory kafka-deps; fi
+	@RTE_DEV_KAFKA=$(KAFKA) sh scripts/dev-stack.sh up $(BUILD)
 
 dev-down:
 	@sh scripts/dev-stack.sh down $(BUILD)

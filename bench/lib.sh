@@ -8,14 +8,24 @@
 #   bench_redis        start a private redis-server (no persistence);
 #                      sets REDIS_PORT
 #   bench_broker BIN   start BIN/kafka-dev-broker and wait for it; sets
-#                      KAFKA_BROKERS
+#                      KAFKA_BROKERS. With BENCH_KAFKA=apache: a single-node
+#                      Apache Kafka (tools/kafka/kafka_cluster.py, KRaft) in
+#                      BENCH_DIR instead, stopped on exit
 #   bench_track PID    stop PID on exit too
+#   bench_both SCRIPT ARGS...  unless BENCH_KAFKA is set: run SCRIPT once on
+#                      the mock cluster and once on Apache Kafka, print both
+#                      outputs side by side, and exit (the caller's `exec`);
+#                      set BENCH_KAFKA=mock or apache to run one only
 BENCH_PIDS=""
+BENCH_REPO=$(cd "$(dirname "$0")/.." && pwd)
 
 bench_cleanup() {
     [ -n "${KEEP:-}" ] && { echo "KEEP: processes and $BENCH_DIR left running" >&2; return 0; }
     for p in $BENCH_PIDS; do kill "$p" 2>/dev/null || true; done
     for p in $BENCH_PIDS; do wait "$p" 2>/dev/null || true; done
+    if [ -d "$BENCH_DIR/apache-kafka" ]; then
+        /usr/bin/python3 "$BENCH_REPO/tools/kafka/kafka_cluster.py" down --dir "$BENCH_DIR/apache-kafka"
+    fi
     rm -rf "$BENCH_DIR"
 }
 
@@ -39,6 +49,13 @@ bench_redis() {
 }
 
 bench_broker() {
+    if [ "${BENCH_KAFKA:-mock}" = apache ]; then
+        /usr/bin/python3 "$BENCH_REPO/tools/kafka/kafka_cluster.py" up --dir "$BENCH_DIR/apache-kafka" \
+            --bootstrap-file "$BENCH_DIR/kafka.bootstrap" --list-topics-bin "$1/kafka-dev-broker" \
+            >"$BENCH_DIR/kafka.log" 2>&1 || { echo "Apache Kafka did not start: $(tail -5 "$BENCH_DIR/kafka.log")" >&2; exit 1; }
+        KAFKA_BROKERS=$(cat "$BENCH_DIR/kafka.bootstrap")
+        return 0
+    fi
     "$1/kafka-dev-broker" --bootstrap-file "$BENCH_DIR/kafka.bootstrap" >/dev/null \
         2>"$BENCH_DIR/kafka.log" &
     bench_track $!
@@ -49,4 +66,30 @@ bench_broker() {
         sleep 0.1
     done
     KAFKA_BROKERS=$(cat "$BENCH_DIR/kafka.bootstrap")
+}
+
+bench_both() {
+    [ -n "${BENCH_KAFKA:-}" ] && return 0
+    _script=$1
+    shift
+    _out=$(mktemp -d /tmp/bench-both.XXXXXX)
+    BENCH_KAFKA=mock sh "$_script" "$@" >"$_out/mock" 2>&1 || echo "(mock run failed)" >>"$_out/mock"
+    if sh "$BENCH_REPO/scripts/deps.sh" kafka >/dev/null 2>&1 &&
+        /usr/bin/python3 "$BENCH_REPO/tools/kafka/kafka_cluster.py" fetch >/dev/null 2>&1; then
+        BENCH_KAFKA=apache sh "$_script" "$@" >"$_out/apache" 2>&1 || echo "(apache run failed)" >>"$_out/apache"
+    else
+        echo "(no Apache Kafka: sh scripts/deps.sh kafka failed)" >"$_out/apache"
+    fi
+    /usr/bin/python3 - "$_out/mock" "$_out/apache" <<'PY'
+import sys
+a = open(sys.argv[1]).read().splitlines()
+b = open(sys.argv[2]).read().splitlines()
+w = max([len(x) for x in a] + [36])
+print(f"{'mock cluster (kafka-dev-broker)':<{w}} | Apache Kafka, 1 broker (KRaft)")
+print("-" * w + "-+-" + "-" * 36)
+for i in range(max(len(a), len(b))):
+    print(f"{a[i] if i < len(a) else '':<{w}} | {b[i] if i < len(b) else ''}")
+PY
+    rm -rf "$_out"
+    exit 0
 }

@@ -20,6 +20,7 @@ LINGER=${LINGER:-5}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
 . "$REPO/bench/lib.sh"
+bench_both "$0" "$@"
 bench_init member_cron_bench
 tmp=$BENCH_DIR
 

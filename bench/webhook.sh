@@ -24,6 +24,7 @@ for b in webhook-receiver kafka-dev-broker; do
     [ -x "$BIN/$b" ] || { echo "bench-webhook: $BIN/$b missing; run make build" >&2; exit 1; }
 done
 . bench/lib.sh
+bench_both "$0" "$@"
 bench_init rte-bench-webhook
 DIR=$BENCH_DIR
 bench_redis

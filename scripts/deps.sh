@@ -1,7 +1,9 @@
 #!/bin/sh
 # deps.sh - install the Debian packages the suite builds and tests with, and
 # the npm packages of tests/npm (the official Standard Webhooks library the
-# webhook interop tests sign and verify with).
+# webhook interop tests sign and verify with). `deps.sh bench` adds what the
+# benchmarks need, `deps.sh kafka` what a real Apache Kafka needs (a JRE and
+# Maven; tools/kafka/kafka_cluster.py fetches the broker's jars).
 #
 # Idempotent: checks each package with dpkg first and runs apt-get (update
 # once, then install) only for what is missing; node and npm come from
@@ -33,6 +35,9 @@ prometheus python3-pytest python3-grpcio python3-confluent-kafka python3-redis
 python3-requests python3-protobuf python3-jsonschema protobuf-compiler
 clang-format cppcheck curl procps openssl"
 [ "${1:-}" = bench ] && PKGS="$PKGS wrk nginx-light"
+# kafka: a real Apache Kafka (make test-kafka, make dev-up KAFKA=apache) runs
+# the published jars, resolved by Maven and run by Debian's OpenJDK
+[ "${1:-}" = kafka ] && PKGS="$PKGS openjdk-17-jre-headless maven"
 # a node already installed (another packaging brings its own npm) is kept
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 

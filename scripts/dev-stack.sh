@@ -11,8 +11,13 @@
 #      run/redis.url, and prints both endpoints. A component whose pid file
 #      names a live process of the right program is left running, so `up` is
 #      idempotent.
-# down sends SIGTERM to each, SIGKILL after 5 s, and removes the pid files
-#      and the endpoint files.
+#      With RTE_DEV_KAFKA=apache (make dev-up KAFKA=apache) the Kafka is a
+#      real single-node Apache Kafka in KRaft mode instead
+#      (tools/kafka/kafka_cluster.py: ephemeral ports, its own directory
+#      $RTE_RUN_DIR/apache-kafka, the suite's topics), published the same
+#      way in run/kafka.bootstrap.
+# down sends SIGTERM to each, SIGKILL after 5 s (the Apache Kafka: 30 s),
+#      and removes the pid files and the endpoint files.
 #
 # Errors: a component not ready within 30 s, a missing binary, or a foreign
 # Redis already on the port exit 1 naming the cause and the log to read.
@@ -63,7 +68,25 @@ up_redis() {
     echo "redis://127.0.0.1:$PORT" >"$RUN/redis.url"
 }
 
+up_apache_kafka() {
+    if running "$RUN/apache-kafka/node-1/pid" kafka.Kafka; then
+        say "apache kafka already running (pid $(cat "$RUN/apache-kafka/node-1/pid"))"
+        return
+    fi
+    running "$RUN/kafka.pid" kafka-dev-broker && fail "the mock kafka-dev-broker is running; make dev-down first"
+    [ -x "$BUILD/bin/kafka-dev-broker" ] || fail "$BUILD/bin/kafka-dev-broker is not built; run make"
+    rm -f "$RUN/kafka.bootstrap"
+    /usr/bin/python3 "$(dirname "$0")/../tools/kafka/kafka_cluster.py" up --dir "$RUN/apache-kafka" \
+        --bootstrap-file "$RUN/kafka.bootstrap" --list-topics-bin "$BUILD/bin/kafka-dev-broker" \
+        >"$RUN/kafka.log" 2>&1 || fail "apache kafka did not start; see $RUN/kafka.log and $RUN/apache-kafka/node-1/server.log"
+}
+
 up_kafka() {
+    if [ "${RTE_DEV_KAFKA:-mock}" = apache ]; then
+        up_apache_kafka
+        return
+    fi
+    running "$RUN/apache-kafka/node-1/pid" kafka.Kafka && fail "apache kafka is running; make dev-down first"
     if running "$RUN/kafka.pid" kafka-dev-broker; then
         say "kafka-dev-broker already running (pid $(cat "$RUN/kafka.pid"))"
         return
@@ -104,11 +127,15 @@ up)
     up_redis
     up_kafka
     say "redis  $(cat "$RUN/redis.url")  (log $RUN/redis.log)"
-    say "kafka  $(cat "$RUN/kafka.bootstrap")  (log $RUN/kafka.log)"
+    say "kafka  $(cat "$RUN/kafka.bootstrap")  (${RTE_DEV_KAFKA:-mock}; log $RUN/kafka.log)"
     ;;
 down)
     stop redis "$RUN/redis.pid" redis-server
     stop kafka-dev-broker "$RUN/kafka.pid" kafka-dev-broker
+    if [ -d "$RUN/apache-kafka" ]; then
+        /usr/bin/python3 "$(dirname "$0")/../tools/kafka/kafka_cluster.py" down --dir "$RUN/apache-kafka"
+        say "apache kafka stopped"
+    fi
     rm -f "$RUN/redis.url" "$RUN/kafka.bootstrap"
     ;;
 *)

@@ -129,6 +129,9 @@ struct waiter {
     rd_kafka_resp_err_t err;
 };
 
+#define HEALTH_TOPICS 8     /* subscribed topics with health gauges (more are not measured) */
+#define LAG_REFRESH_MS 1000 /* how often the lag gauge is recomputed */
+
 struct rte_kafka_consumer {
     rd_kafka_t *rk;
     rte_kafka_handler handler;
@@ -147,6 +150,15 @@ struct rte_kafka_consumer {
     unsigned revokes;          /* revocations seen so far */
     rd_kafka_message_t **held; /* polled during a backoff, handled after it, in order */
     int held_head, nheld, held_cap;
+    /* health (consumer thread only): partitions held and lag per subscribed
+     * topic, this consumer's share of the process-wide gauges */
+    struct held_topic {
+        char name[256];
+        int parts;  /* partitions assigned now */
+        double lag; /* high watermark - position, summed over them */
+    } ht[HEALTH_TOPICS];
+    int nht;
+    int64_t lag_at; /* next lag refresh, mono ms */
     /* batch mode (opts.batch_handler): arrays of batch_max, consumer thread only */
     rte_kafka_batch_handler batch_handler;
     int batch_max;
@@ -159,6 +171,8 @@ static rte_metric *m_produced;
 static rte_metric *m_consumed;
 static rte_metric *m_handler;
 static rte_metric *m_stalled;
+static rte_metric *m_assigned;
+static rte_metric *m_lag;
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
 static void metrics_init(void)
@@ -181,6 +195,14 @@ static void metrics_init(void)
                               "Consumers retrying a message of the topic now, their partitions "
                               "paused (a dependency outage when it lasts)",
                               topic);
+    m_assigned = rte_gauge_new("rte_kafka_consumer_assigned_partitions",
+                               "Partitions of the topic this process's consumers hold now (0 on "
+                               "every replica while the topic has lag: a stalled group)",
+                               topic);
+    m_lag = rte_gauge_new("rte_kafka_consumer_lag",
+                          "Messages behind the high watermark on the partitions this process "
+                          "holds (refreshed every second from the fetcher's watermarks)",
+                          topic);
 }
 
 static void count(rte_metric *m, const char *topic, const char *result)
@@ -859,6 +881,66 @@ static void log_partitions(const char *what, const rd_kafka_topic_partition_list
     rte_log_info("kafka consumer: %s %d partition(s): %s", what, parts->cnt, text);
 }
 
+/* move this consumer's share of a per-topic gauge from *mine to v */
+static void health_set(rte_metric *m, const char *topic, double *mine, double v)
+{
+    if (v == *mine)
+        return;
+    rte_series_add(rte_metric_labels(m, (const char *const[]){topic}), v - *mine);
+    *mine = v;
+}
+
+/* recount the partitions held per topic after a rebalance; consumer thread */
+static void health_assignment(rte_kafka_consumer *c, int clear)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    int i, k;
+
+    if (!clear && rd_kafka_assignment(c->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    for (k = 0; k < c->nht; k++) {
+        int n = 0;
+        for (i = 0; a && i < a->cnt; i++)
+            n += strcmp(a->elems[i].topic, c->ht[k].name) == 0;
+        double parts = c->ht[k].parts;
+        health_set(m_assigned, c->ht[k].name, &parts, n);
+        c->ht[k].parts = n;
+        if (n == 0)
+            health_set(m_lag, c->ht[k].name, &c->ht[k].lag, 0);
+    }
+    if (a)
+        rd_kafka_topic_partition_list_destroy(a);
+}
+
+/* recompute the lag of the held partitions at most every LAG_REFRESH_MS; consumer thread */
+static void health_lag(rte_kafka_consumer *c)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    double lag[HEALTH_TOPICS] = {0};
+    int64_t lo, hi, now = rte_clock_mono_ms();
+    int i, k;
+
+    if (now < c->lag_at || c->nht == 0)
+        return;
+    c->lag_at = now + LAG_REFRESH_MS;
+    if (rd_kafka_assignment(c->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    rd_kafka_position(c->rk, a);
+    for (i = 0; i < a->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &a->elems[i];
+        /* cached by the fetcher: no request to the broker */
+        if (rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) || hi < 0)
+            continue;
+        int64_t from = p->offset >= 0 ? p->offset : lo;
+        for (k = 0; k < c->nht; k++)
+            if (strcmp(p->topic, c->ht[k].name) == 0 && hi > from)
+                lag[k] += (double)(hi - from);
+    }
+    rd_kafka_topic_partition_list_destroy(a);
+    for (k = 0; k < c->nht; k++)
+        health_set(m_lag, c->ht[k].name, &c->ht[k].lag, lag[k]);
+}
+
 /* consumer thread (inside consumer_poll or consumer_close) */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -895,6 +977,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     }
+    health_assignment(c, 0);
+    c->lag_at = 0; /* the lag of new partitions at the next poll */
 }
 
 static int check_opts(const rte_kafka_consumer_opts *o, char *err, size_t errlen)
@@ -1007,6 +1091,13 @@ rte_kafka_consumer *rte_kafka_consumer_new(const rte_config *cfg, const char *br
     }
     conf = NULL; /* owned by c->rk now */
     rd_kafka_poll_set_consumer(c->rk);
+    for (c->nht = 0; c->nht < HEALTH_TOPICS && opts->topics[c->nht]; c->nht++) {
+        snprintf(c->ht[c->nht].name, sizeof c->ht[0].name, "%s", opts->topics[c->nht]);
+        /* the series exists (at 0) from the start: "no partitions" is visible */
+        rte_series_add(rte_metric_labels(m_assigned, (const char *const[]){opts->topics[c->nht]}),
+                       0);
+        rte_series_add(rte_metric_labels(m_lag, (const char *const[]){opts->topics[c->nht]}), 0);
+    }
     rc = subscribe(c->rk, opts->topics, err, errlen);
 out:
     if (conf)
@@ -1311,6 +1402,16 @@ static void consumer_error(rte_kafka_consumer *c, const rd_kafka_message_t *m)
         atomic_store(&c->stop, 1);
         return;
     }
+    if (m->err == RD_KAFKA_RESP_ERR_INVALID_SESSION_TIMEOUT) {
+        /* Apache Kafka refuses a JoinGroup whose session timeout lies outside
+         * group.min/max.session.timeout.ms (6 s..30 min by default); the mock
+         * cluster accepts any value. Retrying cannot help: say what to fix. */
+        rte_log_error("kafka consumer: the broker refuses kafka.consumer.session.timeout.ms "
+                      "(%s): it must lie within the broker's group.min.session.timeout.ms and "
+                      "group.max.session.timeout.ms; no partitions until it does",
+                      rd_kafka_message_errstr(m));
+        return;
+    }
     rte_log_warn("kafka consumer: %s%s%s: %s; still polling",
                  m->rkt ? rd_kafka_topic_name(m->rkt) : "", m->rkt ? ": " : "",
                  rd_kafka_err2name(m->err), rd_kafka_message_errstr(m));
@@ -1358,6 +1459,7 @@ static void close_consumer(rte_kafka_consumer *c)
 /* the oldest message held during a backoff, else the next one polled (waiting up to ms) */
 static rd_kafka_message_t *next_message(rte_kafka_consumer *c, int ms)
 {
+    health_lag(c);
     if (c->held_head < c->nheld)
         return c->held[c->held_head++];
     c->held_head = c->nheld = 0;
@@ -1599,6 +1701,7 @@ void rte_kafka_consumer_free(rte_kafka_consumer *c)
     c->held = NULL;
     c->held_cap = 0;
     close_consumer(c);
+    health_assignment(c, 1); /* this consumer's share of the gauges leaves with it */
     free(c->bm);
     free(c->bmsg);
     free(c->bv);

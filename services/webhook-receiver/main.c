@@ -55,11 +55,12 @@ static void shutdown_hook(void)
 
 int main(int argc, char **argv)
 {
-    /* three members of one group: each takes its share of the partitions */
+    /* three members of one group: each takes its share of the partitions, in
+     * batches whose cache_warming_events are awaited once per batch */
     static const rte_consumer_decl consumers[] = {
-        {RTE_TOPIC_STEDI_BATCH_RESULTS, wh_consume, NULL, NULL},
-        {RTE_TOPIC_STEDI_BATCH_RESULTS, wh_consume, NULL, NULL},
-        {RTE_TOPIC_STEDI_BATCH_RESULTS, wh_consume, NULL, NULL},
+        {RTE_TOPIC_STEDI_BATCH_RESULTS, NULL, NULL, NULL, wh_consume_batch, WH_CONSUME_BATCH},
+        {RTE_TOPIC_STEDI_BATCH_RESULTS, NULL, NULL, NULL, wh_consume_batch, WH_CONSUME_BATCH},
+        {RTE_TOPIC_STEDI_BATCH_RESULTS, NULL, NULL, NULL, wh_consume_batch, WH_CONSUME_BATCH},
         {NULL},
     };
     rte_service_def def = {

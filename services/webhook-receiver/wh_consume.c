@@ -17,9 +17,16 @@
  * to rte.stedi.batch-results.dlq with the reason naming the field, and
  * nothing of it reaches the cache: only an envelope an older or foreign
  * producer wrote can fail here. A polled page is Stedi's own data: an item
- * Stedi answered badly (no member id, one with control characters, no
+ * Stedi answered badly (no submitter id, one with control characters, no
  * eligibility) is recorded as failed "invalid", and the page's other items
  * are written.
+ *
+ * Messages come in batches (wh_consume_batch, up to WH_CONSUME_BATCH): each
+ * batch's cache_warming_events are produced asynchronously and the batch
+ * waits once, at its end, for the delivery watermark to pass them (at most
+ * wh.produce_timeout) before its offsets are stored and the per-batch
+ * "event sent" markers are set. A failed or late delivery retries the
+ * whole batch; the redelivery re-sends those events with the same event_id.
  */
 #include "wh_consume.h"
 
@@ -49,6 +56,15 @@ struct apply {
     int nbad;
     long written, kept;
 };
+
+/* events of the batch in hand (consumer thread): produced, not yet acknowledged */
+#define EV_MAX WH_CONSUME_BATCH /* one event per message at most */
+struct events {
+    uint64_t seq; /* the producer's sequence number after the last one */
+    int n;
+    char mark[EV_MAX][288]; /* rte:wh:event:<batch> to set once delivered */
+};
+static _Thread_local struct events *EV;
 
 /* wait until Redis answers, up to wh.redis_wait (not while draining); 0 when back */
 static int wait_for_redis(rte_redis *r)
@@ -350,6 +366,8 @@ static int emit_event(rte_redis *r, const char *batch_id, const char *via, const
         return retry(r, reason, rl, "event marker", err);
     int sent = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
     freeReplyObject(rep);
+    for (int i = 0; !sent && EV != NULL && i < EV->n; i++)
+        sent = strcmp(EV->mark[i], mkey) == 0; /* already sent in this batch */
     if (sent)
         return RTE_KAFKA_OK;
 
@@ -376,6 +394,24 @@ static int emit_event(rte_redis *r, const char *batch_id, const char *via, const
     cJSON_AddStringToObject(ev, "service", "webhook-receiver");
     char *text = cJSON_PrintUnformatted(ev);
     cJSON_Delete(ev);
+    if (EV != NULL && EV->n < EV_MAX) {
+        /* asynchronous: the batch waits for the watermark once, at its end */
+        rte_kafka_producer *p = rte_service_producer();
+        const rte_kafka_header h[] = {{"rte-kind", "event", 5}};
+        int rc = text && p ? rte_kafka_produce(p, RTE_TOPIC_CACHE_WARMING_EVENTS, batch_id,
+                                               strlen(batch_id), text, strlen(text), h, 1, err,
+                                               sizeof err)
+                           : -1;
+        cJSON_free(text);
+        if (rc != 0) {
+            snprintf(reason, rl, "cache_warming_events produce: %s", p ? err : "no producer");
+            wh_count(WM.events, "failed", NULL);
+            return RTE_KAFKA_RETRY;
+        }
+        EV->seq = rte_kafka_produced_seq(p);
+        snprintf(EV->mark[EV->n++], sizeof EV->mark[0], "%s", mkey);
+        return RTE_KAFKA_OK;
+    }
     int rc = text ? wh_produce(RTE_TOPIC_CACHE_WARMING_EVENTS, "event", batch_id, text,
                                strlen(text), err, sizeof err)
                   : -1;
@@ -574,5 +610,81 @@ int wh_consume(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonl
                                                    : "ok";
     wh_count(WM.messages, kind, outcome);
     cJSON_Delete(env);
+    return rc;
+}
+
+/* set the "event sent" markers of the batch's acknowledged events (best effort) */
+static void mark_sent(rte_redis *r, const struct events *ev)
+{
+    char ttl[24], err[256];
+    snprintf(ttl, sizeof ttl, "%lld", (long long)WH.stats_ttl_ms);
+    for (int i = 0; i < ev->n; i++) {
+        const char *mark[] = {"SET", ev->mark[i], "1", "PX", ttl};
+        redisReply *rep = rte_redis_cmdargv(r, 5, mark, NULL, err, sizeof err);
+        if (rep != NULL)
+            freeReplyObject(rep); /* if lost, a redelivery re-sends: same event_id */
+    }
+}
+
+/* wait until the watermark passes ev->seq with no new failed report; 0, or -1 + reason */
+static int await_events(const struct events *ev, uint64_t failed0, char *reason, size_t rl)
+{
+    rte_kafka_producer *p = rte_service_producer();
+    int64_t t0 = rte_clock_mono_ms();
+    uint64_t failed = failed0;
+    while (rte_kafka_delivered_seq(p, &failed) < ev->seq && failed == failed0) {
+        if (rte_clock_mono_ms() - t0 > WH.produce_timeout_ms) {
+            snprintf(reason, rl, "cache_warming_events not acknowledged within %d ms",
+                     WH.produce_timeout_ms);
+            return -1;
+        }
+        usleep(500);
+    }
+    const char *lv[] = {"event", NULL};
+    rte_histogram_observe(WM.produce, lv, (double)(rte_clock_mono_ms() - t0) / 1000.0);
+    if (failed != failed0) {
+        /* some message of this producer failed: maybe one of ours; resend them all */
+        snprintf(reason, rl, "a delivery report failed while cache_warming_events were in flight");
+        return -1;
+    }
+    return 0;
+}
+
+/* wh_consume_batch - rte_kafka_batch_handler for rte.stedi.batch-results; consumer thread */
+int wh_consume_batch(const rte_kafka_msg *msgs, rte_kafka_verdict *v, int n, void *arg,
+                     char *reason, size_t reasonlen)
+{
+    struct events *ev = calloc(1, sizeof *ev);
+    uint64_t failed0 = 0;
+    int rc = RTE_KAFKA_OK;
+    if (ev == NULL) {
+        snprintf(reason, reasonlen, "out of memory");
+        return RTE_KAFKA_RETRY;
+    }
+    rte_kafka_delivered_seq(rte_service_producer(), &failed0);
+    EV = ev;
+    for (int i = 0; i < n; i++) {
+        int one = wh_consume(&msgs[i], arg, v[i].reason, sizeof v[i].reason);
+        if (one == RTE_KAFKA_RETRY) {
+            snprintf(reason, reasonlen, "%s", v[i].reason);
+            rc = RTE_KAFKA_RETRY;
+            break;
+        }
+        v[i].rc = one;
+    }
+    EV = NULL;
+    /* a retried batch sets no marker: its redelivery re-sends the events */
+    if (rc == RTE_KAFKA_OK && ev->n > 0) {
+        const char *res = "sent";
+        if (await_events(ev, failed0, reason, reasonlen) != 0) {
+            res = "failed";
+            rc = RTE_KAFKA_RETRY;
+        } else {
+            mark_sent(rte_service_redis(), ev);
+        }
+        for (int i = 0; i < ev->n; i++)
+            wh_count(WM.events, res, NULL);
+    }
+    free(ev);
     return rc;
 }

@@ -56,7 +56,18 @@
  */
 int wh_consume_map(const cJSON *env, const char *kind, wh_item **out, char *why, size_t wl);
 
-/* wh_consume - rte_kafka_handler for rte.stedi.batch-results */
+/* wh_consume - rte_kafka_handler for rte.stedi.batch-results; consumer thread */
 int wh_consume(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonlen);
+
+/*
+ * wh_consume_batch - rte_kafka_batch_handler for rte.stedi.batch-results:
+ * each message as wh_consume, except that cache_warming_events are produced
+ * asynchronously and awaited once per batch (delivery watermark, at most
+ * wh.produce_timeout); any RETRY, or an event not acknowledged, retries the
+ * whole batch. Consumer thread.
+ */
+#define WH_CONSUME_BATCH 64
+int wh_consume_batch(const rte_kafka_msg *msgs, rte_kafka_verdict *v, int n, void *arg,
+                     char *reason, size_t reasonlen);
 
 #endif

@@ -1,10 +1,13 @@
 """Shared fixtures: real Redis, the Kafka dev broker, and service processes.
 
 Every integration suite starts the real processes it needs: redis-server from
-Debian, tools/kafka-dev-broker (librdkafka's mock cluster) and our binaries
-from $RTE_BUILD_DIR (default <repo>/build). Nothing here is a mock of our own
-services. Ports are chosen free at start, so suites never collide with a
-developer's running stack.
+Debian, a Kafka, and our binaries from $RTE_BUILD_DIR (default <repo>/build).
+Nothing here is a mock of our own services. Ports are chosen free at start,
+so suites never collide with a developer's running stack.
+
+The Kafka is tools/kafka-dev-broker (librdkafka's mock cluster) by default;
+with RTE_TEST_KAFKA=apache (make test-kafka) it is a real single-node Apache
+Kafka in KRaft mode (tools/kafka/kafka_cluster.py) with the same topics.
 """
 import json
 import os
@@ -22,6 +25,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.environ.get("RTE_BUILD_DIR", os.path.join(REPO, "build"))
 sys.path.insert(0, os.path.join(BUILD, "gen", "py"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tools", "kafka"))
+
+# "apache": the suites run against a real Apache Kafka (make test-kafka)
+KAFKA_KIND = os.environ.get("RTE_TEST_KAFKA", "mock")
+if KAFKA_KIND not in ("mock", "apache"):
+    raise RuntimeError(f"RTE_TEST_KAFKA={KAFKA_KIND!r}: expected mock or apache")
+APACHE = KAFKA_KIND == "apache"
 
 
 def bin_path(name):
@@ -92,16 +102,32 @@ class RedisServer:
         self.proc = None
 
 
+def apache_topics(extra=()):
+    """The suite's topics (kafka-dev-broker --list-topics) plus NAME:PARTITIONS specs."""
+    import kafka_cluster
+    topics = kafka_cluster.suite_topics(bin_path("kafka-dev-broker"))
+    for spec in extra:
+        name, _, n = spec.rpartition(":")
+        topics[name] = int(n)
+    return topics
+
+
 class KafkaBroker:
-    """tools/kafka-dev-broker: librdkafka's mock cluster, 3 brokers on loopback."""
+    """A Kafka on loopback: librdkafka's mock cluster (3 brokers, kafka-dev-broker),
+    or with RTE_TEST_KAFKA=apache one Apache Kafka node (KRaft). Either way .bootstrap
+    is the list to connect to, .file holds it, and .proc is the (first) broker process."""
 
     def __init__(self, workdir, topics=()):
+        self.workdir = workdir
         self.file = os.path.join(workdir, "kafka.bootstrap")
         self.topics = topics
         self.proc = None
         self.bootstrap = None
+        self.cluster = None
 
     def start(self):
+        if APACHE:
+            return self._start_apache()
         args = [bin_path("kafka-dev-broker"), "--bootstrap-file", self.file]
         for t in self.topics:
             args += ["--topic", t]
@@ -111,7 +137,23 @@ class KafkaBroker:
         with open(self.file) as f:
             self.bootstrap = f.read().strip()
 
+    def _start_apache(self):
+        import kafka_cluster
+        root = tempfile.mkdtemp(dir=self.workdir, prefix="apache-kafka-")
+        self.cluster = kafka_cluster.Cluster(root, 1)
+        self.cluster.start(apache_topics(self.topics))
+        self.proc = self.cluster.nodes[0].proc
+        self.bootstrap = self.cluster.bootstrap
+        kafka_cluster.publish(self.bootstrap, self.file)
+        self.log = None
+
     def stop(self):
+        if self.cluster:
+            self.cluster.stop()
+            if os.path.exists(self.file):
+                os.unlink(self.file)
+            self.proc = None
+            return
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)

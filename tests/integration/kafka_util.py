@@ -10,6 +10,9 @@ run on are slow and shared, so tests never rely on fixed sleeps.
 Binaries come from $RTE_BUILD_DIR/bin (the Makefile passes the build
 directory), or $RTE_BUILD_DIR itself if it has no bin/, else <repo>/build/bin.
 
+With RTE_TEST_KAFKA=apache start_broker() runs a single-node Apache Kafka
+(KRaft, tools/kafka/kafka_cluster.py) instead, with the same topics.
+
 Mock cluster facts a test must respect: a brand-new consumer group waits
 about 3 s before its first assignment; a member that dies without leaving
 holds its partitions until session.timeout.ms expires (CONSUMER_CONFIG sets
@@ -64,14 +67,18 @@ def wait_for(predicate, timeout=30.0, interval=0.1, what="condition"):
         time.sleep(interval)
 
 
-class Broker:
-    """A running kafka-dev-broker process."""
+APACHE = os.environ.get("RTE_TEST_KAFKA", "mock") == "apache"
 
-    def __init__(self, proc, bootstrap, bootstrap_file, log_path):
+
+class Broker:
+    """A running kafka-dev-broker process (or Apache Kafka cluster, .cluster)."""
+
+    def __init__(self, proc, bootstrap, bootstrap_file, log_path, cluster=None):
         self.proc = proc
         self.bootstrap = bootstrap
         self.bootstrap_file = bootstrap_file
         self.log_path = log_path
+        self.cluster = cluster
 
     @property
     def run_dir(self):
@@ -80,6 +87,11 @@ class Broker:
 
     def stop(self, timeout=10.0):
         """SIGTERM, then SIGKILL after timeout; returns the exit code."""
+        if self.cluster is not None:
+            self.cluster.stop(timeout)
+            self.bootstrap_file.unlink(missing_ok=True)
+            # the JVM's exit status after a clean shutdown on SIGTERM is 143
+            return 0 if self.proc.returncode in (0, 143) else self.proc.returncode
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -95,6 +107,8 @@ def start_broker(workdir, topics=None, timeout=30.0):
     """Start kafka-dev-broker in workdir with extra topics {name: partitions}."""
     workdir = pathlib.Path(workdir)
     bootstrap_file = workdir / "kafka.bootstrap"
+    if APACHE:
+        return _start_apache(workdir, bootstrap_file, topics)
     log_path = workdir / "kafka-dev-broker.log"
     args = [binary("kafka-dev-broker"), "--bootstrap-file", str(bootstrap_file)]
     for name, partitions in (topics or {}).items():
@@ -109,6 +123,17 @@ def start_broker(workdir, topics=None, timeout=30.0):
         raise
     assert bootstrap_file.read_text().strip() == broker.bootstrap
     return broker
+
+
+def _start_apache(workdir, bootstrap_file, topics):
+    import sys
+    sys.path.insert(0, str(REPO / "tools" / "kafka"))
+    import kafka_cluster
+    all_topics = kafka_cluster.suite_topics(binary("kafka-dev-broker"))
+    all_topics.update(topics or {})
+    c = kafka_cluster.Cluster(workdir / "apache-kafka", 1).start(all_topics)
+    kafka_cluster.publish(c.bootstrap, bootstrap_file)
+    return Broker(c.nodes[0].proc, c.bootstrap, bootstrap_file, c.nodes[0].log_path, c)
 
 
 def _read_line(proc, timeout):

@@ -359,3 +359,22 @@ def test_bad_settings_stop_startup_naming_the_key(workdir, redis_server, kafka_b
     assert p.returncode == 1
     assert named in p.stderr and var in p.stderr
     assert "not*base64" not in p.stderr  # the error never quotes a secret
+
+
+def test_consumer_health_gauges_show_partitions_held_and_lag(rx, rds):
+    """The writer's three consumers hold all 6 partitions of the busy topic between them;
+    the lag gauge exists (so an alert on it can fire) and returns to 0 once the messages are
+    applied. Both gauges were missing before issue 23."""
+    import promtext
+    topic = "rte.stedi.batch-results"
+
+    def sample(name):
+        _, samples = promtext.parse(rx.get("admin", "/metrics").text)
+        return promtext.value(samples, name, topic=topic)
+
+    wait_for(lambda: sample("rte_kafka_consumer_assigned_partitions") == 6, timeout=30,
+             what="6 partitions held")
+    body = body_of(callback("health", 30))
+    assert post(rx, body, sign_standard(body)).status_code == 202
+    wait_cached(rds, [f"healthM{i}" for i in range(30)])
+    wait_for(lambda: sample("rte_kafka_consumer_lag") == 0, timeout=30, what="lag back to 0")

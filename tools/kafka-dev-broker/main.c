@@ -2,6 +2,11 @@
  * kafka-dev-broker - a local Kafka for development and tests.
  *
  * Usage: kafka-dev-broker [--bootstrap-file PATH] [--topic NAME:PARTITIONS]...
+ *        kafka-dev-broker --list-topics
+ *
+ * --list-topics prints the suite's topics (rte/topics.h), one NAME:PARTITIONS
+ * a line, and exits 0: tools/kafka/kafka_cluster.py creates the same topics
+ * on a real Apache Kafka from that list.
  *
  * Runs librdkafka's protocol-level mock cluster (3 brokers on 127.0.0.1,
  * ephemeral ports) with the suite's topics (rte/topics.h) plus every
@@ -49,7 +54,8 @@ struct opts {
 
 static void usage(void)
 {
-    rte_fatal("usage: kafka-dev-broker [--bootstrap-file PATH] [--topic NAME:PARTITIONS]...");
+    rte_fatal("usage: kafka-dev-broker [--bootstrap-file PATH] [--topic NAME:PARTITIONS]... | "
+              "--list-topics");
 }
 
 static void add_topic(struct opts *o, const char *spec)
@@ -84,11 +90,23 @@ static void default_path(struct opts *o)
         rte_fatal("RTE_RUN_DIR is too long");
 }
 
+/* --list-topics: the suite's topic table on stdout, then exit 0 */
+static void list_topics(void)
+{
+    const rte_topic *t;
+
+    for (t = rte_topics_all(); t->name; t++)
+        printf("%s:%d\n", t->name, t->partitions);
+    exit(fflush(stdout) == 0 ? 0 : 1);
+}
+
 static void parse_args(int argc, char **argv, struct opts *o)
 {
     int i;
 
     memset(o, 0, sizeof *o);
+    if (argc == 2 && strcmp(argv[1], "--list-topics") == 0)
+        list_topics();
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
             add_topic(o, argv[++i]);

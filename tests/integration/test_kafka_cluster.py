@@ -1,0 +1,174 @@
+"""test_kafka_cluster - webhook-receiver on a three-broker Apache Kafka while brokers fail.
+
+Runs only under RTE_TEST_KAFKA=apache (make test-kafka). A KRaft cluster of
+three combined nodes (256 MiB heaps), every topic with replication factor 3
+and min.insync.replicas 2; our producer is idempotent with acks=all. While
+senders post callbacks (20 results each) to a webhook-receiver, one broker
+is killed with SIGKILL and later restarted, then the leader of partition 0
+of rte.stedi.batch-results (the busy topic) is killed. Checked: every
+callback answered 202 reaches the cache (nothing acknowledged is lost),
+every batch is applied exactly once (its written set has its 20 results and
+the count of applied messages equals the number of batches in Redis), and
+the consumers rebalance and go on. Prints the figures: callbacks accepted
+and refused, duplicates seen and dropped, the time to recover
+after each kill (first 202 of a callback sent after it, slowest 202 of one
+sent from 5 s before to 10 s after it) and the time until a callback sent after it is cached.
+"""
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import APACHE, apache_topics, stop_clean, wait_for
+from webhook_util import body_of, cache_get, callback, metric, post, sign_standard, start_receiver
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools", "kafka"))
+import kafka_cluster  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not APACHE, reason="needs RTE_TEST_KAFKA=apache")
+
+BUSY = "rte.stedi.batch-results"
+N = 20  # results per callback
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kafka3")
+    c = kafka_cluster.Cluster(root / "kafka", 3, rf=3, min_isr=2)
+    c.start(apache_topics())
+    yield c
+    c.stop()
+
+
+class Senders:
+    """CONC threads posting fresh callbacks until stopped; records every answer."""
+
+    def __init__(self, rx, conc=4):
+        self.rx = rx
+        self.accepted = []  # (answered at, batch id, sent at), monotonic
+        self.refused = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.seq = 0
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(conc)]
+
+    def next_id(self):
+        with self.lock:
+            self.seq += 1
+            return f"kc{self.seq}"
+
+    def run(self):
+        while not self.stop.is_set():
+            bid = self.next_id()
+            body = body_of(callback(bid, N))
+            sent = time.monotonic()
+            try:
+                r = post(self.rx, body, sign_standard(body), timeout=60)
+                code = r.status_code
+            except Exception:  # noqa: BLE001 - a timeout counts as refused
+                code = 0
+            with self.lock:
+                if code == 202:
+                    self.accepted.append((time.monotonic(), bid, sent))
+                else:
+                    self.refused += 1
+            if code != 202:
+                time.sleep(0.2)
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(90)
+
+    def stall(self, t0, before=5.0, after=10.0):
+        """Longest time to a 202 of a callback sent from `before` s before t0 to `after` s after."""
+        return max((done - sent for done, _, sent in self.accepted
+                    if t0 - before <= sent <= t0 + after), default=float("inf"))
+
+    def recovered(self, t0):
+        """Seconds from t0 to the first 202 of a callback sent after t0."""
+        return min((done - t0 for done, _, sent in self.accepted if sent >= t0),
+                   default=float("inf"))
+
+    def first_after(self, t0):
+        later = sorted((sent, b) for _, b, sent in self.accepted if sent >= t0)
+        return later[0] if later else None
+
+
+def cached_at(rds, bid, t_from, timeout=180):
+    """Seconds from t_from until every result of batch bid is in the cache."""
+    wait_for(lambda: all(cache_get(rds, f"{bid}M{i}", "62308") for i in range(N)), timeout=timeout,
+             interval=0.1, what=f"batch {bid} cached")
+    return time.monotonic() - t_from
+
+
+def test_broker_kill_and_leader_kill_lose_nothing(cluster, workdir, redis_server):
+    rds = redis_server.client()
+    rx = start_receiver(workdir, redis_server.url, cluster.bootstrap, WH_PRODUCE_TIMEOUT="30s",
+                        LOG_LEVEL="warn")
+    s = Senders(rx)
+    figures = {}
+    try:
+        s.start()
+        time.sleep(5)
+        victim = 3
+        t_kill = time.monotonic()
+        cluster.kill(victim)
+        time.sleep(8)
+        first = wait_for(lambda: s.first_after(t_kill + 0.5), timeout=60, what="a 202 after the kill")
+        figures["broker kill: first later callback cached after the kill (s)"] = \
+            cached_at(rds, first[1], t_kill)
+        cluster.restart(victim)
+        time.sleep(5)
+        leader = cluster.leader(BUSY, 0)
+        assert leader in (1, 2, 3)
+        t_lead = time.monotonic()
+        cluster.kill(leader)
+        time.sleep(8)
+        first = wait_for(lambda: s.first_after(t_lead + 0.5), timeout=60,
+                         what="a 202 after the leader kill")
+        figures["leader kill: first later callback cached after the kill (s)"] = \
+            cached_at(rds, first[1], t_lead)
+        s.finish()
+        cluster.restart(leader)
+
+        figures["broker kill: first 202 of a callback sent after it (s)"] = s.recovered(t_kill)
+        figures["broker kill: slowest 202 of one sent -5..+10 s around it (s)"] = s.stall(t_kill)
+        figures[f"leader kill (node {leader}): first 202 of one sent after it (s)"] = \
+            s.recovered(t_lead)
+        figures["leader kill: slowest 202 of one sent -5..+10 s around it (s)"] = s.stall(t_lead)
+        accepted = [b for _, b, _ in s.accepted]
+        assert len(accepted) > 50, f"only {len(accepted)} callbacks accepted"
+        # nothing acknowledged is lost: every 202'd callback is in the cache
+        t0 = time.monotonic()
+        for bid in accepted:
+            wait_for(lambda b=bid: rds.scard(f"rte:wh:batch:{b}:written") == N, timeout=180,
+                     interval=0.2, what=f"batch {bid} written")
+        figures["all accepted callbacks cached, after the senders stopped (s)"] = \
+            time.monotonic() - t0
+        # nothing applied twice: one applied message per batch in Redis
+        batches = [k for k in rds.scan_iter(match="rte:wh:batch:kc*:written", count=1000)]
+        ok = metric(rx, "rte_wh_messages_total", kind="callback", outcome="ok")
+        dup = metric(rx, "rte_wh_messages_total", kind="callback", outcome="duplicate")
+        assert ok == len(batches), f"{ok} messages applied for {len(batches)} batches"
+        assert len(batches) >= len(accepted)
+        written = metric(rx, "rte_wh_results_written_total", kind="callback")
+        assert written == N * len(batches)
+        figures["callbacks accepted (202)"] = len(accepted)
+        figures["callbacks refused (503/timeout; a sender retries)"] = s.refused
+        figures["batches applied (incl. refused ones Kafka still stored)"] = len(batches)
+        figures["duplicate messages seen and dropped"] = dup
+        figures["results written"] = written
+    finally:
+        s.finish()
+        stop_clean(rx)
+    print("\nthree-broker cluster (rf 3, min.insync.replicas 2, acks=all, idempotent):")
+    for k, v in figures.items():
+        print(f"  {k:<66} {v:.1f}" if isinstance(v, float) else f"  {k:<66} {v}")
