@@ -191,7 +191,8 @@ static void map_item(const cJSON *item, const cJSON *members, int64_t fetched, w
     const cJSON *m = sti ? cJSON_GetObjectItemCaseSensitive(members, sti) : NULL;
 
     it->id = sti ? sti : "?";
-    if (sti == NULL || rte_input_id(sti, strlen(sti), RTE_INPUT_ID_MAX, NULL, why, sizeof why) != 0) {
+    if (sti == NULL ||
+        rte_input_id(sti, strlen(sti), RTE_INPUT_ID_MAX, NULL, why, sizeof why) != 0) {
         it->id = "?"; /* not fit to be a field name in the batch record */
         it->fail = "invalid";
         return;
