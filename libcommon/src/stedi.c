@@ -977,6 +977,25 @@ static int int_field(const cJSON *o, const char *name)
     return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int)v->valuedouble : 0;
 }
 
+/* rte_stedi_batch_info_read - pure; any thread */
+int rte_stedi_batch_info_read(const cJSON *doc, rte_stedi_batch_info *out, char *err, size_t errlen)
+{
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(doc, "status");
+
+    memset(out, 0, sizeof *out);
+    if (!cJSON_IsString(st)) {
+        snprintf(err, errlen, "batch status answer has no status");
+        return RTE_STEDI_E_FAILED;
+    }
+    snprintf(out->status, sizeof out->status, "%s", st->valuestring);
+    out->total = int_field(doc, "totalCount");
+    out->success = int_field(doc, "successCount");
+    out->error = int_field(doc, "errorCount");
+    out->pending = int_field(doc, "pendingCount");
+    out->complete = strcmp(out->status, "COMPLETED") == 0;
+    return 0;
+}
+
 /* rte_stedi_batch_status - any thread; blocks */
 int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_info *out, char *err,
                            size_t errlen)
@@ -984,7 +1003,6 @@ int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_i
     char url[URL_MAX], esc[512];
     rte_http_response resp;
     cJSON *doc;
-    const cJSON *st;
     int rc;
 
     memset(out, 0, sizeof *out);
@@ -994,23 +1012,31 @@ int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_i
     }
     snprintf(url, sizeof url, "%s%s%s", s->base_url, PATH_STATUS, esc);
     rc = get_json(s, API_STATUS, url, &resp, &doc, err, errlen);
-    if (rc == 0) {
-        st = cJSON_GetObjectItemCaseSensitive(doc, "status");
-        if (!cJSON_IsString(st)) {
-            snprintf(err, errlen, "batch status answer has no status");
-            rc = RTE_STEDI_E_FAILED;
-        } else {
-            snprintf(out->status, sizeof out->status, "%s", st->valuestring);
-            out->total = int_field(doc, "totalCount");
-            out->success = int_field(doc, "successCount");
-            out->error = int_field(doc, "errorCount");
-            out->pending = int_field(doc, "pendingCount");
-            out->complete = strcmp(out->status, "COMPLETED") == 0;
-        }
-    }
+    if (rc == 0)
+        rc = rte_stedi_batch_info_read(doc, out, err, errlen);
     cJSON_Delete(doc);
     rte_http_response_free(&resp);
     return rc;
+}
+
+/* rte_stedi_page_read - pure; any thread */
+int rte_stedi_page_read(rte_stedi_page *p, char *err, size_t errlen)
+{
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(p->doc, "items");
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(p->doc, "nextPageToken");
+
+    if (!cJSON_IsArray(items) ||
+        (next != NULL && !cJSON_IsNull(next) &&
+         (!cJSON_IsString(next) || strlen(next->valuestring) >= sizeof p->next_token))) {
+        snprintf(err, errlen, "poll-batch answer: items missing or nextPageToken unusable");
+        return RTE_STEDI_E_FAILED;
+    }
+    p->items = items;
+    p->count = cJSON_GetArraySize(items);
+    p->next_token[0] = '\0';
+    if (cJSON_IsString(next))
+        snprintf(p->next_token, sizeof p->next_token, "%s", next->valuestring);
+    return 0;
 }
 
 /* rte_stedi_poll_page - any thread; blocks */
@@ -1019,7 +1045,6 @@ int rte_stedi_poll_page(rte_stedi *s, const char *batch_id, int page_size, const
 {
     char url[URL_MAX], esc_id[512], esc_tok[800];
     rte_http_response resp;
-    const cJSON *items, *next;
     int rc;
 
     memset(out, 0, sizeof *out);
@@ -1039,23 +1064,12 @@ int rte_stedi_poll_page(rte_stedi *s, const char *batch_id, int page_size, const
     snprintf(url, sizeof url, "%s%s?batchId=%s&pageSize=%d%s%s", s->base_url, PATH_POLL, esc_id,
              page_size, esc_tok[0] ? "&pageToken=" : "", esc_tok);
     rc = get_json(s, API_POLL, url, &resp, &out->doc, err, errlen);
+    if (rc == 0)
+        rc = rte_stedi_page_read(out, err, errlen);
     if (rc == 0) {
-        items = cJSON_GetObjectItemCaseSensitive(out->doc, "items");
-        next = cJSON_GetObjectItemCaseSensitive(out->doc, "nextPageToken");
-        if (!cJSON_IsArray(items) ||
-            (next != NULL && !cJSON_IsNull(next) &&
-             (!cJSON_IsString(next) || strlen(next->valuestring) >= sizeof out->next_token))) {
-            snprintf(err, errlen, "poll-batch answer: items missing or nextPageToken unusable");
-            rc = RTE_STEDI_E_FAILED;
-        } else {
-            out->items = items;
-            out->count = cJSON_GetArraySize(items);
-            if (cJSON_IsString(next))
-                snprintf(out->next_token, sizeof out->next_token, "%s", next->valuestring);
-            out->raw = resp.body;
-            out->raw_len = resp.body_len;
-            resp.body = NULL;
-        }
+        out->raw = resp.body;
+        out->raw_len = resp.body_len;
+        resp.body = NULL;
     }
     rte_http_response_free(&resp);
     if (rc != 0)

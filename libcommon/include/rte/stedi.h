@@ -203,6 +203,22 @@ int rte_stedi_batch_status(rte_stedi *s, const char *batch_id, rte_stedi_batch_i
 int rte_stedi_poll_page(rte_stedi *s, const char *batch_id, int page_size, const char *page_token,
                         rte_stedi_page *out, char *err, size_t errlen);
 
+/*
+ * rte_stedi_batch_info_read - the batch status answer doc (the parsed body
+ * of GET .../batch/{batchId}) into out; 0, or RTE_STEDI_E_FAILED + err.
+ * What rte_stedi_batch_status does with a 200 body. Pure; any thread.
+ */
+int rte_stedi_batch_info_read(const cJSON *doc, rte_stedi_batch_info *out, char *err,
+                              size_t errlen);
+
+/*
+ * rte_stedi_page_read - check the poll-batch answer in p->doc and fill
+ * p->items, p->count and p->next_token from it (p->raw is left alone); 0,
+ * or RTE_STEDI_E_FAILED + err. What rte_stedi_poll_page does with a 200
+ * body. Pure; any thread.
+ */
+int rte_stedi_page_read(rte_stedi_page *p, char *err, size_t errlen);
+
 /* rte_stedi_page_free - release a page (safe on a zeroed page) */
 void rte_stedi_page_free(rte_stedi_page *p);
 
