@@ -14,6 +14,8 @@ python3-pytest python3-grpcio python3-confluent-kafka python3-redis
 python3-requests python3-protobuf protobuf-compiler
 clang-format cppcheck curl procps openssl"
 [ "${1:-}" = bench ] && PKGS="$PKGS wrk nginx-light"
+# make fuzz: clang with libFuzzer and the sanitizer runtimes (docs/fuzzing.md)
+[ "${1:-}" = fuzz ] && PKGS="$PKGS clang libfuzzer-14-dev libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do
