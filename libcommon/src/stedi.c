@@ -28,6 +28,7 @@
 #include "rte/stedi.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -971,10 +972,13 @@ static int get_json(rte_stedi *s, enum api a, const char *url, rte_http_response
     return rc;
 }
 
+/* a count of the status answer; 0 when absent or not a number in 0..INT_MAX */
 static int int_field(const cJSON *o, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int)v->valuedouble : 0;
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= INT_MAX
+               ? (int)v->valuedouble
+               : 0;
 }
 
 /* rte_stedi_batch_info_read - pure; any thread */
