@@ -318,6 +318,10 @@ static int parse_tzif(cron_tz *tz, const unsigned char *buf, size_t n, char *why
     }
     for (uint32_t i = 0; i < h.timecnt; i++) {
         tz->trans[i] = tsize == 8 ? be64(t + 8 * i) : (int32_t)be32(t + 4 * i);
+        if (i > 0 && tz->trans[i] <= tz->trans[i - 1]) { /* RFC 8536 3.2: MUST ascend */
+            snprintf(why, whylen, "transition %u is not later than the one before", i);
+            return -1;
+        }
         if (idx[i] >= h.typecnt) {
             snprintf(why, whylen, "transition %u names an unknown local time type", i);
             return -1;
