@@ -22,6 +22,7 @@
  */
 #include "rte/cache_entry.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,7 +183,7 @@ static void map_copay(const cJSON *resp, rte_cache_entry *e)
     if (best != NULL) {
         char *end;
         double v = strtod(str_field(best, "benefitAmount"), &end);
-        if (*end == '\0' && v >= 0) {
+        if (*end == '\0' && v >= 0 && isfinite(v)) { /* "inf", "1e999": no amount */
             e->copay_amount = v;
             e->has_copay = 1;
         }

@@ -1,7 +1,8 @@
 /*
  * test_stedi_read.c - what the Stedi client reads from a 200 body of the
  * batch status and poll-batch endpoints (rte_stedi_batch_info_read,
- * rte_stedi_page_read), without a server.
+ * rte_stedi_page_read) and of a real-time check (rte_cache_entry_from_stedi),
+ * without a server: the cases fuzzing found.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,8 +10,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
+#include "rte/cache_entry.h"
 #include "rte/json.h"
 #include "rte/stedi.h"
 
@@ -102,6 +105,35 @@ static void test_page_without_items_is_refused(void **state)
     rte_stedi_page_free(&p);
 }
 
+/* fuzz_stedi_realtime found "inf" taken as a copay, which the cache then stores as null */
+static void test_realtime_copay_must_be_finite(void **state)
+{
+    (void)state;
+    rte_cache_freshness f = rte_cache_freshness_default();
+    rte_cache_entry e;
+    char err[256];
+    static const char *const amounts[] = {"inf", "1e999", "INFINITY"};
+    for (size_t i = 0; i < sizeof amounts / sizeof amounts[0]; i++) {
+        char text[200];
+        snprintf(text, sizeof text,
+                 "{\"benefitsInformation\":[{\"code\":\"B\",\"benefitAmount\":\"%s\","
+                 "\"inPlanNetworkIndicatorCode\":\"Y\"}]}",
+                 amounts[i]);
+        cJSON *doc = parse(text);
+        assert_int_equal(
+            rte_cache_entry_from_stedi(doc, "stedi_realtime", 1, &f, &e, err, sizeof err), 0);
+        assert_int_equal(e.has_copay, 0);
+        assert_string_equal(e.network_status, "in_network");
+        cJSON_Delete(doc);
+    }
+    cJSON *doc = parse("{\"benefitsInformation\":[{\"code\":\"B\",\"benefitAmount\":\"25.5\"}]}");
+    assert_int_equal(rte_cache_entry_from_stedi(doc, "stedi_realtime", 1, &f, &e, err, sizeof err),
+                     0);
+    assert_int_equal(e.has_copay, 1);
+    assert_true(e.copay_amount == 25.5);
+    cJSON_Delete(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -110,6 +142,7 @@ int main(void)
         cmocka_unit_test(test_status_without_status_is_refused),
         cmocka_unit_test(test_page_items_and_token),
         cmocka_unit_test(test_page_without_items_is_refused),
+        cmocka_unit_test(test_realtime_copay_must_be_finite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
