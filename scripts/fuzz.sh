@@ -137,11 +137,12 @@ for name in $targets; do
     dict=""
     [ -f "tests/fuzz/$name.dict" ] && dict="-dict=tests/fuzz/$name.dict"
     log="$build/logs/$name.log"
+    t0=$(date +%s)
     # shellcheck disable=SC2086
     "$bin" $FLAGS $dict -max_total_time="$secs" -artifact_prefix="$art/" \
         "$corpus" "$seeds" >"$log" 2>&1
     rc=$?
-    report "$name" "$log" "$rc" "$secs" "$corpus"
+    report "$name" "$log" "$rc" "$(($(date +%s) - t0))" "$corpus"
     if [ "$rc" != 0 ]; then
         failed="$failed $name"
         grep -E 'ERROR|SUMMARY|invariant|runtime error' "$log" | head -n 5 >&2
