@@ -94,7 +94,8 @@ static int parse_elem(const field *f, const char **sp, uint64_t *bits, int *star
                 return -1;
             }
         } else if (*s == '/') {
-            hi = f->hi == 7 ? 6 : f->hi; /* N/step = N through the end */
+            /* N/step = N through the end; weekday 7 (Sunday) is its own end */
+            hi = f->hi == 7 ? (lo == 7 ? 7 : 6) : f->hi;
         }
     }
     if (*s == '/') {
