@@ -51,7 +51,7 @@ SVC_UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(SVC_UNIT_SRC))
 
 .PHONY: all deps build test unit integration asan lint demo dev-up dev-down bench clean proto-py \
-        test-kafka kafka-deps
+        test-kafka kafka-deps fuzz fuzz-build fuzz-smoke fuzz-regress
 .SECONDARY:
 
 all: deps
@@ -157,6 +157,71 @@ asan: deps
 lint:
 	@sh scripts/lint.sh
 
+# --- fuzzing (docs/fuzzing.md) -----------------------------------------
+# tests/fuzz/fuzz_<name>.c is a libFuzzer target over libcommon;
+# tests/fuzz/<service>/fuzz_<name>.c also links that service's files (all
+# but main.c) from an archive, so a harness that #includes one of them to
+# reach its static functions does not collide with it. Both become
+# $(BUILD)/fuzz/fuzz_<name>; scripts/fuzz.sh runs them with the corpus
+# tests/fuzz/corpus/<name>/, the seeds tests/fuzz/<name>.seeds names, the
+# dictionary tests/fuzz/<name>.dict and the crashes kept in
+# tests/fuzz/regressions/<name>/. Adding a target needs no edit here.
+# Built only by clang with libFuzzer, into its own tree (FUZZ_BUILD).
+FUZZ_BUILD  ?= build-fuzz
+FUZZ_TIME   ?= 60
+FUZZ_SMOKE  ?= 4
+FUZZ_SAN    := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined
+FUZZ_LIB_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_SVC_SRC := $(wildcard tests/fuzz/*/fuzz_*.c)
+FUZZ_BIN    := $(addprefix $(BUILD)/fuzz/,$(notdir $(basename $(FUZZ_LIB_SRC) $(FUZZ_SVC_SRC))))
+FUZZ_HDRS   := $(wildcard tests/fuzz/*.h)
+FUZZ_MAKE    = $(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPT=-O1 SAN="$(FUZZ_SAN)"
+
+fuzz-build: $(FUZZ_BIN)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HDRS) $(LIB) $(HDRS)
+	@mkdir -p $(BUILD)/fuzz
+	@echo "  LINK     $@"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/fuzz -fsanitize=fuzzer $< $(LIB) $(LDLIBS) -o $@
+
+define svc_fuzz_rule
+$(BUILD)/obj/services/$(1)/%.o: services/$(1)/%.c $(wildcard services/$(1)/*.h) $(HDRS) $(PROTO_H)
+	@mkdir -p $$(dir $$@)
+	@echo "  CC       $$<"
+	$(Q)$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -Iservices/$(1) -c $$< -o $$@
+
+$(BUILD)/svc/$(1).a: $(patsubst services/$(1)/%.c,$(BUILD)/obj/services/$(1)/%.o,$(filter-out services/$(1)/main.c,$(wildcard services/$(1)/*.c)))
+	@mkdir -p $(BUILD)/svc
+	@rm -f $$@
+	@echo "  AR       $$@"
+	$(Q)ar rcs $$@ $$^
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/$(1)/fuzz_%.c $(FUZZ_HDRS) $(BUILD)/svc/$(1).a $(LIB) $(HDRS)
+	@mkdir -p $(BUILD)/fuzz
+	@echo "  LINK     $$@"
+	$(Q)$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -Itests/fuzz -Iservices/$(1) -fsanitize=fuzzer $$< $(BUILD)/svc/$(1).a $(LIB) $$(LDLIBS) -o $$@
+endef
+$(foreach d,$(sort $(notdir $(patsubst %/,%,$(dir $(FUZZ_SVC_SRC))))),$(eval $(call svc_fuzz_rule,$(d))))
+
+# make fuzz FUZZ_TIME=<seconds per target> [FUZZ_TARGETS="json wh_callback"]
+fuzz: deps
+	@sh scripts/deps.sh fuzz
+	@$(FUZZ_MAKE) fuzz-build
+	@sh scripts/fuzz.sh run $(FUZZ_BUILD) $(FUZZ_TIME) $(FUZZ_TARGETS)
+
+# every target for FUZZ_SMOKE seconds from its seeds, then the regressions (CI)
+fuzz-smoke: deps
+	@sh scripts/deps.sh fuzz
+	@$(FUZZ_MAKE) fuzz-build
+	@sh scripts/fuzz.sh smoke $(FUZZ_BUILD) $(FUZZ_SMOKE) $(FUZZ_TARGETS)
+
+# replay tests/fuzz/regressions/ only
+fuzz-regress: deps
+	@sh scripts/deps.sh fuzz
+	@$(FUZZ_MAKE) fuzz-build
+	@sh scripts/fuzz.sh regress $(FUZZ_BUILD) 0 $(FUZZ_TARGETS)
+
 # --- local stack --------------------------------------------------------
 # make dev-up KAFKA=apache: a real Apache Kafka instead of the mock cluster
 KAFKA ?= mock
@@ -180,4 +245,4 @@ bench-%: all
 	@sh bench/$*.sh $(BUILD)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -40,6 +40,8 @@ clang-format cppcheck curl procps openssl"
 [ "${1:-}" = kafka ] && PKGS="$PKGS openjdk-17-jre-headless maven"
 # a node already installed (another packaging brings its own npm) is kept
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
+# make fuzz: clang with libFuzzer and the sanitizer runtimes (docs/fuzzing.md)
+[ "${1:-}" = fuzz ] && PKGS="$PKGS clang libfuzzer-14-dev libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do

@@ -300,6 +300,15 @@ static int parse_tzif(cron_tz *tz, const unsigned char *buf, size_t n, char *why
     const unsigned char *t = p + 44;
     const unsigned char *idx = t + (size_t)h.timecnt * (size_t)tsize;
     const unsigned char *types = idx + h.timecnt;
+    /* RFC 8536 3.2: utoff MUST NOT be -2^31 and SHOULD lie in -89999..93599 */
+    for (uint32_t i = 0; i < h.typecnt; i++) {
+        int32_t utoff = (int32_t)be32(types + 6 * i);
+        if (utoff < -89999 || utoff > 93599) {
+            snprintf(why, whylen, "local time type %u: UTC offset %d s is outside -89999..93599", i,
+                     utoff);
+            return -1;
+        }
+    }
     tz->ntrans = h.timecnt;
     tz->trans = calloc(h.timecnt + 1, sizeof *tz->trans);
     tz->off = calloc(h.timecnt + 1, sizeof *tz->off);
@@ -309,6 +318,10 @@ static int parse_tzif(cron_tz *tz, const unsigned char *buf, size_t n, char *why
     }
     for (uint32_t i = 0; i < h.timecnt; i++) {
         tz->trans[i] = tsize == 8 ? be64(t + 8 * i) : (int32_t)be32(t + 4 * i);
+        if (i > 0 && tz->trans[i] <= tz->trans[i - 1]) { /* RFC 8536 3.2: MUST ascend */
+            snprintf(why, whylen, "transition %u is not later than the one before", i);
+            return -1;
+        }
         if (idx[i] >= h.typecnt) {
             snprintf(why, whylen, "transition %u names an unknown local time type", i);
             return -1;

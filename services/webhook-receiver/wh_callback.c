@@ -335,6 +335,9 @@ static int raw_results(const char *body, size_t len, int n, size_t *off, size_t 
         p = skip_string(p, end);
         if (p == NULL)
             return -1;
+        /* an escaped key may be "results" to cJSON but not to memcmp below */
+        if (memchr(k, '\\', (size_t)(p - k)) != NULL)
+            return -1;
         int is_results = p - k - 1 == 7 && memcmp(k, "results", 7) == 0;
         p = ws(p, end);
         if (p >= end || *p != ':')

@@ -95,10 +95,15 @@ static const char *sfield(const cJSON *o, const char *name)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* a number member as an integer; 0 when absent, not a number, or beyond 2^53 in size
+ * (converting a larger double is undefined, and no time or count we write comes near) */
 static int64_t nfield(const cJSON *o, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+    return cJSON_IsNumber(v) && v->valuedouble >= -9007199254740992.0 &&
+                   v->valuedouble <= 9007199254740992.0
+               ? (int64_t)v->valuedouble
+               : 0;
 }
 
 /*
