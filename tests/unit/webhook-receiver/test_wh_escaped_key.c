@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,22 +28,15 @@ static void test_escaped_results_key(void **state)
         "\"results\":[{\"check_id\":\"EVIL\",\"member_id\":\"M\",\"trading_partner_id\":\"T\","
         "\"status\":\"completed\",\"eligibility\":{\"eligible\":\"yes\"}}]}";
     wh_callback cb;
-    wh_envelopes env;
     char err[256];
 
-    assert_int_equal(wh_callback_parse(body, sizeof body - 1, 100, &cb, err, sizeof err), 0);
-    assert_int_equal(cb.nresults, 1);
-    assert_int_equal(wh_callback_envelopes(&cb, "cid", 1, 65536, &env), 0);
-    assert_int_equal(env.n, 1);
-    cJSON *e = rte_json_parse(env.msg[0], env.len[0], err, sizeof err);
-    assert_non_null(e);
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(e, "results");
-    assert_int_equal(cJSON_GetArraySize(res), 1);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(res, 0), "check_id");
-    assert_string_equal(id->valuestring, "A");
-    cJSON_Delete(e);
-    wh_envelopes_free(&env);
-    wh_callback_free(&cb);
+    /*
+     * The strict JSON policy compares keys after unescaping: the two spellings
+     * are one key given twice, so the body is refused before anything is read
+     * from it (docs/input.md), and no envelope can carry either copy.
+     */
+    assert_int_not_equal(wh_callback_parse(body, sizeof body - 1, 100, &cb, err, sizeof err), 0);
+    assert_non_null(strstr(err, "duplicate key 'results'"));
 }
 
 int main(void)
