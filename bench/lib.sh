@@ -7,8 +7,9 @@
 #   bench_port         a free loopback port
 #   bench_redis        start a private redis-server (no persistence);
 #                      sets REDIS_PORT
-#   bench_broker BIN   start BIN/kafka-dev-broker and wait for it; sets
-#                      KAFKA_BROKERS
+#   bench_broker BIN [ARG...]  start BIN/kafka-dev-broker (with ARGs, e.g.
+#                      --topic NAME:PARTITIONS) and wait for it; sets
+#                      KAFKA_BROKERS and BROKER_PID
 #   bench_track PID    stop PID on exit too
 BENCH_PIDS=""
 
@@ -39,9 +40,12 @@ bench_redis() {
 }
 
 bench_broker() {
-    "$1/kafka-dev-broker" --bootstrap-file "$BENCH_DIR/kafka.bootstrap" >/dev/null \
+    _bin=$1
+    shift
+    "$_bin/kafka-dev-broker" --bootstrap-file "$BENCH_DIR/kafka.bootstrap" "$@" >/dev/null \
         2>"$BENCH_DIR/kafka.log" &
-    bench_track $!
+    BROKER_PID=$!
+    bench_track $BROKER_PID
     _i=0
     while [ ! -s "$BENCH_DIR/kafka.bootstrap" ]; do
         _i=$((_i + 1))
