@@ -412,7 +412,8 @@ static void test_anchor_env(void **state)
     pid_t pid = fork();
     if (pid == 0) {
         setenv("RTE_CLOCK_ANCHOR", "yesterday", 1);
-        freopen("/dev/null", "w", stderr);
+        if (freopen("/dev/null", "w", stderr) == NULL)
+            _exit(3);
         rte_clock_init_env();
         _exit(0);
     }
