@@ -7,10 +7,11 @@
 #   bench_port         a free loopback port
 #   bench_redis        start a private redis-server (no persistence);
 #                      sets REDIS_PORT
-#   bench_broker BIN   start BIN/kafka-dev-broker and wait for it; sets
-#                      KAFKA_BROKERS. With BENCH_KAFKA=apache: a single-node
-#                      Apache Kafka (tools/kafka/kafka_cluster.py, KRaft) in
-#                      BENCH_DIR instead, stopped on exit
+#   bench_broker BIN [ARG...]  start BIN/kafka-dev-broker (with ARGs, e.g.
+#                      --topic NAME:PARTITIONS) and wait for it; sets
+#                      KAFKA_BROKERS and BROKER_PID. With BENCH_KAFKA=apache:
+#                      a single-node Apache Kafka (tools/kafka/kafka_cluster.py,
+#                      KRaft) in BENCH_DIR instead, stopped on exit (ARGs unused)
 #   bench_track PID    stop PID on exit too
 #   bench_both SCRIPT ARGS...  unless BENCH_KAFKA is set: run SCRIPT once on
 #                      the mock cluster and once on Apache Kafka, print both
@@ -49,16 +50,19 @@ bench_redis() {
 }
 
 bench_broker() {
+    _bin=$1
+    shift
     if [ "${BENCH_KAFKA:-mock}" = apache ]; then
         /usr/bin/python3 "$BENCH_REPO/tools/kafka/kafka_cluster.py" up --dir "$BENCH_DIR/apache-kafka" \
-            --bootstrap-file "$BENCH_DIR/kafka.bootstrap" --list-topics-bin "$1/kafka-dev-broker" \
+            --bootstrap-file "$BENCH_DIR/kafka.bootstrap" --list-topics-bin "$_bin/kafka-dev-broker" \
             >"$BENCH_DIR/kafka.log" 2>&1 || { echo "Apache Kafka did not start: $(tail -5 "$BENCH_DIR/kafka.log")" >&2; exit 1; }
         KAFKA_BROKERS=$(cat "$BENCH_DIR/kafka.bootstrap")
         return 0
     fi
-    "$1/kafka-dev-broker" --bootstrap-file "$BENCH_DIR/kafka.bootstrap" >/dev/null \
+    "$_bin/kafka-dev-broker" --bootstrap-file "$BENCH_DIR/kafka.bootstrap" "$@" >/dev/null \
         2>"$BENCH_DIR/kafka.log" &
-    bench_track $!
+    BROKER_PID=$!
+    bench_track $BROKER_PID
     _i=0
     while [ ! -s "$BENCH_DIR/kafka.bootstrap" ]; do
         _i=$((_i + 1))

@@ -3,6 +3,14 @@
  *
  *   now_ms = start_ms + (monotonic_now - monotonic_at_init) * scale
  *
+ * start_ms is RTE_CLOCK_START as seen from this process's start-up: with
+ * an anchor (RTE_CLOCK_ANCHOR, the real epoch time at which simulated time
+ * was RTE_CLOCK_START) it is START + (real time at init - ANCHOR) * scale,
+ * so every process given the same three settings computes the same
+ * simulated time whenever it started (up to their wall clocks' skew).
+ * Without an anchor each process starts at START at its own start-up, as
+ * a single process or a benchmark wants.
+ *
  * The elapsed part is measured on CLOCK_MONOTONIC so a wall-clock step
  * (NTP) does not make simulated time jump. With scale 1 and no start time
  * (the default, and the state before any init) now is simply
@@ -63,22 +71,34 @@ static int64_t realtime_ms(void)
 /* rte_clock_init - set scale (> 0) and start (ms since epoch, or 0 = now); before threads */
 int rte_clock_init(double scale, int64_t start)
 {
-    if (!(scale > 0) || scale > MAX_SCALE || start < 0)
+    return rte_clock_init_anchored(scale, start, 0);
+}
+
+/* rte_clock_init_anchored - as rte_clock_init, simulated start at real time anchor; before threads
+ */
+int rte_clock_init_anchored(double scale, int64_t start, int64_t anchor)
+{
+    if (!(scale > 0) || scale > MAX_SCALE || start < 0 || anchor < 0)
         return -1;
-    clock_scale = scale;
-    scaled = !(scale == 1.0 && start == 0);
-    start_ms = start ? start : realtime_ms();
     mono_init_ns = ts_ns(CLOCK_MONOTONIC);
+    int64_t real = realtime_ms();
+    clock_scale = scale;
+    scaled = !(scale == 1.0 && (start == 0 || start == anchor));
+    if (start == 0)
+        start = anchor ? anchor : real;
+    /* elapsed simulated time since the anchor; a future anchor gives a time before start */
+    start_ms = anchor ? start + (int64_t)((double)(real - anchor) * scale) : start;
     return 0;
 }
 
-/* rte_clock_init_env - read RTE_CLOCK_SCALE/RTE_CLOCK_START; fatal on bad values */
+/* rte_clock_init_env - read RTE_CLOCK_SCALE/START/ANCHOR; fatal on bad values */
 void rte_clock_init_env(void)
 {
     const char *sv = getenv("RTE_CLOCK_SCALE");
     const char *st = getenv("RTE_CLOCK_START");
+    const char *an = getenv("RTE_CLOCK_ANCHOR");
     double scale = 1.0;
-    int64_t start = 0;
+    int64_t start = 0, anchor = 0;
 
     if (sv && *sv) {
         char *end;
@@ -94,9 +114,16 @@ void rte_clock_init_env(void)
                       "(2026-01-05T06:00:00Z) or epoch seconds",
                       st);
     }
-    if (rte_clock_init(scale, start) < 0)
-        rte_fatal("clock: RTE_CLOCK_SCALE='%s' RTE_CLOCK_START='%s' rejected", sv ? sv : "",
-                  st ? st : "");
+    if (an && *an) {
+        anchor = rte_clock_parse(an);
+        if (anchor <= 0)
+            rte_fatal("clock: RTE_CLOCK_ANCHOR='%s': expected the real time (RFC 3339 UTC or "
+                      "epoch seconds) at which the simulated clock read RTE_CLOCK_START",
+                      an);
+    }
+    if (rte_clock_init_anchored(scale, start, anchor) < 0)
+        rte_fatal("clock: RTE_CLOCK_SCALE='%s' RTE_CLOCK_START='%s' RTE_CLOCK_ANCHOR='%s' rejected",
+                  sv ? sv : "", st ? st : "", an ? an : "");
 }
 
 /* rte_clock_now_ms - simulated wall-clock time in ms since the Unix epoch; any thread */

@@ -49,40 +49,133 @@ struct rte_warm {
     "end\n"
 
 /*
+ * Helpers both queueing scripts share. Commands take a whole call's
+ * elements at once (SMISMEMBER, SADD, RPUSH), cut into chunks of
+ * CHUNK elements since Lua's unpack() is limited to a few thousand values.
+ * seen(): event-id hashes are members of bucket sets P:seen:<b>, b = Redis
+ * time / seen_ttl, each kept 2 x seen_ttl after its last write; an id is
+ * seen when it is in the current or the previous bucket, so it is
+ * remembered at least seen_ttl (at most twice that).
+ */
+#define BULK_LUA                                                                                   \
+    "local CHUNK = 2000\n"                                                                         \
+    "local function each_chunk(list, per, fn)\n"                                                   \
+    "  local i = 1\n"                                                                              \
+    "  while i <= #list do\n"                                                                      \
+    "    local j = math.min(#list, i + CHUNK * per - 1)\n"                                         \
+    "    fn(unpack(list, i, j))\n"                                                                 \
+    "    i = j + 1\n"                                                                              \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "local function seen_keys(prefix, ttl)\n"                                                      \
+    "  local t = redis.call('TIME')\n"                                                             \
+    "  local b = math.floor((tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) / ttl)\n"  \
+    "  return prefix .. ':seen:' .. b, prefix .. ':seen:' .. (b - 1)\n"                            \
+    "end\n"                                                                                        \
+    "-- hashes: list of ids; returns a table id -> true for those seen before,\n"                  \
+    "-- and marks every id seen\n"                                                                 \
+    "local function seen(prefix, ttl, hashes)\n"                                                   \
+    "  local old = {}\n"                                                                           \
+    "  if #hashes == 0 then return old end\n"                                                      \
+    "  local cur, prev = seen_keys(prefix, ttl)\n"                                                 \
+    "  for _, key in ipairs({cur, prev}) do\n"                                                     \
+    "    local at = 0\n"                                                                           \
+    "    each_chunk(hashes, 1, function(...)\n"                                                    \
+    "      local v = redis.call('SMISMEMBER', key, ...)\n"                                         \
+    "      for k = 1, #v do\n"                                                                     \
+    "        if v[k] == 1 then old[hashes[at + k]] = true end\n"                                   \
+    "      end\n"                                                                                  \
+    "      at = at + #v\n"                                                                         \
+    "    end)\n"                                                                                   \
+    "  end\n"                                                                                      \
+    "  local set = {}\n"                                                                           \
+    "  for _, h in ipairs(hashes) do\n"                                                            \
+    "    if not old[h] then set[#set + 1] = h end\n"                                               \
+    "  end\n"                                                                                      \
+    "  if #set > 0 then\n"                                                                         \
+    "    each_chunk(set, 1, function(...) redis.call('SADD', cur, ...) end)\n"                     \
+    "    redis.call('PEXPIRE', cur, 2 * ttl)\n"                                                    \
+    "  end\n"                                                                                      \
+    "  return old\n"                                                                               \
+    "end\n"
+
+/*
  * KEYS state, open, ready, seq; ARGV now, max, members_ttl, seen_ttl,
  * prefix, source, then (seen hash or '', member id) pairs. Returns a
- * verdict per pair.
+ * verdict per pair, as if the pairs had been offered one by one in order:
+ * 1 the event id was seen (before, or earlier in this call), 2 the member
+ * is already queued in the window (or earlier in this call), else 0 and
+ * the member joins the open set, which is sealed whenever it reaches max.
+ * A duplicate member's event id is marked seen too.
  */
-static const char enqueue_lua[] = SEAL_LUA
+static const char enqueue_lua[] = SEAL_LUA BULK_LUA
     "local st = redis.call('HMGET', KEYS[1], 'win', 'start')\n"
     "local win = tonumber(st[1]) or 0\n"
     "local start = tonumber(st[2]) or 0\n"
     "local now, max, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[5]\n"
     "local mkey = prefix .. ':m:' .. win\n"
-    "local size = redis.call('HLEN', KEYS[2])\n"
-    "local out, added = {}, 0\n"
-    "for i = 7, #ARGV, 2 do\n"
-    "  local r = 0\n"
-    "  if ARGV[i] ~= '' and not redis.call('SET', prefix .. ':seen:' .. ARGV[i], '1', 'NX',\n"
-    "      'PX', ARGV[4]) then\n"
-    "    r = 1\n"
-    "  elseif redis.call('SADD', mkey, ARGV[i + 1]) == 0 then\n"
-    "    r = 2\n"
-    "  else\n"
-    "    if start == 0 then\n"
-    "      start = now\n"
-    "      redis.call('HSET', KEYS[1], 'win', win, 'start', start)\n"
-    "    end\n"
-    "    redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[6])\n"
-    "    added, size = added + 1, size + 1\n"
-    "    if size >= max then\n"
-    "      seal(prefix, start, now)\n"
-    "      size = 0\n"
-    "    end\n"
+    "local n = (#ARGV - 6) / 2\n"
+    "local out, ids, first = {}, {}, {}\n"
+    "for i = 1, n do\n"
+    "  local h = ARGV[5 + 2 * i]\n"
+    "  out[i] = 0\n"
+    "  if h ~= '' then\n"
+    "    if first[h] then out[i] = 1 else first[h] = true; ids[#ids + 1] = h end\n"
     "  end\n"
-    "  out[#out + 1] = r\n"
     "end\n"
-    "if added > 0 then redis.call('PEXPIRE', mkey, ARGV[3]) end\n"
+    "local old = seen(prefix, tonumber(ARGV[4]), ids)\n"
+    "local cand, inbatch = {}, {}\n"
+    "for i = 1, n do\n"
+    "  local h, m = ARGV[5 + 2 * i], ARGV[6 + 2 * i]\n"
+    "  if out[i] == 0 and h ~= '' and old[h] then out[i] = 1 end\n"
+    "  if out[i] == 0 then\n"
+    "    if inbatch[m] then out[i] = 2 else inbatch[m] = i; cand[#cand + 1] = m end\n"
+    "  end\n"
+    "end\n"
+    "local q = {}\n"
+    "if #cand > 0 then\n"
+    "  local at = 0\n"
+    "  each_chunk(cand, 1, function(...)\n"
+    "    local v = redis.call('SMISMEMBER', mkey, ...)\n"
+    "    for k = 1, #v do\n"
+    "      local m = cand[at + k]\n"
+    "      if v[k] == 1 then out[inbatch[m]] = 2 else q[#q + 1] = m end\n"
+    "    end\n"
+    "    at = at + #v\n"
+    "  end)\n"
+    "end\n"
+    "if #q > 0 then\n"
+    "  if start == 0 then\n"
+    "    start = now\n"
+    "    redis.call('HSET', KEYS[1], 'win', win, 'start', start)\n"
+    "  end\n"
+    "  each_chunk(q, 1, function(...) redis.call('SADD', mkey, ...) end)\n"
+    "  redis.call('PEXPIRE', mkey, ARGV[3])\n"
+    "  local size, pos = math.floor(redis.call('LLEN', KEYS[2]) / 2), 1\n"
+    "  while pos <= #q do\n"
+    "    if size >= max then seal(prefix, start, now); size = 0 end\n"
+    "    local take = math.min(#q - pos + 1, max - size)\n"
+    "    local args = {}\n"
+    "    for j = pos, pos + take - 1 do args[#args + 1] = q[j]; args[#args + 1] = ARGV[6] end\n"
+    "    each_chunk(args, 2, function(...) redis.call('RPUSH', KEYS[2], ...) end)\n"
+    "    size, pos = size + take, pos + take\n"
+    "  end\n"
+    "  if size >= max then seal(prefix, start, now) end\n"
+    "end\n"
+    "return out\n";
+
+/* ARGV seen_ttl, prefix, then seen hashes. 1 per hash not seen before (now marked), else 0 */
+static const char mark_seen_lua[] = BULK_LUA
+    "local ids, dup = {}, {}\n"
+    "for i = 3, #ARGV do\n"
+    "  if dup[ARGV[i]] == nil then dup[ARGV[i]] = false; ids[#ids + 1] = ARGV[i] end\n"
+    "end\n"
+    "local old = seen(ARGV[2], tonumber(ARGV[1]), ids)\n"
+    "local out = {}\n"
+    "for i = 3, #ARGV do\n"
+    "  local h = ARGV[i]\n"
+    "  if old[h] or dup[h] then out[#out + 1] = 0 else out[#out + 1] = 1; dup[h] = true end\n"
+    "end\n"
     "return out\n";
 
 /* KEYS state, open, ready, seq; ARGV now, window, force, prefix. 1 sealed, 0 not */
@@ -141,12 +234,12 @@ static const char update_lua[] =
 static const char backlog_lua[] =
     "local sealed, n = 0, 0\n"
     "for _, seq in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do\n"
-    "  sealed, n = sealed + redis.call('HLEN', ARGV[1] .. ':b:' .. seq), n + 1\n"
+    "  sealed, n = sealed + redis.call('LLEN', ARGV[1] .. ':b:' .. seq) / 2, n + 1\n"
     "end\n"
     "for _, seq in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do\n"
-    "  sealed, n = sealed + redis.call('HLEN', ARGV[1] .. ':b:' .. seq), n + 1\n"
+    "  sealed, n = sealed + redis.call('LLEN', ARGV[1] .. ':b:' .. seq) / 2, n + 1\n"
     "end\n"
-    "return {redis.call('HLEN', KEYS[1]), sealed, n}\n";
+    "return {redis.call('LLEN', KEYS[1]) / 2, sealed, n}\n";
 
 /*
  * EVALSHA script with argv[0..argc) as its keys and arguments (the caller
@@ -399,48 +492,53 @@ out:
 int rte_warm_mark_seen(rte_warm *w, rte_redis *r, const char *const *event_ids, int n, int *fresh,
                        char *err, size_t errlen)
 {
-    rte_redis_argv *cmds = calloc((size_t)n + 1, sizeof *cmds);
-    redisReply **reps = calloc((size_t)n + 1, sizeof *reps);
-    char(*keys)[140] = calloc((size_t)n + 1, sizeof *keys);
-    const char **argvs = calloc((size_t)(n + 1) * 6, sizeof *argvs);
-    int *idx = calloc((size_t)n + 1, sizeof *idx);
-    char ttl[24], h[33];
+    enum { FIXED = 3 + 2 };
+    const char **argv = malloc((size_t)(FIXED + n) * sizeof *argv);
+    size_t *lens = malloc((size_t)(FIXED + n) * sizeof *lens);
+    char(*hashes)[33] = malloc((size_t)(n > 0 ? n : 1) * sizeof *hashes);
+    int *idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *idx);
+    char ttl[24];
+    redisReply *rep = NULL;
     int m = 0, rc = -1;
 
-    if (!cmds || !reps || !keys || !argvs || !idx) {
+    if (!argv || !lens || !hashes || !idx) {
         snprintf(err, errlen, "warm: out of memory");
         goto out;
     }
     snprintf(ttl, sizeof ttl, "%lld", (long long)real_ms(w->o.dedup_ttl_ms));
+    argv[3] = ttl;
+    argv[4] = w->o.prefix;
+    lens[3] = strlen(ttl);
+    lens[4] = strlen(w->o.prefix);
     for (int i = 0; i < n; i++) {
         fresh[i] = 1;
         if (event_ids[i] == NULL || event_ids[i][0] == '\0')
             continue;
-        seen_hash(w, event_ids[i], h);
-        snprintf(keys[m], sizeof keys[m], "%s:seen:%s", w->o.prefix, h);
-        const char **a = &argvs[m * 6];
-        a[0] = "SET", a[1] = keys[m], a[2] = "1", a[3] = "NX", a[4] = "PX", a[5] = ttl;
-        cmds[m] = (rte_redis_argv){6, a, NULL};
+        seen_hash(w, event_ids[i], hashes[m]);
+        argv[FIXED + m] = hashes[m];
+        lens[FIXED + m] = 32;
         idx[m++] = i;
     }
-    if (m > 0 && rte_redis_pipeline(r, m, cmds, reps, err, errlen) != 0)
+    if (m == 0) {
+        rc = 0;
         goto out;
-    for (int j = 0; j < m; j++) {
-        if (reps[j] && reps[j]->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "warm: %s", reps[j]->str);
-            goto out;
-        }
-        fresh[idx[j]] = reps[j] && reps[j]->type == REDIS_REPLY_STATUS;
     }
+    rep = eval(r, mark_seen_lua, 0, argv, lens, FIXED + m, err, errlen);
+    if (rep == NULL)
+        goto out;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)m) {
+        snprintf(err, errlen, "warm: mark-seen script answered type %d", rep->type);
+        goto out;
+    }
+    for (int j = 0; j < m; j++)
+        fresh[idx[j]] = reply_int(rep->element[j]) == 1;
     rc = 0;
 out:
-    for (int j = 0; reps && j < m; j++)
-        if (reps[j])
-            freeReplyObject(reps[j]);
-    free(cmds);
-    free(reps);
-    free(keys);
-    free(argvs);
+    if (rep)
+        freeReplyObject(rep);
+    free(argv);
+    free(lens);
+    free(hashes);
     free(idx);
     return rc;
 }
@@ -634,15 +732,15 @@ static void resolved_free(struct resolved *rs)
 }
 
 /*
- * the members of batch c (HGETALL: member -> source) resolved in snap into
- * rs (caller frees with resolved_free); the count, -1 + err. HGETALL of an
- * unchanged hash keeps its order, so a resolution repeated after a crash
- * gives every member the submitter id it was submitted with.
+ * the members of batch c (a list of member, source pairs) resolved in snap
+ * into rs (caller frees with resolved_free); the count, -1 + err. The list
+ * never changes once sealed, so a resolution repeated after a crash gives
+ * every member the submitter id it was submitted with.
  */
 static int resolve(rte_warm *w, rte_redis *r, const struct claim *c,
                    const rte_member_snapshot *snap, struct resolved *rs, char *err, size_t errlen)
 {
-    redisReply *rep = rte_redis_cmd(r, err, errlen, "HGETALL %s:b:%s", w->o.prefix, c->seq);
+    redisReply *rep = rte_redis_cmd(r, err, errlen, "LRANGE %s:b:%s 0 -1", w->o.prefix, c->seq);
     size_t pairs;
     int n = 0;
 

@@ -11,7 +11,9 @@
  *                 warming class, falling back to the batch queue
  *   cw_flush.c    the timer: seal windows, submit sealed batches, watch
  *                 completion, publish the queue size
- *   cw_grpc.c     CacheWarmingService (WarmCache, GetWarmingStats)
+ *   cw_grpc.c     CacheWarmingService (WarmCache, ScheduleWarming, GetWarmingStats)
+ *   cw_sched.c    ScheduleWarming: named cron schedules in Redis, each fire
+ *                 run once cluster-wide through cw_decide
  *   cw_stats.c    warming statistics in Redis and prediction accuracy from
  *                 the gateway's rte.access events
  * Settings are read once at start-up (cw_conf_load) into the global CW.
@@ -89,6 +91,7 @@ typedef struct cw_metrics {
     rte_metric *queue;      /* rte_cache_warming_queue_size{state} */
     rte_metric *urgent;     /* rte_cache_warming_urgent_total{outcome} */
     rte_metric *invalid;    /* rte_cache_warming_invalid_events_total{topic} */
+    rte_metric *fires;      /* rte_cache_warming_schedule_fires_total{result} */
 } cw_metrics;
 
 extern cw_metrics CM;

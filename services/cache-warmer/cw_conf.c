@@ -133,6 +133,11 @@ void cw_metrics_init(void)
                                 "urgent real-time warmings by outcome (warmed, fallback)", oc);
     CM.invalid = rte_counter_new("rte_cache_warming_invalid_events_total",
                                  "events sent to the DLQ as undecodable or invalid", topic);
+    CM.fires = rte_counter_new("rte_cache_warming_schedule_fires_total",
+                               "ScheduleWarming fires by result: fired (this replica ran it), "
+                               "resumed (took over a fire whose runner died), missed (older due "
+                               "fires skipped for the newest), failed",
+                               r);
 }
 
 /* cw_priority_name - any thread */

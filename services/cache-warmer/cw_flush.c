@@ -2,6 +2,7 @@
  * cw_flush.c - the batch queue's timer (contract in cw_flush.h).
  */
 #include "cw_flush.h"
+#include "cw_sched.h"
 
 #include <stdio.h>
 
@@ -90,6 +91,7 @@ void cw_flush_tick(void *arg)
     cw_stats_track(r);
     publish_backlog(r);
     reload_members();
+    cw_sched_tick();
 }
 
 /* cw_flush_final - shutdown hook (consumers have stopped) */

@@ -13,6 +13,7 @@
 
 #include "cache_warming.pb-c.h"
 #include "cw_decide.h"
+#include "cw_sched.h"
 #include "cw_stats.h"
 #include "rte/clock.h"
 #include "rte/crypto.h"
@@ -196,14 +197,6 @@ static void get_stats(rte_grpc_call *call, const ProtobufCMessage *m, void *arg)
     rte_grpc_reply(call, &resp.base);
 }
 
-static void schedule_warming(rte_grpc_call *call, const ProtobufCMessage *m, void *arg)
-{
-    (void)m;
-    (void)arg;
-    rte_grpc_status(call, RTE_GRPC_UNIMPLEMENTED,
-                    "ScheduleWarming is not available in this build of cache-warmer");
-}
-
 /* cw_grpc_methods - any thread */
 const rte_grpc_method *cw_grpc_methods(void)
 {
@@ -212,7 +205,7 @@ const rte_grpc_method *cw_grpc_methods(void)
          &rte__v1__warm_cache_response__descriptor, warm_cache, NULL, NULL},
         {"/rte.v1.CacheWarmingService/ScheduleWarming",
          &rte__v1__schedule_warming_request__descriptor,
-         &rte__v1__schedule_warming_response__descriptor, schedule_warming, NULL, NULL},
+         &rte__v1__schedule_warming_response__descriptor, cw_sched_schedule_warming, NULL, NULL},
         {"/rte.v1.CacheWarmingService/GetWarmingStats",
          &rte__v1__get_warming_stats_request__descriptor,
          &rte__v1__get_warming_stats_response__descriptor, get_stats, NULL, NULL},

@@ -337,14 +337,14 @@ static int parse_schedule(ctx *c, yaml_node_t *m, const char *zdir, cron_schedul
     const char *cr = cron_yaml_str(n);
     if (!cr)
         return bad(c, m, "'cron' is required");
-    if (strlen(cr) >= sizeof s->cron || cron_expr_parse(cr, &s->expr, why, sizeof why) < 0)
+    if (strlen(cr) >= sizeof s->cron || rte_cron_parse(cr, &s->expr, why, sizeof why) < 0)
         return bad(c, n, "cron '%s': %s", cr, strlen(cr) >= sizeof s->cron ? "too long" : why);
     snprintf(s->cron, sizeof s->cron, "%s", cr);
     if ((n = cron_yaml_get(c->y, m, "enabled")) && parse_bool(cron_yaml_str(n), &s->enabled) < 0)
         return bad(c, n, "enabled: expected true or false");
     n = cron_yaml_get(c->y, m, "timezone");
     const char *zone = n ? cron_yaml_str(n) : "UTC";
-    s->tz = cron_tz_load(zdir, zone ? zone : "", why, sizeof why);
+    s->tz = rte_tz_load(zdir, zone ? zone : "", why, sizeof why);
     if (!s->tz)
         return bad(c, n, "%s", why);
     if ((n = cron_yaml_get(c->y, m, "jitter")) &&
@@ -432,7 +432,7 @@ void cron_schedules_free(cron_schedules *s)
         return;
     for (int i = 0; i < s->n; i++) {
         cron_schedule *x = &s->v[i];
-        cron_tz_free(x->tz);
+        rte_tz_free(x->tz);
         for (int f = 0; f < x->nfilters; f++) {
             for (int k = 0; k < x->filters[f].nstrings; k++)
                 free(x->filters[f].strings[k]);

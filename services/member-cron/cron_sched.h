@@ -6,7 +6,7 @@
  *
  *   schedules:
  *     - name: daily-rte-warmup        # [A-Za-z0-9._-]{1,63}, unique
- *       cron: "@daily"                # cron_expr.h syntax
+ *       cron: "@daily"                # rte_cron.h syntax
  *       enabled: true                 # default true
  *       timezone: America/New_York    # IANA zone, default UTC
  *       jitter: 30m                   # spread emissions over this window, default 0
@@ -38,9 +38,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cron_expr.h"
+#include "rte/cron.h"
 #include "cron_model.h"
-#include "cron_tz.h"
+#include "rte/tz.h"
 #include "rte/member_dir.h"
 
 enum cron_catch_up { CRON_CATCH_UP_SKIP, CRON_CATCH_UP_LATEST, CRON_CATCH_UP_ALL };
@@ -70,8 +70,8 @@ typedef struct cron_filter {
 typedef struct cron_schedule {
     char name[64];
     char cron[128];
-    cron_expr expr;
-    cron_tz *tz;
+    rte_cron expr;
+    rte_tz *tz;
     int enabled;
     int64_t jitter_ms;
     double rate; /* events/s, 0 = unlimited */

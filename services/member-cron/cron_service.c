@@ -124,7 +124,7 @@ static int load_files(const char *sched_path, const char *model_path, char *err,
     for (int i = 0; i < s->n; i++)
         rte_log_info("schedule %s: cron '%s' in %s, %s, rate %g/s, jitter %" PRId64
                      " ms, catch_up %s, threshold %.2f, %d filter(s)",
-                     s->v[i].name, s->v[i].cron, cron_tz_name(s->v[i].tz),
+                     s->v[i].name, s->v[i].cron, rte_tz_name(s->v[i].tz),
                      s->v[i].enabled ? "enabled" : "disabled", s->v[i].rate, s->v[i].jitter_ms,
                      cron_catch_up_name(s->v[i].catch_up), s->v[i].threshold, s->v[i].nfilters);
     return 0;
@@ -277,7 +277,7 @@ static void plan(cron_store *st, const cron_schedule *s, int64_t now)
         cron_store_init_horizon(st, s->name, now, err, sizeof err);
         return;
     }
-    int64_t t = cron_expr_next(&s->expr, s->tz, horizon / 1000);
+    int64_t t = rte_cron_next(&s->expr, s->tz, horizon / 1000);
     if (t < 0 || t * 1000 > now)
         return;
     int64_t cap = G.max_plan;
@@ -286,7 +286,7 @@ static void plan(cron_store *st, const cron_schedule *s, int64_t now)
     if (!fires || !run)
         goto out;
     int n = 0, nrun = 0;
-    for (; t >= 0 && t * 1000 <= now && n < cap; t = cron_expr_next(&s->expr, s->tz, t))
+    for (; t >= 0 && t * 1000 <= now && n < cap; t = rte_cron_next(&s->expr, s->tz, t))
         fires[n++] = t * 1000;
     for (int i = 0; i < n; i++) {
         int on_time = s->deadline_ms == 0 || now - fires[i] <= s->deadline_ms;
@@ -515,7 +515,7 @@ void cron_admin_list(rte_http_req *req, void *arg)
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", s->name);
         cJSON_AddStringToObject(o, "cron", s->cron);
-        cJSON_AddStringToObject(o, "timezone", cron_tz_name(s->tz));
+        cJSON_AddStringToObject(o, "timezone", rte_tz_name(s->tz));
         cJSON_AddBoolToObject(o, "enabled", s->enabled);
         cJSON_AddNumberToObject(o, "rate", s->rate);
         cJSON_AddNumberToObject(o, "jitter_ms", (double)s->jitter_ms);
@@ -523,7 +523,7 @@ void cron_admin_list(rte_http_req *req, void *arg)
         cJSON_AddNumberToObject(o, "starting_deadline_ms", (double)s->deadline_ms);
         cJSON_AddNumberToObject(o, "threshold", s->threshold);
         cJSON_AddNumberToObject(o, "filters", s->nfilters);
-        int64_t next = s->enabled ? cron_expr_next(&s->expr, s->tz, now / 1000) : -1;
+        int64_t next = s->enabled ? rte_cron_next(&s->expr, s->tz, now / 1000) : -1;
         add_time(o, "next_fire", next >= 0 ? next * 1000 : -1);
         int64_t last = -1;
         cron_store_last_fire(&st, s->name, &last, err, sizeof err);

@@ -127,17 +127,28 @@ def test_undecodable_and_invalid_events_go_to_the_dlq(workdir, redis_server, bro
 
 def test_window_and_size_flushes_reach_the_cache(workdir, redis_server, broker, members):
     """max_batch 10: 25 members become batches of 10 and 10 at once (size) and 5 when the
-    3 s window elapses; webhook-receiver polls all into the cache. (Every process runs the
-    real clock: each scaled clock starts at its own process start, and the batch registry's
-    times must agree between cache-warmer and webhook-receiver.)"""
+    window (30 s of a clock scaled 10x: 3 s) elapses; webhook-receiver polls all into the
+    cache. Both processes run the scaled clock with one RTE_CLOCK_ANCHOR (5 s before
+    either starts), started 3 s apart: the batch registry's times, written by
+    cache-warmer (registered) and by webhook-receiver (done), both read the shared
+    simulated time - without the anchor each clock would start at its own start-up,
+    50 and 80 simulated seconds behind it."""
     path, ms = members
     ok = eligible(ms)[100:125]
     sim = start_stedi_sim(workdir, batch_min_delay="1s", batch_max_delay="20s")
     st = Stack(redis_server, broker, path, sim)
-    wh = st.start_receiver(workdir)
-    w = st.start_warmer(workdir, RTE_WARM_MAX_BATCH="10", RTE_WARM_WINDOW="3s")
+    scale, start_ms, anchor = 10, 1767592800000, int(time.time()) - 5  # 2026-01-05T06:00Z
+
+    def sim_ms(t):  # the shared simulated clock at real time t
+        return start_ms + (t - anchor) * scale * 1000
+    clock = {"RTE_CLOCK_SCALE": str(scale), "RTE_CLOCK_START": "2026-01-05T06:00:00Z",
+             "RTE_CLOCK_ANCHOR": str(anchor)}
+    w = st.start_warmer(workdir, RTE_WARM_MAX_BATCH="10", RTE_WARM_WINDOW="30s",
+                        RTE_WARMER_FLUSH_CHECK="1s", **clock)
+    time.sleep(3)
+    wh = st.start_receiver(workdir, RTE_WH_POLL_INTERVAL="2s", **clock)
     try:
-        t0 = time.monotonic()
+        t0, sent_at = time.monotonic(), time.time()
         send_likely(broker, [(m["member_id"], 0.8) for m in ok])
         wait_metric(w, "rte_batch_submitted_total", 2, timeout=20)
         sizes_at_once = sorted(len(v) for v in st.submitted().values())
@@ -152,6 +163,12 @@ def test_window_and_size_flushes_reach_the_cache(workdir, redis_server, broker, 
                  what="25 cache entries written by webhook-receiver")
         assert {st.cache_entry(m)["source"] for m in ok} == {"stedi_batch"}
         wait_metric(w, "rte_batch_completion_duration_seconds_count", 3, timeout=30)
+        # registered by cache-warmer, done by webhook-receiver: both on the shared clock
+        lo, hi = sim_ms(sent_at) - 5000, sim_ms(time.time()) + 5000
+        for b in sub:
+            rec = {k.decode(): v.decode()
+                   for k, v in st.rds.hgetall(f"{st.registry_prefix}:{b}").items()}
+            assert lo <= int(rec["registered_ms"]) <= int(rec["done_ms"]) <= hi, (b, rec, lo, hi)
     finally:
         stop_clean(w)
         stop_clean(wh)

@@ -124,8 +124,9 @@ class Stack:
     # --- what the queue and Stedi hold -------------------------------------------------
 
     def open_members(self):
-        return {k.decode(): v.decode()
-                for k, v in self.rds.hgetall(f"{self.warm_prefix}:open").items()}
+        """{member id: source} of the open window (a list of member, source pairs)."""
+        flat = [x.decode() for x in self.rds.lrange(f"{self.warm_prefix}:open", 0, -1)]
+        return dict(zip(flat[0::2], flat[1::2]))
 
     def batch_ids(self):
         """Stedi batch ids cache-warmer registered, in registration order."""

@@ -34,6 +34,7 @@ static int reset(void **state)
     (void)state;
     unsetenv("RTE_CLOCK_SCALE");
     unsetenv("RTE_CLOCK_START");
+    unsetenv("RTE_CLOCK_ANCHOR");
     return rte_clock_init(1.0, 0);
 }
 
@@ -357,6 +358,70 @@ static void test_init_env(void **state)
     assert_in_range(rte_clock_now_ms(), JAN5_0600, JAN5_0600 + 120000);
 }
 
+static int64_t real_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* two processes given the same scale, start and anchor agree, whenever each started */
+static void test_anchor_shared_across_starts(void **state)
+{
+    (void)state;
+    int64_t anchor = real_now_ms() - 10000; /* the cluster's clock started 10 s ago */
+
+    /* the first process: 10 real s at scale 60 = 600 simulated s past start */
+    assert_int_equal(rte_clock_init_anchored(60, JAN5_0600, anchor), 0);
+    int64_t a = rte_clock_now_ms();
+    assert_true(llabs(a - (JAN5_0600 + 600000)) < 60 * 500);
+    /* a process starting 300 ms later computes the same time */
+    real_sleep_ms(300);
+    int64_t a2 = rte_clock_now_ms();
+    assert_int_equal(rte_clock_init_anchored(60, JAN5_0600, anchor), 0);
+    int64_t b = rte_clock_now_ms();
+    assert_true(llabs(b - a2) < 60 * 100);
+    assert_true(b - a > 60 * 200); /* and it moved on by 300 real ms * 60 meanwhile */
+    /* without the anchor, the late process would have restarted at START */
+    assert_int_equal(rte_clock_init(60, JAN5_0600), 0);
+    assert_true(llabs(rte_clock_now_ms() - JAN5_0600) < 60 * 100);
+    /* no start: simulated time equals real time at the anchor */
+    assert_int_equal(rte_clock_init_anchored(3600, 0, anchor), 0);
+    int64_t c = rte_clock_now_ms();
+    assert_true(llabs(c - (anchor + 10300LL * 3600)) < 3600LL * 500);
+    /* scale 1 with an anchor and a start: offset time that still runs at real speed */
+    assert_int_equal(rte_clock_init_anchored(1, JAN5_0600, anchor), 0);
+    assert_true(llabs(rte_clock_now_ms() - (JAN5_0600 + 10300)) < 500);
+    assert_int_equal(rte_clock_init_anchored(1, 0, -1), -1);
+}
+
+/* RTE_CLOCK_ANCHOR from the environment; a bad value is fatal naming it */
+static void test_anchor_env(void **state)
+{
+    (void)state;
+    char anchor[32];
+    snprintf(anchor, sizeof anchor, "%lld", (long long)(real_now_ms() / 1000 - 20));
+    setenv("RTE_CLOCK_SCALE", "60", 1);
+    setenv("RTE_CLOCK_START", "2026-01-05T06:00:00Z", 1);
+    setenv("RTE_CLOCK_ANCHOR", anchor, 1);
+    rte_clock_init_env();
+    int64_t now = rte_clock_now_ms();
+    /* 20 (..21, the anchor was truncated to seconds) real s * 60 past START */
+    assert_true(now >= JAN5_0600 + 1200000 - 60 * 500 && now <= JAN5_0600 + 1260000 + 60 * 500);
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("RTE_CLOCK_ANCHOR", "yesterday", 1);
+        if (freopen("/dev/null", "w", stderr) == NULL)
+            _exit(3);
+        rte_clock_init_env();
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +438,8 @@ int main(void)
         cmocka_unit_test(test_format_short_buffer),
         cmocka_unit_test(test_format_matches_gmtime),
         cmocka_unit_test_setup_teardown(test_init_env, reset, reset),
+        cmocka_unit_test_setup_teardown(test_anchor_shared_across_starts, reset, reset),
+        cmocka_unit_test_setup_teardown(test_anchor_env, reset, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

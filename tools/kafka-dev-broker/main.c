@@ -10,7 +10,9 @@
  *
  * Runs librdkafka's protocol-level mock cluster (3 brokers on 127.0.0.1,
  * ephemeral ports) with the suite's topics (rte/topics.h) plus every
- * --topic. Once a separate client sees every topic, it writes the bootstrap
+ * --topic; a --topic naming a suite topic sets its partition count (a
+ * benchmark that needs more than one partition's 5 MiB per 1/N of the
+ * topic: bench/cache-warmer.sh). Once a separate client sees every topic, it writes the bootstrap
  * list atomically to PATH (default $RTE_RUN_DIR/kafka.bootstrap, RTE_RUN_DIR
  * defaulting to ./run), where rte_kafka_brokers() finds it, and prints it
  * on stdout as one line. Runs until SIGTERM or SIGINT, then removes PATH and
@@ -43,6 +45,7 @@
 
 #define BROKERS 3
 #define MAX_EXTRA 64
+#define MAX_SUITE 64
 #define READY_TIMEOUT_MS 15000
 
 struct opts {
@@ -50,6 +53,8 @@ struct opts {
     rte_topic extra[MAX_EXTRA + 1]; /* NULL-name terminated, like rte_topics_all() */
     char names[MAX_EXTRA][256];     /* extra[i].name points here */
     int nextra;
+    /* what is created: the suite's topics (partitions as --topic overrides), then the extras */
+    rte_topic all[MAX_SUITE + MAX_EXTRA + 1];
 };
 
 static void usage(void)
@@ -119,6 +124,29 @@ static void parse_args(int argc, char **argv, struct opts *o)
         default_path(o);
 }
 
+/* o->all: every suite topic, a --topic of the same name setting its partitions, then the rest */
+static void merge_topics(struct opts *o)
+{
+    const rte_topic *suite = rte_topics_all();
+    int n = 0, used[MAX_EXTRA] = {0};
+
+    for (const rte_topic *t = suite; t->name; t++) {
+        if (n == MAX_SUITE)
+            rte_fatal("more than %d suite topics", MAX_SUITE);
+        o->all[n] = *t;
+        for (int i = 0; i < o->nextra; i++)
+            if (strcmp(o->extra[i].name, t->name) == 0) {
+                o->all[n].partitions = o->extra[i].partitions;
+                used[i] = 1;
+            }
+        n++;
+    }
+    for (int i = 0; i < o->nextra; i++)
+        if (!used[i])
+            o->all[n++] = o->extra[i];
+    o->all[n] = (rte_topic){NULL, 0};
+}
+
 static void create_topics(rd_kafka_mock_cluster_t *mc, const rte_topic *t)
 {
     rd_kafka_resp_err_t e;
@@ -164,7 +192,7 @@ static void wait_ready(const char *bootstraps, const struct opts *o)
     while (!ready && rte_clock_mono_ms() < deadline) {
         if (rd_kafka_metadata(rk, 1, NULL, &md, 2000))
             continue;
-        ready = all_present(md, rte_topics_all()) && all_present(md, o->extra);
+        ready = all_present(md, o->all);
         rd_kafka_metadata_destroy(md);
     }
     rd_kafka_destroy(rk);
@@ -219,6 +247,7 @@ int main(int argc, char **argv)
 
     rte_log_init("kafka-dev-broker", RTE_LOG_INFO);
     parse_args(argc, argv, &o);
+    merge_topics(&o);
 
     /* blocked before librdkafka starts threads, so they inherit the mask */
     sigemptyset(&sigs);
@@ -230,8 +259,7 @@ int main(int argc, char **argv)
     mc = rd_kafka_mock_cluster_new(rk, BROKERS);
     if (!mc)
         rte_fatal("cannot start the mock cluster (no free loopback ports?)");
-    create_topics(mc, rte_topics_all());
-    create_topics(mc, o.extra);
+    create_topics(mc, o.all);
     bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
     wait_ready(bootstraps, &o);
     publish(bootstraps, o.path);

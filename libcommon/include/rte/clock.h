@@ -6,6 +6,10 @@
  * k simulated seconds per real second, starting at RTE_CLOCK_START (RFC 3339
  * UTC, e.g. 2026-01-05T06:00:00Z, or epoch seconds) when given, else at the
  * real time of start-up. Scale 1 (the default) is plain wall-clock time.
+ * RTE_CLOCK_ANCHOR (same formats) is the real time at which the simulated
+ * clock read RTE_CLOCK_START (or, without a start, itself): processes that
+ * share scale, start and anchor agree on "now" whenever each started.
+ * Without it each process starts its simulated clock at its own start-up.
  *
  * Durations handed to rte_clock_sleep_ms are simulated milliseconds; they are
  * divided by the scale before sleeping for real.
@@ -22,7 +26,14 @@
 /* rte_clock_init - set scale (> 0) and start (ms since epoch, or 0 = now) */
 int rte_clock_init(double scale, int64_t start_ms);
 
-/* rte_clock_init_env - read RTE_CLOCK_SCALE/RTE_CLOCK_START; fatal on bad values */
+/*
+ * rte_clock_init_anchored - as rte_clock_init, the simulated clock having
+ * read start at real time anchor_ms (0 = no anchor: start is now); -1 on a
+ * bad value. Before threads start.
+ */
+int rte_clock_init_anchored(double scale, int64_t start_ms, int64_t anchor_ms);
+
+/* rte_clock_init_env - read RTE_CLOCK_SCALE/START/ANCHOR; fatal on bad values */
 void rte_clock_init_env(void);
 
 /* rte_clock_now_ms - simulated wall-clock time in ms since the Unix epoch */

@@ -7,7 +7,8 @@
  * lives in Redis, shared by every replica, so it survives a crash and no
  * member is submitted twice for one window whichever replica saw it:
  *
- *   enqueue  one Lua script per call of up to thousands of members: an
+ *   enqueue  one Lua script per call of up to thousands of members (bulk
+ *            commands inside: HMGET, SMISMEMBER, SADD, HSET; Redis >= 6.2): an
  *            event id already seen (kept dedup_ttl_ms, stored as a keyed
  *            hash, never in clear) is a duplicate; a member already queued
  *            in the current window is a duplicate; anything else joins the
@@ -34,17 +35,22 @@
  * tag in it, "{rte:warm}", since the scripts touch keys they derive):
  *   P:state     hash win (current window number), start (its first member,
  *               clock ms; 0 = no member yet)
- *   P:open      hash member id -> source, accumulating
+ *   P:open      list member id, source, member id, source ... accumulating
+ *               (each member once: P:m:<win> dedupes; a list costs Redis a
+ *               fraction of a hash's insert)
  *   P:m:<win>   set of member ids queued in window <win> (expires)
- *   P:seen:<h>  event id dedupe (h = keyed hash of the event id)
- *   P:seq       last batch number; P:b:<n> hash of a sealed batch's members
- *               (member id -> the source that queued it first)
+ *   P:seen:<b>  event id dedupe: set of keyed hashes of event ids seen in
+ *               time bucket b (Redis time / dedup_ttl_ms); an id counts as
+ *               seen in this or the previous bucket, so it is remembered at
+ *               least dedup_ttl_ms and at most twice that
+ *   P:seq       last batch number; P:b:<n> a sealed batch's members: the
+ *               P:open list renamed (member id, the source that queued it)
  *   P:ready     list of sealed batch numbers waiting for a submitter
  *   P:claims    sorted set batch number -> claim expiry (Redis time, ms)
  *   P:bst:<n>   hash owner, state (submitting|submitted|done), name,
  *               batch_id, attempts, opened_ms, sealed_ms, outcome
- * Member ids are stored as hash fields and set members (values), never in
- * key names.
+ * Member ids are stored as list elements and set members (values), never
+ * in key names.
  *
  * Deliberately not here: deciding whether a member needs warming
  * (cache-warmer), real-time calls, and writing results to the cache

@@ -4,6 +4,7 @@
  *   kafka-probe consume --group G --topic T --out FILE [--fail-on S]
  *                       [--poison-on S] [--slow-ms N] [--max-retries N]
  *                       [--fail-while FILE] [--batch N]
+ *   kafka-probe consume --group G --topic T --discard --expect N [--batch N]
  *   kafka-probe produce --topic T --count N [--start I] [--sync]
  *                       [--batched N [--oversize-at I]]
  *   kafka-probe connected [--repeat N] [--interval-ms N]
@@ -19,6 +20,11 @@
  * a POISON verdict, a --fail-on message or --fail-while makes the whole
  * batch RETRY, --slow-ms sleeps once per batch, and each line also carries
  * the size of the batch the message came in ("... payload bN").
+ * --discard makes the handler do nothing (no --out): the raw consume rate
+ * of the consumer under the same settings, for benchmarks; --expect N then
+ * stops once N messages were handled and prints "kafka-probe: consumed=N
+ * seconds=S rate=R", S from the start of the first handler call to the end
+ * of the one that reached N (bench/cache-warmer.sh).
  * SIGTERM/SIGINT stop it cleanly (commit, leave the group), exit 0.
  * produce sends key k<i>, payload m<i> for i in [start, start+count) and
  * exits 0 only once all are acknowledged; without --sync it waits on the
@@ -40,6 +46,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +60,13 @@
 struct args {
     const char *cmd, *group, *topic, *out, *fail_on, *fail_while, *poison_on, *config, *brokers;
     long slow_ms, count, start, repeat, interval_ms, max_retries, batched, oversize_at, batch;
-    int sync;
+    long expect;
+    int sync, discard;
     int out_fd;
+    /* --discard: messages handled, monotonic ns of the first handler call */
+    long handled;
+    int64_t first_ns;
+    rte_kafka_consumer *consumer;
 };
 
 static void sleep_ms(long ms)
@@ -92,6 +104,10 @@ static void parse(int argc, char **argv, struct args *a)
             a->sync = 1;
             continue;
         }
+        if (strcmp(o, "--discard") == 0) {
+            a->discard = 1;
+            continue;
+        }
         if (!v)
             rte_fatal("%s: missing value", o);
         i++;
@@ -125,6 +141,8 @@ static void parse(int argc, char **argv, struct args *a)
             a->max_retries = number(o, v);
         else if (strcmp(o, "--batch") == 0)
             a->batch = number(o, v);
+        else if (strcmp(o, "--expect") == 0)
+            a->expect = number(o, v);
         else if (strcmp(o, "--batched") == 0)
             a->batched = number(o, v);
         else if (strcmp(o, "--oversize-at") == 0)
@@ -155,6 +173,29 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* --discard: count n messages and nothing else; at --expect, report and stop */
+static void discarded(struct args *a, int n)
+{
+    if (a->handled == 0)
+        a->first_ns = mono_ns();
+    a->handled += n;
+    if (a->expect > 0 && a->handled >= a->expect && a->handled - n < a->expect) {
+        double s = (double)(mono_ns() - a->first_ns) / 1e9;
+        printf("kafka-probe: consumed=%ld seconds=%.3f rate=%.0f\n", a->handled, s,
+               s > 0 ? (double)a->handled / s : 0.0);
+        fflush(stdout);
+        rte_kafka_consumer_stop(a->consumer);
+    }
+}
+
 /* consumer thread: the handler under test */
 static int handler(const rte_kafka_msg *m, void *arg, char *reason, size_t reasonlen)
 {
@@ -162,6 +203,10 @@ static int handler(const rte_kafka_msg *m, void *arg, char *reason, size_t reaso
     char line[8192];
     int n;
 
+    if (a->discard) {
+        discarded(a, 1);
+        return RTE_KAFKA_OK;
+    }
     if (contains(m, a->poison_on)) {
         snprintf(reason, reasonlen, "payload contains %s", a->poison_on);
         return RTE_KAFKA_POISON;
@@ -197,6 +242,10 @@ static int batch_handler(const rte_kafka_msg *ms, rte_kafka_verdict *v, int n, v
     char line[8192];
     int len;
 
+    if (a->discard) {
+        discarded(a, n);
+        return RTE_KAFKA_OK;
+    }
     for (int i = 0; i < n; i++) {
         if (contains(&ms[i], a->fail_on)) {
             snprintf(reason, reasonlen, "payload contains %s (transient)", a->fail_on);
@@ -265,10 +314,10 @@ static int consume(struct args *a, rte_config *cfg)
     pthread_t sig_th;
     char err[512];
 
-    if (!a->group || !a->topic || !a->out)
-        rte_fatal("consume needs --group, --topic and --out");
-    a->out_fd = open(a->out, O_WRONLY | O_APPEND | O_CREAT, 0644);
-    if (a->out_fd < 0)
+    if (!a->group || !a->topic || (!a->out && !a->discard))
+        rte_fatal("consume needs --group, --topic and --out (or --discard)");
+    a->out_fd = a->discard ? -1 : open(a->out, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (a->out_fd < 0 && !a->discard)
         rte_fatal("cannot open %s: %s", a->out, strerror(errno));
     o.dlq = rte_kafka_producer_new(cfg, a->brokers, err, sizeof err);
     if (!o.dlq)
@@ -276,6 +325,7 @@ static int consume(struct args *a, rte_config *cfg)
     c = rte_kafka_consumer_new(cfg, a->brokers, &o, err, sizeof err);
     if (!c)
         rte_fatal("%s", err);
+    a->consumer = c;
     if (pthread_create(&sig_th, NULL, signal_thread, c) != 0)
         rte_fatal("cannot start the signal thread");
     rte_kafka_consumer_run(c);
@@ -283,7 +333,8 @@ static int consume(struct args *a, rte_config *cfg)
     pthread_join(sig_th, NULL);
     rte_kafka_consumer_free(c);
     rte_kafka_producer_free(o.dlq, 5000);
-    close(a->out_fd);
+    if (a->out_fd >= 0)
+        close(a->out_fd);
     rte_log_info("kafka-probe: consumer stopped");
     return 0;
 }

@@ -46,7 +46,7 @@ static void valid_file(void **state)
     const cron_schedule *d = cron_schedules_find(s, "daily-rte-warmup");
     assert_non_null(d);
     assert_string_equal(d->cron, "@daily");
-    assert_string_equal(cron_tz_name(d->tz), "America/New_York");
+    assert_string_equal(rte_tz_name(d->tz), "America/New_York");
     assert_true(d->enabled);
     assert_int_equal(d->jitter_ms, 30 * 60 * 1000);
     assert_true(d->rate == 250);
@@ -66,7 +66,7 @@ static void valid_file(void **state)
     assert_int_equal(w->catch_up, CRON_CATCH_UP_SKIP);
     assert_int_equal(w->deadline_ms, 5 * 60 * 1000);
     assert_int_equal(w->nfilters, 1);
-    assert_string_equal(cron_tz_name(w->tz), "UTC");
+    assert_string_equal(rte_tz_name(w->tz), "UTC");
     const cron_schedule *m = cron_schedules_find(s, "monthly-full-sync");
     assert_int_equal(m->catch_up, CRON_CATCH_UP_ALL);
     assert_int_equal(m->deadline_ms, 0);

@@ -1,5 +1,5 @@
 /*
- * cron_tz.c - TZif reader (RFC 8536) with the POSIX TZ footer rule.
+ * tz.c - TZif reader (RFC 8536) with the POSIX TZ footer rule.
  *
  * A zone file holds a table of transitions (instant -> local time type) and,
  * from version 2 on, a footer such as "EST5EDT,M3.2.0,M11.1.0" that gives
@@ -11,7 +11,7 @@
  * evaluated for the year at hand. Leap-second records are ignored (the
  * "right/" zones are not supported; cron time is POSIX time).
  */
-#include "cron_tz.h"
+#include "rte/tz.h"
 
 #include "rte/clock.h"
 
@@ -40,7 +40,7 @@ typedef struct posix_rule {
     rule_date start, end;     /* start of DST (in std time), end (in dst time) */
 } posix_rule;
 
-struct cron_tz {
+struct rte_tz {
     char name[128];
     int64_t *trans; /* ascending transition instants */
     int32_t *off;   /* offset after each transition */
@@ -273,7 +273,7 @@ static size_t block_len(const hdr *h, int tsize)
            h->leapcnt * (size_t)(tsize + 4) + h->isstdcnt + h->isutcnt;
 }
 
-static int parse_tzif(cron_tz *tz, const unsigned char *buf, size_t n, char *why, size_t whylen)
+static int parse_tzif(rte_tz *tz, const unsigned char *buf, size_t n, char *why, size_t whylen)
 {
     hdr h;
     int tsize = 4;
@@ -360,13 +360,13 @@ static int name_ok(const char *name)
     return 1;
 }
 
-/* cron_tz_load - any thread; reads one file */
-cron_tz *cron_tz_load(const char *dir, const char *name, char *err, size_t errlen)
+/* rte_tz_load - any thread; reads one file */
+rte_tz *rte_tz_load(const char *dir, const char *name, char *err, size_t errlen)
 {
     char path[512], why[160];
     unsigned char *buf = NULL;
     FILE *f = NULL;
-    cron_tz *tz = NULL;
+    rte_tz *tz = NULL;
     int ok = 0;
 
     if (!name_ok(name)) {
@@ -397,14 +397,14 @@ out:
         fclose(f);
     free(buf);
     if (!ok) {
-        cron_tz_free(tz);
+        rte_tz_free(tz);
         return NULL;
     }
     return tz;
 }
 
-/* cron_tz_free - the owner */
-void cron_tz_free(cron_tz *tz)
+/* rte_tz_free - the owner */
+void rte_tz_free(rte_tz *tz)
 {
     if (!tz)
         return;
@@ -413,14 +413,14 @@ void cron_tz_free(cron_tz *tz)
     free(tz);
 }
 
-/* cron_tz_name - any thread */
-const char *cron_tz_name(const cron_tz *tz)
+/* rte_tz_name - any thread */
+const char *rte_tz_name(const rte_tz *tz)
 {
     return tz->name;
 }
 
 /* index of the last transition <= t, or -1 */
-static long last_at_or_before(const cron_tz *tz, int64_t t)
+static long last_at_or_before(const rte_tz *tz, int64_t t)
 {
     long lo = 0, hi = (long)tz->ntrans - 1, ans = -1;
     while (lo <= hi) {
@@ -435,8 +435,8 @@ static long last_at_or_before(const cron_tz *tz, int64_t t)
     return ans;
 }
 
-/* cron_tz_offset - any thread */
-int32_t cron_tz_offset(const cron_tz *tz, int64_t t)
+/* rte_tz_offset - any thread */
+int32_t rte_tz_offset(const rte_tz *tz, int64_t t)
 {
     long i = last_at_or_before(tz, t);
     if (i < 0)
@@ -446,13 +446,13 @@ int32_t cron_tz_offset(const cron_tz *tz, int64_t t)
     return tz->off[i];
 }
 
-/* cron_tz_next_transition - any thread */
-int64_t cron_tz_next_transition(const cron_tz *tz, int64_t t)
+/* rte_tz_next_transition - any thread */
+int64_t rte_tz_next_transition(const rte_tz *tz, int64_t t)
 {
     long i = last_at_or_before(tz, t);
-    int32_t cur = cron_tz_offset(tz, t);
+    int32_t cur = rte_tz_offset(tz, t);
     for (size_t j = (size_t)(i + 1); j < tz->ntrans; j++)
-        if (cron_tz_offset(tz, tz->trans[j]) != cur)
+        if (rte_tz_offset(tz, tz->trans[j]) != cur)
             return tz->trans[j];
     if (!tz->rule.present || !tz->rule.has_dst)
         return INT64_MAX;
@@ -461,34 +461,34 @@ int64_t cron_tz_next_transition(const cron_tz *tz, int64_t t)
     for (int64_t yy = y - 1; yy <= y + 1; yy++) {
         int64_t s, e;
         rule_year(&tz->rule, yy, &s, &e);
-        if (s > t && s < best && cron_tz_offset(tz, s) != cron_tz_offset(tz, s - 1))
+        if (s > t && s < best && rte_tz_offset(tz, s) != rte_tz_offset(tz, s - 1))
             best = s;
-        if (e > t && e < best && cron_tz_offset(tz, e) != cron_tz_offset(tz, e - 1))
+        if (e > t && e < best && rte_tz_offset(tz, e) != rte_tz_offset(tz, e - 1))
             best = e;
     }
     return best;
 }
 
-/* cron_tz_resolve - any thread */
-int cron_tz_resolve(const cron_tz *tz, int64_t local, int64_t out[2])
+/* rte_tz_resolve - any thread */
+int rte_tz_resolve(const rte_tz *tz, int64_t local, int64_t out[2])
 {
     /* every offset in force within ±26 h of the instant: real zones stay within ±14 h */
     int32_t offs[8] = {0};
     int noffs = 0;
     int64_t t = local - 26 * 3600, stop = local + 26 * 3600;
     while (t <= stop && noffs < 8) {
-        int32_t o = cron_tz_offset(tz, t);
+        int32_t o = rte_tz_offset(tz, t);
         int seen = 0;
         for (int i = 0; i < noffs; i++)
             seen |= offs[i] == o;
         if (!seen)
             offs[noffs++] = o;
-        t = cron_tz_next_transition(tz, t);
+        t = rte_tz_next_transition(tz, t);
     }
     int n = 0;
     for (int i = 0; i < noffs; i++) {
         int64_t u = local - offs[i];
-        if (cron_tz_offset(tz, u) != offs[i])
+        if (rte_tz_offset(tz, u) != offs[i])
             continue;
         if (n == 2)
             break;

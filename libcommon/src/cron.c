@@ -1,14 +1,14 @@
 /*
- * cron_expr.c - cron parsing and next-fire search on a zone's wall clock.
+ * cron.c - cron parsing and next-fire search on a zone's wall clock.
  *
  * The search walks matching local (wall-clock) minutes with the usual
  * field-by-field skipping (wrong month -> next month, wrong day -> next
- * day, ...), then maps each local time to instants with cron_tz_resolve.
+ * day, ...), then maps each local time to instants with rte_tz_resolve.
  * Because a repeated hour makes local time run backwards, the walk starts
  * a few hours before the local time of `after` and keeps the smallest
  * instant after `after`, stopping once later local times cannot beat it.
  */
-#include "cron_expr.h"
+#include "rte/cron.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -162,7 +162,7 @@ static const char *macro(const char *s)
 }
 
 /* can (dom, month) ever meet? only matters when dom restricts and dow does not */
-static int possible(const cron_expr *e)
+static int possible(const rte_cron *e)
 {
     static const int maxd[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (e->dom_star || !e->dow_star)
@@ -175,8 +175,8 @@ static int possible(const cron_expr *e)
     return 0;
 }
 
-/* cron_expr_parse - any thread */
-int cron_expr_parse(const char *text, cron_expr *out, char *err, size_t errlen)
+/* rte_cron_parse - any thread */
+int rte_cron_parse(const char *text, rte_cron *out, char *err, size_t errlen)
 {
     char buf[256], *parts[6];
     int n = 0;
@@ -241,7 +241,7 @@ int cron_expr_parse(const char *text, cron_expr *out, char *err, size_t errlen)
     return 0;
 }
 
-static int day_matches(const cron_expr *e, int64_t days, int d)
+static int day_matches(const rte_cron *e, int64_t days, int d)
 {
     int wd = (int)((days % 7 + 11) % 7);
     int dom_ok = (e->dom >> d) & 1, dow_ok = (e->dow >> wd) & 1;
@@ -257,7 +257,7 @@ static int64_t floor_div(int64_t a, int64_t b)
 }
 
 /* the first local minute >= t (local seconds) that matches, or INT64_MAX past limit */
-static int64_t next_local(const cron_expr *e, int64_t t, int64_t limit)
+static int64_t next_local(const rte_cron *e, int64_t t, int64_t limit)
 {
     t = floor_div(t + 59, 60) * 60;
     while (t <= limit) {
@@ -288,21 +288,21 @@ static int64_t next_local(const cron_expr *e, int64_t t, int64_t limit)
 }
 
 /* the transition that skips local time t (the instant the gap ends), or -1 */
-static int64_t gap_end(const cron_tz *tz, int64_t t)
+static int64_t gap_end(const rte_tz *tz, int64_t t)
 {
-    for (int64_t s = cron_tz_next_transition(tz, t - 30 * 3600); s <= t + 30 * 3600;
-         s = cron_tz_next_transition(tz, s)) {
-        int32_t before = cron_tz_offset(tz, s - 1), after = cron_tz_offset(tz, s);
+    for (int64_t s = rte_tz_next_transition(tz, t - 30 * 3600); s <= t + 30 * 3600;
+         s = rte_tz_next_transition(tz, s)) {
+        int32_t before = rte_tz_offset(tz, s - 1), after = rte_tz_offset(tz, s);
         if (after > before && s + before <= t && t < s + after)
             return s;
     }
     return -1;
 }
 
-/* cron_expr_next - any thread */
-int64_t cron_expr_next(const cron_expr *e, const cron_tz *tz, int64_t after)
+/* rte_cron_next - any thread */
+int64_t rte_cron_next(const rte_cron *e, const rte_tz *tz, int64_t after)
 {
-    int64_t start = after + cron_tz_offset(tz, after) - WINDOW;
+    int64_t start = after + rte_tz_offset(tz, after) - WINDOW;
     int64_t limit = start + (int64_t)HORIZON_DAYS * 86400;
     int64_t best = INT64_MAX, best_local = 0;
 
@@ -311,7 +311,7 @@ int64_t cron_expr_next(const cron_expr *e, const cron_tz *tz, int64_t after)
         if (best != INT64_MAX && t > best_local + WINDOW)
             break;
         int64_t u[2];
-        int n = cron_tz_resolve(tz, t, u);
+        int n = rte_tz_resolve(tz, t, u);
         int64_t cand[2];
         int nc = 0;
         if (n == 1) {

@@ -1,7 +1,7 @@
 /*
- * test_cron - cron expressions and TZif zones of services/member-cron.
+ * test_cron - cron expressions and TZif zones (libcommon cron.c, tz.c).
  *
- * Golden cases are data: tests/data/member-cron/cron_next.txt (zone,
+ * Golden cases are data: tests/data/cron/cron_next.txt (zone,
  * expression, after, expected next fires, DST edges included) and
  * cron_invalid.txt (expression, expected error text). RTE_DATA_DIR points at
  * tests/data.
@@ -16,15 +16,15 @@
 
 #include <cmocka.h>
 
-#include "cron_expr.h"
-#include "cron_tz.h"
+#include "rte/cron.h"
+#include "rte/tz.h"
 #include "rte/clock.h"
 
 static FILE *open_data(const char *name)
 {
     char path[512];
     const char *dir = getenv("RTE_DATA_DIR");
-    snprintf(path, sizeof path, "%s/member-cron/%s", dir ? dir : "tests/data", name);
+    snprintf(path, sizeof path, "%s/cron/%s", dir ? dir : "tests/data", name);
     FILE *f = fopen(path, "r");
     if (!f)
         fail_msg("cannot open %s (run from the repo root with RTE_DATA_DIR=tests/data)", path);
@@ -64,23 +64,23 @@ static void golden_next(void **state)
         char *after = trim(strtok_r(NULL, "|", &save));
         char *expect = trim(strtok_r(NULL, "|", &save));
         char err[256];
-        cron_tz *tz = cron_tz_load(NULL, zone, err, sizeof err);
+        rte_tz *tz = rte_tz_load(NULL, zone, err, sizeof err);
         if (!tz)
             fail_msg("%s", err);
-        cron_expr e;
-        if (cron_expr_parse(expr, &e, err, sizeof err) != 0)
+        rte_cron e;
+        if (rte_cron_parse(expr, &e, err, sizeof err) != 0)
             fail_msg("'%s': %s", expr, err);
         int64_t t = rte_clock_parse(after) / 1000;
         char *s2 = NULL;
         for (char *want = strtok_r(expect, " ", &s2); want; want = strtok_r(NULL, " ", &s2)) {
             char got[32];
-            t = cron_expr_next(&e, tz, t);
+            t = rte_cron_next(&e, tz, t);
             fmt(t, got);
             if (strcmp(got, want) != 0)
                 fail_msg("%s '%s' after %s: got %s, want %s", zone, expr, after, got, want);
             fires++;
         }
-        cron_tz_free(tz);
+        rte_tz_free(tz);
         cases++;
     }
     fclose(f);
@@ -101,9 +101,9 @@ static void golden_invalid(void **state)
         assert_non_null(bar);
         *bar = '\0';
         char *expr = trim(line), *want = trim(bar + 1);
-        cron_expr e;
+        rte_cron e;
         char err[256] = "";
-        if (cron_expr_parse(expr, &e, err, sizeof err) == 0)
+        if (rte_cron_parse(expr, &e, err, sizeof err) == 0)
             fail_msg("'%s' was accepted", expr);
         if (!strstr(err, want))
             fail_msg("'%s': error '%s' lacks '%s'", expr, err, want);
@@ -116,9 +116,9 @@ static void golden_invalid(void **state)
 static void fields_and_names(void **state)
 {
     (void)state;
-    cron_expr e;
+    rte_cron e;
     char err[256];
-    assert_int_equal(cron_expr_parse("0-59/15 0,12 1-5 jan-mar,DEC sun,Sat", &e, err, sizeof err),
+    assert_int_equal(rte_cron_parse("0-59/15 0,12 1-5 jan-mar,DEC sun,Sat", &e, err, sizeof err),
                      0);
     assert_true(e.minute == ((1ULL << 0) | (1ULL << 15) | (1ULL << 30) | (1ULL << 45)));
     assert_int_equal(e.hour, (1u << 0) | (1u << 12));
@@ -126,10 +126,10 @@ static void fields_and_names(void **state)
     assert_int_equal(e.month, (1u << 1) | (1u << 2) | (1u << 3) | (1u << 12));
     assert_int_equal(e.dow, (1u << 0) | (1u << 6));
     assert_false(e.dom_star || e.dow_star || e.hour_star);
-    assert_int_equal(cron_expr_parse("@HOURLY", &e, err, sizeof err), 0);
+    assert_int_equal(rte_cron_parse("@HOURLY", &e, err, sizeof err), 0);
     assert_true(e.hour_star);
     assert_int_equal(e.minute, 1);
-    assert_int_equal(cron_expr_parse("  0 0 * * 7  ", &e, err, sizeof err), 0);
+    assert_int_equal(rte_cron_parse("  0 0 * * 7  ", &e, err, sizeof err), 0);
     assert_int_equal(e.dow, 1);
 }
 
@@ -162,9 +162,9 @@ static void weekday_steps_reach_sunday(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[64], err[256];
-        cron_expr e;
+        rte_cron e;
         snprintf(text, sizeof text, "0 0 * * %s", cases[i].dow);
-        if (cron_expr_parse(text, &e, err, sizeof err) != 0)
+        if (rte_cron_parse(text, &e, err, sizeof err) != 0)
             fail_msg("'%s': %s", text, err);
         if (e.dow != cases[i].bits || e.dow_star != cases[i].star)
             fail_msg("'%s': weekdays 0x%02x (star %d), want 0x%02x (star %d)", text, e.dow,
@@ -172,63 +172,63 @@ static void weekday_steps_reach_sunday(void **state)
     }
     /* 7/2 used to parse as "no weekday at all" and never fire */
     char err[256];
-    cron_expr e;
-    cron_tz *utc = cron_tz_load(NULL, "UTC", err, sizeof err);
+    rte_cron e;
+    rte_tz *utc = rte_tz_load(NULL, "UTC", err, sizeof err);
     assert_non_null(utc);
-    assert_int_equal(cron_expr_parse("0 0 * * 7/2", &e, err, sizeof err), 0);
+    assert_int_equal(rte_cron_parse("0 0 * * 7/2", &e, err, sizeof err), 0);
     /* after Mon 2026-01-05 00:00Z: Sun 2026-01-11 */
-    assert_int_equal(cron_expr_next(&e, utc, rte_clock_parse("2026-01-05T00:00:00Z") / 1000),
+    assert_int_equal(rte_cron_next(&e, utc, rte_clock_parse("2026-01-05T00:00:00Z") / 1000),
                      rte_clock_parse("2026-01-11T00:00:00Z") / 1000);
-    cron_tz_free(utc);
+    rte_tz_free(utc);
 }
 
 static void zone_offsets(void **state)
 {
     (void)state;
     char err[256];
-    cron_tz *ny = cron_tz_load(NULL, "America/New_York", err, sizeof err);
-    cron_tz *lh = cron_tz_load(NULL, "Australia/Lord_Howe", err, sizeof err);
-    cron_tz *utc = cron_tz_load(NULL, "UTC", err, sizeof err);
+    rte_tz *ny = rte_tz_load(NULL, "America/New_York", err, sizeof err);
+    rte_tz *lh = rte_tz_load(NULL, "Australia/Lord_Howe", err, sizeof err);
+    rte_tz *utc = rte_tz_load(NULL, "UTC", err, sizeof err);
     assert_non_null(ny);
     assert_non_null(lh);
     assert_non_null(utc);
     int64_t spring = rte_clock_parse("2026-03-08T07:00:00Z") / 1000;
-    assert_int_equal(cron_tz_offset(ny, spring - 1), -5 * 3600);
-    assert_int_equal(cron_tz_offset(ny, spring), -4 * 3600);
-    assert_int_equal(cron_tz_next_transition(ny, spring - 86400), spring);
+    assert_int_equal(rte_tz_offset(ny, spring - 1), -5 * 3600);
+    assert_int_equal(rte_tz_offset(ny, spring), -4 * 3600);
+    assert_int_equal(rte_tz_next_transition(ny, spring - 86400), spring);
     /* 2099 is past the table: the footer rule decides */
     int64_t far = rte_clock_parse("2099-07-01T12:00:00Z") / 1000;
-    assert_int_equal(cron_tz_offset(ny, far), -4 * 3600);
-    assert_int_equal(cron_tz_offset(ny, far + 180 * 86400), -5 * 3600);
-    assert_int_equal(cron_tz_offset(lh, rte_clock_parse("2026-01-05T00:00:00Z") / 1000), 11 * 3600);
-    assert_int_equal(cron_tz_offset(lh, rte_clock_parse("2026-07-05T00:00:00Z") / 1000),
+    assert_int_equal(rte_tz_offset(ny, far), -4 * 3600);
+    assert_int_equal(rte_tz_offset(ny, far + 180 * 86400), -5 * 3600);
+    assert_int_equal(rte_tz_offset(lh, rte_clock_parse("2026-01-05T00:00:00Z") / 1000), 11 * 3600);
+    assert_int_equal(rte_tz_offset(lh, rte_clock_parse("2026-07-05T00:00:00Z") / 1000),
                      10 * 3600 + 1800);
-    assert_int_equal(cron_tz_offset(utc, far), 0);
-    assert_int_equal(cron_tz_next_transition(utc, 0), INT64_MAX);
+    assert_int_equal(rte_tz_offset(utc, far), 0);
+    assert_int_equal(rte_tz_next_transition(utc, 0), INT64_MAX);
 
     int64_t out[2];
     /* 02:30 local on 2026-03-08 does not exist; 01:30 on 2026-11-01 happens twice */
     int64_t gap = rte_days_from_civil(2026, 3, 8) * 86400 + 2 * 3600 + 1800;
     int64_t rep = rte_days_from_civil(2026, 11, 1) * 86400 + 3600 + 1800;
-    assert_int_equal(cron_tz_resolve(ny, gap, out), 0);
-    assert_int_equal(cron_tz_resolve(ny, rep, out), 2);
+    assert_int_equal(rte_tz_resolve(ny, gap, out), 0);
+    assert_int_equal(rte_tz_resolve(ny, rep, out), 2);
     assert_int_equal(out[0], rte_clock_parse("2026-11-01T05:30:00Z") / 1000);
     assert_int_equal(out[1], rte_clock_parse("2026-11-01T06:30:00Z") / 1000);
-    assert_int_equal(cron_tz_resolve(ny, rep + 86400, out), 1);
-    cron_tz_free(ny);
-    cron_tz_free(lh);
-    cron_tz_free(utc);
+    assert_int_equal(rte_tz_resolve(ny, rep + 86400, out), 1);
+    rte_tz_free(ny);
+    rte_tz_free(lh);
+    rte_tz_free(utc);
 }
 
 static void zone_errors(void **state)
 {
     (void)state;
     char err[256];
-    assert_null(cron_tz_load(NULL, "Mars/Olympus_Mons", err, sizeof err));
+    assert_null(rte_tz_load(NULL, "Mars/Olympus_Mons", err, sizeof err));
     assert_non_null(strstr(err, "unknown zone"));
-    assert_null(cron_tz_load(NULL, "../../etc/passwd", err, sizeof err));
+    assert_null(rte_tz_load(NULL, "../../etc/passwd", err, sizeof err));
     assert_non_null(strstr(err, "not a valid IANA zone name"));
-    assert_null(cron_tz_load("/etc", "hostname", err, sizeof err));
+    assert_null(rte_tz_load("/etc", "hostname", err, sizeof err));
     assert_non_null(strstr(err, "not a TZif file"));
 }
 

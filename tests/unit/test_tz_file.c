@@ -1,5 +1,5 @@
 /*
- * test_tz_file.c - zone files cron_tz_load must refuse (RFC 8536), using
+ * test_tz_file.c - zone files rte_tz_load must refuse (RFC 8536), using
  * the inputs fuzz_cron_tz found, kept in tests/fuzz/regressions/cron_tz/.
  * Run from the repository root, as make unit does.
  */
@@ -11,14 +11,14 @@
 
 #include <string.h>
 
-#include "cron_tz.h"
+#include "rte/tz.h"
 
 #define FOUND "tests/fuzz/regressions/cron_tz"
 
 static void refused(const char *name, const char *why)
 {
     char err[512];
-    cron_tz *tz = cron_tz_load(FOUND, name, err, sizeof err);
+    rte_tz *tz = rte_tz_load(FOUND, name, err, sizeof err);
     if (tz != NULL)
         fail_msg("%s/%s loaded", FOUND, name);
     if (strstr(err, why) == NULL)
@@ -47,10 +47,10 @@ static void test_real_zones_still_load(void **state)
                                         "Asia/Kolkata", "Pacific/Chatham"};
     char err[512];
     for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
-        cron_tz *tz = cron_tz_load(NULL, zones[i], err, sizeof err);
+        rte_tz *tz = rte_tz_load(NULL, zones[i], err, sizeof err);
         if (tz == NULL)
             fail_msg("%s: %s", zones[i], err);
-        cron_tz_free(tz);
+        rte_tz_free(tz);
     }
 }
 
