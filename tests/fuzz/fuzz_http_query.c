@@ -23,11 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_http_req_init(&q, "/v1/eligibility/M1", "/v1/eligibility/", f[1], NULL, NULL, 0);
     const char *names[] = {f[0], "trading_partner_id", "cache_control", ""};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        int n = rte_http_req_query(q.req, names[i], big, sizeof big);
+        int n = rte_http_req_query(q.req, names[i], big, sizeof big, NULL, 0);
         FUZZ_ASSERT(n < (int)sizeof big);
         if (n >= 0)
             FUZZ_ASSERT(big[n] == '\0');
-        n = rte_http_req_query(q.req, names[i], small, sizeof small);
+        n = rte_http_req_query(q.req, names[i], small, sizeof small, NULL, 0);
         FUZZ_ASSERT(n < (int)sizeof small);
     }
     fuzz_http_req_fini(&q);

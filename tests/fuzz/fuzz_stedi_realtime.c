@@ -11,6 +11,7 @@
 #include "fuzz.h"
 #include "rte/cache_entry.h"
 #include "rte/json.h"
+#include "rte/stedi_reply.h"
 
 #define NOW_MS 1767571200000LL /* 2026-01-05T00:00:00Z */
 
@@ -50,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (doc == NULL)
         return 0;
-    if (rte_cache_entry_from_stedi(doc, "stedi_realtime", NOW_MS, &f, &e, err, sizeof err) == 0)
+    if (rte_stedi_reply_read(doc, NULL, "stedi_realtime", NOW_MS, &f, &e, err, sizeof err) == 0)
         check_round_trip(&e);
     else
         FUZZ_ASSERT(err[0] != '\0');

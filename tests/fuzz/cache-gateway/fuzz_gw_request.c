@@ -64,9 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_http_req_init(&q, f[0], PREFIX, f[1], names, values, 2);
 
     (void)gw_valid_id(rte_http_req_tail(q.req), GW_ID_MAX);
-    if (rte_http_req_query(q.req, "trading_partner_id", tp, sizeof tp) >= 0)
+    if (rte_http_req_query(q.req, "trading_partner_id", tp, sizeof tp, NULL, 0) >= 0)
         (void)gw_valid_id(tp, GW_TP_MAX);
-    if (rte_http_req_query(q.req, "cache_control", mode, sizeof mode) < 0)
+    if (rte_http_req_query(q.req, "cache_control", mode, sizeof mode, NULL, 0) < 0)
         mode[0] = '\0';
     int has_cc = rte_http_req_header(q.req, "Cache-Control", cc, sizeof cc) >= 0;
     int has_prefer = rte_http_req_header(q.req, "Prefer", prefer, sizeof prefer) >= 0;

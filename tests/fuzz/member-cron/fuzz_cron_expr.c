@@ -1,6 +1,6 @@
 /*
  * fuzz_cron_expr.c - libFuzzer target: cron expressions of the schedules
- * file (cron_expr_parse) and their next fire times (cron_expr_next).
+ * file (rte_cron_parse) and their next fire times (rte_cron_next).
  *
  * The input is one expression. One that parses has a next fire from a few
  * instants in three zones (UTC, America/New_York, Australia/Lord_Howe with
@@ -11,10 +11,11 @@
  */
 #include <time.h>
 
-#include "cron_expr.h"
+#include "rte/cron.h"
+#include "rte/tz.h"
 #include "fuzz.h"
 
-static cron_tz *zones[3];
+static rte_tz *zones[3];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -22,7 +23,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char err[256];
     (void)argc, (void)argv;
     for (int i = 0; i < 3; i++) {
-        zones[i] = cron_tz_load(NULL, names[i], err, sizeof err);
+        zones[i] = rte_tz_load(NULL, names[i], err, sizeof err);
         if (zones[i] == NULL) {
             fprintf(stderr, "fuzz_cron_expr: %s\n", err);
             abort();
@@ -32,7 +33,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* in UTC a fire is exactly a minute the fields allow */
-static void check_utc(const cron_expr *e, int64_t t)
+static void check_utc(const rte_cron *e, int64_t t)
 {
     time_t tt = (time_t)t;
     struct tm tm;
@@ -49,9 +50,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* 2026-01-05, a spring-forward night in New York (2026-03-08 06:59 UTC), 2099-12-31 */
     static const int64_t after[] = {1767571200, 1772953140, 4102444740};
     char err[256], *text = fuzz_str(data, size);
-    cron_expr e;
+    rte_cron e;
 
-    if (cron_expr_parse(text, &e, err, sizeof err) != 0) {
+    if (rte_cron_parse(text, &e, err, sizeof err) != 0) {
         FUZZ_ASSERT(err[0] != '\0');
         free(text);
         return 0;
@@ -61,13 +62,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (e.dom & 1) == 0 && (e.month & 1) == 0);
     for (int z = 0; z < 3; z++) {
         for (size_t i = 0; i < sizeof after / sizeof after[0]; i++) {
-            int64_t t = cron_expr_next(&e, zones[z], after[i]);
+            int64_t t = rte_cron_next(&e, zones[z], after[i]);
             if (t < 0)
                 continue;
             FUZZ_ASSERT(t > after[i] && t % 60 == 0);
             if (z == 0)
                 check_utc(&e, t);
-            int64_t t2 = cron_expr_next(&e, zones[z], t);
+            int64_t t2 = rte_cron_next(&e, zones[z], t);
             FUZZ_ASSERT(t2 < 0 || t2 > t);
         }
     }

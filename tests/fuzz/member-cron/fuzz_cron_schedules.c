@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(c->jitter_ms >= 0 && c->deadline_ms >= 0 && c->rate >= 0);
         FUZZ_ASSERT(c->tz != NULL && cron_catch_up_name(c->catch_up) != NULL);
         (void)cron_schedule_selects(c, &m, &p, NOW_MS);
-        (void)cron_expr_next(&c->expr, c->tz, NOW_MS / 1000);
+        (void)rte_cron_next(&c->expr, c->tz, NOW_MS / 1000);
     }
     cron_schedules_free(s);
     return 0;

@@ -42,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     snprintf(part_id, sizeof part_id, "%s:%lld", cid, (long long)nfield(env, "part"));
     wh_item *items = NULL;
-    int n = map_all(env, kind, &items);
+    char why[256];
+    int n = wh_consume_map(env, kind, &items, why, sizeof why);
     for (int i = 0; i < n; i++) {
         wh_item *it = &items[i];
         FUZZ_ASSERT(it->id != NULL);

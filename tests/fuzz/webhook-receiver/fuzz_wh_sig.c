@@ -28,10 +28,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static wh_buf scratch; /* kept between inputs, as the service keeps one per worker */
     static const char secret0[] = "whsec-fuzz-one", secret1[] = "whsec-fuzz-two";
-    wh_secrets secrets = {2, {secret0, secret1}, {sizeof secret0 - 1, sizeof secret1 - 1}};
+    static wh_secrets secrets; /* keys as the service derives them (no whsec_ prefix: the text) */
+    if (secrets.n == 0) {
+        memcpy(secrets.key[0], secret0, sizeof secret0 - 1);
+        memcpy(secrets.key[1], secret1, sizeof secret1 - 1);
+        secrets.len[0] = sizeof secret0 - 1;
+        secrets.len[1] = sizeof secret1 - 1;
+        secrets.n = 2;
+    }
     char *f[5], xsig[2 * RTE_SHA256_LEN + 1], stdsig[80], replay[300];
     uint8_t mac[RTE_SHA256_LEN];
-    const char *scheme = NULL;
+    const char *scheme = NULL, *why = NULL;
     int signed_x = 0, signed_std = 0;
     char *buf = fuzz_fields(data, size, f, 5);
 
@@ -63,7 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     replay[0] = '\0';
     enum wh_sig_result r =
-        wh_sig_verify(&in, &secrets, NOW_S, TOLERANCE_S, &scratch, &scheme, replay, sizeof replay);
+        wh_sig_verify(&in, &secrets, NOW_S, TOLERANCE_S, &scratch, &scheme, replay, sizeof replay,
+                      &why);
     FUZZ_ASSERT(scheme != NULL && wh_sig_reason(r) != NULL);
     if (in.wh_signature == NULL && in.x_signature == NULL)
         FUZZ_ASSERT(r == WH_SIG_MISSING);
