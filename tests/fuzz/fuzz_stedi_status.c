@@ -20,9 +20,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (rte_stedi_batch_info_read(doc, &info, err, sizeof err) == 0) {
         FUZZ_ASSERT(memchr(info.status, '\0', sizeof info.status) != NULL);
-        FUZZ_ASSERT(info.total >= 0 && info.success >= 0 && info.error >= 0 && info.in_progress >= 0);
+        FUZZ_ASSERT(info.total >= 0 && info.success >= 0 && info.error >= 0 &&
+                    info.in_progress >= 0);
         FUZZ_ASSERT(info.complete == (strcmp(info.status, "COMPLETED") == 0 ||
-                                     strcmp(info.status, "COMPLETED_WITH_ERRORS") == 0));
+                                      strcmp(info.status, "COMPLETED_WITH_ERRORS") == 0));
     }
     cJSON_Delete(doc);
     return 0;

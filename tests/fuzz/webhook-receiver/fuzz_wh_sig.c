@@ -69,9 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     replay[0] = '\0';
-    enum wh_sig_result r =
-        wh_sig_verify(&in, &secrets, NOW_S, TOLERANCE_S, &scratch, &scheme, replay, sizeof replay,
-                      &why);
+    enum wh_sig_result r = wh_sig_verify(&in, &secrets, NOW_S, TOLERANCE_S, &scratch, &scheme,
+                                         replay, sizeof replay, &why);
     FUZZ_ASSERT(scheme != NULL && wh_sig_reason(r) != NULL);
     if (in.wh_signature == NULL && in.x_signature == NULL)
         FUZZ_ASSERT(r == WH_SIG_MISSING);
