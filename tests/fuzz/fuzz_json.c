@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cJSON *doc = rte_json_parse((const char *)data, size, err, sizeof err);
 
     if (doc == NULL) {
-        FUZZ_ASSERT(strncmp(err, "invalid JSON at byte ", 21) == 0);
+        FUZZ_ASSERT(err[0] != '\0'); /* the strict scanner names what it refused */
         return 0;
     }
     getters(doc);
