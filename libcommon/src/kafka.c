@@ -1574,7 +1574,8 @@ static int run_batch(rte_kafka_consumer *c, int *np)
             prepend(reason, sizeof reason, prefix);
             for (int i = 0; i < n; i++) {
                 c->bv[i].rc = RTE_KAFKA_POISON;
-                snprintf(c->bv[i].reason, sizeof c->bv[i].reason, "%s", reason);
+                snprintf(c->bv[i].reason, sizeof c->bv[i].reason, "%.*s",
+                         (int)sizeof c->bv[i].reason - 1, reason); /* cut: a DLQ header */
             }
             return 0;
         }

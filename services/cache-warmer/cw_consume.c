@@ -16,6 +16,7 @@
 #include "cw_consume.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,10 +102,41 @@ static void arena_reset(void)
     A.used = A.overflow = 0;
 }
 
+/* the thread's buffers and arena are freed when the thread ends (pthread key destructor) */
+static pthread_key_t thread_key;
+static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+
+static void thread_free(void *p)
+{
+    (void)p; /* runs on the ending thread: its own T and A */
+    free(T.q);
+    free(T.docs);
+    T.q = NULL;
+    T.docs = NULL;
+    T.cap = 0;
+    while (A.extra) {
+        struct block *b = A.extra;
+        A.extra = b->next;
+        free(b);
+    }
+    free(A.base);
+    memset(&A, 0, sizeof A);
+}
+
+static void thread_key_new(void)
+{
+    if (pthread_key_create(&thread_key, thread_free) != 0)
+        rte_panic("cache-warmer: no pthread key for the consumer buffers");
+}
+
 static int grow(int n)
 {
     if (n <= T.cap)
         return 0;
+    if (T.cap == 0) {
+        pthread_once(&thread_once, thread_key_new);
+        pthread_setspecific(thread_key, &T);
+    }
     free(T.q);
     free(T.docs);
     T.q = calloc((size_t)n, sizeof *T.q);

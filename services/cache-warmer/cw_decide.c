@@ -8,6 +8,7 @@
  */
 #include "cw_decide.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +33,38 @@ struct scratch {
 
 static __thread struct scratch S;
 
+/* the thread's scratch is freed when the thread ends (pthread key destructor) */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    struct scratch *s = p;
+    free(s->keys);
+    free(s->argv);
+    free(s->lens);
+    free(s->idx);
+    free(s->items);
+    free(s->urgent);
+    free(s->seen);
+    memset(s, 0, sizeof *s);
+}
+
+static void scratch_key_new(void)
+{
+    if (pthread_key_create(&scratch_key, scratch_free) != 0)
+        rte_panic("cache-warmer: no pthread key for the decision scratch");
+}
+
 static int grow(int n)
 {
     if (n <= S.cap)
         return 0;
     int cap = n < 64 ? 64 : n;
+    if (S.cap == 0) {
+        pthread_once(&scratch_once, scratch_key_new);
+        pthread_setspecific(scratch_key, &S);
+    }
     free(S.keys);
     free(S.argv);
     free(S.lens);

@@ -264,10 +264,10 @@ static const char upsert_lua[] =
     "return 1\n";
 
 /*
- * KEYS schedule hash; ARGV owner, expected horizon, fire ms, lease ms. A
- * fire whose runner's lease ran out is resumed ({2, fire}); else the
- * horizon moves from expected to fire ({1, fire}) if nobody moved it
- * first; else 0. Leases on Redis's clock.
+ * KEYS schedule hash; ARGV owner, expected horizon, fire ms (-1: only
+ * resume), lease ms. A fire whose runner's lease ran out is resumed ({2,
+ * fire}); else the horizon moves from expected to fire ({1, fire}) if
+ * nobody moved it first; else 0. Leases on Redis's clock.
  */
 static const char take_lua[] =
     "local t = redis.call('TIME')\n"
@@ -278,7 +278,7 @@ static const char take_lua[] =
     "  redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'lease_until', now + tonumber(ARGV[4]))\n"
     "  return {2, v[2]}\n"
     "end\n"
-    "if (v[1] or '') ~= ARGV[2] then return 0 end\n"
+    "if ARGV[3] == '-1' or (v[1] or '') ~= ARGV[2] then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'horizon', ARGV[3], 'fire', ARGV[3], 'owner', ARGV[1],\n"
     "  'lease_until', now + tonumber(ARGV[4]))\n"
     "return {1, ARGV[3]}\n";

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import grpc
 import pytest
 
-from conftest import wait_for
+from conftest import stop_clean, wait_for
 from kafka_util import start_broker
 from warmer_util import Stack, gen_members, metric
 from test_cache_warmer_grpc import stub
@@ -80,7 +80,7 @@ def test_schedule_warming_validates_and_answers_next_run(workdir, redis_server, 
         r = schedule(req(enabled=False), timeout=10)
         assert r.schedule_id == "ws-nightly" and not r.HasField("next_run")
     finally:
-        w.stop()
+        stop_clean(w)
 
 
 def test_schedule_fires_once_per_minute_across_two_replicas(workdir, redis_server, broker):
@@ -97,8 +97,9 @@ def test_schedule_fires_once_per_minute_across_two_replicas(workdir, redis_serve
     anchor = int(time.time())
     clock = {"RTE_CLOCK_SCALE": "60", "RTE_CLOCK_START": "2026-01-05T06:00:20Z",
              "RTE_CLOCK_ANCHOR": str(anchor)}
-    a = st.start_warmer(workdir, **clock)
-    b = st.start_warmer(workdir, **clock)
+    # no Stedi here: SIGTERM leaves the queue in Redis instead of submitting it
+    a = st.start_warmer(workdir, RTE_WARMER_FLUSH_ON_SHUTDOWN="false", **clock)
+    b = st.start_warmer(workdir, RTE_WARMER_FLUSH_ON_SHUTDOWN="false", **clock)
     try:
         pb, _, _, schedule = stub(a)
         import batch_eligibility_pb2 as be
@@ -139,5 +140,5 @@ def test_schedule_fires_once_per_minute_across_two_replicas(workdir, redis_serve
                    for s in (a, b))
         assert dups == matched * (len(at) - 1)
     finally:
-        a.stop()
-        b.stop()
+        stop_clean(a)
+        stop_clean(b)

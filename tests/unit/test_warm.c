@@ -116,7 +116,7 @@ static void test_seal_mid_call(void **state)
     (void)state;
     rte_warm *w = new_queue(3);
     const rte_warm_opts *o = rte_warm_options(w);
-    char ids[8][8], evs[8][8], key[96];
+    char ids[8][16], evs[8][16], key[96];
     rte_warm_item it[8];
 
     for (int i = 0; i < 8; i++) {
