@@ -399,11 +399,11 @@ static int decode_obj(const cJSON *o, rte_cache_entry *out, char *err, size_t er
     if (rte_json_bool(o, "eligible", &out->eligible, err, errlen) != 0)
         return -1;
     const cJSON *cp = cJSON_GetObjectItemCaseSensitive(o, "copay_amount");
-    if (cJSON_IsNumber(cp)) {
+    if (cJSON_IsNumber(cp) && isfinite(cp->valuedouble)) {
         out->copay_amount = cp->valuedouble;
         out->has_copay = 1;
-    } else if (cp != NULL && !cJSON_IsNull(cp)) {
-        snprintf(err, errlen, "field 'copay_amount': expected number or null");
+    } else if (cp != NULL && !cJSON_IsNull(cp)) { /* 1e999 parses as inf: not an amount */
+        snprintf(err, errlen, "field 'copay_amount': expected a finite number or null");
         return -1;
     }
     if (rte_json_string(o, "network_status", sizeof out->network_status - 1, &s, err, errlen) != 0)
