@@ -227,7 +227,8 @@ void rte_hex_encode(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int hex_value(char c)
+/* rte_hex_digit - pure */
+int rte_hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -246,7 +247,7 @@ int rte_hex_decode(const char *hex, uint8_t *out, size_t outlen)
     if (!hex || len % 2 || len / 2 > outlen || len / 2 > INT_MAX)
         return -1;
     for (size_t i = 0; i < len / 2; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        int hi = rte_hex_digit(hex[2 * i]), lo = rte_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

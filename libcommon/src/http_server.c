@@ -963,18 +963,6 @@ const char *rte_http_req_id(const rte_http_req *req)
  * proxy or framework in front of us may read the other copy.
  */
 
-/* a hex digit's value, or -1 */
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* rte_http_req_tail_decoded - loop thread, or the deferring thread; no locks */
 int rte_http_req_tail_decoded(const rte_http_req *req, char *buf, size_t len)
 {
@@ -986,8 +974,8 @@ int rte_http_req_tail_decoded(const rte_http_req *req, char *buf, size_t len)
     for (size_t i = 0; i < n; i++) {
         int c = (unsigned char)t[i];
         if (c == '%') {
-            int hi = i + 2 < n ? hexval(t[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval(t[i + 2]) : -1;
+            int hi = i + 2 < n ? rte_hex_digit(t[i + 1]) : -1;
+            int lo = i + 2 < n ? rte_hex_digit(t[i + 2]) : -1;
             if (hi < 0 || lo < 0 || hi * 16 + lo == 0)
                 return RTE_HTTP_MALFORMED;
             c = hi * 16 + lo;
@@ -1050,8 +1038,8 @@ static long query_decode(const char *s, size_t n, char *out, size_t len, size_t 
         unsigned char c = (unsigned char)s[i];
         *at = i;
         if (c == '%') {
-            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+            int hi = i + 2 < n ? rte_hex_digit(s[i + 1]) : -1;
+            int lo = i + 2 < n ? rte_hex_digit(s[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return RTE_HTTP_QUERY_MALFORMED;
             c = (unsigned char)(hi * 16 + lo);
@@ -1079,8 +1067,8 @@ static int query_name_is(const char *raw, size_t n, const char *name)
     for (size_t i = 0; i < n; i++, k++) {
         int c = (unsigned char)raw[i];
         if (c == '%') {
-            int hi = i + 2 < n ? hexval(raw[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval(raw[i + 2]) : -1;
+            int hi = i + 2 < n ? rte_hex_digit(raw[i + 1]) : -1;
+            int lo = i + 2 < n ? rte_hex_digit(raw[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return 0;
             c = hi * 16 + lo;

@@ -34,6 +34,9 @@ void rte_sha1_hex(const void *data, size_t n, char out[41]);
 /* rte_hex_encode - lower-case hex of n bytes into out (2n+1 bytes) */
 void rte_hex_encode(const uint8_t *in, size_t n, char *out);
 
+/* rte_hex_digit - the value of one hex digit (either case), or -1 */
+int rte_hex_digit(int c);
+
 /* rte_hex_decode - hex text to bytes; returns byte count or -1 if malformed/too long */
 int rte_hex_decode(const char *hex, uint8_t *out, size_t outlen);
 
