@@ -1333,6 +1333,44 @@ const rte_member *rte_member_snapshot_find(const rte_member_snapshot *s, const c
     return NULL;
 }
 
+/* rte_member_snapshot_find_many - any thread, lock-free; out[i] borrowed from s or NULL */
+void rte_member_snapshot_find_many(const rte_member_snapshot *s, const char *const *ids, size_t n,
+                                   const rte_member **out)
+{
+    enum { GROUP = 32 };
+    size_t slot[GROUP];
+
+    for (size_t base = 0; base < n; base += GROUP) {
+        size_t g = n - base < GROUP ? n - base : GROUP;
+        /* each step's loads are issued for the whole group before the next step needs them */
+        for (size_t k = 0; k < g; k++) {
+            const char *id = ids[base + k];
+            slot[k] = id && s->index ? hash_bytes(id, strlen(id)) & s->index_mask : 0;
+            if (id && s->index)
+                __builtin_prefetch(&s->index[slot[k]]);
+        }
+        for (size_t k = 0; k < g; k++)
+            if (ids[base + k] && s->index && s->index[slot[k]])
+                __builtin_prefetch(&s->members[s->index[slot[k]] - 1]);
+        for (size_t k = 0; k < g; k++)
+            if (ids[base + k] && s->index && s->index[slot[k]])
+                __builtin_prefetch(s->members[s->index[slot[k]] - 1].member_id);
+        for (size_t k = 0; k < g; k++) {
+            const char *id = ids[base + k];
+            const rte_member *found = NULL;
+            if (id && s->index)
+                for (size_t j = slot[k]; s->index[j]; j = (j + 1) & s->index_mask) {
+                    const rte_member *m = &s->members[s->index[j] - 1];
+                    if (strcmp(m->member_id, id) == 0) {
+                        found = m;
+                        break;
+                    }
+                }
+            out[base + k] = found;
+        }
+    }
+}
+
 /* rte_member_dir_free - any thread once no other thread uses d; readers' snapshots stay valid */
 void rte_member_dir_free(rte_member_dir *d)
 {

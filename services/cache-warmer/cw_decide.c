@@ -2,7 +2,9 @@
  * cw_decide.c - the decision tree (contract in cw_decide.h).
  *
  * Hot path of the consumers (bench/cache-warmer.sh): per request a
- * directory lookup and a cache key; per batch one MGET, one enqueue script
+ * directory lookup (all of a batch's at once: rte_member_snapshot_find_many
+ * overlaps the cache misses of a large directory) and a cache key; per
+ * batch one MGET, one enqueue script
  * and one statistics pipeline, whatever the batch size. Buffers grow once
  * per thread and are reused.
  */
@@ -29,6 +31,8 @@ struct scratch {
     rte_warm_item *items;
     cw_req **urgent;
     const rte_member **seen; /* open-addressing set of member pointers, 2*cap slots */
+    const char **ids;        /* member ids of the batch, for one directory lookup */
+    const rte_member **found;
 };
 
 static __thread struct scratch S;
@@ -47,6 +51,8 @@ static void scratch_free(void *p)
     free(s->items);
     free(s->urgent);
     free(s->seen);
+    free(s->ids);
+    free(s->found);
     memset(s, 0, sizeof *s);
 }
 
@@ -72,6 +78,8 @@ static int grow(int n)
     free(S.items);
     free(S.urgent);
     free(S.seen);
+    free(S.ids);
+    free(S.found);
     S.keys = malloc((size_t)cap * sizeof *S.keys);
     S.argv = malloc((size_t)(cap + 1) * sizeof *S.argv);
     S.lens = malloc((size_t)(cap + 1) * sizeof *S.lens);
@@ -79,8 +87,11 @@ static int grow(int n)
     S.items = malloc((size_t)cap * sizeof *S.items);
     S.urgent = malloc((size_t)cap * sizeof *S.urgent);
     S.seen = malloc((size_t)cap * 4 * sizeof *S.seen);
+    S.ids = malloc((size_t)cap * sizeof *S.ids);
+    S.found = malloc((size_t)cap * sizeof *S.found);
     S.cap = cap;
-    if (!S.keys || !S.argv || !S.lens || !S.idx || !S.items || !S.urgent || !S.seen) {
+    if (!S.keys || !S.argv || !S.lens || !S.idx || !S.items || !S.urgent || !S.seen || !S.ids ||
+        !S.found) {
         S.cap = 0;
         return -1;
     }
@@ -111,12 +122,13 @@ int cw_priority_of(double p)
     return CW_BACKGROUND;
 }
 
-/* the directory's verdict on q (and q->m), CW_PENDING if it may be warmed */
-static int directory_check(cw_req *q, const rte_member_snapshot *snap, int slots)
+/* the directory's verdict on q, whose member m was looked up (NULL: none), CW_PENDING if it may be
+ * warmed */
+static int directory_check(cw_req *q, const rte_member *m, int slots)
 {
     if (q->probability >= 0 && q->probability < CW.c.min_probability)
         return CW_SKIP_LOW_PROBABILITY;
-    q->m = rte_member_snapshot_find(snap, q->member_id);
+    q->m = m;
     if (q->m == NULL)
         return CW_SKIP_UNKNOWN_MEMBER;
     if (!q->m->has_rte_enabled)
@@ -251,12 +263,18 @@ int cw_decide(cw_req *q, int n, const char *source, char *err, size_t errlen)
     }
     memset(S.seen, 0, (size_t)S.cap * 4 * sizeof *S.seen);
     snap = rte_member_dir_acquire(CW.dir);
+    /* one lookup for the batch: the directory overlaps its cache misses */
+    for (int i = 0; i < n; i++)
+        S.ids[i] = q[i].probability >= 0 && q[i].probability < CW.c.min_probability
+                       ? NULL
+                       : q[i].member_id;
+    rte_member_snapshot_find_many(snap, S.ids, (size_t)n, S.found);
     for (int i = 0; i < n; i++) {
         q[i].m = NULL;
         q[i].stale = 0;
         if (q[i].probability >= 0)
             q[i].priority = cw_priority_of(q[i].probability);
-        q[i].outcome = directory_check(&q[i], snap, S.cap * 4);
+        q[i].outcome = directory_check(&q[i], S.found[i], S.cap * 4);
     }
     if (read_cache(q, n, r, err, errlen) != 0 || route(q, n, source, r, &nurgent, err, errlen) != 0)
         goto out;

@@ -296,6 +296,18 @@ static const char done_lua[] =
     "redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)\n"
     "return 1\n";
 
+/*
+ * KEYS schedule hash; ARGV owner, fire, lease ms. Extends the lease while
+ * this owner still runs this fire: 1, else 0 (taken over: stop).
+ */
+static const char renew_lua[] =
+    "local v = redis.call('HMGET', KEYS[1], 'owner', 'fire')\n"
+    "if v[1] ~= ARGV[1] or v[2] ~= ARGV[2] then return 0 end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "redis.call('HSET', KEYS[1], 'lease_until', now + tonumber(ARGV[3]))\n"
+    "return 1\n";
+
 static redisReply *eval(rte_redis *r, const char *script, int nkeys, int argc, const char **argv,
                         const size_t *lens, char *err, size_t errlen)
 {
@@ -452,10 +464,32 @@ static int matches(const rte_member *m, const Rte__V1__MemberQuery *q, const str
     return 1;
 }
 
-/* run fire f of the schedule: its members through cw_decide; matched count, -1 + err */
-static long run_fire(const char *name, const Rte__V1__ScheduleWarmingRequest *req, int64_t fire,
-                     char *err, size_t errlen)
+/* extend this replica's lease on the fire after each chunk; 0 ok, -1 + err when lost */
+static int renew(rte_redis *r, const char *hkey, const char *fire_s, char *err, size_t errlen)
 {
+    char lease_s[24];
+    snprintf(lease_s, sizeof lease_s, "%lld", (long long)CW.c.warm.lease_ms);
+    redisReply *rep = eval(r, renew_lua, 1, 4, (const char *[]){hkey, CW.owner, fire_s, lease_s},
+                           NULL, err, errlen);
+    if (rep == NULL)
+        return -1;
+    int ok = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    freeReplyObject(rep);
+    if (!ok)
+        snprintf(err, errlen, "the fire's lease was lost to another replica; it resumes the fire");
+    return ok ? 0 : -1;
+}
+
+/*
+ * run fire f of the schedule: its members through cw_decide, the lease
+ * renewed after each chunk; matched count, -1 + err
+ */
+static long run_fire(rte_redis *r, const char *name, const char *hkey,
+                     const Rte__V1__ScheduleWarmingRequest *req, int64_t fire, char *err,
+                     size_t errlen)
+{
+    char fire_s[24];
+    snprintf(fire_s, sizeof fire_s, "%lld", (long long)fire);
     const Rte__V1__MemberQuery *mq = req->member_query;
     cw_req *q = malloc(CHUNK * sizeof *q);
     char(*ev)[NAME_MAX_LEN + ID_MAX + 40] = malloc(CHUNK * sizeof *ev);
@@ -486,6 +520,8 @@ static long run_fire(const char *name, const Rte__V1__ScheduleWarmingRequest *re
         matched++;
         if (++k == CHUNK) {
             rc = cw_decide(q, k, SOURCE, err, errlen);
+            if (rc == 0)
+                rc = renew(r, hkey, fire_s, err, errlen);
             k = 0;
         }
     }
@@ -561,7 +597,7 @@ static void tick_one(rte_redis *r, const char *name)
     fire = strtoll(t->element[1]->str, NULL, 10);
     if (missed > 0)
         rte_counter_add(CM.fires, (const char *const[]){"missed"}, (double)missed);
-    long n = run_fire(name, req, fire, err, sizeof err);
+    long n = run_fire(r, name, hkey, req, fire, err, sizeof err);
     if (n < 0) {
         /* the lease runs out and a replica (maybe this one) resumes the fire */
         rte_counter_inc(CM.fires, (const char *const[]){"failed"});

@@ -17,7 +17,8 @@
  * newest fire instant taken). A replica that finds the next fire after the
  * horizon due takes it with a compare-and-set of the horizon (one Lua
  * script; only one replica's read of the horizon can still be current) and
- * holds a lease on the fire (Redis time, warm.lease) while it resolves the
+ * holds a lease on the fire (Redis time, warm.lease, renewed after each
+ * chunk of 1,000; a runner whose lease was taken over stops) while it resolves the
  * members in the directory and sends them through cw_decide, the path of
  * WarmCache and the Kafka consumers, in chunks of 1,000, with event ids
  * "sched/<name>/<fire ms>/<member>". A runner that dies leaves the lease to

@@ -142,3 +142,39 @@ def test_schedule_fires_once_per_minute_across_two_replicas(workdir, redis_serve
     finally:
         stop_clean(a)
         stop_clean(b)
+
+
+def test_fire_of_a_dead_runner_is_resumed_once(workdir, redis_server, broker):
+    """A fire left running by a replica that died (its lease ran out) is resumed by another:
+    recorded once, by the resuming replica, counted as resumed, its members queued."""
+    path, members = gen_members(workdir, 2000, 3)
+    sponsor = members[0]["sponsor_id"]
+    want = {m["member_id"] for m in members
+            if m["sponsor_id"] == sponsor and m["has_rte_enabled"]
+            and m["account_status"] == "ACTIVE"}
+    st = Stack(redis_server, broker, path)
+    w = st.start_warmer(workdir, RTE_WARMER_FLUSH_ON_SHUTDOWN="false")
+    try:
+        pb, _, _, schedule = stub(w)
+        import batch_eligibility_pb2 as be
+        schedule(pb.ScheduleWarmingRequest(
+            schedule_name="nightly", cron_expression="0 4 * * *", enabled=True,
+            member_query=be.MemberQuery(sponsor_ids=[sponsor], has_rte_enabled=True,
+                                        account_statuses=[be.ACTIVE])), timeout=10)
+        key = f"{st.warm_prefix}:sched:nightly"
+        fire = (int(time.time()) // 86400) * 86400000 + 4 * 3600000  # today 04:00 UTC
+        # the state a runner that died mid-fire leaves: the fire taken, its lease run out
+        st.rds.hset(key, mapping={"horizon": fire, "fire": fire, "owner": "dead-replica",
+                                  "lease_until": 1})
+        fires_key = key + ":fires"
+        wait_for(lambda: st.rds.llen(fires_key) >= 1, timeout=20, what="the fire resumed")
+        time.sleep(0.5)  # later ticks must not run it again
+        fires = [f.decode().split() for f in st.rds.lrange(fires_key, 0, -1)]
+        assert len(fires) == 1 and int(fires[0][0]) == fire, fires
+        assert fires[0][1] != "dead-replica" and int(fires[0][2]) == len(want)
+        assert metric(w, "rte_cache_warming_schedule_fires_total", result="resumed") == 1
+        assert metric(w, "rte_cache_warming_schedule_fires_total", result="fired") == 0
+        assert st.rds.hget(key, "fire") == b""
+        assert {m for m, s in st.open_members().items() if s == "schedule"} == want
+    finally:
+        stop_clean(w)

@@ -3,9 +3,8 @@
  * escapes, nulls, unknown keys, payer_id fallback), unknown ids, malformed
  * lines named by number, duplicate ids, reload_if_changed (unchanged,
  * rewritten, failed reload keeps the old snapshot) and a reader keeping its
- * old snapshot across a reload, and loading plus conditional reloading
- * (ETag / If-None-Match, 304) from an http URL served by a small in-test
- * server thread.
+ * old snapshot across a reload, find_many agreeing with find, and loading plus conditional
+ * reloading (ETag / If-None-Match, 304) from an http URL served by a small in-test server thread.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -359,6 +358,23 @@ static void test_member_gen_roundtrip(void **state)
         assert_true(m->account_status != RTE_MEMBER_STATUS_UNKNOWN);
         assert_true(m->enrollment_ms > 0);
     }
+    /* find_many agrees with find over groups of 32 and a partial last group: every member,
+     * then absent, empty and NULL ids mixed in */
+    enum { N = 2000 + 75 };
+    static const char *ids[N];
+    static const rte_member *out[N];
+    static char absent[75][16];
+    for (size_t i = 0; i < 2000; i++)
+        ids[i] = rte_member_snapshot_at(s, i)->member_id;
+    for (size_t i = 0; i < 75; i++) {
+        snprintf(absent[i], sizeof absent[i], "X%09zu", i);
+        ids[2000 + i] = i % 3 == 0 ? NULL : i % 3 == 1 ? absent[i] : "";
+    }
+    rte_member_snapshot_find_many(s, ids, N, out);
+    for (size_t i = 0; i < 2000; i++)
+        assert_ptr_equal(out[i], rte_member_snapshot_at(s, i));
+    for (size_t i = 2000; i < N; i++)
+        assert_null(out[i]);
     rte_member_snapshot_release(s);
     rte_member_dir_free(d);
     unlink(path);

@@ -110,6 +110,15 @@ size_t rte_member_snapshot_flags(const rte_member_snapshot *s, const char *const
 /* rte_member_snapshot_find - member by id, borrowed from s, or NULL; any thread, lock-free */
 const rte_member *rte_member_snapshot_find(const rte_member_snapshot *s, const char *member_id);
 
+/*
+ * rte_member_snapshot_find_many - rte_member_snapshot_find for n ids (NULL
+ * ids find NULL) into out[0..n): the index and record reads of a group of
+ * ids are issued before any is awaited, so a large directory's cache
+ * misses overlap (a consumer's batch). Any thread, lock-free.
+ */
+void rte_member_snapshot_find_many(const rte_member_snapshot *s, const char *const *ids, size_t n,
+                                   const rte_member **out);
+
 /* rte_member_dir_free - drop the directory's reference and free it; readers' snapshots stay valid
  */
 void rte_member_dir_free(rte_member_dir *d);
