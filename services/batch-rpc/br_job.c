@@ -119,8 +119,10 @@ void br_job_progress(const br_job *j, br_progress *out)
         out->avg.nanos = (int32_t)(avg % 1000) * 1000000;
     }
     out->p.avg_duration = &out->avg;
-    if (j->started_ms > 0) {
-        br_ts(&out->started, j->started_ms);
+    /* a job not started yet says when it is scheduled to start */
+    int64_t started = j->started_ms > 0 ? j->started_ms : j->start_ms;
+    if (started > 0) {
+        br_ts(&out->started, started);
         out->p.started_at = &out->started;
     }
     br_ts(&out->eta, br_status_final(j->status) && j->ended_ms ? j->ended_ms : j->eta_ms);

@@ -13,6 +13,8 @@ from conftest import start_stedi_sim, stop_clean, wait_for
 from kafka_util import start_broker
 from warmer_util import eligible, gen_members
 
+import eligibility_pb2 as epb  # noqa: E402 (conftest puts the generated modules on the path)
+
 OK = grpc.StatusCode.OK
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -64,3 +66,247 @@ def test_realtime_job_completes_and_reports(workdir, redis_server, broker, membe
         c.close()
         stop_clean(svc)
         sim.stop()
+
+
+def ids_of(ms):
+    return [m["member_id"] for m in ms]
+
+
+def test_submit_refuses_bad_requests_naming_the_field(workdir, redis_server, broker, members):
+    path, ok, bad = members
+    st = BatchStack(redis_server, broker, path, None)
+    svc = st.start_batchrpc(workdir, RTE_BATCHRPC_REQUEST_MAX="50")
+    c = Client(svc)
+    pb = c.pb
+    try:
+        def refused(req):
+            code, details = code_of(c.submit, req)
+            assert code == INVALID, (code, details)
+            return details
+
+        good = ids_of(ok[:3])
+        assert refused(pb.SubmitBatchRequest(client_service_name="svc")).startswith(
+            "member_selector:")
+        assert refused(c.ids_request(good[:1] + [""])).startswith("member_ids.member_ids[1]:")
+        d = refused(c.ids_request([good[0], good[1], good[0]]))
+        assert d.startswith("member_ids.member_ids[2]: duplicate of member_ids[0]"), d
+        assert refused(c.ids_request(ids_of(ok[:51]))).startswith("member_ids.member_ids:")
+        r = c.ids_request(good)
+        r.client_service_name = "bad name!"
+        assert refused(r).startswith("client_service_name:")
+        r = c.ids_request(good)
+        r.cache_control = 9
+        assert refused(r).startswith("cache_control:")
+        r = c.ids_request(good)
+        r.options.strategy = 7
+        assert refused(r).startswith("options.strategy:")
+        r = c.ids_request(good)
+        r.options.retry_config.backoff_multiplier = 0.5
+        assert refused(r).startswith("options.retry_config.backoff_multiplier:")
+        r = c.ids_request(good)
+        r.options.timeout.seconds = -1
+        assert refused(r).startswith("options.timeout:")
+        r = c.ids_request(good)
+        r.options.notifications.event_types.append("EXPLODED")
+        assert refused(r).startswith("options.notifications.event_types[0]:")
+        r = c.ids_request(good)
+        r.options.callback_url = "ftp://example.com/x"
+        assert refused(r).startswith("options.callback_url:")
+        r = c.ids_request(good)
+        r.options.max_concurrent_requests = -2
+        assert refused(r).startswith("options.max_concurrent_requests:")
+        # a MemberQuery filter the directory cannot answer yet is refused by name
+        q = pb.SubmitBatchRequest(client_service_name="svc")
+        q.member_query.demographics_filter.states.append("CA")
+        assert refused(q).startswith("member_query.demographics_filter:")
+        q = pb.SubmitBatchRequest(client_service_name="svc")
+        q.member_query.cursor = "abc"
+        assert refused(q).startswith("member_query.cursor:")
+        q = pb.SubmitBatchRequest(client_service_name="svc")
+        q.member_query.has_rte_enabled = True  # 2,000 members match, request_max is 50
+        assert refused(q).startswith("member_query: selects more than 50")
+        # the other RPCs
+        code, d = code_of(c.status, pb.GetBatchStatusRequest(batch_id=""))
+        assert code == INVALID and d.startswith("batch_id:")
+        code, d = code_of(c.status, pb.GetBatchStatusRequest(batch_id="br-nope"))
+        assert code == grpc.StatusCode.NOT_FOUND and d.startswith("batch_id:")
+        code, d = code_of(c.cancel, pb.CancelBatchRequest(batch_id="br-nope"))
+        assert code == grpc.StatusCode.NOT_FOUND
+        code, d = code_of(c.list, pb.ListBatchesRequest(page_size=-1))
+        assert code == INVALID and d.startswith("page_size:")
+        code, d = code_of(c.list, pb.ListBatchesRequest(page_token="garbage"))
+        assert code == INVALID and d.startswith("page_token:")
+        code, d = code_of(lambda: list(c.watch(pb.WatchBatchRequest(batch_id="br-x"),
+                                                metadata=(("rte-resume-after", "yesterday"),))))
+        assert code == INVALID and d.startswith("rte-resume-after metadata:")
+        code, d = code_of(lambda: list(c.watch(pb.WatchBatchRequest(batch_id="br-x",
+                                                                    event_types=[9]))))
+        assert code == INVALID and d.startswith("event_types[0]:")
+        assert svc.proc.poll() is None
+    finally:
+        c.close()
+        stop_clean(svc)
+
+
+def test_idempotent_submit_and_rate_limit(workdir, redis_server, broker, members):
+    path, ok, bad = members
+    st = BatchStack(redis_server, broker, path, None)
+    # far in the future: jobs stay pending, nothing calls Stedi
+    svc = st.start_batchrpc(workdir, RTE_BATCHRPC_RATE_LIMIT="3")
+    c = Client(svc)
+    pb = c.pb
+    try:
+        req = c.ids_request(ids_of(ok[:5]), client_job_id="nightly-2026-12-07",
+                            cache_control=epb.CACHE_CONTROL_CACHE_ONLY)
+        a = c.submit(req)
+        b = c.submit(req)
+        assert a.batch_id == b.batch_id and b.total_members == 5
+        assert a.resolved_options == b.resolved_options
+        c2 = c.submit(c.ids_request(ids_of(ok[5:8]), client_job_id="other"))
+        c3 = c.submit(c.ids_request(ids_of(ok[8:9])))
+        assert len({a.batch_id, c2.batch_id, c3.batch_id}) == 3
+        code, d = code_of(c.submit, c.ids_request(ids_of(ok[9:10])))
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, d
+        assert "at most 3 batches per 3600 s" in d and "retry after" in d
+        # a replay is not a new batch: still answered under the limit
+        assert c.submit(req).batch_id == a.batch_id
+        assert len(st.rds.keys(f"{st.batch_prefix}:j:*:todo")) <= 3
+    finally:
+        c.close()
+        stop_clean(svc)
+
+
+def test_cache_control_calls_stedi_only_for_what_it_must(workdir, redis_server, broker, members):
+    path, ok, bad = members
+    sim = start_stedi_sim(workdir)
+    st = BatchStack(redis_server, broker, path, sim)
+    group = ok[40:52]
+    for m in group[:4]:
+        st.put_entry(m, cached_ago_s=60)          # fresh
+    for m in group[4:8]:
+        st.put_entry(m, cached_ago_s=30 * 3600)   # stale (past 22 h)
+    svc = st.start_batchrpc(workdir)
+    c = Client(svc)
+    pb = c.pb
+    rt = pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY
+    try:
+        before = sim_stats(sim)["realtime_calls"]
+        # CACHE_ONLY: the 8 cached (even stale) complete from the cache, 4 misses fail, no call
+        r = c.submit(c.ids_request(ids_of(group), strategy=rt,
+                                   cache_control=epb.CACHE_CONTROL_CACHE_ONLY))
+        s = c.wait_final(r.batch_id)
+        assert s.status == pb.BATCH_STATUS_PARTIALLY_COMPLETED
+        assert (s.progress.completed, s.progress.failed) == (8, 4)
+        assert (s.progress.cache_hits, s.progress.cache_misses) == (8, 4)
+        assert {e.error_code for e in s.errors} == {"CACHE_MISS"}
+        assert sorted(e.member_id for e in s.errors) == sorted(ids_of(group[8:]))
+        assert sim_stats(sim)["realtime_calls"] == before
+        # PREFER_CACHED: only the 4 stale and the 4 missing are checked
+        r = c.submit(c.ids_request(ids_of(group), strategy=rt,
+                                   cache_control=epb.CACHE_CONTROL_PREFER_CACHED))
+        s = c.wait_final(r.batch_id)
+        assert s.status == pb.BATCH_STATUS_COMPLETED, s
+        assert (s.progress.cache_hits, s.progress.cache_misses, s.progress.completed) == (4, 8, 12)
+        assert sim_stats(sim)["realtime_calls"] == before + 8
+        # BYPASS_CACHE: all 12
+        r = c.submit(c.ids_request(ids_of(group), strategy=rt,
+                                   cache_control=epb.CACHE_CONTROL_BYPASS_CACHE))
+        s = c.wait_final(r.batch_id)
+        assert s.status == pb.BATCH_STATUS_COMPLETED and s.progress.cache_hits == 0
+        assert sim_stats(sim)["realtime_calls"] == before + 20
+    finally:
+        c.close()
+        stop_clean(svc)
+        sim.stop()
+
+
+def test_payer_rejections_fail_members_partially(workdir, redis_server, broker, members):
+    path, ok, bad = members
+    sim = start_stedi_sim(workdir)
+    st = BatchStack(redis_server, broker, path, sim)
+    svc = st.start_batchrpc(workdir)
+    c = Client(svc)
+    pb = c.pb
+    try:
+        ids = ids_of(ok[60:63] + bad[:2])
+        r = c.submit(c.ids_request(ids, strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY))
+        s = c.wait_final(r.batch_id)
+        assert s.status == pb.BATCH_STATUS_PARTIALLY_COMPLETED
+        assert (s.progress.completed, s.progress.failed) == (3, 2)
+        assert sorted(e.member_id for e in s.errors) == sorted(ids_of(bad[:2]))
+        assert all(e.error_code in ("75", "44") for e in s.errors), s.errors
+        # every member failed: FAILED
+        r = c.submit(c.ids_request(ids_of(bad[2:4]),
+                                   strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY))
+        s = c.wait_final(r.batch_id)
+        assert s.status == pb.BATCH_STATUS_FAILED and s.progress.failed == 2
+    finally:
+        c.close()
+        stop_clean(svc)
+        sim.stop()
+
+
+def test_batch_only_registers_stedi_batches_and_tracks_until_written(workdir, redis_server,
+                                                                     broker, members):
+    path, ok, bad = members
+    sim = start_stedi_sim(workdir)
+    st = BatchStack(redis_server, broker, path, sim)
+    wh = st.start_receiver(workdir)
+    svc = st.start_batchrpc(workdir, RTE_BATCHRPC_BATCH_CHUNK="10")
+    c = Client(svc)
+    pb = c.pb
+    try:
+        before = sim_stats(sim)["realtime_calls"]
+        group = ok[100:125]
+        r = c.submit(c.ids_request(ids_of(group),
+                                   strategy=pb.BatchExecutionOptions.STRATEGY_BATCH_ONLY))
+        assert r.resolved_options.strategy == pb.BatchExecutionOptions.STRATEGY_BATCH_ONLY
+        s = c.wait_final(r.batch_id, timeout=90)
+        assert s.status == pb.BATCH_STATUS_COMPLETED, s
+        assert (s.progress.completed, s.progress.failed) == (25, 0)
+        job = st.job(r.batch_id)
+        sb = job["sb_ids"].split(",")
+        assert job["sb_calls"] == "3" and len(sb) == 3      # 10 + 10 + 5
+        assert job.get("rt_calls", "0") == "0"
+        assert sim_stats(sim)["realtime_calls"] == before  # no real-time slot used
+        for b in sb:
+            h = st.rds.hgetall(f"{st.registry_prefix}:{b}")
+            assert h[b"source"] == b"batch-rpc"
+        assert sorted(sum((st.batch_members(b) for b in sb), [])) == sorted(ids_of(group))
+        for m in group:
+            assert st.cache_entry(m)["source"] == "stedi_batch"
+    finally:
+        c.close()
+        stop_clean(svc)
+        stop_clean(wh)
+        sim.stop()
+
+
+def test_optimal_strategy_follows_the_decision_matrix(workdir, redis_server, broker, members):
+    path, ok, bad = members
+    st = BatchStack(redis_server, broker, path, None)
+    svc = st.start_batchrpc(workdir, RTE_BATCHRPC_RATE_LIMIT="0")
+    c = Client(svc)
+    pb = c.pb
+    O = pb.BatchExecutionOptions
+    low = pb.SchedulingWindow.Value("SCHEDULING_WINDOW_LOW_UTILIZATION")
+    try:
+        def strategy(n, priority):
+            # the low-utilization window keeps the job pending (unless it is 1-5 AM UTC now)
+            req = c.ids_request(ids_of(ok[:n]), priority=priority, scheduling_window=low)
+            return c.submit(req).resolved_options.strategy
+
+        assert strategy(50, O.PRIORITY_NORMAL) == O.STRATEGY_REALTIME_ONLY
+        assert strategy(50, O.PRIORITY_LOW) == O.STRATEGY_BATCH_ONLY
+        assert strategy(150, O.PRIORITY_NORMAL) == O.STRATEGY_BATCH_ONLY
+        hour = time.gmtime().tm_hour
+        assert strategy(150, O.PRIORITY_HIGH) == (
+            O.STRATEGY_BATCH_ONLY if 1 <= hour < 5 else O.STRATEGY_REALTIME_ONLY)
+        assert strategy(1001, O.PRIORITY_HIGH) == O.STRATEGY_BATCH_ONLY
+        # an explicit strategy is kept
+        req = c.ids_request(ids_of(ok[:2000]), strategy=O.STRATEGY_REALTIME_ONLY,
+                            scheduling_window=low)
+        assert c.submit(req).resolved_options.strategy == O.STRATEGY_REALTIME_ONLY
+    finally:
+        c.close()
+        stop_clean(svc)
