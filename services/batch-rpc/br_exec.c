@@ -714,6 +714,8 @@ out:
     return rc;
 }
 
+static int reload(rte_redis *r, br_job *j);
+
 /* end j with status (and why); remaining members fail when fail_rest */
 static void end_job(rte_redis *r, br_job *j, int status, const char *code, const char *msg,
                     int fail_rest)
@@ -737,8 +739,7 @@ static void end_job(rte_redis *r, br_job *j, int status, const char *code, const
             freeReplyObject(rep);
         count_member("failed", dropped);
     }
-    br_job_clear(j);
-    if (br_job_load(r, j->id[0] ? j->id : "", j, err, sizeof err) != 1)
+    if (reload(r, j) != 0)
         return;
     br_events_finished(r, j);
     const char *v[] = {status == RTE__V1__BATCH_STATUS__BATCH_STATUS_COMPLETED ? "completed"

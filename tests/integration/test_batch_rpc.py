@@ -310,3 +310,159 @@ def test_optimal_strategy_follows_the_decision_matrix(workdir, redis_server, bro
     finally:
         c.close()
         stop_clean(svc)
+
+
+def test_watch_resumes_after_the_last_update_seen(workdir, redis_server, broker, members):
+    path, ok, bad = members
+    sim = start_stedi_sim(workdir)
+    st = BatchStack(redis_server, broker, path, sim)
+    svc = st.start_batchrpc(workdir, RTE_BATCHRPC_CHUNK="4")
+    c = Client(svc)
+    pb = c.pb
+    try:
+        r = c.submit(c.ids_request(ids_of(ok[200:220]),
+                                   strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY,
+                                   max_concurrent_requests=1))
+        stream = c.watch(pb.WatchBatchRequest(batch_id=r.batch_id))
+        first = []
+        for u in stream:
+            first.append(u)
+            if len(first) == 3:
+                break
+        stream.cancel()
+        assert first[0].event_type == pb.EVENT_TYPE_STARTED and first[0].batch_id == r.batch_id
+        assert first[0].started.total_members == 20
+        last = first[-1].timestamp
+        resumed = list(c.watch(pb.WatchBatchRequest(batch_id=r.batch_id),
+                               metadata=(("rte-resume-after",
+                                          f"{last.seconds}.{last.nanos:09d}"),)))
+        assert resumed[-1].event_type == pb.EVENT_TYPE_COMPLETED
+        assert resumed[-1].completed.status == pb.BATCH_STATUS_COMPLETED
+        # the whole log, read again after the end: the resumed stream is exactly its tail
+        full = list(c.watch(pb.WatchBatchRequest(batch_id=r.batch_id)))
+        key = [(u.timestamp.seconds, u.timestamp.nanos, u.event_type) for u in full]
+        assert key[:3] == [(u.timestamp.seconds, u.timestamp.nanos, u.event_type) for u in first]
+        assert key[3:] == [(u.timestamp.seconds, u.timestamp.nanos, u.event_type)
+                           for u in resumed]
+        assert sum(u.event_type == pb.EVENT_TYPE_MEMBER_COMPLETED for u in full) == 20
+        assert sum(u.event_type == pb.EVENT_TYPE_PROGRESS for u in full) == 5  # 20 / chunk 4
+        # a filter: only the final update
+        only = list(c.watch(pb.WatchBatchRequest(batch_id=r.batch_id,
+                                                 event_types=[pb.EVENT_TYPE_COMPLETED])))
+        assert [u.event_type for u in only] == [pb.EVENT_TYPE_COMPLETED]
+        # SubmitBatchStreaming: the same updates of a new batch, from its start to its end
+        ups = list(c.submit_streaming(c.ids_request(
+            ids_of(ok[220:224]), strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY)))
+        assert ups[0].event_type == pb.EVENT_TYPE_STARTED and ups[0].batch_id.startswith("br-")
+        assert ups[-1].event_type == pb.EVENT_TYPE_COMPLETED
+        assert ups[-1].completed.progress.completed == 4
+        ts = [(u.timestamp.seconds, u.timestamp.nanos) for u in ups]
+        assert ts == sorted(ts) and len(set(ts)) == len(ts)
+    finally:
+        c.close()
+        stop_clean(svc)
+        sim.stop()
+
+
+def test_batch_job_events_on_kafka(workdir, redis_server, broker, members):
+    import batch_events_pb2
+    from kafka_util import consume_all
+    path, ok, bad = members
+    sim = start_stedi_sim(workdir)
+    st = BatchStack(redis_server, broker, path, sim)
+    svc = st.start_batchrpc(workdir)
+    c = Client(svc)
+    pb = c.pb
+    try:
+        req = c.ids_request(ids_of(ok[300:306]),
+                            strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY,
+                            client_job_id="kafka-events")
+        r = c.submit(req)
+        c.wait_final(r.batch_id)
+        # a second job only wants COMPLETED, on a topic of its own choosing
+        req2 = c.ids_request(ids_of(ok[306:308]),
+                             strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY)
+        req2.options.notifications.kafka_topic = "rte.events"
+        req2.options.notifications.event_types.append("COMPLETED")
+        r2 = c.submit(req2)
+        c.wait_final(r2.batch_id)
+
+        def events(topic, batch_id):
+            out = []
+            for m in consume_all(broker.bootstrap, topic):
+                if m.key != batch_id.encode():
+                    continue
+                e = batch_events_pb2.BatchJobEvent()
+                e.ParseFromString(m.value)
+                out.append(e)
+            return out
+
+        ev = wait_for(lambda: (lambda e: e if any(x.event_type == "COMPLETED" for x in e)
+                               else None)(events("domain.rte.v1.batch_job_events", r.batch_id)),
+                      timeout=20, what="COMPLETED on batch_job_events")
+        types = [e.event_type for e in ev]
+        assert types[0] == "STARTED" and types[-1] == "COMPLETED" and "PROGRESS" in types
+        done = ev[-1]
+        assert done.batch_id == r.batch_id and done.job_type == "RTE_BATCH"
+        assert done.details.client_job_id == "kafka-events"
+        assert done.details.client_service_name == "it-service"
+        assert done.details.total_members == 6
+        assert done.completed.successful == 6 and done.completed.stedi_realtime_calls == 6
+        assert done.initiated_by_user_id == "anonymous"
+        assert len({e.event_id for e in ev}) == len(ev)
+        ev2 = wait_for(lambda: events("rte.events", r2.batch_id), timeout=20,
+                       what="the second job's event")
+        assert [e.event_type for e in ev2] == ["COMPLETED"]
+        assert events("domain.rte.v1.batch_job_events", r2.batch_id) == []
+        # every real-time check's lifecycle on rte.events, by member key, enqueued included
+        import json
+        life = [json.loads(m.value) for m in consume_all(broker.bootstrap, "rte.events")
+                if m.value.startswith(b"{")]
+        mine = [e for e in life if e.get("request_id") == r.batch_id]
+        kinds = {e["type"] for e in mine}
+        assert {"rte.submitted", "rte.enqueued", "rte.scheduled", "rte.started",
+                "rte.completed"} <= kinds, kinds
+        assert sum(e["type"] == "rte.completed" for e in mine) == 6
+        assert all(e["source"] == "batch-rpc" and "member_id" not in e for e in mine)
+        assert not any(m["member_id"] in json.dumps(mine) for m in ok[300:306])
+    finally:
+        c.close()
+        stop_clean(svc)
+        sim.stop()
+
+
+def test_list_batches_pages_newest_first(workdir, redis_server, broker, members):
+    path, ok, bad = members
+    st = BatchStack(redis_server, broker, path, None)
+    svc = st.start_batchrpc(workdir, RTE_BATCHRPC_RATE_LIMIT="0")
+    c = Client(svc)
+    pb = c.pb
+    low = pb.SchedulingWindow.Value("SCHEDULING_WINDOW_BUSINESS_HOURS")
+    try:
+        made = []
+        for i in range(5):
+            req = c.ids_request(ids_of(ok[i:i + 1]), client_job_id=f"list-{i}",
+                                scheduling_window=low)
+            if i == 4:
+                req.client_service_name = "other-service"
+            made.append(c.submit(req).batch_id)
+            time.sleep(0.01)
+        seen, token, pages = [], "", 0
+        while True:
+            p = c.list(pb.ListBatchesRequest(page_size=2, page_token=token))
+            pages += 1
+            seen += [b.batch_id for b in p.batches]
+            assert all(b.client_job_id.startswith("list-") for b in p.batches)
+            token = p.next_page_token
+            if not token:
+                break
+        assert seen == made[::-1] and pages == 3
+        p = c.list(pb.ListBatchesRequest(client_service_name="other-service"))
+        assert [b.batch_id for b in p.batches] == [made[4]]
+        c.cancel(pb.CancelBatchRequest(batch_id=made[0], reason="not needed"))
+        p = c.list(pb.ListBatchesRequest(statuses=[pb.BATCH_STATUS_CANCELLED]))
+        assert [b.batch_id for b in p.batches] == [made[0]]
+        assert p.batches[0].progress.total_members == 1
+    finally:
+        c.close()
+        stop_clean(svc)
