@@ -26,36 +26,42 @@
 #include "rte/batch_registry.h"
 #include "rte/cache_entry.h"
 #include "rte/config.h"
+#include "rte/http_client.h"
 #include "rte/jobs.h"
 #include "rte/member_dir.h"
 #include "rte/metrics.h"
 #include "rte/stedi.h"
 
 typedef struct br_conf {
-    const char *members;       /* member directory source (borrowed from the config) */
-    int64_t members_reload_ms; /* clock ms between reload checks */
-    int request_max;           /* members per job */
-    int rate_limit;            /* batches per client per rate_window; 0 = no limit */
-    int64_t rate_window_ms;    /* real ms */
-    int64_t tick_ms;           /* clock ms between looks for due jobs */
-    int64_t slice_ms;          /* real ms one job is worked before others get a turn */
-    int chunk;                 /* members per real-time / cache chunk */
-    int batch_chunk;           /* members per Stedi batch (<= 10,000) */
-    int realtime_workers;      /* real-time calls in parallel per job and replica */
-    int64_t check_interval_ms; /* clock ms between looks at members waiting on a Stedi batch */
-    int64_t timeout_ms;        /* default job timeout (clock ms) */
-    int64_t timeout_max_ms;    /* most a request may ask */
-    int page_size;             /* ListBatches default page */
-    int64_t watch_poll_ms;     /* real ms between looks for updates on a stream */
-    int64_t keepalive_ms;      /* real ms without update before a keepalive */
-    int64_t check_eta_ms;      /* expected real-time check (for estimates), clock ms */
-    int64_t batch_eta_ms;      /* expected Stedi batch time (for estimates), clock ms */
-    int member_events_max;     /* MEMBER_COMPLETED updates only for jobs up to this size */
-    int64_t submit_retry_ms;   /* clock ms before a refused Stedi batch submit is retried */
-    int submit_attempts;       /* refused submits before a chunk's members fail */
-    int64_t jitter_ms;         /* most random delay after a window opens (clock ms) */
-    char prefix[64];           /* keys of the service: idempotency, rate, per-client index */
-    const char *time_zone;     /* windows are computed in this zone */
+    const char *members;        /* member directory source (borrowed from the config) */
+    int64_t members_reload_ms;  /* clock ms between reload checks */
+    int request_max;            /* members per job */
+    int rate_limit;             /* batches per client per rate_window; 0 = no limit */
+    int64_t rate_window_ms;     /* real ms */
+    int64_t tick_ms;            /* clock ms between looks for due jobs */
+    int64_t slice_ms;           /* real ms one job is worked before others get a turn */
+    int chunk;                  /* members per real-time / cache chunk */
+    int batch_chunk;            /* members per Stedi batch (<= 10,000) */
+    int realtime_workers;       /* real-time calls in parallel per job and replica */
+    int64_t check_interval_ms;  /* clock ms between looks at members waiting on a Stedi batch */
+    int64_t timeout_ms;         /* default job timeout (clock ms) */
+    int64_t timeout_max_ms;     /* most a request may ask */
+    int page_size;              /* ListBatches default page */
+    int64_t watch_poll_ms;      /* real ms between looks for updates on a stream */
+    int64_t keepalive_ms;       /* real ms without update before a keepalive */
+    int64_t check_eta_ms;       /* expected real-time check (for estimates), clock ms */
+    int64_t batch_eta_ms;       /* expected Stedi batch time (for estimates), clock ms */
+    int member_events_max;      /* MEMBER_COMPLETED updates only for jobs up to this size */
+    int64_t submit_retry_ms;    /* clock ms before a refused Stedi batch submit is retried */
+    int submit_attempts;        /* refused submits before a chunk's members fail */
+    int64_t jitter_ms;          /* most random delay after a window opens (clock ms) */
+    const char *webhook_secret; /* signs callbacks; "" = callbacks refused */
+    int webhook_attempts;       /* at-least-once deliveries before a message is dropped */
+    int64_t webhook_backoff_ms; /* first retry delay (doubles; real ms) */
+    int64_t webhook_lease_ms;   /* a claimed message is due again after this (real ms) */
+    int64_t webhook_timeout_ms; /* one POST */
+    char prefix[64];            /* keys of the service: idempotency, rate, per-client index */
+    const char *time_zone;      /* windows are computed in this zone */
     rte_cache_settings cache;
     rte_jobs_opts jobs;
     rte_batch_registry_opts registry;
@@ -66,7 +72,10 @@ typedef struct br_state {
     rte_stedi *stedi;
     rte_member_dir *dir;
     struct rte_tz *tz;
-    char owner[48]; /* this process's lease token */
+    rte_http_client *http; /* webhook deliveries */
+    uint8_t whkey[256];    /* the webhook signing key (decoded secret) */
+    int whkeylen;          /* 0 = no secret configured */
+    char owner[48];        /* this process's lease token */
 } br_state;
 
 extern br_state BR;

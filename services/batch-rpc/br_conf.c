@@ -83,8 +83,32 @@ int br_conf_load(const rte_config *cfg, br_conf *o, char *err, size_t errlen)
         dur(cfg, "batchrpc.submit_retry", 10000, 10, HOUR_MS, &o->submit_retry_ms, err, errlen) !=
             0 ||
         num(cfg, "batchrpc.submit_attempts", 5, 1, 100, &o->submit_attempts, err, errlen) != 0 ||
-        dur(cfg, "batchrpc.jitter", 60 * MIN_MS, 0, DAY_MS, &o->jitter_ms, err, errlen) != 0)
+        dur(cfg, "batchrpc.jitter", 60 * MIN_MS, 0, DAY_MS, &o->jitter_ms, err, errlen) != 0 ||
+        num(cfg, "batchrpc.webhook_attempts", 10, 1, 100, &o->webhook_attempts, err, errlen) != 0 ||
+        dur(cfg, "batchrpc.webhook_backoff", 1000, 10, HOUR_MS, &o->webhook_backoff_ms, err,
+            errlen) != 0 ||
+        dur(cfg, "batchrpc.webhook_lease", 30000, 100, HOUR_MS, &o->webhook_lease_ms, err,
+            errlen) != 0 ||
+        dur(cfg, "batchrpc.webhook_timeout", 10000, 100, 5 * MIN_MS, &o->webhook_timeout_ms, err,
+            errlen) != 0)
         return -1;
+    o->webhook_secret = rte_config_str(cfg, "batchrpc.webhook_secret", "");
+    if (o->webhook_secret[0]) {
+        uint8_t key[RTE_WEBHOOK_KEY_MAX];
+        char why[200];
+        if (rte_crypto_webhook_key(o->webhook_secret, key, why, sizeof why) < 0) {
+            snprintf(err, errlen,
+                     "config: key 'batchrpc.webhook_secret' (RTE_BATCHRPC_WEBHOOK_SECRET): %s",
+                     why);
+            return -1;
+        }
+    }
+    if (o->webhook_timeout_ms >= o->webhook_lease_ms) {
+        snprintf(err, errlen,
+                 "config: key 'batchrpc.webhook_timeout' (RTE_BATCHRPC_WEBHOOK_TIMEOUT) must be "
+                 "below batchrpc.webhook_lease");
+        return -1;
+    }
     if (o->timeout_ms > o->timeout_max_ms) {
         snprintf(err, errlen,
                  "config: key 'batchrpc.timeout' (RTE_BATCHRPC_TIMEOUT) must not exceed "
@@ -181,6 +205,16 @@ int br_init(const rte_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "config: key 'batchrpc.time_zone' (RTE_BATCHRPC_TIME_ZONE): %s", why);
         return -1;
     }
+    if (BR.c.webhook_secret[0]) {
+        BR.whkeylen = rte_crypto_webhook_key(BR.c.webhook_secret, BR.whkey, why, sizeof why);
+        if (BR.whkeylen < 0) {
+            snprintf(err, errlen, "config: key 'batchrpc.webhook_secret': %s", why);
+            return -1;
+        }
+    }
+    BR.http = rte_http_client_new(NULL, err, errlen);
+    if (BR.http == NULL)
+        return -1;
     BR.dir = rte_member_dir_new(BR.c.members, err, errlen);
     if (BR.dir == NULL)
         return -1;
@@ -199,6 +233,8 @@ void br_shutdown(void)
     rte_stedi_free(BR.stedi);
     rte_member_dir_free(BR.dir);
     rte_tz_free(BR.tz);
+    rte_http_client_free(BR.http);
+    BR.http = NULL;
     BR.stedi = NULL;
     BR.dir = NULL;
     BR.tz = NULL;

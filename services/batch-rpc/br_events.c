@@ -21,6 +21,8 @@
 #include "rte/service.h"
 #include "rte/topics.h"
 
+#include "br_webhook.h"
+
 #define EVENT_MAX 2048
 #define IDS_MAX 1024
 
@@ -198,6 +200,7 @@ void br_events_started(rte_redis *r, const br_job *j)
     u.batch_id = (char *)j->id;
     push(r, j->id, &u);
     kafka(j, "STARTED");
+    br_webhook_enqueue(r, j, "STARTED");
 }
 
 /* br_events_progress - any thread */
@@ -213,6 +216,7 @@ void br_events_progress(rte_redis *r, const br_job *j)
     u.batch_id = (char *)j->id;
     push(r, j->id, &u);
     kafka(j, "PROGRESS");
+    br_webhook_enqueue(r, j, "PROGRESS");
 }
 
 /* br_events_finished - any thread */
@@ -238,6 +242,7 @@ void br_events_finished(rte_redis *r, const br_job *j)
         u.completed = &c;
         push(r, j->id, &u);
         kafka(j, "COMPLETED");
+        br_webhook_enqueue(r, j, "COMPLETED");
         return;
     }
     int cancelled = j->status == RTE__V1__BATCH_STATUS__BATCH_STATUS_CANCELLED;
@@ -251,6 +256,7 @@ void br_events_finished(rte_redis *r, const br_job *j)
     u.failed = &f;
     push(r, j->id, &u);
     kafka(j, cancelled ? "CANCELLED" : "FAILED");
+    br_webhook_enqueue(r, j, cancelled ? "CANCELLED" : "FAILED");
 }
 
 /* br_events_member - any thread */

@@ -240,7 +240,19 @@ static int check_submit(rte_grpc_call *call, const Rte__V1__SubmitBatchRequest *
                         (int)req->cache_control);
         return -1;
     }
-    return check_options(call, req->options);
+    if (check_options(call, req->options) != 0)
+        return -1;
+    const Rte__V1__BatchExecutionOptions *o = req->options;
+    int wants = o && ((o->callback_url && o->callback_url[0]) ||
+                      (o->notifications && o->notifications->_callback_url_case &&
+                       o->notifications->callback_url[0]));
+    if (wants && BR.whkeylen <= 0) {
+        rte_grpc_status(call, RTE_GRPC_FAILED_PRECONDITION,
+                        "options.notifications.callback_url: this service signs no callbacks "
+                        "(batchrpc.webhook_secret is not set)");
+        return -1;
+    }
+    return 0;
 }
 
 /*

@@ -4,6 +4,7 @@
  *
  *   serves  gRPC rte.v1.BatchEligibilityService (br_grpc.c)
  *   timers  work: due jobs, chunk by chunk, under leases (br_exec.c)
+ *           webhooks: signed callbacks from the Redis outbox (br_webhook.c)
  *   emits   BatchJobEvent on domain.rte.v1.batch_job_events, rte.* events
  *           of its real-time checks on rte.events (br_events.c)
  *
@@ -14,9 +15,11 @@
 #include "br.h"
 #include "br_exec.h"
 #include "br_grpc.h"
+#include "br_webhook.h"
 #include "rte/service.h"
 
-static rte_timer_decl timers[] = {{"work", 1000, br_exec_tick, NULL}, {NULL}};
+static rte_timer_decl timers[] = {
+    {"work", 1000, br_exec_tick, NULL}, {"webhooks", 200, br_webhook_tick, NULL}, {NULL}};
 
 static int init(const rte_config *cfg, char *err, size_t errlen)
 {

@@ -466,3 +466,121 @@ def test_list_batches_pages_newest_first(workdir, redis_server, broker, members)
     finally:
         c.close()
         stop_clean(svc)
+
+
+# made for this test (32 random bytes); used nowhere else
+WEBHOOK_SECRET = "whsec_q6BDFtL2dXPYQMmD3jg5V0hN1cZr8wOqkxJ4y7sZ0aE="
+
+
+class Hooks:
+    """A callback receiver: records every POST; answers 503 to the first attempt of each
+    message id when flaky (so the sender must retry), else 204."""
+
+    def __init__(self, flaky):
+        import http.server
+        import threading
+        self.got, self.flaky, seen = [], flaky, set()
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hdr = {k.lower(): v for k, v in self.headers.items()}
+                outer.got.append((hdr, body))
+                first = hdr.get("webhook-id") not in seen
+                seen.add(hdr.get("webhook-id"))
+                self.send_response(503 if outer.flaky and first else 204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/hooks/batch"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+
+
+def test_signed_webhooks_verified_by_the_official_library(workdir, redis_server, broker,
+                                                          members):
+    import json
+
+    from webhook_util import official_verify, require_official_library
+    require_official_library()
+    path, ok, bad = members
+    sim = start_stedi_sim(workdir)
+    st = BatchStack(redis_server, broker, path, sim)
+    svc = st.start_batchrpc(workdir, RTE_BATCHRPC_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                            RTE_BATCHRPC_WEBHOOK_BACKOFF="200ms")
+    c = Client(svc)
+    pb = c.pb
+    flaky, plain = Hooks(flaky=True), Hooks(flaky=False)
+    NP = pb.NotificationPreferences
+    try:
+        # at least once, STARTED and COMPLETED only, through a receiver failing each first try
+        req = c.ids_request(ids_of(ok[400:405]),
+                            strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY,
+                            client_job_id="hooked")
+        req.options.notifications.callback_url = flaky.url
+        req.options.notifications.event_types.extend(["STARTED", "COMPLETED"])
+        req.options.notifications.delivery_mode = NP.DELIVERY_AT_LEAST_ONCE
+        r = c.submit(req)
+        assert r.resolved_options.notifications.callback_url == flaky.url
+        c.wait_final(r.batch_id)
+        wait_for(lambda: len(flaky.got) >= 4, timeout=30, what="two callbacks, each retried")
+        time.sleep(0.5)
+        bodies = [json.loads(b) for _, b in flaky.got]
+        # each message twice (503, then delivered), under one webhook-id; no other message
+        by_id = {}
+        for (h, _), b in zip(flaky.got, bodies):
+            by_id.setdefault(h["webhook-id"], []).append(b["type"])
+        assert sorted(by_id.values()) == [["batch.completed"] * 2, ["batch.started"] * 2]
+        assert bodies[0]["type"] == "batch.started"
+        done = [b for b in bodies if b["type"] == "batch.completed"][-1]["data"]
+        assert done["batch_id"] == r.batch_id and done["status"] == "COMPLETED"
+        assert (done["total_members"], done["completed"], done["failed"]) == (5, 5, 0)
+        assert done["client_job_id"] == "hooked"
+        assert not any(m["member_id"] in json.dumps(bodies) for m in ok[400:405])
+        for h, b in flaky.got:
+            good, why = official_verify(WEBHOOK_SECRET, b, h)
+            assert good, why
+        # a tampered body fails the official check (the check is real)
+        h, b = flaky.got[-1]
+        good, _ = official_verify(WEBHOOK_SECRET, b.replace(b'"completed":5', b'"completed":4'), h)
+        assert not good
+        # best effort, the first definition's callback_url, every event: one attempt each
+        req = c.ids_request(ids_of(ok[405:407]),
+                            strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY,
+                            callback_url=plain.url)
+        r2 = c.submit(req)
+        assert r2.resolved_options.notifications.callback_url == plain.url
+        c.wait_final(r2.batch_id)
+        wait_for(lambda: any(json.loads(b)["type"] == "batch.completed" for _, b in plain.got),
+                 timeout=30, what="the completed callback")
+        types = [json.loads(b)["type"] for _, b in plain.got]
+        assert types[0] == "batch.started" and "batch.progress" in types
+        assert len({h["webhook-id"] for h, _ in plain.got}) == len(plain.got)
+    finally:
+        c.close()
+        flaky.close()
+        plain.close()
+        stop_clean(svc)
+        sim.stop()
+
+
+def test_callbacks_refused_without_a_signing_secret(workdir, redis_server, broker, members):
+    path, ok, bad = members
+    st = BatchStack(redis_server, broker, path, None)
+    svc = st.start_batchrpc(workdir)
+    c = Client(svc)
+    try:
+        req = c.ids_request(ids_of(ok[:1]), callback_url="https://example.com/cb")
+        code, d = code_of(c.submit, req)
+        assert code == grpc.StatusCode.FAILED_PRECONDITION
+        assert d.startswith("options.notifications.callback_url:")
+    finally:
+        c.close()
+        stop_clean(svc)
