@@ -55,6 +55,7 @@ typedef struct br_conf {
     int64_t submit_retry_ms;    /* clock ms before a refused Stedi batch submit is retried */
     int submit_attempts;        /* refused submits before a chunk's members fail */
     int64_t jitter_ms;          /* most random delay after a window opens (clock ms) */
+    int64_t busy_pause_ms;      /* real-time jobs pause this long while slots are busy */
     const char *webhook_secret; /* signs callbacks; "" = callbacks refused */
     int webhook_attempts;       /* at-least-once deliveries before a message is dropped */
     int64_t webhook_backoff_ms; /* first retry delay (doubles; real ms) */
@@ -108,6 +109,10 @@ typedef struct br_job {
     long total, completed, failed, hits, misses, refreshed, rt_calls, sb_calls, dups, cancelled;
     int64_t submitted_ms, start_ms, started_ms, ended_ms, eta_ms, dur_sum_ms;
     long dur_n;
+    int64_t spread_ms;        /* spread the chunks evenly over this much after the start (0 = no) */
+    long chunks, chunks_done; /* planned, and todo chunks recorded so far */
+    int multi;                /* > 50,000 members: chunks rotate over three windows */
+    int conc_cap;             /* not stored: the adaptive cap on real-time calls now (0 = none) */
     char ecode[32], emsg[200], reason[200];
     char *sb_ids;                         /* comma-separated Stedi batch ids (malloc'd) */
     Rte__V1__BatchExecutionOptions *opts; /* resolved options (unpacked; br_job_clear) */

@@ -84,6 +84,7 @@ int br_conf_load(const rte_config *cfg, br_conf *o, char *err, size_t errlen)
             0 ||
         num(cfg, "batchrpc.submit_attempts", 5, 1, 100, &o->submit_attempts, err, errlen) != 0 ||
         dur(cfg, "batchrpc.jitter", 60 * MIN_MS, 0, DAY_MS, &o->jitter_ms, err, errlen) != 0 ||
+        dur(cfg, "batchrpc.busy_pause", 10000, 10, HOUR_MS, &o->busy_pause_ms, err, errlen) != 0 ||
         num(cfg, "batchrpc.webhook_attempts", 10, 1, 100, &o->webhook_attempts, err, errlen) != 0 ||
         dur(cfg, "batchrpc.webhook_backoff", 1000, 10, HOUR_MS, &o->webhook_backoff_ms, err,
             errlen) != 0 ||

@@ -51,7 +51,9 @@
 #include <time.h>
 
 #include "br_events.h"
+#include "br_plan.h"
 #include "rte/clock.h"
+#include "rte/crypto.h"
 #include "rte/log.h"
 #include "rte/service.h"
 
@@ -82,7 +84,8 @@ typedef struct member_work {
 
 /* counters one chunk adds to its job */
 typedef struct tally {
-    long completed, failed, hits, misses, refreshed, rt_calls, sb_calls, dups, dur_sum, dur_n;
+    long completed, failed, hits, misses, refreshed, rt_calls, sb_calls, dups, dur_sum, dur_n,
+        chunks;
 } tally;
 
 static void count_member(const char *result, long n)
@@ -338,6 +341,8 @@ static int realtime(rte_redis *r, const br_job *j, member_work *w, size_t *need,
     rt_pool p = {.j = j, .w = w, .need = need, .nneed = nneed};
     const Rte__V1__RetryConfig *rc = j->opts->retry_config;
     int nthreads = j->opts->max_concurrent_requests > 0 ? j->opts->max_concurrent_requests : 1;
+    if (j->conc_cap > 0 && nthreads > j->conc_cap)
+        nthreads = j->conc_cap;
     pthread_t th[16];
     int started = 0, lost = 0;
     char err[256];
@@ -466,15 +471,15 @@ static void fmt(char *buf, size_t len, long v)
 static int finish(rte_redis *r, const br_job *j, const tally *t, const char *const *set, int nset,
                   const char *to, const char **req, size_t nreq)
 {
-    char v[10][24], err[256];
-    long vals[10] = {t->completed, t->failed,   t->hits, t->misses,  t->refreshed,
-                     t->rt_calls,  t->sb_calls, t->dups, t->dur_sum, t->dur_n};
-    const char *names[10] = {"completed", "failed",   "hits", "misses",  "refreshed",
-                             "rt_calls",  "sb_calls", "dups", "dur_sum", "dur_n"};
-    const char *incr[20];
+    char v[11][24], err[256];
+    long vals[11] = {t->completed, t->failed, t->hits,    t->misses, t->refreshed, t->rt_calls,
+                     t->sb_calls,  t->dups,   t->dur_sum, t->dur_n,  t->chunks};
+    const char *names[11] = {"completed", "failed", "hits",    "misses", "refreshed",  "rt_calls",
+                             "sb_calls",  "dups",   "dur_sum", "dur_n",  "chunks_done"};
+    const char *incr[22];
     int ni = 0;
 
-    for (int i = 0; i < 10; i++) {
+    for (int i = 0; i < 11; i++) {
         if (vals[i] == 0)
             continue;
         fmt(v[i], sizeof v[i], vals[i]);
@@ -529,7 +534,7 @@ static int work_todo(rte_redis *r, br_job *j, rte_jobs_chunk *c, int64_t *retry_
     char(*waits)[RTE_CACHE_KEY_MAX + 160] = NULL;
     rte_member_snapshot *snap = rte_member_dir_acquire(BR.dir);
     int64_t now = rte_clock_now_ms();
-    tally t = {0};
+    tally t = {.chunks = 1};
     char err[256], bid[RTE_BATCH_ID_MAX] = "", serr[512], *ids = NULL;
     const char *set[4];
     int nset = 0, rc = -1, bypass = j->cache_control == CC_BYPASS;
@@ -768,6 +773,60 @@ static int reload(rte_redis *r, br_job *j)
     return br_job_load(r, id, j, err, sizeof err) == 1 ? 0 : -1;
 }
 
+/*
+ * adaptive rate (source: "Adaptive Rate Limiting", by Stedi concurrency):
+ * fewer than 5 slots used by the other classes (interactive, warming) - the
+ * job's own concurrency; fewer than 10 - at most 2 at once; else pause. The
+ * batch class's own leases do not count, or a job would throttle itself.
+ * Returns 0 to go on (j->conc_cap set), 1 to pause.
+ */
+static int adaptive(br_job *j)
+{
+    int by[RTE_SLOT_NCLASSES] = {0};
+    rte_slots *s = rte_stedi_slots(BR.stedi);
+
+    j->conc_cap = 0;
+    if (s == NULL || (int)j->opts->strategy == S_BATCH || j->cache_control == CC_CACHE_ONLY)
+        return 0;
+    if (rte_slots_in_use(s, by) < 0)
+        return 0; /* the limiter itself refuses calls while Redis is out */
+    int others = by[RTE_SLOT_INTERACTIVE] + by[RTE_SLOT_WARMING];
+    if (others >= 10)
+        return 1;
+    if (others >= 5)
+        j->conc_cap = 2;
+    return 0;
+}
+
+static uint32_t jitter(int64_t bound)
+{
+    uint32_t v = 0;
+    if (bound <= 0)
+        return 0;
+    rte_random_bytes(&v, sizeof v);
+    return v % (uint32_t)(bound + 1);
+}
+
+/* when the job's next todo chunk may start under its load spreading (0 = at once) */
+static int64_t spread_next(const br_job *j)
+{
+    static const int windows[] = {RTE__V1__SCHEDULING_WINDOW__SCHEDULING_WINDOW_LOW_UTILIZATION,
+                                  RTE__V1__SCHEDULING_WINDOW__SCHEDULING_WINDOW_MORNING,
+                                  RTE__V1__SCHEDULING_WINDOW__SCHEDULING_WINDOW_EVENING};
+    int64_t now = rte_clock_now_ms();
+    if (j->multi) {
+        int64_t at = br_plan_window_start(windows[j->chunks_done % 3], now, -1);
+        return at > now ? at : 0;
+    }
+    if (j->spread_ms <= 0 || j->chunks <= 1 || j->chunks_done >= j->chunks)
+        return 0;
+    int64_t gap = j->spread_ms / j->chunks;
+    int64_t at = j->started_ms + j->chunks_done * gap;
+    int64_t bound = gap / 4 < 5 * 60000 ? gap / 4 : 5 * 60000;
+    at += jitter(bound);
+    return at > now ? at : 0;
+}
+
 /* work job id (its lease is ours) for one slice */
 static void work(rte_redis *r, const char *id)
 {
@@ -809,6 +868,11 @@ static void work(rte_redis *r, const char *id)
                     "the job's timeout passed before every member was checked", 1);
             goto out;
         }
+        if (adaptive(&j)) {
+            next = now + BR.c.busy_pause_ms;
+            rte_log_info("batch %s: Stedi slots busy with interactive traffic; pausing", id);
+            break;
+        }
         int size = (int)j.opts->strategy == S_BATCH && j.cache_control != CC_CACHE_ONLY
                        ? BR.c.batch_chunk
                        : BR.c.chunk;
@@ -820,6 +884,7 @@ static void work(rte_redis *r, const char *id)
         }
         if (got > 0) {
             int64_t retry_at = 0;
+            int from_wait = strcmp(c.src, "wait") == 0;
             int w =
                 strcmp(c.src, "wait") == 0 ? work_wait(r, &j, &c) : work_todo(r, &j, &c, &retry_at);
             rte_jobs_chunk_free(&c);
@@ -830,6 +895,8 @@ static void work(rte_redis *r, const char *id)
                 next = retry_at;
                 break;
             }
+            if (!from_wait && (next = spread_next(&j)) > 0)
+                break;
             continue;
         }
         rte_jobs_chunk_free(&c);

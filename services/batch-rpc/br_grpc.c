@@ -382,7 +382,11 @@ static int create(rte_grpc_call *call, rte_redis *r, const Rte__V1__SubmitBatchR
     rte__v1__batch_execution_options__pack(&res.o, packed);
     rte_hex_encode(packed, plen, hex);
     hex[2 * plen] = '\0';
-    char st[8], cc[8], total[24], sub[24], start[24], eta[24], q[4];
+    char st[8], cc[8], total[24], sub[24], start[24], eta[24], q[4], spread[24], chunks[16],
+        multi[4];
+    snprintf(spread, sizeof spread, "%lld", (long long)plan.spread_ms);
+    snprintf(chunks, sizeof chunks, "%d", plan.chunks);
+    snprintf(multi, sizeof multi, "%d", plan.multi);
     snprintf(st, sizeof st, "%d", RTE__V1__BATCH_STATUS__BATCH_STATUS_PENDING);
     snprintf(cc, sizeof cc, "%d", (int)req->cache_control);
     snprintf(total, sizeof total, "%zu", n);
@@ -403,8 +407,11 @@ static int create(rte_grpc_call *call, rte_redis *r, const Rte__V1__SubmitBatchR
                        "start_ms",     start,
                        "eta_ms",       eta,
                        "opts",         hex,
-                       "sb_ids",       ""};
-    if (rte_jobs_create(r, &BR.c.jobs, id, f, 12, ids, n, plan.start_ms, err, sizeof err) != 0) {
+                       "sb_ids",       "",
+                       "spread_ms",    spread,
+                       "chunks",       chunks,
+                       "multi",        multi};
+    if (rte_jobs_create(r, &BR.c.jobs, id, f, 15, ids, n, plan.start_ms, err, sizeof err) != 0) {
         rte_grpc_status(call, RTE_GRPC_UNAVAILABLE, "batch not stored: %s", err);
         goto out;
     }

@@ -10,6 +10,7 @@
  *   dur_sum dur_n           real-time check time (ms) summed, and how many
  *   ecode emsg reason       why it failed / was cancelled
  *   sb_ids                  Stedi batch ids, comma-separated
+ *   spread_ms chunks chunks_done multi   load spreading (br_exec.c)
  *   opts                    the resolved BatchExecutionOptions, protobuf as hex
  * Raw member ids are never in the hash (they are list values of the job).
  */
@@ -66,6 +67,10 @@ int br_job_load(rte_redis *r, const char *id, br_job *j, char *err, size_t errle
     j->eta_ms = rte_jobs_field_ll(h, "eta_ms", 0);
     j->dur_sum_ms = rte_jobs_field_ll(h, "dur_sum", 0);
     j->dur_n = (long)rte_jobs_field_ll(h, "dur_n", 0);
+    j->spread_ms = rte_jobs_field_ll(h, "spread_ms", 0);
+    j->chunks = (long)rte_jobs_field_ll(h, "chunks", 0);
+    j->chunks_done = (long)rte_jobs_field_ll(h, "chunks_done", 0);
+    j->multi = (int)rte_jobs_field_ll(h, "multi", 0);
     j->sb_ids = strdup(rte_jobs_field(h, "sb_ids", ""));
     hex = rte_jobs_field(h, "opts", "");
     size_t n = strlen(hex) / 2;

@@ -203,6 +203,16 @@ void br_plan_make(const Rte__V1__BatchExecutionOptions *o, size_t n, const br_pl
     if (p->retry_max_ms < p->retry_initial_ms)
         p->retry_max_ms = p->retry_initial_ms;
     p->retry_mult = rc && rc->backoff_multiplier > 0 ? rc->backoff_multiplier : 2.0;
+    int open, close;
+    if (window != W_ANY && hours(window, load->peak_hour, &open, &close))
+        p->spread_ms = (int64_t)(close - open) * 3600 * 1000;
+    if (p->strategy == S_BATCH && n > 50000) {
+        /* source: "distributeAcrossWindows": 10k chunks over low-utilization, morning and
+         * evening windows in turn; the first chunk waits for the next low-utilization one */
+        p->multi = 1;
+        p->spread_ms = 0;
+        p->start_ms = br_plan_window_start(W_LOW, now_ms, -1);
+    }
     if (p->strategy == S_BATCH) {
         p->chunks = (int)((n + (size_t)BR.c.batch_chunk - 1) / (size_t)BR.c.batch_chunk);
         p->eta_ms = p->start_ms + BR.c.batch_eta_ms;

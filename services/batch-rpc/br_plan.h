@@ -14,6 +14,12 @@
  * real-time" and "any size LOW -> batch API" for the same small LOW job;
  * LOW wins (the proto: "use batch API, process overnight").
  *
+ * Load spreading: a job with a window (not ANY) spreads its chunks evenly
+ * over the window's length from its start, each with a jitter of up to a
+ * quarter of the gap (at most 5 min); above 50,000 members on the batch API
+ * its 10,000-member chunks go to the low-utilization, morning and evening
+ * windows in turn (source: "Multi-Window Distribution").
+ *
  * Windows (local time in batchrpc.time_zone): a job inside its window starts
  * at once, else at the next opening plus a jitter of up to batchrpc.jitter:
  *   ANY             by load: < 30 % slots used now, < 70 % in 30-60 min,
@@ -45,8 +51,10 @@ typedef struct br_plan {
     int retry_max;
     int64_t retry_initial_ms, retry_max_ms;
     double retry_mult;
-    int chunks;   /* Stedi batches (BATCH_ONLY) or real-time chunks */
-    char why[80]; /* the matrix row or the caller's choice */
+    int chunks;        /* Stedi batches (BATCH_ONLY) or real-time chunks */
+    int64_t spread_ms; /* the window's length: chunks spread evenly over it (0 = ANY) */
+    int multi;         /* > 50,000 members on the batch API: chunks rotate over three windows */
+    char why[80];      /* the matrix row or the caller's choice */
 } br_plan;
 
 /* Storage of a resolved BatchExecutionOptions message (points into itself). */

@@ -175,3 +175,84 @@ def test_scheduling_windows_in_the_configured_time_zone(workdir, redis_server, b
     finally:
         c.close()
         stop_clean(svc)
+
+
+def test_adaptive_rate_pauses_while_interactive_traffic_holds_slots(workdir, redis_server,
+                                                                     broker, members):
+    path, ok = members
+    sim = slow_sim(workdir)
+    st = BatchStack(redis_server, broker, path, sim)
+    # inside the morning window, so the job starts whatever the load (ANY would wait)
+    svc = st.start_batchrpc(workdir, RTE_BATCHRPC_BUSY_PAUSE="200ms",
+                            RTE_CLOCK_START="2026-12-07T07:00:00Z")
+    c = Client(svc)
+    pb = c.pb
+    holders = f"{st.slots_prefix}:holders"
+    try:
+        # ten interactive leases held (as the gateway's would be), far from expiring
+        t = st.rds.time()
+        until = t[0] * 1000 + t[1] // 1000 + 600000
+        st.rds.zadd(holders, {f"0:fake-{i}": until for i in range(10)})
+        before = sim_calls(sim)
+        r = c.submit(c.ids_request([m["member_id"] for m in ok[500:506]],
+                                   strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY,
+                                   scheduling_window=pb.SchedulingWindow.Value(
+                                       "SCHEDULING_WINDOW_MORNING")))
+        wait_for(lambda: st.job(r.batch_id).get("started_ms"), timeout=20, what="started")
+        time.sleep(1.5)
+        s = c.status(pb.GetBatchStatusRequest(batch_id=r.batch_id))
+        assert s.status == pb.BATCH_STATUS_RUNNING and s.progress.completed == 0
+        assert sim_calls(sim) == before
+        assert "Stedi slots busy with interactive traffic; pausing" in svc.logtext()
+        # the interactive traffic goes: the job resumes and completes
+        st.rds.delete(holders)
+        s = c.wait_final(r.batch_id, timeout=60)
+        assert s.status == pb.BATCH_STATUS_COMPLETED and s.progress.completed == 6
+        # six interactive leases: medium load, at most 2 real-time calls at once (asked: 5)
+        st.rds.zadd(holders, {f"0:fake-{i}": until for i in range(6)})
+        requests.post(sim.url("http", "/_sim/reset"), timeout=10)
+        r = c.submit(c.ids_request([m["member_id"] for m in ok[510:522]],
+                                   strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY,
+                                   max_concurrent_requests=5,
+                                   scheduling_window=pb.SchedulingWindow.Value(
+                                       "SCHEDULING_WINDOW_MORNING")))
+        s = c.wait_final(r.batch_id, timeout=60)
+        assert s.status == pb.BATCH_STATUS_COMPLETED and s.progress.completed == 12
+        stats = requests.get(sim.url("http", "/_sim/stats"), timeout=10).json()
+        assert stats["realtime_calls"] == 12 and stats["max_in_flight"] == 2, stats
+        st.rds.delete(holders)
+    finally:
+        c.close()
+        stop_clean(svc)
+        sim.stop()
+
+
+def test_chunks_spread_evenly_across_the_window(workdir, redis_server, broker, members):
+    path, ok = members
+    sim = start_stedi_sim(workdir)
+    st = BatchStack(redis_server, broker, path, sim)
+    # 06:00 UTC, inside the morning window (6-10): 4 chunks over 4 h, 1 h apart (+ <= 15 min
+    # jitter); the clock runs 1800x (4 h in 8 s)
+    svc = st.start_batchrpc(workdir, RTE_CLOCK_SCALE="1800",
+                            RTE_CLOCK_START="2026-12-07T06:00:00Z", RTE_BATCHRPC_TICK="60s",
+                            RTE_BATCHRPC_CHUNK="5", RTE_BATCHRPC_CHECK_INTERVAL="60s")
+    c = Client(svc)
+    pb = c.pb
+    try:
+        req = c.ids_request([m["member_id"] for m in ok[600:620]],
+                            strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY,
+                            scheduling_window=pb.SchedulingWindow.Value(
+                                "SCHEDULING_WINDOW_MORNING"))
+        r = c.submit(req)
+        s = c.wait_final(r.batch_id, timeout=60)
+        assert s.status == pb.BATCH_STATUS_COMPLETED and s.progress.completed == 20
+        ups = list(c.watch(pb.WatchBatchRequest(batch_id=r.batch_id,
+                                                event_types=[pb.EVENT_TYPE_PROGRESS])))
+        at = [u.timestamp.seconds for u in ups if u.HasField("progress")]
+        assert len(at) == 4, at
+        gaps = [b - a for a, b in zip(at, at[1:])]
+        assert all(45 * 60 <= g <= 75 * 60 + 60 for g in gaps), gaps
+    finally:
+        c.close()
+        stop_clean(svc)
+        sim.stop()
