@@ -100,7 +100,7 @@ void br_webhook_enqueue(rte_redis *r, const br_job *j, const char *type)
         return;
     }
     size_t i = 0;
-    for (; type[i] && i < sizeof lower - 1; i++)
+    for (; i < sizeof lower - 1 && type[i]; i++)
         lower[i] = (char)(type[i] >= 'A' && type[i] <= 'Z' ? type[i] + 32 : type[i]);
     lower[i] = '\0';
     snprintf(evtype, sizeof evtype, "batch.%s", lower);
