@@ -49,13 +49,14 @@ struct rte_warm {
     "end\n"
 
 /*
- * Helpers both queueing scripts share. Commands take a whole call's
+ * Helpers the queueing scripts share. Commands take a whole call's
  * elements at once (SMISMEMBER, SADD, RPUSH), cut into chunks of
  * CHUNK elements since Lua's unpack() is limited to a few thousand values.
- * seen(): event-id hashes are members of bucket sets P:seen:<b>, b = Redis
- * time / seen_ttl, each kept 2 x seen_ttl after its last write; an id is
- * seen when it is in the current or the previous bucket, so it is
- * remembered at least seen_ttl (at most twice that).
+ * remember(): values are members of bucket sets <base>:<b>, b = Redis
+ * time / ttl, each kept 2 x ttl after its last write; a value is
+ * remembered when it is in the current or the previous bucket, so for at
+ * least ttl (at most twice that). Event-id hashes live under P:seen,
+ * queued members under P:mq.
  */
 #define BULK_LUA                                                                                   \
     "local CHUNK = 2000\n"                                                                         \
@@ -67,29 +68,30 @@ struct rte_warm {
     "    i = j + 1\n"                                                                              \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
-    "local function seen_keys(prefix, ttl)\n"                                                      \
+    "local function bucket_keys(base, ttl)\n"                                                      \
     "  local t = redis.call('TIME')\n"                                                             \
     "  local b = math.floor((tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) / ttl)\n"  \
-    "  return prefix .. ':seen:' .. b, prefix .. ':seen:' .. (b - 1)\n"                            \
+    "  return base .. ':' .. b, base .. ':' .. (b - 1)\n"                                          \
     "end\n"                                                                                        \
-    "-- hashes: list of ids; returns a table id -> true for those seen before,\n"                  \
-    "-- and marks every id seen\n"                                                                 \
-    "local function seen(prefix, ttl, hashes)\n"                                                   \
+    "-- remember(base, ttl, list): a table value -> true for the values of list\n"                 \
+    "-- (distinct) already remembered in the time buckets of base; every value is\n"               \
+    "-- remembered from now on\n"                                                                  \
+    "local function remember(base, ttl, list)\n"                                                   \
     "  local old = {}\n"                                                                           \
-    "  if #hashes == 0 then return old end\n"                                                      \
-    "  local cur, prev = seen_keys(prefix, ttl)\n"                                                 \
+    "  if #list == 0 then return old end\n"                                                        \
+    "  local cur, prev = bucket_keys(base, ttl)\n"                                                 \
     "  for _, key in ipairs({cur, prev}) do\n"                                                     \
     "    local at = 0\n"                                                                           \
-    "    each_chunk(hashes, 1, function(...)\n"                                                    \
+    "    each_chunk(list, 1, function(...)\n"                                                      \
     "      local v = redis.call('SMISMEMBER', key, ...)\n"                                         \
     "      for k = 1, #v do\n"                                                                     \
-    "        if v[k] == 1 then old[hashes[at + k]] = true end\n"                                   \
+    "        if v[k] == 1 then old[list[at + k]] = true end\n"                                     \
     "      end\n"                                                                                  \
     "      at = at + #v\n"                                                                         \
     "    end)\n"                                                                                   \
     "  end\n"                                                                                      \
     "  local set = {}\n"                                                                           \
-    "  for _, h in ipairs(hashes) do\n"                                                            \
+    "  for _, h in ipairs(list) do\n"                                                              \
     "    if not old[h] then set[#set + 1] = h end\n"                                               \
     "  end\n"                                                                                      \
     "  if #set > 0 then\n"                                                                         \
@@ -100,20 +102,18 @@ struct rte_warm {
     "end\n"
 
 /*
- * KEYS state, open, ready, seq; ARGV now, max, members_ttl, seen_ttl,
+ * KEYS state, open, ready, seq; ARGV now, max, member_ttl, seen_ttl,
  * prefix, source, then (seen hash or '', member id) pairs. Returns a
  * verdict per pair, as if the pairs had been offered one by one in order:
  * 1 the event id was seen (before, or earlier in this call), 2 the member
- * is already queued in the window (or earlier in this call), else 0 and
- * the member joins the open set, which is sealed whenever it reaches max.
+ * was queued within member_ttl (or earlier in this call), else 0 and the
+ * member joins the open set, which is sealed whenever it reaches max.
  * A duplicate member's event id is marked seen too.
  */
 static const char enqueue_lua[] = SEAL_LUA BULK_LUA
-    "local st = redis.call('HMGET', KEYS[1], 'win', 'start')\n"
-    "local win = tonumber(st[1]) or 0\n"
-    "local start = tonumber(st[2]) or 0\n"
+    "local st = redis.call('HMGET', KEYS[1], 'start')\n"
+    "local start = tonumber(st[1]) or 0\n"
     "local now, max, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[5]\n"
-    "local mkey = prefix .. ':m:' .. win\n"
     "local n = (#ARGV - 6) / 2\n"
     "local out, ids, first = {}, {}, {}\n"
     "for i = 1, n do\n"
@@ -123,7 +123,7 @@ static const char enqueue_lua[] = SEAL_LUA BULK_LUA
     "    if first[h] then out[i] = 1 else first[h] = true; ids[#ids + 1] = h end\n"
     "  end\n"
     "end\n"
-    "local old = seen(prefix, tonumber(ARGV[4]), ids)\n"
+    "local old = remember(prefix .. ':seen', tonumber(ARGV[4]), ids)\n"
     "local cand, inbatch = {}, {}\n"
     "for i = 1, n do\n"
     "  local h, m = ARGV[5 + 2 * i], ARGV[6 + 2 * i]\n"
@@ -132,25 +132,16 @@ static const char enqueue_lua[] = SEAL_LUA BULK_LUA
     "    if inbatch[m] then out[i] = 2 else inbatch[m] = i; cand[#cand + 1] = m end\n"
     "  end\n"
     "end\n"
+    "local queued = remember(prefix .. ':mq', tonumber(ARGV[3]), cand)\n"
     "local q = {}\n"
-    "if #cand > 0 then\n"
-    "  local at = 0\n"
-    "  each_chunk(cand, 1, function(...)\n"
-    "    local v = redis.call('SMISMEMBER', mkey, ...)\n"
-    "    for k = 1, #v do\n"
-    "      local m = cand[at + k]\n"
-    "      if v[k] == 1 then out[inbatch[m]] = 2 else q[#q + 1] = m end\n"
-    "    end\n"
-    "    at = at + #v\n"
-    "  end)\n"
+    "for _, m in ipairs(cand) do\n"
+    "  if queued[m] then out[inbatch[m]] = 2 else q[#q + 1] = m end\n"
     "end\n"
     "if #q > 0 then\n"
     "  if start == 0 then\n"
     "    start = now\n"
-    "    redis.call('HSET', KEYS[1], 'win', win, 'start', start)\n"
+    "    redis.call('HSET', KEYS[1], 'start', start)\n"
     "  end\n"
-    "  each_chunk(q, 1, function(...) redis.call('SADD', mkey, ...) end)\n"
-    "  redis.call('PEXPIRE', mkey, ARGV[3])\n"
     "  local size, pos = math.floor(redis.call('LLEN', KEYS[2]) / 2), 1\n"
     "  while pos <= #q do\n"
     "    if size >= max then seal(prefix, start, now); size = 0 end\n"
@@ -164,13 +155,30 @@ static const char enqueue_lua[] = SEAL_LUA BULK_LUA
     "end\n"
     "return out\n";
 
+/*
+ * ARGV member_ttl, prefix, seq: the members of sealed batch <seq> are
+ * forgotten as queued, so their next request queues them again (a batch
+ * dropped without reaching Stedi). The number forgotten.
+ */
+static const char release_lua[] =
+    BULK_LUA "local list = redis.call('LRANGE', ARGV[2] .. ':b:' .. ARGV[3], 0, -1)\n"
+             "local ms = {}\n"
+             "for i = 1, #list, 2 do ms[#ms + 1] = list[i] end\n"
+             "local n = 0\n"
+             "if #ms == 0 then return 0 end\n"
+             "local cur, prev = bucket_keys(ARGV[2] .. ':mq', tonumber(ARGV[1]))\n"
+             "for _, key in ipairs({cur, prev}) do\n"
+             "  each_chunk(ms, 1, function(...) n = n + redis.call('SREM', key, ...) end)\n"
+             "end\n"
+             "return n\n";
+
 /* ARGV seen_ttl, prefix, then seen hashes. 1 per hash not seen before (now marked), else 0 */
 static const char mark_seen_lua[] = BULK_LUA
     "local ids, dup = {}, {}\n"
     "for i = 3, #ARGV do\n"
     "  if dup[ARGV[i]] == nil then dup[ARGV[i]] = false; ids[#ids + 1] = ARGV[i] end\n"
     "end\n"
-    "local old = seen(ARGV[2], tonumber(ARGV[1]), ids)\n"
+    "local old = remember(ARGV[2] .. ':seen', tonumber(ARGV[1]), ids)\n"
     "local out = {}\n"
     "for i = 3, #ARGV do\n"
     "  local h = ARGV[i]\n"
@@ -180,12 +188,10 @@ static const char mark_seen_lua[] = BULK_LUA
 
 /* KEYS state, open, ready, seq; ARGV now, window, force, prefix. 1 sealed, 0 not */
 static const char seal_lua[] = SEAL_LUA
-    "local st = redis.call('HMGET', KEYS[1], 'win', 'start')\n"
-    "local win = tonumber(st[1]) or 0\n"
-    "local start = tonumber(st[2]) or 0\n"
+    "local start = tonumber(redis.call('HGET', KEYS[1], 'start')) or 0\n"
     "if start == 0 then return 0 end\n"
     "if ARGV[3] ~= '1' and tonumber(ARGV[1]) - start < tonumber(ARGV[2]) then return 0 end\n"
-    "redis.call('HSET', KEYS[1], 'win', win + 1, 'start', 0)\n"
+    "redis.call('HSET', KEYS[1], 'start', 0)\n"
     "if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end\n"
     "seal(ARGV[4], start, ARGV[1])\n"
     "return 1\n";
@@ -304,6 +310,7 @@ void rte_warm_opts_init(rte_warm_opts *o)
     o->window_ms = 5 * MIN_MS;
     o->max_batch = RTE_WARM_BATCH_MAX;
     o->dedup_ttl_ms = 24 * HOUR_MS;
+    o->member_ttl_ms = HOUR_MS;
     o->lease_ms = MIN_MS;
     o->retry_delay_ms = 10000;
     o->max_attempts = 5;
@@ -348,6 +355,10 @@ int rte_warm_opts_from_config(const rte_config *cfg, rte_warm_opts *o, char *err
     o->max_batch = (int)v;
     if (rte_config_duration_try(cfg, "warm.dedup_ttl", o->dedup_ttl_ms, MIN_MS, 30 * 24 * HOUR_MS,
                                 &o->dedup_ttl_ms, err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "warm.member_ttl",
+                                o->member_ttl_ms > 2 * o->window_ms ? o->member_ttl_ms
+                                                                    : 2 * o->window_ms,
+                                MIN_MS, 30 * 24 * HOUR_MS, &o->member_ttl_ms, err, errlen) != 0 ||
         rte_config_duration_try(cfg, "warm.lease", o->lease_ms, 1000, HOUR_MS, &o->lease_ms, err,
                                 errlen) != 0 ||
         rte_config_duration_try(cfg, "warm.retry_delay", o->retry_delay_ms, 10, HOUR_MS,
@@ -360,6 +371,13 @@ int rte_warm_opts_from_config(const rte_config *cfg, rte_warm_opts *o, char *err
                  "config: key 'warm.dedup_ttl' (RTE_WARM_DEDUP_TTL) = %lld ms: must be at least "
                  "twice warm.window (%lld ms), or a redelivery could queue a member twice",
                  (long long)o->dedup_ttl_ms, (long long)o->window_ms);
+        return -1;
+    }
+    if (o->member_ttl_ms < 2 * o->window_ms) {
+        snprintf(err, errlen,
+                 "config: key 'warm.member_ttl' (RTE_WARM_MEMBER_TTL) = %lld ms: must be at least "
+                 "twice warm.window (%lld ms), or a member could be queued twice in one window",
+                 (long long)o->member_ttl_ms, (long long)o->window_ms);
         return -1;
     }
     rte_cache_settings cs;
@@ -452,7 +470,7 @@ int rte_warm_enqueue(rte_warm *w, rte_redis *r, rte_warm_item *items, int n, con
     }
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(max, sizeof max, "%d", w->o.max_batch);
-    snprintf(mttl, sizeof mttl, "%lld", (long long)real_ms(w->o.dedup_ttl_ms));
+    snprintf(mttl, sizeof mttl, "%lld", (long long)real_ms(w->o.member_ttl_ms));
     snprintf(sttl, sizeof sttl, "%lld", (long long)real_ms(w->o.dedup_ttl_ms));
     const char *fixed[] = {w->k_state, w->k_open, w->k_ready, w->k_seq,    now,
                            max,        mttl,      sttl,       w->o.prefix, source};
@@ -709,13 +727,25 @@ static int finish_submitted(rte_warm *w, rte_redis *r, const char *owner, const 
     return update(w, r, owner, c, "done", real_ms(w->bo.keep_ms), f, 4, err, errlen) < 0 ? -1 : 0;
 }
 
-/* close claim c without a batch at Stedi, with outcome why */
+/*
+ * close claim c without a batch at Stedi, with outcome why; its members
+ * are forgotten as queued first (while its list still exists), so their
+ * next request queues them again
+ */
 static int drop(rte_warm *w, rte_redis *r, const char *owner, const struct claim *c,
                 const char *why, rte_warm_submitted *out, char *err, size_t errlen)
 {
     const char *f[] = {"state", "done", "outcome", why};
+    char ttl[24];
+    const char *argv[3 + 3] = {NULL, NULL, NULL, ttl, w->o.prefix, c->seq};
+    redisReply *rep;
 
     snprintf(out->outcome, sizeof out->outcome, "%s", why);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)real_ms(w->o.member_ttl_ms));
+    rep = eval_str(r, release_lua, 0, argv, 6, err, errlen);
+    if (rep == NULL)
+        return -1;
+    freeReplyObject(rep);
     return update(w, r, owner, c, "done", real_ms(w->bo.keep_ms), f, 4, err, errlen) < 0 ? -1 : 1;
 }
 
