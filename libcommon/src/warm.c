@@ -199,7 +199,7 @@ static const char seal_lua[] = SEAL_LUA
 /*
  * KEYS ready, claims; ARGV owner, lease_ms, prefix. An expired claim first,
  * else the oldest sealed batch: {seq, state, name, batch_id, attempts,
- * opened_ms, items}, or nil.
+ * opened_ms, items, submit_ms}, or nil.
  */
 static const char claim_lua[] =
     "local t = redis.call('TIME')\n"
@@ -211,8 +211,9 @@ static const char claim_lua[] =
     "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), seq)\n"
     "redis.call('HSET', h, 'owner', ARGV[1])\n"
     "local v = redis.call('HMGET', h, 'state', 'name', 'batch_id', 'attempts', 'opened_ms',\n"
-    "  'items')\n"
-    "return {seq, v[1] or '', v[2] or '', v[3] or '', v[4] or '0', v[5] or '0', v[6] or '0'}\n";
+    "  'items', 'submit_ms')\n"
+    "return {seq, v[1] or '', v[2] or '', v[3] or '', v[4] or '0', v[5] or '0', v[6] or '0',\n"
+    "  v[7] or '0'}\n";
 
 /*
  * KEYS claims; ARGV owner, seq, prefix, action (set|retry|done), arg
@@ -623,6 +624,7 @@ struct claim {
     char seq[24], state[16], name[101], batch_id[RTE_BATCH_ID_MAX];
     int attempts, items;
     int64_t opened_ms;
+    int64_t submit_ms; /* clock ms of the first submit under name; 0 = none yet */
 };
 
 /* 1 claimed (c filled), 0 nothing waiting, -1 + err */
@@ -642,7 +644,7 @@ static int claim(rte_warm *w, rte_redis *r, const char *owner, struct claim *c, 
         freeReplyObject(rep);
         return 0;
     }
-    if (rep->elements != 7) {
+    if (rep->elements != 8) {
         snprintf(err, errlen, "warm: claim script answered %zu elements", rep->elements);
         freeReplyObject(rep);
         return -1;
@@ -656,6 +658,7 @@ static int claim(rte_warm *w, rte_redis *r, const char *owner, struct claim *c, 
     c->attempts = (int)reply_int(rep->element[4]);
     c->opened_ms = reply_int(rep->element[5]);
     c->items = (int)reply_int(rep->element[6]);
+    c->submit_ms = reply_int(rep->element[7]);
     freeReplyObject(rep);
     return 1;
 }
@@ -816,72 +819,161 @@ static int resolve(rte_warm *w, rte_redis *r, const struct claim *c,
     return n;
 }
 
-/* submit the members of claim c; 1, or -1 + err on a Redis error */
+/* record c's Stedi batch id and register it; the caller reports it (1), -1 + err */
+static int submitted(rte_warm *w, rte_redis *r, const char *owner, struct claim *c,
+                     const struct resolved *rs, rte_warm_submitted_fn fn, void *arg,
+                     rte_warm_submitted *out, char *err, size_t errlen)
+{
+    char nitems[12];
+    const char *s[] = {"state", "submitted", "batch_id", c->batch_id, "items", nitems};
+    int up;
+
+    snprintf(out->batch_id, sizeof out->batch_id, "%s", c->batch_id);
+    snprintf(out->outcome, sizeof out->outcome, "submitted");
+    snprintf(nitems, sizeof nitems, "%d", rs->n);
+    up = update(w, r, owner, c, "set", 0, s, 6, err, errlen);
+    if (up == 0) {
+        /* our lease ran out during the call: the claimant that took over
+           resubmits under the same name, is told it exists, finds it by name
+           and registers it - registering it here too would do it twice */
+        rte_log_warn("warm: Stedi batch %s (%s) is left to the claimant that took batch %s over",
+                     c->batch_id, c->name, c->seq);
+        return 1;
+    }
+    if (up < 0 || finish_submitted(w, r, owner, c, rs, out->submitted_ms, err, errlen) != 0) {
+        rte_log_error("warm: Stedi batch %s (%d checks) submitted but not recorded: %s; the next "
+                      "claimant registers it",
+                      c->batch_id, rs->n, err);
+        return -1;
+    }
+    if (fn)
+        fn(arg, out, rs->items, rs->sources, rs->n);
+    return 1;
+}
+
+/* claim c back in the queue after delay_ms with fields f; 1, -1 + err */
+static int later(rte_warm *w, rte_redis *r, const char *owner, const struct claim *c,
+                 const char *outcome, int64_t delay_ms, const char *const *f, int nf,
+                 rte_warm_submitted *out, char *err, size_t errlen)
+{
+    snprintf(out->outcome, sizeof out->outcome, "%s", outcome);
+    return update(w, r, owner, c, "retry", delay_ms, f, nf, err, errlen) < 0 ? -1 : 1;
+}
+
+/*
+ * c's batch exists at Stedi under c->name (Stedi said 409 to the name) but
+ * its id was never read: look for it among the account's polled results
+ * (their items carry batchName), and register it once found. Until one of
+ * its checks completes, look again after retry_delay_ms; after
+ * RTE_WARM_ORPHAN_MS with nothing found, drop it as unknown.
+ */
+#define RTE_WARM_ORPHAN_MS (26 * HOUR_MS) /* Stedi retries a check at most 24 h */
+static int find_orphan(rte_warm *w, rte_redis *r, const char *owner, struct claim *c,
+                       const struct resolved *rs, rte_warm_submitted_fn fn, void *arg,
+                       rte_warm_submitted *out, char *err, size_t errlen)
+{
+    const char *f[] = {"state", "orphan"};
+    char serr[512];
+    int64_t now = rte_clock_now_ms();
+    int found = rte_stedi_find_batch(w->stedi, c->name, c->submit_ms - MIN_MS, 50, c->batch_id,
+                                     sizeof c->batch_id, serr, sizeof serr);
+
+    if (found == 1) {
+        rte_log_info("warm: batch %s (%s): found at Stedi as %s; registered", c->seq, c->name,
+                     c->batch_id);
+        return submitted(w, r, owner, c, rs, fn, arg, out, err, errlen);
+    }
+    if (found == 0 && now - c->submit_ms > RTE_WARM_ORPHAN_MS) {
+        rte_log_error("warm: batch %s (%s): Stedi says the name exists but none of its checks "
+                      "came back in %lld h; dropped as unknown",
+                      c->seq, c->name, (long long)(RTE_WARM_ORPHAN_MS / HOUR_MS));
+        return drop(w, r, owner, c, "unknown", out, err, errlen);
+    }
+    if (found < 0)
+        rte_log_warn("warm: batch %s (%s): looking for it at Stedi: %s", c->seq, c->name, serr);
+    return later(w, r, owner, c, "orphan", w->o.retry_delay_ms, f, 2, out, err, errlen);
+}
+
+/*
+ * submit the members of claim c: under a new unique name, or - when c was
+ * left "submitting" (its submitter died in the call, or did not learn the
+ * outcome) - again under the name it was submitted with, so Stedi either
+ * creates it now or answers 409 (it exists: find it). 1, or -1 + err on a
+ * Redis error.
+ */
 static int submit(rte_warm *w, rte_redis *r, const rte_member_snapshot *snap, const char *owner,
                   struct claim *c, rte_warm_submitted_fn fn, void *arg, rte_warm_submitted *out,
                   char *err, size_t errlen)
 {
     struct resolved rs;
-    char attempts[12], serr[512];
+    char attempts[12], since[24], serr[512];
     int n, rc = -1, src;
+    int again = strcmp(c->state, "submitting") == 0 && c->name[0] != '\0';
 
     n = resolve(w, r, c, snap, &rs, err, errlen);
     out->unresolved = rs.unresolved;
     if (n < 0)
         goto out;
+    snprintf(out->name, sizeof out->name, "%s", c->name);
+    out->items = n;
+    out->submitted_ms = rte_clock_now_ms();
+    if (strcmp(c->state, "orphan") == 0) {
+        rc = find_orphan(w, r, owner, c, &rs, fn, arg, out, err, errlen);
+        goto out;
+    }
     if (n == 0) {
         rc = drop(w, r, owner, c, "empty", out, err, errlen);
         goto out;
     }
-    batch_name(w, c->seq, c->name);
+    if (!again) {
+        batch_name(w, c->seq, c->name);
+        c->submit_ms = out->submitted_ms;
+    }
+    snprintf(out->name, sizeof out->name, "%s", c->name);
     snprintf(attempts, sizeof attempts, "%d", c->attempts + 1);
-    const char *f[] = {"state", "submitting", "name", c->name, "attempts", attempts};
-    if (update(w, r, owner, c, "set", 0, f, 6, err, errlen) != 1) {
+    snprintf(since, sizeof since, "%lld", (long long)c->submit_ms);
+    const char *f[] = {"state", "submitting", "name", c->name, "attempts", attempts,
+                       "submit_ms", since};
+    if (update(w, r, owner, c, "set", 0, f, 8, err, errlen) != 1) {
         rc = out->seq ? 1 : -1;
         snprintf(out->outcome, sizeof out->outcome, "lost");
         goto out;
     }
-    snprintf(out->name, sizeof out->name, "%s", c->name);
-    out->items = n;
-    out->submitted_ms = rte_clock_now_ms();
+    if (again)
+        rte_log_warn("warm: batch %s (%s, %d checks): its last submit's outcome is unknown; "
+                     "submitted again under the same name (Stedi refuses a second batch of it)",
+                     c->seq, c->name, n);
     src = stedi_submit(w, rs.items, (size_t)n, c->name, c->batch_id, sizeof c->batch_id, serr,
                        sizeof serr);
+    if (src == 0) {
+        rc = submitted(w, r, owner, c, &rs, fn, arg, out, err, errlen);
+        goto out;
+    }
+    if (src == RTE_STEDI_E_EXISTS && again) {
+        rc = find_orphan(w, r, owner, c, &rs, fn, arg, out, err, errlen);
+        goto out;
+    }
+    if (c->attempts + 1 >= w->o.max_attempts) {
+        rte_log_error("warm: batch %s (%d checks) not submitted after %d attempts, dropped as %s: "
+                      "%s",
+                      c->seq, n, c->attempts + 1,
+                      src == RTE_STEDI_E_UNKNOWN ? "unknown" : "failed", serr);
+        rc = drop(w, r, owner, c, src == RTE_STEDI_E_UNKNOWN ? "unknown" : "failed", out, err,
+                  errlen);
+        goto out;
+    }
     if (src == RTE_STEDI_E_UNKNOWN) {
-        rte_log_error("warm: batch %s (%s, %d checks): Stedi may or may not have created it (%s); "
-                      "not submitted again",
-                      c->seq, c->name, n, serr);
-        rc = drop(w, r, owner, c, "unknown", out, err, errlen);
+        /* it may exist: the retry submits the same name, which settles it */
+        rte_log_warn("warm: batch %s (%s, %d checks): Stedi may or may not have created it (%s); "
+                     "asking again under the same name in %lld ms",
+                     c->seq, c->name, n, serr, (long long)w->o.retry_delay_ms);
+        rc = later(w, r, owner, c, "retry", w->o.retry_delay_ms, NULL, 0, out, err, errlen);
         goto out;
     }
-    if (src != 0) {
-        if (c->attempts + 1 >= w->o.max_attempts) {
-            rte_log_error("warm: batch %s (%d checks) refused by Stedi %d times, dropped: %s",
-                          c->seq, n, c->attempts + 1, serr);
-            rc = drop(w, r, owner, c, "failed", out, err, errlen);
-            goto out;
-        }
-        rte_log_warn("warm: batch %s (%d checks) refused by Stedi (%s); retry in %lld ms", c->seq,
-                     n, serr, (long long)w->o.retry_delay_ms);
-        const char *g[] = {"state", ""};
-        snprintf(out->outcome, sizeof out->outcome, "retry");
-        rc = update(w, r, owner, c, "retry", w->o.retry_delay_ms, g, 2, err, errlen) < 0 ? -1 : 1;
-        goto out;
-    }
-    snprintf(out->batch_id, sizeof out->batch_id, "%s", c->batch_id);
-    snprintf(out->outcome, sizeof out->outcome, "submitted");
-    char nitems[12];
-    snprintf(nitems, sizeof nitems, "%d", n);
-    const char *s[] = {"state", "submitted", "batch_id", c->batch_id, "items", nitems};
-    if (update(w, r, owner, c, "set", 0, s, 6, err, errlen) < 0 ||
-        finish_submitted(w, r, owner, c, &rs, out->submitted_ms, err, errlen) != 0) {
-        rte_log_error("warm: Stedi batch %s (%d checks) submitted but not recorded: %s; the next "
-                      "claimant registers it",
-                      c->batch_id, n, err);
-        goto out;
-    }
-    if (fn)
-        fn(arg, out, rs.items, rs.sources, n);
-    rc = 1;
+    rte_log_warn("warm: batch %s (%d checks) refused by Stedi (%s); retry in %lld ms", c->seq, n,
+                 serr, (long long)w->o.retry_delay_ms);
+    const char *g[] = {"state", ""};
+    rc = later(w, r, owner, c, "retry", w->o.retry_delay_ms, g, 2, out, err, errlen);
 out:
     resolved_free(&rs);
     return rc;
@@ -916,12 +1008,6 @@ int rte_warm_submit_next(rte_warm *w, rte_redis *r, const rte_member_snapshot *s
         rc = finish_submitted(w, r, owner, &c, &rs, 0, err, errlen) == 0 ? 1 : -1;
         resolved_free(&rs);
         return rc;
-    }
-    if (strcmp(c.state, "submitting") == 0) {
-        rte_log_error("warm: batch %s (%s): its submitter died during the Stedi call; it may "
-                      "exist at Stedi, so it is not submitted again",
-                      c.seq, c.name);
-        return drop(w, r, owner, &c, "unknown", out, err, errlen);
     }
     return submit(w, r, snap, owner, &c, fn, arg, out, err, errlen);
 }

@@ -25,11 +25,14 @@
  *            its members through the member directory, submits them as
  *            one Stedi batch with a unique name, registers the Stedi batch
  *            id with batch_registry for webhook-receiver to poll, and
- *            deletes the batch. The claim records "submitting" before the
- *            call and the batch id after it; a batch found "submitting" by
- *            a later claimant may exist at Stedi (its submitter died in the
- *            call), so it is not sent again: it is dropped as "unknown"
- *            and counted. A refused submit (nothing created) is retried
+ *            deletes the batch. The claim records "submitting" and the
+ *            name before the call and the batch id after it; a batch found
+ *            "submitting" (its submitter died in the call, or the outcome
+ *            was unknown) is submitted again under the same name: Stedi
+ *            creates it, or answers 409 and the batch, now "orphan", is
+ *            looked up by name among the polled results until found and
+ *            registered (dropped as "unknown" after 26 h of nothing). A
+ *            refused submit (nothing created) is retried
  *            after retry_delay_ms, up to max_attempts, then dropped as
  *            "failed". A dropped batch's members are forgotten as queued,
  *            so their next request queues them again.
@@ -51,8 +54,8 @@
  *               P:open list renamed (member id, the source that queued it)
  *   P:ready     list of sealed batch numbers waiting for a submitter
  *   P:claims    sorted set batch number -> claim expiry (Redis time, ms)
- *   P:bst:<n>   hash owner, state (submitting|submitted|done), name,
- *               batch_id, attempts, opened_ms, sealed_ms, outcome
+ *   P:bst:<n>   hash owner, state (submitting|orphan|submitted|done), name,
+ *               submit_ms, batch_id, attempts, opened_ms, sealed_ms, outcome
  * Member ids are stored as list elements and set members (values), never
  * in key names.
  *
