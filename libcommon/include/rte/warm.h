@@ -114,7 +114,7 @@ typedef struct rte_warm_item {
 /* What one rte_warm_submit_next call did (for metrics and logs). */
 typedef struct rte_warm_submitted {
     long seq;         /* the queue's batch number, 0 if none was claimed */
-    char outcome[16]; /* submitted | retry | failed | unknown | empty */
+    char outcome[16]; /* submitted, retry, orphan, lost; dropped: failed, unknown, empty */
     char batch_id[RTE_BATCH_ID_MAX];
     char name[101];       /* the unique Stedi batch name */
     int items;            /* checks submitted */
