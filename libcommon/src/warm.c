@@ -932,8 +932,8 @@ static int submit(rte_warm *w, rte_redis *r, const rte_member_snapshot *snap, co
     snprintf(out->name, sizeof out->name, "%s", c->name);
     snprintf(attempts, sizeof attempts, "%d", c->attempts + 1);
     snprintf(since, sizeof since, "%lld", (long long)c->submit_ms);
-    const char *f[] = {"state", "submitting", "name", c->name, "attempts", attempts,
-                       "submit_ms", since};
+    const char *f[] = {"state",    "submitting", "name",      c->name,
+                       "attempts", attempts,     "submit_ms", since};
     if (update(w, r, owner, c, "set", 0, f, 8, err, errlen) != 1) {
         rc = out->seq ? 1 : -1;
         snprintf(out->outcome, sizeof out->outcome, "lost");
@@ -956,8 +956,8 @@ static int submit(rte_warm *w, rte_redis *r, const rte_member_snapshot *snap, co
     if (c->attempts + 1 >= w->o.max_attempts) {
         rte_log_error("warm: batch %s (%d checks) not submitted after %d attempts, dropped as %s: "
                       "%s",
-                      c->seq, n, c->attempts + 1,
-                      src == RTE_STEDI_E_UNKNOWN ? "unknown" : "failed", serr);
+                      c->seq, n, c->attempts + 1, src == RTE_STEDI_E_UNKNOWN ? "unknown" : "failed",
+                      serr);
         rc = drop(w, r, owner, c, src == RTE_STEDI_E_UNKNOWN ? "unknown" : "failed", out, err,
                   errlen);
         goto out;
