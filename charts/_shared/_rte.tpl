@@ -80,7 +80,33 @@ data:
 {{- end }}
 {{- end -}}
 
+{{- /*
+rte.checkPorts - the ports the Service, the probes and the container declare
+are the ports the service listens on: each config.<x>.addr (or its default
+from docs/configuration.md) must end in the matching service.<x>Port, or the
+render fails naming both.
+*/ -}}
+{{- define "rte.checkPorts" -}}
+{{- $c := .Values.config -}}
+{{- $pairs := list (list "admin" "adminPort" "0.0.0.0:9090") (list "grpc" "grpcPort" "0.0.0.0:50051") -}}
+{{- if .Values.service.httpPort -}}
+{{- $pairs = append $pairs (list "http" "httpPort" "0.0.0.0:8080") -}}
+{{- end -}}
+{{- range $pairs -}}
+{{- $section := index . 0 -}}
+{{- $port := index $.Values.service (index . 1) -}}
+{{- $addr := index . 2 -}}
+{{- if and (hasKey $c $section) (hasKey (index $c $section) "addr") -}}
+{{- $addr = index (index $c $section) "addr" -}}
+{{- end -}}
+{{- if not (hasSuffix (printf ":%v" $port) (toString $addr)) -}}
+{{- fail (printf "config.%s.addr is %q but service.%s is %v: they must name the same port" $section (toString $addr) (index . 1) $port) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "rte.deployment" -}}
+{{- include "rte.checkPorts" . -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:

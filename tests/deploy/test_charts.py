@@ -249,6 +249,33 @@ def test_schema_refuses_wrong_types_unknown_keys_and_secrets(helm, args, needle)
     assert needle in err, err
 
 
+@pytest.mark.parametrize("args,needle", [
+    (("--set", "service.adminPort=9100"),
+     'config.admin.addr is "0.0.0.0:9090" but service.adminPort is 9100'),
+    (("--set", "config.grpc.addr=0.0.0.0:50052"),
+     'config.grpc.addr is "0.0.0.0:50052" but service.grpcPort is 50051'),
+    (("--set", "service.httpPort=8081"),
+     'config.http.addr is "0.0.0.0:8080" but service.httpPort is 8081'),
+])
+def test_ports_must_agree_with_the_addresses_the_service_listens_on(helm, args, needle):
+    rc, _, err = _render(helm, os.path.join(CHARTS, "cache-gateway"), "default", args)
+    assert rc != 0 and needle in err, err
+    both = ("--set", "service.adminPort=9100", "--set", "config.admin.addr=0.0.0.0:9100")
+    dep = by_kind(render(helm, os.path.join(CHARTS, "cache-gateway"), "default", both),
+                  "Deployment")[0]
+    ports = dep["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert {"name": "admin", "containerPort": 9100} in ports
+
+
+def test_member_cron_chart_ships_the_services_model_and_schedules(helm):
+    """values.yaml says: keep equal to services/member-cron/*.yaml (the image's defaults)."""
+    objs = render(helm, os.path.join(CHARTS, "member-cron"))
+    data = by_kind(objs, "ConfigMap")[0]["data"]
+    for name in ("model.yaml", "schedules.yaml"):
+        with open(os.path.join(REPO, "services", "member-cron", name)) as f:
+            assert yaml.safe_load(data[name]) == yaml.safe_load(f.read()), name
+
+
 def test_prometheus_rule_carries_the_promtool_checked_file(helm):
     for service in SERVICES:
         chart = os.path.join(CHARTS, service)
