@@ -267,6 +267,19 @@ def test_ports_must_agree_with_the_addresses_the_service_listens_on(helm, args, 
     assert {"name": "admin", "containerPort": 9100} in ports
 
 
+def test_gateway_replicas_cannot_exceed_the_slot_limit_while_redis_is_down(helm):
+    chart = os.path.join(CHARTS, "cache-gateway")
+    rc, _, err = _render(helm, chart, "default", ("--set", "autoscaling.maxReplicas=8"))
+    assert rc != 0 and "up to 8 replicas x slots.degraded_limit 2 = 16" in err, err
+    rc, _, err = _render(helm, chart, "default", ("--set", "autoscaling.enabled=false",
+                                                   "--set", "replicaCount=4",
+                                                   "--set", "config.slots.degraded_limit=4"))
+    assert rc != 0 and "above slots.limit 15" in err, err
+    # 0 = refuse Stedi calls while Redis is down: any replica count
+    render(helm, chart, "default", ("--set", "autoscaling.maxReplicas=30",
+                                    "--set", "config.slots.degraded_limit=0"))
+
+
 def test_member_cron_chart_ships_the_services_model_and_schedules(helm):
     """values.yaml says: keep equal to services/member-cron/*.yaml (the image's defaults)."""
     objs = render(helm, os.path.join(CHARTS, "member-cron"))
