@@ -9,12 +9,14 @@
 # with only the shared libraries the binary links (librdkafka, hiredis,
 # libcurl, cJSON, h2o-evloop, protobuf-c, gRPC core, OpenSSL, libyaml).
 # It runs as uid/gid 10001 and has no HEALTHCHECK: Kubernetes probes the
-# admin port (and gRPC health) itself. tests/deploy/test_images.py checks
+# admin port (and gRPC health) itself. It sets no RTE_* variable: the
+# environment overrides the config file, so an image default would win
+# over the config the chart mounts (the ports are the services' defaults). tests/deploy/test_images.py checks
 # the runtime list against what the built binary links and the COPY lines
 # against what the Makefile reads.
 
 FROM debian:12-slim AS build
-ENV DEBIAN_FRONTEND=noninteractive
+ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         build-essential pkg-config ca-certificates \
         librdkafka-dev libhiredis-dev libcurl4-openssl-dev libcjson-dev \
@@ -29,7 +31,7 @@ COPY services/cache-warmer ./services/cache-warmer
 RUN make BUILD=build build/bin/cache-warmer
 
 FROM debian:12-slim
-ENV DEBIAN_FRONTEND=noninteractive
+ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         ca-certificates librdkafka1 libhiredis0.14 libcurl4 libcjson1 \
         libh2o-evloop0.13 libprotobuf-c1 libgrpc29 libssl3 libyaml-0-2 \
@@ -40,6 +42,5 @@ COPY --from=build /src/build/bin/cache-warmer /usr/local/bin/cache-warmer
 USER 10001:10001
 # admin (/metrics, /healthz, /readyz), gRPC CacheWarmingService and health
 EXPOSE 9090 50051
-ENV RTE_ADMIN_ADDR=0.0.0.0:9090 RTE_GRPC_ADDR=0.0.0.0:50051
 ENTRYPOINT ["/usr/local/bin/cache-warmer"]
 CMD ["--config", "/etc/rte/config.yaml"]

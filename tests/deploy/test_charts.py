@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SERVICES, service_binary
+from test_images import image_env
 
 CHARTS = os.path.join(REPO, "charts")
 GRPC_FIRST = {"batch-rpc", "cache-warmer"}
@@ -326,7 +327,8 @@ def test_notes_say_what_was_installed(helm, service, tmp_path):
 # --- the services accept what their charts render ------------------------
 
 def check_config(service, objs, tmp, name=None):
-    """Run the service's --check-config on the ConfigMap and env its Deployment gives it."""
+    """Run the service's --check-config as its container would: the image's ENV, then the
+    env the Deployment gives it, and the ConfigMap's files where the pod mounts them."""
     binary = service_binary(service)
     name = name or f"rel-{service}"
     (cm,) = [o for o in by_kind(objs, "ConfigMap") if o["metadata"]["name"] == name]
@@ -340,6 +342,7 @@ def check_config(service, objs, tmp, name=None):
     (c,) = dep["spec"]["template"]["spec"]["containers"]
     assert c["args"] == ["--config", "/etc/rte/config.yaml"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RTE_")}
+    env.update(image_env(service))
     for e in c.get("env", []):
         if "secretKeyRef" in e.get("valueFrom", {}):
             env[e["name"]] = SECRET_VALUES[e["name"]]

@@ -63,6 +63,22 @@ def parse(text):
     return stages
 
 
+def image_env(service):
+    """The environment the image's runtime stage sets (ENV), as a dict."""
+    with open(dockerfile(service)) as f:
+        stage = parse(f.read())[-1]
+    env = {}
+    for word, rest in stage["lines"]:
+        if word != "ENV":
+            continue
+        args = shlex.split(rest)
+        if len(args) >= 2 and "=" not in args[0]:
+            env[args[0]] = " ".join(args[1:])
+        else:
+            env.update(a.split("=", 1) for a in args)
+    return env
+
+
 def apt_packages(stage):
     """Packages every `apt-get install` of a stage names."""
     pkgs = set()
@@ -230,6 +246,12 @@ def test_one_pattern(service):
     from_build = [r for w, r in runtime if w == "COPY" and "--from=build" in r]
     assert from_build == [f"--from=build /src/build/bin/{service} /usr/local/bin/{service}"]
     assert [r for w, r in runtime if w == "ENTRYPOINT"] == [f'["/usr/local/bin/{service}"]']
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_image_sets_no_config_variable(service):
+    """An RTE_* variable in the image would override the config file the chart mounts."""
+    assert [k for k in image_env(service) if k.startswith("RTE_")] == []
 
 
 @pytest.mark.parametrize("service", SERVICES)
