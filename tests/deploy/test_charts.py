@@ -413,6 +413,20 @@ def test_umbrella_can_leave_a_service_out(helm, suite_dir):
     assert len(by_kind(objs, "Deployment")) == 4
 
 
+def test_umbrella_notes_list_what_was_installed(helm, suite_dir):
+    shutil.copy(os.path.join(suite_dir, "templates", "NOTES.txt"),
+                os.path.join(suite_dir, "templates", "notes-check.txt"))
+    try:
+        p = run([helm, "template", "rel", suite_dir, "--namespace", "rte", "--debug",
+                 "--show-only", "templates/notes-check.txt", "--set", "batch-rpc.enabled=false"])
+    finally:
+        os.unlink(os.path.join(suite_dir, "templates", "notes-check.txt"))
+    listed = re.findall(r"^  Deployment/(\S+)$", p.stdout, re.M)
+    assert listed == ["rel-member-cron", "rel-cache-warmer", "rel-cache-gateway",
+                      "rel-webhook-receiver"], p.stdout + p.stderr
+    assert "slots.limit=15 across the whole suite" in p.stdout
+
+
 def test_umbrella_schema_refuses_an_unknown_global_key(helm, suite_dir):
     rc, _, err = _render(helm, suite_dir, "default", ("--set", "global.config.redis.uri=x"))
     assert rc != 0 and "uri" in err, err
