@@ -125,13 +125,18 @@ def key_schema(key, default, rng, meaning):
     return {"type": "string", "description": desc}
 
 
-def put(tree, dotted, schema):
+def put(tree, dotted, schema, required=False):
+    """Add the schema of a dotted key; a required key is required with its sections."""
     parts = dotted.split(".")
     node = tree
     for p in parts[:-1]:
+        if required and p not in node.setdefault("required", []):
+            node["required"].append(p)
         node = node.setdefault("properties", {}).setdefault(
             p, {"type": "object", "additionalProperties": False})
     node.setdefault("properties", {})[parts[-1]] = schema
+    if required:
+        node.setdefault("required", []).append(parts[-1])
 
 
 def config_schema(service, rows):
@@ -148,7 +153,9 @@ def config_schema(service, rows):
             continue
         if own and key.startswith(own + "."):
             seen_own = True
-        put(tree, key.replace(".<property>", ""), key_schema(key, default, rng, meaning))
+        # a key without a default ("(required)") must be in the chart's config
+        put(tree, key.replace(".<property>", ""), key_schema(key, default, rng, meaning),
+            required=default == "(required)")
     if own and not seen_own:
         tree["properties"][own] = {
             "type": "object",

@@ -289,6 +289,12 @@ def test_member_cron_chart_ships_the_services_model_and_schedules(helm):
             assert yaml.safe_load(data[name]) == yaml.safe_load(f.read()), name
 
 
+def test_schema_requires_a_key_without_a_default(helm):
+    rc, _, err = _render(helm, os.path.join(CHARTS, "cache-warmer"), "default",
+                         ("--set", "config.warmer.members=null"))
+    assert rc != 0 and "members" in err and "required" in err, err
+
+
 def test_prometheus_rule_carries_the_promtool_checked_file(helm):
     for service in SERVICES:
         chart = os.path.join(CHARTS, service)
