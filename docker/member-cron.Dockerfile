@@ -2,19 +2,28 @@
 #
 # Build from the repository root:
 #   docker build -f docker/member-cron.Dockerfile -t rte/member-cron .
-# Stage 1 builds with the Makefile on Debian 12; stage 2 carries only the
-# binary, the shared libraries it links (librdkafka, hiredis, libcurl,
-# cJSON, h2o-evloop, protobuf-c, gRPC core, OpenSSL, libyaml), the IANA
+# The one pattern of the five images (docs/deploy.md "Images"): stage 1
+# builds the binary with the Makefile on Debian 12 from the files it needs
+# (Makefile, libcommon, proto, services/member-cron); stage 2 is Debian 12 slim
+# with only the shared libraries the binary links (librdkafka, hiredis,
+# libcurl, cJSON, h2o-evloop, protobuf-c, gRPC core, OpenSSL, libyaml), the IANA
 # zone files it reads itself (tzdata) and the shipped model and schedules
-# as defaults (the Helm chart mounts its own over /etc/rte).
+# as defaults (the Helm chart mounts its own on /etc/rte and names them in
+# its config).
+# It runs as uid/gid 10001 and has no HEALTHCHECK: Kubernetes probes the
+# admin port (and gRPC health) itself. It sets no RTE_* variable: the
+# environment overrides the config file, so an image default would win
+# over the config the chart mounts (the ports are the services' defaults). tests/deploy/test_images.py checks
+# the runtime list against what the built binary links and the COPY lines
+# against what the Makefile reads.
 
 FROM debian:12-slim AS build
-ENV DEBIAN_FRONTEND=noninteractive
+ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         build-essential pkg-config ca-certificates \
         librdkafka-dev libhiredis-dev libcurl4-openssl-dev libcjson-dev \
         libh2o-evloop-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev \
-        libssl-dev libyaml-dev libcmocka-dev protobuf-compiler \
+        libssl-dev libyaml-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -24,21 +33,21 @@ COPY services/member-cron ./services/member-cron
 RUN make BUILD=build build/bin/member-cron
 
 FROM debian:12-slim
-ENV DEBIAN_FRONTEND=noninteractive
+ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         ca-certificates tzdata librdkafka1 libhiredis0.14 libcurl4 libcjson1 \
         libh2o-evloop0.13 libprotobuf-c1 libgrpc29 libssl3 libyaml-0-2 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home rte
+    && groupadd --system --gid 10001 rte \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin rte
 COPY --from=build /src/build/bin/member-cron /usr/local/bin/member-cron
-COPY services/member-cron/model.yaml /usr/share/member-cron/model.yaml
-COPY services/member-cron/schedules.yaml /usr/share/member-cron/schedules.yaml
-USER 10001
+# the shipped model and schedules where the config's defaults
+# (services/member-cron/*.yaml, relative) find them from the WORKDIR; no
+# RTE_* variable: the environment would win over the mounted config
+WORKDIR /usr/share/rte
+COPY services/member-cron/model.yaml services/member-cron/schedules.yaml ./services/member-cron/
+USER 10001:10001
 # admin (/metrics, /healthz, /readyz, /v1/schedules), gRPC health
 EXPOSE 9090 50051
-ENV RTE_ADMIN_ADDR=0.0.0.0:9090 RTE_GRPC_ADDR=0.0.0.0:50051 \
-    RTE_MEMBER_CRON_MODEL=/usr/share/member-cron/model.yaml \
-    RTE_MEMBER_CRON_SCHEDULES=/usr/share/member-cron/schedules.yaml \
-    RTE_MEMBER_CRON_ZONEINFO=/usr/share/zoneinfo
 ENTRYPOINT ["/usr/local/bin/member-cron"]
 CMD ["--config", "/etc/rte/config.yaml"]

@@ -3,17 +3,25 @@
 #
 # Build from the repository root:
 #   docker build -f docker/webhook-receiver.Dockerfile -t rte/webhook-receiver .
-# Stage 1 builds with the Makefile on Debian 12; stage 2 carries only the
-# binary and the shared libraries it links (librdkafka, hiredis, libcurl,
-# cJSON, h2o-evloop, protobuf-c, gRPC core, OpenSSL, libyaml).
+# The one pattern of the five images (docs/deploy.md "Images"): stage 1
+# builds the binary with the Makefile on Debian 12 from the files it needs
+# (Makefile, libcommon, proto, services/webhook-receiver); stage 2 is Debian 12 slim
+# with only the shared libraries the binary links (librdkafka, hiredis,
+# libcurl, cJSON, h2o-evloop, protobuf-c, gRPC core, OpenSSL, libyaml).
+# It runs as uid/gid 10001 and has no HEALTHCHECK: Kubernetes probes the
+# admin port (and gRPC health) itself. It sets no RTE_* variable: the
+# environment overrides the config file, so an image default would win
+# over the config the chart mounts (the ports are the services' defaults). tests/deploy/test_images.py checks
+# the runtime list against what the built binary links and the COPY lines
+# against what the Makefile reads.
 
 FROM debian:12-slim AS build
-ENV DEBIAN_FRONTEND=noninteractive
+ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         build-essential pkg-config ca-certificates \
         librdkafka-dev libhiredis-dev libcurl4-openssl-dev libcjson-dev \
         libh2o-evloop-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev \
-        libssl-dev libyaml-dev libcmocka-dev protobuf-compiler \
+        libssl-dev libyaml-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -23,16 +31,16 @@ COPY services/webhook-receiver ./services/webhook-receiver
 RUN make BUILD=build build/bin/webhook-receiver
 
 FROM debian:12-slim
-ENV DEBIAN_FRONTEND=noninteractive
+ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         ca-certificates librdkafka1 libhiredis0.14 libcurl4 libcjson1 \
         libh2o-evloop0.13 libprotobuf-c1 libgrpc29 libssl3 libyaml-0-2 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home rte
+    && groupadd --system --gid 10001 rte \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin rte
 COPY --from=build /src/build/bin/webhook-receiver /usr/local/bin/webhook-receiver
-USER 10001
+USER 10001:10001
 # public callback endpoint, admin (/metrics, /healthz, /readyz, /admin/batches), gRPC health
 EXPOSE 8080 9090 50051
-ENV RTE_HTTP_ADDR=0.0.0.0:8080 RTE_ADMIN_ADDR=0.0.0.0:9090 RTE_GRPC_ADDR=0.0.0.0:50051
 ENTRYPOINT ["/usr/local/bin/webhook-receiver"]
 CMD ["--config", "/etc/rte/config.yaml"]

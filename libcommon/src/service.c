@@ -73,6 +73,7 @@ static struct {
     } extra_ports[MAX_EXTRA_PORTS]; /* rte_service_publish_port */
     int nextra;
     rte_grpc_server *grpc;
+    rte_auth *grpc_auth; /* grpc.auth.*: NULL = tokens not checked */
     rte_kafka_consumer *consumers[MAX_CONSUMERS];
     pthread_t consumer_threads[MAX_CONSUMERS];
     int nconsumers;
@@ -587,16 +588,64 @@ static void start_http(const rte_config *cfg)
         pin_loops(threads, cpus, ncpus);
 }
 
+/*
+ * grpc.auth.*: the token verifier, or NULL when tokens are not checked -
+ * fatal if the service has methods to protect, grpc.auth.required is on
+ * (the default) and no JWKS is configured; loud when it is off.
+ */
+static rte_auth *grpc_auth(const rte_config *cfg)
+{
+    char err[640];
+    rte_auth *auth = NULL;
+    int required = rte_config_bool(cfg, "grpc.auth.required", 1);
+    int methods = S.def->grpc != NULL && S.def->grpc[0].path != NULL;
+
+    if (rte_auth_from_config(cfg, &auth, err, sizeof err) < 0)
+        rte_fatal("config: %s", err);
+    if (auth || !methods)
+        return auth;
+    if (required)
+        rte_fatal(
+            "config: key 'grpc.auth.required' (RTE_GRPC_AUTH_REQUIRED) is true but no JWKS is "
+            "configured: set grpc.auth.jwks_file or grpc.auth.jwks_url with "
+            "grpc.auth.issuer and grpc.auth.audience (docs/auth.md), or set "
+            "grpc.auth.required=false for development only");
+    rte_log_warn("INSECURE: gRPC token checks are OFF (grpc.auth.required=false, no JWKS): any "
+                 "caller that reaches the gRPC port may call every %s method; never run so in "
+                 "production",
+                 S.def->name);
+    return NULL;
+}
+
 static void start_grpc(const rte_config *cfg)
 {
     static const rte_grpc_method none[] = {{NULL}};
     char err[512];
     const char *addr = rte_config_str(cfg, "grpc.addr", "0.0.0.0:50051");
-    S.grpc = rte_grpc_server_new(addr, S.def->grpc ? S.def->grpc : none, S.grpc_workers, ready_cb,
-                                 NULL, err, sizeof err);
+    rte_grpc_server_opts o = {.nworkers = S.grpc_workers, .ready = ready_cb};
+
+    o.tls_cert_file = rte_config_str(cfg, "grpc.tls_cert", NULL);
+    o.tls_key_file = rte_config_str(cfg, "grpc.tls_key", NULL);
+    if (o.tls_cert_file && !o.tls_cert_file[0])
+        o.tls_cert_file = NULL;
+    if (o.tls_key_file && !o.tls_key_file[0])
+        o.tls_key_file = NULL;
+    if (!o.tls_cert_file != !o.tls_key_file)
+        rte_fatal("config: keys 'grpc.tls_cert' (RTE_GRPC_TLS_CERT) and 'grpc.tls_key' "
+                  "(RTE_GRPC_TLS_KEY) must be set together");
+    S.grpc_auth = grpc_auth(cfg);
+    o.auth = S.grpc_auth;
+    S.grpc = rte_grpc_server_start(addr, S.def->grpc ? S.def->grpc : none, &o, err, sizeof err);
     if (S.grpc == NULL)
-        rte_fatal("config: key 'grpc.addr' (RTE_GRPC_ADDR) = '%s': %s", addr, err);
+        rte_fatal("config: key '%s' (%s) = '%s': %s",
+                  o.tls_cert_file ? "grpc.tls_cert" : "grpc.addr",
+                  o.tls_cert_file ? "RTE_GRPC_TLS_CERT" : "RTE_GRPC_ADDR",
+                  o.tls_cert_file ? o.tls_cert_file : addr, err);
     S.grpc_port = rte_grpc_server_port(S.grpc);
+    if (o.tls_cert_file)
+        rte_log_info("gRPC port %d serves TLS", S.grpc_port);
+    if (S.grpc_auth)
+        rte_log_info("gRPC token checks on: %d keys loaded", rte_auth_nkeys(S.grpc_auth));
 }
 
 static void register_metrics(void)
@@ -710,6 +759,7 @@ static int drain(int signo)
     for (int i = 0; i < nh; i++)
         rte_http_server_free(hs[i]);
     rte_grpc_server_free(S.grpc);
+    rte_auth_free(S.grpc_auth);
     rte_log_info("drained in %lld ms; exiting", (long long)(rte_clock_mono_ms() - t0));
     return undelivered > 0 ? 1 : 0;
 }
@@ -753,6 +803,7 @@ int rte_service_main(const rte_service_def *def, int argc, char **argv)
             rte_fatal("config: %s", err);
     }
     if (check_only) { /* at a real start, init validates the same keys as it reads them */
+        rte_auth_free(grpc_auth(cfg));
         if (def->check != NULL && def->check(cfg, err, sizeof err) != 0)
             rte_fatal("config: %s", err);
         printf("%s: configuration OK\n", def->name);

@@ -1076,6 +1076,7 @@ int rte_stedi_batch_submit(rte_stedi *s, const rte_stedi_check *items, size_t n,
     if (resp.status == 409) {
         snprintf(err, errlen, "batch refused: the name '%.100s' is taken in the account (%s)",
                  name ? name : "", why);
+        rc = RTE_STEDI_E_EXISTS;
     } else if (resp.status == 429 || (resp.status >= 400 && resp.status < 500) ||
                (resp.status == 0 && resp.not_sent)) {
         snprintf(err, errlen, "batch refused: %s", why);
@@ -1301,6 +1302,57 @@ int rte_stedi_poll_page(rte_stedi *s, const char *batch_id, int page_size, const
     if (rc != 0)
         rte_stedi_page_free(out);
     return rc;
+}
+
+/* rte_stedi_find_batch - any thread; blocks */
+int rte_stedi_find_batch(rte_stedi *s, const char *name, int64_t since_ms, int max_pages,
+                         char *batch_id, size_t idlen, char *err, size_t errlen)
+{
+    char url[URL_MAX], since[40], esc_since[128], token[RTE_STEDI_PAGE_TOKEN_MAX + 1] = "";
+    char esc_tok[3 * RTE_STEDI_PAGE_TOKEN_MAX + 1];
+    rte_http_response resp;
+    rte_stedi_page page;
+    int rc;
+
+    rte_clock_format(since_ms, since, sizeof since);
+    if (url_escape(since, esc_since, sizeof esc_since) != 0) {
+        snprintf(err, errlen, "startDateTime: unusable");
+        return RTE_STEDI_E_FAILED;
+    }
+    for (int n = 0; n < max_pages; n++) {
+        if (url_escape(token, esc_tok, sizeof esc_tok) != 0) {
+            snprintf(err, errlen, "pageToken: unusable");
+            return RTE_STEDI_E_FAILED;
+        }
+        snprintf(url, sizeof url, "%s%s?startDateTime=%s&pageSize=200%s%s", s->manager_url,
+                 PATH_POLL, esc_since, esc_tok[0] ? "&pageToken=" : "", esc_tok);
+        memset(&page, 0, sizeof page);
+        rc = get_json(s, API_POLL, url, &resp, &page.doc, err, errlen);
+        rte_http_response_free(&resp);
+        if (rc == 0)
+            rc = rte_stedi_page_read(&page, err, errlen);
+        if (rc != 0) {
+            rte_stedi_page_free(&page);
+            return RTE_STEDI_E_FAILED;
+        }
+        const cJSON *it;
+        cJSON_ArrayForEach(it, page.items)
+        {
+            const cJSON *bn = cJSON_GetObjectItemCaseSensitive(it, "batchName");
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "batchId");
+            if (cJSON_IsString(bn) && strcmp(bn->valuestring, name) == 0 && cJSON_IsString(id) &&
+                id->valuestring[0] != '\0' && strlen(id->valuestring) < idlen) {
+                snprintf(batch_id, idlen, "%s", id->valuestring);
+                rte_stedi_page_free(&page);
+                return 1;
+            }
+        }
+        snprintf(token, sizeof token, "%s", page.next_token);
+        rte_stedi_page_free(&page);
+        if (token[0] == '\0')
+            break;
+    }
+    return 0;
 }
 
 /* rte_stedi_page_free - any thread */

@@ -49,13 +49,14 @@ struct rte_warm {
     "end\n"
 
 /*
- * Helpers both queueing scripts share. Commands take a whole call's
+ * Helpers the queueing scripts share. Commands take a whole call's
  * elements at once (SMISMEMBER, SADD, RPUSH), cut into chunks of
  * CHUNK elements since Lua's unpack() is limited to a few thousand values.
- * seen(): event-id hashes are members of bucket sets P:seen:<b>, b = Redis
- * time / seen_ttl, each kept 2 x seen_ttl after its last write; an id is
- * seen when it is in the current or the previous bucket, so it is
- * remembered at least seen_ttl (at most twice that).
+ * remember(): values are members of bucket sets <base>:<b>, b = Redis
+ * time / ttl, each kept 2 x ttl after its last write; a value is
+ * remembered when it is in the current or the previous bucket, so for at
+ * least ttl (at most twice that). Event-id hashes live under P:seen,
+ * queued members under P:mq.
  */
 #define BULK_LUA                                                                                   \
     "local CHUNK = 2000\n"                                                                         \
@@ -67,29 +68,30 @@ struct rte_warm {
     "    i = j + 1\n"                                                                              \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
-    "local function seen_keys(prefix, ttl)\n"                                                      \
+    "local function bucket_keys(base, ttl)\n"                                                      \
     "  local t = redis.call('TIME')\n"                                                             \
     "  local b = math.floor((tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) / ttl)\n"  \
-    "  return prefix .. ':seen:' .. b, prefix .. ':seen:' .. (b - 1)\n"                            \
+    "  return base .. ':' .. b, base .. ':' .. (b - 1)\n"                                          \
     "end\n"                                                                                        \
-    "-- hashes: list of ids; returns a table id -> true for those seen before,\n"                  \
-    "-- and marks every id seen\n"                                                                 \
-    "local function seen(prefix, ttl, hashes)\n"                                                   \
+    "-- remember(base, ttl, list): a table value -> true for the values of list\n"                 \
+    "-- (distinct) already remembered in the time buckets of base; every value is\n"               \
+    "-- remembered from now on\n"                                                                  \
+    "local function remember(base, ttl, list)\n"                                                   \
     "  local old = {}\n"                                                                           \
-    "  if #hashes == 0 then return old end\n"                                                      \
-    "  local cur, prev = seen_keys(prefix, ttl)\n"                                                 \
+    "  if #list == 0 then return old end\n"                                                        \
+    "  local cur, prev = bucket_keys(base, ttl)\n"                                                 \
     "  for _, key in ipairs({cur, prev}) do\n"                                                     \
     "    local at = 0\n"                                                                           \
-    "    each_chunk(hashes, 1, function(...)\n"                                                    \
+    "    each_chunk(list, 1, function(...)\n"                                                      \
     "      local v = redis.call('SMISMEMBER', key, ...)\n"                                         \
     "      for k = 1, #v do\n"                                                                     \
-    "        if v[k] == 1 then old[hashes[at + k]] = true end\n"                                   \
+    "        if v[k] == 1 then old[list[at + k]] = true end\n"                                     \
     "      end\n"                                                                                  \
     "      at = at + #v\n"                                                                         \
     "    end)\n"                                                                                   \
     "  end\n"                                                                                      \
     "  local set = {}\n"                                                                           \
-    "  for _, h in ipairs(hashes) do\n"                                                            \
+    "  for _, h in ipairs(list) do\n"                                                              \
     "    if not old[h] then set[#set + 1] = h end\n"                                               \
     "  end\n"                                                                                      \
     "  if #set > 0 then\n"                                                                         \
@@ -100,20 +102,18 @@ struct rte_warm {
     "end\n"
 
 /*
- * KEYS state, open, ready, seq; ARGV now, max, members_ttl, seen_ttl,
+ * KEYS state, open, ready, seq; ARGV now, max, member_ttl, seen_ttl,
  * prefix, source, then (seen hash or '', member id) pairs. Returns a
  * verdict per pair, as if the pairs had been offered one by one in order:
  * 1 the event id was seen (before, or earlier in this call), 2 the member
- * is already queued in the window (or earlier in this call), else 0 and
- * the member joins the open set, which is sealed whenever it reaches max.
+ * was queued within member_ttl (or earlier in this call), else 0 and the
+ * member joins the open set, which is sealed whenever it reaches max.
  * A duplicate member's event id is marked seen too.
  */
 static const char enqueue_lua[] = SEAL_LUA BULK_LUA
-    "local st = redis.call('HMGET', KEYS[1], 'win', 'start')\n"
-    "local win = tonumber(st[1]) or 0\n"
-    "local start = tonumber(st[2]) or 0\n"
+    "local st = redis.call('HMGET', KEYS[1], 'start')\n"
+    "local start = tonumber(st[1]) or 0\n"
     "local now, max, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[5]\n"
-    "local mkey = prefix .. ':m:' .. win\n"
     "local n = (#ARGV - 6) / 2\n"
     "local out, ids, first = {}, {}, {}\n"
     "for i = 1, n do\n"
@@ -123,7 +123,7 @@ static const char enqueue_lua[] = SEAL_LUA BULK_LUA
     "    if first[h] then out[i] = 1 else first[h] = true; ids[#ids + 1] = h end\n"
     "  end\n"
     "end\n"
-    "local old = seen(prefix, tonumber(ARGV[4]), ids)\n"
+    "local old = remember(prefix .. ':seen', tonumber(ARGV[4]), ids)\n"
     "local cand, inbatch = {}, {}\n"
     "for i = 1, n do\n"
     "  local h, m = ARGV[5 + 2 * i], ARGV[6 + 2 * i]\n"
@@ -132,25 +132,16 @@ static const char enqueue_lua[] = SEAL_LUA BULK_LUA
     "    if inbatch[m] then out[i] = 2 else inbatch[m] = i; cand[#cand + 1] = m end\n"
     "  end\n"
     "end\n"
+    "local queued = remember(prefix .. ':mq', tonumber(ARGV[3]), cand)\n"
     "local q = {}\n"
-    "if #cand > 0 then\n"
-    "  local at = 0\n"
-    "  each_chunk(cand, 1, function(...)\n"
-    "    local v = redis.call('SMISMEMBER', mkey, ...)\n"
-    "    for k = 1, #v do\n"
-    "      local m = cand[at + k]\n"
-    "      if v[k] == 1 then out[inbatch[m]] = 2 else q[#q + 1] = m end\n"
-    "    end\n"
-    "    at = at + #v\n"
-    "  end)\n"
+    "for _, m in ipairs(cand) do\n"
+    "  if queued[m] then out[inbatch[m]] = 2 else q[#q + 1] = m end\n"
     "end\n"
     "if #q > 0 then\n"
     "  if start == 0 then\n"
     "    start = now\n"
-    "    redis.call('HSET', KEYS[1], 'win', win, 'start', start)\n"
+    "    redis.call('HSET', KEYS[1], 'start', start)\n"
     "  end\n"
-    "  each_chunk(q, 1, function(...) redis.call('SADD', mkey, ...) end)\n"
-    "  redis.call('PEXPIRE', mkey, ARGV[3])\n"
     "  local size, pos = math.floor(redis.call('LLEN', KEYS[2]) / 2), 1\n"
     "  while pos <= #q do\n"
     "    if size >= max then seal(prefix, start, now); size = 0 end\n"
@@ -164,13 +155,30 @@ static const char enqueue_lua[] = SEAL_LUA BULK_LUA
     "end\n"
     "return out\n";
 
+/*
+ * ARGV member_ttl, prefix, seq: the members of sealed batch <seq> are
+ * forgotten as queued, so their next request queues them again (a batch
+ * dropped without reaching Stedi). The number forgotten.
+ */
+static const char release_lua[] =
+    BULK_LUA "local list = redis.call('LRANGE', ARGV[2] .. ':b:' .. ARGV[3], 0, -1)\n"
+             "local ms = {}\n"
+             "for i = 1, #list, 2 do ms[#ms + 1] = list[i] end\n"
+             "local n = 0\n"
+             "if #ms == 0 then return 0 end\n"
+             "local cur, prev = bucket_keys(ARGV[2] .. ':mq', tonumber(ARGV[1]))\n"
+             "for _, key in ipairs({cur, prev}) do\n"
+             "  each_chunk(ms, 1, function(...) n = n + redis.call('SREM', key, ...) end)\n"
+             "end\n"
+             "return n\n";
+
 /* ARGV seen_ttl, prefix, then seen hashes. 1 per hash not seen before (now marked), else 0 */
 static const char mark_seen_lua[] = BULK_LUA
     "local ids, dup = {}, {}\n"
     "for i = 3, #ARGV do\n"
     "  if dup[ARGV[i]] == nil then dup[ARGV[i]] = false; ids[#ids + 1] = ARGV[i] end\n"
     "end\n"
-    "local old = seen(ARGV[2], tonumber(ARGV[1]), ids)\n"
+    "local old = remember(ARGV[2] .. ':seen', tonumber(ARGV[1]), ids)\n"
     "local out = {}\n"
     "for i = 3, #ARGV do\n"
     "  local h = ARGV[i]\n"
@@ -180,12 +188,10 @@ static const char mark_seen_lua[] = BULK_LUA
 
 /* KEYS state, open, ready, seq; ARGV now, window, force, prefix. 1 sealed, 0 not */
 static const char seal_lua[] = SEAL_LUA
-    "local st = redis.call('HMGET', KEYS[1], 'win', 'start')\n"
-    "local win = tonumber(st[1]) or 0\n"
-    "local start = tonumber(st[2]) or 0\n"
+    "local start = tonumber(redis.call('HGET', KEYS[1], 'start')) or 0\n"
     "if start == 0 then return 0 end\n"
     "if ARGV[3] ~= '1' and tonumber(ARGV[1]) - start < tonumber(ARGV[2]) then return 0 end\n"
-    "redis.call('HSET', KEYS[1], 'win', win + 1, 'start', 0)\n"
+    "redis.call('HSET', KEYS[1], 'start', 0)\n"
     "if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end\n"
     "seal(ARGV[4], start, ARGV[1])\n"
     "return 1\n";
@@ -193,7 +199,7 @@ static const char seal_lua[] = SEAL_LUA
 /*
  * KEYS ready, claims; ARGV owner, lease_ms, prefix. An expired claim first,
  * else the oldest sealed batch: {seq, state, name, batch_id, attempts,
- * opened_ms, items}, or nil.
+ * opened_ms, items, submit_ms}, or nil.
  */
 static const char claim_lua[] =
     "local t = redis.call('TIME')\n"
@@ -205,8 +211,9 @@ static const char claim_lua[] =
     "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), seq)\n"
     "redis.call('HSET', h, 'owner', ARGV[1])\n"
     "local v = redis.call('HMGET', h, 'state', 'name', 'batch_id', 'attempts', 'opened_ms',\n"
-    "  'items')\n"
-    "return {seq, v[1] or '', v[2] or '', v[3] or '', v[4] or '0', v[5] or '0', v[6] or '0'}\n";
+    "  'items', 'submit_ms')\n"
+    "return {seq, v[1] or '', v[2] or '', v[3] or '', v[4] or '0', v[5] or '0', v[6] or '0',\n"
+    "  v[7] or '0'}\n";
 
 /*
  * KEYS claims; ARGV owner, seq, prefix, action (set|retry|done), arg
@@ -304,6 +311,7 @@ void rte_warm_opts_init(rte_warm_opts *o)
     o->window_ms = 5 * MIN_MS;
     o->max_batch = RTE_WARM_BATCH_MAX;
     o->dedup_ttl_ms = 24 * HOUR_MS;
+    o->member_ttl_ms = HOUR_MS;
     o->lease_ms = MIN_MS;
     o->retry_delay_ms = 10000;
     o->max_attempts = 5;
@@ -348,6 +356,10 @@ int rte_warm_opts_from_config(const rte_config *cfg, rte_warm_opts *o, char *err
     o->max_batch = (int)v;
     if (rte_config_duration_try(cfg, "warm.dedup_ttl", o->dedup_ttl_ms, MIN_MS, 30 * 24 * HOUR_MS,
                                 &o->dedup_ttl_ms, err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "warm.member_ttl",
+                                o->member_ttl_ms > 2 * o->window_ms ? o->member_ttl_ms
+                                                                    : 2 * o->window_ms,
+                                MIN_MS, 30 * 24 * HOUR_MS, &o->member_ttl_ms, err, errlen) != 0 ||
         rte_config_duration_try(cfg, "warm.lease", o->lease_ms, 1000, HOUR_MS, &o->lease_ms, err,
                                 errlen) != 0 ||
         rte_config_duration_try(cfg, "warm.retry_delay", o->retry_delay_ms, 10, HOUR_MS,
@@ -360,6 +372,13 @@ int rte_warm_opts_from_config(const rte_config *cfg, rte_warm_opts *o, char *err
                  "config: key 'warm.dedup_ttl' (RTE_WARM_DEDUP_TTL) = %lld ms: must be at least "
                  "twice warm.window (%lld ms), or a redelivery could queue a member twice",
                  (long long)o->dedup_ttl_ms, (long long)o->window_ms);
+        return -1;
+    }
+    if (o->member_ttl_ms < 2 * o->window_ms) {
+        snprintf(err, errlen,
+                 "config: key 'warm.member_ttl' (RTE_WARM_MEMBER_TTL) = %lld ms: must be at least "
+                 "twice warm.window (%lld ms), or a member could be queued twice in one window",
+                 (long long)o->member_ttl_ms, (long long)o->window_ms);
         return -1;
     }
     rte_cache_settings cs;
@@ -452,7 +471,7 @@ int rte_warm_enqueue(rte_warm *w, rte_redis *r, rte_warm_item *items, int n, con
     }
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(max, sizeof max, "%d", w->o.max_batch);
-    snprintf(mttl, sizeof mttl, "%lld", (long long)real_ms(w->o.dedup_ttl_ms));
+    snprintf(mttl, sizeof mttl, "%lld", (long long)real_ms(w->o.member_ttl_ms));
     snprintf(sttl, sizeof sttl, "%lld", (long long)real_ms(w->o.dedup_ttl_ms));
     const char *fixed[] = {w->k_state, w->k_open, w->k_ready, w->k_seq,    now,
                            max,        mttl,      sttl,       w->o.prefix, source};
@@ -605,6 +624,7 @@ struct claim {
     char seq[24], state[16], name[101], batch_id[RTE_BATCH_ID_MAX];
     int attempts, items;
     int64_t opened_ms;
+    int64_t submit_ms; /* clock ms of the first submit under name; 0 = none yet */
 };
 
 /* 1 claimed (c filled), 0 nothing waiting, -1 + err */
@@ -624,7 +644,7 @@ static int claim(rte_warm *w, rte_redis *r, const char *owner, struct claim *c, 
         freeReplyObject(rep);
         return 0;
     }
-    if (rep->elements != 7) {
+    if (rep->elements != 8) {
         snprintf(err, errlen, "warm: claim script answered %zu elements", rep->elements);
         freeReplyObject(rep);
         return -1;
@@ -638,6 +658,7 @@ static int claim(rte_warm *w, rte_redis *r, const char *owner, struct claim *c, 
     c->attempts = (int)reply_int(rep->element[4]);
     c->opened_ms = reply_int(rep->element[5]);
     c->items = (int)reply_int(rep->element[6]);
+    c->submit_ms = reply_int(rep->element[7]);
     freeReplyObject(rep);
     return 1;
 }
@@ -709,13 +730,25 @@ static int finish_submitted(rte_warm *w, rte_redis *r, const char *owner, const 
     return update(w, r, owner, c, "done", real_ms(w->bo.keep_ms), f, 4, err, errlen) < 0 ? -1 : 0;
 }
 
-/* close claim c without a batch at Stedi, with outcome why */
+/*
+ * close claim c without a batch at Stedi, with outcome why; its members
+ * are forgotten as queued first (while its list still exists), so their
+ * next request queues them again
+ */
 static int drop(rte_warm *w, rte_redis *r, const char *owner, const struct claim *c,
                 const char *why, rte_warm_submitted *out, char *err, size_t errlen)
 {
     const char *f[] = {"state", "done", "outcome", why};
+    char ttl[24];
+    const char *argv[3 + 3] = {NULL, NULL, NULL, ttl, w->o.prefix, c->seq};
+    redisReply *rep;
 
     snprintf(out->outcome, sizeof out->outcome, "%s", why);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)real_ms(w->o.member_ttl_ms));
+    rep = eval_str(r, release_lua, 0, argv, 6, err, errlen);
+    if (rep == NULL)
+        return -1;
+    freeReplyObject(rep);
     return update(w, r, owner, c, "done", real_ms(w->bo.keep_ms), f, 4, err, errlen) < 0 ? -1 : 1;
 }
 
@@ -786,72 +819,161 @@ static int resolve(rte_warm *w, rte_redis *r, const struct claim *c,
     return n;
 }
 
-/* submit the members of claim c; 1, or -1 + err on a Redis error */
+/* record c's Stedi batch id and register it; the caller reports it (1), -1 + err */
+static int submitted(rte_warm *w, rte_redis *r, const char *owner, struct claim *c,
+                     const struct resolved *rs, rte_warm_submitted_fn fn, void *arg,
+                     rte_warm_submitted *out, char *err, size_t errlen)
+{
+    char nitems[12];
+    const char *s[] = {"state", "submitted", "batch_id", c->batch_id, "items", nitems};
+    int up;
+
+    snprintf(out->batch_id, sizeof out->batch_id, "%s", c->batch_id);
+    snprintf(out->outcome, sizeof out->outcome, "submitted");
+    snprintf(nitems, sizeof nitems, "%d", rs->n);
+    up = update(w, r, owner, c, "set", 0, s, 6, err, errlen);
+    if (up == 0) {
+        /* our lease ran out during the call: the claimant that took over
+           resubmits under the same name, is told it exists, finds it by name
+           and registers it - registering it here too would do it twice */
+        rte_log_warn("warm: Stedi batch %s (%s) is left to the claimant that took batch %s over",
+                     c->batch_id, c->name, c->seq);
+        return 1;
+    }
+    if (up < 0 || finish_submitted(w, r, owner, c, rs, out->submitted_ms, err, errlen) != 0) {
+        rte_log_error("warm: Stedi batch %s (%d checks) submitted but not recorded: %s; the next "
+                      "claimant registers it",
+                      c->batch_id, rs->n, err);
+        return -1;
+    }
+    if (fn)
+        fn(arg, out, rs->items, rs->sources, rs->n);
+    return 1;
+}
+
+/* claim c back in the queue after delay_ms with fields f; 1, -1 + err */
+static int later(rte_warm *w, rte_redis *r, const char *owner, const struct claim *c,
+                 const char *outcome, int64_t delay_ms, const char *const *f, int nf,
+                 rte_warm_submitted *out, char *err, size_t errlen)
+{
+    snprintf(out->outcome, sizeof out->outcome, "%s", outcome);
+    return update(w, r, owner, c, "retry", delay_ms, f, nf, err, errlen) < 0 ? -1 : 1;
+}
+
+/*
+ * c's batch exists at Stedi under c->name (Stedi said 409 to the name) but
+ * its id was never read: look for it among the account's polled results
+ * (their items carry batchName), and register it once found. Until one of
+ * its checks completes, look again after retry_delay_ms; after
+ * RTE_WARM_ORPHAN_MS with nothing found, drop it as unknown.
+ */
+#define RTE_WARM_ORPHAN_MS (26 * HOUR_MS) /* Stedi retries a check at most 24 h */
+static int find_orphan(rte_warm *w, rte_redis *r, const char *owner, struct claim *c,
+                       const struct resolved *rs, rte_warm_submitted_fn fn, void *arg,
+                       rte_warm_submitted *out, char *err, size_t errlen)
+{
+    const char *f[] = {"state", "orphan"};
+    char serr[512];
+    int64_t now = rte_clock_now_ms();
+    int found = rte_stedi_find_batch(w->stedi, c->name, c->submit_ms - MIN_MS, 50, c->batch_id,
+                                     sizeof c->batch_id, serr, sizeof serr);
+
+    if (found == 1) {
+        rte_log_info("warm: batch %s (%s): found at Stedi as %s; registered", c->seq, c->name,
+                     c->batch_id);
+        return submitted(w, r, owner, c, rs, fn, arg, out, err, errlen);
+    }
+    if (found == 0 && now - c->submit_ms > RTE_WARM_ORPHAN_MS) {
+        rte_log_error("warm: batch %s (%s): Stedi says the name exists but none of its checks "
+                      "came back in %lld h; dropped as unknown",
+                      c->seq, c->name, (long long)(RTE_WARM_ORPHAN_MS / HOUR_MS));
+        return drop(w, r, owner, c, "unknown", out, err, errlen);
+    }
+    if (found < 0)
+        rte_log_warn("warm: batch %s (%s): looking for it at Stedi: %s", c->seq, c->name, serr);
+    return later(w, r, owner, c, "orphan", w->o.retry_delay_ms, f, 2, out, err, errlen);
+}
+
+/*
+ * submit the members of claim c: under a new unique name, or - when c was
+ * left "submitting" (its submitter died in the call, or did not learn the
+ * outcome) - again under the name it was submitted with, so Stedi either
+ * creates it now or answers 409 (it exists: find it). 1, or -1 + err on a
+ * Redis error.
+ */
 static int submit(rte_warm *w, rte_redis *r, const rte_member_snapshot *snap, const char *owner,
                   struct claim *c, rte_warm_submitted_fn fn, void *arg, rte_warm_submitted *out,
                   char *err, size_t errlen)
 {
     struct resolved rs;
-    char attempts[12], serr[512];
+    char attempts[12], since[24], serr[512];
     int n, rc = -1, src;
+    int again = strcmp(c->state, "submitting") == 0 && c->name[0] != '\0';
 
     n = resolve(w, r, c, snap, &rs, err, errlen);
     out->unresolved = rs.unresolved;
     if (n < 0)
         goto out;
+    snprintf(out->name, sizeof out->name, "%s", c->name);
+    out->items = n;
+    out->submitted_ms = rte_clock_now_ms();
+    if (strcmp(c->state, "orphan") == 0) {
+        rc = find_orphan(w, r, owner, c, &rs, fn, arg, out, err, errlen);
+        goto out;
+    }
     if (n == 0) {
         rc = drop(w, r, owner, c, "empty", out, err, errlen);
         goto out;
     }
-    batch_name(w, c->seq, c->name);
+    if (!again) {
+        batch_name(w, c->seq, c->name);
+        c->submit_ms = out->submitted_ms;
+    }
+    snprintf(out->name, sizeof out->name, "%s", c->name);
     snprintf(attempts, sizeof attempts, "%d", c->attempts + 1);
-    const char *f[] = {"state", "submitting", "name", c->name, "attempts", attempts};
-    if (update(w, r, owner, c, "set", 0, f, 6, err, errlen) != 1) {
+    snprintf(since, sizeof since, "%lld", (long long)c->submit_ms);
+    const char *f[] = {"state",    "submitting", "name",      c->name,
+                       "attempts", attempts,     "submit_ms", since};
+    if (update(w, r, owner, c, "set", 0, f, 8, err, errlen) != 1) {
         rc = out->seq ? 1 : -1;
         snprintf(out->outcome, sizeof out->outcome, "lost");
         goto out;
     }
-    snprintf(out->name, sizeof out->name, "%s", c->name);
-    out->items = n;
-    out->submitted_ms = rte_clock_now_ms();
+    if (again)
+        rte_log_warn("warm: batch %s (%s, %d checks): its last submit's outcome is unknown; "
+                     "submitted again under the same name (Stedi refuses a second batch of it)",
+                     c->seq, c->name, n);
     src = stedi_submit(w, rs.items, (size_t)n, c->name, c->batch_id, sizeof c->batch_id, serr,
                        sizeof serr);
+    if (src == 0) {
+        rc = submitted(w, r, owner, c, &rs, fn, arg, out, err, errlen);
+        goto out;
+    }
+    if (src == RTE_STEDI_E_EXISTS && again) {
+        rc = find_orphan(w, r, owner, c, &rs, fn, arg, out, err, errlen);
+        goto out;
+    }
+    if (c->attempts + 1 >= w->o.max_attempts) {
+        rte_log_error("warm: batch %s (%d checks) not submitted after %d attempts, dropped as %s: "
+                      "%s",
+                      c->seq, n, c->attempts + 1, src == RTE_STEDI_E_UNKNOWN ? "unknown" : "failed",
+                      serr);
+        rc = drop(w, r, owner, c, src == RTE_STEDI_E_UNKNOWN ? "unknown" : "failed", out, err,
+                  errlen);
+        goto out;
+    }
     if (src == RTE_STEDI_E_UNKNOWN) {
-        rte_log_error("warm: batch %s (%s, %d checks): Stedi may or may not have created it (%s); "
-                      "not submitted again",
-                      c->seq, c->name, n, serr);
-        rc = drop(w, r, owner, c, "unknown", out, err, errlen);
+        /* it may exist: the retry submits the same name, which settles it */
+        rte_log_warn("warm: batch %s (%s, %d checks): Stedi may or may not have created it (%s); "
+                     "asking again under the same name in %lld ms",
+                     c->seq, c->name, n, serr, (long long)w->o.retry_delay_ms);
+        rc = later(w, r, owner, c, "retry", w->o.retry_delay_ms, NULL, 0, out, err, errlen);
         goto out;
     }
-    if (src != 0) {
-        if (c->attempts + 1 >= w->o.max_attempts) {
-            rte_log_error("warm: batch %s (%d checks) refused by Stedi %d times, dropped: %s",
-                          c->seq, n, c->attempts + 1, serr);
-            rc = drop(w, r, owner, c, "failed", out, err, errlen);
-            goto out;
-        }
-        rte_log_warn("warm: batch %s (%d checks) refused by Stedi (%s); retry in %lld ms", c->seq,
-                     n, serr, (long long)w->o.retry_delay_ms);
-        const char *g[] = {"state", ""};
-        snprintf(out->outcome, sizeof out->outcome, "retry");
-        rc = update(w, r, owner, c, "retry", w->o.retry_delay_ms, g, 2, err, errlen) < 0 ? -1 : 1;
-        goto out;
-    }
-    snprintf(out->batch_id, sizeof out->batch_id, "%s", c->batch_id);
-    snprintf(out->outcome, sizeof out->outcome, "submitted");
-    char nitems[12];
-    snprintf(nitems, sizeof nitems, "%d", n);
-    const char *s[] = {"state", "submitted", "batch_id", c->batch_id, "items", nitems};
-    if (update(w, r, owner, c, "set", 0, s, 6, err, errlen) < 0 ||
-        finish_submitted(w, r, owner, c, &rs, out->submitted_ms, err, errlen) != 0) {
-        rte_log_error("warm: Stedi batch %s (%d checks) submitted but not recorded: %s; the next "
-                      "claimant registers it",
-                      c->batch_id, n, err);
-        goto out;
-    }
-    if (fn)
-        fn(arg, out, rs.items, rs.sources, n);
-    rc = 1;
+    rte_log_warn("warm: batch %s (%d checks) refused by Stedi (%s); retry in %lld ms", c->seq, n,
+                 serr, (long long)w->o.retry_delay_ms);
+    const char *g[] = {"state", ""};
+    rc = later(w, r, owner, c, "retry", w->o.retry_delay_ms, g, 2, out, err, errlen);
 out:
     resolved_free(&rs);
     return rc;
@@ -886,12 +1008,6 @@ int rte_warm_submit_next(rte_warm *w, rte_redis *r, const rte_member_snapshot *s
         rc = finish_submitted(w, r, owner, &c, &rs, 0, err, errlen) == 0 ? 1 : -1;
         resolved_free(&rs);
         return rc;
-    }
-    if (strcmp(c.state, "submitting") == 0) {
-        rte_log_error("warm: batch %s (%s): its submitter died during the Stedi call; it may "
-                      "exist at Stedi, so it is not submitted again",
-                      c.seq, c.name);
-        return drop(w, r, owner, &c, "unknown", out, err, errlen);
     }
     return submit(w, r, snap, owner, &c, fn, arg, out, err, errlen);
 }

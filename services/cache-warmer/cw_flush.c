@@ -16,6 +16,9 @@
 
 static void count_outcome(const rte_warm_submitted *s)
 {
+    /* retry, orphan (looking for it at Stedi), lost: the batch is not settled yet */
+    if (s->outcome[0] == 'r' || s->outcome[0] == 'o' || s->outcome[0] == 'l')
+        return;
     if (s->unresolved > 0)
         rte_counter_add(CM.skipped, (const char *const[]){"unknown_member"}, s->unresolved);
     if (s->outcome[0] == 's') { /* submitted */

@@ -200,15 +200,17 @@ static void get_stats(rte_grpc_call *call, const ProtobufCMessage *m, void *arg)
 /* cw_grpc_methods - any thread */
 const rte_grpc_method *cw_grpc_methods(void)
 {
+    /* scopes: docs/auth.md ("Scopes per service") */
     static const rte_grpc_method m[] = {
         {"/rte.v1.CacheWarmingService/WarmCache", &rte__v1__warm_cache_request__descriptor,
-         &rte__v1__warm_cache_response__descriptor, warm_cache, NULL, NULL},
+         &rte__v1__warm_cache_response__descriptor, warm_cache, NULL, NULL, CW_SCOPE_WRITE},
         {"/rte.v1.CacheWarmingService/ScheduleWarming",
          &rte__v1__schedule_warming_request__descriptor,
-         &rte__v1__schedule_warming_response__descriptor, cw_sched_schedule_warming, NULL, NULL},
+         &rte__v1__schedule_warming_response__descriptor, cw_sched_schedule_warming, NULL, NULL,
+         CW_SCOPE_WRITE},
         {"/rte.v1.CacheWarmingService/GetWarmingStats",
          &rte__v1__get_warming_stats_request__descriptor,
-         &rte__v1__get_warming_stats_response__descriptor, get_stats, NULL, NULL},
+         &rte__v1__get_warming_stats_response__descriptor, get_stats, NULL, NULL, CW_SCOPE_READ},
         {NULL},
     };
     return m;

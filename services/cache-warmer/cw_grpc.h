@@ -13,11 +13,18 @@
  *                    (default: the last 24 h), by source
  *   ScheduleWarming  UNIMPLEMENTED in this build (see docs/cache-warmer.md)
  * Bad requests get INVALID_ARGUMENT naming the field.
+ *
+ * Callers are internal services with M2M tokens (docs/auth.md): WarmCache
+ * and ScheduleWarming need scope rte:warm:write, GetWarmingStats
+ * rte:warm:read; the server refuses a call without it before the handler.
  */
 #ifndef CW_GRPC_H
 #define CW_GRPC_H
 
 #include "rte/grpc_server.h"
+
+#define CW_SCOPE_WRITE "rte:warm:write"
+#define CW_SCOPE_READ "rte:warm:read"
 
 /* cw_grpc_methods - the method table (static storage) */
 const rte_grpc_method *cw_grpc_methods(void);

@@ -194,6 +194,9 @@ class Service:
         self.env = dict(os.environ)
         self.env.update({"RTE_ADMIN_ADDR": "127.0.0.1:0", "RTE_HTTP_ADDR": "127.0.0.1:0",
                          "RTE_GRPC_ADDR": "127.0.0.1:0", "RTE_PORTS_FILE": self.ports_file})
+        # gRPC token checks are on by default in production (docs/auth.md); suites that
+        # test them pass a JWKS, the others run with them off, explicitly
+        self.env.setdefault("RTE_GRPC_AUTH_REQUIRED", "false")
         self.env.update(env)
         self.args = list(args)
         self.proc = None

@@ -155,7 +155,7 @@ def test_fire_of_a_dead_runner_is_resumed_once(workdir, redis_server, broker):
     st = Stack(redis_server, broker, path)
     w = st.start_warmer(workdir, RTE_WARMER_FLUSH_ON_SHUTDOWN="false")
     try:
-        pb, _, _, schedule = stub(w)
+        pb, _, _, schedule = grpc_stubs(w)
         import batch_eligibility_pb2 as be
         schedule(pb.ScheduleWarmingRequest(
             schedule_name="nightly", cron_expression="0 4 * * *", enabled=True,

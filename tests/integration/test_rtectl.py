@@ -43,27 +43,44 @@ def test_get_missing_and_present(redis_server):
     assert rc == 0 and out["entry"]["copay_amount"] == 20 and out["fresh"] is True
 
 
-def test_warm_submits_and_registers(redis_server, workdir, tmp_path):
+def test_warm_queues_through_the_warming_path_and_submits(redis_server, workdir, tmp_path):
     members = tmp_path / "members.jsonl"
     subprocess.run([bin_path("member-gen"), "--count", "50", "--seed", "7", "--out",
                     str(members)], check=True, capture_output=True, timeout=60)
     sim = start_stedi_sim(workdir)
     prefix = "rtectl-it:" + uuid.uuid4().hex[:8]
+    env = dict(RTE_STEDI_BASE_URL=sim.url("http", ""), RTE_BATCH_REGISTRY_PREFIX=prefix,
+               RTE_WARM_PREFIX=prefix + ":warm")
     try:
-        rc, out, err = rtectl(redis_server, "warm", "--members", members, "--first", 20,
-                              "--offset", 5, "--source", "demo",
-                              RTE_STEDI_BASE_URL=sim.url("http", ""),
-                              RTE_BATCH_REGISTRY_PREFIX=prefix)
+        # queued only: the shared queue holds them, sealed, for a cache-warmer to submit
+        rc, out, err = rtectl(redis_server, "warm", "--members", members, "--first", 10,
+                              "--offset", 30, "--source", "ops", **env)
         assert rc == 0, err
-        assert out["items"] == 20 and out["batch_id"]
-        st = sim.get("http", f"/2024-04-01/eligibility-manager/batch/{out['batch_id']}",
-                     headers={"Authorization": "Key test-key"}).json()
-        assert st["totalCount"] == 20
-        rc, rec, _ = rtectl(redis_server, "batch", out["batch_id"],
-                            RTE_BATCH_REGISTRY_PREFIX=prefix)
-        assert rc == 0 and rec["items"] == 20 and rec["source"] == "demo" and not rec["done"]
-        rc, out, _ = rtectl(redis_server, "warm", "--members", members, "--offset", 500,
-                            RTE_STEDI_BASE_URL=sim.url("http", ""))
+        assert out["queued"] == 10 and out["duplicates"] == 0 and out["batches"] == []
+        assert redis_server.client().llen(prefix + ":warm:ready") == 1
+        # --submit: members 5..24 queued (20 new), then both sealed batches submitted
+        rc, out, err = rtectl(redis_server, "warm", "--members", members, "--first", 20,
+                              "--offset", 5, "--source", "de mo", "--submit", **env)
+        assert rc == 0, err
+        assert out["queued"] == 20 and out["source"] == "demo"
+        assert [b["outcome"] for b in out["batches"]] == ["submitted", "submitted"]
+        assert sorted(b["items"] for b in out["batches"]) == [10, 20]
+        assert out["items"] == 30 and out["batch_id"] == out["batches"][0]["batch_id"]
+        for b in out["batches"]:
+            assert b["name"].startswith("demo-")
+            st = sim.get("http", f"/2024-04-01/eligibility-manager/batch/{b['batch_id']}",
+                         headers={"Authorization": "Key test-key"}).json()
+            assert st["totalCount"] == b["items"]
+            rc, rec, _ = rtectl(redis_server, "batch", b["batch_id"],
+                                RTE_BATCH_REGISTRY_PREFIX=prefix)
+            assert rc == 0 and rec["items"] == b["items"] and rec["source"] == "demo"
+            assert not rec["done"]
+        # the same members again within warm.member_ttl: duplicates, nothing submitted
+        rc, out, _ = rtectl(redis_server, "warm", "--members", members, "--first", 20,
+                            "--offset", 5, "--submit", **env)
+        assert rc == 0 and out["queued"] == 0 and out["duplicates"] == 20
+        assert out["batches"] == [] and out["items"] == 0
+        rc, out, _ = rtectl(redis_server, "warm", "--members", members, "--offset", 500, **env)
         assert rc == 1 and "--offset" in out["message"]
     finally:
         stop_clean(sim)

@@ -319,9 +319,10 @@ def test_rtectl_warm_names_are_unique_and_items_registered(hosts, redis_server, 
                     str(members)], check=True, capture_output=True, timeout=60)
     prefix = "openapi-it:" + uuid.uuid4().hex[:8]
     outs = []
-    for _ in range(2):
-        p = run("rtectl", hosts, "warm", "--members", members, "--first", 5, "--source",
-                "nightly warm", RTE_REDIS_URL=redis_server.url, RTE_BATCH_REGISTRY_PREFIX=prefix,
+    for offset in (0, 5):
+        p = run("rtectl", hosts, "warm", "--members", members, "--first", 5, "--offset", offset,
+                "--source", "nightly warm", "--submit", RTE_REDIS_URL=redis_server.url,
+                RTE_BATCH_REGISTRY_PREFIX=prefix, RTE_WARM_PREFIX=prefix + ":warm",
                 RTE_CACHE_MEMBER_KEY_SECRET="it-secret")
         assert p.returncode == 0, p.stderr
         outs.append(json.loads(p.stdout))

@@ -195,3 +195,58 @@ def metric(svc, name, **labels):
 def wait_metric(svc, name, at_least, timeout=30, **labels):
     return wait_for(lambda: metric(svc, name, **labels) >= at_least, timeout=timeout,
                     what=f"{name}{labels} >= {at_least}")
+
+
+class LosingProxy:
+    """An HTTP relay in front of stedi-sim that loses Stedi's answer to the first `lose`
+    batch submissions: the request reaches the simulator (which creates the batch), then
+    the connection is closed without a reply - a crash or network cut between Stedi's
+    commit and our read of its answer. Everything else is relayed as it is."""
+
+    BATCH_PATH = "/2024-04-01/eligibility-manager/batch-eligibility"
+
+    def __init__(self, sim, lose=1):
+        import http.server
+        import threading
+        target = f"http://127.0.0.1:{sim.ports['http']}"
+        proxy = self
+        self.lost, self.lose, self.statuses = 0, lose, []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def relay(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length", "connection")}
+                r = requests.request(self.command, target + self.path, data=body,
+                                     headers=headers, timeout=60)
+                if self.command == "POST" and self.path.startswith(proxy.BATCH_PATH):
+                    proxy.statuses.append(r.status_code)
+                    if proxy.lost < proxy.lose:
+                        proxy.lost += 1
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                out = r.content
+                self.send_response(r.status_code)
+                for k, v in r.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection",
+                                         "content-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_GET = do_POST = relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

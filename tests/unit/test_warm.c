@@ -217,6 +217,71 @@ static void test_mark_seen(void **state)
     rte_warm_free(w);
 }
 
+/* a member stays queued across windows (member_ttl), in a bucket set that expires */
+static void test_member_remembered_across_windows(void **state)
+{
+    (void)state;
+    rte_warm *w = new_queue(100);
+    const rte_warm_opts *o = rte_warm_options(w);
+    rte_warm_item it[] = {{"m1", "e1", -1}};
+
+    enqueue(w, it, 1);
+    assert_int_equal(it[0].verdict, RTE_WARM_QUEUED);
+    /* the window ends: batch 1 holds m1; a new event for m1 in the next window */
+    assert_int_equal(rte_warm_seal(w, R, 2000, 1, err, sizeof err), 1);
+    rte_warm_item next[] = {{"m1", "e2", -1}, {"m2", "e3", -1}};
+    enqueue(w, next, 2);
+    assert_int_equal(next[0].verdict, RTE_WARM_DUP_MEMBER);
+    assert_int_equal(next[1].verdict, RTE_WARM_QUEUED);
+    char pattern[96];
+    snprintf(pattern, sizeof pattern, "%s:mq:*", o->prefix);
+    redisReply *rep = rte_redis_cmd(R, err, sizeof err, "KEYS %s", pattern);
+    assert_non_null(rep);
+    assert_int_equal(rep->elements, 1);
+    long long ttl = redis_int("PTTL %s", rep->element[0]->str, NULL);
+    long long card = redis_int("SCARD %s", rep->element[0]->str, NULL);
+    freeReplyObject(rep);
+    assert_true(ttl > o->member_ttl_ms && ttl <= 2 * o->member_ttl_ms);
+    assert_int_equal(card, 2);
+    rte_warm_free(w);
+}
+
+/* a batch dropped without reaching Stedi forgets its members: they queue again */
+static void test_dropped_batch_releases_members(void **state)
+{
+    (void)state;
+    rte_stedi_opts so;
+    rte_warm_opts o;
+    rte_warm_submitted out;
+
+    rte_stedi_opts_init(&so);
+    so.api_key = "unit";
+    rte_stedi *stedi = rte_stedi_new(&so, err, sizeof err);
+    assert_non_null(stedi);
+    rte_warm_opts_init(&o);
+    snprintf(o.prefix, sizeof o.prefix, "t%d:warm", ++prefix_n);
+    snprintf(o.dedup_secret, sizeof o.dedup_secret, "unit-secret");
+    rte_warm *w = rte_warm_new(&o, stedi, NULL, err, sizeof err);
+    assert_non_null(w);
+
+    rte_warm_item it[] = {{"gone1", "g1", -1}, {"gone2", "g2", -1}, {"kept", "g3", -1}};
+    enqueue(w, it, 2);
+    assert_int_equal(rte_warm_seal(w, R, 2000, 1, err, sizeof err), 1);
+    enqueue(w, &it[2], 1); /* a member of the next window */
+    /* no member directory: nobody resolves, the batch is dropped as empty */
+    assert_int_equal(rte_warm_submit_next(w, R, NULL, "unit", NULL, NULL, &out, err, sizeof err),
+                     1);
+    assert_string_equal(out.outcome, "empty");
+    assert_int_equal(out.unresolved, 2);
+    rte_warm_item again[] = {{"gone1", "h1", -1}, {"gone2", "h2", -1}, {"kept", "h3", -1}};
+    enqueue(w, again, 3);
+    assert_int_equal(again[0].verdict, RTE_WARM_QUEUED);
+    assert_int_equal(again[1].verdict, RTE_WARM_QUEUED);
+    assert_int_equal(again[2].verdict, RTE_WARM_DUP_MEMBER);
+    rte_warm_free(w);
+    rte_stedi_free(stedi);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +289,8 @@ int main(void)
         cmocka_unit_test(test_seal_mid_call),
         cmocka_unit_test(test_large_call),
         cmocka_unit_test(test_mark_seen),
+        cmocka_unit_test(test_member_remembered_across_windows),
+        cmocka_unit_test(test_dropped_batch_releases_members),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

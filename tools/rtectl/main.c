@@ -3,13 +3,14 @@
  *
  *   rtectl key MEMBER_ID TRADING_PARTNER       the cache key (keyed hash; no raw id)
  *   rtectl get MEMBER_ID TRADING_PARTNER       the cache entry, as stored, plus freshness
- *   rtectl warm --members FILE [--first N] [--offset K] [--source S]
- *                                              submit members [K, K+N) of a member-gen
- *                                              snapshot as one Stedi batch (named
- *                                              <source>-<UTC time>-<random>: Stedi wants
- *                                              names unique in the account) and register
- *                                              it, with which member each item is, for
- *                                              webhook-receiver to poll into the cache
+ *   rtectl warm --members FILE [--first N] [--offset K] [--source S] [--submit]
+ *                                              queue members [K, K+N) of a member-gen
+ *                                              snapshot in the shared warming queue
+ *                                              (libcommon warm, as cache-warmer does) and
+ *                                              seal the window; with --submit, submit
+ *                                              every sealed batch from here as Stedi
+ *                                              batches (<source>-<seq>-<random>) and
+ *                                              register them for webhook-receiver
  *   rtectl batch BATCH_ID                      a registered batch: state, cursor, progress
  *   rtectl slots                               real-time slots in use, by class
  *
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rte/batch_registry.h"
 #include "rte/cache_entry.h"
@@ -35,6 +37,7 @@
 #include "rte/redis.h"
 #include "rte/slots.h"
 #include "rte/stedi.h"
+#include "rte/warm.h"
 
 static rte_config *cfg;
 
@@ -42,7 +45,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: rtectl [--config FILE] key|get MEMBER_ID TRADING_PARTNER\n"
                     "       rtectl [--config FILE] warm --members FILE [--first N] [--offset K] "
-                    "[--source S]\n"
+                    "[--source S] [--submit]\n"
                     "       rtectl [--config FILE] batch BATCH_ID\n"
                     "       rtectl [--config FILE] slots\n");
     exit(1);
@@ -131,101 +134,127 @@ static int cmd_get(const char *member, const char *tp)
 struct warm_args {
     const char *members, *source;
     long first, offset;
+    int submit;
 };
 
+/* --source as a Stedi batch name prefix: its [A-Za-z0-9_-] characters */
+static void name_chars(const char *src, char *dst, size_t cap)
+{
+    size_t n = 0;
+
+    for (; *src && n + 1 < cap; src++)
+        if ((*src >= 'a' && *src <= 'z') || (*src >= 'A' && *src <= 'Z') ||
+            (*src >= '0' && *src <= '9') || *src == '-' || *src == '_')
+            dst[n++] = *src;
+    dst[n] = '\0';
+}
+
+/*
+ * warm: members [offset, offset + first) of the snapshot go through the
+ * warming path every service uses (libcommon warm): queued in the shared
+ * queue (members queued within warm.member_ttl are reported as duplicates),
+ * the window sealed, and with --submit every sealed batch submitted and
+ * registered from here, resolved in the same snapshot.
+ */
 static int cmd_warm(const struct warm_args *a)
 {
-    char err[512], batch_id[RTE_BATCH_ID_MAX], name[128];
+    char err[512], owner[64];
     rte_member_dir *dir;
     rte_member_snapshot *snap;
-    rte_stedi_check *items = NULL;
-    rte_batch_member *members = NULL;
-    char(*stis)[32] = NULL;
-    char(*keys)[RTE_CACHE_KEY_MAX] = NULL;
+    rte_warm_item *items = NULL;
     rte_batch_registry_opts bo;
-    rte_cache_settings cs;
-    rte_batch_info bi;
+    rte_warm_opts wo;
+    rte_warm *w = NULL;
     rte_stedi *st = NULL;
     rte_redis *r = NULL;
     size_t n = 0, count;
-    int rc = 2;
-    cJSON *o;
+    int rc = 2, queued = 0, dups = 0;
+    cJSON *o = NULL, *batches;
 
-    if (rte_batch_registry_opts_from_config(cfg, &bo, err, sizeof err) != 0)
+    if (rte_batch_registry_opts_from_config(cfg, &bo, err, sizeof err) != 0 ||
+        rte_warm_opts_from_config(cfg, &wo, err, sizeof err) != 0)
         rte_fatal("%s", err);
-    cache_settings(&cs);
+    name_chars(a->source, wo.source, sizeof wo.source);
+    if (wo.source[0] == '\0')
+        return fail(1, "bad_input", "--source must hold at least one of [A-Za-z0-9_-]");
     dir = rte_member_dir_new(a->members, err, sizeof err);
     if (dir == NULL)
         rte_fatal("--members %s: %s", a->members, err);
     snap = rte_member_dir_acquire(dir);
     count = rte_member_snapshot_count(snap);
     if (a->offset < 0 || (size_t)a->offset >= count || a->first < 1 || a->first > 10000) {
-        rte_member_snapshot_release(snap);
-        rte_member_dir_free(dir);
-        return fail(1, "bad_input",
-                    "--offset must fall inside the snapshot and --first be 1..10000");
+        rc = fail(1, "bad_input", "--offset must fall inside the snapshot and --first be 1..10000");
+        goto out;
     }
     items = calloc((size_t)a->first, sizeof *items);
-    members = calloc((size_t)a->first, sizeof *members);
-    stis = calloc((size_t)a->first, sizeof *stis);
-    keys = calloc((size_t)a->first, sizeof *keys);
-    if (items == NULL || members == NULL || stis == NULL || keys == NULL)
+    if (items == NULL)
         rte_fatal("out of memory for %ld members", a->first);
-    for (size_t i = (size_t)a->offset; i < count && n < (size_t)a->first; i++) {
-        const rte_member *m = rte_member_snapshot_at(snap, i);
-        /* the item's id is how its polled result finds this member again */
-        snprintf(stis[n], sizeof stis[n], "w%zu", i);
-        if (rte_cache_key(cs.member_key_secret, m->member_id, m->trading_partner_id, keys[n],
-                          sizeof keys[n]) != 0) {
-            rc = fail(2, "bad_input", "a trading partner id is too long for a cache key");
-            goto out;
-        }
-        items[n] = (rte_stedi_check){.trading_partner_id = m->trading_partner_id,
-                                     .member_id = m->member_id,
-                                     .first_name = m->first_name,
-                                     .last_name = m->last_name,
-                                     .date_of_birth = m->date_of_birth,
-                                     .submitter_id = stis[n]};
-        members[n] = (rte_batch_member){stis[n], keys[n], "30"};
-        n++;
+    for (size_t i = (size_t)a->offset; i < count && n < (size_t)a->first; i++)
+        items[n++] = (rte_warm_item){rte_member_snapshot_at(snap, i)->member_id, NULL, -1};
+    if (a->submit) {
+        st = rte_stedi_from_config(cfg, err, sizeof err);
+        if (st == NULL)
+            rte_fatal("%s", err);
     }
-    st = rte_stedi_from_config(cfg, err, sizeof err);
-    if (st == NULL)
+    w = rte_warm_new(&wo, st, &bo, err, sizeof err);
+    if (w == NULL)
         rte_fatal("%s", err);
-    rte_stedi_batch_name(a->source, name, sizeof name);
-    if (rte_stedi_batch_submit(st, items, n, name, 0, batch_id, sizeof batch_id, err, sizeof err) !=
-        0) {
-        rc = fail(2, "stedi", err);
+    r = redis_conn();
+    if (rte_warm_enqueue(w, r, items, (int)n, a->source, rte_clock_now_ms(), err, sizeof err) !=
+            0 ||
+        rte_warm_seal(w, r, rte_clock_now_ms(), 1, err, sizeof err) < 0) {
+        rc = fail(2, "redis", err);
         goto out;
     }
-    r = redis_conn();
-    bi = (rte_batch_info){.batch_id = batch_id,
-                          .source = a->source,
-                          .items = (int)n,
-                          .members = members,
-                          .nmembers = (int)n};
-    if (rte_batch_registry_register(r, &bo, &bi, rte_clock_now_ms(), err, sizeof err) != 0) {
-        /* the batch exists at Stedi: say so, so the operator can register it again */
-        char msg[700];
-        snprintf(msg, sizeof msg, "batch %s submitted but not registered: %s", batch_id, err);
-        rc = fail(2, "redis", msg);
-        goto out;
+    for (size_t i = 0; i < n; i++) {
+        queued += items[i].verdict == RTE_WARM_QUEUED;
+        dups += items[i].verdict == RTE_WARM_DUP_MEMBER;
     }
     o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "batch_id", batch_id);
-    cJSON_AddStringToObject(o, "name", name);
-    cJSON_AddNumberToObject(o, "items", (double)n);
-    cJSON_AddStringToObject(o, "source", a->source);
+    cJSON_AddStringToObject(o, "source", wo.source);
+    cJSON_AddNumberToObject(o, "queued", queued);
+    cJSON_AddNumberToObject(o, "duplicates", dups);
+    batches = cJSON_AddArrayToObject(o, "batches");
+    snprintf(owner, sizeof owner, "rtectl-%ld", (long)getpid());
+    long submitted = 0;
+    for (int more = a->submit; more;) {
+        rte_warm_submitted out;
+        more = rte_warm_submit_next(w, r, snap, owner, NULL, NULL, &out, err, sizeof err);
+        if (more < 0) {
+            cJSON_Delete(o);
+            o = NULL;
+            rc = fail(2, "warm", err);
+            goto out;
+        }
+        if (more == 0)
+            break;
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddNumberToObject(b, "seq", (double)out.seq);
+        cJSON_AddStringToObject(b, "outcome", out.outcome);
+        cJSON_AddStringToObject(b, "batch_id", out.batch_id);
+        cJSON_AddStringToObject(b, "name", out.name);
+        cJSON_AddNumberToObject(b, "items", out.items);
+        cJSON_AddNumberToObject(b, "unresolved", out.unresolved);
+        cJSON_AddItemToArray(batches, b);
+        if (strcmp(out.outcome, "submitted") == 0) {
+            if (submitted == 0) { /* the first batch, at the top level for scripts */
+                cJSON_AddStringToObject(o, "batch_id", out.batch_id);
+                cJSON_AddStringToObject(o, "name", out.name);
+            }
+            submitted += out.items;
+        }
+    }
+    cJSON_AddNumberToObject(o, "items", (double)submitted);
     print_json(o);
+    o = NULL;
     rc = 0;
 out:
+    cJSON_Delete(o);
     if (r)
         rte_redis_free(r);
+    rte_warm_free(w);
     rte_stedi_free(st);
     free(items);
-    free(members);
-    free(stis);
-    free(keys);
     rte_member_snapshot_release(snap);
     rte_member_dir_free(dir);
     return rc;
@@ -331,20 +360,25 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "slots") == 0 && argc == i) {
         rc = cmd_slots();
     } else if (strcmp(cmd, "warm") == 0) {
-        struct warm_args a = {NULL, "rtectl", 100, 0};
-        for (; i + 1 < argc; i += 2) {
-            if (strcmp(argv[i], "--members") == 0)
-                a.members = argv[i + 1];
-            else if (strcmp(argv[i], "--first") == 0)
-                a.first = num(argv[i + 1]);
-            else if (strcmp(argv[i], "--offset") == 0)
-                a.offset = num(argv[i + 1]);
-            else if (strcmp(argv[i], "--source") == 0)
-                a.source = argv[i + 1];
+        struct warm_args a = {NULL, "rtectl", 100, 0, 0};
+        while (i < argc) {
+            const char *flag = argv[i++];
+            if (strcmp(flag, "--submit") == 0)
+                a.submit = 1;
+            else if (i == argc)
+                usage();
+            else if (strcmp(flag, "--members") == 0)
+                a.members = argv[i++];
+            else if (strcmp(flag, "--first") == 0)
+                a.first = num(argv[i++]);
+            else if (strcmp(flag, "--offset") == 0)
+                a.offset = num(argv[i++]);
+            else if (strcmp(flag, "--source") == 0)
+                a.source = argv[i++];
             else
                 usage();
         }
-        if (i != argc || a.members == NULL)
+        if (a.members == NULL)
             usage();
         rc = cmd_warm(&a);
     } else {

@@ -22,6 +22,18 @@
  * Shutdown stops accepting calls, lets in-flight calls finish until the
  * deadline, then cancels what is left.
  *
+ * Access control (auth.h, docs/auth.md): when the server is given a
+ * verifier, every call except grpc.health.v1.Health must carry
+ * "authorization: Bearer <jwt>". No token or a token that does not verify
+ * gets UNAUTHENTICATED with the reason; a valid token without the method's
+ * scope gets PERMISSION_DENIED naming the scope. Both are answered before
+ * the request is decoded or the handler runs, and counted in
+ * rte_grpc_auth_failures_total{method,reason}. The handler reads who called
+ * with rte_grpc_call_principal. Without a verifier nothing is checked and
+ * the principal is NULL.
+ *
+ * TLS: with a certificate and key (PEM files) the port speaks TLS only.
+ *
  * Thread safety: handlers run on worker threads; rte_grpc_stream_send only
  * on the handler's own thread; rte_grpc_server_* from the owning thread.
  */
@@ -31,6 +43,8 @@
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "rte/auth.h"
 
 typedef struct rte_grpc_server rte_grpc_server;
 typedef struct rte_grpc_call rte_grpc_call;
@@ -75,6 +89,9 @@ typedef struct rte_grpc_method {
     rte_grpc_unary_fn unary; /* exactly one of unary/stream */
     rte_grpc_stream_fn stream;
     void *arg;
+    /* OAuth scope a caller's token must hold ("rte:warm:write"); NULL = any valid token.
+     * Only enforced when the server has a verifier (rte_grpc_server_opts.auth). */
+    const char *scope;
 } rte_grpc_method;
 
 /* readiness callback for the health service: 1 = SERVING, 0 = NOT_SERVING */
@@ -88,6 +105,23 @@ typedef int (*rte_grpc_ready_fn)(void *arg);
 rte_grpc_server *rte_grpc_server_new(const char *addr, const rte_grpc_method *methods, int nworkers,
                                      rte_grpc_ready_fn ready, void *ready_arg, char *err,
                                      size_t errlen);
+
+typedef struct rte_grpc_server_opts {
+    int nworkers; /* at least 1 */
+    rte_grpc_ready_fn ready;
+    void *ready_arg;
+    rte_auth *auth;            /* borrowed, outlives the server; NULL = no token checks */
+    const char *tls_cert_file; /* PEM certificate chain; with tls_key_file, TLS only */
+    const char *tls_key_file;  /* PEM private key */
+} rte_grpc_server_opts;
+
+/*
+ * rte_grpc_server_start - rte_grpc_server_new with token checks and TLS
+ * (opts above). NULL + err on failure (an unreadable certificate or key
+ * names the file). Owning thread.
+ */
+rte_grpc_server *rte_grpc_server_start(const char *addr, const rte_grpc_method *methods,
+                                       const rte_grpc_server_opts *opts, char *err, size_t errlen);
 
 /* rte_grpc_server_port - the bound port */
 int rte_grpc_server_port(const rte_grpc_server *s);
@@ -124,5 +158,23 @@ int64_t rte_grpc_deadline_ms(const rte_grpc_call *call);
 /* rte_grpc_metadata - value of request metadata key (borrowed, valid during the call), NULL if
  * absent */
 const char *rte_grpc_metadata(const rte_grpc_call *call, const char *key);
+
+/*
+ * rte_grpc_call_principal - the client id of the caller's verified token
+ * (auth.h: client_id, azp or sub), borrowed for the call; NULL when the
+ * server checks no tokens. Handler thread.
+ */
+const char *rte_grpc_call_principal(const rte_grpc_call *call);
+
+/* rte_grpc_call_scopes - the token's space-separated scopes, NULL without token checks; handler
+ * thread */
+const char *rte_grpc_call_scopes(const rte_grpc_call *call);
+
+/*
+ * rte_grpc_call_has_scope - 1 when the caller's token holds scope; also 1
+ * when the server checks no tokens (everything is allowed then). Handler
+ * thread.
+ */
+int rte_grpc_call_has_scope(const rte_grpc_call *call, const char *scope);
 
 #endif

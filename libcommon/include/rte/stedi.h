@@ -142,6 +142,7 @@ typedef void (*rte_stedi_started_fn)(void *arg, const rte_slot_lease *lease);
 #define RTE_STEDI_E_FAILED (-1)    /* refused or failed; err says why; nothing was created */
 #define RTE_STEDI_E_UNKNOWN (-2)   /* submit: Stedi may or may not have created the batch */
 #define RTE_STEDI_E_NOT_FOUND (-3) /* status/poll: no such batch */
+#define RTE_STEDI_E_EXISTS (-4)    /* submit: 409, a batch of this name exists in the account */
 
 /* Stedi's batch statuses (BatchStatus). */
 enum rte_stedi_batch_state {
@@ -233,7 +234,10 @@ int rte_stedi_realtime(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_c
  * rte_stedi_batch_name), max_retry_hours 0 = Stedi's default (8) else
  * 8..24. Every item needs a submitter_id, unique in the batch: it is how
  * polled results are matched back to members. batch_id filled on 0.
- * RTE_STEDI_E_FAILED or RTE_STEDI_E_UNKNOWN + err. Any thread; blocks.
+ * RTE_STEDI_E_FAILED (refused: nothing created), RTE_STEDI_E_UNKNOWN (may
+ * have been created) or RTE_STEDI_E_EXISTS (409: the name is taken, so an
+ * earlier submission of this name was created; rte_stedi_find_batch finds
+ * its id) + err. Any thread; blocks.
  */
 int rte_stedi_batch_submit(rte_stedi *s, const rte_stedi_check *items, size_t n, const char *name,
                            int max_retry_hours, char *batch_id, size_t idlen, char *err,
@@ -279,6 +283,18 @@ int rte_stedi_poll_page(rte_stedi *s, const char *batch_id, int page_size, const
  * body. Pure; any thread.
  */
 int rte_stedi_page_read(rte_stedi_page *p, char *err, size_t errlen);
+
+/*
+ * rte_stedi_find_batch - the batchId of the batch named name, read from
+ * the account's polled results (items carry batchName) completed after
+ * since_ms (clock ms), at most max_pages pages of 200: the only way back to
+ * a batch whose submit answer was lost (Stedi has no lookup by name). 1
+ * with batch_id filled, 0 when none of its checks has completed yet (or
+ * they lie beyond max_pages), or RTE_STEDI_E_FAILED + err. Any thread;
+ * blocks.
+ */
+int rte_stedi_find_batch(rte_stedi *s, const char *name, int64_t since_ms, int max_pages,
+                         char *batch_id, size_t idlen, char *err, size_t errlen);
 
 /* rte_stedi_page_free - release a page (safe on a zeroed page) */
 void rte_stedi_page_free(rte_stedi_page *p);

@@ -5,13 +5,15 @@
  * Every warming request that goes through Stedi's batch API (cache-warmer's
  * Kafka consumers and gRPC WarmCache, rtectl warm) lands here. The queue
  * lives in Redis, shared by every replica, so it survives a crash and no
- * member is submitted twice for one window whichever replica saw it:
+ * member is submitted twice within member_ttl_ms (at least one window)
+ * whichever replica saw it:
  *
  *   enqueue  one Lua script per call of up to thousands of members (bulk
  *            commands inside: HMGET, SMISMEMBER, SADD, HSET; Redis >= 6.2): an
  *            event id already seen (kept dedup_ttl_ms, stored as a keyed
- *            hash, never in clear) is a duplicate; a member already queued
- *            in the current window is a duplicate; anything else joins the
+ *            hash, never in clear) is a duplicate; a member queued within
+ *            member_ttl_ms (so in this window, or in an earlier one whose
+ *            batch is still on its way) is a duplicate; anything else joins the
  *            open set. The open set is sealed into a numbered batch the
  *            moment it holds max_batch members (inside the same script, so
  *            a sealed batch never exceeds it).
@@ -23,22 +25,27 @@
  *            its members through the member directory, submits them as
  *            one Stedi batch with a unique name, registers the Stedi batch
  *            id with batch_registry for webhook-receiver to poll, and
- *            deletes the batch. The claim records "submitting" before the
- *            call and the batch id after it; a batch found "submitting" by
- *            a later claimant may exist at Stedi (its submitter died in the
- *            call), so it is not sent again: it is dropped as "unknown"
- *            and counted. A refused submit (nothing created) is retried
+ *            deletes the batch. The claim records "submitting" and the
+ *            name before the call and the batch id after it; a batch found
+ *            "submitting" (its submitter died in the call, or the outcome
+ *            was unknown) is submitted again under the same name: Stedi
+ *            creates it, or answers 409 and the batch, now "orphan", is
+ *            looked up by name among the polled results until found and
+ *            registered (dropped as "unknown" after 26 h of nothing). A
+ *            refused submit (nothing created) is retried
  *            after retry_delay_ms, up to max_attempts, then dropped as
- *            "failed".
+ *            "failed". A dropped batch's members are forgotten as queued,
+ *            so their next request queues them again.
  *
  * Redis layout (prefix P, default "rte:warm"; with Redis Cluster put a hash
  * tag in it, "{rte:warm}", since the scripts touch keys they derive):
- *   P:state     hash win (current window number), start (its first member,
- *               clock ms; 0 = no member yet)
+ *   P:state     hash start (the open window's first member, clock ms;
+ *               0 = no member yet)
  *   P:open      list member id, source, member id, source ... accumulating
- *               (each member once: P:m:<win> dedupes; a list costs Redis a
+ *               (each member once: P:mq dedupes; a list costs Redis a
  *               fraction of a hash's insert)
- *   P:m:<win>   set of member ids queued in window <win> (expires)
+ *   P:mq:<b>    member ids queued in time bucket b (Redis time /
+ *               member_ttl_ms); queued = in this or the previous bucket
  *   P:seen:<b>  event id dedupe: set of keyed hashes of event ids seen in
  *               time bucket b (Redis time / dedup_ttl_ms); an id counts as
  *               seen in this or the previous bucket, so it is remembered at
@@ -47,8 +54,8 @@
  *               P:open list renamed (member id, the source that queued it)
  *   P:ready     list of sealed batch numbers waiting for a submitter
  *   P:claims    sorted set batch number -> claim expiry (Redis time, ms)
- *   P:bst:<n>   hash owner, state (submitting|submitted|done), name,
- *               batch_id, attempts, opened_ms, sealed_ms, outcome
+ *   P:bst:<n>   hash owner, state (submitting|orphan|submitted|done), name,
+ *               submit_ms, batch_id, attempts, opened_ms, sealed_ms, outcome
  * Member ids are stored as list elements and set members (values), never
  * in key names.
  *
@@ -83,6 +90,7 @@ typedef struct rte_warm_opts {
     int64_t window_ms;      /* accumulation window, clock ms; default 5 min */
     int max_batch;          /* seal at this many members; 1..10000, default 10000 */
     int64_t dedup_ttl_ms;   /* event ids remembered, clock ms; default 24 h */
+    int64_t member_ttl_ms;  /* a queued member is not queued again, clock ms; default 1 h */
     int64_t lease_ms;       /* a submitter's claim, real ms; default 60 s */
     int64_t retry_delay_ms; /* after a refused submit, real ms; default 10 s */
     int max_attempts;       /* refused submits before a batch is dropped; default 5 */
@@ -94,7 +102,7 @@ typedef struct rte_warm_opts {
 enum rte_warm_verdict {
     RTE_WARM_QUEUED = 0,     /* joined the open set */
     RTE_WARM_DUP_EVENT = 1,  /* its event id was seen before */
-    RTE_WARM_DUP_MEMBER = 2, /* already queued in this window */
+    RTE_WARM_DUP_MEMBER = 2, /* queued within member_ttl_ms */
 };
 
 typedef struct rte_warm_item {
@@ -106,7 +114,7 @@ typedef struct rte_warm_item {
 /* What one rte_warm_submit_next call did (for metrics and logs). */
 typedef struct rte_warm_submitted {
     long seq;         /* the queue's batch number, 0 if none was claimed */
-    char outcome[16]; /* submitted | retry | failed | unknown | empty */
+    char outcome[16]; /* submitted, retry, orphan, lost; dropped: failed, unknown, empty */
     char batch_id[RTE_BATCH_ID_MAX];
     char name[101];       /* the unique Stedi batch name */
     int items;            /* checks submitted */
@@ -120,7 +128,7 @@ void rte_warm_opts_init(rte_warm_opts *o);
 
 /*
  * rte_warm_opts_from_config - warm.prefix, warm.window, warm.max_batch,
- * warm.dedup_ttl, warm.lease, warm.retry_delay, warm.max_attempts,
+ * warm.dedup_ttl, warm.member_ttl, warm.lease, warm.retry_delay, warm.max_attempts,
  * warm.source and cache.member_key_secret; -1 + err naming the key.
  * Start-up thread.
  */
