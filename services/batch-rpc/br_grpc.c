@@ -41,10 +41,10 @@
 /* br_caller - any gRPC worker thread */
 const char *br_caller(const rte_grpc_call *call)
 {
-    /* Until libcommon verifies bearer tokens (issue 20, h20-auth), every call is the one
-     * client "anonymous"; this is the only function that will change. */
-    (void)call;
-    return "anonymous";
+    /* the client id of the caller's verified token; with token checks off (grpc.auth.*
+     * unset: development) every call is the one client "anonymous" */
+    const char *p = rte_grpc_call_principal(call);
+    return p && p[0] ? p : "anonymous";
 }
 
 static void nap_ms(long ms)
@@ -521,6 +521,17 @@ static int submit(rte_grpc_call *call, const Rte__V1__SubmitBatchRequest *req, c
     return create(call, r, req, caller, id);
 }
 
+/* read methods take either scope: a submitter may follow its own batches */
+static int may_read(rte_grpc_call *call)
+{
+    if (rte_grpc_call_has_scope(call, BR_SCOPE_READ) ||
+        rte_grpc_call_has_scope(call, BR_SCOPE_SUBMIT))
+        return 1;
+    rte_grpc_status(call, RTE_GRPC_PERMISSION_DENIED, "the token holds neither scope %s nor %s",
+                    BR_SCOPE_READ, BR_SCOPE_SUBMIT);
+    return 0;
+}
+
 /* the caller's job id (NOT_FOUND otherwise); 1 loaded, else the call's status is set */
 static int load_own(rte_grpc_call *call, const char *id, br_job *j)
 {
@@ -580,7 +591,7 @@ static void get_status(rte_grpc_call *call, const ProtobufCMessage *m, void *arg
     size_t ne = 0;
 
     (void)arg;
-    if (!load_own(call, req->batch_id, &j))
+    if (!may_read(call) || !load_own(call, req->batch_id, &j))
         return;
     snprintf(key, sizeof key, "%s:j:%s:errors", BR.c.jobs.prefix, j.id);
     redisReply *rep = rte_redis_cmd(rte_service_redis(), err, sizeof err, "LRANGE %s 0 99", key);
@@ -644,6 +655,8 @@ static void list_batches(rte_grpc_call *call, const ProtobufCMessage *m, void *a
     int n = 0, more = 1;
 
     (void)arg;
+    if (!may_read(call))
+        return;
     if (req->page_size < 0 || req->page_size > 1000) {
         rte_grpc_status(call, RTE_GRPC_INVALID_ARGUMENT,
                         "page_size: expected 0 (default %d) .. 1000, got %d", BR.c.page_size,
@@ -905,6 +918,8 @@ static void watch(rte_grpc_call *call, const ProtobufCMessage *m, void *arg)
     br_job j;
 
     (void)arg;
+    if (!may_read(call))
+        return;
     for (size_t i = 0; i < req->n_event_types; i++) {
         int t = (int)req->event_types[i];
         if (t < 0 || t > 4) {
@@ -958,19 +973,21 @@ static void submit_streaming(rte_grpc_call *call, const ProtobufCMessage *m, voi
 /* br_grpc_methods - any thread */
 const rte_grpc_method *br_grpc_methods(void)
 {
+    /* scopes: SubmitBatch, SubmitBatchStreaming and CancelBatch need rte:batch:submit (the
+     * server refuses before the handler); the read methods check either scope themselves */
     static const rte_grpc_method m[] = {
         {"/rte.v1.BatchEligibilityService/SubmitBatch", &rte__v1__submit_batch_request__descriptor,
-         &rte__v1__submit_batch_response__descriptor, submit_batch, NULL, NULL},
+         &rte__v1__submit_batch_response__descriptor, submit_batch, NULL, NULL, BR_SCOPE_SUBMIT},
         {"/rte.v1.BatchEligibilityService/GetBatchStatus",
          &rte__v1__get_batch_status_request__descriptor,
-         &rte__v1__get_batch_status_response__descriptor, get_status, NULL, NULL},
+         &rte__v1__get_batch_status_response__descriptor, get_status, NULL, NULL, NULL},
         {"/rte.v1.BatchEligibilityService/ListBatches", &rte__v1__list_batches_request__descriptor,
-         &rte__v1__list_batches_response__descriptor, list_batches, NULL, NULL},
+         &rte__v1__list_batches_response__descriptor, list_batches, NULL, NULL, NULL},
         {"/rte.v1.BatchEligibilityService/CancelBatch", &rte__v1__cancel_batch_request__descriptor,
-         &rte__v1__cancel_batch_response__descriptor, cancel_batch, NULL, NULL},
+         &rte__v1__cancel_batch_response__descriptor, cancel_batch, NULL, NULL, BR_SCOPE_SUBMIT},
         {"/rte.v1.BatchEligibilityService/SubmitBatchStreaming",
          &rte__v1__submit_batch_request__descriptor, &rte__v1__batch_status_update__descriptor,
-         NULL, submit_streaming, NULL},
+         NULL, submit_streaming, NULL, BR_SCOPE_SUBMIT},
         {"/rte.v1.BatchEligibilityService/WatchBatchStatus",
          &rte__v1__watch_batch_request__descriptor, &rte__v1__batch_status_update__descriptor, NULL,
          watch, NULL},

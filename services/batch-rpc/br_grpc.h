@@ -17,11 +17,20 @@
  *                         until COMPLETED or FAILED; keepalives while idle
  *   SubmitBatchStreaming  SubmitBatch, then WatchBatchStatus of that batch
  * A batch of another caller is NOT_FOUND.
+ *
+ * Access (docs/auth.md, docs/batch-rpc.md): with token checks on, the caller
+ * is the token's client id; SubmitBatch, SubmitBatchStreaming and
+ * CancelBatch need scope rte:batch:submit (PERMISSION_DENIED otherwise,
+ * from the server before the handler), GetBatchStatus, ListBatches and
+ * WatchBatchStatus either rte:batch:read or rte:batch:submit.
  */
 #ifndef BR_GRPC_H
 #define BR_GRPC_H
 
 #include "rte/grpc_server.h"
+
+#define BR_SCOPE_SUBMIT "rte:batch:submit"
+#define BR_SCOPE_READ "rte:batch:read"
 
 /* br_grpc_methods - the method table (static storage) */
 const rte_grpc_method *br_grpc_methods(void);

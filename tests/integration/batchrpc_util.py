@@ -4,9 +4,10 @@ Starts batch-rpc against real Redis, a Kafka dev broker and stedi-sim (and
 webhook-receiver to poll its Stedi batches into the cache, as in
 production), and gives a grpcio client of BatchEligibilityService.
 
-Who is calling: until libcommon verifies bearer tokens every call is the
-client "anonymous"; CALLER and call_metadata() are the one place a test
-names its caller, so only this fixture changes when auth lands.
+Who is calling: the suites run batch-rpc with token checks off (conftest
+sets grpc.auth.required=false), so every call is the client "anonymous";
+test_batch_rpc_auth.py turns them on and gives each Client its own bearer
+token (Client(svc, metadata=bearer(token))).
 """
 import time
 import uuid
@@ -52,9 +53,10 @@ class BatchStack(Stack):
 class Client:
     """grpcio client of one batch-rpc replica."""
 
-    def __init__(self, svc):
+    def __init__(self, svc, metadata=None):
         import batch_eligibility_pb2 as pb
         self.pb = pb
+        base = tuple(call_metadata() if metadata is None else metadata)
         self.ch = grpc.insecure_channel(f"127.0.0.1:{svc.ports['grpc']}")
         grpc.channel_ready_future(self.ch).result(timeout=10)
 
@@ -63,14 +65,14 @@ class Client:
                                     request_serializer=lambda m: m.SerializeToString(),
                                     response_deserializer=resp.FromString)
             return lambda req, timeout=30, metadata=(): f(
-                req, timeout=timeout, metadata=tuple(call_metadata()) + tuple(metadata))
+                req, timeout=timeout, metadata=base + tuple(metadata))
 
         def stream(name):
             f = self.ch.unary_stream(f"/{SERVICE}/{name}",
                                      request_serializer=lambda m: m.SerializeToString(),
                                      response_deserializer=pb.BatchStatusUpdate.FromString)
             return lambda req, timeout=60, metadata=(): f(
-                req, timeout=timeout, metadata=tuple(call_metadata()) + tuple(metadata))
+                req, timeout=timeout, metadata=base + tuple(metadata))
 
         self.submit = unary("SubmitBatch", pb.SubmitBatchResponse)
         self.status = unary("GetBatchStatus", pb.GetBatchStatusResponse)
