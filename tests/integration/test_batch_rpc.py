@@ -584,3 +584,52 @@ def test_callbacks_refused_without_a_signing_secret(workdir, redis_server, broke
     finally:
         c.close()
         stop_clean(svc)
+
+
+def test_rtectl_batch_speaks_the_api(workdir, redis_server, broker, members):
+    import json
+    import os
+    import subprocess
+
+    from conftest import bin_path
+    path, ok, bad = members
+    sim = start_stedi_sim(workdir)
+    st = BatchStack(redis_server, broker, path, sim)
+    svc = st.start_batchrpc(workdir)
+    env = dict(os.environ, RTE_BATCHRPC_ADDR=f"127.0.0.1:{svc.ports['grpc']}")
+
+    def rtectl(*args):
+        p = subprocess.run([bin_path("rtectl"), "batch", *args], env=env, capture_output=True,
+                           timeout=60)
+        lines = [json.loads(x) for x in p.stdout.decode().splitlines() if x.strip()]
+        return p.returncode, lines, p.stderr.decode()
+
+    try:
+        mfile = os.path.join(workdir, "rtectl-members.txt")
+        with open(mfile, "w") as f:
+            f.write("\n".join(m["member_id"] for m in ok[700:704]) + "\n")
+        rc, out, err = rtectl("submit", "--members", mfile, "--strategy", "realtime",
+                              "--concurrency", "2", "--job-id", "ops-1", ok[704]["member_id"])
+        assert rc == 0, (out, err)
+        bid = out[0]["batch_id"]
+        assert out[0]["total_members"] == 5 and out[0]["strategy"] == "realtime"
+        rc, ups, err = rtectl("watch", bid)
+        assert rc == 0, err
+        assert ups[0]["event"] == "STARTED" and ups[-1]["event"] == "COMPLETED"
+        assert ups[-1]["status"] == "COMPLETED" and ups[-1]["completed"] == 5
+        rc, out, _ = rtectl("status", bid)
+        assert rc == 0 and out[0]["status"] == "COMPLETED" and out[0]["completed"] == 5
+        rc, out, _ = rtectl("list", "--page-size", "10")
+        assert rc == 0 and bid in [b["batch_id"] for b in out[0]["batches"]]
+        rc, out, _ = rtectl("cancel", bid, "--reason", "done anyway")
+        assert rc == 0 and out[0]["status"] == "COMPLETED" and out[0]["members_cancelled"] == 0
+        rc, out, _ = rtectl("status", "br-nope")
+        assert rc == 3 and out[0]["error"] == "NOT_FOUND"
+        rc, out, _ = rtectl("submit", "--strategy", "sideways", "M1")
+        assert rc == 1
+        rc, out, _ = rtectl("submit", "--service", "bad name!", "M1")
+        assert rc == 2 and out[0]["error"] == "INVALID_ARGUMENT"
+        assert out[0]["message"].startswith("client_service_name:")
+    finally:
+        stop_clean(svc)
+        sim.stop()

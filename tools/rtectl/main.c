@@ -12,6 +12,9 @@
  *                                              batches (<source>-<seq>-<random>) and
  *                                              register them for webhook-receiver
  *   rtectl batch BATCH_ID                      a registered batch: state, cursor, progress
+ *   rtectl batch submit|status|list|watch|cancel ...
+ *                                              batch-rpc's BatchEligibilityService over
+ *                                              gRPC (rtectl_batch.c)
  *   rtectl slots                               real-time slots in use, by class
  *
  * Settings come from the same keys and RTE_* variables as the services
@@ -37,6 +40,7 @@
 #include "rte/redis.h"
 #include "rte/slots.h"
 #include "rte/stedi.h"
+#include "rtectl_batch.h"
 #include "rte/warm.h"
 
 static rte_config *cfg;
@@ -47,6 +51,8 @@ static void usage(void)
                     "       rtectl [--config FILE] warm --members FILE [--first N] [--offset K] "
                     "[--source S] [--submit]\n"
                     "       rtectl [--config FILE] batch BATCH_ID\n"
+                    "       rtectl batch submit|status|list|watch|cancel ... (rtectl batch "
+                    "submit --help)\n"
                     "       rtectl [--config FILE] slots\n");
     exit(1);
 }
@@ -355,6 +361,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[i++];
     if ((strcmp(cmd, "key") == 0 || strcmp(cmd, "get") == 0) && argc - i == 2) {
         rc = cmd[0] == 'k' ? cmd_key(argv[i], argv[i + 1]) : cmd_get(argv[i], argv[i + 1]);
+    } else if (strcmp(cmd, "batch") == 0 && argc - i >= 1 && rtectl_batch_is_rpc(argv[i])) {
+        rc = rtectl_batch_rpc(argc - i, argv + i);
     } else if (strcmp(cmd, "batch") == 0 && argc - i == 1) {
         rc = cmd_batch(argv[i]);
     } else if (strcmp(cmd, "slots") == 0 && argc == i) {
