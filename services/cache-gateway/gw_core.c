@@ -934,6 +934,9 @@ static void call_stedi(struct flight *f, struct fl_result *res)
 
     gw_event_lifecycle("rte.submitted", l->member_key, l->tp, l->trigger, l->request_id, -1, NULL,
                        NULL);
+    /* the source's eighth event: waiting for a real-time slot (rte.scheduled ends the wait) */
+    gw_event_lifecycle("rte.enqueued", l->member_key, l->tp, l->trigger, l->request_id, -1, NULL,
+                       NULL);
     int rc = rte_stedi_realtime(G.stedi, &chk, RTE_SLOT_INTERACTIVE, t0 + G.conf.fetch_timeout_ms,
                                 on_started, &sc, &out);
     int64_t latency = rte_clock_mono_ms() - t0;

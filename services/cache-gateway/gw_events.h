@@ -1,7 +1,8 @@
 /*
  * gw_events.h - the gateway's events on Kafka topic rte.events.
  *
- * Lifecycle events of a real-time check (rte.submitted, rte.scheduled,
+ * Lifecycle events of a real-time check (rte.submitted, rte.enqueued while
+ * it waits for a slot, rte.scheduled,
  * rte.started, rte.completed, rte.failed, rte.timeout, rte.downtime) and
  * rte.access events that count every answered request (hit/miss/stale/
  * error), so the warmer can measure how many warmed entries were used:
