@@ -113,20 +113,17 @@ static void record_errors(rte_redis *r, const char *id, const member_work *w, si
         if (w[i].v != V_FAILED)
             continue;
         snprintf(item, sizeof item, "%s\x1f%s\x1f%s\x1f%s", now, w[i].code, w[i].msg, w[i].id);
-        redisReply *rep =
-            rte_redis_cmd(rte_service_redis(), err, sizeof err, "LPUSH %s %s", key, item);
+        redisReply *rep = rte_redis_cmd(r, err, sizeof err, "LPUSH %s %s", key, item);
         if (rep)
             freeReplyObject(rep);
         k++;
     }
-    (void)r;
     if (k > 0) {
-        redisReply *rep = rte_redis_cmd(rte_service_redis(), err, sizeof err, "LTRIM %s 0 %d", key,
-                                        ERRORS_KEEP - 1);
+        redisReply *rep = rte_redis_cmd(r, err, sizeof err, "LTRIM %s 0 %d", key, ERRORS_KEEP - 1);
         if (rep)
             freeReplyObject(rep);
-        rep = rte_redis_cmd(rte_service_redis(), err, sizeof err, "PEXPIRE %s %lld", key,
-                            (long long)BR.c.jobs.keep_ms);
+        rep =
+            rte_redis_cmd(r, err, sizeof err, "PEXPIRE %s %lld", key, (long long)BR.c.jobs.keep_ms);
         if (rep)
             freeReplyObject(rep);
     }

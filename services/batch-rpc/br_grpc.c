@@ -272,9 +272,9 @@ static const char rate_lua[] =
     "redis.call('PEXPIRE', KEYS[1], win)\n"
     "return 0\n";
 
-static long long rate_check(rte_redis *r, const char *caller, char *err, size_t errlen)
+static long long rate_check(rte_redis *r, const char *caller, char *id, char *err, size_t errlen)
 {
-    char key[256], win[24], lim[12], id[37];
+    char key[256], win[24], lim[12];
     if (BR.c.rate_limit == 0)
         return 0;
     snprintf(key, sizeof key, "%s:rate:%s", BR.c.prefix, caller);
@@ -295,6 +295,16 @@ static void idem_key(const char *caller, const char *cjid, char *out, size_t len
     char h[41];
     rte_sha1_hex(cjid, strlen(cjid), h);
     snprintf(out, len, "%s:idem:%s:%s", BR.c.prefix, caller, h);
+}
+
+/* give back the rate window's entry id (the submit stored nothing) */
+static void rate_refund(rte_redis *r, const char *caller, const char *id)
+{
+    char key[256], err[256];
+    snprintf(key, sizeof key, "%s:rate:%s", BR.c.prefix, caller);
+    redisReply *rep = rte_redis_cmd(r, err, sizeof err, "ZREM %s %s", key, id);
+    if (rep)
+        freeReplyObject(rep);
 }
 
 /* the id an idempotency key holds: 1 found, 0 none, -1 + err */
@@ -475,7 +485,8 @@ static int submit(rte_grpc_call *call, const Rte__V1__SubmitBatchRequest *req, c
             /* its creator died before storing it: store it now under the same id */
         }
     }
-    long long wait = rate_check(r, caller, err, sizeof err);
+    char slot[37] = "";
+    long long wait = rate_check(r, caller, slot, err, sizeof err);
     if (wait < 0) {
         rte_grpc_status(call, RTE_GRPC_UNAVAILABLE, "batch store unreachable: %s", err);
         return -1;
@@ -518,7 +529,17 @@ static int submit(rte_grpc_call *call, const Rte__V1__SubmitBatchRequest *req, c
             }
         }
     }
-    return create(call, r, req, caller, id);
+    if (create(call, r, req, caller, id) == 0)
+        return 0;
+    if (slot[0])
+        rate_refund(r, caller, slot);
+    if (req->client_job_id[0] && !have) {
+        /* nothing was stored: the client_job_id is free for a corrected request */
+        redisReply *rep = rte_redis_cmd(r, err, sizeof err, "DEL %s", key);
+        if (rep)
+            freeReplyObject(rep);
+    }
+    return -1;
 }
 
 /* read methods take either scope: a submitter may follow its own batches */

@@ -156,6 +156,12 @@ def test_idempotent_submit_and_rate_limit(workdir, redis_server, broker, members
     c = Client(svc)
     pb = c.pb
     try:
+        # a request refused after the client_job_id was claimed leaves it free
+        q = pb.SubmitBatchRequest(client_service_name="it-service",
+                                  client_job_id="nightly-2026-12-07")
+        q.member_query.sponsor_ids.append("no-such-sponsor")
+        code, d = code_of(c.submit, q)
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and d.startswith("member_query:")
         req = c.ids_request(ids_of(ok[:5]), client_job_id="nightly-2026-12-07",
                             cache_control=epb.CACHE_CONTROL_CACHE_ONLY)
         a = c.submit(req)
@@ -169,6 +175,7 @@ def test_idempotent_submit_and_rate_limit(workdir, redis_server, broker, members
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, d
         assert "at most 3 batches per 3600 s" in d and "retry after" in d
         # a replay is not a new batch: still answered under the limit
+        assert c.submit(req).batch_id == a.batch_id
         assert c.submit(req).batch_id == a.batch_id
         assert len(st.rds.keys(f"{st.batch_prefix}:j:*:todo")) <= 3
     finally:
