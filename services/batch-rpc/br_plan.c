@@ -206,7 +206,7 @@ void br_plan_make(const Rte__V1__BatchExecutionOptions *o, size_t n, const br_pl
     int open, close;
     if (window != W_ANY && hours(window, load->peak_hour, &open, &close))
         p->spread_ms = (int64_t)(close - open) * 3600 * 1000;
-    if (p->strategy == S_BATCH && n > 50000) {
+    if (p->strategy == S_BATCH && n > 50000 && window == W_ANY && priority == P_LOW) {
         /* source: "distributeAcrossWindows": 10k chunks over low-utilization, morning and
          * evening windows in turn; the first chunk waits for the next low-utilization one */
         p->multi = 1;

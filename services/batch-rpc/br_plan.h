@@ -16,9 +16,12 @@
  *
  * Load spreading: a job with a window (not ANY) spreads its chunks evenly
  * over the window's length from its start, each with a jitter of up to a
- * quarter of the gap (at most 5 min); above 50,000 members on the batch API
- * its 10,000-member chunks go to the low-utilization, morning and evening
- * windows in turn (source: "Multi-Window Distribution").
+ * quarter of the gap (at most 5 min); a PRIORITY_LOW job of more than
+ * 50,000 members on the batch API that leaves the window to the service
+ * (ANY) sends its 10,000-member chunks to the low-utilization, morning and
+ * evening windows in turn (source: "Multi-Window Distribution"; LOW is
+ * "process overnight"; a job of any other priority or an explicit window
+ * runs as asked).
  *
  * Windows (local time in batchrpc.time_zone): a job inside its window starts
  * at once, else at the next opening plus a jitter of up to batchrpc.jitter:

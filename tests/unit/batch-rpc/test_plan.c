@@ -84,9 +84,14 @@ static void test_multi_window_and_spread(void **state)
     br_plan p;
     o.strategy = RTE__V1__BATCH_EXECUTION_OPTIONS__STRATEGY__STRATEGY_BATCH_ONLY;
     br_plan_make(&o, 60000, &load, SAT_10, 0, &p);
-    assert_int_equal(p.multi, 1);
+    assert_int_equal(p.multi, 1); /* priority LOW (0), window ANY */
     assert_int_equal(p.chunks, 6);
     assert_int_equal(p.start_ms, SAT_10 + 15 * HOUR); /* the next low-utilization window */
+    o.priority = RTE__V1__BATCH_EXECUTION_OPTIONS__PRIORITY__PRIORITY_NORMAL;
+    br_plan_make(&o, 60000, &load, SAT_10, 0, &p);
+    assert_int_equal(p.multi, 0); /* NORMAL runs now */
+    assert_int_equal(p.start_ms, SAT_10);
+    o.priority = RTE__V1__BATCH_EXECUTION_OPTIONS__PRIORITY__PRIORITY_LOW;
     br_plan_make(&o, 50000, &load, SAT_10, 0, &p);
     assert_int_equal(p.multi, 0);
     assert_int_equal(p.start_ms, SAT_10); /* ANY, no load: now */
