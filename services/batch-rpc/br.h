@@ -56,6 +56,7 @@ typedef struct br_conf {
     int submit_attempts;        /* refused submits before a chunk's members fail */
     int64_t jitter_ms;          /* most random delay after a window opens (clock ms) */
     int64_t busy_pause_ms;      /* real-time jobs pause this long while slots are busy */
+    int slots_limit;            /* slots.limit: the account's real-time slots (load figures) */
     const char *webhook_secret; /* signs callbacks; "" = callbacks refused */
     int webhook_attempts;       /* at-least-once deliveries before a message is dropped */
     int64_t webhook_backoff_ms; /* first retry delay (doubles; real ms) */

@@ -110,6 +110,8 @@ int br_conf_load(const rte_config *cfg, br_conf *o, char *err, size_t errlen)
                  "below batchrpc.webhook_lease");
         return -1;
     }
+    if (num(cfg, "slots.limit", 15, 1, 1000, &o->slots_limit, err, errlen) != 0)
+        return -1;
     if (o->timeout_ms > o->timeout_max_ms) {
         snprintf(err, errlen,
                  "config: key 'batchrpc.timeout' (RTE_BATCHRPC_TIMEOUT) must not exceed "

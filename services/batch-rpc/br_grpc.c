@@ -368,7 +368,7 @@ static int create(rte_grpc_call *call, rte_redis *r, const Rte__V1__SubmitBatchR
     rte_slots *slots = rte_stedi_slots(BR.stedi);
     if (slots != NULL)
         in_use = rte_slots_in_use(slots, by_class);
-    br_plan_load load = {in_use, 15, -1};
+    br_plan_load load = {in_use, BR.c.slots_limit, -1};
     if (req->options &&
         (int)req->options->scheduling_window ==
             RTE__V1__SCHEDULING_WINDOW__SCHEDULING_WINDOW_OPTIMAL_MEMBER_ENGAGEMENT) {
