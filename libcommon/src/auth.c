@@ -1107,14 +1107,12 @@ fail:
     return NULL;
 }
 
-/* rte_auth_from_config - grpc.auth.* into a verifier or NULL (off); -1 + err; owning thread */
-int rte_auth_from_config(const rte_config *cfg, rte_auth **out, char *err, size_t errlen)
+/* grpc.auth.* into o: 1 configured, 0 no JWKS (auth off), -1 + err naming the key */
+static int read_opts(const rte_config *cfg, rte_auth_opts *o_out, char *err, size_t errlen)
 {
     rte_auth_opts o = {0};
     int64_t skew, refresh, min_refresh;
-    char why[512];
 
-    *out = NULL;
     o.jwks_file = rte_config_str(cfg, "grpc.auth.jwks_file", NULL);
     o.jwks_url = rte_config_str(cfg, "grpc.auth.jwks_url", NULL);
     if ((!o.jwks_file || !o.jwks_file[0]) && (!o.jwks_url || !o.jwks_url[0]))
@@ -1143,6 +1141,21 @@ int rte_auth_from_config(const rte_config *cfg, rte_auth **out, char *err, size_
     o.clock_skew_s = skew / 1000;
     o.refresh_ms = refresh;
     o.min_refresh_ms = min_refresh;
+    *o_out = o;
+    return 1;
+}
+
+/* rte_auth_from_config - grpc.auth.* into a verifier or NULL (off); -1 + err; owning thread */
+int rte_auth_from_config(const rte_config *cfg, rte_auth **out, char *err, size_t errlen)
+{
+    rte_auth_opts o;
+    char why[512];
+    int rc;
+
+    *out = NULL;
+    rc = read_opts(cfg, &o, err, errlen);
+    if (rc <= 0)
+        return rc;
     *out = rte_auth_new(&o, why, sizeof why);
     if (!*out) {
         snprintf(err, errlen, "key '%s' (%s): %s",
@@ -1150,6 +1163,28 @@ int rte_auth_from_config(const rte_config *cfg, rte_auth **out, char *err, size_
                  o.jwks_file && o.jwks_file[0] ? "RTE_GRPC_AUTH_JWKS_FILE"
                                                : "RTE_GRPC_AUTH_JWKS_URL",
                  why);
+        return -1;
+    }
+    return 0;
+}
+
+/* rte_auth_check_config - as rte_auth_from_config, a JWKS URL not fetched; owning thread */
+int rte_auth_check_config(const rte_config *cfg, int *configured, char *err, size_t errlen)
+{
+    rte_auth_opts o;
+    rte_auth *a;
+    int rc = read_opts(cfg, &o, err, errlen);
+
+    *configured = rc > 0;
+    if (rc <= 0)
+        return rc;
+    if (o.jwks_file && o.jwks_file[0])
+        return rte_auth_from_config(cfg, &a, err, errlen) < 0 ? -1 : (rte_auth_free(a), 0);
+    if (strncmp(o.jwks_url, "https://", 8) != 0 && strncmp(o.jwks_url, "http://", 7) != 0) {
+        snprintf(err, errlen,
+                 "key 'grpc.auth.jwks_url' (RTE_GRPC_AUTH_JWKS_URL) = '%.200s': expected an "
+                 "http:// or https:// URL",
+                 o.jwks_url);
         return -1;
     }
     return 0;

@@ -104,6 +104,14 @@ rte_auth *rte_auth_new(const rte_auth_opts *opts, char *err, size_t errlen);
  */
 int rte_auth_from_config(const rte_config *cfg, rte_auth **out, char *err, size_t errlen);
 
+/*
+ * rte_auth_check_config - validate grpc.auth.* as rte_auth_from_config
+ * does (a JWKS file is read and its keys checked) without fetching a JWKS
+ * URL: --check-config needs no network. *configured = 1 when a JWKS is
+ * set. 0, or -1 + err naming the key. Owning thread.
+ */
+int rte_auth_check_config(const rte_config *cfg, int *configured, char *err, size_t errlen);
+
 /* rte_auth_free - release; owning thread, after every verify returned */
 void rte_auth_free(rte_auth *a);
 
