@@ -83,6 +83,7 @@ struct rte_auth {
     struct keyset *keys;
     pthread_mutex_t refresh_mu;  /* one re-read at a time */
     _Atomic int64_t loaded_mono; /* last successful (or attempted) load, mono ms */
+    atomic_uint loads;           /* re-reads finished (successful or not) */
     _Atomic int64_t forced_mono; /* last unknown-kid re-read, mono ms */
 };
 
@@ -473,6 +474,7 @@ static void reload(rte_auth *a, const char *why)
     struct keyset *ks = load_all(a, err, sizeof err);
 
     atomic_store(&a->loaded_mono, rte_clock_mono_ms());
+    atomic_fetch_add(&a->loads, 1);
     if (!ks) {
         rte_log_warn("auth: re-reading the JWKS (%s) failed: %s; keeping the keys loaded before",
                      why, err);
@@ -499,10 +501,11 @@ static void maybe_refresh(rte_auth *a)
 static int refresh_for_kid(rte_auth *a)
 {
     int64_t asked = rte_clock_mono_ms();
+    unsigned seen = atomic_load(&a->loads);
     int done = 0;
 
     pthread_mutex_lock(&a->refresh_mu);
-    if (atomic_load(&a->loaded_mono) >= asked) {
+    if (atomic_load(&a->loads) != seen) {
         done = 1; /* a re-read finished while we waited for the lock */
     } else if (asked - atomic_load(&a->forced_mono) >= a->min_refresh_ms ||
                atomic_load(&a->forced_mono) == 0) {
