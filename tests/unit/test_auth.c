@@ -664,6 +664,42 @@ static void test_bearer(void **state)
     assert_string_equal(rte_auth_reason(-99), "unknown");
 }
 
+static void test_memo_expiry_and_withdrawn_key(void **state)
+{
+    rte_auth *a = new_auth(0);
+    rte_auth_token t;
+    char err[512] = "", j[4096], doc[4200];
+    char *tok = mint(rsa1, RS, claims(300, NULL));
+
+    (void)state;
+    for (int i = 0; i < 3; i++) { /* the second and third are answered from the memo */
+        assert_int_equal(verify(a, tok, &t, err, sizeof err), RTE_AUTH_OK);
+        assert_string_equal(t.principal, "batch-client-1");
+        assert_string_equal(t.scopes, "rte:warm:read rte:warm:write");
+    }
+    /* remembered, but not past its exp (+ skew) */
+    assert_int_equal(rte_auth_verify(a, tok, strlen(tok), NOW + 359, &t, err, sizeof err),
+                     RTE_AUTH_OK);
+    assert_int_equal(rte_auth_verify(a, tok, strlen(tok), NOW + 361, &t, err, sizeof err),
+                     RTE_AUTH_EXPIRED);
+    assert_non_null(strstr(err, "token expired at"));
+    /* a modified token is not the remembered one */
+    tok[strlen(tok) - 2] = tok[strlen(tok) - 2] == 'A' ? 'B' : 'A';
+    assert_int_equal(verify(a, tok, &t, err, sizeof err), RTE_AUTH_SIGNATURE);
+    free(tok);
+    /* the provider withdraws r1: its remembered tokens go with it */
+    tok = mint(rsa1, RS, claims(300, NULL));
+    assert_int_equal(verify(a, tok, &t, err, sizeof err), RTE_AUTH_OK);
+    write_jwks(ec1, "e1", NULL, NULL, NULL, NULL);
+    jwk(ec1, "e1", j, sizeof j);
+    snprintf(doc, sizeof doc, "{\"keys\":[%s]}", j);
+    assert_int_equal(rte_auth_load_jwks(a, doc, strlen(doc), err, sizeof err), 1);
+    assert_int_equal(verify(a, tok, &t, err, sizeof err), RTE_AUTH_KEY);
+    free(tok);
+    rte_auth_free(a);
+    write_jwks(rsa1, "r1", ec1, "e1", NULL, NULL);
+}
+
 /* --- a JWKS server ------------------------------------------------------ */
 
 static struct {
@@ -815,6 +851,7 @@ int main(void)
         cmocka_unit_test_setup(test_no_kid, std_jwks),
         cmocka_unit_test_setup(test_jwks_documents, std_jwks),
         cmocka_unit_test_setup(test_options_and_config, std_jwks),
+        cmocka_unit_test_setup(test_memo_expiry_and_withdrawn_key, std_jwks),
         cmocka_unit_test_setup(test_jwks_url, std_jwks),
         cmocka_unit_test(test_bearer),
     };
