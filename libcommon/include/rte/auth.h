@@ -33,6 +33,11 @@
  * of made-up kids cannot hammer the JWKS endpoint. A failed re-read keeps
  * the keys already loaded and is logged.
  *
+ * A verified token is remembered by its SHA-256 (a few hundred slots) and
+ * the same bytes are accepted again without the signature check until its
+ * exp; a new key set forgets them all, so withdrawing a key takes effect
+ * at the next re-read.
+ *
  * Not here: token issuance, HS* shared secrets (a verifier holding the
  * signing secret could mint tokens), JWE, x5c certificate chains,
  * revocation lists. The gRPC server (grpc_server.h) calls this module;
