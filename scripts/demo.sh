@@ -92,8 +92,7 @@ start member-cron RTE_MEMBER_CRON_MEMBERS="$DEMO/members.jsonl" \
 start webhook-receiver RTE_WH_POLL_INTERVAL=200ms
 # a fresh queue per run; its 5 s window (5 min in production) closes soon after the fire
 start cache-warmer RTE_WARMER_MEMBERS="$DEMO/members.jsonl" RTE_WARM_PREFIX="demo:warm:$(date +%s)" \
-    RTE_WARM_WINDOW=5s RTE_WARMER_FLUSH_CHECK=500ms RTE_WARM_SOURCE=demo \
-    RTE_GRPC_AUTH_REQUIRED=false # the demo makes no gRPC call; production sets a JWKS (docs/auth.md)
+    RTE_WARM_WINDOW=5s RTE_WARMER_FLUSH_CHECK=500ms RTE_WARM_SOURCE=demo
 start cache-gateway RTE_GATEWAY_MEMBER_DIR="$DEMO/members.jsonl"
 for s in member-cron webhook-receiver cache-warmer cache-gateway; do ready $s; done
 echo "demo: stedi-sim $SIM, redis $REDIS_URL, kafka $BROKERS"
