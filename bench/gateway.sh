@@ -116,7 +116,7 @@ start_gateway() { # NAME [VAR=value...]
     n=$1; shift
     start_service "$n" "${GATEWAY:-$BUILD/bin/cache-gateway}" \
         RTE_STEDI_BASE_URL="http://127.0.0.1:$SIMPORT" RTE_CACHE_MEMBER_KEY_SECRET=$SECRET \
-        RTE_GATEWAY_MEMBER_DIR="$tmp/members.jsonl" "$@"
+        RTE_GATEWAY_MEMBER_DIR="$tmp/members.jsonl" RTE_GRPC_AUTH_REQUIRED=false "$@"
 }
 start_gateway gw
 GWPID=$gwPID GWPORT=$gwPORT

@@ -950,6 +950,14 @@ int rte_grpc_stream_wait(rte_grpc_call *call, int ms)
     }
 }
 
+/* rte_grpc_call_gone - 1 once the call closed (client cancel, deadline); handler thread */
+int rte_grpc_call_gone(rte_grpc_call *call)
+{
+    if (!call->closed)
+        await_tag(call, TAG_CLOSE, gpr_now(GPR_CLOCK_MONOTONIC));
+    return call->closed;
+}
+
 /* rte_grpc_deadline_ms - client deadline on the rte_clock_mono_ms scale; handler thread */
 int64_t rte_grpc_deadline_ms(const rte_grpc_call *call)
 {

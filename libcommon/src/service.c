@@ -589,22 +589,14 @@ static void start_http(const rte_config *cfg)
 }
 
 /*
- * grpc.auth.*: the token verifier, or NULL when tokens are not checked -
- * fatal if the service has methods to protect, grpc.auth.required is on
- * (the default) and no JWKS is configured; loud when it is off.
+ * with no JWKS configured: fatal if the service has methods to protect and
+ * grpc.auth.required is on (the default); loud when it is off
  */
-static rte_auth *grpc_auth(const rte_config *cfg)
+static void auth_off(const rte_config *cfg)
 {
-    char err[640];
-    rte_auth *auth = NULL;
-    int required = rte_config_bool(cfg, "grpc.auth.required", 1);
-    int methods = S.def->grpc != NULL && S.def->grpc[0].path != NULL;
-
-    if (rte_auth_from_config(cfg, &auth, err, sizeof err) < 0)
-        rte_fatal("config: %s", err);
-    if (auth || !methods)
-        return auth;
-    if (required)
+    if (S.def->grpc == NULL || S.def->grpc[0].path == NULL)
+        return;
+    if (rte_config_bool(cfg, "grpc.auth.required", 1))
         rte_fatal(
             "config: key 'grpc.auth.required' (RTE_GRPC_AUTH_REQUIRED) is true but no JWKS is "
             "configured: set grpc.auth.jwks_file or grpc.auth.jwks_url with "
@@ -614,7 +606,31 @@ static rte_auth *grpc_auth(const rte_config *cfg)
                  "caller that reaches the gRPC port may call every %s method; never run so in "
                  "production",
                  S.def->name);
-    return NULL;
+}
+
+/* grpc.auth.*: the token verifier, or NULL when tokens are not checked */
+static rte_auth *grpc_auth(const rte_config *cfg)
+{
+    char err[640];
+    rte_auth *auth = NULL;
+
+    if (rte_auth_from_config(cfg, &auth, err, sizeof err) < 0)
+        rte_fatal("config: %s", err);
+    if (auth == NULL)
+        auth_off(cfg);
+    return auth;
+}
+
+/* --check-config: grpc.auth.* validated without fetching a JWKS URL */
+static void check_grpc_auth(const rte_config *cfg)
+{
+    char err[640];
+    int configured;
+
+    if (rte_auth_check_config(cfg, &configured, err, sizeof err) < 0)
+        rte_fatal("config: %s", err);
+    if (!configured)
+        auth_off(cfg);
 }
 
 static void start_grpc(const rte_config *cfg)
@@ -803,7 +819,7 @@ int rte_service_main(const rte_service_def *def, int argc, char **argv)
             rte_fatal("config: %s", err);
     }
     if (check_only) { /* at a real start, init validates the same keys as it reads them */
-        rte_auth_free(grpc_auth(cfg));
+        check_grpc_auth(cfg);
         if (def->check != NULL && def->check(cfg, err, sizeof err) != 0)
             rte_fatal("config: %s", err);
         printf("%s: configuration OK\n", def->name);

@@ -480,6 +480,14 @@ static int poll_delay_ms(void)
 int rte_slots_acquire(rte_slots *s, enum rte_slot_class cls, int64_t deadline_mono_ms,
                       rte_slot_lease *out, char *err, size_t errlen)
 {
+    return rte_slots_acquire_notify(s, cls, deadline_mono_ms, NULL, NULL, out, err, errlen);
+}
+
+/* rte_slots_acquire_notify - acquire, telling on_wait once when queued; any thread */
+int rte_slots_acquire_notify(rte_slots *s, enum rte_slot_class cls, int64_t deadline_mono_ms,
+                             rte_slots_wait_fn on_wait, void *arg, rte_slot_lease *out, char *err,
+                             size_t errlen)
+{
     struct result res;
     char uuid[37], token[40], ignored[128];
     int64_t start = rte_clock_mono_ms(), now;
@@ -517,6 +525,10 @@ int rte_slots_acquire(rte_slots *s, enum rte_slot_class cls, int64_t deadline_mo
             rte_series_inc(s->acq_timeout[cls]);
             rc = RTE_SLOTS_TIMEOUT;
             goto out;
+        }
+        if (on_wait != NULL) {
+            on_wait(arg);
+            on_wait = NULL;
         }
         int64_t d = poll_delay_ms();
         if (d > deadline_mono_ms - now)

@@ -847,6 +847,14 @@ int rte_stedi_realtime(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_c
                        int64_t deadline_mono_ms, rte_stedi_started_fn on_started, void *arg,
                        rte_stedi_result *out)
 {
+    return rte_stedi_realtime_notify(s, chk, cls, deadline_mono_ms, NULL, on_started, arg, out);
+}
+
+/* rte_stedi_realtime_notify - any thread; blocks for the slot and the exchange */
+int rte_stedi_realtime_notify(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_class cls,
+                              int64_t deadline_mono_ms, rte_slots_wait_fn on_enqueued,
+                              rte_stedi_started_fn on_started, void *arg, rte_stedi_result *out)
+{
     char url[URL_MAX], err[256];
     const char *headers[] = {s->auth_header, "Content-Type: application/json", NULL};
     rte_http_request req;
@@ -878,7 +886,8 @@ int rte_stedi_realtime(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_c
 
     memset(&h, 0, sizeof h);
     slot_deadline = deadline_mono_ms != 0 ? deadline_mono_ms : t0 + s->o.realtime_timeout_ms;
-    rc = rte_slots_acquire(s->o.slots, cls, slot_deadline, &h.lease, err, sizeof err);
+    rc = rte_slots_acquire_notify(s->o.slots, cls, slot_deadline, on_enqueued, arg, &h.lease, err,
+                                  sizeof err);
     if (rc == RTE_SLOTS_ERROR && cls == RTE_SLOT_INTERACTIVE && s->o.degraded_limit > 0) {
         if (degraded_acquire(s, slot_deadline) == 0) {
             warn_degraded(s, err);

@@ -15,9 +15,9 @@
  *               STARTED, PROGRESS, COMPLETED, FAILED and CANCELLED, filtered
  *               by notifications.event_types (empty = all).
  *   rte.events  the lifecycle events of each real-time check a job makes,
- *               as the gateway writes them (rte.enqueued while it waits for
- *               a slot, rte.scheduled, rte.started, rte.completed,
- *               rte.downtime, rte.failed, rte.timeout), member key only.
+ *               as the gateway writes them (rte.enqueued when no slot is free at once and it waits
+ * for a slot, rte.scheduled, rte.started, rte.completed, rte.downtime, rte.failed, rte.timeout),
+ * member key only.
  *
  * Producing only enqueues into librdkafka; a refused event is counted in
  * rte_batchrpc_events_total{sink="kafka",result="dropped"} and logged.

@@ -230,6 +230,14 @@ static void on_started(void *arg, const rte_slot_lease *lease)
     br_events_lifecycle("rte.started", s->key, s->tp, s->job, wait, NULL, NULL);
 }
 
+/* the first attempt found no batch-class slot: the check waits in the limiter's queue */
+static void on_enqueued(void *arg)
+{
+    struct started *s = arg;
+    br_events_lifecycle("rte.enqueued", s->key, s->tp, s->job, -1, NULL,
+                        "waiting for a batch-class slot");
+}
+
 static int job_ended(rte_redis *r, const char *id)
 {
     char err[256];
@@ -266,11 +274,9 @@ static void check_one(rt_pool *p, member_work *w, rte_redis *r)
     for (int attempt = 1; attempt <= p->retry_max; attempt++) {
         struct started s = {mkey, m->trading_partner_id, p->j->id, rte_clock_mono_ms()};
         br_events_lifecycle("rte.submitted", mkey, m->trading_partner_id, p->j->id, -1, NULL, NULL);
-        br_events_lifecycle("rte.enqueued", mkey, m->trading_partner_id, p->j->id, -1, NULL,
-                            "waiting for a batch-class slot");
         int64_t c0 = rte_clock_mono_ms();
-        rc = rte_stedi_realtime(BR.stedi, &chk, RTE_SLOT_BATCH, p->deadline_mono, on_started, &s,
-                                &out);
+        rc = rte_stedi_realtime_notify(BR.stedi, &chk, RTE_SLOT_BATCH, p->deadline_mono,
+                                       on_enqueued, on_started, &s, &out);
         int64_t latency = rte_clock_mono_ms() - c0;
         const char *o = rte_stedi_outcome_name(out.outcome);
         const char *v[] = {o};

@@ -91,6 +91,27 @@ typedef struct gw_state {
 
 extern gw_state G;
 
+/*
+ * A gRPC caller waiting for its answer (gw_grpc.c): the core fills it with
+ * what it would have rendered on HTTP (status, result, a copy of the entry
+ * served, or the error message) and signals. It lives on the gRPC
+ * handler's stack; gw_ask (gw_core.h) guarantees the core is done with it
+ * before the handler returns.
+ */
+typedef struct gw_rpc {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    int status; /* the HTTP status the same request gets */
+    enum gw_result result;
+    int have_entry; /* e holds the entry served */
+    int cached;     /* _metadata.cached */
+    int revalidating;
+    rte_cache_entry e;
+    char message[400]; /* error answers */
+    int64_t now_ms;
+} gw_rpc;
+
 /* What a request is for. */
 enum gw_kind { GW_CHECK, GW_REFRESH, GW_STATUS };
 
@@ -113,6 +134,7 @@ typedef struct gw_req {
     pthread_mutex_t mu;
     int answered;
     rte_http_req *http; /* NULL once answered or for background work */
+    gw_rpc *rpc;        /* a gRPC caller instead of http; NULL once answered */
     char async_id[GW_ASYNC_ID];
     gw_lookup seen; /* what the cache held when read */
     rte_cache_entry stale;
@@ -138,6 +160,7 @@ typedef struct gw_answer {
     const char *detail;  /* Cache-Status detail, may be NULL */
     const char *message; /* error message */
     int64_t now_ms;
+    int revalidating; /* a background refresh of the entry was started */
 } gw_answer;
 
 #endif

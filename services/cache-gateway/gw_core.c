@@ -7,8 +7,14 @@
  *   flights   hash table key -> flight {leader's request, waiters, the
  *             cached_at the leader saw}. Joining a running flight costs no
  *             worker: the waiter is answered when the flight ends.
- *   pending   every request still holding an HTTP request, for the
- *             sweeper, which scans it every few ms for passed deadlines.
+ *   pending   every request still holding an HTTP request or a waiting
+ *             gRPC caller, for the sweeper, which scans it every few ms
+ *             for passed deadlines.
+ *
+ * Answers go to the request's HTTP request (gw_render) or, for gRPC
+ * CheckEligibility, into its gw_rpc (the same answer, accounted the same
+ * way, handed to the waiting handler): everything before - single flight,
+ * lock, slot class, deadlines, stale-on-deadline - is one code path.
  *
  * Redis keys besides the cache's own (whose names only cache_entry.c
  * builds; these only prefix them): rte:gw:lock:<cache key> (leader's token,
@@ -43,6 +49,8 @@
 #define LOCK_PREFIX "rte:gw:lock:"
 #define FAIL_PREFIX "rte:gw:fail:"
 #define REQ_PREFIX "rte:gw:req:"
+/* how often a waiting gRPC caller checks that its client is still there */
+#define ASK_POLL_MS 100
 
 static const char *const result_names[GW_R_N] = {"HIT", "MISS", "STALE", "ERROR"};
 
@@ -156,6 +164,7 @@ gw_req *gw_req_dup(const gw_req *src)
     pthread_mutex_init(&r->mu, NULL); /* its own lock and reference, nothing shared with src */
     atomic_init(&r->refs, 1);
     r->http = NULL;
+    r->rpc = NULL;
     r->qnext = r->pnext = r->pprev = r->wnext = NULL;
     r->pending = 0;
     return r;
@@ -222,24 +231,30 @@ static void pending_remove(gw_req *r)
 
 /*
  * claim - take the right to answer r. Returns its HTTP request when this
- * caller must respond (and takes r off the deadline list), else NULL;
+ * caller must respond (and takes r off the deadline list), else NULL, with
+ * *rpc (when rpc is not NULL) the waiting gRPC caller instead, if any;
  * async_id receives the async request id when r was answered with 202.
  */
-static rte_http_req *claim(gw_req *r, char async_id[GW_ASYNC_ID])
+static rte_http_req *claim(gw_req *r, char async_id[GW_ASYNC_ID], gw_rpc **rpc)
 {
     rte_http_req *http = NULL;
+    gw_rpc *waiting = NULL;
 
     pthread_mutex_lock(&r->mu);
     if (!r->answered) {
         r->answered = 1;
         http = r->http;
+        waiting = r->rpc;
         r->http = NULL;
+        r->rpc = NULL;
     }
     if (async_id != NULL)
         memcpy(async_id, r->async_id, GW_ASYNC_ID);
     pthread_mutex_unlock(&r->mu);
-    if (http != NULL)
+    if (http != NULL || waiting != NULL)
         pending_remove(r);
+    if (rpc != NULL)
+        *rpc = waiting;
     return http;
 }
 
@@ -388,6 +403,25 @@ void gw_render(const gw_req *r, const gw_answer *a, rte_http_req *http)
         return;
     }
     rte_http_respond(http, a->status, "application/json", body, (size_t)n);
+}
+
+/* hand answer a to the gRPC caller waiting in rpc, accounted as gw_render accounts it */
+static void render_rpc(const gw_req *r, const gw_answer *a, gw_rpc *rpc)
+{
+    account(r, a);
+    pthread_mutex_lock(&rpc->mu);
+    rpc->status = a->status;
+    rpc->result = a->result;
+    rpc->have_entry = a->e != NULL;
+    if (a->e != NULL)
+        rpc->e = *a->e;
+    rpc->cached = a->cached;
+    rpc->revalidating = a->revalidating;
+    snprintf(rpc->message, sizeof rpc->message, "%s", a->message ? a->message : "");
+    rpc->now_ms = a->now_ms;
+    rpc->done = 1;
+    pthread_cond_signal(&rpc->cv);
+    pthread_mutex_unlock(&rpc->mu);
 }
 
 /* gw_answer_cached - pure */
@@ -546,7 +580,7 @@ static int go_async(gw_req *r)
     if (store_pending(r, id) != 0)
         return 0;
     pthread_mutex_lock(&r->mu);
-    if (!r->answered) {
+    if (!r->answered && r->http != NULL) { /* a gRPC caller has no request to poll */
         r->answered = 1;
         http = r->http;
         r->http = NULL;
@@ -564,10 +598,13 @@ static int go_async(gw_req *r)
 static void deliver(gw_req *r, const gw_answer *a)
 {
     char aid[GW_ASYNC_ID];
-    rte_http_req *http = claim(r, aid);
+    gw_rpc *rpc;
+    rte_http_req *http = claim(r, aid, &rpc);
 
     if (http != NULL)
         gw_render(r, a, http);
+    else if (rpc != NULL)
+        render_rpc(r, a, rpc);
     else if (aid[0] != '\0')
         store_done(r, aid, a);
 }
@@ -582,7 +619,7 @@ int gw_submit(gw_req *r)
         pthread_mutex_unlock(&C.qmu);
         return -1;
     }
-    if (r->http != NULL)
+    if (r->http != NULL || r->rpc != NULL)
         pending_add(r);
     r->qnext = NULL;
     if (C.qtail)
@@ -913,6 +950,14 @@ static void on_started(void *arg, const rte_slot_lease *lease)
                        c->lead->request_id, wait, NULL, NULL);
 }
 
+/* no slot was free at once: the check waits in the interactive queue */
+static void on_enqueued(void *arg)
+{
+    struct started_ctx *c = arg;
+    gw_event_lifecycle("rte.enqueued", c->lead->member_key, c->lead->tp, c->lead->trigger,
+                       c->lead->request_id, -1, NULL, NULL);
+}
+
 /* the Stedi call itself, lock held (or Redis down); fills res */
 static void call_stedi(struct flight *f, struct fl_result *res)
 {
@@ -934,11 +979,9 @@ static void call_stedi(struct flight *f, struct fl_result *res)
 
     gw_event_lifecycle("rte.submitted", l->member_key, l->tp, l->trigger, l->request_id, -1, NULL,
                        NULL);
-    /* the source's eighth event: waiting for a real-time slot (rte.scheduled ends the wait) */
-    gw_event_lifecycle("rte.enqueued", l->member_key, l->tp, l->trigger, l->request_id, -1, NULL,
-                       NULL);
-    int rc = rte_stedi_realtime(G.stedi, &chk, RTE_SLOT_INTERACTIVE, t0 + G.conf.fetch_timeout_ms,
-                                on_started, &sc, &out);
+    int rc =
+        rte_stedi_realtime_notify(G.stedi, &chk, RTE_SLOT_INTERACTIVE, t0 + G.conf.fetch_timeout_ms,
+                                  on_enqueued, on_started, &sc, &out);
     int64_t latency = rte_clock_mono_ms() - t0;
     if (rc == 0) {
         res->kind = FL_FETCHED;
@@ -1129,6 +1172,7 @@ static void process_check(gw_req *r)
     case GW_SERVE:
     case GW_SERVE_REFRESH:
         gw_answer_entry(&a, &r->pol, &e, GW_R_HIT, &ok, now);
+        a.revalidating = act == GW_SERVE_REFRESH;
         deliver(r, &a);
         if (act == GW_SERVE_REFRESH)
             gw_refresh_async(r, "xfetch");
@@ -1136,6 +1180,7 @@ static void process_check(gw_req *r)
     case GW_SERVE_STALE:
     case GW_SERVE_STALE_REFRESH:
         gw_answer_entry(&a, &r->pol, &e, GW_R_STALE, &ok, now);
+        a.revalidating = act == GW_SERVE_STALE_REFRESH;
         deliver(r, &a);
         if (act == GW_SERVE_STALE_REFRESH)
             gw_refresh_async(r, "swr");
@@ -1185,7 +1230,7 @@ static void process_status(gw_req *r)
 
     snprintf(key, sizeof key, REQ_PREFIX "%s", r->async_id);
     rep = rte_redis_cmd(rte_service_redis(), err, sizeof err, "GET %s", key);
-    http = claim(r, NULL);
+    http = claim(r, NULL, NULL);
     if (http == NULL) {
         if (rep)
             freeReplyObject(rep);
@@ -1251,6 +1296,7 @@ static void expire(gw_req *r)
 {
     gw_answer a;
     rte_http_req *http = NULL;
+    gw_rpc *rpc = NULL;
     int have = 0, async = 0;
     rte_cache_entry stale, ok;
     char id[GW_ASYNC_ID] = "";
@@ -1258,7 +1304,8 @@ static void expire(gw_req *r)
     pthread_mutex_lock(&r->mu);
     if (!r->answered) {
         have = r->kind == GW_CHECK && r->have_entry;
-        async = !have && r->kind == GW_CHECK && (r->callers_deadline || r->pol.respond_async);
+        async = !have && r->kind == GW_CHECK && r->http != NULL &&
+                (r->callers_deadline || r->pol.respond_async);
         if (async) {
             rte_uuid4(id);
             memcpy(r->async_id, id, GW_ASYNC_ID);
@@ -1267,10 +1314,12 @@ static void expire(gw_req *r)
             stale = r->stale;
         r->answered = 1;
         http = r->http;
+        rpc = r->rpc;
         r->http = NULL;
+        r->rpc = NULL;
     }
     pthread_mutex_unlock(&r->mu);
-    if (http == NULL)
+    if (http == NULL && rpc == NULL)
         return;
     if (have) {
         /* an error entry gives way to the success it carries where the caller accepts that */
@@ -1278,7 +1327,10 @@ static void expire(gw_req *r)
         a.hit = 0;
         a.fwd = GW_FWD_STALE;
         a.detail = "stale-on-deadline";
-        gw_render(r, &a, http);
+        if (rpc != NULL)
+            render_rpc(r, &a, rpc);
+        else
+            gw_render(r, &a, http);
         return;
     }
     if (async && store_pending(r, id) == 0) {
@@ -1291,7 +1343,56 @@ static void expire(gw_req *r)
                        "exists; the check goes on and will land in the cache (send Prefer: wait=N "
                        "or respond-async to get a request to poll)"
                      : "the request's deadline passed");
-    gw_render(r, &a, http);
+    if (rpc != NULL)
+        render_rpc(r, &a, rpc);
+    else
+        gw_render(r, &a, http);
+}
+
+/* gw_ask - gRPC handler thread; waits on rpc's condition variable, takes r's mutex to give up */
+int gw_ask(gw_req *r, gw_rpc *rpc, int (*live)(void *arg), void *arg)
+{
+    int detached = 0;
+
+    pthread_mutex_init(&rpc->mu, NULL);
+    rte_clock_cond_init(&rpc->cv);
+    rpc->done = 0;
+    r->rpc = rpc;
+    ref(r); /* ours, for giving up below */
+    if (gw_submit(r) != 0) {
+        r->rpc = NULL;
+        gw_req_unref(r); /* ours */
+        gw_req_unref(r); /* the caller's */
+        pthread_cond_destroy(&rpc->cv);
+        pthread_mutex_destroy(&rpc->mu);
+        return -1;
+    }
+    pthread_mutex_lock(&rpc->mu);
+    while (!rpc->done) {
+        struct timespec ts = rte_clock_mono_timespec(rte_clock_mono_ms() + ASK_POLL_MS);
+        pthread_cond_timedwait(&rpc->cv, &rpc->mu, &ts);
+        if (rpc->done || detached || live == NULL || live(arg))
+            continue;
+        /* the caller left: unhook rpc unless an answer is already on its way to it */
+        pthread_mutex_unlock(&rpc->mu);
+        pthread_mutex_lock(&r->mu);
+        if (!r->answered) {
+            r->answered = 1;
+            r->rpc = NULL;
+            detached = 1;
+        }
+        pthread_mutex_unlock(&r->mu);
+        pthread_mutex_lock(&rpc->mu);
+        if (detached)
+            break;
+    }
+    pthread_mutex_unlock(&rpc->mu);
+    if (detached)
+        pending_remove(r);
+    gw_req_unref(r);
+    pthread_cond_destroy(&rpc->cv);
+    pthread_mutex_destroy(&rpc->mu);
+    return detached ? 1 : 0;
 }
 
 static void *sweeper_main(void *arg)

@@ -60,6 +60,17 @@ void gw_req_unref(gw_req *r);
  */
 int gw_submit(gw_req *r);
 
+/*
+ * gw_ask - submit r (a heap request: takes over the caller's reference)
+ * for a gRPC caller and wait until the core answers it into rpc - the same
+ * answer, at the same deadline, an HTTP caller gets. live(arg) is asked
+ * every 100 ms whether the client is still there; when it is not, r is
+ * given up (answered, nobody told) and 1 returned. 0 when rpc holds the
+ * answer; -1 when the queue is full (r released; answer UNAVAILABLE).
+ * Blocks the calling thread; takes rpc's and r's mutexes.
+ */
+int gw_ask(gw_req *r, gw_rpc *rpc, int (*live)(void *arg), void *arg);
+
 /* gw_refresh_async - queue one background refresh of r's key (copied) unless one is running */
 void gw_refresh_async(const gw_req *r, const char *trigger);
 

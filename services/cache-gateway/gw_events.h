@@ -1,9 +1,10 @@
 /*
  * gw_events.h - the gateway's events on Kafka topic rte.events.
  *
- * Lifecycle events of a real-time check (rte.submitted, rte.enqueued while
- * it waits for a slot, rte.scheduled,
- * rte.started, rte.completed, rte.failed, rte.timeout, rte.downtime) and
+ * Lifecycle events of a real-time check (rte.submitted; rte.enqueued when
+ * no slot was free at once and it waits in the limiter's queue;
+ * rte.scheduled, rte.started, rte.completed, rte.failed, rte.timeout,
+ * rte.downtime) and
  * rte.access events that count every answered request (hit/miss/stale/
  * error), so the warmer can measure how many warmed entries were used:
  * accesses are tallied per member, trading partner, result and mode for

@@ -78,8 +78,8 @@ static int check_id(rte_http_req *req, const char *field, const char *s, int n, 
     return 0;
 }
 
-/* fill names and dob (and tp when empty) from the member directory; 0 found, -1 not */
-static int from_directory(gw_req *r)
+/* gw_from_directory - any thread (takes a directory snapshot) */
+int gw_from_directory(gw_req *r)
 {
     rte_member_snapshot *snap;
     const rte_member *m;
@@ -264,7 +264,7 @@ void gw_h_member(rte_http_req *req, void *arg)
     given = query_param(req, "cache_control", mode, sizeof mode);
     if (given < 0 || read_policy(req, r, given ? mode : NULL) != 0)
         goto fail;
-    if (from_directory(r) != 0) {
+    if (gw_from_directory(r) != 0) {
         rte_http_error(req, 404,
                        "member '%s' is not in the member directory; POST /v1/eligibility/check "
                        "with the member's details instead",
@@ -385,7 +385,7 @@ void gw_h_check(rte_http_req *req, void *arg)
         copy_str(r->first_name, sizeof r->first_name, first);
         copy_str(r->last_name, sizeof r->last_name, last);
         copy_str(r->dob, sizeof r->dob, dob);
-    } else if (from_directory(r) != 0) {
+    } else if (gw_from_directory(r) != 0) {
         rte_http_error(req, 404,
                        "member '%s' is not in the member directory and the request lacks "
                        "member.first_name, member.last_name and member.date_of_birth",

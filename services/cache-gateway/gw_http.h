@@ -14,7 +14,15 @@
 #ifndef GW_HTTP_H
 #define GW_HTTP_H
 
+#include "gw.h"
 #include "rte/http_server.h"
+
+/*
+ * gw_from_directory - fill r's names and date of birth (and trading
+ * partner when empty) from the member directory; 0 found, -1 not (or no
+ * directory). Any thread. Shared with the gRPC API (gw_grpc.h).
+ */
+int gw_from_directory(gw_req *r);
 
 /* gw_h_member - GET /v1/eligibility/{member_id} */
 void gw_h_member(rte_http_req *req, void *arg);

@@ -11,7 +11,7 @@
  *                    plus warmer.batch_eta)
  *   GetWarmingStats  figures of cw_stats_query over [start_time, end_time)
  *                    (default: the last 24 h), by source
- *   ScheduleWarming  UNIMPLEMENTED in this build (see docs/cache-warmer.md)
+ *   ScheduleWarming  a named cron schedule of a member query (cw_sched.h)
  * Bad requests get INVALID_ARGUMENT naming the field.
  *
  * Callers are internal services with M2M tokens (docs/auth.md): WarmCache

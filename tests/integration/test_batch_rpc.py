@@ -377,13 +377,14 @@ def test_batch_job_events_on_kafka(workdir, redis_server, broker, members):
     path, ok, bad = members
     sim = start_stedi_sim(workdir)
     st = BatchStack(redis_server, broker, path, sim)
-    svc = st.start_batchrpc(workdir)
+    # one batch-class slot for three workers: checks wait in the limiter's queue (rte.enqueued)
+    svc = st.start_batchrpc(workdir, RTE_SLOTS_BATCH_CAP="1")
     c = Client(svc)
     pb = c.pb
     try:
         req = c.ids_request(ids_of(ok[300:306]),
                             strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY,
-                            client_job_id="kafka-events")
+                            max_concurrent_requests=3, client_job_id="kafka-events")
         r = c.submit(req)
         c.wait_final(r.batch_id)
         # a second job only wants COMPLETED, on a topic of its own choosing

@@ -500,8 +500,7 @@ def test_events_on_rte_events(env):
             if ev.get("member_key") == mk:
                 evs.append(ev)
         types = [e["type"] for e in evs]
-        want = {"rte.submitted", "rte.enqueued", "rte.scheduled", "rte.started", "rte.completed",
-                "rte.access"}
+        want = {"rte.submitted", "rte.scheduled", "rte.started", "rte.completed", "rte.access"}
         return evs if want <= set(types) else None
 
     evs = wait_for(mine, timeout=20, interval=0.5, what="lifecycle events")

@@ -18,7 +18,7 @@ def run(service, tmp_path, overrides):
     members.write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RTE_")}
     env.update(RTE_KAFKA_BROKERS="127.0.0.1:1", RTE_REDIS_URL="redis://127.0.0.1:1",
-               RTE_MEMBER_CRON_MEMBERS=str(members))
+               RTE_MEMBER_CRON_MEMBERS=str(members), RTE_GRPC_AUTH_REQUIRED="false")
     env.update(overrides)
     return subprocess.run([bin_path(service), "--check-config"], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=30)
@@ -51,6 +51,11 @@ BAD = [
     ("cache-gateway", {"RTE_HTTP_TLS_CERT": "/etc/ssl/cert.pem"}, "http.tls_key"),
     ("webhook-receiver", {"RTE_KAFKA_HANDLER_MAX_RETRIES": "many"}, "kafka.handler_max_retries"),
     ("member-cron", {"RTE_GRPC_WORKERS": "0"}, "grpc.workers"),
+    # gRPC token checks: on by default, so a service with methods needs a JWKS
+    ("cache-gateway", {"RTE_GRPC_AUTH_REQUIRED": "true"}, "grpc.auth.required"),
+    ("cache-gateway", {"RTE_GRPC_AUTH_JWKS_FILE": "/nonexistent/jwks.json",
+                       "RTE_GRPC_AUTH_ISSUER": "https://idp.test/",
+                       "RTE_GRPC_AUTH_AUDIENCE": "rte-cache-gateway"}, "grpc.auth.jwks_file"),
 ]
 
 

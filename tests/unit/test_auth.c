@@ -7,7 +7,10 @@
  * without kid, unusable JWKS keys, the bearer header parser.
  *
  * Keys are generated at start (RSA 2048, two P-256); the JWKS file lives in
- * a temporary directory and is rewritten by the re-read tests.
+ * a temporary directory and is rewritten by the re-read tests. The JWKS URL
+ * is served by a small HTTP/1.0 server thread in the test (loopback,
+ * ephemeral port), which answers every request with the current document
+ * (or a status of the test's choosing) and counts the requests.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +18,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/bn.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
@@ -656,6 +664,178 @@ static void test_bearer(void **state)
     assert_string_equal(rte_auth_reason(-99), "unknown");
 }
 
+static void test_memo_expiry_and_withdrawn_key(void **state)
+{
+    rte_auth *a = new_auth(0);
+    rte_auth_token t;
+    char err[512] = "", j[4096], doc[4200];
+    char *tok = mint(rsa1, RS, claims(300, NULL));
+
+    (void)state;
+    for (int i = 0; i < 3; i++) { /* the second and third are answered from the memo */
+        assert_int_equal(verify(a, tok, &t, err, sizeof err), RTE_AUTH_OK);
+        assert_string_equal(t.principal, "batch-client-1");
+        assert_string_equal(t.scopes, "rte:warm:read rte:warm:write");
+    }
+    /* remembered, but not past its exp (+ skew) */
+    assert_int_equal(rte_auth_verify(a, tok, strlen(tok), NOW + 359, &t, err, sizeof err),
+                     RTE_AUTH_OK);
+    assert_int_equal(rte_auth_verify(a, tok, strlen(tok), NOW + 361, &t, err, sizeof err),
+                     RTE_AUTH_EXPIRED);
+    assert_non_null(strstr(err, "token expired at"));
+    /* a modified token is not the remembered one */
+    tok[strlen(tok) - 2] = tok[strlen(tok) - 2] == 'A' ? 'B' : 'A';
+    assert_int_equal(verify(a, tok, &t, err, sizeof err), RTE_AUTH_SIGNATURE);
+    free(tok);
+    /* the provider withdraws r1: its remembered tokens go with it */
+    tok = mint(rsa1, RS, claims(300, NULL));
+    assert_int_equal(verify(a, tok, &t, err, sizeof err), RTE_AUTH_OK);
+    write_jwks(ec1, "e1", NULL, NULL, NULL, NULL);
+    jwk(ec1, "e1", j, sizeof j);
+    snprintf(doc, sizeof doc, "{\"keys\":[%s]}", j);
+    assert_int_equal(rte_auth_load_jwks(a, doc, strlen(doc), err, sizeof err), 1);
+    assert_int_equal(verify(a, tok, &t, err, sizeof err), RTE_AUTH_KEY);
+    free(tok);
+    rte_auth_free(a);
+    write_jwks(rsa1, "r1", ec1, "e1", NULL, NULL);
+}
+
+/* --- a JWKS server ------------------------------------------------------ */
+
+static struct {
+    int fd, port, stop, status, requests;
+    char body[13000];
+    pthread_mutex_t mu;
+    pthread_t thread;
+} srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void *srv_main(void *arg)
+{
+    (void)arg;
+    while (!__atomic_load_n(&srv.stop, __ATOMIC_SEQ_CST)) {
+        struct pollfd p = {.fd = srv.fd, .events = POLLIN};
+        char req[2048], head[256];
+        int c, n, hl;
+
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        c = accept(srv.fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        n = (int)recv(c, req, sizeof req - 1, 0); /* the whole head fits one read on loopback */
+        (void)n;
+        pthread_mutex_lock(&srv.mu);
+        srv.requests++;
+        hl = snprintf(head, sizeof head,
+                      "HTTP/1.0 %d X\r\nContent-Type: application/json\r\nContent-Length: "
+                      "%zu\r\nConnection: close\r\n\r\n",
+                      srv.status, strlen(srv.body));
+        if (send(c, head, (size_t)hl, MSG_NOSIGNAL) < 0 ||
+            send(c, srv.body, strlen(srv.body), MSG_NOSIGNAL) < 0)
+            srv.requests += 0;
+        pthread_mutex_unlock(&srv.mu);
+        close(c);
+    }
+    return NULL;
+}
+
+static void srv_set(int status, EVP_PKEY *k1, const char *kid1, EVP_PKEY *k2, const char *kid2)
+{
+    char j1[4096], j2[4096] = "";
+
+    jwk(k1, kid1, j1, sizeof j1);
+    if (k2)
+        jwk(k2, kid2, j2, sizeof j2);
+    pthread_mutex_lock(&srv.mu);
+    srv.status = status;
+    snprintf(srv.body, sizeof srv.body, "{\"keys\":[%s%s%s]}", j1, k2 ? "," : "", j2);
+    pthread_mutex_unlock(&srv.mu);
+}
+
+static int srv_requests(void)
+{
+    int n;
+    pthread_mutex_lock(&srv.mu);
+    n = srv.requests;
+    pthread_mutex_unlock(&srv.mu);
+    return n;
+}
+
+static void srv_start(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+
+    srv.fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(srv.fd >= 0);
+    assert_int_equal(bind(srv.fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(srv.fd, 16), 0);
+    assert_int_equal(getsockname(srv.fd, (struct sockaddr *)&a, &len), 0);
+    srv.port = ntohs(a.sin_port);
+    srv.stop = 0;
+    assert_int_equal(pthread_create(&srv.thread, NULL, srv_main, NULL), 0);
+}
+
+static void srv_stop(void)
+{
+    __atomic_store_n(&srv.stop, 1, __ATOMIC_SEQ_CST);
+    pthread_join(srv.thread, NULL);
+    close(srv.fd);
+}
+
+static void test_jwks_url(void **state)
+{
+    char url[64], err[512];
+    rte_auth_opts o = {.issuer = ISS,
+                       .audience = AUD,
+                       .clock_skew_s = 60,
+                       .refresh_ms = 3600000,
+                       .min_refresh_ms = 0};
+    rte_auth *a;
+
+    (void)state;
+    srv_start();
+    srv_set(200, rsa1, "r1", NULL, NULL);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/jwks", srv.port);
+    o.jwks_url = url;
+    a = rte_auth_new(&o, err, sizeof err);
+    if (!a)
+        fail_msg("rte_auth_new: %s", err);
+    assert_int_equal(srv_requests(), 1);
+    expect(a, mint(rsa1, RS, claims(300, NULL)), RTE_AUTH_OK, NULL);
+    assert_int_equal(srv_requests(), 1); /* known kid: no fetch */
+    /* key rotation: the provider publishes r2; a token with kid r2 fetches once */
+    srv_set(200, rsa1, "r1", rsa2, "r2");
+    expect(a, mint(rsa2, "{\"alg\":\"RS256\",\"kid\":\"r2\"}", claims(300, NULL)), RTE_AUTH_OK,
+           NULL);
+    assert_int_equal(srv_requests(), 2);
+    /* the provider fails: an unknown kid is refused, the keys loaded stay */
+    srv_set(500, rsa1, "r1", NULL, NULL);
+    expect(a, mint(ec1, "{\"alg\":\"ES256\",\"kid\":\"e9\"}", claims(300, NULL)), RTE_AUTH_KEY,
+           NULL);
+    assert_true(srv_requests() >= 3);
+    assert_int_equal(rte_auth_nkeys(a), 2);
+    expect(a, mint(rsa2, "{\"alg\":\"RS256\",\"kid\":\"r2\"}", claims(300, NULL)), RTE_AUTH_OK,
+           NULL);
+    rte_auth_free(a);
+    /* periodic re-read: refresh_ms 1 re-reads on the next verify */
+    srv_set(200, ec1, "e1", NULL, NULL);
+    o.refresh_ms = 1;
+    a = rte_auth_new(&o, err, sizeof err);
+    assert_non_null(a);
+    srv_set(200, ec2, "e2", NULL, NULL);
+    usleep(5000);
+    expect(a, mint(ec2, "{\"alg\":\"ES256\",\"kid\":\"e2\"}", claims(300, NULL)), RTE_AUTH_OK,
+           NULL);
+    assert_int_equal(rte_auth_nkeys(a), 1); /* e1 is gone: the set was replaced */
+    rte_auth_free(a);
+    /* a provider down at start is a start-up error naming the URL */
+    srv_set(503, ec1, "e1", NULL, NULL);
+    assert_null(rte_auth_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "answered HTTP 503"));
+    srv_stop();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -671,6 +851,8 @@ int main(void)
         cmocka_unit_test_setup(test_no_kid, std_jwks),
         cmocka_unit_test_setup(test_jwks_documents, std_jwks),
         cmocka_unit_test_setup(test_options_and_config, std_jwks),
+        cmocka_unit_test_setup(test_memo_expiry_and_withdrawn_key, std_jwks),
+        cmocka_unit_test_setup(test_jwks_url, std_jwks),
         cmocka_unit_test(test_bearer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -33,6 +33,11 @@
  * of made-up kids cannot hammer the JWKS endpoint. A failed re-read keeps
  * the keys already loaded and is logged.
  *
+ * A verified token is remembered by its SHA-256 (a few hundred slots) and
+ * the same bytes are accepted again without the signature check until its
+ * exp; a new key set forgets them all, so withdrawing a key takes effect
+ * at the next re-read.
+ *
  * Not here: token issuance, HS* shared secrets (a verifier holding the
  * signing secret could mint tokens), JWE, x5c certificate chains,
  * revocation lists. The gRPC server (grpc_server.h) calls this module;
@@ -103,6 +108,14 @@ rte_auth *rte_auth_new(const rte_auth_opts *opts, char *err, size_t errlen);
  * + err naming the key on a bad value or unreadable JWKS. Owning thread.
  */
 int rte_auth_from_config(const rte_config *cfg, rte_auth **out, char *err, size_t errlen);
+
+/*
+ * rte_auth_check_config - validate grpc.auth.* as rte_auth_from_config
+ * does (a JWKS file is read and its keys checked) without fetching a JWKS
+ * URL: --check-config needs no network. *configured = 1 when a JWKS is
+ * set. 0, or -1 + err naming the key. Owning thread.
+ */
+int rte_auth_check_config(const rte_config *cfg, int *configured, char *err, size_t errlen);
 
 /* rte_auth_free - release; owning thread, after every verify returned */
 void rte_auth_free(rte_auth *a);

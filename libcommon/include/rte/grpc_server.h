@@ -152,6 +152,13 @@ int rte_grpc_stream_send(rte_grpc_call *call, const ProtobufCMessage *msg);
  * call is still live */
 int rte_grpc_stream_wait(rte_grpc_call *call, int ms);
 
+/*
+ * rte_grpc_call_gone - 1 once the client cancelled the call or its deadline
+ * passed (looks at the call's queue without waiting), else 0; for a unary
+ * handler that blocks on other work. Handler thread.
+ */
+int rte_grpc_call_gone(rte_grpc_call *call);
+
 /* rte_grpc_deadline_ms - the client's deadline as monotonic ms (rte_clock_mono_ms), or INT64_MAX */
 int64_t rte_grpc_deadline_ms(const rte_grpc_call *call);
 

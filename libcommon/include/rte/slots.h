@@ -108,6 +108,20 @@ void rte_slots_free(rte_slots *s);
 int rte_slots_acquire(rte_slots *s, enum rte_slot_class cls, int64_t deadline_mono_ms,
                       rte_slot_lease *out, char *err, size_t errlen);
 
+/* told once, on the acquiring thread, that the first attempt found no slot and the caller waits */
+typedef void (*rte_slots_wait_fn)(void *arg);
+
+/*
+ * rte_slots_acquire_notify - rte_slots_acquire that calls on_wait(arg)
+ * (may be NULL) once, when the first attempt was not granted and the
+ * caller is queued to wait (before the first sleep); not when the first
+ * attempt is granted, fails or finds the deadline passed. For callers
+ * that report queued work (the rte.enqueued event). Any thread.
+ */
+int rte_slots_acquire_notify(rte_slots *s, enum rte_slot_class cls, int64_t deadline_mono_ms,
+                             rte_slots_wait_fn on_wait, void *arg, rte_slot_lease *out, char *err,
+                             size_t errlen);
+
 /*
  * rte_slots_release - give the slot back. 0, RTE_SLOTS_LOST if the lease had
  * already expired, or RTE_SLOTS_ERROR (logged; the lease then expires on its

@@ -228,6 +228,16 @@ int rte_stedi_realtime(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_c
                        rte_stedi_result *out);
 
 /*
+ * rte_stedi_realtime_notify - rte_stedi_realtime that also calls
+ * on_enqueued(arg) (may be NULL) once when no slot was free at once and
+ * the check waits in its class's queue (rte_slots_acquire_notify), before
+ * on_started. Any thread; blocks.
+ */
+int rte_stedi_realtime_notify(rte_stedi *s, const rte_stedi_check *chk, enum rte_slot_class cls,
+                              int64_t deadline_mono_ms, rte_slots_wait_fn on_enqueued,
+                              rte_stedi_started_fn on_started, void *arg, rte_stedi_result *out);
+
+/*
  * rte_stedi_batch_submit - submit n (1..10000) checks as one Stedi batch
  * named name (NULL = Stedi names it after the batchId; else it must match
  * ^[a-zA-Z0-9-_]{1,100}$ and be unique in the account: see
