@@ -41,6 +41,7 @@ SECRET_VALUES = {
     "RTE_STEDI_API_KEY": "test-stedi-key",
     "RTE_CACHE_MEMBER_KEY_SECRET": "test-member-key-secret",
     "RTE_WH_SECRETS": "whsec_" + base64.b64encode(b"k" * 32).decode(),
+    "RTE_BATCHRPC_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"b" * 32).decode(),
 }
 
 
