@@ -52,6 +52,7 @@ def test_table_printed_with_seed_and_command(day):
 def test_services_exited_cleanly(day):
     _, rep, _ = day
     for name, r in rep["runs"].items():
+        assert r["problems"] == [], (name, r["problems"])
         for svc in SERVICES + (("cache-warmer",) if name == "on" else ()):
             assert r["exit_codes"][svc] == 0, (name, svc, r["exit_codes"])
         assert "cache-warmer" not in rep["runs"]["off"]["exit_codes"]

@@ -72,12 +72,13 @@ def run_figures(cfg, name, data, openers, day0):
     # warmed entries and whether anyone asked after the warming
     asked = {}
     for r in res:
-        asked.setdefault(r["member"], []).append(r["t"])
+        asked.setdefault(r["member"], []).append(r)
     warmed = data["warmed"]
-    never = [m for m, (at, _) in warmed.items() if not any(t >= at for t in asked.get(m, []))]
+    never = [m for m, (at, _) in warmed.items()
+             if not any(r["t"] >= at for r in asked.get(m, []))]
     served = sum(1 for m, (at, _) in warmed.items()
                  if any(r["t"] >= at and r["cache"] in ("HIT", "STALE")
-                        for r in res if r["member"] == m)) if len(warmed) < 50000 else None
+                        for r in asked.get(m, [])))
     pred = set(data["predictions"])
     tp = len(pred & openers)
     prom_realtime = sum(prom["realtime_by_job"].values())
@@ -131,6 +132,7 @@ def run_figures(cfg, name, data, openers, day0):
             "likely_emitted": prom["likely_emitted"],
         },
         "urgent_check": data.get("urgent_check", {}),
+        "problems": data.get("problems", []),
         "exit_codes": data["exit_codes"],
         "batch_job": data["batch_job"],
         "carryover": data["carryover"],
@@ -300,6 +302,9 @@ def table(rep):
     lines.append("".ljust(w0) + "".join(f"warming {n}".rjust(w[i]) for i, n in enumerate(names)))
     for (label, _), c in zip(ROWS, cols):
         lines.append(label.ljust(w0) + "".join(v.rjust(w[i]) for i, v in enumerate(c)))
+    for n in names:
+        for prob in rep["runs"][n].get("problems", []):
+            lines.append(f"warming {n}: {prob}")
     lines.append("")
     lines.append("promises of the source documents:")
     for p, m, v in rep["promises"]:

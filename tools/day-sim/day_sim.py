@@ -498,11 +498,23 @@ class Run:
     def collect(self):
         """Everything the report needs, read before the processes stop."""
         cfg = self.cfg
-        time.sleep(3 * cfg.scrape_interval / 1000.0 + 0.5)  # the last scrapes see the end
+        # The day is over: member-cron stops before the next day's fire (due at this very
+        # midnight) feeds more warming; cache-warmer gets a window and a flush check to
+        # submit what the day queued, and the last scrapes see the end. Then stedi-sim's
+        # counters and Prometheus describe the same, finished, day.
+        self.cron.stop()
+        time.sleep((300 + 60) / cfg.scale + 3 * cfg.scrape_interval / 1000.0 + 0.5)
         stats = http_json(self.sim.url("http", "/_sim/stats"))
-        predictions = self.read_predictions()
+        predictions, warmed, problems = {}, {}, []
+        try:
+            predictions = self.read_predictions()
+            warmed = self.read_warmed(predictions)
+        except Exception as e:  # noqa: BLE001 - the day's other figures still stand
+            problems.append(f"predictions/warmed not read: {e!r}")
+            log(f"run '{self.name}': {problems[-1]}")
         direct = {n: http_text(p.url("admin", "/metrics"))
-                  for n, p in self.scrape_targets().items()}
+                  for n, p in self.scrape_targets().items() if p is not self.cron}
+        span = int(self.prom_span_s()) + 60
         prom = {
             "requests_by_result": {r["metric"].get("result", ""): float(r["value"][1])
                                    for r in self.promql('sum by (result) '
@@ -524,7 +536,7 @@ class Run:
             "batch_checks": self.promval("sum(rte_batch_checks_submitted_total)"),
             "batches": self.promval("sum(rte_batch_submitted_total)"),
             "slots_max_sampled": self.promval(
-                f"max_over_time(sum(rte_slots_in_use)[{int(self.prom_span_s()) + 60}s:"
+                f"max_over_time(sum(rte_slots_in_use)[{span}s:"
                 f"{cfg.scrape_interval}ms])"),
             "urgent_by_outcome": {r["metric"].get("outcome", ""): float(r["value"][1])
                                   for r in self.promql('sum by (outcome) '
@@ -532,13 +544,14 @@ class Run:
             "prediction_accuracy": {r["metric"].get("source", ""): float(r["value"][1])
                                     for r in self.promql('rte_cache_warming_prediction_accuracy')},
             "likely_emitted": self.promval(
-                'sum(member_cron_events_emitted_total'
-                '{topic="digital-twin.prediction.app_usage_likely"})'),
+                f'sum(max_over_time(member_cron_events_emitted_total'
+                f'{{topic="digital-twin.prediction.app_usage_likely"}}[{span}s]))'),
             "cron_emitted": self.promval(
-                'sum(member_cron_events_emitted_total{topic="member-cron-events"})'),
+                f'sum(max_over_time(member_cron_events_emitted_total'
+                f'{{topic="member-cron-events"}}[{span}s]))'),
         }
         return {"stats": stats, "prom": prom, "direct_metrics": direct,
-                "predictions": predictions, "warmed": self.read_warmed(predictions),
+                "predictions": predictions, "warmed": warmed, "problems": problems,
                 "batch_job": getattr(self, "batch_job_result", None),
                 "urgent_check": getattr(self, "urgent_check", {})}
 
@@ -593,7 +606,8 @@ class Run:
         prefix = "rte:batch"
         for key in rds.scan_iter(match=f"{prefix}:*", count=1000):
             rest = key.decode()[len(prefix) + 1:]
-            if ":" in rest:
+            # a batch's record is a hash; the due set, leases and item maps are not
+            if ":" in rest or rds.type(key) != b"hash":
                 continue
             h = rds.hgetall(key)
             if h.get(b"source") != b"cache-warmer":
