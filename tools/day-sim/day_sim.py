@@ -745,8 +745,9 @@ def parse_args(argv):
     ap.add_argument("--no-batch-job", dest="batch_job", action="store_false",
                     help="skip the batch-rpc phase even when build/bin/batch-rpc exists")
     ap.add_argument("--batch-rpc-env", action="append",
-                    default=["RTE_BATCH_RPC_MEMBERS={members}"],
-                    help="KEY=VALUE for batch-rpc's environment ({members}: the directory)")
+                    default=["RTE_BATCHRPC_MEMBERS={members}", "RTE_GRPC_AUTH_REQUIRED=false"],
+                    help="KEY=VALUE for batch-rpc's environment ({members}: the directory); "
+                         "default: the directory and no token checks (the driver has no JWKS)")
     a = ap.parse_args(argv)
     if a.members < 10 or a.members > 1000000:
         ap.error("--members: expected 10..1000000")
