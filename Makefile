@@ -251,6 +251,20 @@ dev-down:
 demo: all
 	@sh scripts/demo.sh $(BUILD)
 
+# A simulated day of the whole suite, warming off vs on (tools/day-sim,
+# docs/day.md): `make day` the full one (100,000 members, 24 h in 10 min per
+# run), `make day-short` the short one (20,000 members, about 3 minutes in
+# all). Both print the table and the path of the HTML report; DAY_ARGS adds
+# day_sim.py options (--seed, --outage, --warmer-min-probability ...).
+.PHONY: day day-short
+DAY_ARGS ?=
+day: all
+	@$(PYTHON) tools/day-sim/day_sim.py --build $(BUILD) --out run/day $(DAY_ARGS)
+
+day-short: all
+	@$(PYTHON) tools/day-sim/day_sim.py --build $(BUILD) --members 20000 --day-seconds 75 \
+	  --out run/day-short $(DAY_ARGS)
+
 bench: all
 	@sh scripts/deps.sh bench
 	@sh scripts/bench.sh $(BUILD)

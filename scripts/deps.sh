@@ -37,6 +37,8 @@ prometheus python3-pytest python3-grpcio python3-confluent-kafka python3-redis
 python3-requests python3-protobuf python3-jsonschema protobuf-compiler
 clang-format cppcheck curl procps openssl
 python3-cryptography python3-jwt"
+# the simulated day's HTML report is rendered headless in its test (tools/day-sim)
+PKGS="$PKGS chromium fonts-dejavu-core"
 [ "${1:-}" = bench ] && PKGS="$PKGS wrk nginx-light"
 # kafka: a real Apache Kafka (make test-kafka, make dev-up KAFKA=apache) runs
 # the published jars, resolved by Maven and run by Debian's OpenJDK

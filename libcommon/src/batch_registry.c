@@ -42,7 +42,9 @@ int rte_batch_registry_opts_from_config(const rte_config *cfg, rte_batch_registr
                                         char *err, size_t errlen)
 {
     rte_batch_registry_opts_init(o);
-    const char *prefix = rte_config_str(cfg, "batch_registry.prefix", o->prefix);
+    /* the default is a literal, not o->prefix: copying o->prefix onto itself (the
+     * key absent) is an overlapping snprintf, which emptied the prefix */
+    const char *prefix = rte_config_str(cfg, "batch_registry.prefix", "rte:batch");
     if (prefix[0] == '\0' || strlen(prefix) >= sizeof o->prefix) {
         snprintf(err, errlen,
                  "config: key 'batch_registry.prefix' (RTE_BATCH_REGISTRY_PREFIX) = '%s': "

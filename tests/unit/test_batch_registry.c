@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "rte/batch_registry.h"
+#include "rte/config.h"
 #include "testutil.h"
 
 static pid_t pid;
@@ -249,6 +250,24 @@ static void test_members(void **state)
     assert_int_equal(rte_batch_registry_get(R, &O, "b-bad", &rec, err, sizeof err), 0);
 }
 
+/* the key absent, the prefix is the documented default (it was once emptied) */
+static void test_config_default_prefix(void **state)
+{
+    (void)state;
+    rte_batch_registry_opts o;
+    rte_config *cfg = rte_config_from_string("batch_registry:\n  lease: 5s\n", err, sizeof err);
+    assert_non_null(cfg);
+    assert_int_equal(rte_batch_registry_opts_from_config(cfg, &o, err, sizeof err), 0);
+    assert_string_equal(o.prefix, "rte:batch");
+    assert_int_equal(o.lease_ms, 5000);
+    rte_config_free(cfg);
+    cfg = rte_config_from_string("batch_registry:\n  prefix: \"it:b\"\n", err, sizeof err);
+    assert_non_null(cfg);
+    assert_int_equal(rte_batch_registry_opts_from_config(cfg, &o, err, sizeof err), 0);
+    assert_string_equal(o.prefix, "it:b");
+    rte_config_free(cfg);
+}
+
 static void test_redis_down(void **state)
 {
     (void)state;
@@ -267,7 +286,7 @@ int main(void)
         cmocka_unit_test(test_ids),          cmocka_unit_test(test_register_due_and_record),
         cmocka_unit_test(test_leases),       cmocka_unit_test(test_backoff_and_done),
         cmocka_unit_test(test_retry_window), cmocka_unit_test(test_members),
-        cmocka_unit_test(test_redis_down),
+        cmocka_unit_test(test_redis_down),   cmocka_unit_test(test_config_default_prefix),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
