@@ -90,6 +90,8 @@ typedef struct br_metrics {
     rte_metric *limited;  /* rte_batchrpc_rate_limited_total */
     rte_metric *realtime; /* rte_batchrpc_realtime_total{outcome} */
     rte_metric *stedi;    /* rte_batchrpc_stedi_batches_total{outcome} */
+    rte_metric *batches;  /* rte_batch_submitted_total (the source's name, as cache-warmer) */
+    rte_metric *checks;   /* rte_batch_checks_submitted_total */
     rte_metric *events;   /* rte_batchrpc_events_total{sink,result} */
 } br_metrics;
 

@@ -173,6 +173,9 @@ void br_metrics_init(void)
                                   "Real-time checks made by batch jobs by outcome", out);
     BM.stedi = rte_counter_new("rte_batchrpc_stedi_batches_total",
                                "Stedi batch submits by outcome (submitted, refused, unknown)", out);
+    BM.batches = rte_counter_new("rte_batch_submitted_total", "Stedi batches submitted", NULL);
+    BM.checks = rte_counter_new("rte_batch_checks_submitted_total",
+                                "Checks in the Stedi batches submitted", NULL);
     BM.events = rte_counter_new("rte_batchrpc_events_total",
                                 "Job updates pushed by sink (stream, kafka) and result", sink);
 }

@@ -442,6 +442,8 @@ static int submit_batch(rte_redis *r, br_job *j, member_work *w, size_t *need, s
     }
     const char *v[] = {"submitted"};
     rte_counter_inc(BM.stedi, v);
+    rte_series_inc(rte_metric_series0(BM.batches));
+    rte_series_add(rte_metric_series0(BM.checks), (double)nneed);
     rte_batch_info bi = {.batch_id = bid,
                          .source = "batch-rpc",
                          .items = (int)nneed,

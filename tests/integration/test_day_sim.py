@@ -5,7 +5,7 @@ One day is run for the module (about 2.5 minutes of wall time for both runs);
 the tests read its report.json and report.html:
 - the report's figures agree with the services' own metrics, as Prometheus
   scraped them during the day (requests by result, real-time calls, batch
-  checks);
+  checks); the mid-day batch-rpc job ran;
 - warming on beats warming off on hit rate and on Stedi real-time calls;
 - the 15-slot limit held (stedi-sim's highest in-flight count, no 429);
 - the HTML renders in headless Chromium: a non-blank screenshot, the title,
@@ -72,7 +72,13 @@ def test_report_agrees_with_service_metrics(day):
         # slot, none here) reached stedi-sim, and stedi-sim admitted nothing else
         assert prom["realtime_calls_reaching_stedi"] == r["stedi_realtime_calls"], (name, prom)
         assert prom["batch_checks_submitted"] == r["stedi_batch_items"], (name, prom)
-    assert rep["runs"]["off"]["stedi_batch_items"] == 0
+    # the mid-day batch-rpc job (a PREFER_CACHED refresh) ran in both days
+    for name, r in rep["runs"].items():
+        assert r["batch_job"] and r["batch_job"].get("batch_id"), (name, r["batch_job"])
+    # warming off: the warmer submitted nothing; any batch item is the mid-day batch-rpc job
+    off = rep["runs"]["off"]
+    assert off["prometheus"]["batch_checks_by_job"].get("cache-warmer", 0) == 0
+    assert off["stedi_batch_items"] == off["prometheus"]["batch_checks_by_job"].get("batch-rpc", 0)
 
 
 def test_warming_beats_no_warming(day):

@@ -125,6 +125,7 @@ def run_figures(cfg, name, data, openers, day0):
             "realtime_calls_reaching_stedi": prom_reached,
             "realtime_by_job": prom["realtime_by_job"],
             "batch_checks_submitted": prom["batch_checks"],
+            "batch_checks_by_job": prom.get("batch_checks_by_job", {}),
             "batches_submitted": prom["batches"],
             "slots_in_use_max_sampled": prom["slots_max_sampled"],
             "urgent_by_outcome": prom["urgent_by_outcome"],

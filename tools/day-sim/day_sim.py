@@ -298,7 +298,9 @@ class Run:
             "RTE_REDIS_URL": self.redis_url, "RTE_KAFKA_BROKERS": self.bootstrap,
             "RTE_LOG_LEVEL": "warn", "RTE_HEALTH_INTERVAL": "500ms",
             "RTE_CACHE_MEMBER_KEY_SECRET": self.secret, "RTE_STEDI_API_KEY": "test-key",
-            "RTE_STEDI_BASE_URL": self.sim.url("http"), "RTE_SHUTDOWN_DEADLINE": "20s"})
+            "RTE_STEDI_BASE_URL": self.sim.url("http"), "RTE_SHUTDOWN_DEADLINE": "20s",
+            # the day makes its gRPC calls without tokens (docs/auth.md): checks off, explicitly
+            "RTE_GRPC_AUTH_REQUIRED": "false"})
 
     def setup(self):
         cfg = self.cfg
@@ -534,6 +536,8 @@ class Run:
                 for r in self.promql('sum by (job, outcome) (rte_stedi_calls_total'
                                      '{api="realtime"})')],
             "batch_checks": self.promval("sum(rte_batch_checks_submitted_total)"),
+            "batch_checks_by_job": {r["metric"]["job"]: float(r["value"][1]) for r in self.promql(
+                "sum by (job) (rte_batch_checks_submitted_total)")},
             "batches": self.promval("sum(rte_batch_submitted_total)"),
             "slots_max_sampled": self.promval(
                 f"max_over_time(sum(rte_slots_in_use)[{span}s:"
