@@ -248,8 +248,11 @@ dev-up: all
 dev-down:
 	@sh scripts/dev-stack.sh down $(BUILD)
 
+# the walk-through (scripts/demo.sh), then a short simulated day, warming off vs on
+# (make day-short: the table and the path of its HTML report)
 demo: all
 	@sh scripts/demo.sh $(BUILD)
+	@$(MAKE) --no-print-directory day-short
 
 # A simulated day of the whole suite, warming off vs on (tools/day-sim,
 # docs/day.md): `make day` the full one (100,000 members, 24 h in 10 min per

@@ -172,13 +172,13 @@ static const char release_lua[] =
              "end\n"
              "return n\n";
 
-/* ARGV seen_ttl, prefix, then seen hashes. 1 per hash not seen before (now marked), else 0 */
+/* ARGV ttl, base, then values. 1 per value not remembered under base before (now it is), else 0 */
 static const char mark_seen_lua[] = BULK_LUA
     "local ids, dup = {}, {}\n"
     "for i = 3, #ARGV do\n"
     "  if dup[ARGV[i]] == nil then dup[ARGV[i]] = false; ids[#ids + 1] = ARGV[i] end\n"
     "end\n"
-    "local old = remember(ARGV[2] .. ':seen', tonumber(ARGV[1]), ids)\n"
+    "local old = remember(ARGV[2], tonumber(ARGV[1]), ids)\n"
     "local out = {}\n"
     "for i = 3, #ARGV do\n"
     "  local h = ARGV[i]\n"
@@ -507,16 +507,20 @@ out:
     return rc;
 }
 
-/* rte_warm_mark_seen - any thread, the caller's connection */
-int rte_warm_mark_seen(rte_warm *w, rte_redis *r, const char *const *event_ids, int n, int *fresh,
-                       char *err, size_t errlen)
+/*
+ * remember the n values (NULL/"" skipped; hashed with the dedupe secret
+ * when hash) under P<suffix> for ttl_ms: fresh[i] = 1 if value i was not
+ * remembered before; 0, -1 + err
+ */
+static int mark(rte_warm *w, rte_redis *r, const char *suffix, int64_t ttl_ms, int hash,
+                const char *const *values, int n, int *fresh, char *err, size_t errlen)
 {
     enum { FIXED = 3 + 2 };
     const char **argv = malloc((size_t)(FIXED + n) * sizeof *argv);
     size_t *lens = malloc((size_t)(FIXED + n) * sizeof *lens);
     char(*hashes)[33] = malloc((size_t)(n > 0 ? n : 1) * sizeof *hashes);
     int *idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *idx);
-    char ttl[24];
+    char ttl[24], base[96];
     redisReply *rep = NULL;
     int m = 0, rc = -1;
 
@@ -524,18 +528,23 @@ int rte_warm_mark_seen(rte_warm *w, rte_redis *r, const char *const *event_ids, 
         snprintf(err, errlen, "warm: out of memory");
         goto out;
     }
-    snprintf(ttl, sizeof ttl, "%lld", (long long)real_ms(w->o.dedup_ttl_ms));
+    snprintf(ttl, sizeof ttl, "%lld", (long long)real_ms(ttl_ms));
+    snprintf(base, sizeof base, "%s%s", w->o.prefix, suffix);
     argv[3] = ttl;
-    argv[4] = w->o.prefix;
+    argv[4] = base;
     lens[3] = strlen(ttl);
-    lens[4] = strlen(w->o.prefix);
+    lens[4] = strlen(base);
     for (int i = 0; i < n; i++) {
         fresh[i] = 1;
-        if (event_ids[i] == NULL || event_ids[i][0] == '\0')
+        if (values[i] == NULL || values[i][0] == '\0')
             continue;
-        seen_hash(w, event_ids[i], hashes[m]);
-        argv[FIXED + m] = hashes[m];
-        lens[FIXED + m] = 32;
+        if (hash) {
+            seen_hash(w, values[i], hashes[m]);
+            argv[FIXED + m] = hashes[m];
+        } else {
+            argv[FIXED + m] = values[i];
+        }
+        lens[FIXED + m] = strlen(argv[FIXED + m]);
         idx[m++] = i;
     }
     if (m == 0) {
@@ -546,7 +555,7 @@ int rte_warm_mark_seen(rte_warm *w, rte_redis *r, const char *const *event_ids, 
     if (rep == NULL)
         goto out;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)m) {
-        snprintf(err, errlen, "warm: mark-seen script answered type %d", rep->type);
+        snprintf(err, errlen, "warm: mark script answered type %d", rep->type);
         goto out;
     }
     for (int j = 0; j < m; j++)
@@ -560,6 +569,20 @@ out:
     free(hashes);
     free(idx);
     return rc;
+}
+
+/* rte_warm_mark_seen - any thread, the caller's connection */
+int rte_warm_mark_seen(rte_warm *w, rte_redis *r, const char *const *event_ids, int n, int *fresh,
+                       char *err, size_t errlen)
+{
+    return mark(w, r, ":seen", w->o.dedup_ttl_ms, 1, event_ids, n, fresh, err, errlen);
+}
+
+/* rte_warm_mark_urgent - any thread, the caller's connection */
+int rte_warm_mark_urgent(rte_warm *w, rte_redis *r, const char *const *member_ids, int n,
+                         int *fresh, char *err, size_t errlen)
+{
+    return mark(w, r, ":mu", w->o.member_ttl_ms, 0, member_ids, n, fresh, err, errlen);
 }
 
 /* rte_warm_seal - any thread, the caller's connection */

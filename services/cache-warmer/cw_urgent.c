@@ -176,6 +176,19 @@ int cw_urgent_run(cw_req **u, int n, const char *source, rte_redis *r, char *err
         else
             u[i]->outcome = CW_SKIP_DUP_EVENT;
     }
+    /* a member's events on both topics: one real-time call, not one per event */
+    for (int i = 0; i < m; i++)
+        ids[i] = u[i]->m->member_id;
+    if (rte_warm_mark_urgent(CW.warm, r, ids, m, fresh, err, errlen) != 0)
+        goto out;
+    int k = 0;
+    for (int i = 0; i < m; i++) {
+        if (fresh[i])
+            u[k++] = u[i];
+        else
+            u[i]->outcome = CW_SKIP_DUP_MEMBER;
+    }
+    m = k;
     run_calls(u, m, jobs);
     for (int i = 0; i < m; i++) {
         if (jobs[i].ok) {

@@ -189,3 +189,32 @@ def test_sigterm_flushes_the_open_window(workdir, redis_server, broker, members)
     assert [sorted(v) for v in sub.values()] == [sorted(m["member_id"] for m in ok)]
     assert st.open_members() == {}
     stop_clean(sim)
+
+
+def test_urgent_member_on_both_topics_is_called_once(workdir, redis_server, broker, members):
+    """member-cron sends an urgent member on both topics (two event ids): one real-time
+    Stedi call warms it; the other event is a duplicate member, not a second call."""
+    path, ms = members
+    ok = eligible(ms)
+    # simulator classes 1..4 answer a covered, active member (docs/stedi-sim.md)
+    a, b = [m for m in ok if int(m["member_id"][1:]) % 20 == 1][:2]
+    # 2-2.5 s real per call (sim clock x1000): both events are decided while the call runs
+    sim = start_stedi_sim(workdir, latency_p50="2000s", latency_p95="2500s", latency_max="3000s")
+    st = Stack(redis_server, broker, path, sim)
+    w = st.start_warmer(workdir)
+    try:
+        send_likely(broker, [(a["member_id"], 0.95), (b["member_id"], 0.96)])
+        send_cron(broker, [(a["member_id"], 0.97), (b["member_id"], 0.98)])
+        wait_metric(w, "rte_cache_warming_urgent_total", 2, outcome="warmed")
+        # each member's other event: a duplicate while its call runs, or fresh once written
+        wait_for(lambda: sum(metric(w, "rte_cache_warming_skipped_total", reason=r)
+                             for r in ("duplicate_member", "fresh")) >= 2,
+                 what="each member's second event skipped")
+        time.sleep(1)
+        stats = sim.get("http", "/_sim/stats").json()
+        assert stats["realtime_calls"] == 2, stats
+        assert metric(w, "rte_cache_warming_urgent_total", outcome="warmed") == 2
+        assert st.cache_entry(a) and st.cache_entry(b)
+    finally:
+        stop_clean(w)
+        stop_clean(sim)

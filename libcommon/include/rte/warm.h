@@ -46,6 +46,7 @@
  *               fraction of a hash's insert)
  *   P:mq:<b>    member ids queued in time bucket b (Redis time /
  *               member_ttl_ms); queued = in this or the previous bucket
+ *   P:mu:<b>    the same for members warmed at once (rte_warm_mark_urgent)
  *   P:seen:<b>  event id dedupe: set of keyed hashes of event ids seen in
  *               time bucket b (Redis time / dedup_ttl_ms); an id counts as
  *               seen in this or the previous bucket, so it is remembered at
@@ -165,6 +166,17 @@ int rte_warm_enqueue(rte_warm *w, rte_redis *r, rte_warm_item *items, int n, con
  */
 int rte_warm_mark_seen(rte_warm *w, rte_redis *r, const char *const *event_ids, int n, int *fresh,
                        char *err, size_t errlen);
+
+/*
+ * rte_warm_mark_urgent - remember n members (NULL/"" skipped) as warmed
+ * at once through the real-time API for member_ttl_ms (P:mu:<b>, apart
+ * from the batch queue's P:mq, so a member whose urgent call fails still
+ * queues); fresh[i] = 1 if member i was not so remembered before (also
+ * earlier in this call), else 0: the caller calls Stedi for fresh ones
+ * only. One round trip. 0, or -1 + err.
+ */
+int rte_warm_mark_urgent(rte_warm *w, rte_redis *r, const char *const *member_ids, int n,
+                         int *fresh, char *err, size_t errlen);
 
 /*
  * rte_warm_seal - seal the open set into a batch when its window has
