@@ -396,7 +396,7 @@ static void next(lexer *lx)
         size_t n = (p[1] == '=' || (p[0] == '<' && p[1] == '>')) ? 2 : 1;
         memcpy(lx->op, p, n);
         lx->op[n] = '\0';
-        lx->tok = strcmp(lx->op, "!") == 0 ? T_BAD : T_OP;
+        lx->tok = strcmp(lx->op, "!") == 0 || strcmp(lx->op, "==") == 0 ? T_BAD : T_OP;
         p += n;
     } else {
         lx->tok = T_BAD;
