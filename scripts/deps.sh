@@ -37,7 +37,7 @@ python3-hypothesis
 clang-format cppcheck curl procps openssl"
 [ "${1:-}" = bench ] && PKGS="$PKGS wrk nginx-light"
 # make bench-member-query: a throwaway PostgreSQL 15 cluster beside member_dir
-[ "${1:-}" = bench ] && PKGS="$PKGS postgresql"
+[ "${1:-}" = bench ] && PKGS="$PKGS postgresql python3-psycopg2"
 # kafka: a real Apache Kafka (make test-kafka, make dev-up KAFKA=apache) runs
 # the published jars, resolved by Maven and run by Debian's OpenJDK
 [ "${1:-}" = kafka ] && PKGS="$PKGS openjdk-17-jre-headless maven"

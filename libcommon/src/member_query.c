@@ -89,6 +89,7 @@ typedef struct evspec {
 
 typedef struct node {
     int kind, neg, nullv; /* result = absent ? nullv : match ^ neg */
+    int definite;         /* nullv is a known answer (IS NULL, has_*: false), not SQL's unknown */
     const char *attr;
     struct node **kids;
     size_t nkids;
@@ -255,8 +256,14 @@ static node *leaf_set(compiler *c, const char *attr, char *const *v, size_t nv, 
 }
 
 /* the smallest hundredths h with h / 100.0 >= v (the comparison SQL makes on the value) */
+#define NUM_BIG 1099511627776.0 /* 2^40 hundredths: beyond every int32 column value */
+
 static int64_t num_ceil(double v)
 {
+    if (!(v * 100.0 < NUM_BIG))
+        return (int64_t)NUM_BIG;
+    if (v * 100.0 < -NUM_BIG)
+        return -(int64_t)NUM_BIG;
     int64_t h = (int64_t)floor(v * 100.0) - 2;
     while ((double)h / 100.0 < v)
         h++;
@@ -266,6 +273,10 @@ static int64_t num_ceil(double v)
 /* the largest hundredths h with h / 100.0 <= v */
 static int64_t num_floor(double v)
 {
+    if (!(v * 100.0 < NUM_BIG))
+        return (int64_t)NUM_BIG;
+    if (v * 100.0 < -NUM_BIG)
+        return -(int64_t)NUM_BIG;
     int64_t h = (int64_t)ceil(v * 100.0) + 2;
     while ((double)h / 100.0 > v)
         h--;
@@ -280,9 +291,13 @@ static double float_value(float f)
     return strtod(buf, NULL);
 }
 
+/* a Timestamp in ms, its seconds cut to +-10^13 (beyond year 300,000) so nothing overflows */
 static int64_t ts_ms(const Rte__V1__Timestamp *t)
 {
-    return t->seconds * 1000 + t->nanos / 1000000;
+    int64_t s = t->seconds > 10000000000000LL    ? 10000000000000LL
+                : t->seconds < -10000000000000LL ? -10000000000000LL
+                                                 : t->seconds;
+    return s * 1000 + t->nanos / 1000000;
 }
 
 /* days since 1970 of civil date y-m-d, d cut to the month's last day */
@@ -328,6 +343,8 @@ static void negate(node *n)
         n->cval = !n->cval;
     } else {
         n->neg = !n->neg;
+        if (n->definite) /* NOT unknown stays unknown (never true); a known answer flips */
+            n->nullv = !n->nullv;
     }
 }
 
@@ -376,10 +393,10 @@ static void next(lexer *lx)
                 int64_t ms;
             } units[] = {
                 {'w', 7 * DAY_MS}, {'d', DAY_MS}, {'h', 3600000}, {'m', 60000}, {'s', 1000}};
-            for (size_t i = 0; i < 5; i++)
+            lx->tok = fabs(lx->num) < 1e6 ? T_DUR : T_BAD; /* 1e6 weeks: 19,000 years */
+            for (size_t i = 0; i < 5 && lx->tok == T_DUR; i++)
                 if (units[i].u == *p)
                     lx->dur_ms = (int64_t)(lx->num * (double)units[i].ms);
-            lx->tok = fabs(lx->num) < 1e6 ? T_DUR : T_BAD;
             p++;
         }
     } else if (*p == '\'') {
@@ -551,11 +568,12 @@ static node *cmp_leaf(lexer *lx, const char *attr, int type, const char *op, con
                 return leaf_age(c, a, -1);
             if (!strcmp(op, ">"))
                 return leaf_age(c, a + 1, -1);
+            /* an impossible age is an empty range: still absent (NULL) without a birth date */
             if (!strcmp(op, "<="))
-                return a < 0 ? new_node(c, K_CONST, NULL) : leaf_age(c, 0, a);
+                return a < 0 ? leaf_range(c, K_TIME, attr, 1, 0) : leaf_age(c, 0, a);
             if (!strcmp(op, "<"))
-                return a <= 0 ? new_node(c, K_CONST, NULL) : leaf_age(c, 0, a - 1);
-            n = a < 0 ? new_node(c, K_CONST, NULL) : leaf_age(c, a, a);
+                return a <= 0 ? leaf_range(c, K_TIME, attr, 1, 0) : leaf_age(c, 0, a - 1);
+            n = a < 0 ? leaf_range(c, K_TIME, attr, 1, 0) : leaf_age(c, a, a);
         } else {
             double x = v->num;
             if (!strcmp(op, ">="))
@@ -709,7 +727,8 @@ static node *parse_primary(lexer *lx)
             return NULL;
         if (n->kind == K_ENUM || n->kind == K_STR)
             n->cval = 1; /* matches any present value */
-        if (!not ) {     /* IS NULL: true exactly when absent */
+        n->definite = 1;
+        if (!not ) { /* IS NULL: true exactly when absent */
             n->neg = 1;
             n->nullv = 1;
         }
@@ -914,6 +933,7 @@ static int add_time_flag(compiler *c, node *and, int want, const char *attr, int
     node *n = leaf_range(c, K_TIME, attr, lo, hi);
     if (!n)
         return -1;
+    n->definite = 1;
     if (!want) {
         n->neg = 1;
         n->nullv = 1;
@@ -937,6 +957,7 @@ static int add_enum_flag(compiler *c, node *and, int want, const char *attr, con
     node *n = leaf_strs(c, K_ENUM, attr, &v, 1, M_EXACT, attr);
     if (!n)
         return -1;
+    n->definite = 1;
     if (!want) {
         n->neg = 1;
         n->nullv = 1;
@@ -1212,8 +1233,9 @@ static int demographics(compiler *c, node *and, const Rte__V1__DemographicsFilte
 {
     static const int group_lo[] = {0, 0, 18, 35, 55, 65}, group_hi[] = {0, 17, 34, 54, 64, -1};
     if (HAS(f, min_age) || HAS(f, max_age)) {
-        if ((HAS(f, min_age) && f->min_age < 0) || (HAS(f, max_age) && f->max_age < 0))
-            return bad(c, "member_query.demographics_filter.min_age: ages are >= 0"), -1;
+        if ((HAS(f, min_age) && (f->min_age < 0 || f->min_age > 200)) ||
+            (HAS(f, max_age) && (f->max_age < 0 || f->max_age > 200)))
+            return bad(c, "member_query.demographics_filter.min_age: ages are 0 to 200"), -1;
         if (HAS(f, min_age) && HAS(f, max_age) && f->min_age > f->max_age)
             return bad(c, "member_query.demographics_filter.min_age: above max_age"), -1;
         if (add_kid(c, and,
@@ -1394,8 +1416,12 @@ static int events(compiler *c, node *and, const Rte__V1__RecentEventFilter *f)
         selector = 1;
     }
     if (f->within_last) {
+        if (f->within_last->seconds < 0 || f->within_last->seconds > 100LL * 365 * 86400)
+            return bad(c, "member_query.recent_event_filter.within_last: expected a positive "
+                          "duration of at most 100 years"),
+                   -1;
         int64_t d = f->within_last->seconds * 1000 + f->within_last->nanos / 1000000;
-        if (d <= 0 || f->within_last->seconds > 100LL * 365 * 86400)
+        if (d <= 0)
             return bad(c, "member_query.recent_event_filter.within_last: expected a positive "
                           "duration of at most 100 years"),
                    -1;
