@@ -2037,8 +2037,11 @@ static int anniversary_within(int64_t ms, int64_t now, int64_t days)
     return next - today <= days;
 }
 
-/* 64 members' results from base (n of them) for leaf b */
-static uint64_t leaf_word(const evalctx *x, const bnode *b, size_t base, size_t n)
+/*
+ * leaf b for the candidates m among the 64 members from base: only their bits
+ * are computed (after a selective leaf most words hold a few candidates)
+ */
+static uint64_t leaf_word(const evalctx *x, const bnode *b, size_t base, uint64_t m)
 {
     const node *nd = b->n;
     const rte_member_column *c = b->col;
@@ -2052,59 +2055,67 @@ static uint64_t leaf_word(const evalctx *x, const bnode *b, size_t base, size_t 
         r = c->bits[base >> 6];
         return neg ? ~r : r;
     case K_NUM:
-        for (size_t k = 0; k < n; k++) {
+        for (uint64_t t = m; t; t &= t - 1) {
+            size_t k = (size_t)__builtin_ctzll(t);
             int32_t v = c->num[base + k];
             int bit = v == RTE_ATTR_NUM_ABSENT ? nullv : ((v >= nd->lo && v <= nd->hi) ^ neg);
             r |= (uint64_t)bit << k;
         }
         return r;
     case K_TIME:
-        for (size_t k = 0; k < n; k++) {
+        for (uint64_t t = m; t; t &= t - 1) {
+            size_t k = (size_t)__builtin_ctzll(t);
             int64_t v = c->time[base + k];
             int bit = v == RTE_ATTR_TIME_ABSENT ? nullv : ((v >= nd->lo && v <= nd->hi) ^ neg);
             r |= (uint64_t)bit << k;
         }
         return r;
     case K_ENUM:
-        for (size_t k = 0; k < n; k++) {
+        for (uint64_t t = m; t; t &= t - 1) {
+            size_t k = (size_t)__builtin_ctzll(t);
             uint16_t v = c->code[base + k];
             int bit = v == 0 ? nullv : ((v < b->ntable && b->table[v]) ^ neg);
             r |= (uint64_t)bit << k;
         }
         return r;
     case K_STR:
-        for (size_t k = 0; k < n; k++) {
+        for (uint64_t t = m; t; t &= t - 1) {
+            size_t k = (size_t)__builtin_ctzll(t);
             const char *v = c->str[base + k];
             int bit = !v[0] ? nullv : (str_match(v, nd) ^ neg);
             r |= (uint64_t)bit << k;
         }
         return r;
     case K_SET:
-        for (size_t k = 0; k < n; k++) {
+        for (uint64_t t = m; t; t &= t - 1) {
+            size_t k = (size_t)__builtin_ctzll(t);
             uint32_t v = c->set[base + k];
             int m = nd->all ? !b->impossible && (v & b->mask) == b->mask : (v & b->mask) != 0;
             r |= (uint64_t)(m ^ neg) << k;
         }
         return r;
     case K_SETCOUNT:
-        for (size_t k = 0; k < n; k++) {
+        for (uint64_t t = m; t; t &= t - 1) {
+            size_t k = (size_t)__builtin_ctzll(t);
             int cnt = __builtin_popcount(c->set[base + k]);
             r |= (uint64_t)((cnt >= nd->lo && cnt <= nd->hi) ^ neg) << k;
         }
         return r;
     case K_FLAG:
-        for (size_t k = 0; k < n; k++) {
-            const rte_member *m = rte_member_snapshot_at(x->s, base + k);
-            int on = b->flag_bit >= 0 && ((m->feature_flags >> b->flag_bit) & 1);
+        for (uint64_t t = m; t; t &= t - 1) {
+            size_t k = (size_t)__builtin_ctzll(t);
+            const rte_member *mem = rte_member_snapshot_at(x->s, base + k);
+            int on = b->flag_bit >= 0 && ((mem->feature_flags >> b->flag_bit) & 1);
             r |= (uint64_t)(on ^ neg) << k;
         }
         return r;
     case K_EVENTS:
-        for (size_t k = 0; k < n; k++)
+        for (uint64_t t = m, k; t && (k = (uint64_t)__builtin_ctzll(t), 1); t &= t - 1)
             r |= (uint64_t)(events_match(x, b, base + k) ^ neg) << k;
         return r;
     case K_ANNIV:
-        for (size_t k = 0; k < n; k++) {
+        for (uint64_t t = m; t; t &= t - 1) {
+            size_t k = (size_t)__builtin_ctzll(t);
             int64_t v = c->time[base + k];
             int bit =
                 v == RTE_ATTR_TIME_ABSENT ? nullv : (anniversary_within(v, x->now, nd->lo) ^ neg);
@@ -2178,8 +2189,7 @@ static int eval(const evalctx *x, bnode *b, const uint64_t *in, uint64_t *out)
             out[w] = 0;
             continue;
         }
-        size_t base = w * 64, cnt = x->count - base < 64 ? x->count - base : 64;
-        out[w] = m & leaf_word(x, b, base, cnt);
+        out[w] = m & leaf_word(x, b, w * 64, m);
     }
     return 0;
 }

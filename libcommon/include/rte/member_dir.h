@@ -197,7 +197,7 @@ size_t rte_member_snapshot_value_count(const rte_member_snapshot *s);
 /* rte_member_snapshot_value - the string of code id ("" for 0 or unknown), borrowed; lock-free */
 const char *rte_member_snapshot_value(const rte_member_snapshot *s, uint32_t id);
 
-/* rte_member_snapshot_events - member i's events, newest first as loaded (*ev borrowed); count */
+/* rte_member_snapshot_events - member i's events in file order (*ev borrowed); their count */
 size_t rte_member_snapshot_events(const rte_member_snapshot *s, size_t i,
                                   const rte_member_event **ev);
 
