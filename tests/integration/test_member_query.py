@@ -461,7 +461,8 @@ def pieces():
 PIECES = pieces()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
 @given(st.lists(st.integers(0, len(PIECES) - 1), min_size=1, max_size=4, unique=True).flatmap(
     lambda idx: st.tuples(*[PIECES[i] for i in idx])))
 def test_property_random_queries_match_sqlite(res, db, parts):
