@@ -436,6 +436,7 @@ struct rte_member_snapshot {
     int nflags;
     column cols[NATTR];
     uint32_t *id_order; /* member indexes sorted by member id */
+    uint32_t *id_rank;  /* id_rank[i]: the position of member i in id_order */
     uint32_t *ev_off;   /* member i's events: ev[ev_off[i] .. ev_off[i + 1]) */
     rte_member_event *ev;
     size_t nev, ev_cap;
@@ -455,6 +456,7 @@ static void snapshot_free(rte_member_snapshot *s)
     free(s->ev_off);
     free(s->ev);
     free(s->id_order);
+    free(s->id_rank);
     arena_free(&s->strings);
     free(s);
 }
@@ -1634,6 +1636,11 @@ static int build_id_order(rte_member_snapshot *s)
     for (size_t i = 0; i < s->count; i++)
         s->id_order[i] = (uint32_t)i;
     qsort_r(s->id_order, s->count, sizeof(*s->id_order), cmp_by_id, s->members);
+    s->id_rank = malloc((s->count ? s->count : 1) * sizeof(*s->id_rank));
+    if (!s->id_rank)
+        return -1;
+    for (size_t r = 0; r < s->count; r++)
+        s->id_rank[s->id_order[r]] = (uint32_t)r;
     return 0;
 }
 
@@ -2052,6 +2059,12 @@ int rte_member_attr_type(const char *name)
 const uint32_t *rte_member_snapshot_id_order(const rte_member_snapshot *s)
 {
     return s->id_order;
+}
+
+/* rte_member_snapshot_id_rank - any thread, lock-free; borrowed from s */
+const uint32_t *rte_member_snapshot_id_rank(const rte_member_snapshot *s)
+{
+    return s->id_rank;
 }
 
 /* rte_member_snapshot_index - any thread, lock-free */

@@ -2327,6 +2327,12 @@ static int bit(const uint64_t *bm, size_t i)
     return (bm[i >> 6] >> (i & 63)) & 1;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* word w of the bitmap of every member */
 static uint64_t full_word(const evalctx *x, size_t w)
 {
@@ -2388,6 +2394,34 @@ int rte_member_query_resolve(const rte_member_query *q, const rte_member_snapsho
             }
         }
         const rte_member *last = NULL;
+        if (res->total < x.count / 32) { /* few matches: sort their ranks, skip the walk */
+            const uint32_t *rank = rte_member_snapshot_id_rank(s);
+            uint32_t *rk = malloc((res->total ? res->total : 1) * sizeof(*rk));
+            size_t nr = 0;
+            if (!rk)
+                goto oom;
+            for (size_t w = 0; w < x.words; w++)
+                for (uint64_t m = match[w]; m; m &= m - 1) {
+                    uint32_t r = rank[w * 64 + (size_t)__builtin_ctzll(m)];
+                    if (r >= lo)
+                        rk[nr++] = r;
+                }
+            qsort(rk, nr, sizeof(*rk), cmp_u32);
+            for (size_t j = 0; j < nr; j++) {
+                if (res->returned == limit) {
+                    cursor_make(q, 0, 0, last->member_id, last->member_id, res->next_cursor,
+                                sizeof res->next_cursor);
+                    break;
+                }
+                last = rte_member_snapshot_at(s, ord[rk[j]]);
+                res->returned++;
+                if (fn(last, ord[rk[j]], arg))
+                    break;
+            }
+            free(rk);
+            rc = 0;
+            goto out;
+        }
         for (size_t r = lo; r < x.count; r++) {
             if (!bit(match, ord[r]))
                 continue;

@@ -317,6 +317,19 @@ def test_sort_orders_and_paging(res, db):
                     break
                 msg.cursor = cursor
             assert seen == expect, (field, direction)
+    # few matches (under 1/32 of the directory): sorted by rank instead of walking id order
+    msg, where = GOLDEN["demographics_zip"]
+    msg = MQ()
+    msg.CopyFrom(GOLDEN["demographics_zip"][0])
+    msg.limit = 2
+    seen = []
+    while True:
+        total, got, cursor = res.query(msg)
+        seen += got
+        if not cursor:
+            break
+        msg.cursor = cursor
+    assert seen == ids(db, where) and total == len(seen) and total < 300 // 32
     total, got, cursor = res.query(MQ(limit=10))
     assert total == 300 and len(got) == 10 and cursor
     assert got == ids(db, "1")[:10]

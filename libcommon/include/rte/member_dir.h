@@ -181,6 +181,9 @@ int rte_member_attr_type(const char *name);
  */
 const uint32_t *rte_member_snapshot_id_order(const rte_member_snapshot *s);
 
+/* rte_member_snapshot_id_rank - per member index, its position in id order; borrowed, lock-free */
+const uint32_t *rte_member_snapshot_id_rank(const rte_member_snapshot *s);
+
 /* rte_member_snapshot_index - the index of m (a record of s); any thread, lock-free */
 size_t rte_member_snapshot_index(const rte_member_snapshot *s, const rte_member *m);
 
