@@ -35,11 +35,14 @@ libh2o-evloop-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
 libssl-dev libyaml-dev redis-server redis-tools libcmocka-dev
 prometheus python3-pytest python3-grpcio python3-confluent-kafka python3-redis
 python3-requests python3-protobuf python3-jsonschema protobuf-compiler
+python3-hypothesis
 clang-format cppcheck curl procps openssl
 python3-cryptography python3-jwt"
 # the simulated day's HTML report is rendered headless in its test (tools/day-sim)
 PKGS="$PKGS chromium fonts-dejavu-core"
 [ "${1:-}" = bench ] && PKGS="$PKGS wrk nginx-light"
+# make bench-member-query: a throwaway PostgreSQL 15 cluster beside member_dir
+[ "${1:-}" = bench ] && PKGS="$PKGS postgresql python3-psycopg2"
 # kafka: a real Apache Kafka (make test-kafka, make dev-up KAFKA=apache) runs
 # the published jars, resolved by Maven and run by Debian's OpenJDK
 [ "${1:-}" = kafka ] && PKGS="$PKGS openjdk-17-jre-headless maven"

@@ -122,15 +122,27 @@ static uint64_t hash_bytes(const char *s, size_t len)
 
 typedef struct intern {
     const char **slots;
+    uint32_t *ids; /* ids[j]: the number of slots[j], in order of first sight (from 1) */
     size_t cap, used;
+    const char **by_id; /* by_id[id]; by_id[0] = "" */
+    size_t by_id_cap;
 } intern;
 
 static int intern_grow(intern *t)
 {
     size_t cap = t->cap ? t->cap * 2 : 256;
     const char **slots = calloc(cap, sizeof(*slots));
-    if (!slots)
+    uint32_t *ids = calloc(cap, sizeof(*ids));
+    const char **by_id = realloc(t->by_id, (cap / 2 + 1) * sizeof(*by_id));
+    if (by_id)
+        t->by_id = by_id;
+    if (!slots || !ids || !by_id) {
+        free(slots);
+        free(ids);
         return -1;
+    }
+    t->by_id[0] = "";
+    t->by_id_cap = cap / 2 + 1;
     for (size_t i = 0; i < t->cap; i++) {
         const char *s = t->slots[i];
         if (!s)
@@ -139,15 +151,20 @@ static int intern_grow(intern *t)
         while (slots[j])
             j = (j + 1) & (cap - 1);
         slots[j] = s;
+        ids[j] = t->ids[i];
     }
     free(t->slots);
+    free(t->ids);
     t->slots = slots;
+    t->ids = ids;
     t->cap = cap;
     return 0;
 }
 
-static const char *intern_get(intern *t, arena *a, const char *s, size_t len)
+/* the interned copy of s and its id (*id: 0 for ""); NULL when out of memory */
+static const char *intern_id(intern *t, arena *a, const char *s, size_t len, uint32_t *id)
 {
+    *id = 0;
     if (len == 0)
         return "";
     if ((t->used + 1) * 2 > t->cap && intern_grow(t) < 0)
@@ -155,16 +172,254 @@ static const char *intern_get(intern *t, arena *a, const char *s, size_t len)
     size_t j = hash_bytes(s, len) & (t->cap - 1);
     while (t->slots[j]) {
         const char *c = t->slots[j];
-        if (strncmp(c, s, len) == 0 && c[len] == '\0')
+        if (strncmp(c, s, len) == 0 && c[len] == '\0') {
+            *id = t->ids[j];
             return c;
+        }
         j = (j + 1) & (t->cap - 1);
     }
     const char *c = arena_strdup(a, s, len);
     if (!c)
         return NULL;
     t->slots[j] = c;
-    t->used++;
+    t->ids[j] = (uint32_t)++t->used;
+    t->by_id[t->used] = c;
+    *id = t->ids[j];
     return c;
+}
+
+static const char *intern_get(intern *t, arena *a, const char *s, size_t len)
+{
+    uint32_t id;
+    return intern_id(t, a, s, len, &id);
+}
+
+/* the id of s when interned, else 0 (lookup only) */
+static uint32_t intern_find(const intern *t, const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || !t->cap)
+        return 0;
+    size_t j = hash_bytes(s, len) & (t->cap - 1);
+    while (t->slots[j]) {
+        if (strcmp(t->slots[j], s) == 0)
+            return t->ids[j];
+        j = (j + 1) & (t->cap - 1);
+    }
+    return 0;
+}
+
+/* --- attribute columns ------------------------------------------------------ */
+
+#define B RTE_ATTR_BOOL
+#define N RTE_ATTR_NUM
+#define T RTE_ATTR_TIME
+#define E RTE_ATTR_ENUM
+#define S RTE_ATTR_SET
+#define STR RTE_ATTR_STR
+/* every MemberQuery attribute the loader keeps (docs/member-query.md) */
+static const struct {
+    const char *name;
+    int type;
+} attr_schema[] = {
+    /* the record's own fields, copied into columns when the snapshot is finished */
+    {"sponsor_id", E},
+    {"population_id", E},
+    {"state", E},
+    {"language", E},
+    {"plan_type", E},
+    {"trading_partner_id", E},
+    {"account_status", E},
+    {"has_rte_enabled", B},
+    {"is_mock", B},
+    {"date_of_birth", T},
+    {"last_login_at", T},
+    {"last_eligibility_check_at", T},
+    {"upcoming_appointment_at", T},
+    {"enrollment_date", T},
+    /* the profile's attributes, parsed into columns */
+    {"benefit_contract_id", E},
+    {"healthcare_services", S},
+    {"top_benefits", S},
+    {"contract_start", T},
+    {"contract_end", T},
+    {"insurance_plan_id", E},
+    {"feature_options.chat_available", B},
+    {"feature_options.video_visits", B},
+    {"feature_options.provider_instructions", E},
+    {"feature_options.max_visits_per_year", N},
+    {"has_dual_coverage", B},
+    {"coverage_type", E},
+    {"payer_name", E},
+    {"is_file_based_enrollment", B},
+    {"coverage_status", E},
+    {"coverage_start", T},
+    {"coverage_end", T},
+    {"network_type", E},
+    {"is_self_funded", B},
+    {"has_hsa", B},
+    {"has_hra", B},
+    {"has_fsa", B},
+    {"has_mental_health_coverage", B},
+    {"has_prescription_coverage", B},
+    {"has_dental_coverage", B},
+    {"has_vision_coverage", B},
+    {"has_telehealth_coverage", B},
+    {"individual_deductible", N},
+    {"family_deductible", N},
+    {"individual_oop_max", N},
+    {"group_number", E},
+    {"policy_number", STR},
+    {"employer_id", E},
+    {"plan_effective_date", T},
+    {"plan_renewal_date", T},
+    {"is_marketplace_plan", B},
+    {"is_subsidized", B},
+    {"metal_tier", E},
+    {"member_role", E},
+    {"relationship", E},
+    {"dependents_count", N},
+    {"family_size", N},
+    {"has_family_members_enrolled", B},
+    {"biological_sex", E},
+    {"gender_identity", E},
+    {"zip_code", E},
+    {"city", E},
+    {"time_zone", E},
+    {"written_language", E},
+    {"race_ethnicity", E},
+    {"is_vip", B},
+    {"is_do_not_contact", B},
+    {"is_lgbtq_plus", B},
+    {"engagement_cohort", E},
+    {"has_completed_onboarding", B},
+    {"used_features", S},
+    {"has_unread_messages", B},
+    {"has_sent_messages", B},
+    {"push_notifications_enabled", B},
+    {"email_notifications_enabled", B},
+    {"app_sessions_30d", N},
+    {"app_usage_probability", N},
+    {"chronic_conditions", S},
+    {"enrolled_programs", S},
+    {"service_delivery_types", S},
+    {"care_gaps", S},
+    {"has_active_prescriptions", B},
+    {"last_claim_at", T},
+    {"is_high_utilizer", B},
+    {"health_risk_score", N},
+    {"churn_risk_score", N},
+    {"annual_er_visits", N},
+    {"predicted_annual_cost", N},
+    {"activity_trend", E},
+    {"regular_activity", B},
+    {"session_active", B},
+    {"devices", S},
+    {"biometric_data_at", T},
+    {"has_step_data", B},
+    {"has_heart_rate_data", B},
+    {"has_sleep_data", B},
+    {"has_sdoh_screening", B},
+    {"has_transportation_barrier", B},
+    {"has_food_insecurity", B},
+    {"has_housing_instability", B},
+    {"requires_digital_assistance", B},
+    {"has_pcp_attributed", B},
+    {"network_id", E},
+    {"last_provider_visit_at", T},
+    {"provider_types", S},
+    {"life_events", S},
+    {"life_event_at", T},
+};
+#undef B
+#undef N
+#undef T
+#undef E
+#undef S
+#undef STR
+#define NATTR (sizeof(attr_schema) / sizeof(attr_schema[0]))
+#define NDERIVED 14   /* the first NDERIVED attributes are the record's fields */
+#define ATTR_HASH 256 /* open-addressing table of attribute names, > 2 * NATTR */
+
+static int16_t attr_slots[ATTR_HASH]; /* attribute index + 1; 0 empty */
+static pthread_once_t attr_once = PTHREAD_ONCE_INIT;
+
+static void attr_init(void)
+{
+    _Static_assert(ATTR_HASH >= 2 * NATTR, "attribute table at most half full");
+    for (size_t i = 0; i < NATTR; i++) {
+        const char *n = attr_schema[i].name;
+        size_t j = hash_bytes(n, strlen(n)) & (ATTR_HASH - 1);
+        while (attr_slots[j])
+            j = (j + 1) & (ATTR_HASH - 1);
+        attr_slots[j] = (int16_t)(i + 1);
+    }
+}
+
+/* the schema index of attribute key, -1 when it is none */
+static int attr_of(const char *key)
+{
+    size_t j = hash_bytes(key, strlen(key)) & (ATTR_HASH - 1);
+    while (attr_slots[j]) {
+        int i = attr_slots[j] - 1;
+        if (strcmp(attr_schema[i].name, key) == 0)
+            return i;
+        j = (j + 1) & (ATTR_HASH - 1);
+    }
+    return -1;
+}
+
+/* column storage; pub's pointers are set when the snapshot is finished */
+typedef struct column {
+    rte_member_column pub;
+    void *data; /* NUM int32, TIME int64, ENUM uint16, SET uint32, STR const char *; BOOL uint64
+                   words */
+} column;
+
+static size_t attr_elem(int type)
+{
+    switch (type) {
+    case RTE_ATTR_NUM:
+        return sizeof(int32_t);
+    case RTE_ATTR_TIME:
+        return sizeof(int64_t);
+    case RTE_ATTR_ENUM:
+        return sizeof(uint16_t);
+    case RTE_ATTR_SET:
+        return sizeof(uint32_t);
+    case RTE_ATTR_STR:
+        return sizeof(const char *);
+    default:
+        return sizeof(uint64_t); /* BOOL: per 64 members */
+    }
+}
+
+/* the event category of a type name, by its domain (RecentEventFilter.EventCategory numbers) */
+int rte_member_event_category(const char *type)
+{
+    static const struct {
+        const char *prefix;
+        int category;
+    } cats[] = {
+        {"domain.authentication.", 1},
+        {"domain.accounts.", 2},
+        {"domain.enrollment.", 3},
+        {"domain.engagement.", 4},
+        {"domain.scheduling.", 5},
+        {"domain.messaging.", 6},
+        {"domain.care.v1.CARE_GAP", 8},
+        {"domain.care.", 7},
+        {"domain.clinical.", 9},
+        {"domain.search.", 10},
+        {"domain.recommendations.", 11},
+        {"domain.payments.", 12},
+        {"domain.rte.", 13},
+        {"domain.communications.", 14},
+    };
+    for (size_t i = 0; i < sizeof(cats) / sizeof(cats[0]); i++)
+        if (strncmp(type, cats[i].prefix, strlen(cats[i].prefix)) == 0)
+            return cats[i].category;
+    return 0;
 }
 
 /* --- snapshot ---------------------------------------------------------------- */
@@ -179,6 +434,12 @@ struct rte_member_snapshot {
     intern names;
     const char *flags[RTE_MEMBER_MAX_FLAGS]; /* distinct feature flag names (interned) */
     int nflags;
+    column cols[NATTR];
+    uint32_t *id_order; /* member indexes sorted by member id */
+    uint32_t *id_rank;  /* id_rank[i]: the position of member i in id_order */
+    uint32_t *ev_off;   /* member i's events: ev[ev_off[i] .. ev_off[i + 1]) */
+    rte_member_event *ev;
+    size_t nev, ev_cap;
 };
 
 static void snapshot_free(rte_member_snapshot *s)
@@ -188,6 +449,14 @@ static void snapshot_free(rte_member_snapshot *s)
     free(s->members);
     free(s->index);
     free(s->names.slots);
+    free(s->names.ids);
+    free(s->names.by_id);
+    for (size_t i = 0; i < NATTR; i++)
+        free(s->cols[i].data);
+    free(s->ev_off);
+    free(s->ev);
+    free(s->id_order);
+    free(s->id_rank);
     arena_free(&s->strings);
     free(s);
 }
@@ -223,7 +492,9 @@ enum field {
     F_ENROLL,
     F_USAGE,
     F_WEEKDAY,
-    F_FLAGS
+    F_FLAGS,
+    F_EVENTS,
+    F_OPTIONS
 };
 
 static const struct {
@@ -251,6 +522,8 @@ static const struct {
     {"usage_by_hour", F_USAGE},
     {"weekday_factor", F_WEEKDAY},
     {"feature_flags", F_FLAGS},
+    {"events", F_EVENTS},
+    {"feature_options", F_OPTIONS},
 };
 
 /* the field named key; first bytes compared before whole names (a strcmp per name cost 15 %) */
@@ -722,6 +995,229 @@ static int parse_flags(parser *ps, rte_member_snapshot *s, rte_member *m, const 
     return each_element(ps, key, ps->scratch, (size_t)(ps->end - ps->p) + 1, flag_element, &a);
 }
 
+/* --- attribute values into columns ------------------------------------------- */
+
+/* a string value (or null: *len 0) into ps->scratch; -1 + err naming key otherwise */
+static int attr_string(parser *ps, const char *key, size_t *len)
+{
+    int trunc;
+
+    *len = 0;
+    ps->scratch[0] = '\0';
+    if (match_lit(ps, "null"))
+        return 0;
+    if (ps->p >= ps->end || *ps->p != '"')
+        return fail(ps, "field '%s': expected a string", key);
+    return parse_string(ps, ps->scratch, (size_t)(ps->end - ps->p) + 1, len, &trunc);
+}
+
+/* the interned code of a string for a 16-bit column; 0 for ""; -1 + err naming key */
+static int attr_code(parser *ps, rte_member_snapshot *s, const char *key, const char *str,
+                     size_t len, uint16_t *code)
+{
+    uint32_t id;
+    if (!intern_id(&s->names, &s->strings, str, len, &id))
+        return fail(ps, "%s", "out of memory");
+    if (id > UINT16_MAX)
+        return fail(ps, "field '%s': more than 65535 distinct strings in the directory", key);
+    *code = (uint16_t)id;
+    return 0;
+}
+
+struct set_arg {
+    rte_member_snapshot *s;
+    column *c;
+    uint32_t *bits;
+    const char *key;
+};
+
+/* one name of a list attribute: its bit in the column's own names */
+static int set_element(parser *ps, const char *k, void *arg)
+{
+    struct set_arg *a = arg;
+    size_t len;
+    int bit = -1;
+
+    (void)k;
+    if (attr_string(ps, a->key, &len) < 0)
+        return -1;
+    if (len == 0)
+        return fail(ps, "field '%s': expected non-empty strings", a->key);
+    const char *name = intern_get(&a->s->names, &a->s->strings, ps->scratch, len);
+    if (!name)
+        return fail(ps, "%s", "out of memory");
+    for (int i = 0; i < a->c->pub.nset; i++)
+        if (a->c->pub.set_names[i] == name)
+            bit = i;
+    if (bit < 0) {
+        if (a->c->pub.nset == RTE_MEMBER_SET_MAX)
+            return fail(ps, "field '%s': more than 32 distinct names in the directory", a->key);
+        bit = a->c->pub.nset;
+        a->c->pub.set_names[a->c->pub.nset++] = name;
+    }
+    *a->bits |= 1u << bit;
+    return 0;
+}
+
+/* attribute idx of member row from the value at ps->p */
+static int parse_attr(parser *ps, rte_member_snapshot *s, size_t row, int idx, const char *key)
+{
+    column *c = &s->cols[idx];
+    size_t len;
+    double v;
+
+    switch (c->pub.type) {
+    case RTE_ATTR_BOOL: {
+        int on;
+        if (parse_bool(ps, &on, key) < 0)
+            return -1;
+        if (on)
+            ((uint64_t *)c->data)[row >> 6] |= 1ULL << (row & 63);
+        return 0;
+    }
+    case RTE_ATTR_NUM:
+        if (match_lit(ps, "null"))
+            return 0;
+        if (parse_number(ps, &v) < 0)
+            return fail(ps, "field '%s': expected a number", key);
+        v = round(v * 100.0);
+        if (!(v > (double)INT32_MIN && v <= (double)INT32_MAX))
+            return fail(ps, "field '%s': out of range (at most 21474836.47 in magnitude)", key);
+        ((int32_t *)c->data)[row] = (int32_t)v;
+        return 0;
+    case RTE_ATTR_TIME:
+        if (attr_string(ps, key, &len) < 0)
+            return -1;
+        if (len) {
+            int64_t t = parse_when(ps, key, ps->scratch, len);
+            if (t < 0)
+                return -1;
+            ((int64_t *)c->data)[row] = t;
+        }
+        return 0;
+    case RTE_ATTR_ENUM:
+        if (attr_string(ps, key, &len) < 0)
+            return -1;
+        return attr_code(ps, s, key, ps->scratch, len, &((uint16_t *)c->data)[row]);
+    case RTE_ATTR_SET: {
+        struct set_arg a = {s, c, &((uint32_t *)c->data)[row], key};
+        if (match_lit(ps, "null"))
+            return 0;
+        if (ps->p >= ps->end || *ps->p != '[')
+            return fail(ps, "field '%s': expected an array of strings", key);
+        return each_element(ps, key, ps->scratch, (size_t)(ps->end - ps->p) + 1, set_element, &a);
+    }
+    default: { /* RTE_ATTR_STR */
+        if (attr_string(ps, key, &len) < 0)
+            return -1;
+        const char *str = arena_strdup(&s->strings, ps->scratch, len);
+        if (!str)
+            return fail(ps, "%s", "out of memory");
+        ((const char **)c->data)[row] = str;
+        return 0;
+    }
+    }
+}
+
+struct row_arg {
+    rte_member_snapshot *s;
+    size_t row;
+    const char *field;
+};
+
+/* one feature option: its column "feature_options.<name>", or skipped when not one we keep */
+static int option_element(parser *ps, const char *k, void *arg)
+{
+    struct row_arg *a = arg;
+    char name[KEY_MAX + 24];
+
+    snprintf(name, sizeof name, "feature_options.%s", k);
+    int idx = attr_of(name);
+    if (idx < 0)
+        return skip_value(ps, 1);
+    return parse_attr(ps, a->s, a->row, idx, name);
+}
+
+static int push_event(parser *ps, rte_member_snapshot *s, const rte_member_event *e)
+{
+    if (s->nev == s->ev_cap) {
+        size_t cap = s->ev_cap ? s->ev_cap * 2 : 4096;
+        rte_member_event *ev = realloc(s->ev, cap * sizeof(*ev));
+        if (!ev)
+            return fail(ps, "%s", "out of memory");
+        s->ev = ev;
+        s->ev_cap = cap;
+    }
+    if (s->nev >= UINT32_MAX)
+        return fail(ps, "%s", "more than 4294967295 events in the directory");
+    s->ev[s->nev++] = *e;
+    return 0;
+}
+
+/* one event: [time, type, source or null, feature or null], the last two optional */
+static int event_element(parser *ps, const char *k, void *arg)
+{
+    struct row_arg *a = arg;
+    rte_member_event e = {0};
+    size_t len;
+
+    (void)k;
+    if (ps->p >= ps->end || *ps->p != '[')
+        return fail(ps, "field '%s': an event is [time, type, source, feature]", a->field);
+    ps->p++;
+    for (int part = 0;; part++) {
+        skip_ws(ps);
+        if (part == 4 || attr_string(ps, a->field, &len) < 0)
+            return fail(ps, "field '%s': an event is [time, type, source, feature]", a->field);
+        if (part == 0) {
+            int64_t t = len ? parse_when(ps, a->field, ps->scratch, len) : -1;
+            if (t < 0)
+                return len ? -1 : fail(ps, "field '%s': an event needs a time", a->field);
+            if (t / 1000 > UINT32_MAX)
+                return fail(ps, "field '%s': an event after 2106", a->field);
+            e.at_s = (uint32_t)(t / 1000);
+        } else {
+            uint16_t *dst = part == 1 ? &e.type : part == 2 ? &e.source : &e.feature;
+            if (attr_code(ps, a->s, a->field, ps->scratch, len, dst) < 0)
+                return -1;
+            if (part == 1) {
+                if (!len)
+                    return fail(ps, "field '%s': an event needs a type", a->field);
+                e.category = (uint8_t)rte_member_event_category(ps->scratch);
+            }
+        }
+        skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == ',') {
+            ps->p++;
+            continue;
+        }
+        if (ps->p < ps->end && *ps->p == ']' && part >= 1) {
+            ps->p++;
+            break;
+        }
+        return fail(ps, "field '%s': an event is [time, type, source, feature]", a->field);
+    }
+    return push_event(ps, a->s, &e);
+}
+
+/* events or feature_options of member row */
+static int parse_nested(parser *ps, rte_member_snapshot *s, size_t row, enum field f,
+                        const char *key)
+{
+    struct row_arg a = {s, row, key};
+    char open = f == F_EVENTS ? '[' : '{';
+
+    if (match_lit(ps, "null"))
+        return 0;
+    if (ps->p >= ps->end || *ps->p != open)
+        return fail(ps,
+                    f == F_EVENTS ? "field '%s': expected an array of events"
+                                  : "field '%s': expected an object",
+                    key);
+    return each_element(ps, key, ps->scratch, (size_t)(ps->end - ps->p) + 1,
+                        f == F_EVENTS ? event_element : option_element, &a);
+}
+
 /* One field's value into m; strings through the scratch buffer. */
 static int parse_field(parser *ps, rte_member_snapshot *s, rte_member *m, enum field f,
                        const char *key, const char **payer)
@@ -729,8 +1225,13 @@ static int parse_field(parser *ps, rte_member_snapshot *s, rte_member *m, enum f
     size_t len;
     int trunc;
 
-    if (f == F_UNKNOWN)
-        return skip_value(ps, 0);
+    size_t row = (size_t)(m - s->members);
+    if (f == F_UNKNOWN) {
+        int idx = attr_of(key);
+        return idx < 0 ? skip_value(ps, 0) : parse_attr(ps, s, row, idx, key);
+    }
+    if (f == F_EVENTS || f == F_OPTIONS)
+        return parse_nested(ps, s, row, f, key);
     if (f == F_RTE)
         return parse_bool(ps, &m->has_rte_enabled, key);
     if (f == F_MOCK)
@@ -810,6 +1311,9 @@ static int parse_field(parser *ps, rte_member_snapshot *s, rte_member *m, enum f
         break;
     case F_STATUS:
         m->account_status = status_of(str);
+        if (m->account_status != RTE_MEMBER_STATUS_UNKNOWN &&
+            !intern_get(&s->names, &s->strings, str, len))
+            return fail(ps, "%s", "out of memory");
         return 0;
     case F_LOGIN:
         when = &m->last_login_ms;
@@ -917,7 +1421,62 @@ static int builder_init(builder *b, const char *source)
     if (!b->s)
         return -1;
     atomic_init(&b->s->refs, 1);
+    pthread_once(&attr_once, attr_init);
+    for (size_t i = 0; i < NATTR; i++) {
+        b->s->cols[i].pub.name = attr_schema[i].name;
+        b->s->cols[i].pub.type = attr_schema[i].type;
+    }
     return 0;
+}
+
+/* room for cap members in every column and the event offsets; 0 or -1 */
+static int grow_columns(rte_member_snapshot *s, size_t old, size_t cap)
+{
+    for (size_t i = 0; i < NATTR; i++) {
+        column *c = &s->cols[i];
+        int bits = c->pub.type == RTE_ATTR_BOOL;
+        size_t n_old = bits ? (old + 63) / 64 : old, n_new = bits ? (cap + 63) / 64 : cap;
+        size_t elem = attr_elem(c->pub.type);
+        char *d = realloc(c->data, n_new * elem);
+        if (!d)
+            return -1;
+        if (bits)
+            memset(d + n_old * elem, 0, (n_new - n_old) * elem);
+        c->data = d;
+    }
+    uint32_t *off = realloc(s->ev_off, (cap + 1) * sizeof(*off));
+    if (!off)
+        return -1;
+    s->ev_off = off;
+    return 0;
+}
+
+/* member row's attributes absent; its events start here */
+static void row_defaults(rte_member_snapshot *s, size_t row)
+{
+    for (size_t i = 0; i < NATTR; i++) {
+        column *c = &s->cols[i];
+        switch (c->pub.type) {
+        case RTE_ATTR_NUM:
+            ((int32_t *)c->data)[row] = RTE_ATTR_NUM_ABSENT;
+            break;
+        case RTE_ATTR_TIME:
+            ((int64_t *)c->data)[row] = RTE_ATTR_TIME_ABSENT;
+            break;
+        case RTE_ATTR_ENUM:
+            ((uint16_t *)c->data)[row] = 0;
+            break;
+        case RTE_ATTR_SET:
+            ((uint32_t *)c->data)[row] = 0;
+            break;
+        case RTE_ATTR_STR:
+            ((const char **)c->data)[row] = "";
+            break;
+        default:
+            break; /* BOOL words are zeroed when grown */
+        }
+    }
+    s->ev_off[row] = (uint32_t)s->nev;
 }
 
 static void builder_cleanup(builder *b)
@@ -949,10 +1508,11 @@ static int builder_line(builder *b, const char *line, size_t len, size_t lineno,
             s->members = mm;
         if (ll)
             b->lines = ll;
-        if (!mm || !ll)
+        if (!mm || !ll || grow_columns(s, s->cap, cap) < 0)
             goto oom;
         s->cap = cap;
     }
+    row_defaults(s, s->count);
     if (b->scratch_cap < len + 1) {
         free(b->scratch);
         b->scratch_cap = len + 1 > 4096 ? len + 1 : 4096;
@@ -1012,6 +1572,78 @@ static int builder_index(builder *b, char *err, size_t errlen)
     return 0;
 }
 
+/* a record's string field as a code; -1 beyond 16 bits */
+static int field_code(const rte_member_snapshot *s, const char *v, uint16_t *code)
+{
+    uint32_t id = intern_find(&s->names, v);
+    if (id > UINT16_MAX)
+        return -1;
+    *code = (uint16_t)id;
+    return 0;
+}
+
+/* the record fields' columns (the first NDERIVED attributes), from the records */
+static int derive_columns(rte_member_snapshot *s)
+{
+    _Static_assert(NDERIVED == 14, "the fields below");
+    uint16_t *code[7];
+    for (int k = 0; k < 7; k++)
+        code[k] = s->cols[k].data;
+    uint64_t *rte = s->cols[7].data, *mock = s->cols[8].data;
+    int64_t *t[5];
+    for (int k = 0; k < 5; k++)
+        t[k] = s->cols[9 + k].data;
+    static const char *const status[] = {"ACTIVE", "INACTIVE", "SUSPENDED", "PENDING", ""};
+
+    for (size_t i = 0; i < s->count; i++) {
+        const rte_member *m = &s->members[i];
+        const char *v[7] = {
+            m->sponsor_id,         m->population_id,         m->state, m->language, m->plan_type,
+            m->trading_partner_id, status[m->account_status]};
+        for (int k = 0; k < 7; k++)
+            if (field_code(s, v[k], &code[k][i]) < 0)
+                return -1;
+        if (m->has_rte_enabled)
+            rte[i >> 6] |= 1ULL << (i & 63);
+        if (m->is_mock)
+            mock[i >> 6] |= 1ULL << (i & 63);
+        int64_t days = 0;
+        char derr[64];
+        t[0][i] = m->date_of_birth[0] && rte_input_date(m->date_of_birth, strlen(m->date_of_birth),
+                                                        RTE_INPUT_DATE_ISO | RTE_INPUT_DATE_BASIC,
+                                                        &days, NULL, derr, sizeof derr) == 0
+                      ? days * 86400000LL
+                      : RTE_ATTR_TIME_ABSENT;
+        int64_t when[4] = {m->last_login_ms, m->last_check_ms, m->appointment_ms, m->enrollment_ms};
+        for (int k = 0; k < 4; k++)
+            t[1 + k][i] = when[k] < 0 ? RTE_ATTR_TIME_ABSENT : when[k];
+    }
+    return 0;
+}
+
+static int cmp_by_id(const void *a, const void *b, void *arg)
+{
+    const rte_member *m = arg;
+    return strcmp(m[*(const uint32_t *)a].member_id, m[*(const uint32_t *)b].member_id);
+}
+
+/* s->id_order: indexes by member id; 0 or -1 out of memory */
+static int build_id_order(rte_member_snapshot *s)
+{
+    s->id_order = malloc((s->count ? s->count : 1) * sizeof(*s->id_order));
+    if (!s->id_order)
+        return -1;
+    for (size_t i = 0; i < s->count; i++)
+        s->id_order[i] = (uint32_t)i;
+    qsort_r(s->id_order, s->count, sizeof(*s->id_order), cmp_by_id, s->members);
+    s->id_rank = malloc((s->count ? s->count : 1) * sizeof(*s->id_rank));
+    if (!s->id_rank)
+        return -1;
+    for (size_t r = 0; r < s->count; r++)
+        s->id_rank[s->id_order[r]] = (uint32_t)r;
+    return 0;
+}
+
 /* Take the finished snapshot out of the builder. */
 static rte_member_snapshot *builder_finish(builder *b, char *err, size_t errlen)
 {
@@ -1020,6 +1652,42 @@ static rte_member_snapshot *builder_finish(builder *b, char *err, size_t errlen)
     if (builder_index(b, err, errlen) < 0)
         return NULL;
     s = b->s;
+    if (!s->ev_off && grow_columns(s, 0, 1) < 0) {
+        snprintf(err, errlen, "member_dir: %s: out of memory", b->source);
+        return NULL;
+    }
+    s->ev_off[s->count] = (uint32_t)s->nev;
+    if (build_id_order(s) < 0) {
+        snprintf(err, errlen, "member_dir: %s: out of memory", b->source);
+        return NULL;
+    }
+    if (derive_columns(s) < 0) {
+        snprintf(err, errlen, "member_dir: %s: more than 65535 distinct strings", b->source);
+        return NULL;
+    }
+    for (size_t i = 0; i < NATTR; i++) {
+        column *c = &s->cols[i];
+        switch (c->pub.type) {
+        case RTE_ATTR_BOOL:
+            c->pub.bits = c->data;
+            break;
+        case RTE_ATTR_NUM:
+            c->pub.num = c->data;
+            break;
+        case RTE_ATTR_TIME:
+            c->pub.time = c->data;
+            break;
+        case RTE_ATTR_ENUM:
+            c->pub.code = c->data;
+            break;
+        case RTE_ATTR_SET:
+            c->pub.set = c->data;
+            break;
+        default:
+            c->pub.str = c->data;
+            break;
+        }
+    }
     b->s = NULL;
     builder_cleanup(b);
     return s;
@@ -1369,6 +2037,70 @@ void rte_member_snapshot_find_many(const rte_member_snapshot *s, const char *con
             out[base + k] = found;
         }
     }
+}
+
+/* rte_member_snapshot_column - any thread, lock-free; borrowed from s */
+const rte_member_column *rte_member_snapshot_column(const rte_member_snapshot *s, const char *name)
+{
+    pthread_once(&attr_once, attr_init);
+    int idx = attr_of(name);
+    return idx < 0 ? NULL : &s->cols[idx].pub;
+}
+
+/* rte_member_attr_type - any thread, lock-free */
+int rte_member_attr_type(const char *name)
+{
+    pthread_once(&attr_once, attr_init);
+    int idx = attr_of(name);
+    return idx < 0 ? -1 : attr_schema[idx].type;
+}
+
+/* rte_member_snapshot_id_order - any thread, lock-free; borrowed from s */
+const uint32_t *rte_member_snapshot_id_order(const rte_member_snapshot *s)
+{
+    return s->id_order;
+}
+
+/* rte_member_snapshot_id_rank - any thread, lock-free; borrowed from s */
+const uint32_t *rte_member_snapshot_id_rank(const rte_member_snapshot *s)
+{
+    return s->id_rank;
+}
+
+/* rte_member_snapshot_index - any thread, lock-free */
+size_t rte_member_snapshot_index(const rte_member_snapshot *s, const rte_member *m)
+{
+    return (size_t)(m - s->members);
+}
+
+/* rte_member_snapshot_value_id - any thread, lock-free */
+uint32_t rte_member_snapshot_value_id(const rte_member_snapshot *s, const char *value)
+{
+    return intern_find(&s->names, value);
+}
+
+/* rte_member_snapshot_value_count - any thread, lock-free */
+size_t rte_member_snapshot_value_count(const rte_member_snapshot *s)
+{
+    return s->names.used;
+}
+
+/* rte_member_snapshot_value - any thread, lock-free; borrowed from s */
+const char *rte_member_snapshot_value(const rte_member_snapshot *s, uint32_t id)
+{
+    return id && id <= s->names.used ? s->names.by_id[id] : "";
+}
+
+/* rte_member_snapshot_events - any thread, lock-free; *ev borrowed from s */
+size_t rte_member_snapshot_events(const rte_member_snapshot *s, size_t i,
+                                  const rte_member_event **ev)
+{
+    if (i >= s->count) {
+        *ev = NULL;
+        return 0;
+    }
+    *ev = s->ev + s->ev_off[i];
+    return s->ev_off[i + 1] - s->ev_off[i];
 }
 
 /* rte_member_dir_free - any thread once no other thread uses d; readers' snapshots stay valid */

@@ -65,7 +65,10 @@ def test_lines_fields_and_types(tmp_path):
         mock += m["is_mock"]
     assert len(ids) == 3000
     assert statuses == {"ACTIVE", "INACTIVE", "SUSPENDED", "PENDING"}
-    assert plans == {"HMO", "PPO", "EPO", "HDHP"}
+    # the base draw (PPO/HMO/EPO/HDHP) is replaced by Medicare plans from 65
+    # and, for a few, by Medicaid or POS
+    assert {"HMO", "PPO", "EPO", "HDHP", "POS", "MEDICAID", "MEDICARE",
+            "MEDICARE_ADVANTAGE", "DUAL_ELIGIBLE"} == plans
     assert 0.85 < rte / 3000 < 0.95
     assert mock < 0.03 * 3000
 

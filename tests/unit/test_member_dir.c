@@ -510,6 +510,66 @@ static void test_url_source_and_conditional_reload(void **state)
     snap_server_stop(&srv);
 }
 
+/* MemberQuery attributes land in their columns; absent ones read as absent */
+static void test_attribute_columns(void **state)
+{
+    char path[512], err[256];
+    (void)state;
+    write_tmp(
+        path, sizeof(path),
+        "{\"member_id\":\"A\",\"has_hsa\":true,\"individual_deductible\":3000.5,"
+        "\"coverage_end\":\"2026-03-01\",\"city\":\"Oakland\",\"care_gaps\":[\"X\",\"Y\"],"
+        "\"feature_options\":{\"max_visits_per_year\":12,\"unknown_option\":[1]},"
+        "\"events\":[[\"2026-01-02T00:00:00Z\",\"domain.rte.v1.ELIGIBILITY_ERROR\",\"rte\"]]}\n"
+        "{\"member_id\":\"B\",\"care_gaps\":[\"Y\"],\"metal_tier\":null}\n");
+    rte_member_dir *d = rte_member_dir_new(path, err, sizeof(err));
+    if (!d)
+        fail_msg("%s", err);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    const rte_member_column *hsa = rte_member_snapshot_column(s, "has_hsa");
+    const rte_member_column *ded = rte_member_snapshot_column(s, "individual_deductible");
+    const rte_member_column *end = rte_member_snapshot_column(s, "coverage_end");
+    const rte_member_column *city = rte_member_snapshot_column(s, "city");
+    const rte_member_column *gaps = rte_member_snapshot_column(s, "care_gaps");
+    const rte_member_column *visits =
+        rte_member_snapshot_column(s, "feature_options.max_visits_per_year");
+    assert_null(rte_member_snapshot_column(s, "no_such_attribute"));
+    assert_int_equal(hsa->bits[0] & 3, 1);
+    assert_int_equal(ded->num[0], 300050);
+    assert_int_equal(ded->num[1], RTE_ATTR_NUM_ABSENT);
+    assert_int_equal(end->time[0], 1772323200000LL);
+    assert_true(end->time[1] == RTE_ATTR_TIME_ABSENT);
+    assert_string_equal(rte_member_snapshot_value(s, city->code[0]), "Oakland");
+    assert_int_equal(city->code[1], 0);
+    assert_int_equal(gaps->nset, 2);
+    assert_int_equal(gaps->set[0], 3);
+    assert_int_equal(gaps->set[1], 2);
+    assert_int_equal(visits->num[0], 1200);
+    const rte_member_event *ev;
+    assert_int_equal(rte_member_snapshot_events(s, 0, &ev), 1);
+    assert_int_equal(ev[0].at_s, 1767312000u);
+    assert_int_equal(ev[0].category, 13);
+    assert_string_equal(rte_member_snapshot_value(s, ev[0].source), "rte");
+    assert_int_equal(rte_member_snapshot_events(s, 1, &ev), 0);
+    const uint32_t *ord = rte_member_snapshot_id_order(s);
+    assert_int_equal(ord[0], 0);
+    assert_int_equal(ord[1], 1);
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+    unlink(path);
+
+    expect_load_error("{\"member_id\":\"A\",\"individual_deductible\":\"x\"}\n",
+                      "line 1: field 'individual_deductible': expected a number");
+    expect_load_error("{\"member_id\":\"A\",\"has_hsa\":1}\n",
+                      "field 'has_hsa': expected true or false");
+    expect_load_error("{\"member_id\":\"A\",\"coverage_end\":\"2026-02-30\"}\n",
+                      "field 'coverage_end'");
+    expect_load_error("{\"member_id\":\"A\",\"events\":[[\"2026-01-01T00:00:00Z\"]]}\n",
+                      "field 'events': an event is [time, type, source, feature]");
+    expect_load_error("{\"member_id\":\"A\",\"care_gaps\":[\"\"]}\n",
+                      "field 'care_gaps': expected non-empty strings");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -520,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_member_gen_roundtrip),
         cmocka_unit_test(test_url_source_and_conditional_reload),
+        cmocka_unit_test(test_attribute_columns),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -33,18 +33,14 @@
 
 #include "rte/clock.h"
 
+#include "gen.h"
+
 #define DEFAULT_NOW "2026-01-05T00:00:00Z"
-#define DAY_MS 86400000LL
-#define HOUR_MS 3600000LL
-#define LINE_MAX_BYTES 2048
+#define LINE_MAX_BYTES 10240
 
 /* --- PRNG: splitmix64 seeds xoshiro256** -------------------------------- */
 
-typedef struct prng {
-    uint64_t s[4];
-} prng;
-
-static uint64_t splitmix64(uint64_t *x)
+uint64_t splitmix64(uint64_t *x)
 {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -52,7 +48,7 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-static void prng_seed(prng *p, uint64_t seed)
+void prng_seed(prng *p, uint64_t seed)
 {
     for (int i = 0; i < 4; i++)
         p->s[i] = splitmix64(&seed);
@@ -63,7 +59,7 @@ static uint64_t rotl(uint64_t x, int k)
     return (x << k) | (x >> (64 - k));
 }
 
-static uint64_t prng_next(prng *p)
+uint64_t prng_next(prng *p)
 {
     uint64_t *s = p->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;
@@ -79,19 +75,19 @@ static uint64_t prng_next(prng *p)
 }
 
 /* uniform in [0, 1) */
-static double prng_u01(prng *p)
+double prng_u01(prng *p)
 {
     return (double)(prng_next(p) >> 11) * 0x1.0p-53;
 }
 
 /* uniform integer in [0, n) */
-static uint64_t prng_below(prng *p, uint64_t n)
+uint64_t prng_below(prng *p, uint64_t n)
 {
     return (uint64_t)(prng_u01(p) * (double)n);
 }
 
 /* standard normal (Box-Muller, one value per call keeps the stream simple) */
-static double prng_normal(prng *p)
+double prng_normal(prng *p)
 {
     double u1 = prng_u01(p), u2 = prng_u01(p);
     if (u1 < 1e-300)
@@ -116,33 +112,28 @@ static const char *const last_names[] = {
     "Lewis",    "Robinson",  "Walker",   "Young",     "Allen",    "King",     "Wright",
     "Scott",    "Torres",    "Nguyen",   "Hill",      "Flores",   "Green",    "Adams",
     "Nelson",   "Baker",     "Hall",     "Rivera",    "Campbell", "Mitchell"};
-static const char *const states[] = {"CA", "TX", "FL", "NY", "PA", "IL", "OH", "GA", "NC", "MI",
-                                     "NJ", "VA", "WA", "AZ", "MA", "TN", "IN", "MO", "MD", "WI",
-                                     "CO", "MN", "SC", "AL", "LA", "KY", "OR", "OK", "CT", "UT"};
-static const char *const languages[] = {"en", "en", "en", "en", "en", "en", "en",
-                                        "es", "es", "zh", "vi", "ko", "fr", "ru"};
+const char *const states[] = {"CA", "TX", "FL", "NY", "PA", "IL", "OH", "GA", "NC", "MI",
+                              "NJ", "VA", "WA", "AZ", "MA", "TN", "IN", "MO", "MD", "WI",
+                              "CO", "MN", "SC", "AL", "LA", "KY", "OR", "OK", "CT", "UT"};
+const char *const languages[] = {"en", "en", "en", "en", "en", "en", "en",
+                                 "es", "es", "zh", "vi", "ko", "fr", "ru"};
 static const char *const plan_types[] = {"PPO", "PPO", "HMO", "HMO", "HMO", "EPO", "HDHP"};
+const size_t n_states = sizeof(states) / sizeof(states[0]);
 static const char *const payers[] = {"60054", "60054", "87726", "87726", "87726",
                                      "62308", "00431", "39026", "61101"};
 static const char *const flags[] = {"rte_v2", "proactive_warming", "new_dashboard",
                                     "beta_telehealth", "paperless"};
 
-#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
-
 /* --- output buffer --------------------------------------------------------- */
 
-typedef struct outbuf {
-    char *p;
-} outbuf;
-
-static void put_str(outbuf *o, const char *s)
+void put_str(outbuf *o, const char *s)
 {
     size_t n = strlen(s);
     memcpy(o->p, s, n);
     o->p += n;
 }
 
-static void put_uint(outbuf *o, uint64_t v, int width)
+void put_uint(outbuf *o, uint64_t v, int width)
 {
     char tmp[24];
     int n = 0;
@@ -157,7 +148,7 @@ static void put_uint(outbuf *o, uint64_t v, int width)
 }
 
 /* fixed-point value v / 10^decimals, v >= 0 */
-static void put_fixed(outbuf *o, uint64_t v, int decimals)
+void put_fixed(outbuf *o, uint64_t v, int decimals)
 {
     uint64_t scale = 1;
     for (int i = 0; i < decimals; i++)
@@ -180,7 +171,7 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
-static void put_date(outbuf *o, int64_t ms)
+void put_date(outbuf *o, int64_t ms)
 {
     int y, m, d;
     civil_from_days(floor_div(ms, DAY_MS), &y, &m, &d);
@@ -194,7 +185,7 @@ static void put_date(outbuf *o, int64_t ms)
 }
 
 /* RFC 3339 UTC with second precision, or null when ms < 0 */
-static void put_time(outbuf *o, int64_t ms)
+void put_time(outbuf *o, int64_t ms)
 {
     if (ms < 0) {
         put_str(o, "null");
@@ -220,19 +211,6 @@ static void put_time(outbuf *o, int64_t ms)
 }
 
 /* --- one member ------------------------------------------------------------ */
-
-typedef struct member {
-    uint64_t id;
-    int first, last, state, language, plan, payer;
-    int64_t dob_ms, enroll_ms, login_ms, check_ms, appt_ms;
-    int sponsor, population;
-    int rte, is_mock, status; /* status: index into statuses */
-    unsigned flag_bits;
-    int usage[24];  /* units of 1e-4, summing to 10000 */
-    int weekday[7]; /* units of 1e-2 */
-    double p_open;
-    int opened;
-} member;
 
 static const char *const statuses[] = {"ACTIVE", "INACTIVE", "SUSPENDED", "PENDING"};
 
@@ -377,7 +355,7 @@ static void put_member_id(outbuf *o, const member *m)
     *o->p++ = '"';
 }
 
-static size_t format_member(char *buf, const member *m)
+static size_t format_member(char *buf, const member *m, const profile *pf)
 {
     outbuf o = {buf};
 
@@ -398,7 +376,7 @@ static size_t format_member(char *buf, const member *m)
     put_str(&o, "\",\"language\":\"");
     put_str(&o, languages[m->language]);
     put_str(&o, "\",\"plan_type\":\"");
-    put_str(&o, plan_types[m->plan]);
+    put_str(&o, pf->plan_type);
     put_str(&o, "\",\"payer_id\":\"");
     put_str(&o, payers[m->payer]);
     put_str(&o, "\",\"trading_partner_id\":\"");
@@ -441,7 +419,10 @@ static size_t format_member(char *buf, const member *m)
             *o.p++ = ',';
         put_fixed(&o, (uint64_t)m->weekday[d], 2);
     }
-    put_str(&o, "]}\n");
+    *o.p++ = ']';
+    memcpy(o.p, pf->text, pf->len);
+    o.p += pf->len;
+    put_str(&o, "}\n");
     return (size_t)(o.p - buf);
 }
 
@@ -557,8 +538,10 @@ int main(int argc, char **argv)
 
     for (uint64_t i = 0; i < count; i++) {
         member m;
+        static profile pf; /* 6 KB, reused: static rather than on the stack per member */
         gen_member(&p, i, id_offset, now_ms, &m);
-        size_t n = format_member(line, &m);
+        profile_gen(seed, i, &m, now_ms, &pf);
+        size_t n = format_member(line, &m, &pf);
         fwrite(line, 1, n, out);
         if (truth) {
             n = format_truth(line, &m);

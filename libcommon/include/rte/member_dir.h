@@ -27,6 +27,15 @@
  * strings read as "", absent or null times as -1, an unknown
  * account_status as RTE_MEMBER_STATUS_UNKNOWN.
  *
+ * MemberQuery attributes (docs/member-query.md lists them; all optional, so
+ * files without them load as before) are kept beside the records as one
+ * column per attribute: flags as bitmaps (absent = false), amounts and
+ * counts as int32 hundredths, times as epoch ms, low-cardinality strings
+ * as 16-bit codes of the snapshot's intern table, string lists as a 32-bit
+ * set over the column's own names, and the `events` of the last days as
+ * one array per snapshot with per-member offsets. rte/member_query.h scans
+ * them.
+ *
  * Metrics: rte_member_dir_members (gauge), rte_member_dir_reloads_total
  * {result="reloaded|unchanged|error"}, rte_member_dir_load_seconds.
  */
@@ -59,6 +68,41 @@ typedef struct rte_member {
     float usage_by_hour[24];
     float weekday_factor[7];
 } rte_member;
+
+/* --- attribute columns (MemberQuery) ------------------------------------ */
+
+enum rte_member_attr_type {
+    RTE_ATTR_BOOL, /* bits */
+    RTE_ATTR_NUM,  /* num: hundredths, RTE_ATTR_NUM_ABSENT when absent */
+    RTE_ATTR_TIME, /* time: epoch ms, RTE_ATTR_TIME_ABSENT when absent */
+    RTE_ATTR_ENUM, /* code: rte_member_snapshot_value_id of the string, 0 when absent */
+    RTE_ATTR_SET,  /* set: bit i = set_names[i] */
+    RTE_ATTR_STR   /* str: "" when absent */
+};
+
+#define RTE_ATTR_NUM_ABSENT INT32_MIN
+#define RTE_ATTR_TIME_ABSENT INT64_MIN
+#define RTE_MEMBER_SET_MAX 32 /* distinct names per list attribute and snapshot */
+
+typedef struct rte_member_column {
+    const char *name; /* JSON key; a feature option is "feature_options.<name>" */
+    int type;         /* enum rte_member_attr_type */
+    const uint64_t *bits;
+    const int32_t *num;
+    const int64_t *time;
+    const uint16_t *code;
+    const uint32_t *set;
+    const char *const *str;
+    const char *set_names[RTE_MEMBER_SET_MAX];
+    int nset;
+} rte_member_column;
+
+/* one event of a member's recent history (the `events` key) */
+typedef struct rte_member_event {
+    uint32_t at_s;                  /* epoch seconds */
+    uint16_t type, source, feature; /* value ids (rte_member_snapshot_value); 0 = none */
+    uint8_t category;               /* RecentEventFilter.EventCategory number, 0 unknown */
+} rte_member_event;
 
 typedef struct rte_member_snapshot rte_member_snapshot;
 typedef struct rte_member_dir rte_member_dir;
@@ -118,6 +162,50 @@ const rte_member *rte_member_snapshot_find(const rte_member_snapshot *s, const c
  */
 void rte_member_snapshot_find_many(const rte_member_snapshot *s, const char *const *ids, size_t n,
                                    const rte_member **out);
+
+/*
+ * rte_member_snapshot_column - the column of attribute name (borrowed from
+ * s), or NULL when the directory has no such attribute. Any thread, lock-free.
+ */
+const rte_member_column *rte_member_snapshot_column(const rte_member_snapshot *s, const char *name);
+
+/*
+ * rte_member_attr_type - the enum rte_member_attr_type of attribute name,
+ * -1 when the directory keeps no such attribute. Any thread, lock-free.
+ */
+int rte_member_attr_type(const char *name);
+
+/*
+ * rte_member_snapshot_id_order - member indexes in member id order (strcmp),
+ * count entries, borrowed from s. Any thread, lock-free.
+ */
+const uint32_t *rte_member_snapshot_id_order(const rte_member_snapshot *s);
+
+/* rte_member_snapshot_id_rank - per member index, its position in id order; borrowed, lock-free */
+const uint32_t *rte_member_snapshot_id_rank(const rte_member_snapshot *s);
+
+/* rte_member_snapshot_index - the index of m (a record of s); any thread, lock-free */
+size_t rte_member_snapshot_index(const rte_member_snapshot *s, const rte_member *m);
+
+/*
+ * rte_member_snapshot_value_id - the code of string value in s (enum
+ * columns, event types, sources, features, interned rte_member strings),
+ * 0 when no member has it. Any thread, lock-free.
+ */
+uint32_t rte_member_snapshot_value_id(const rte_member_snapshot *s, const char *value);
+
+/* rte_member_snapshot_value_count - the largest code in s; any thread, lock-free */
+size_t rte_member_snapshot_value_count(const rte_member_snapshot *s);
+
+/* rte_member_snapshot_value - the string of code id ("" for 0 or unknown), borrowed; lock-free */
+const char *rte_member_snapshot_value(const rte_member_snapshot *s, uint32_t id);
+
+/* rte_member_snapshot_events - member i's events in file order (*ev borrowed); their count */
+size_t rte_member_snapshot_events(const rte_member_snapshot *s, size_t i,
+                                  const rte_member_event **ev);
+
+/* rte_member_event_category - the EventCategory number of an event type name, 0 when unknown */
+int rte_member_event_category(const char *type);
 
 /* rte_member_dir_free - drop the directory's reference and free it; readers' snapshots stay valid
  */

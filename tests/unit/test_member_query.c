@@ -1,0 +1,314 @@
+/*
+ * test_member_query.c - rte_member_query: an empty query is every member in
+ * id order; limit + cursor pages add up to the whole; expression errors name
+ * position and token; invalid MemberQuery fields are refused naming them;
+ * absent values behave as SQL's NULL (a test, its NOT and IS NULL split the
+ * members); RecentEventFilter windows, categories, counts and has_* flags on
+ * a hand-written directory with known answers; ages around a birthday.
+ * (The per-family golden cases and the SQLite cross-check are in
+ * tests/integration/test_member_query.py.)
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rte/member_dir.h"
+#include "rte/member_query.h"
+
+#define NOW 1767571200000LL /* 2026-01-05T00:00:00Z */
+
+static char path[512];
+
+static int setup(void **state)
+{
+    const char *d = getenv("RTE_DATA_DIR");
+    (void)state;
+    snprintf(path, sizeof path, "%s/member_query/members.jsonl", d && d[0] ? d : "tests/data");
+    return 0;
+}
+
+static rte_member_dir *load(const char *p)
+{
+    char err[512];
+    rte_member_dir *d = rte_member_dir_new(p, err, sizeof err);
+    if (!d)
+        fail_msg("%s", err);
+    return d;
+}
+
+/* the number of members expr selects in s (-1 when it does not compile) */
+static long count(const rte_member_snapshot *s, const char *expr)
+{
+    char err[512];
+    int rc;
+    rte_member_query_result res;
+    const char **ids;
+    size_t n;
+    rte_member_query *q = rte_member_query_parse(expr, NOW, &rc, err, sizeof err);
+    if (!q)
+        return -1;
+    assert_int_equal(rte_member_query_ids(q, s, &ids, &n, &res, err, sizeof err), 0);
+    assert_int_equal(n, res.total);
+    free(ids);
+    rte_member_query_free(q);
+    return (long)res.total;
+}
+
+static void test_empty_query_and_paging(void **state)
+{
+    char err[512];
+    int rc;
+    (void)state;
+    rte_member_dir *d = load(path);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    Rte__V1__MemberQuery m = RTE__V1__MEMBER_QUERY__INIT;
+    rte_member_query_result res;
+    const char **all, **page;
+    size_t n_all, n;
+
+    rte_member_query *q = rte_member_query_new(&m, NOW, &rc, err, sizeof err);
+    assert_non_null(q);
+    assert_int_equal(rte_member_query_ids(q, s, &all, &n_all, &res, err, sizeof err), 0);
+    assert_int_equal(n_all, 300);
+    assert_int_equal(res.total, 300);
+    assert_string_equal(res.next_cursor, "");
+    for (size_t i = 1; i < n_all; i++)
+        assert_true(strcmp(all[i - 1], all[i]) < 0);
+    rte_member_query_free(q);
+
+    /* pages of 47: each has a cursor until the last, and they add up to the whole */
+    char cursor[RTE_MEMBER_QUERY_CURSOR_MAX] = "";
+    size_t seen = 0;
+    m.limit = 47;
+    do {
+        m.cursor = cursor;
+        q = rte_member_query_new(&m, NOW, &rc, err, sizeof err);
+        assert_non_null(q);
+        assert_int_equal(rte_member_query_ids(q, s, &page, &n, &res, err, sizeof err), 0);
+        assert_int_equal(res.total, 300);
+        for (size_t i = 0; i < n; i++)
+            assert_string_equal(page[i], all[seen + i]);
+        seen += n;
+        snprintf(cursor, sizeof cursor, "%s", res.next_cursor);
+        assert_true(n == 47 || cursor[0] == '\0');
+        free(page);
+        rte_member_query_free(q);
+    } while (cursor[0]);
+    assert_int_equal(seen, 300);
+    free(all);
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+}
+
+static void expect_error(const char *expr, const char *needle)
+{
+    char err[512];
+    int rc = 0;
+    rte_member_query *q = rte_member_query_parse(expr, NOW, &rc, err, sizeof err);
+    assert_null(q);
+    assert_int_equal(rc, RTE_MEMBER_QUERY_INVALID);
+    if (!strstr(err, needle))
+        fail_msg("'%s': '%s' lacks '%s'", expr, err, needle);
+}
+
+static void test_expression_errors(void **state)
+{
+    (void)state;
+    expect_error("AGE >= 18 AND COLOR = 'red'",
+                 "expression: at 15 near 'COLOR': unknown attribute 'COLOR'");
+    expect_error("AGE >= 18 AND (STATE = 'CA'", "expression: at 28: expected ')', found the end");
+    expect_error("STATE IN ('CA', )", "at 17 near ')': expected a value");
+    expect_error("IS_VIP > true", "a flag compares with = or !=");
+    expect_error("LAST_LOGIN_AT > NOW() + x", "expected a duration");
+    expect_error("AGE >= 18 OR", "found the end");
+    expect_error("STATE = 'unterminated", "near ''unterminated': expected a value");
+    expect_error("AGE >= 1.5", "AGE compares with whole years");
+    expect_error("   ", "found the end");
+}
+
+static void expect_invalid(const Rte__V1__MemberQuery *m, const char *needle)
+{
+    char err[512];
+    int rc = 0;
+    rte_member_query *q = rte_member_query_new(m, NOW, &rc, err, sizeof err);
+    assert_null(q);
+    assert_int_equal(rc, RTE_MEMBER_QUERY_INVALID);
+    if (!strstr(err, needle))
+        fail_msg("'%s' lacks '%s'", err, needle);
+}
+
+static void test_invalid_fields(void **state)
+{
+    Rte__V1__MemberQuery m = RTE__V1__MEMBER_QUERY__INIT;
+    Rte__V1__DemographicsFilter dem = RTE__V1__DEMOGRAPHICS_FILTER__INIT;
+    Rte__V1__FeatureOptionFilter opt = RTE__V1__FEATURE_OPTION_FILTER__INIT;
+    Rte__V1__FeatureOptionFilter *opts[] = {&opt};
+    Rte__V1__RecentEventFilter ev = RTE__V1__RECENT_EVENT_FILTER__INIT;
+    Rte__V1__RecentEventFilter__EventCategory cats[] = {0};
+    (void)state;
+
+    dem._min_age_case = RTE__V1__DEMOGRAPHICS_FILTER___MIN_AGE_MIN_AGE;
+    dem.min_age = -1;
+    m.demographics_filter = &dem;
+    expect_invalid(&m, "member_query.demographics_filter.min_age");
+    m.demographics_filter = NULL;
+
+    opt.name = "no_such";
+    m.n_feature_options = 1;
+    m.feature_options = opts;
+    expect_invalid(&m, "member_query.feature_options[0].name: unknown feature option 'no_such'");
+    m.n_feature_options = 0;
+
+    ev.n_event_categories = 1;
+    ev.event_categories = cats;
+    m.recent_event_filter = &ev;
+    expect_invalid(&m, "member_query.recent_event_filter.event_categories[0]: 0 is not a value");
+    m.recent_event_filter = NULL;
+
+    m.limit = -5;
+    expect_invalid(&m, "member_query.limit");
+    m.limit = 0;
+    m.cursor = "76317c307c307c307c307c7c4d31"; /* v1|0|0|0|0||M1 with the sort of another query */
+    Rte__V1__SortOrder so = RTE__V1__SORT_ORDER__INIT;
+    so.field = RTE__V1__SORT_ORDER__FIELD__CREATED_AT;
+    m.sort_order = &so;
+    expect_invalid(&m, "member_query.cursor: made for another sort_order");
+    m.cursor = "not hex";
+    expect_invalid(&m, "member_query.cursor: not a cursor of this service");
+}
+
+static void test_null_semantics(void **state)
+{
+    (void)state;
+    rte_member_dir *d = load(path);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    long eq = count(s, "METAL_TIER = 'SILVER'"), ne = count(s, "NOT METAL_TIER = 'SILVER'");
+    long null = count(s, "METAL_TIER IS NULL"), notnull = count(s, "NOT (METAL_TIER IS NULL)");
+    assert_true(eq > 0 && null > 0 && ne > 0);
+    assert_int_equal(eq + ne + null, 300);
+    assert_int_equal(notnull, eq + ne);
+    /* a flag is never absent: it and its negation split the members */
+    assert_int_equal(count(s, "HAS_HSA = true") + count(s, "NOT HAS_HSA = true"), 300);
+    /* De Morgan over absent values */
+    assert_int_equal(count(s, "NOT (METAL_TIER = 'GOLD' OR LAST_CLAIM_AT > '2025-12-01')"),
+                     count(s, "METAL_TIER != 'GOLD' AND LAST_CLAIM_AT <= '2025-12-01'"));
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+}
+
+/* a directory with known events; now is 2026-01-05 */
+static const char events_jsonl[] =
+    "{\"member_id\":\"A\",\"date_of_birth\":\"2008-01-05\",\"events\":["
+    "[\"2026-01-04T12:00:00Z\",\"domain.authentication.v1.SIGNIN\",\"mx-backend\"],"
+    "[\"2026-01-03T12:00:00Z\",\"domain.engagement.v1.FEATURE_USED\",\"mx-backend\",\"messaging\"],"
+    "[\"2025-12-01T00:00:00Z\",\"domain.authentication.v1.SIGNIN\",\"mx-backend\"]]}\n"
+    "{\"member_id\":\"B\",\"date_of_birth\":\"2008-01-06\",\"events\":["
+    "[\"2026-01-04T23:00:00Z\",\"domain.rte.v1.ELIGIBILITY_ERROR\",\"realtime-eligibility\"]]}\n"
+    "{\"member_id\":\"C\",\"date_of_birth\":\"2004-02-29\"}\n";
+
+static size_t run(const rte_member_snapshot *s, const Rte__V1__MemberQuery *m, char *ids,
+                  size_t cap)
+{
+    char err[512];
+    int rc;
+    const char **got;
+    size_t n;
+    rte_member_query_result res;
+    rte_member_query *q = rte_member_query_new(m, NOW, &rc, err, sizeof err);
+    if (!q)
+        fail_msg("%s", err);
+    assert_int_equal(rte_member_query_ids(q, s, &got, &n, &res, err, sizeof err), 0);
+    ids[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        snprintf(ids + strlen(ids), cap - strlen(ids), "%s", got[i]);
+    free(got);
+    rte_member_query_free(q);
+    return n;
+}
+
+static void test_recent_events_and_ages(void **state)
+{
+    char tmp[] = "/tmp/test_member_query_XXXXXX", ids[64];
+    int fd = mkstemp(tmp);
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, events_jsonl, sizeof events_jsonl - 1),
+                     (ssize_t)(sizeof events_jsonl - 1));
+    close(fd);
+    rte_member_dir *d = load(tmp);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    Rte__V1__MemberQuery m = RTE__V1__MEMBER_QUERY__INIT;
+    Rte__V1__RecentEventFilter ev = RTE__V1__RECENT_EVENT_FILTER__INIT;
+    Rte__V1__Duration week = RTE__V1__DURATION__INIT;
+    Rte__V1__RecentEventFilter__EventCategory auth[] = {1}, engage_rte[] = {4, 13};
+    m.recent_event_filter = &ev;
+
+    /* AUTHENTICATION in the last 7 days: A's sign-in of the 4th (not the one of 1 Dec) */
+    week.seconds = 7 * 86400;
+    ev.within_last = &week;
+    ev.n_event_categories = 1;
+    ev.event_categories = auth;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 1);
+    assert_string_equal(ids, "A");
+    ev._min_event_count_case = RTE__V1__RECENT_EVENT_FILTER___MIN_EVENT_COUNT_MIN_EVENT_COUNT;
+    ev.min_event_count = 2;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 0);
+    ev.within_last = NULL; /* the whole history: A signed in twice */
+    assert_int_equal(run(s, &m, ids, sizeof ids), 1);
+
+    /* ENGAGEMENT or RTE in the week, at least one: A (feature) and B (error) */
+    ev.within_last = &week;
+    ev._min_event_count_case = 0;
+    ev.n_event_categories = 2;
+    ev.event_categories = engage_rte;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 2);
+    assert_string_equal(ids, "AB");
+    /* had_eligibility_error: B; has_used_feature of 'billing': nobody; of 'messaging': A */
+    ev._had_eligibility_error_case =
+        RTE__V1__RECENT_EVENT_FILTER___HAD_ELIGIBILITY_ERROR_HAD_ELIGIBILITY_ERROR;
+    ev.had_eligibility_error = 1;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 1);
+    assert_string_equal(ids, "B");
+    ev._had_eligibility_error_case = 0;
+    char *billing[] = {"billing"}, *messaging[] = {"messaging"};
+    ev.n_feature_names = 1;
+    ev.feature_names = billing;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 0);
+    ev.feature_names = messaging;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 1);
+    assert_string_equal(ids, "A");
+
+    /* ages on 2026-01-05: A turns 18 today, B tomorrow; C (29 Feb 2004) is 21 */
+    m.recent_event_filter = NULL;
+    Rte__V1__DemographicsFilter dem = RTE__V1__DEMOGRAPHICS_FILTER__INIT;
+    dem._min_age_case = RTE__V1__DEMOGRAPHICS_FILTER___MIN_AGE_MIN_AGE;
+    dem.min_age = 18;
+    m.demographics_filter = &dem;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 2);
+    assert_string_equal(ids, "AC");
+    assert_int_equal(count(s, "AGE = 17"), 1);
+    assert_int_equal(count(s, "AGE BETWEEN 21 AND 21"), 1);
+
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+    unlink(tmp);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_empty_query_and_paging, setup),
+        cmocka_unit_test(test_expression_errors),
+        cmocka_unit_test(test_invalid_fields),
+        cmocka_unit_test_setup(test_null_semantics, setup),
+        cmocka_unit_test(test_recent_events_and_ages),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
