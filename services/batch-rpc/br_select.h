@@ -2,11 +2,9 @@
  * br_select.h - member selection of a SubmitBatch: a MemberIdList checked
  * field by field, or a MemberQuery answered from the member directory.
  *
- * Filters the directory can answer today: sponsor_ids, population_ids,
- * required_feature_flags, has_rte_enabled, eligibility_checked_after/before
- * (the member's last check), last_active_after/before (its last login),
- * account_statuses, exclude_mock_accounts and limit. Every other filter,
- * when set, is refused naming it (INVALID_ARGUMENT at the caller).
+ * A MemberQuery goes through libcommon's member_query (every filter
+ * family and the expression language, docs/member-query.md); a field it
+ * cannot answer is refused naming it (INVALID_ARGUMENT at the caller).
  *
  * Errors: -1 with err naming the field ("member_ids.member_ids[3]: ...").
  * Thread safety: pure functions; any thread.
@@ -22,7 +20,7 @@
 /* br_select_ids - 0 when the n ids (1..max, each 1..128 bytes, no duplicate) are acceptable */
 int br_select_ids(const char *const *ids, size_t n, int max, char *err, size_t errlen);
 
-/* br_select_check_query - 0 when q uses only filters the directory answers, with sane values */
+/* br_select_check_query - 0 when q compiles (every field answerable, sane values) */
 int br_select_check_query(const Rte__V1__MemberQuery *q, int max, char *err, size_t errlen);
 
 /*

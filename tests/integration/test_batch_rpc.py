@@ -2,6 +2,7 @@
 processes (Redis, Kafka dev broker, stedi-sim, webhook-receiver): every RPC
 and its errors, the strategies, cache_control, idempotent submit, the rate
 limit, listing, cancel and stream resume."""
+import json
 import time
 
 import grpc
@@ -115,10 +116,14 @@ def test_submit_refuses_bad_requests_naming_the_field(workdir, redis_server, bro
         r = c.ids_request(good)
         r.options.max_concurrent_requests = -2
         assert refused(r).startswith("options.max_concurrent_requests:")
-        # a MemberQuery filter the directory cannot answer yet is refused by name
+        # a MemberQuery the directory cannot answer is refused by field (libcommon member_query)
         q = pb.SubmitBatchRequest(client_service_name="svc")
-        q.member_query.demographics_filter.states.append("CA")
-        assert refused(q).startswith("member_query.demographics_filter:")
+        q.member_query.predicate_filter.expression = "AGE >= 18 AND COLOR = 'red'"
+        assert refused(q).startswith("member_query.predicate_filter.expression:")
+        assert "COLOR" in refused(q)
+        q = pb.SubmitBatchRequest(client_service_name="svc")
+        q.member_query.demographics_filter.states.append("XX")
+        assert refused(q).startswith("member_query.demographics_filter.states[0]:")
         q = pb.SubmitBatchRequest(client_service_name="svc")
         q.member_query.cursor = "abc"
         assert refused(q).startswith("member_query.cursor:")
@@ -641,3 +646,35 @@ def test_rtectl_batch_speaks_the_api(workdir, redis_server, broker, members):
     finally:
         stop_clean(svc)
         sim.stop()
+
+
+def test_member_query_selects_through_libcommon_member_query(workdir, redis_server, broker,
+                                                             members):
+    """A MemberQuery with families the old selector refused (demographics, an expression)
+    selects exactly the members the directory file says, in one job."""
+    path, _, _ = members
+    with open(path) as f:
+        everyone = [json.loads(line) for line in f]
+    want = {m["member_id"] for m in everyone
+            if m["state"] in ("CA", "TX") and m["has_rte_enabled"]}
+    assert 20 < len(want) < 1000
+    st = BatchStack(redis_server, broker, path, None)
+    svc = st.start_batchrpc(workdir)
+    c = Client(svc)
+    pb = c.pb
+    try:
+        q = pb.SubmitBatchRequest(client_service_name="svc",
+                                  cache_control=epb.CACHE_CONTROL_CACHE_ONLY)
+        q.member_query.demographics_filter.states.extend(["CA", "TX"])
+        q.member_query.has_rte_enabled = True
+        r = c.submit(q)
+        assert r.total_members == len(want)
+        q = pb.SubmitBatchRequest(client_service_name="svc",
+                                  cache_control=epb.CACHE_CONTROL_CACHE_ONLY)
+        q.member_query.predicate_filter.expression = "STATE IN ('CA', 'TX')"
+        q.member_query.has_rte_enabled = True
+        r2 = c.submit(q)
+        assert r2.total_members == len(want) and r2.batch_id != r.batch_id
+    finally:
+        c.close()
+        stop_clean(svc)
