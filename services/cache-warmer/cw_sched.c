@@ -18,6 +18,7 @@
 #include "cw.h"
 #include "cw_decide.h"
 #include "rte/clock.h"
+#include "rte/member_query.h"
 #include "rte/cron.h"
 #include "rte/log.h"
 #include "rte/service.h"
@@ -31,20 +32,6 @@
 #define SOURCE "schedule"
 
 /* --- validation ------------------------------------------------------------ */
-
-/* MemberQuery fields the member directory answers (protobuf names) */
-static const char *const answered[] = {"sponsor_ids",
-                                       "population_ids",
-                                       "required_feature_flags",
-                                       "has_rte_enabled",
-                                       "eligibility_checked_after",
-                                       "eligibility_checked_before",
-                                       "last_active_after",
-                                       "last_active_before",
-                                       "account_statuses",
-                                       "exclude_mock_accounts",
-                                       "limit",
-                                       NULL};
 
 static int name_ok(const char *s)
 {
@@ -60,139 +47,21 @@ static int name_ok(const char *s)
     return 1;
 }
 
-/* 1 if field f of message m holds anything but its proto3 default */
-static int field_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
-{
-    const char *base = (const char *)m;
-
-    if (f->label == PROTOBUF_C_LABEL_REPEATED)
-        return *(const size_t *)(const void *)(base + f->quantifier_offset) > 0;
-    const void *p = base + f->offset;
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return *(void *const *)p != NULL;
-    case PROTOBUF_C_TYPE_STRING: {
-        const char *s = *(const char *const *)p;
-        return s != NULL && s[0] != '\0';
-    }
-    case PROTOBUF_C_TYPE_BYTES:
-        return ((const ProtobufCBinaryData *)p)->len > 0;
-    case PROTOBUF_C_TYPE_BOOL:
-        return *(const protobuf_c_boolean *)p != 0;
-    case PROTOBUF_C_TYPE_FLOAT:
-        return *(const float *)p != 0.0f;
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return *(const double *)p != 0.0;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        return *(const int64_t *)p != 0;
-    default: /* 32-bit integers and enums */
-        return *(const int32_t *)p != 0;
-    }
-}
-
-static int ts_valid(const Rte__V1__Timestamp *t)
-{
-    return t == NULL || (t->seconds >= 0 && t->nanos >= 0 && t->nanos <= 999999999);
-}
-
-static int64_t ts_ms(const Rte__V1__Timestamp *t)
-{
-    return t->seconds * 1000 + t->nanos / 1000000;
-}
-
-/* the member status of an AccountStatus, -1 if the directory has none */
-static int status_of(int s)
-{
-    switch (s) {
-    case RTE__V1__ACCOUNT_STATUS__ACTIVE:
-        return RTE_MEMBER_ACTIVE;
-    case RTE__V1__ACCOUNT_STATUS__INACTIVE:
-        return RTE_MEMBER_INACTIVE;
-    case RTE__V1__ACCOUNT_STATUS__SUSPENDED:
-        return RTE_MEMBER_SUSPENDED;
-    case RTE__V1__ACCOUNT_STATUS__PENDING_ACTIVATION:
-        return RTE_MEMBER_PENDING;
-    default:
-        return -1;
-    }
-}
-
-static int strings_ok(char **v, size_t n, const char *field, char *err, size_t errlen)
-{
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(v[i]);
-        if (len == 0 || len > ID_MAX) {
-            snprintf(err, errlen, "member_query.%s[%zu]: expected 1..%d bytes", field, i, ID_MAX);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* 0 when the query asks only what the directory answers, with sane values; else -1 + err */
+/* 0 when the query compiles (libcommon member_query: every family, the expression language) */
 static int query_ok(const Rte__V1__MemberQuery *q, char *err, size_t errlen)
 {
-    const ProtobufCMessageDescriptor *d = q->base.descriptor;
+    int rc;
+    rte_member_query *mq;
 
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        int k = 0;
-        if (!field_set(&q->base, f))
-            continue;
-        while (answered[k] && strcmp(answered[k], f->name) != 0)
-            k++;
-        if (!answered[k]) {
-            snprintf(err, errlen,
-                     "member_query.%s: not answered by the member directory (supported: "
-                     "sponsor_ids, population_ids, required_feature_flags, has_rte_enabled, "
-                     "eligibility_checked_after/before, last_active_after/before, "
-                     "account_statuses, exclude_mock_accounts, limit)",
-                     f->name);
-            return -1;
-        }
-    }
-    if (strings_ok(q->sponsor_ids, q->n_sponsor_ids, "sponsor_ids", err, errlen) != 0 ||
-        strings_ok(q->population_ids, q->n_population_ids, "population_ids", err, errlen) != 0)
-        return -1;
-    for (size_t i = 0; i < q->n_required_feature_flags; i++) {
-        size_t len = strlen(q->required_feature_flags[i]->key);
-        if (len == 0 || len > ID_MAX) {
-            snprintf(err, errlen, "member_query.required_feature_flags: keys must be 1..%d bytes",
-                     ID_MAX);
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < q->n_account_statuses; i++)
-        if (status_of((int)q->account_statuses[i]) < 0) {
-            snprintf(err, errlen,
-                     "member_query.account_statuses[%zu]: %d is not a status the directory holds "
-                     "(ACTIVE, INACTIVE, SUSPENDED, PENDING_ACTIVATION)",
-                     i, (int)q->account_statuses[i]);
-            return -1;
-        }
-    const struct {
-        const Rte__V1__Timestamp *t;
-        const char *name;
-    } ts[] = {{q->eligibility_checked_after, "eligibility_checked_after"},
-              {q->eligibility_checked_before, "eligibility_checked_before"},
-              {q->last_active_after, "last_active_after"},
-              {q->last_active_before, "last_active_before"}};
-    for (size_t i = 0; i < 4; i++)
-        if (!ts_valid(ts[i].t)) {
-            snprintf(err, errlen,
-                     "member_query.%s: expected seconds >= 0 and nanos in 0..999999999",
-                     ts[i].name);
-            return -1;
-        }
     if (q->limit < 0) {
         snprintf(err, errlen, "member_query.limit: expected >= 0 (0 = every match), got %d",
                  q->limit);
         return -1;
     }
+    mq = rte_member_query_new(q, rte_clock_now_ms(), &rc, err, errlen);
+    if (mq == NULL)
+        return -1;
+    rte_member_query_free(mq);
     return 0;
 }
 
@@ -394,76 +263,6 @@ out:
 
 /* --- firing ---------------------------------------------------------------- */
 
-static int in_list(const char *v, char **list, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v, list[i]) == 0)
-            return 1;
-    return 0;
-}
-
-/* the bit of each required flag in the snapshot (-1 = no member has it) */
-struct flags {
-    int bit[64];
-    size_t n;
-};
-
-static void flag_bits(const Rte__V1__MemberQuery *q, const rte_member_snapshot *snap,
-                      struct flags *f)
-{
-    const char *const *names;
-    size_t nn = rte_member_snapshot_flags(snap, &names);
-
-    f->n = q->n_required_feature_flags < 64 ? q->n_required_feature_flags : 64;
-    for (size_t i = 0; i < f->n; i++) {
-        f->bit[i] = -1;
-        for (size_t k = 0; k < nn && k < 64; k++)
-            if (strcmp(names[k], q->required_feature_flags[i]->key) == 0)
-                f->bit[i] = (int)k;
-    }
-}
-
-static int in_range(int64_t v, const Rte__V1__Timestamp *after, const Rte__V1__Timestamp *before)
-{
-    if ((after || before) && v < 0)
-        return 0; /* never checked / never active: outside any bound */
-    return (!after || v > ts_ms(after)) && (!before || v < ts_ms(before));
-}
-
-/* 1 if member m answers query q (NULL = every member) */
-static int matches(const rte_member *m, const Rte__V1__MemberQuery *q, const struct flags *f)
-{
-    if (q == NULL)
-        return 1;
-    if (q->n_sponsor_ids &&
-        !(m->sponsor_id && in_list(m->sponsor_id, q->sponsor_ids, q->n_sponsor_ids)))
-        return 0;
-    if (q->n_population_ids &&
-        !(m->population_id && in_list(m->population_id, q->population_ids, q->n_population_ids)))
-        return 0;
-    for (size_t i = 0; i < f->n; i++) {
-        int on = f->bit[i] >= 0 && (m->feature_flags >> f->bit[i] & 1u);
-        if (on != (q->required_feature_flags[i]->value != 0))
-            return 0;
-    }
-    if (q->has_rte_enabled && !m->has_rte_enabled)
-        return 0;
-    if (!in_range(m->last_check_ms, q->eligibility_checked_after, q->eligibility_checked_before) ||
-        !in_range(m->last_login_ms, q->last_active_after, q->last_active_before))
-        return 0;
-    if (q->n_account_statuses) {
-        size_t i = 0;
-        while (i < q->n_account_statuses &&
-               status_of((int)q->account_statuses[i]) != m->account_status)
-            i++;
-        if (i == q->n_account_statuses)
-            return 0;
-    }
-    if (q->exclude_mock_accounts && m->is_mock)
-        return 0;
-    return 1;
-}
-
 /* extend this replica's lease on the fire after each chunk; 0 ok, -1 + err when lost */
 static int renew(rte_redis *r, const char *hkey, const char *fire_s, char *err, size_t errlen)
 {
@@ -480,57 +279,97 @@ static int renew(rte_redis *r, const char *hkey, const char *fire_s, char *err, 
     return ok ? 0 : -1;
 }
 
+/* one fire's members, handed out by the query in order, decided in chunks */
+struct fire {
+    rte_redis *r;
+    const char *name, *hkey, *fire_s;
+    const Rte__V1__ScheduleWarmingRequest *req;
+    int64_t fire;
+    cw_req *q;
+    char (*ev)[NAME_MAX_LEN + ID_MAX + 40];
+    int k, rc;
+    long matched;
+    char *err;
+    size_t errlen;
+};
+
+static int fire_chunk(struct fire *f)
+{
+    if (f->k > 0 && f->rc == 0)
+        f->rc = cw_decide(f->q, f->k, SOURCE, f->err, f->errlen);
+    f->k = 0;
+    return f->rc;
+}
+
+static int fire_member(const rte_member *m, size_t index, void *arg)
+{
+    struct fire *f = arg;
+    (void)index;
+    snprintf(f->ev[f->k], sizeof f->ev[f->k], "sched/%s/%lld/%s", f->name, (long long)f->fire,
+             m->member_id);
+    f->q[f->k] = (cw_req){.member_id = m->member_id,
+                          .event_id = f->ev[f->k],
+                          .probability = -1,
+                          .priority = (int)f->req->priority,
+                          .strategy = (int)f->req->strategy};
+    f->matched++;
+    if (++f->k == CHUNK && fire_chunk(f) == 0)
+        f->rc = renew(f->r, f->hkey, f->fire_s, f->err, f->errlen);
+    return f->rc != 0;
+}
+
 /*
- * run fire f of the schedule: its members through cw_decide, the lease
- * renewed after each chunk; matched count, -1 + err
+ * run fire f of the schedule: the members its MemberQuery selects (libcommon
+ * member_query, "now" = the fire's time; no query = every member) through
+ * cw_decide, the lease renewed after each chunk; matched count, -1 + err
  */
 static long run_fire(rte_redis *r, const char *name, const char *hkey,
                      const Rte__V1__ScheduleWarmingRequest *req, int64_t fire, char *err,
                      size_t errlen)
 {
     char fire_s[24];
-    snprintf(fire_s, sizeof fire_s, "%lld", (long long)fire);
-    const Rte__V1__MemberQuery *mq = req->member_query;
-    cw_req *q = malloc(CHUNK * sizeof *q);
-    char(*ev)[NAME_MAX_LEN + ID_MAX + 40] = malloc(CHUNK * sizeof *ev);
-    if (!q || !ev) {
-        free(q);
-        free(ev);
-        snprintf(err, errlen, "out of memory for a fire");
-        return -1;
-    }
-    rte_member_snapshot *snap = rte_member_dir_acquire(CW.dir);
-    struct flags fl = {.n = 0};
-    long matched = 0, limit = mq && mq->limit > 0 ? mq->limit : -1;
-    size_t count = rte_member_snapshot_count(snap);
-    int k = 0, rc = 0;
+    struct fire f = {.r = r,
+                     .name = name,
+                     .hkey = hkey,
+                     .fire_s = fire_s,
+                     .req = req,
+                     .fire = fire,
+                     .err = err,
+                     .errlen = errlen};
+    rte_member_query *mq = NULL;
+    rte_member_snapshot *snap = NULL;
+    int qrc;
 
-    if (mq)
-        flag_bits(mq, snap, &fl);
-    for (size_t i = 0; i < count && rc == 0 && (limit < 0 || matched < limit); i++) {
-        const rte_member *m = rte_member_snapshot_at(snap, i);
-        if (!matches(m, mq, &fl))
-            continue;
-        snprintf(ev[k], sizeof ev[k], "sched/%s/%lld/%s", name, (long long)fire, m->member_id);
-        q[k] = (cw_req){.member_id = m->member_id,
-                        .event_id = ev[k],
-                        .probability = -1,
-                        .priority = (int)req->priority,
-                        .strategy = (int)req->strategy};
-        matched++;
-        if (++k == CHUNK) {
-            rc = cw_decide(q, k, SOURCE, err, errlen);
-            if (rc == 0)
-                rc = renew(r, hkey, fire_s, err, errlen);
-            k = 0;
-        }
+    snprintf(fire_s, sizeof fire_s, "%lld", (long long)fire);
+    f.q = malloc(CHUNK * sizeof *f.q);
+    f.ev = malloc(CHUNK * sizeof *f.ev);
+    if (!f.q || !f.ev) {
+        snprintf(err, errlen, "out of memory for a fire");
+        f.rc = -1;
+        goto out;
     }
-    if (rc == 0 && k > 0)
-        rc = cw_decide(q, k, SOURCE, err, errlen);
-    rte_member_snapshot_release(snap);
-    free(q);
-    free(ev);
-    return rc == 0 ? matched : -1;
+    snap = rte_member_dir_acquire(CW.dir);
+    if (req->member_query) {
+        rte_member_query_result res;
+        mq = rte_member_query_new(req->member_query, fire, &qrc, err, errlen);
+        if (mq == NULL ||
+            rte_member_query_resolve(mq, snap, fire_member, &f, &res, err, errlen) != 0) {
+            f.rc = -1;
+            goto out;
+        }
+    } else {
+        size_t count = rte_member_snapshot_count(snap);
+        for (size_t i = 0; i < count && f.rc == 0; i++)
+            fire_member(rte_member_snapshot_at(snap, i), i, &f);
+    }
+    fire_chunk(&f);
+out:
+    rte_member_query_free(mq);
+    if (snap)
+        rte_member_snapshot_release(snap);
+    free(f.q);
+    free(f.ev);
+    return f.rc == 0 ? f.matched : -1;
 }
 
 /* the newest fire <= now after horizon (s), *missed the older due ones; -1 if none due */
