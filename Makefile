@@ -150,7 +150,9 @@ chart-schemas:
 # The integration suites that touch Kafka, against a real single-node Apache
 # Kafka (KRaft) instead of the mock cluster: tools/kafka/kafka_cluster.py
 # resolves the broker's jars with Maven once (build/kafka/<version>).
-KAFKA_SUITES := $(sort $(shell grep -l 'kafka_broker\|KafkaBroker\|start_broker' tests/integration/test_*.py) \
+# the suites about token checks and gRPC start a broker only because the services need one
+KAFKA_SUITES := $(sort $(filter-out %_auth.py %_grpc.py, \
+                $(shell grep -l 'kafka_broker\|KafkaBroker\|start_broker' tests/integration/test_*.py)) \
                 tests/integration/test_kafka_compat.py tests/integration/test_kafka_cluster.py)
 
 kafka-deps:
