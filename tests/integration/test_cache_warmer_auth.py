@@ -30,7 +30,7 @@ def keys(workdir):
     return Keys(workdir)
 
 
-def stubs(ch):
+def channel_clients(ch):
     import cache_warming_pb2 as pb
     import health_pb2 as hpb
 
@@ -54,7 +54,7 @@ def test_tokens_scopes_and_health(workdir, redis_server, broker, keys):
     w = st.start_warmer(workdir, **keys.env(AUD))
     try:
         ch = grpc.insecure_channel(f"127.0.0.1:{w.ports['grpc']}")
-        pb, warm, stats, hpb, check = stubs(ch)
+        pb, warm, stats, hpb, check = channel_clients(ch)
         req = pb.GetWarmingStatsRequest()
 
         # no token, not a bearer credential, garbage, and each refused token says why
@@ -127,7 +127,7 @@ def test_tls_with_test_ca(workdir, redis_server, broker, keys):
         addr = f"127.0.0.1:{w.ports['grpc']}"
         creds = grpc.ssl_channel_credentials(root_certificates=ca)
         ch = grpc.secure_channel(addr, creds)
-        pb, _, stats, hpb, check = stubs(ch)
+        pb, _, stats, hpb, check = channel_clients(ch)
         tok = keys.token(AUD, "rte:warm:read")
         assert stats(pb.GetWarmingStatsRequest(), timeout=10, metadata=bearer(tok)).stats
         assert check(hpb.HealthCheckRequest(service=SVC), timeout=10).status == \
@@ -135,7 +135,7 @@ def test_tls_with_test_ca(workdir, redis_server, broker, keys):
         ch.close()
         # a plaintext client cannot talk to the TLS port
         plain = grpc.insecure_channel(addr)
-        _, _, stats2, hpb2, check2 = stubs(plain)
+        _, _, stats2, hpb2, check2 = channel_clients(plain)
         code, _ = code_of(check2, hpb2.HealthCheckRequest(), timeout=5)
         assert code == grpc.StatusCode.UNAVAILABLE
         plain.close()

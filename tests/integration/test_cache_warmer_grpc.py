@@ -21,7 +21,7 @@ def broker(tmp_path_factory):
     b.stop()
 
 
-def grpc_stubs(svc):
+def warmer_clients(svc):
     """cache-warmer's gRPC client: (the pb module, WarmCache, GetWarmingStats and ScheduleWarming callables)."""
     import cache_warming_pb2 as pb
     ch = grpc.insecure_channel(f"127.0.0.1:{svc.ports['grpc']}")
@@ -45,7 +45,7 @@ def test_warm_cache_strategies_and_invalid_arguments(workdir, redis_server, brok
     st.put_entry(ok[1], cached_ago_s=30 * 3600)     # stale
     w = st.start_warmer(workdir)
     try:
-        pb, warm, stats, schedule = grpc_stubs(w)
+        pb, warm, stats, schedule = warmer_clients(w)
         ids = [m["member_id"] for m in ok[:4]]
         # INTELLIGENT: the fresh one is skipped
         r = warm(pb.WarmCacheRequest(member_ids=ids, source="it-grpc",
@@ -94,7 +94,7 @@ def test_warm_cache_strategies_and_invalid_arguments(workdir, redis_server, brok
         # flush by SIGTERM, then the statistics count the 8 members submitted, by source
         stop_clean(w)
         w = st.start_warmer(workdir)
-        pb, warm, stats, schedule = grpc_stubs(w)
+        pb, warm, stats, schedule = warmer_clients(w)
         s = stats(pb.GetWarmingStatsRequest(), timeout=10).stats
         assert s.total_members_warmed == 8 and dict(s.by_source) == {"it-grpc": 3, "grpc": 5}
         s = stats(pb.GetWarmingStatsRequest(sources=["it-grpc"]), timeout=10).stats

@@ -14,7 +14,7 @@ import pytest
 from conftest import stop_clean, wait_for
 from kafka_util import start_broker
 from warmer_util import Stack, gen_members, metric
-from test_cache_warmer_grpc import grpc_stubs
+from test_cache_warmer_grpc import warmer_clients
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_schedule_warming_validates_and_answers_next_run(workdir, redis_server, 
     st = Stack(redis_server, broker, path)
     w = st.start_warmer(workdir)
     try:
-        pb, _, _, schedule = grpc_stubs(w)
+        pb, _, _, schedule = warmer_clients(w)
         import batch_eligibility_pb2 as be
         ok = dict(schedule_name="nightly", cron_expression="0 4 * * *",
                   time_zone="America/New_York", enabled=True,
@@ -101,7 +101,7 @@ def test_schedule_fires_once_per_minute_across_two_replicas(workdir, redis_serve
     a = st.start_warmer(workdir, RTE_WARMER_FLUSH_ON_SHUTDOWN="false", **clock)
     b = st.start_warmer(workdir, RTE_WARMER_FLUSH_ON_SHUTDOWN="false", **clock)
     try:
-        pb, _, _, schedule = grpc_stubs(a)
+        pb, _, _, schedule = warmer_clients(a)
         import batch_eligibility_pb2 as be
         req = pb.ScheduleWarmingRequest(
             schedule_name="every-minute", cron_expression="* * * * *", enabled=True,
@@ -155,7 +155,7 @@ def test_fire_of_a_dead_runner_is_resumed_once(workdir, redis_server, broker):
     st = Stack(redis_server, broker, path)
     w = st.start_warmer(workdir, RTE_WARMER_FLUSH_ON_SHUTDOWN="false")
     try:
-        pb, _, _, schedule = grpc_stubs(w)
+        pb, _, _, schedule = warmer_clients(w)
         import batch_eligibility_pb2 as be
         schedule(pb.ScheduleWarmingRequest(
             schedule_name="nightly", cron_expression="0 4 * * *", enabled=True,
