@@ -16,6 +16,7 @@
 #include "batch_events.pb-c.h"
 #include "rte/clock.h"
 #include "rte/crypto.h"
+#include "rte/events.h"
 #include "rte/json.h"
 #include "rte/log.h"
 #include "rte/service.h"
@@ -288,32 +289,14 @@ void br_events_lifecycle(const char *type, const char *member_key, const char *t
                          const char *detail)
 {
     rte_kafka_producer *p = rte_service_producer();
-    char buf[EVENT_MAX], id[37], ts[40], err[256];
-    rte_jsonw w;
+    char buf[EVENT_MAX], err[256];
+    rte_lifecycle_event e = {type,   member_key, tp,      "batch-rpc", "batch",
+                             job_id, latency_ms, outcome, detail,      rte_clock_now_ms()};
     int n;
 
     if (p == NULL)
         return;
-    rte_uuid4(id);
-    rte_clock_format(rte_clock_now_ms(), ts, sizeof ts);
-    rte_jsonw_init(&w, buf, sizeof buf);
-    rte_jsonw_begin(&w, NULL);
-    rte_jsonw_str(&w, "event_id", id);
-    rte_jsonw_str(&w, "type", type);
-    rte_jsonw_str(&w, "occurred_at", ts);
-    rte_jsonw_str(&w, "member_key", member_key);
-    rte_jsonw_str(&w, "trading_partner_id", tp);
-    rte_jsonw_str(&w, "source", "batch-rpc");
-    rte_jsonw_str(&w, "trigger", "batch");
-    rte_jsonw_str(&w, "request_id", job_id);
-    if (latency_ms >= 0)
-        rte_jsonw_int(&w, "latency_ms", latency_ms);
-    if (outcome != NULL)
-        rte_jsonw_str(&w, "outcome", outcome);
-    if (detail != NULL && detail[0] != '\0')
-        rte_jsonw_str(&w, "detail", detail);
-    rte_jsonw_end(&w);
-    n = rte_jsonw_done(&w);
+    n = rte_lifecycle_event_json(&e, buf, sizeof buf);
     if (n < 0 || rte_kafka_produce(p, RTE_TOPIC_RTE_EVENTS, member_key, strlen(member_key), buf,
                                    (size_t)n, NULL, 0, err, sizeof err) != 0) {
         count("rte_events", "dropped");

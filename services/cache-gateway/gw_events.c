@@ -20,6 +20,7 @@
 #include "rte/clock.h"
 #include "rte/cpu.h"
 #include "rte/crypto.h"
+#include "rte/events.h"
 #include "rte/json.h"
 #include "rte/log.h"
 #include "rte/service.h"
@@ -68,21 +69,11 @@ void gw_event_lifecycle(const char *type, const char *member_key, const char *tp
                         const char *outcome, const char *detail)
 {
     char buf[GW_EVENT_MAX];
-    rte_jsonw w;
-    int n;
+    rte_lifecycle_event e = {
+        type,       member_key, tp,      "cache-gateway", trigger ? trigger : "request",
+        request_id, latency_ms, outcome, detail,          rte_clock_now_ms()};
+    int n = rte_lifecycle_event_json(&e, buf, sizeof buf);
 
-    begin_event(&w, buf, sizeof buf, type, member_key, tp, rte_clock_now_ms());
-    rte_jsonw_str(&w, "trigger", trigger ? trigger : "request");
-    if (request_id != NULL && request_id[0] != '\0')
-        rte_jsonw_str(&w, "request_id", request_id);
-    if (latency_ms >= 0)
-        rte_jsonw_int(&w, "latency_ms", latency_ms);
-    if (outcome != NULL)
-        rte_jsonw_str(&w, "outcome", outcome);
-    if (detail != NULL && detail[0] != '\0')
-        rte_jsonw_str(&w, "detail", detail);
-    rte_jsonw_end(&w);
-    n = rte_jsonw_done(&w);
     if (n < 0) {
         rte_series_inc(G.m.events_dropped);
         rte_log_warn("rte.events: %s event exceeds %d bytes; dropped", type, GW_EVENT_MAX);
