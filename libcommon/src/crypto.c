@@ -255,14 +255,11 @@ int rte_hex_decode(const char *hex, uint8_t *out, size_t outlen)
     return (int)(len / 2);
 }
 
-/*
- * rte_base64_encode - standard base64 with padding into out (4*ceil(n/3)+1
- * bytes); returns the text length, or 0 (and "" when outlen > 0) if out is
- * too small
- */
-size_t rte_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen)
+/* n bytes as base64 in the given alphabet, '=' padded when pad; 0 and "" when out is too small */
+static size_t b64_encode(const char *alphabet, int pad, const uint8_t *in, size_t n, char *out,
+                         size_t outlen)
 {
-    size_t need = (n + 2) / 3 * 4, o = 0;
+    size_t need = pad ? (n + 2) / 3 * 4 : n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0), o = 0;
 
     if (n > (SIZE_MAX - 1) / 4 * 3 - 2 || outlen < need + 1) {
         if (out && outlen)
@@ -276,13 +273,41 @@ size_t rte_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen)
             v |= (uint32_t)in[i + 1] << 8;
         if (rest > 2)
             v |= in[i + 2];
-        out[o++] = b64_alphabet[v >> 18 & 63];
-        out[o++] = b64_alphabet[v >> 12 & 63];
-        out[o++] = rest > 1 ? b64_alphabet[v >> 6 & 63] : '=';
-        out[o++] = rest > 2 ? b64_alphabet[v & 63] : '=';
+        out[o++] = alphabet[v >> 18 & 63];
+        out[o++] = alphabet[v >> 12 & 63];
+        if (rest > 1)
+            out[o++] = alphabet[v >> 6 & 63];
+        else if (pad)
+            out[o++] = '=';
+        if (rest > 2)
+            out[o++] = alphabet[v & 63];
+        else if (pad)
+            out[o++] = '=';
     }
     out[o] = '\0';
     return o;
+}
+
+/*
+ * rte_base64_encode - standard base64 with padding into out (4*ceil(n/3)+1
+ * bytes); returns the text length, or 0 (and "" when outlen > 0) if out is
+ * too small
+ */
+size_t rte_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen)
+{
+    return b64_encode(b64_alphabet, 1, in, n, out, outlen);
+}
+
+/*
+ * rte_base64url_encode - base64url without padding (RFC 4648 section 5, as
+ * JWS and JWK use it) into out (4*ceil(n/3)+1 bytes is always enough);
+ * returns the text length, or 0 (and "" when outlen > 0) if out is too small
+ */
+size_t rte_base64url_encode(const uint8_t *in, size_t n, char *out, size_t outlen)
+{
+    static const char url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    return b64_encode(url, 0, in, n, out, outlen);
 }
 
 static int b64_value(char c)

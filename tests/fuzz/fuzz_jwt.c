@@ -16,6 +16,7 @@
  */
 #include "fuzz.h"
 #include "rte/auth.h"
+#include "rte/crypto.h"
 #include "rte/input.h"
 
 #include <openssl/core_names.h>
@@ -28,25 +29,10 @@
 static rte_auth *auth;
 static EVP_PKEY *key;
 
+/* unpadded base64url of n bytes; out has room for 4*ceil(n/3)+1 bytes */
 static void b64url(const unsigned char *in, size_t n, char *out)
 {
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = a[v >> 18];
-        out[o++] = a[(v >> 12) & 63];
-        if (i + 1 < n)
-            out[o++] = a[(v >> 6) & 63];
-        if (i + 2 < n)
-            out[o++] = a[v & 63];
-    }
-    out[o] = '\0';
+    rte_base64url_encode(in, n, out, (n + 2) / 3 * 4 + 1);
 }
 
 static void coord(const char *param, char *out)

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "rte/auth.h"
+#include "rte/crypto.h"
 
 #define ISS "https://idp.test/"
 #define AUD "rte-cache-warmer"
@@ -46,29 +47,10 @@ static char dir[64], jwks_path[128];
 
 /* --- helpers ---------------------------------------------------------- */
 
+/* unpadded base64url of n bytes; out has room for 4*ceil(n/3)+1 bytes */
 static void b64url(const unsigned char *in, size_t n, char *out)
 {
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0, i;
-
-    for (i = 0; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = a[v >> 18];
-        out[o++] = a[(v >> 12) & 63];
-        out[o++] = a[(v >> 6) & 63];
-        out[o++] = a[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = a[v >> 18];
-        out[o++] = a[(v >> 12) & 63];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = a[v >> 18];
-        out[o++] = a[(v >> 12) & 63];
-        out[o++] = a[(v >> 6) & 63];
-    }
-    out[o] = '\0';
+    rte_base64url_encode(in, n, out, (n + 2) / 3 * 4 + 1);
 }
 
 static void b64url_bn(EVP_PKEY *pk, const char *param, size_t pad, char *out)

@@ -26,8 +26,7 @@
 #include "rte/config.h"
 #include "testutil.h"
 
-static pid_t pid;
-static char port_s[16], url[64];
+static tu_redis T;
 static rte_redis *R;
 static rte_batch_registry_opts O;
 static char err[512];
@@ -35,25 +34,21 @@ static char err[512];
 static int setup(void **state)
 {
     (void)state;
-    int port = tu_free_port();
-    snprintf(port_s, sizeof port_s, "%d", port);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%s", port_s);
-    pid = tu_redis_start(port);
-    R = rte_redis_new(url, 1000, err, sizeof err);
+    int rc = tu_redis_up(&T, 1000);
+    R = T.r;
     rte_batch_registry_opts_init(&O);
     snprintf(O.prefix, sizeof O.prefix, "test:batch");
     O.first_delay_ms = 1000;
     O.max_interval_ms = 5000;
     O.retry_window_ms = 60000;
     O.lease_ms = 300;
-    return rte_redis_ping(R);
+    return rc;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    rte_redis_free(R);
-    tu_redis_stop(pid);
+    tu_redis_down(&T);
     return 0;
 }
 

@@ -161,6 +161,28 @@ static void test_base64_binary_round_trip(void **state)
     assert_memory_equal(dec, in, 256);
 }
 
+static void test_base64url_unpadded(void **state)
+{
+    const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *enc[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+    const uint8_t url[] = {0xfb, 0xff, 0xbf}; /* "+/+/" in standard base64 */
+    char out[16];
+
+    (void)state;
+    for (int i = 0; i < 7; i++) {
+        size_t n = strlen(plain[i]);
+        assert_int_equal(rte_base64url_encode((const uint8_t *)plain[i], n, out, sizeof(out)),
+                         strlen(enc[i]));
+        assert_string_equal(out, enc[i]);
+    }
+    assert_int_equal(rte_base64url_encode(url, 3, out, sizeof(out)), 4);
+    assert_string_equal(out, "-_-_");
+    /* exactly the text plus the NUL fits; one byte less does not */
+    assert_int_equal(rte_base64url_encode((const uint8_t *)"fooba", 5, out, 8), 7);
+    assert_int_equal(rte_base64url_encode((const uint8_t *)"fooba", 5, out, 7), 0);
+    assert_string_equal(out, "");
+}
+
 static void test_base64_malformed(void **state)
 {
     const char *bad[] = {
@@ -485,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_hex),
         cmocka_unit_test(test_base64_vectors),
         cmocka_unit_test(test_base64_binary_round_trip),
+        cmocka_unit_test(test_base64url_unpadded),
         cmocka_unit_test(test_base64_malformed),
         cmocka_unit_test(test_webhook_key_whsec_is_decoded),
         cmocka_unit_test(test_webhook_key_text_is_its_bytes),

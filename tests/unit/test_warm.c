@@ -26,26 +26,23 @@
 #include "rte/warm.h"
 #include "testutil.h"
 
-static pid_t pid;
-static char url[64], err[512];
+static tu_redis T;
+static char err[512];
 static rte_redis *R;
 static int prefix_n;
 
 static int setup(void **state)
 {
     (void)state;
-    int port = tu_free_port();
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
-    pid = tu_redis_start(port);
-    R = rte_redis_new(url, 2000, err, sizeof err);
-    return R ? rte_redis_ping(R) : -1;
+    int rc = tu_redis_up(&T, 2000);
+    R = T.r;
+    return rc;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    rte_redis_free(R);
-    tu_redis_stop(pid);
+    tu_redis_down(&T);
     return 0;
 }
 

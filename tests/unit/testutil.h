@@ -147,4 +147,32 @@ static inline void tu_redis_stop(pid_t pid)
     }
 }
 
+/* the redis-server of a test group and a client connected to it */
+typedef struct {
+    pid_t pid;
+    char url[64];
+    rte_redis *r;
+} tu_redis;
+
+/* tu_redis_up - a redis-server on a free port and a client (timeout_ms) to it; 0, or -1 */
+static inline int tu_redis_up(tu_redis *t, int timeout_ms)
+{
+    char err[256];
+    int port = tu_free_port();
+
+    snprintf(t->url, sizeof t->url, "redis://127.0.0.1:%d", port);
+    t->pid = tu_redis_start(port);
+    t->r = t->pid > 0 ? rte_redis_new(t->url, timeout_ms, err, sizeof err) : NULL;
+    return t->r ? rte_redis_ping(t->r) : -1;
+}
+
+/* tu_redis_down - the client closed, the server stopped */
+static inline void tu_redis_down(tu_redis *t)
+{
+    rte_redis_free(t->r);
+    t->r = NULL;
+    tu_redis_stop(t->pid);
+    t->pid = 0;
+}
+
 #endif

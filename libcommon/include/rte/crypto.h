@@ -43,6 +43,9 @@ int rte_hex_decode(const char *hex, uint8_t *out, size_t outlen);
 /* rte_base64_encode - standard base64 with padding into out (4*ceil(n/3)+1 bytes) */
 size_t rte_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
 
+/* rte_base64url_encode - unpadded base64url (RFC 4648 5; JWS/JWK) into out (4*ceil(n/3)+1 bytes) */
+size_t rte_base64url_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
+
 /* rte_base64_decode - standard base64 to bytes; returns byte count or -1 if malformed */
 int rte_base64_decode(const char *in, uint8_t *out, size_t outlen);
 
