@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "rte/clock.h"
+#include "rte/crypto.h"
 #include "rte/log.h"
 #include "rte/metrics.h"
 
@@ -126,6 +127,29 @@ void rte_service_publish_port(const char *name, int port)
 const char *rte_service_name(void)
 {
     return S.def ? S.def->name : "unknown";
+}
+
+static char instance_id[64];
+static pthread_once_t instance_once = PTHREAD_ONCE_INIT;
+
+static void instance_make(void)
+{
+    char host[64] = "host", rnd[17];
+    uint8_t b[4];
+
+    if (gethostname(host, sizeof host - 1) != 0)
+        snprintf(host, sizeof host, "host");
+    host[sizeof host - 1] = '\0';
+    rte_random_bytes(b, sizeof b);
+    rte_hex_encode(b, sizeof b, rnd);
+    snprintf(instance_id, sizeof instance_id, "%.40s:%d:%s", host, (int)getpid(), rnd);
+}
+
+/* rte_service_instance_id - any thread (made once) */
+const char *rte_service_instance_id(void)
+{
+    pthread_once(&instance_once, instance_make);
+    return instance_id;
 }
 
 /* rte_service_draining - 1 once draining began; any thread */

@@ -77,7 +77,7 @@ typedef struct br_state {
     rte_http_client *http; /* webhook deliveries */
     uint8_t whkey[256];    /* the webhook signing key (decoded secret) */
     int whkeylen;          /* 0 = no secret configured */
-    char owner[48];        /* this process's lease token */
+    char owner[64];        /* this process's lease token */
 } br_state;
 
 extern br_state BR;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "br.h"
+#include "rte/service.h"
 #include "rte/crypto.h"
 #include "rte/log.h"
 #include "rte/tz.h"
@@ -201,7 +202,7 @@ int br_check(const rte_config *cfg, char *err, size_t errlen)
 /* br_init - start-up thread */
 int br_init(const rte_config *cfg, char *err, size_t errlen)
 {
-    char host[64] = "host", id[37], why[256];
+    char why[256];
 
     if (br_conf_load(cfg, &BR.c, err, errlen) != 0)
         return -1;
@@ -227,9 +228,7 @@ int br_init(const rte_config *cfg, char *err, size_t errlen)
     BR.stedi = rte_stedi_from_config(cfg, err, errlen);
     if (BR.stedi == NULL)
         return -1;
-    gethostname(host, sizeof host - 1);
-    rte_uuid4(id);
-    snprintf(BR.owner, sizeof BR.owner, "%.20s-%d-%.8s", host, (int)getpid(), id);
+    snprintf(BR.owner, sizeof BR.owner, "%s", rte_service_instance_id());
     return 0;
 }
 

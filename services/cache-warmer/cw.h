@@ -75,7 +75,7 @@ typedef struct cw_state {
     rte_stedi *stedi;
     rte_warm *warm;
     rte_member_dir *dir;
-    char owner[48]; /* this process's claim token */
+    char owner[64]; /* this process's claim token */
 } cw_state;
 
 extern cw_state CW;

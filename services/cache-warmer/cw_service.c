@@ -15,6 +15,7 @@
 #include "cw.h"
 #include "cw_flush.h"
 #include "cw_urgent.h"
+#include "rte/service.h"
 #include "rte/crypto.h"
 #include "rte/log.h"
 
@@ -31,7 +32,6 @@ int cw_check(const rte_config *cfg, char *err, size_t errlen)
 /* cw_init - start-up thread */
 int cw_init(const rte_config *cfg, char *err, size_t errlen)
 {
-    char host[64] = "host", id[37];
 
     if (cw_conf_load(cfg, &CW.c, err, errlen) != 0)
         return -1;
@@ -45,9 +45,7 @@ int cw_init(const rte_config *cfg, char *err, size_t errlen)
     CW.warm = rte_warm_new(&CW.c.warm, CW.stedi, &CW.c.registry, err, errlen);
     if (CW.warm == NULL)
         return -1;
-    gethostname(host, sizeof host - 1);
-    rte_uuid4(id);
-    snprintf(CW.owner, sizeof CW.owner, "%.20s-%d-%.8s", host, (int)getpid(), id);
+    snprintf(CW.owner, sizeof CW.owner, "%s", rte_service_instance_id());
     return cw_urgent_start(err, errlen);
 }
 

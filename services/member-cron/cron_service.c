@@ -141,7 +141,6 @@ static void read_paths(const rte_config *cfg)
 /* every member_cron.* setting into G (fatal, naming the key, on a bad value) */
 static void read_settings(const rte_config *cfg)
 {
-    char host[64] = "member-cron";
     read_paths(cfg);
     snprintf(G.members, sizeof G.members, "%s",
              rte_config_str(cfg, "member_cron.members", "run/members.jsonl"));
@@ -149,11 +148,8 @@ static void read_settings(const rte_config *cfg)
              rte_config_str(cfg, "member_cron.zoneinfo", "/usr/share/zoneinfo"));
     snprintf(G.prefix, sizeof G.prefix, "%s",
              rte_config_str(cfg, "member_cron.key_prefix", "rte:cron:"));
-    gethostname(host, sizeof host - 1);
-    char def_owner[128];
-    snprintf(def_owner, sizeof def_owner, "%s:%d", host, (int)getpid());
-    const char *rid = rte_config_str(cfg, "member_cron.replica_id", def_owner);
-    snprintf(G.owner, sizeof G.owner, "%s", *rid ? rid : def_owner);
+    const char *rid = rte_config_str(cfg, "member_cron.replica_id", "");
+    snprintf(G.owner, sizeof G.owner, "%s", *rid ? rid : rte_service_instance_id());
     G.lease_ms = rte_config_duration_ms(cfg, "member_cron.lease", 5000, 200, 600000);
     G.batch = rte_config_int(cfg, "member_cron.batch", 5000, 1, 10000000);
     G.poll_ms = rte_config_duration_ms(cfg, "member_cron.poll", 100, 5, 60000);

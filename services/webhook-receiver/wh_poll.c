@@ -38,12 +38,7 @@ struct poll_ctx {
 /* wh_poll_start - init thread */
 int wh_poll_start(const rte_config *cfg, char *err, size_t errlen)
 {
-    char host[64] = "host", rnd[17];
-    uint8_t b[8];
-    gethostname(host, sizeof host - 1);
-    rte_random_bytes(b, sizeof b);
-    rte_hex_encode(b, sizeof b, rnd);
-    snprintf(owner, sizeof owner, "%s:%d:%s", host, (int)getpid(), rnd);
+    snprintf(owner, sizeof owner, "%s", rte_service_instance_id());
     if (!WH.poll_enabled)
         return 0;
     stedi = rte_stedi_from_config(cfg, err, errlen);

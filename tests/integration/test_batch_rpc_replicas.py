@@ -60,8 +60,8 @@ def test_kill9_mid_job_another_replica_completes_it(workdir, redis_server, broke
         wait_for(lambda: int(st.job(r.batch_id).get("completed", 0)) >= 6
                  and holder(st, r.batch_id), timeout=60, interval=0.02, what="a chunk done")
         owner = holder(st, r.batch_id)
-        victim, survivor, client = ((a, b, cb) if f"-{a.proc.pid}-" in owner else (b, a, ca))
-        assert f"-{victim.proc.pid}-" in owner
+        victim, survivor, client = ((a, b, cb) if f":{a.proc.pid}:" in owner else (b, a, ca))
+        assert f":{victim.proc.pid}:" in owner
         doing = st.rds.llen(f"{st.batch_prefix}:j:{r.batch_id}:doing")
         os.kill(victim.proc.pid, signal.SIGKILL)
         victim.proc.wait(10)
@@ -101,7 +101,7 @@ def test_cancel_on_one_replica_stops_work_on_every_replica(workdir, redis_server
                  what="the job under way")
         owner = holder(st, r.batch_id) or ""
         # cancel through the replica that is NOT working it
-        other = cb if f"-{a.proc.pid}-" in owner else ca
+        other = cb if f":{a.proc.pid}:" in owner else ca
         c = other.cancel(pb.CancelBatchRequest(batch_id=r.batch_id, reason="wrong population"))
         assert c.status == pb.BATCH_STATUS_CANCELLED and c.members_cancelled > 0
         s = other.status(pb.GetBatchStatusRequest(batch_id=r.batch_id))

@@ -111,6 +111,14 @@ void rte_service_publish_port(const char *name, int port);
 /* rte_service_name - the service's name */
 const char *rte_service_name(void);
 
+/*
+ * rte_service_instance_id - this process's name among the replicas:
+ * "host:pid:8 hex digits" (host cut to 40 characters; at most 63 bytes),
+ * the same string for every caller in the process (lease owner and claim
+ * tokens, logs); any thread
+ */
+const char *rte_service_instance_id(void);
+
 /* rte_service_draining - 1 once a drain began (long loops should wind down) */
 int rte_service_draining(void);
 
