@@ -1973,6 +1973,28 @@ int rte_member_dir_check_source(const char *source, char *err, size_t errlen)
     return -1;
 }
 
+/* rte_member_dir_source_config - any thread */
+int rte_member_dir_source_config(const rte_config *cfg, const char *key, const char **source,
+                                 char *err, size_t errlen)
+{
+    char env[128], why[256];
+
+    rte_config_env_name(key, env, sizeof env);
+    *source = rte_config_str(cfg, key, "");
+    if ((*source)[0] == '\0') {
+        snprintf(err, errlen,
+                 "config: key '%s' (%s) is required: the member directory (JSONL file or "
+                 "http(s) URL)",
+                 key, env);
+        return -1;
+    }
+    if (rte_member_dir_check_source(*source, why, sizeof why) != 0) {
+        snprintf(err, errlen, "config: key '%s' (%s): %s", key, env, why);
+        return -1;
+    }
+    return 0;
+}
+
 /* rte_member_snapshot_flags - any thread, lock-free; borrowed from s */
 size_t rte_member_snapshot_flags(const rte_member_snapshot *s, const char *const **names)
 {

@@ -427,12 +427,20 @@ static int parse_args(int argc, char **argv, int *check_only)
     return 0;
 }
 
+/* exit naming the configuration as the cause (once: a message may already say "config: ") */
+__attribute__((noreturn)) static void config_fatal(const char *err)
+{
+    if (strncmp(err, "config: ", 8) == 0)
+        err += 8;
+    rte_fatal("config: %s", err);
+}
+
 static rte_config *load_config_or_die(void)
 {
     char err[512];
     rte_config *cfg = rte_config_load(S.config_path, err, sizeof err);
     if (cfg == NULL)
-        rte_fatal("config: %s", err);
+        config_fatal(err);
     return cfg;
 }
 
@@ -639,7 +647,7 @@ static rte_auth *grpc_auth(const rte_config *cfg)
     rte_auth *auth = NULL;
 
     if (rte_auth_from_config(cfg, &auth, err, sizeof err) < 0)
-        rte_fatal("config: %s", err);
+        config_fatal(err);
     if (auth == NULL)
         auth_off(cfg);
     return auth;
@@ -652,7 +660,7 @@ static void check_grpc_auth(const rte_config *cfg)
     int configured;
 
     if (rte_auth_check_config(cfg, &configured, err, sizeof err) < 0)
-        rte_fatal("config: %s", err);
+        config_fatal(err);
     if (!configured)
         auth_off(cfg);
 }
@@ -840,12 +848,12 @@ int rte_service_main(const rte_service_def *def, int argc, char **argv)
             rte_fatal("config: no Kafka brokers: set kafka.brokers (RTE_KAFKA_BROKERS) or start "
                       "the dev broker (make dev-up)");
         if (rte_kafka_check_config(cfg, brokers, err, sizeof err) != 0)
-            rte_fatal("config: %s", err);
+            config_fatal(err);
     }
     if (check_only) { /* at a real start, init validates the same keys as it reads them */
         check_grpc_auth(cfg);
         if (def->check != NULL && def->check(cfg, err, sizeof err) != 0)
-            rte_fatal("config: %s", err);
+            config_fatal(err);
         printf("%s: configuration OK\n", def->name);
         free_configs();
         return 0;

@@ -45,14 +45,7 @@ int br_conf_load(const rte_config *cfg, br_conf *o, char *err, size_t errlen)
     const char *p;
 
     memset(o, 0, sizeof *o);
-    o->members = rte_config_str(cfg, "batchrpc.members", "");
-    if (o->members[0] == '\0') {
-        snprintf(err, errlen,
-                 "config: key 'batchrpc.members' (RTE_BATCHRPC_MEMBERS) is required: the "
-                 "member directory (JSONL file or http(s) URL)");
-        return -1;
-    }
-    if (rte_member_dir_check_source(o->members, err, errlen) != 0)
+    if (rte_member_dir_source_config(cfg, "batchrpc.members", &o->members, err, errlen) != 0)
         return -1;
     if (dur(cfg, "batchrpc.members_reload", MIN_MS, 1000, DAY_MS, &o->members_reload_ms, err,
             errlen) != 0 ||

@@ -46,14 +46,7 @@ int cw_conf_load(const rte_config *cfg, cw_conf *o, char *err, size_t errlen)
     int64_t v;
 
     memset(o, 0, sizeof *o);
-    o->members = rte_config_str(cfg, "warmer.members", "");
-    if (o->members[0] == '\0') {
-        snprintf(err, errlen,
-                 "config: key 'warmer.members' (RTE_WARMER_MEMBERS) is required: the "
-                 "member directory (JSONL file or http(s) URL)");
-        return -1;
-    }
-    if (rte_member_dir_check_source(o->members, err, errlen) != 0)
+    if (rte_member_dir_source_config(cfg, "warmer.members", &o->members, err, errlen) != 0)
         return -1;
     if (prob(cfg, "warmer.min_probability", 0.7, &o->min_probability, err, errlen) != 0 ||
         prob(cfg, "warmer.urgent_above", 0.9, &o->urgent_above, err, errlen) != 0 ||

@@ -121,6 +121,16 @@ rte_member_dir *rte_member_dir_new(const char *source, char *err, size_t errlen)
 int rte_member_dir_check_source(const char *source, char *err, size_t errlen);
 
 /*
+ * rte_member_dir_source_config - the member directory a service must have,
+ * from config key (a JSONL file or http(s) URL) into *source (borrowed
+ * from cfg): 0, or -1 + err naming the key and its RTE_* variable when it
+ * is empty or cannot be loaded (rte_member_dir_check_source). Any thread.
+ */
+struct rte_config;
+int rte_member_dir_source_config(const struct rte_config *cfg, const char *key, const char **source,
+                                 char *err, size_t errlen);
+
+/*
  * rte_member_dir_reload_if_changed - reload when the source changed (file:
  * mtime, size or inode; URL: ETag / Last-Modified, then content hash).
  * Returns 1 reloaded, 0 unchanged, -1 error (err filled, old snapshot kept).
