@@ -571,6 +571,30 @@ int rte_config_duration_try(const rte_config *cfg, const char *key, int64_t def,
     return 0;
 }
 
+/* rte_config_int32_try - any thread */
+int rte_config_int32_try(const rte_config *cfg, const char *key, int def, int min, int max,
+                         int *out, char *err, size_t errlen)
+{
+    int64_t v;
+
+    if (rte_config_int_try(cfg, key, def, min, max, &v, err, errlen) != 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* rte_config_duration32_try - any thread */
+int rte_config_duration32_try(const rte_config *cfg, const char *key, int def, int min, int max,
+                              int *out, char *err, size_t errlen)
+{
+    int64_t v;
+
+    if (rte_config_duration_try(cfg, key, def, min, max, &v, err, errlen) != 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
 /*
  * rte_config_duration_ms - "250ms", "5s", "2m", "1h", or a bare number of
  * milliseconds, in [min,max] ms; fatal naming the key if bad

@@ -388,41 +388,23 @@ fail:
     return NULL;
 }
 
-/* One int-valued setting into *field (which holds the default); -1 + err naming the key. */
-static int cfg_int(const rte_config *cfg, const char *key, int *field, int64_t lo, int64_t hi,
-                   char *err, size_t errlen)
-{
-    int64_t v;
-
-    if (rte_config_int_try(cfg, key, *field, lo, hi, &v, err, errlen) != 0)
-        return -1;
-    *field = (int)v;
-    return 0;
-}
-
-/* One duration setting in ms into *field (which holds the default). */
-static int cfg_ms(const rte_config *cfg, const char *key, int *field, int64_t lo, int64_t hi,
-                  char *err, size_t errlen)
-{
-    int64_t v;
-
-    if (rte_config_duration_try(cfg, key, *field, lo, hi, &v, err, errlen) != 0)
-        return -1;
-    *field = (int)v;
-    return 0;
-}
-
 static int slots_from_config(const rte_config *cfg, rte_slots_opts *so, char *err, size_t errlen)
 {
     rte_slots_opts_init(so);
     so->prefix = rte_config_str(cfg, "slots.prefix", so->prefix);
-    if (cfg_int(cfg, "slots.limit", &so->limit, 1, 1000, err, errlen) ||
-        cfg_int(cfg, "slots.warming_cap", &so->warming_cap, 0, 1000, err, errlen) ||
-        cfg_int(cfg, "slots.batch_cap", &so->batch_cap, 0, 1000, err, errlen) ||
-        cfg_int(cfg, "slots.reserve_interactive", &so->reserve_interactive, 0, 1000, err, errlen) ||
-        cfg_ms(cfg, "slots.lease", &so->lease_ms, 100, 3600 * 1000, err, errlen) ||
-        cfg_ms(cfg, "slots.waiter_ttl", &so->waiter_ttl_ms, 100, 600 * 1000, err, errlen) ||
-        cfg_ms(cfg, "redis.timeout", &so->redis_timeout_ms, 10, 60000, err, errlen))
+    if (rte_config_int32_try(cfg, "slots.limit", so->limit, 1, 1000, &so->limit, err, errlen) ||
+        rte_config_int32_try(cfg, "slots.warming_cap", so->warming_cap, 0, 1000, &so->warming_cap,
+                             err, errlen) ||
+        rte_config_int32_try(cfg, "slots.batch_cap", so->batch_cap, 0, 1000, &so->batch_cap, err,
+                             errlen) ||
+        rte_config_int32_try(cfg, "slots.reserve_interactive", so->reserve_interactive, 0, 1000,
+                             &so->reserve_interactive, err, errlen) ||
+        rte_config_duration32_try(cfg, "slots.lease", so->lease_ms, 100, 3600 * 1000, &so->lease_ms,
+                                  err, errlen) ||
+        rte_config_duration32_try(cfg, "slots.waiter_ttl", so->waiter_ttl_ms, 100, 600 * 1000,
+                                  &so->waiter_ttl_ms, err, errlen) ||
+        rte_config_duration32_try(cfg, "redis.timeout", so->redis_timeout_ms, 10, 60000,
+                                  &so->redis_timeout_ms, err, errlen))
         return -1;
     return 0;
 }
@@ -452,12 +434,18 @@ static int opts_from_config(const rte_config *cfg, rte_stedi_opts *op, rte_slots
     if (strcmp(o.api_key, "test-key") == 0)
         rte_log_warn("stedi.api_key is the simulator's test key; set RTE_STEDI_API_KEY for a "
                      "real Stedi account");
-    if (cfg_int(cfg, "slots.degraded_limit", &o.degraded_limit, 0, 1000, err, errlen) ||
-        cfg_ms(cfg, "stedi.timeout", &o.realtime_timeout_ms, 100, 600 * 1000, err, errlen) ||
-        cfg_ms(cfg, "stedi.api_timeout", &o.api_timeout_ms, 100, 600 * 1000, err, errlen) ||
-        cfg_ms(cfg, "stedi.retry_base_delay", &o.base_delay_ms, 1, 60 * 1000, err, errlen) ||
-        cfg_ms(cfg, "stedi.retry_max_delay", &o.max_delay_ms, 1, 600 * 1000, err, errlen) ||
-        cfg_int(cfg, "stedi.max_attempts", &o.max_attempts, 1, 20, err, errlen))
+    if (rte_config_int32_try(cfg, "slots.degraded_limit", o.degraded_limit, 0, 1000,
+                             &o.degraded_limit, err, errlen) ||
+        rte_config_duration32_try(cfg, "stedi.timeout", o.realtime_timeout_ms, 100, 600 * 1000,
+                                  &o.realtime_timeout_ms, err, errlen) ||
+        rte_config_duration32_try(cfg, "stedi.api_timeout", o.api_timeout_ms, 100, 600 * 1000,
+                                  &o.api_timeout_ms, err, errlen) ||
+        rte_config_duration32_try(cfg, "stedi.retry_base_delay", o.base_delay_ms, 1, 60 * 1000,
+                                  &o.base_delay_ms, err, errlen) ||
+        rte_config_duration32_try(cfg, "stedi.retry_max_delay", o.max_delay_ms, 1, 600 * 1000,
+                                  &o.max_delay_ms, err, errlen) ||
+        rte_config_int32_try(cfg, "stedi.max_attempts", o.max_attempts, 1, 20, &o.max_attempts, err,
+                             errlen))
         return -1;
     if (o.max_delay_ms < o.base_delay_ms) {
         snprintf(err, errlen,

@@ -72,6 +72,15 @@ int rte_config_int_try(const rte_config *cfg, const char *key, int64_t def, int6
 int rte_config_duration_try(const rte_config *cfg, const char *key, int64_t def, int64_t min,
                             int64_t max, int64_t *out, char *err, size_t errlen);
 
+/*
+ * rte_config_int32_try, rte_config_duration32_try - the same into an int
+ * (min and max must lie within int's range)
+ */
+int rte_config_int32_try(const rte_config *cfg, const char *key, int def, int min, int max,
+                         int *out, char *err, size_t errlen);
+int rte_config_duration32_try(const rte_config *cfg, const char *key, int def, int min, int max,
+                              int *out, char *err, size_t errlen);
+
 /* rte_config_each - call fn for every key of the file (env overrides applied) under prefix ("" =
  * all) */
 void rte_config_each(const rte_config *cfg, const char *prefix,
