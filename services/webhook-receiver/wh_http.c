@@ -58,6 +58,7 @@ struct job {
     int fail_answer;            /* a queued 503 answer, not a request to process */
     int left;                   /* parts without a delivery report */
     int answered;               /* 202 or 503 sent (or handed to a worker) */
+    int failed;                 /* a part was not delivered (err says why) */
     int64_t deadline, t_handed; /* monotonic ms: wh.produce_timeout; parts handed over */
     struct job *pprev, *pnext;  /* in P while not answered */
     char batch_id[RTE_BATCH_ID_MAX];
@@ -209,21 +210,26 @@ static void part_reported(void *arg, const char *error)
     rte_histogram_observe(WM.produce, lv, (double)(rte_clock_mono_ms() - j->t_handed) / 1000.0);
     pthread_mutex_lock(&P.mu);
     j->left--;
-    if (!j->answered && (error != NULL || j->left == 0)) {
-        j->answered = 1;
-        pending_unlink(j);
-        if (error != NULL)
-            f = fail_copy(j, error);
-        else
-            accept = 1;
+    if (error != NULL && !j->failed) {
+        j->failed = 1;
+        snprintf(j->err, sizeof j->err, "%s", error);
     }
-    release = j->left == 0;
+    if (!j->answered && (j->failed || j->left == 0)) {
+        if (j->failed)
+            f = fail_copy(j, j->err); /* NULL (out of memory): the sweeper answers it */
+        if (!j->failed || f != NULL) {
+            j->answered = 1;
+            pending_unlink(j);
+            accept = !j->failed;
+        }
+    }
+    release = j->left == 0 && j->answered;
     pthread_mutex_unlock(&P.mu);
     if (accept) {
         rte_log_debug("callback %s: %d parts acknowledged in %lld ms", j->batch_id, j->nparts,
                       (long long)(rte_clock_mono_ms() - j->t_handed));
+        finish(j, "accepted"); /* counted before the sender can see the answer */
         respond_status(j->req, 202, "accepted", j->batch_id, j->nresults, j->nparts);
-        finish(j, "accepted");
     }
     if (f != NULL)
         fail_enqueue(f);
@@ -240,9 +246,9 @@ static void fail_answer(struct job *f, wh_buf *scratch)
     rte_log_error("callback for batch %s not stored durably (%s); answered 503 so the sender "
                   "retries",
                   f->batch_id, f->err);
+    finish(f, "unavailable"); /* counted before the sender can see the answer */
     rte_http_add_header(f->req, "Retry-After", "5");
     rte_http_error(f->req, 503, "could not store the callback durably; retry later");
-    finish(f, "unavailable");
 }
 
 /* the sweeper: answers (through a worker) callbacks not acknowledged within wh.produce_timeout */
@@ -256,13 +262,16 @@ static void *sweeper_main(void *arg)
             struct job *j = P.head, *f;
             char why[160];
             snprintf(why, sizeof why, "not acknowledged within %d ms", WH.produce_timeout_ms);
-            f = fail_copy(j, why);
+            f = fail_copy(j, j->failed ? j->err : why);
             if (f == NULL)
                 break; /* out of memory: try again on the next tick */
             j->answered = 1;
-            pending_unlink(j); /* its last report frees it */
+            pending_unlink(j);
+            int release = j->left == 0; /* else its last report frees it */
             pthread_mutex_unlock(&P.mu);
             fail_enqueue(f);
+            if (release)
+                free(j);
             pthread_mutex_lock(&P.mu);
         }
         struct timespec ts = rte_clock_mono_timespec(rte_clock_mono_ms() + 50);
@@ -701,9 +710,14 @@ void wh_http_stop(void)
         struct job *j = P.head, *f = fail_copy(j, "the service stopped first");
         j->answered = 1;
         pending_unlink(j);
+        int release = j->left == 0; /* else its last report frees it */
         pthread_mutex_unlock(&P.mu);
         if (f != NULL)
             fail_enqueue(f); /* answers here: the queue is stopping */
+        else
+            rte_log_error("out of memory answering a callback at shutdown; its sender times out");
+        if (release)
+            free(j);
         pthread_mutex_lock(&P.mu);
     }
     pthread_mutex_unlock(&P.mu);

@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from confluent_kafka import Consumer, TopicPartition
 
-from conftest import KafkaBroker, RedisServer, start_stedi_sim, stop_clean, wait_for
+from conftest import KafkaBroker, RedisServer, Service, start_stedi_sim, stop_clean, wait_for
 from kafka_util import consume_all
-from webhook_util import (body_of, cache_get, callback, metric, post, sign_standard,
-                                        start_receiver, wait_cached)
+from webhook_util import (body_of, cache_get, callback, metric, post, receiver_env,
+                          sign_standard, start_receiver, wait_cached, write_config)
 
 TOPIC = "rte.stedi.batch-results"
 GROUP = "webhook-receiver." + TOPIC
@@ -251,3 +251,34 @@ def test_frozen_broker_holds_no_worker(workdir, redis_server):
             os.kill(broker.proc.pid, signal.SIGCONT)
         stop_clean(rx)
         broker.stop()
+
+
+def test_part_the_producer_refuses_is_503_at_once(workdir, redis_server, kafka_broker):
+    """A part the producer refuses (here: larger than kafka.producer.
+    message.max.bytes) fails the callback at once - 503, not 202 and not a
+    wait for wh.produce_timeout - and forgets its delivery id; a callback
+    that fits is accepted by the same receiver."""
+    d = tempfile.mkdtemp(dir=workdir)
+    cfg = write_config(d, "small-messages.yaml", "kafka.producer.message.max.bytes: 4000\n")
+    rx = Service("webhook-receiver",
+                 receiver_env(redis_server.url, kafka_broker.bootstrap, WH_PRODUCE_TIMEOUT="20s"),
+                 d, args=["--config", cfg]).start()
+    rds = redis_server.client()
+    try:
+        big = body_of(callback("too-big", 40))  # one part of ~11 kB
+        assert len(big) > 8000
+        t0 = time.monotonic()
+        r = post(rx, big, sign_standard(big, wid="too-big-delivery"))
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "5"
+        assert time.monotonic() - t0 < 5, "answered by the refusal, not the 20 s timeout"
+        assert metric(rx, "rte_wh_callbacks_total", result="unavailable") == 1
+        assert not rds.exists("rte:wh:delivery:wh:too-big-delivery")
+        small = body_of(callback("fits", 1))
+        r = post(rx, small, sign_standard(small))
+        assert r.status_code == 202, r.text
+        assert r.json()["results"] == 1 and r.json()["parts"] == 1
+        wait_cached(rds, ["fitsM0"])
+        assert cache_get(rds, "too-bigM0", "62308") is None
+    finally:
+        stop_clean(rx)
