@@ -6,7 +6,7 @@
 #                      (then both stay for a look)
 #   bench_port         a free loopback port
 #   bench_redis        start a private redis-server (no persistence);
-#                      sets REDIS_PORT
+#                      sets REDIS_PORT and REDIS_PID
 #   bench_broker BIN [ARG...]  start BIN/kafka-dev-broker (with ARGs, e.g.
 #                      --topic NAME:PARTITIONS) and wait for it; sets
 #                      KAFKA_BROKERS and BROKER_PID. With BENCH_KAFKA=apache:
@@ -46,6 +46,7 @@ bench_redis() {
     REDIS_PORT=$(bench_port)
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
         --dir "$BENCH_DIR" --daemonize no --loglevel warning >"$BENCH_DIR/redis.log" 2>&1 &
+    REDIS_PID=$!
     bench_track $!
 }
 

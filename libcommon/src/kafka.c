@@ -127,6 +127,8 @@ struct waiter {
     int done;
     int abandoned;
     rd_kafka_resp_err_t err;
+    rte_kafka_delivered_fn fn; /* rte_kafka_produce_async: called instead of waking anyone */
+    void *arg;
 };
 
 #define HEALTH_TOPICS 8     /* subscribed topics with health gauges (more are not measured) */
@@ -435,6 +437,11 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         if (m->err)
             rte_log_error("kafka: message to %s not delivered: %s; it is lost", topic,
                           rd_kafka_err2str(m->err));
+        return;
+    }
+    if (w->fn != NULL) { /* rte_kafka_produce_async: no one waits; the caller is told */
+        w->fn(w->arg, m->err ? rd_kafka_err2str(m->err) : NULL);
+        free(w);
         return;
     }
     pthread_mutex_lock(&p->mu);
@@ -846,6 +853,28 @@ int rte_kafka_produce_sync(rte_kafka_producer *p, const char *topic, const void 
         w->abandoned = 1; /* the delivery report frees it */
     pthread_mutex_unlock(&p->mu);
     return rc;
+}
+
+/* rte_kafka_produce_async - any thread; fn later on the thread serving delivery reports */
+int rte_kafka_produce_async(rte_kafka_producer *p, const char *topic, const void *key,
+                            size_t keylen, const void *payload, size_t len,
+                            const rte_kafka_header *headers, int nheaders,
+                            rte_kafka_delivered_fn fn, void *arg, char *err, size_t errlen)
+{
+    struct waiter *w = calloc(1, sizeof *w);
+
+    if (!w) {
+        snprintf(err, errlen, "produce to %s: out of memory", topic);
+        return -1;
+    }
+    w->fn = fn;
+    w->arg = arg;
+    if (produce(p, topic, key, keylen, payload, len, headers, nheaders, w, err, errlen) < 0) {
+        count(m_produced, topic, "refused");
+        free(w);
+        return -1;
+    }
+    return 0;
 }
 
 /* rte_kafka_producer_connected - any thread; may block up to 1 s */

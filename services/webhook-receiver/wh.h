@@ -4,7 +4,7 @@
  * The service has three paths, one file each, all ending in the same topic:
  *   wh_http.c     POST /api/v1/batch-callback: verify (wh_sig.c), validate
  *                 (wh_callback.c), drop replays, produce to
- *                 rte.stedi.batch-results synchronously, then 202
+ *                 rte.stedi.batch-results, 202 once acknowledged
  *   wh_poll.c     a timer that polls the batches registered in Redis
  *                 (batch_registry.h) and produces each page to the topic
  *   wh_consume.c  the consumer of that topic: the one writer of batch
@@ -43,9 +43,9 @@ typedef struct wh_conf {
     size_t max_body;          /* bytes */
     int max_results;          /* results per callback */
     int64_t replay_ttl_ms;    /* how long a webhook-id is remembered */
-    int workers;              /* threads verifying and producing callbacks */
+    int workers;              /* threads verifying callbacks and handing them to Kafka */
     int queue_max;            /* callbacks waiting for a worker before 503 */
-    int produce_timeout_ms;   /* synchronous produce bound */
+    int produce_timeout_ms;   /* acks=all wait bound (503 after it) */
     size_t chunk_bytes;       /* results per Kafka message, by size */
     int64_t stats_ttl_ms;     /* per-batch written/failed records */
     int64_t redis_wait_ms;    /* consumer: wait this long for Redis before RETRY */

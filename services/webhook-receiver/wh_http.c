@@ -12,6 +12,18 @@
  * connection (rte_service_redis). The queue is bounded: beyond
  * wh.queue_max waiting callbacks the loop answers 503 at once, so a stalled
  * broker turns into quick retries for senders, not unbounded memory.
+ *
+ * A worker verifies, validates and claims the delivery, hands the envelopes
+ * to the producer (rte_kafka_produce_async) and takes the next request: it
+ * does not wait for the broker. The answer is sent when the last part's
+ * delivery report arrives (on the producer's poll thread): 202 once every
+ * part is acknowledged (acks=all), so nothing answered 202 can be lost; on
+ * a failed part, or when wh.produce_timeout passes first (the sweeper
+ * thread), the request goes back to a worker, which forgets the delivery
+ * id and answers 503. So concurrency is bounded by wh.queue_max and the
+ * producer's queue, not by the number of workers. A waiting request (struct
+ * job) lives until it is answered and every part has been reported, under
+ * P.mu.
  */
 #include "wh_http.h"
 
@@ -41,7 +53,19 @@ struct job {
     char wh_ts[40];
     char wh_sig[2048];
     int has_x, has_id, has_ts, has_sig;
-    struct job *next;
+    struct job *next; /* in Q */
+    /* once produced, under P.mu */
+    int fail_answer;            /* a queued 503 answer, not a request to process */
+    int left;                   /* parts without a delivery report */
+    int answered;               /* 202 or 503 sent (or handed to a worker) */
+    int failed;                 /* a part was not delivered (err says why) */
+    int64_t deadline, t_handed; /* monotonic ms: wh.produce_timeout; parts handed over */
+    struct job *pprev, *pnext;  /* in P while not answered */
+    char batch_id[RTE_BATCH_ID_MAX];
+    int nresults, nparts;
+    int claimed;   /* 1: key was set by claim_delivery (forget it on failure) */
+    char key[400]; /* the delivery id's Redis key */
+    char err[256]; /* why the callback was not stored */
 };
 
 static struct {
@@ -53,6 +77,16 @@ static struct {
     pthread_t *threads;
     int nthreads;
 } Q = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+/* callbacks handed to the producer and not yet answered, oldest deadline first */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* the sweeper's sleep; signalled to stop it */
+    struct job *head, *tail;
+    int stopping;
+    pthread_t sweeper;
+    int sweeper_started;
+} P = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static void respond_status(rte_http_req *req, int code, const char *status, const char *batch_id,
                            int results, int parts)
@@ -108,56 +142,182 @@ static void unclaim_delivery(const char *key)
         freeReplyObject(rep);
 }
 
-struct part {
-    const char *msg, *batch_id;
-    size_t len;
-    int rc, started;
-    char err[256];
-    pthread_t th;
-};
-
-static void *part_main(void *arg)
+static void pending_unlink(struct job *j)
 {
-    struct part *p = arg;
-    p->rc = wh_produce(RTE_TOPIC_STEDI_BATCH_RESULTS, WH_KIND_CALLBACK, p->batch_id, p->msg, p->len,
-                       p->err, sizeof p->err);
+    if (j->pprev != NULL)
+        j->pprev->pnext = j->pnext;
+    else
+        P.head = j->pnext;
+    if (j->pnext != NULL)
+        j->pnext->pprev = j->pprev;
+    else
+        P.tail = j->pprev;
+    j->pprev = j->pnext = NULL;
+}
+
+static void fail_answer(struct job *j, wh_buf *scratch);
+
+/* a queued 503 answer for j (copied: j may be freed by its last report); under P.mu */
+static struct job *fail_copy(const struct job *j, const char *why)
+{
+    struct job *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return NULL;
+    f->fail_answer = 1;
+    f->req = j->req;
+    f->t0 = j->t0;
+    f->claimed = j->claimed;
+    snprintf(f->batch_id, sizeof f->batch_id, "%s", j->batch_id);
+    snprintf(f->key, sizeof f->key, "%s", j->key);
+    snprintf(f->err, sizeof f->err, "%s", why);
+    return f;
+}
+
+/* hand a 503 answer to a worker (it talks to Redis); during the stop, answer it here */
+static void fail_enqueue(struct job *f)
+{
+    pthread_mutex_lock(&Q.mu);
+    if (!Q.stopping) {
+        f->next = NULL;
+        if (Q.tail != NULL)
+            Q.tail->next = f;
+        else
+            Q.head = f;
+        Q.tail = f;
+        Q.len++; /* may pass wh.queue_max: it is an answer owed, not new work */
+        rte_series_set(rte_metric_series0(WM.queue), Q.len);
+        pthread_cond_signal(&Q.cv);
+        pthread_mutex_unlock(&Q.mu);
+        return;
+    }
+    pthread_mutex_unlock(&Q.mu);
+    wh_buf scratch = {0};
+    fail_answer(f, &scratch);
+    wh_buf_free(&scratch);
+    free(f);
+}
+
+/*
+ * one part's delivery report (error NULL: acknowledged); on the producer's
+ * poll thread, or on the worker for a part the producer refused. The last
+ * report of a callback answers it 202 unless it was answered already.
+ */
+static void part_reported(void *arg, const char *error)
+{
+    struct job *j = arg, *f = NULL;
+    int accept = 0, release = 0;
+    const char *lv[] = {"callback", NULL};
+    rte_histogram_observe(WM.produce, lv, (double)(rte_clock_mono_ms() - j->t_handed) / 1000.0);
+    pthread_mutex_lock(&P.mu);
+    j->left--;
+    if (error != NULL && !j->failed) {
+        j->failed = 1;
+        snprintf(j->err, sizeof j->err, "%s", error);
+    }
+    if (!j->answered && (j->failed || j->left == 0)) {
+        if (j->failed)
+            f = fail_copy(j, j->err); /* NULL (out of memory): the sweeper answers it */
+        if (!j->failed || f != NULL) {
+            j->answered = 1;
+            pending_unlink(j);
+            accept = !j->failed;
+        }
+    }
+    release = j->left == 0 && j->answered;
+    pthread_mutex_unlock(&P.mu);
+    if (accept) {
+        rte_log_debug("callback %s: %d parts acknowledged in %lld ms", j->batch_id, j->nparts,
+                      (long long)(rte_clock_mono_ms() - j->t_handed));
+        finish(j, "accepted"); /* counted before the sender can see the answer */
+        respond_status(j->req, 202, "accepted", j->batch_id, j->nresults, j->nparts);
+    }
+    if (f != NULL)
+        fail_enqueue(f);
+    if (release)
+        free(j);
+}
+
+/* forget the delivery id and answer 503 (a worker, or the stopping thread) */
+static void fail_answer(struct job *f, wh_buf *scratch)
+{
+    (void)scratch;
+    if (f->claimed == 1)
+        unclaim_delivery(f->key);
+    rte_log_error("callback for batch %s not stored durably (%s); answered 503 so the sender "
+                  "retries",
+                  f->batch_id, f->err);
+    finish(f, "unavailable"); /* counted before the sender can see the answer */
+    rte_http_add_header(f->req, "Retry-After", "5");
+    rte_http_error(f->req, 503, "could not store the callback durably; retry later");
+}
+
+/* the sweeper: answers (through a worker) callbacks not acknowledged within wh.produce_timeout */
+static void *sweeper_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&P.mu);
+    while (!P.stopping) {
+        int64_t now = rte_clock_mono_ms();
+        while (P.head != NULL && P.head->deadline <= now) {
+            struct job *j = P.head, *f;
+            char why[160];
+            snprintf(why, sizeof why, "not acknowledged within %d ms", WH.produce_timeout_ms);
+            f = fail_copy(j, j->failed ? j->err : why);
+            if (f == NULL)
+                break; /* out of memory: try again on the next tick */
+            j->answered = 1;
+            pending_unlink(j);
+            int release = j->left == 0; /* else its last report frees it */
+            pthread_mutex_unlock(&P.mu);
+            fail_enqueue(f);
+            if (release)
+                free(j);
+            pthread_mutex_lock(&P.mu);
+        }
+        struct timespec ts = rte_clock_mono_timespec(rte_clock_mono_ms() + 50);
+        pthread_cond_timedwait(&P.cv, &P.mu, &ts);
+    }
+    pthread_mutex_unlock(&P.mu);
     return NULL;
 }
 
 /*
- * produce every envelope, the parts of a large callback at once (one thread
- * each) so they share the producer's linger window and the acknowledgement
- * round trip instead of queueing behind each other; 0 or -1 + err
+ * hand every envelope to the producer; j is answered by the delivery
+ * reports (or the sweeper) and must not be touched after this returns
  */
-static int produce_all(const wh_envelopes *env, const char *batch_id, char *err, size_t errlen)
+static void produce_all(struct job *j, const wh_envelopes *env)
 {
-    struct part *parts = calloc((size_t)env->n, sizeof *parts);
-    if (parts == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    for (int i = 0; i < env->n; i++) {
-        parts[i] = (struct part){.msg = env->msg[i], .batch_id = batch_id, .len = env->len[i]};
-        if (i > 0)
-            parts[i].started = pthread_create(&parts[i].th, NULL, part_main, &parts[i]) == 0;
-    }
-    for (int i = 0; i < env->n; i++)
-        if (!parts[i].started)
-            part_main(&parts[i]); /* part 0, or no thread to be had: here */
-    int rc = 0;
-    for (int i = 0; i < env->n; i++) {
-        if (parts[i].started)
-            pthread_join(parts[i].th, NULL);
-        if (parts[i].rc != 0 && rc == 0) {
-            snprintf(err, errlen, "%s", parts[i].err);
-            rc = -1;
+    rte_kafka_producer *p = rte_service_producer();
+    const rte_kafka_header h[] = {{"rte-kind", WH_KIND_CALLBACK, strlen(WH_KIND_CALLBACK)}};
+    int n = env->n;
+    pthread_mutex_lock(&P.mu);
+    j->left = n;
+    j->nparts = n;
+    j->t_handed = rte_clock_mono_ms();
+    j->deadline = j->t_handed + WH.produce_timeout_ms;
+    j->pnext = NULL;
+    j->pprev = P.tail;
+    if (P.tail != NULL)
+        P.tail->pnext = j;
+    else
+        P.head = j;
+    P.tail = j;
+    pthread_mutex_unlock(&P.mu);
+    for (int i = 0; i < n; i++) {
+        char err[256];
+        if (p == NULL) {
+            part_reported(j, "no Kafka producer");
+            continue;
         }
+        if (rte_kafka_produce_async(p, RTE_TOPIC_STEDI_BATCH_RESULTS, j->batch_id,
+                                    strlen(j->batch_id), env->msg[i], env->len[i], h, 1,
+                                    part_reported, j, err, sizeof err) != 0)
+            part_reported(j, err); /* the last part's report may free j */
     }
-    free(parts);
-    return rc;
 }
 
-static void process(struct job *j, wh_buf *scratch)
+/* verify, validate, claim, produce; *handed = 1 when j now belongs to the delivery reports */
+static void process(struct job *j, wh_buf *scratch, int *handed)
 {
     rte_http_req *req = j->req;
     size_t len;
@@ -200,27 +360,28 @@ static void process(struct job *j, wh_buf *scratch)
     }
     char id[WH_CONTENT_ID_LEN + 1];
     wh_content_id(body, len, id);
-    int64_t t_parse = rte_clock_mono_ms(), t_env = 0;
-    if (wh_callback_envelopes(&cb, id, rte_clock_now_ms(), WH.chunk_bytes, &env) != 0 ||
-        (t_env = rte_clock_mono_ms()) == 0 ||
-        produce_all(&env, cb.batch_id, err, sizeof err) != 0) {
+    int64_t t_parse = rte_clock_mono_ms();
+    if (wh_callback_envelopes(&cb, id, rte_clock_now_ms(), WH.chunk_bytes, &env) != 0) {
         if (claimed == 1)
             unclaim_delivery(key);
-        rte_log_error("callback for batch %s not stored durably (%s); answered 503 so the sender "
-                      "retries",
-                      cb.batch_id, env.n ? err : "out of memory");
+        rte_log_error("callback for batch %s not stored durably (out of memory); answered 503 so "
+                      "the sender retries",
+                      cb.batch_id);
         rte_http_add_header(req, "Retry-After", "5");
         rte_http_error(req, 503, "could not store the callback durably; retry later");
         finish(j, "unavailable");
         goto free_cb;
     }
     rte_log_debug("callback %s: %d results, %zu bytes: verified in %lld ms, parsed and validated "
-                  "in %lld ms, %d envelopes in %lld ms, produced in %lld ms",
+                  "in %lld ms, %d envelopes in %lld ms; handing them to the producer",
                   cb.batch_id, cb.nresults, len, (long long)(t_sig - j->t0),
-                  (long long)(t_parse - t_sig), env.n, (long long)(t_env - t_parse),
-                  (long long)(rte_clock_mono_ms() - t_env));
-    respond_status(req, 202, "accepted", cb.batch_id, cb.nresults, env.n);
-    finish(j, "accepted");
+                  (long long)(t_parse - t_sig), env.n, (long long)(rte_clock_mono_ms() - t_parse));
+    snprintf(j->batch_id, sizeof j->batch_id, "%s", cb.batch_id);
+    snprintf(j->key, sizeof j->key, "%s", key);
+    j->claimed = claimed;
+    j->nresults = cb.nresults;
+    produce_all(j, &env); /* the producer copied the envelopes; j is the reports' now */
+    *handed = 1;
 free_cb:
     wh_envelopes_free(&env);
     wh_callback_free(&cb);
@@ -247,8 +408,13 @@ static void *worker_main(void *arg)
         Q.len--;
         rte_series_set(rte_metric_series0(WM.queue), Q.len);
         pthread_mutex_unlock(&Q.mu);
-        process(j, &scratch);
-        free(j);
+        int handed = 0;
+        if (j->fail_answer)
+            fail_answer(j, &scratch);
+        else
+            process(j, &scratch, &handed);
+        if (!handed)
+            free(j);
     }
     wh_buf_free(&scratch);
     return NULL;
@@ -507,14 +673,24 @@ int wh_http_start(char *err, size_t errlen)
         }
         Q.nthreads++;
     }
+    if (pthread_create(&P.sweeper, NULL, sweeper_main, NULL) != 0) {
+        snprintf(err, errlen, "cannot start the callback timeout sweeper");
+        return -1;
+    }
+    P.sweeper_started = 1;
     return 0;
 }
 
-/* wh_http_stop - shutdown thread: workers finish the queue, then exit */
+/*
+ * wh_http_stop - shutdown thread (the HTTP loops still run): workers finish
+ * the queue and exit, the sweeper stops, and callbacks still waiting for
+ * the broker are answered 503 here (their reports, which arrive while the
+ * producer is flushed or purged, only free them)
+ */
 void wh_http_stop(void)
 {
     pthread_mutex_lock(&Q.mu);
-    Q.stopping = 1;
+    Q.stopping = 1; /* from now on a failed report answers on its own thread */
     pthread_cond_broadcast(&Q.cv);
     pthread_mutex_unlock(&Q.mu);
     for (int i = 0; i < Q.nthreads; i++)
@@ -522,4 +698,27 @@ void wh_http_stop(void)
     free(Q.threads);
     Q.threads = NULL;
     Q.nthreads = 0;
+    pthread_mutex_lock(&P.mu);
+    P.stopping = 1;
+    pthread_cond_broadcast(&P.cv);
+    pthread_mutex_unlock(&P.mu);
+    if (P.sweeper_started)
+        pthread_join(P.sweeper, NULL);
+    P.sweeper_started = 0;
+    pthread_mutex_lock(&P.mu);
+    while (P.head != NULL) {
+        struct job *j = P.head, *f = fail_copy(j, "the service stopped first");
+        j->answered = 1;
+        pending_unlink(j);
+        int release = j->left == 0; /* else its last report frees it */
+        pthread_mutex_unlock(&P.mu);
+        if (f != NULL)
+            fail_enqueue(f); /* answers here: the queue is stopping */
+        else
+            rte_log_error("out of memory answering a callback at shutdown; its sender times out");
+        if (release)
+            free(j);
+        pthread_mutex_lock(&P.mu);
+    }
+    pthread_mutex_unlock(&P.mu);
 }

@@ -5,11 +5,13 @@
  * the signature headers, defers the request and queues it; one of
  * wh.workers threads verifies the signature (wh_sig.h), validates the body
  * (wh_callback.h), drops a replayed delivery (Redis SET NX on its id, 200),
- * produces the envelopes to rte.stedi.batch-results synchronously (acks=all)
- * and only then answers 202. So a slow broker holds a worker, never the
- * loop. Answers: 202 accepted, 200 duplicate, 400 invalid (names the
- * field), 401 signature (no hint about secrets), 413 too large, 503 Kafka
- * could not take it or the queue is full (with Retry-After).
+ * hands the envelopes to the producer for rte.stedi.batch-results and
+ * takes the next request; the 202 is sent when the broker has acknowledged
+ * every part (acks=all), from the producer's delivery reports. So a slow
+ * broker holds neither the loop nor a worker. Answers: 202 accepted, 200
+ * duplicate, 400 invalid (names the field), 401 signature (no hint about
+ * secrets), 413 too large, 503 Kafka could not take it in time or the queue
+ * is full (with Retry-After).
  *
  * If Redis is unreachable the replay check is skipped (logged and counted)
  * rather than refusing the callback: the consumer applies a callback once

@@ -7,6 +7,7 @@ committed on SIGTERM, and the producer's connectivity probe.
 """
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -356,3 +357,27 @@ def test_batch_retry_hands_the_same_batch_again_until_it_succeeds(tmp_path, env,
     time.sleep(0.5)
     assert sorted(c.keys()) == sorted(f"o{p}-{i}" for p in (0, 1) for i in range(10))
     assert c.terminate()[0] == 0
+
+
+def test_async_produce_reports_each_message_once(env, broker):
+    # rte_kafka_produce_async (webhook-receiver answers its callbacks from it):
+    # every message's function is called exactly once, with no error once acked
+    out = probe_produce(env, "kt-async", 500, sync=True, extra=("--async",))
+    assert "kafka-probe: async ok=500 failed=0 twice=0 first_error=-" in out, out
+    stored = consume_all(broker.bootstrap, "kt-async")
+    assert sorted(int(m.key[1:]) for m in stored) == list(range(500))
+    assert all(m.value == b"m" + m.key[1:] for m in stored)
+
+
+def test_async_produce_reports_undelivered_messages_as_errors(tmp_path, env):
+    # no broker behind the address: each message's function is called once,
+    # with the reason, when its message.timeout.ms passes
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = f"127.0.0.1:{s.getsockname()[1]}"
+    s.close()
+    cfg = tmp_path / "timeout.yaml"
+    cfg.write_text("kafka.producer.message.timeout.ms: 1500\n")
+    out = probe_produce(env, "kt-async-dead", 20, sync=True,
+                        extra=("--async", "--brokers", dead, "--config", str(cfg)))
+    assert "kafka-probe: async ok=0 failed=20 twice=0 first_error=Local: Message timed out" in out, out

@@ -11,14 +11,15 @@ import os
 import signal
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from confluent_kafka import Consumer, TopicPartition
 
-from conftest import KafkaBroker, RedisServer, start_stedi_sim, stop_clean, wait_for
+from conftest import KafkaBroker, RedisServer, Service, start_stedi_sim, stop_clean, wait_for
 from kafka_util import consume_all
-from webhook_util import (body_of, callback, metric, post, sign_standard,
-                                        start_receiver, wait_cached)
+from webhook_util import (body_of, cache_get, callback, metric, post, receiver_env,
+                          sign_standard, start_receiver, wait_cached, write_config)
 
 TOPIC = "rte.stedi.batch-results"
 GROUP = "webhook-receiver." + TOPIC
@@ -201,3 +202,83 @@ def test_polled_batch_lands_across_restart(workdir, redis_server, kafka_broker):
     finally:
         stop_clean(rx)
         stop_clean(sim)
+
+
+def test_frozen_broker_holds_no_worker(workdir, redis_server):
+    """The 202/503 waits on the broker's report, not in a worker thread
+    (issue 23): with one worker and a frozen broker, 8 concurrent callbacks
+    are all handed to the producer at once and all answered 503 about one
+    wh.produce_timeout later (the old synchronous produce answered them one
+    after another, 8 timeouts in all); none is answered 202 and each
+    delivery id is forgotten again (a retry is processed, not taken for a
+    replay). Once the broker answers, a burst of 40 on the same single
+    worker is accepted whole and cached."""
+    d = tempfile.mkdtemp(dir=workdir)
+    broker = KafkaBroker(d)
+    broker.start()
+    rx = start_receiver(d, redis_server.url, broker.bootstrap, WH_WORKERS=1,
+                        WH_PRODUCE_TIMEOUT="2s")
+    rds = redis_server.client()
+    try:
+        bodies = [body_of(callback(f"frozen-{k}", 5)) for k in range(8)]
+        heads = [sign_standard(b, wid=f"frozen-delivery-{k}") for k, b in enumerate(bodies)]
+        os.kill(broker.proc.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(8) as ex:
+            done = list(ex.map(lambda k: (post(rx, bodies[k], heads[k]), time.monotonic() - t0),
+                               range(8)))
+        codes = [r.status_code for r, _ in done]
+        assert codes == [503] * 8, [r.text for r, _ in done]
+        slowest = max(t for _, t in done)
+        assert 1.9 <= slowest < 6, f"answered after {slowest:.1f} s (2 s timeout, 1 worker)"
+        assert metric(rx, "rte_wh_callbacks_total", result="unavailable") == 8
+        assert metric(rx, "rte_wh_callbacks_total", result="accepted") == 0
+        assert [k for k in range(8) if rds.exists(f"rte:wh:delivery:wh:frozen-delivery-{k}")] == []
+        assert [k for k in range(8) if cache_get(rds, f"frozen-{k}M0", "62308")] == []
+        os.kill(broker.proc.pid, signal.SIGCONT)
+
+        burst = [body_of(callback(f"burst-{k}", 3)) for k in range(40)]
+
+        def send(k):
+            return post(rx, burst[k], sign_standard(burst[k])).status_code
+        with ThreadPoolExecutor(40) as ex:
+            got = list(ex.map(send, range(40)))
+        assert got == [202] * 40
+        assert metric(rx, "rte_wh_callbacks_total", result="accepted") == 40
+        wait_cached(rds, [f"burst-{k}M{i}" for k in range(40) for i in range(3)])
+    finally:
+        if broker.proc.poll() is None:
+            os.kill(broker.proc.pid, signal.SIGCONT)
+        stop_clean(rx)
+        broker.stop()
+
+
+def test_part_the_producer_refuses_is_503_at_once(workdir, redis_server, kafka_broker):
+    """A part the producer refuses (here: larger than kafka.producer.
+    message.max.bytes) fails the callback at once - 503, not 202 and not a
+    wait for wh.produce_timeout - and forgets its delivery id; a callback
+    that fits is accepted by the same receiver."""
+    d = tempfile.mkdtemp(dir=workdir)
+    cfg = write_config(d, "small-messages.yaml", "kafka.producer.message.max.bytes: 4000\n")
+    rx = Service("webhook-receiver",
+                 receiver_env(redis_server.url, kafka_broker.bootstrap, WH_PRODUCE_TIMEOUT="20s"),
+                 d, args=["--config", cfg]).start()
+    rds = redis_server.client()
+    try:
+        big = body_of(callback("too-big", 40))  # one part of ~11 kB
+        assert len(big) > 8000
+        t0 = time.monotonic()
+        r = post(rx, big, sign_standard(big, wid="too-big-delivery"))
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "5"
+        assert time.monotonic() - t0 < 5, "answered by the refusal, not the 20 s timeout"
+        assert metric(rx, "rte_wh_callbacks_total", result="unavailable") == 1
+        assert not rds.exists("rte:wh:delivery:wh:too-big-delivery")
+        small = body_of(callback("fits", 1))
+        r = post(rx, small, sign_standard(small))
+        assert r.status_code == 202, r.text
+        assert r.json()["results"] == 1 and r.json()["parts"] == 1
+        wait_cached(rds, ["fitsM0"])
+        assert cache_get(rds, "too-bigM0", "62308") is None
+    finally:
+        stop_clean(rx)

@@ -186,6 +186,21 @@ int rte_kafka_produce_sync(rte_kafka_producer *p, const char *topic, const void 
                            const void *payload, size_t len, const rte_kafka_header *headers,
                            int nheaders, int timeout_ms, char *err, size_t errlen);
 
+/*
+ * rte_kafka_produce_async - enqueue one message (copied) like
+ * rte_kafka_produce_sync, without waiting: fn(arg, NULL) is called once the
+ * broker acknowledged it (acks=all), or fn(arg, reason) once it is known not
+ * delivered (message timeout, purge at rte_kafka_producer_free). fn runs
+ * exactly once, on the thread serving delivery reports (the producer's poll
+ * thread, or one flushing it): it must not block. Returns 0, or -1 with err
+ * (queue full, unknown topic, out of memory) and fn is never called.
+ */
+typedef void (*rte_kafka_delivered_fn)(void *arg, const char *error);
+int rte_kafka_produce_async(rte_kafka_producer *p, const char *topic, const void *key,
+                            size_t keylen, const void *payload, size_t len,
+                            const rte_kafka_header *headers, int nheaders,
+                            rte_kafka_delivered_fn fn, void *arg, char *err, size_t errlen);
+
 /* rte_kafka_flush - wait until every queued message is delivered; returns messages left */
 int rte_kafka_flush(rte_kafka_producer *p, int timeout_ms);
 

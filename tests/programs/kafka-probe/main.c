@@ -5,7 +5,7 @@
  *                       [--poison-on S] [--slow-ms N] [--max-retries N]
  *                       [--fail-while FILE] [--batch N]
  *   kafka-probe consume --group G --topic T --discard --expect N [--batch N]
- *   kafka-probe produce --topic T --count N [--start I] [--sync]
+ *   kafka-probe produce --topic T --count N [--start I] [--sync | --async]
  *                       [--batched N [--oversize-at I]]
  *   kafka-probe connected [--repeat N] [--interval-ms N]
  *   common options: [--config FILE] [--brokers LIST]
@@ -35,7 +35,11 @@
  * loop does after each turn; --oversize-at I gives message I a 20,000-byte
  * payload (set kafka.producer.message.max.bytes below it to see a batched
  * message refused); it then also prints "kafka-probe: refused=R" and
- * exits 0 if only the oversize message was lost. connected prints
+ * exits 0 if only the oversize message was lost. --async sends each with
+ * rte_kafka_produce_async, waits (up to 30 s) for every message's delivery
+ * function, prints "kafka-probe: async ok=N failed=F twice=T first_error=E"
+ * and exits 0 once each function was called exactly once, acknowledged or
+ * not (the test judges ok/failed). connected prints
  * rte_kafka_producer_connected() (1/0), one line per check.
  * Brokers come from --brokers, else rte_kafka_brokers().
  *
@@ -61,7 +65,7 @@ struct args {
     const char *cmd, *group, *topic, *out, *fail_on, *fail_while, *poison_on, *config, *brokers;
     long slow_ms, count, start, repeat, interval_ms, max_retries, batched, oversize_at, batch;
     long expect;
-    int sync, discard;
+    int sync, discard, async;
     int out_fd;
     /* --discard: messages handled, monotonic ns of the first handler call */
     long handled;
@@ -102,6 +106,10 @@ static void parse(int argc, char **argv, struct args *a)
 
         if (strcmp(o, "--sync") == 0) {
             a->sync = 1;
+            continue;
+        }
+        if (strcmp(o, "--async") == 0) {
+            a->async = 1;
             continue;
         }
         if (strcmp(o, "--discard") == 0) {
@@ -362,6 +370,65 @@ static int produce_batched(const struct args *a, rte_kafka_producer *p, long *re
     return 0;
 }
 
+/* --async: one slot per message, counting its delivery function's calls */
+static struct {
+    pthread_mutex_t mu;
+    int *calls;
+    long ok, failed, twice;
+    char first_error[256];
+} A = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void async_delivered(void *arg, const char *error)
+{
+    long i = (long)(intptr_t)arg;
+
+    pthread_mutex_lock(&A.mu);
+    if (A.calls[i]++ > 0)
+        A.twice++;
+    else if (error != NULL) {
+        if (A.failed++ == 0)
+            snprintf(A.first_error, sizeof A.first_error, "%s", error);
+    } else
+        A.ok++;
+    pthread_mutex_unlock(&A.mu);
+}
+
+/* --async: produce a->count messages with rte_kafka_produce_async and count their reports */
+static int produce_async(const struct args *a, rte_kafka_producer *p)
+{
+    char key[32], val[32], err[512];
+    long i, n = a->count, done = 0;
+
+    A.calls = calloc((size_t)(n > 0 ? n : 1), sizeof *A.calls);
+    if (A.calls == NULL)
+        rte_fatal("out of memory");
+    for (i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "k%ld", a->start + i);
+        snprintf(val, sizeof val, "m%ld", a->start + i);
+        if (rte_kafka_produce_async(p, a->topic, key, strlen(key), val, strlen(val), NULL, 0,
+                                    async_delivered, (void *)(intptr_t)i, err, sizeof err) < 0)
+            rte_fatal("%s", err);
+    }
+    for (int t = 0; t < 3000; t++) {
+        pthread_mutex_lock(&A.mu);
+        done = A.ok + A.failed;
+        pthread_mutex_unlock(&A.mu);
+        if (done >= n)
+            break;
+        sleep_ms(10);
+    }
+    sleep_ms(200); /* a second call for any message would come now */
+    pthread_mutex_lock(&A.mu);
+    printf("kafka-probe: async ok=%ld failed=%ld twice=%ld first_error=%s\n", A.ok, A.failed,
+           A.twice, A.failed ? A.first_error : "-");
+    int rc = A.ok + A.failed == n && A.twice == 0 ? 0 : 1;
+    pthread_mutex_unlock(&A.mu);
+    fflush(stdout);
+    rte_kafka_producer_free(p, 1000);
+    free(A.calls);
+    return rc;
+}
+
 static int produce(const struct args *a, rte_config *cfg)
 {
     char key[32], val[32], err[512];
@@ -374,6 +441,8 @@ static int produce(const struct args *a, rte_config *cfg)
     p = rte_kafka_producer_new(cfg, a->brokers, err, sizeof err);
     if (!p)
         rte_fatal("%s", err);
+    if (a->async)
+        return produce_async(a, p);
     for (i = a->start; a->batched == 0 && i < a->start + a->count; i++) {
         snprintf(key, sizeof key, "k%ld", i);
         snprintf(val, sizeof val, "m%ld", i);
