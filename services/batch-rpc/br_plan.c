@@ -230,6 +230,10 @@ void br_plan_make(const Rte__V1__BatchExecutionOptions *o, size_t n, const br_pl
     }
     if (p->strategy == S_BATCH) {
         p->chunks = (int)((n + (size_t)BR.c.batch_chunk - 1) / (size_t)BR.c.batch_chunk);
+        /* three windows a day: a multi-window job without a timeout of its own gets the
+         * default after its last window, not from its first (8 h would end it in the first) */
+        if (p->multi && !(o && dur_ms(o->timeout) > 0))
+            p->timeout_ms += (int64_t)((p->chunks + 2) / 3) * DAY_S * 1000;
         p->eta_ms = p->start_ms + BR.c.batch_eta_ms;
     } else {
         p->chunks = (int)((n + (size_t)BR.c.chunk - 1) / (size_t)BR.c.chunk);

@@ -90,9 +90,12 @@ static void test_multi_window_and_spread(void **state)
     assert_int_equal(p.multi, 1); /* priority LOW (0), window ANY */
     assert_int_equal(p.chunks, 6);
     assert_int_equal(p.start_ms, SAT_10 + 15 * HOUR); /* the next low-utilization window */
+    /* 6 chunks, 3 windows a day: the default timeout counts after two days of windows */
+    assert_int_equal(p.timeout_ms, 8 * HOUR + 48 * HOUR);
     o.priority = RTE__V1__BATCH_EXECUTION_OPTIONS__PRIORITY__PRIORITY_NORMAL;
     br_plan_make(&o, 60000, &load, SAT_10, 0, &p);
     assert_int_equal(p.multi, 0); /* NORMAL runs now */
+    assert_int_equal(p.timeout_ms, 8 * HOUR);
     assert_int_equal(p.start_ms, SAT_10);
     o.priority = RTE__V1__BATCH_EXECUTION_OPTIONS__PRIORITY__PRIORITY_LOW;
     br_plan_make(&o, 50000, &load, SAT_10, 0, &p);
