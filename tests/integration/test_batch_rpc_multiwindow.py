@@ -96,5 +96,7 @@ def test_above_50000_members_chunks_rotate_over_three_windows(workdir, redis_ser
         assert cancel.members_cancelled == N
     finally:
         c.close()
-        stop_clean(svc)
-        sim.stop()
+        try:
+            stop_clean(svc)
+        finally:
+            sim.stop()  # even when batch-rpc did not exit cleanly
