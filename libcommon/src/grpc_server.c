@@ -55,6 +55,11 @@
  * time (time(2)), not the suite's scaled clock: tokens are minted by
  * real identity providers.
  *
+ * Message size: requests up to opts.max_receive_bytes (grpc.max_receive_bytes,
+ * default RTE_GRPC_MAX_RECEIVE, 64 MiB) are accepted; gRPC itself answers a
+ * larger one RESOURCE_EXHAUSTED ("Received message larger than max (N vs.
+ * M)") before any handler runs. Replies are not limited.
+ *
  * TLS: rte_grpc_server_start with a certificate and key serves TLS only
  * (grpc_ssl_server_credentials, no client certificate requested).
  *
@@ -700,9 +705,14 @@ static int start_server(rte_grpc_server *s, const char *addr, const rte_grpc_ser
                         char *err, size_t errlen)
 {
     /* gRPC turns SO_REUSEPORT on by default: a second process would share the port silently */
-    grpc_arg noreuse = {
-        .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0};
-    grpc_channel_args chargs = {.num_args = 1, .args = &noreuse};
+    grpc_arg args[2] = {
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+        /* gRPC's own default is 4 MB; a larger request gets RESOURCE_EXHAUSTED from gRPC */
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = o->max_receive_bytes > 0 ? o->max_receive_bytes : RTE_GRPC_MAX_RECEIVE},
+    };
+    grpc_channel_args chargs = {.num_args = 2, .args = args};
     grpc_server_credentials *creds;
 
     s->server = grpc_server_create(&chargs, NULL);

@@ -90,6 +90,7 @@ static struct {
     int64_t health_interval_ms;
     int64_t shutdown_deadline_ms;
     int http_threads, steer, grpc_workers; /* settings read (and checked) at start-up */
+    int grpc_max_receive;                  /* grpc.max_receive_bytes */
     int retries, backoff_ms, backoff_max_ms;
     const char *tls_cert, *tls_key;
     rte_metric *m_ready, *m_dep_up, *m_info, *m_timer_runs;
@@ -472,6 +473,8 @@ static void read_settings(const rte_config *cfg)
                   "(RTE_HTTP_TLS_KEY) must be set together");
     S.grpc_workers = (int)rte_config_int(
         cfg, "grpc.workers", S.def->grpc_workers > 0 ? S.def->grpc_workers : 16, 1, 1024);
+    S.grpc_max_receive =
+        (int)rte_config_int(cfg, "grpc.max_receive_bytes", RTE_GRPC_MAX_RECEIVE, 65536, 1073741824);
     S.retries =
         (int)rte_config_int(cfg, "kafka.handler_max_retries", RTE_KAFKA_MAX_RETRIES, 0, 1000);
     S.backoff_ms = (int)rte_config_duration_ms(cfg, "kafka.handler_retry_backoff", 200, 1, 60000);
@@ -671,6 +674,7 @@ static void start_grpc(const rte_config *cfg)
     char err[512];
     const char *addr = rte_config_str(cfg, "grpc.addr", "0.0.0.0:50051");
     rte_grpc_server_opts o = {.nworkers = S.grpc_workers, .ready = ready_cb};
+    o.max_receive_bytes = S.grpc_max_receive;
 
     o.tls_cert_file = rte_config_str(cfg, "grpc.tls_cert", NULL);
     o.tls_key_file = rte_config_str(cfg, "grpc.tls_key", NULL);

@@ -117,7 +117,8 @@ typedef struct br_job {
     int multi;                /* > 50,000 members: chunks rotate over three windows */
     int conc_cap;             /* not stored: the adaptive cap on real-time calls now (0 = none) */
     char ecode[32], emsg[200], reason[200];
-    char *sb_ids;                         /* comma-separated Stedi batch ids (malloc'd) */
+    char *sb_ids; /* comma-separated Stedi batch ids (malloc'd) */
+    char *groups; /* time-zone groups, br_plan_groups_format's text (malloc'd; "" = one) */
     Rte__V1__BatchExecutionOptions *opts; /* resolved options (unpacked; br_job_clear) */
 } br_job;
 

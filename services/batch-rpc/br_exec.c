@@ -803,33 +803,36 @@ static int adaptive(br_job *j)
     return 0;
 }
 
-static uint32_t jitter(int64_t bound)
+/*
+ * the todo chunk's gate under load spreading and time-zone groups: 0 (take
+ * *take members now), the clock ms it may start, or -1 (Redis; logged).
+ * A chunk left in "doing" by a crash was gated already: it goes at once.
+ */
+static int64_t todo_gate(rte_redis *r, const br_job *j, int size, int *take)
 {
-    uint32_t v = 0;
-    if (bound <= 0)
-        return 0;
-    rte_random_bytes(&v, sizeof v);
-    return v % (uint32_t)(bound + 1);
-}
+    br_plan_group g[BR_PLAN_GROUPS_MAX];
+    char err[256];
+    int ng;
 
-/* when the job's next todo chunk may start under its load spreading (0 = at once) */
-static int64_t spread_next(const br_job *j)
-{
-    static const int windows[] = {RTE__V1__SCHEDULING_WINDOW__SCHEDULING_WINDOW_LOW_UTILIZATION,
-                                  RTE__V1__SCHEDULING_WINDOW__SCHEDULING_WINDOW_MORNING,
-                                  RTE__V1__SCHEDULING_WINDOW__SCHEDULING_WINDOW_EVENING};
-    int64_t now = rte_clock_now_ms();
-    if (j->multi) {
-        int64_t at = br_plan_window_start(windows[j->chunks_done % 3], now, -1);
-        return at > now ? at : 0;
+    *take = size;
+    long doing = rte_jobs_len(r, &BR.c.jobs, j->id, "doing", err, sizeof err);
+    long todo = doing == 0 ? rte_jobs_len(r, &BR.c.jobs, j->id, "todo", err, sizeof err) : 0;
+    if (doing < 0 || todo < 0) {
+        rte_log_warn("batch %s: %s", j->id, err);
+        return -1;
     }
-    if (j->spread_ms <= 0 || j->chunks <= 1 || j->chunks_done >= j->chunks)
+    if (doing > 0 || todo == 0)
         return 0;
-    int64_t gap = j->spread_ms / j->chunks;
-    int64_t at = j->started_ms + j->chunks_done * gap;
-    int64_t bound = gap / 4 < 5 * 60000 ? gap / 4 : 5 * 60000;
-    at += jitter(bound);
-    return at > now ? at : 0;
+    ng = j->groups && j->groups[0] ? br_plan_groups_parse(j->groups, g, BR_PLAN_GROUPS_MAX) : 0;
+    if (ng <= 0) {
+        /* one group from the job's start (jobs planned before member time zones) */
+        memset(g, 0, sizeof g[0]);
+        g[0].start_ms = j->started_ms;
+        g[0].n = j->total;
+        ng = 1;
+    }
+    return br_plan_gate(g, ng, j->spread_ms, j->multi, j->total - todo, size, j->id,
+                        rte_clock_now_ms(), take);
 }
 
 /* work job id (its lease is ours) for one slice */
@@ -867,6 +870,7 @@ static void work(rte_redis *r, const char *id)
     }
     while (rte_clock_mono_ms() < slice_end && !rte_service_draining()) {
         rte_jobs_chunk c;
+        memset(&c, 0, sizeof c);
         now = rte_clock_now_ms();
         if (now > j.started_ms + timeout_ms(&j)) {
             end_job(r, &j, RTE__V1__BATCH_STATUS__BATCH_STATUS_FAILED, "TIMEOUT",
@@ -881,7 +885,14 @@ static void work(rte_redis *r, const char *id)
         int size = (int)j.opts->strategy == S_BATCH && j.cache_control != CC_CACHE_ONLY
                        ? BR.c.batch_chunk
                        : BR.c.chunk;
-        int got = rte_jobs_take(r, &BR.c.jobs, id, BR.owner, "todo", size, &c, err, sizeof err);
+        int64_t gate = todo_gate(r, &j, size, &size);
+        if (gate < 0)
+            goto out;
+        /* gate > 0: the next chunk's time under spreading or its zone's window; members
+         * waiting on Stedi batches are still looked at meanwhile */
+        int got = gate > 0 ? 0
+                           : rte_jobs_take(r, &BR.c.jobs, id, BR.owner, "todo", size, &c, err,
+                                           sizeof err);
         if (got < 0) {
             if (got == -1)
                 rte_log_warn("batch %s: %s", id, err);
@@ -889,7 +900,6 @@ static void work(rte_redis *r, const char *id)
         }
         if (got > 0) {
             int64_t retry_at = 0;
-            int from_wait = strcmp(c.src, "wait") == 0;
             int w =
                 strcmp(c.src, "wait") == 0 ? work_wait(r, &j, &c) : work_todo(r, &j, &c, &retry_at);
             rte_jobs_chunk_free(&c);
@@ -900,8 +910,6 @@ static void work(rte_redis *r, const char *id)
                 next = retry_at;
                 break;
             }
-            if (!from_wait && (next = spread_next(&j)) > 0)
-                break;
             continue;
         }
         rte_jobs_chunk_free(&c);
@@ -932,9 +940,15 @@ static void work(rte_redis *r, const char *id)
                 rte_jobs_len(r, &BR.c.jobs, id, "todo", err, sizeof err) > 0) {
                 br_events_progress(r, &j);
                 next = rte_clock_now_ms() + BR.c.check_interval_ms;
+                if (gate > 0 && gate < next)
+                    next = gate;
                 break;
             }
             continue;
+        }
+        if (gate > 0) {
+            next = gate;
+            break;
         }
         /* nothing left */
         int status = j.failed == 0      ? RTE__V1__BATCH_STATUS__BATCH_STATUS_COMPLETED

@@ -336,14 +336,53 @@ static void audit(const char *op, const char *caller, const char *id, const char
     rte_log_info("audit: op=%s caller=%s batch=%s %s", op, caller, id, detail);
 }
 
+/*
+ * the plan's start per member time zone (the directory's time_zone column):
+ * *out the ids in group order (malloc'd), groups[0..*ng); 0, or -1 out of memory
+ */
+static int zone_groups(const rte_member_snapshot *snap, br_plan *plan, int64_t now,
+                       const char **ids, size_t n, const char ***out, int *ng,
+                       br_plan_group *groups)
+{
+    const rte_member_column *col = rte_member_snapshot_column(snap, "time_zone");
+    const rte_member **ms = malloc(sizeof *ms * (n + 1));
+    const char **zone = malloc(sizeof *zone * (n + 1));
+    size_t *order = malloc(sizeof *order * (n + 1));
+    const char **sorted = malloc(sizeof *sorted * (n + 1));
+    int rc = -1;
+
+    if (ms == NULL || zone == NULL || order == NULL || sorted == NULL)
+        goto out;
+    rte_member_snapshot_find_many(snap, ids, n, ms);
+    for (size_t i = 0; i < n; i++)
+        zone[i] =
+            col != NULL && col->code != NULL && ms[i] != NULL
+                ? rte_member_snapshot_value(snap, col->code[rte_member_snapshot_index(snap, ms[i])])
+                : NULL;
+    br_plan_zones(plan, now, BR.c.jitter_ms, n, zone, ms, order, groups, ng);
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = ids[order[i]];
+    *out = sorted;
+    sorted = NULL;
+    rc = 0;
+out:
+    free(ms);
+    free(zone);
+    free(order);
+    free(sorted);
+    return rc;
+}
+
 /* create the job for req as id; 0, or -1 with the call's status set */
 static int create(rte_grpc_call *call, rte_redis *r, const Rte__V1__SubmitBatchRequest *req,
                   const char *caller, const char *id)
 {
     rte_member_snapshot *snap = rte_member_dir_acquire(BR.dir);
-    const char **ids = NULL;
+    const char **ids = NULL, **selected = NULL, **zoned_ids = NULL;
     size_t n = 0;
-    char err[512], *hex = NULL;
+    char err[512], *hex = NULL, groups_s[BR_PLAN_GROUPS_MAX * 96];
+    br_plan_group groups[BR_PLAN_GROUPS_MAX];
+    int ng = 0;
     uint8_t *packed = NULL;
     int rc = -1, in_use = -1, by_class[RTE_SLOT_NCLASSES];
     int64_t now = rte_clock_now_ms();
@@ -354,11 +393,12 @@ static int create(rte_grpc_call *call, rte_redis *r, const Rte__V1__SubmitBatchR
         ids = (const char **)req->member_ids->member_ids;
         n = req->member_ids->n_member_ids;
     } else {
-        if (br_select_query(snap, req->member_query, BR.c.request_max, &ids, &n, err, sizeof err) !=
-            0) {
+        if (br_select_query(snap, req->member_query, BR.c.request_max, &selected, &n, err,
+                            sizeof err) != 0) {
             rte_grpc_status(call, RTE_GRPC_INVALID_ARGUMENT, "%s", err);
             goto out;
         }
+        ids = selected;
         if (n == 0) {
             rte_grpc_status(call, RTE_GRPC_FAILED_PRECONDITION,
                             "member_query: no member of the directory matches");
@@ -381,6 +421,13 @@ static int create(rte_grpc_call *call, rte_redis *r, const Rte__V1__SubmitBatchR
         }
     }
     br_plan_make(req->options, n, &load, now, BR.c.jitter_ms, &plan);
+    if (plan.zoned && zone_groups(snap, &plan, now, ids, n, &zoned_ids, &ng, groups) != 0) {
+        rte_grpc_status(call, RTE_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    if (zoned_ids != NULL)
+        ids = zoned_ids;
+    br_plan_groups_format(groups, ng, groups_s, sizeof groups_s);
     br_plan_resolved(&plan, req->options, &res);
     size_t plen = rte__v1__batch_execution_options__get_packed_size(&res.o);
     packed = malloc(plen + 1);
@@ -420,8 +467,9 @@ static int create(rte_grpc_call *call, rte_redis *r, const Rte__V1__SubmitBatchR
                        "sb_ids",       "",
                        "spread_ms",    spread,
                        "chunks",       chunks,
-                       "multi",        multi};
-    if (rte_jobs_create(r, &BR.c.jobs, id, f, 15, ids, n, plan.start_ms, err, sizeof err) != 0) {
+                       "multi",        multi,
+                       "groups",       groups_s};
+    if (rte_jobs_create(r, &BR.c.jobs, id, f, 16, ids, n, plan.start_ms, err, sizeof err) != 0) {
         rte_grpc_status(call, RTE_GRPC_UNAVAILABLE, "batch not stored: %s", err);
         goto out;
     }
@@ -439,8 +487,8 @@ static int create(rte_grpc_call *call, rte_redis *r, const Rte__V1__SubmitBatchR
           (long long)plan.start_ms, (int)req->cache_control);
     rc = 0;
 out:
-    if (req->member_selector_case == RTE__V1__SUBMIT_BATCH_REQUEST__MEMBER_SELECTOR_MEMBER_QUERY)
-        free(ids);
+    free(selected);
+    free(zoned_ids);
     rte_member_snapshot_release(snap);
     free(packed);
     free(hex);

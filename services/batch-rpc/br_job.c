@@ -11,6 +11,9 @@
  *   ecode emsg reason       why it failed / was cancelled
  *   sb_ids                  Stedi batch ids, comma-separated
  *   spread_ms chunks chunks_done multi   load spreading (br_exec.c)
+ *   groups                  the members' time-zone groups: "zone start_ms first n"
+ *                           per group, ';' between (br_plan_groups_format; absent
+ *                           on jobs stored before member time zones: one group)
  *   opts                    the resolved BatchExecutionOptions, protobuf as hex
  * Raw member ids are never in the hash (they are list values of the job).
  */
@@ -72,6 +75,7 @@ int br_job_load(rte_redis *r, const char *id, br_job *j, char *err, size_t errle
     j->chunks_done = (long)rte_jobs_field_ll(h, "chunks_done", 0);
     j->multi = (int)rte_jobs_field_ll(h, "multi", 0);
     j->sb_ids = strdup(rte_jobs_field(h, "sb_ids", ""));
+    j->groups = strdup(rte_jobs_field(h, "groups", ""));
     hex = rte_jobs_field(h, "opts", "");
     size_t n = strlen(hex) / 2;
     uint8_t *buf = malloc(n + 1);
@@ -79,7 +83,7 @@ int br_job_load(rte_redis *r, const char *id, br_job *j, char *err, size_t errle
         j->opts = rte__v1__batch_execution_options__unpack(NULL, n, buf);
     free(buf);
     freeReplyObject(h);
-    if (j->opts == NULL || j->sb_ids == NULL) {
+    if (j->opts == NULL || j->sb_ids == NULL || j->groups == NULL) {
         snprintf(err, errlen, "batch %s: stored options unreadable", id);
         br_job_clear(j);
         return -1;
@@ -91,6 +95,8 @@ int br_job_load(rte_redis *r, const char *id, br_job *j, char *err, size_t errle
 void br_job_clear(br_job *j)
 {
     free(j->sb_ids);
+    free(j->groups);
+    j->groups = NULL;
     if (j->opts)
         rte__v1__batch_execution_options__free_unpacked(j->opts, NULL);
     j->sb_ids = NULL;

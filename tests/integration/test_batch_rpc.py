@@ -679,3 +679,46 @@ def test_member_query_selects_through_libcommon_member_query(workdir, redis_serv
     finally:
         c.close()
         stop_clean(svc)
+
+
+def test_member_id_list_above_grpcs_4_mb_default(workdir, redis_server, broker, members):
+    """grpc.max_receive_bytes (default 64 MiB): a MemberIdList of 350,000 ids (about 5.6 MB,
+    above gRPC's own 4 MB default) is accepted; above the configured limit gRPC itself
+    answers RESOURCE_EXHAUSTED naming both sizes, before any handler runs."""
+    path = members[0]
+    ids = ["big-%010d" % i for i in range(350000)]
+    st = BatchStack(redis_server, broker, path, None)
+    svc = st.start_batchrpc(workdir, RTE_BATCHRPC_RATE_LIMIT="0")
+    c = Client(svc)
+    try:
+        pb = c.pb
+        pb_window = pb.SchedulingWindow.Value("SCHEDULING_WINDOW_LOW_UTILIZATION")
+        # CACHE_ONLY, waiting for the night: the job is stored, never worked (cancelled below)
+        req = c.ids_request(ids, cache_control=epb.CACHE_CONTROL_CACHE_ONLY,
+                            scheduling_window=pb_window, priority=1)
+        size = req.ByteSize()
+        assert size > 4 * 1024 * 1024, size
+        r = c.submit(req, timeout=120)
+        assert r.total_members == len(ids)
+        cancel = c.cancel(pb.CancelBatchRequest(batch_id=r.batch_id, reason="size test"))
+        assert cancel.members_cancelled == len(ids)
+    finally:
+        c.close()
+        stop_clean(svc)
+    # a 1 MiB limit: the same request is refused by gRPC
+    svc = st.start_batchrpc(workdir, RTE_BATCHRPC_RATE_LIMIT="0",
+                            RTE_GRPC_MAX_RECEIVE_BYTES="1048576")
+    c = Client(svc)
+    try:
+        code, details = code_of(c.submit, req, timeout=120)
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, details)
+        assert f"larger than max ({size} vs. 1048576)" in details, details
+        # a request under the limit still goes through
+        small = c.ids_request(ids[:1000], cache_control=epb.CACHE_CONTROL_CACHE_ONLY,
+                              scheduling_window=pb_window, priority=1)
+        r = c.submit(small, timeout=60)
+        assert r.total_members == 1000
+        c.cancel(pb.CancelBatchRequest(batch_id=r.batch_id, reason="size test"))
+    finally:
+        c.close()
+        stop_clean(svc)

@@ -136,6 +136,8 @@ def utc(s):
 
 def test_scheduling_windows_in_the_configured_time_zone(workdir, redis_server, broker, members):
     path, ok = members
+    # a member without a zone of its own takes batchrpc.time_zone; one in New York the same
+    nym = [m["member_id"] for m in ok if m.get("time_zone") == "America/New_York"][0]
     st = BatchStack(redis_server, broker, path, None)
     # Saturday 2026-12-05 10:00 UTC = 05:00 in New York (EST, UTC-5)
     svc = st.start_batchrpc(workdir, RTE_CLOCK_START="2026-12-05T10:00:00Z",
@@ -146,7 +148,7 @@ def test_scheduling_windows_in_the_configured_time_zone(workdir, redis_server, b
     W = pb.SchedulingWindow
     try:
         def start_of(window):
-            r = c.submit(c.ids_request([ok[0]["member_id"]],
+            r = c.submit(c.ids_request([nym],
                                        strategy=pb.BatchExecutionOptions.STRATEGY_BATCH_ONLY,
                                        scheduling_window=W.Value(window)))
             assert r.resolved_options.scheduling_window == W.Value(window)
@@ -182,9 +184,11 @@ def test_adaptive_rate_pauses_while_interactive_traffic_holds_slots(workdir, red
     path, ok = members
     sim = slow_sim(workdir)
     st = BatchStack(redis_server, broker, path, sim)
-    # inside the morning window, so the job starts whatever the load (ANY would wait)
+    # members in New York, inside their morning window (12:00 UTC = 07:00 EST), so the job
+    # starts whatever the load (ANY would wait)
+    ny = [m["member_id"] for m in ok if m.get("time_zone") == "America/New_York"]
     svc = st.start_batchrpc(workdir, RTE_BATCHRPC_BUSY_PAUSE="200ms",
-                            RTE_CLOCK_START="2026-12-07T07:00:00Z")
+                            RTE_CLOCK_START="2026-12-07T12:00:00Z")
     c = Client(svc)
     pb = c.pb
     holders = f"{st.slots_prefix}:holders"
@@ -194,7 +198,7 @@ def test_adaptive_rate_pauses_while_interactive_traffic_holds_slots(workdir, red
         until = t[0] * 1000 + t[1] // 1000 + 600000
         st.rds.zadd(holders, {f"0:fake-{i}": until for i in range(10)})
         before = sim_calls(sim)
-        r = c.submit(c.ids_request([m["member_id"] for m in ok[500:506]],
+        r = c.submit(c.ids_request(ny[100:106],
                                    strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY,
                                    scheduling_window=pb.SchedulingWindow.Value(
                                        "SCHEDULING_WINDOW_MORNING")))
@@ -211,7 +215,7 @@ def test_adaptive_rate_pauses_while_interactive_traffic_holds_slots(workdir, red
         # six interactive leases: medium load, at most 2 real-time calls at once (asked: 5)
         st.rds.zadd(holders, {f"0:fake-{i}": until for i in range(6)})
         requests.post(sim.url("http", "/_sim/reset"), timeout=10)
-        r = c.submit(c.ids_request([m["member_id"] for m in ok[510:522]],
+        r = c.submit(c.ids_request(ny[110:122],
                                    strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY,
                                    max_concurrent_requests=5,
                                    scheduling_window=pb.SchedulingWindow.Value(
@@ -231,15 +235,16 @@ def test_chunks_spread_evenly_across_the_window(workdir, redis_server, broker, m
     path, ok = members
     sim = start_stedi_sim(workdir)
     st = BatchStack(redis_server, broker, path, sim)
-    # 06:00 UTC, inside the morning window (6-10): 4 chunks over 4 h, 1 h apart (+ <= 15 min
-    # jitter); the clock runs 1800x (4 h in 8 s)
+    # members in New York; 11:00 UTC = 06:00 EST, inside their morning window (6-10): 4 chunks
+    # over 4 h, 1 h apart (+ <= 15 min jitter); the clock runs 1800x (4 h in 8 s)
     svc = st.start_batchrpc(workdir, RTE_CLOCK_SCALE="1800",
-                            RTE_CLOCK_START="2026-12-07T06:00:00Z", RTE_BATCHRPC_TICK="60s",
+                            RTE_CLOCK_START="2026-12-07T11:00:00Z", RTE_BATCHRPC_TICK="60s",
                             RTE_BATCHRPC_CHUNK="5", RTE_BATCHRPC_CHECK_INTERVAL="60s")
     c = Client(svc)
     pb = c.pb
     try:
-        req = c.ids_request([m["member_id"] for m in ok[600:620]],
+        ny = [m["member_id"] for m in ok if m.get("time_zone") == "America/New_York"]
+        req = c.ids_request(ny[300:320],
                             strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY,
                             scheduling_window=pb.SchedulingWindow.Value(
                                 "SCHEDULING_WINDOW_MORNING"))
@@ -252,6 +257,52 @@ def test_chunks_spread_evenly_across_the_window(workdir, redis_server, broker, m
         assert len(at) == 4, at
         gaps = [b - a for a, b in zip(at, at[1:])]
         assert all(45 * 60 <= g <= 75 * 60 + 60 for g in gaps), gaps
+    finally:
+        c.close()
+        stop_clean(svc)
+        sim.stop()
+
+
+def test_windows_open_in_each_members_time_zone(workdir, redis_server, broker, members):
+    """Members in New York and Los Angeles, MORNING window (06-10 local), on Monday
+    2026-12-07 13:00 UTC = 08:00 EST = 05:00 PST: the New York group starts at once,
+    the Los Angeles group at 06:00 PST = 14:00 UTC (the clock runs 1800x: 2 s later)."""
+    path, ok = members
+    ny = [m["member_id"] for m in ok if m.get("time_zone") == "America/New_York"][:4]
+    la = [m["member_id"] for m in ok if m.get("time_zone") == "America/Los_Angeles"][:4]
+    assert len(ny) == 4 and len(la) == 4
+    sim = start_stedi_sim(workdir)
+    st = BatchStack(redis_server, broker, path, sim)
+    svc = st.start_batchrpc(workdir, RTE_CLOCK_SCALE="1800",
+                            RTE_CLOCK_START="2026-12-07T13:00:00Z", RTE_BATCHRPC_RATE_LIMIT="0")
+    c = Client(svc)
+    pb = c.pb
+    try:
+        # submitted interleaved: the job stores them by zone, the earlier window first
+        r = c.submit(c.ids_request([x for pair in zip(la, ny) for x in pair],
+                                   strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY,
+                                   priority=pb.BatchExecutionOptions.PRIORITY_NORMAL,
+                                   scheduling_window=pb.SchedulingWindow.Value(
+                                       "SCHEDULING_WINDOW_MORNING")))
+        groups = st.job(r.batch_id)["groups"].split(";")
+        assert [g.split()[0] for g in groups] == ["America/New_York", "America/Los_Angeles"]
+        assert groups[1] == f"America/Los_Angeles {utc('2026-12-07T14:00:00Z') * 1000} 4 4"
+        # at once: the submit's time (the clock runs 30 simulated minutes a real second,
+        # start-up included)
+        ny_start = int(groups[0].split()[1]) // 1000
+        assert utc("2026-12-07T13:00:00Z") <= ny_start < utc("2026-12-07T13:45:00Z")
+        s = c.wait_final(r.batch_id, timeout=60)
+        assert s.status == pb.BATCH_STATUS_COMPLETED and s.progress.completed == 8
+        done = {u.member_completed.account_id: u.timestamp.seconds
+                for u in c.watch(pb.WatchBatchRequest(
+                    batch_id=r.batch_id, event_types=[pb.EVENT_TYPE_MEMBER_COMPLETED]))
+                if u.HasField("member_completed")}
+        assert sorted(done) == sorted(ny + la)
+        # New York's checks ran before Los Angeles's window opened, Los Angeles's after
+        for m in ny:
+            assert utc("2026-12-07T13:00:00Z") <= done[m] < utc("2026-12-07T14:00:00Z"), done
+        for m in la:
+            assert utc("2026-12-07T14:00:00Z") <= done[m] < utc("2026-12-07T14:30:00Z"), done
     finally:
         c.close()
         stop_clean(svc)

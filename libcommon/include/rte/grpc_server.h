@@ -113,7 +113,11 @@ typedef struct rte_grpc_server_opts {
     rte_auth *auth;            /* borrowed, outlives the server; NULL = no token checks */
     const char *tls_cert_file; /* PEM certificate chain; with tls_key_file, TLS only */
     const char *tls_key_file;  /* PEM private key */
+    int max_receive_bytes;     /* largest request message accepted; 0 = RTE_GRPC_MAX_RECEIVE */
 } rte_grpc_server_opts;
+
+/* default of max_receive_bytes (grpc.max_receive_bytes): a 1,000,000-id MemberIdList fits */
+#define RTE_GRPC_MAX_RECEIVE (64 * 1024 * 1024)
 
 /*
  * rte_grpc_server_start - rte_grpc_server_new with token checks and TLS
