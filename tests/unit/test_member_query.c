@@ -301,6 +301,51 @@ static void test_recent_events_and_ages(void **state)
     unlink(tmp);
 }
 
+/* durations in ms (member-cron's check ages translate to them) and the bitmap of matches */
+static void test_ms_durations_and_match(void **state)
+{
+    char err[512];
+    int rc;
+    (void)state;
+    rte_member_dir *d = load(path);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    /* 7d, 168h, 604800s and 604800000ms are the same instant */
+    long week = count(s, "last_login_at < NOW() - 7d");
+    assert_true(week > 0 && week < 300);
+    assert_int_equal(count(s, "last_login_at < NOW() - 604800000ms"), week);
+    assert_int_equal(count(s, "last_login_at < NOW() - 604800s"), week);
+    assert_int_equal(count(s, "last_login_at < NOW() -604800000ms"), week);
+    /* 1e15 ms (about 31,700 years) is the longest duration either way */
+    assert_true(count(s, "last_login_at > NOW() - 1000000000000000ms") >= 0);
+    expect_error("last_login_at > NOW() - 1000000000000001ms", "expected a duration");
+    expect_error("last_login_at > NOW() - 5mss", "expected");
+
+    /* rte_member_query_match: the same members as resolve, as a bitmap by index */
+    rte_member_query *q = rte_member_query_parse("last_login_at < NOW() - 7d OR STATE = 'CA'", NOW,
+                                                 &rc, err, sizeof err);
+    assert_non_null(q);
+    uint64_t *bits = NULL;
+    size_t total = 0, n = rte_member_snapshot_count(s), set = 0;
+    assert_int_equal(rte_member_query_match(q, s, &bits, &total, err, sizeof err), 0);
+    const char **ids;
+    size_t nids;
+    rte_member_query_result res;
+    assert_int_equal(rte_member_query_ids(q, s, &ids, &nids, &res, err, sizeof err), 0);
+    assert_int_equal(total, nids);
+    for (size_t i = 0; i < nids; i++) {
+        size_t idx = rte_member_snapshot_index(s, rte_member_snapshot_find(s, ids[i]));
+        assert_true((bits[idx >> 6] >> (idx & 63)) & 1);
+    }
+    for (size_t i = 0; i < n; i++)
+        set += (bits[i >> 6] >> (i & 63)) & 1;
+    assert_int_equal(set, total);
+    free(ids);
+    free(bits);
+    rte_member_query_free(q);
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_invalid_fields),
         cmocka_unit_test_setup(test_null_semantics, setup),
         cmocka_unit_test(test_recent_events_and_ages),
+        cmocka_unit_test_setup(test_ms_durations_and_match, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
