@@ -1831,6 +1831,9 @@ typedef struct bnode {
     uint32_t mask;
     int impossible; /* a value of an all-set that no member has */
     int flag_bit;
+    /* K_ENUM IN of rare codes only: their posting lists and how many members they hold */
+    const rte_member_postings *post;
+    size_t post_hits;
     /* K_EVENTS: has types as codes; features as a table */
     uint16_t has_code[24];
     uint8_t *feat_table[24];
@@ -1935,7 +1938,19 @@ static int bind(binder *bd, const node *n, bnode *b)
     switch (n->kind) {
     case K_ENUM:
         b->table = code_table(bd, n, &b->ntable);
-        return b->table ? 0 : -1;
+        if (!b->table)
+            return -1;
+        if (!n->neg && !n->nullv) /* a plain IN: its members may come from posting lists */
+            b->post = rte_member_snapshot_postings(bd->s, n->attr);
+        for (size_t v = 1; b->post && v < b->ntable; v++) {
+            if (!b->table[v])
+                continue;
+            if (v >= b->post->nvalues || b->post->count[v] > b->post->rare_max)
+                b->post = NULL; /* a common value: the column scan is as cheap */
+            else
+                b->post_hits += b->post->count[v];
+        }
+        return 0;
     case K_SET:
         if (!n->nvals) {
             b->mask = UINT32_MAX;
@@ -2154,6 +2169,26 @@ static int cmp_rank(const void *a, const void *b)
     return (x->rank > y->rank) - (x->rank < y->rank);
 }
 
+/* out = in AND b for an IN of rare codes, from their posting lists (out may be in) */
+static int eval_postings(const evalctx *x, const bnode *b, const uint64_t *in, uint64_t *out)
+{
+    const rte_member_postings *p = b->post;
+    uint64_t *hit = calloc(x->words ? x->words : 1, sizeof(*hit));
+    if (!hit)
+        return -1;
+    for (size_t v = 1; v < b->ntable && v < p->nvalues; v++) {
+        if (!b->table[v])
+            continue;
+        for (uint32_t j = p->off[v]; j < p->off[v + 1]; j++) {
+            uint32_t i = p->idx[j];
+            hit[i >> 6] |= in[i >> 6] & (1ULL << (i & 63));
+        }
+    }
+    memcpy(out, hit, x->words * sizeof(*out));
+    free(hit);
+    return 0;
+}
+
 /* out = in AND b, word by word (only words where in is non-zero are computed) */
 static int eval(const evalctx *x, bnode *b, const uint64_t *in, uint64_t *out)
 {
@@ -2189,6 +2224,13 @@ static int eval(const evalctx *x, bnode *b, const uint64_t *in, uint64_t *out)
         free(tmp);
         free(rest);
         return rc;
+    }
+    if (b->post) { /* fewer members in the lists than candidates: walk the lists */
+        size_t cand = 0;
+        for (size_t w = 0; w < words; w++)
+            cand += (size_t)__builtin_popcountll(in[w]);
+        if (b->post_hits * 4 < cand)
+            return eval_postings(x, b, in, out);
     }
     for (size_t w = 0; w < words; w++) {
         uint64_t m = in[w];
