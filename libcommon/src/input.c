@@ -20,8 +20,10 @@
  * other bytes are classified one by one with the UTF-8 table of RFC 3629
  * section 4. Keys of each open object stay on a key stack: the first
  * LINEAR_KEYS keys of an object are compared (hash first) as they arrive,
- * and an object with more is sorted and checked when it closes, so a
- * 100,000-key object costs n log n, not n^2. Keys without escapes are
+ * and an object with more is checked when it closes through a hash table
+ * of its keys (linear; a member directory line has ~150 keys), falling
+ * back to a sort when keys crafted to share a hash make the probes run
+ * long, so a 100,000-key object costs at most n log n, never n^2. Keys without escapes are
  * compared in place; keys with escapes are decoded into a scratch buffer
  * first ("a" and "\u0061" are the same key). Nothing is allocated for a
  * document whose open objects hold at most 64 keys together and no escaped
@@ -802,21 +804,65 @@ static int key_order(const void *a, const void *b)
     return memcmp(x->p, y->p, x->len);
 }
 
+/*
+ * n keys (more than LINEAR_KEYS) checked through an open-addressing table of
+ * their hashes: 1 duplicate found (*dup), 0 none, -1 give up - out of memory,
+ * or more probes than 4n + 64 (keys crafted to share a hash), so the caller
+ * sorts instead and an object never costs more than n log n.
+ */
+static int keys_by_hash(const struct scan *s, const struct key *k, size_t n, size_t *dup)
+{
+    uint32_t stack[1024], *tab = stack;
+    size_t cap = 64, probes = 0, limit = 4 * n + 64;
+    int rc = 0;
+
+    while (cap < 2 * n)
+        cap <<= 1;
+    if (cap > sizeof stack / sizeof stack[0] && !(tab = calloc(cap, sizeof *tab)))
+        return -1;
+    if (tab == stack)
+        memset(stack, 0, cap * sizeof *tab);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t h = k[i].hash & (cap - 1);
+        for (; tab[h] != 0; h = (h + 1) & (cap - 1)) {
+            if (same_key(s, &k[tab[h] - 1], &k[i])) {
+                *dup = i;
+                rc = 1;
+                break;
+            }
+            if (++probes > limit) {
+                rc = -1;
+                break;
+            }
+        }
+        if (rc == 0)
+            tab[h] = (uint32_t)i + 1;
+    }
+    if (tab != stack)
+        free(tab);
+    return rc;
+}
+
 /* the top frame (an object) closes: check a big one whole, pop its keys; 0 or -1 */
 static int close_object(struct scan *s)
 {
     struct frame *f = &s->f[s->depth - 1];
     struct key *k = s->keys + f->keys;
-    size_t n = s->nkeys - f->keys;
+    size_t n = s->nkeys - f->keys, dup = 0;
 
     if (f->n > LINEAR_KEYS) {
         for (size_t i = 0; i < n; i++)
             if (k[i].p == NULL)
                 k[i].p = s->scratch + k[i].off; /* the scratch no longer moves */
-        qsort(k, n, sizeof *k, key_order);
-        for (size_t i = 1; i < n; i++)
-            if (same_key(s, &k[i - 1], &k[i]))
-                return duplicate(s, &k[i]);
+        int rc = n < UINT32_MAX ? keys_by_hash(s, k, n, &dup) : -1;
+        if (rc == 1)
+            return duplicate(s, &k[dup]);
+        if (rc < 0) {
+            qsort(k, n, sizeof *k, key_order);
+            for (size_t i = 1; i < n; i++)
+                if (same_key(s, &k[i - 1], &k[i]))
+                    return duplicate(s, &k[i]);
+        }
     }
     s->nkeys = f->keys;
     return 0;

@@ -440,7 +440,18 @@ struct rte_member_snapshot {
     uint32_t *ev_off;   /* member i's events: ev[ev_off[i] .. ev_off[i + 1]) */
     rte_member_event *ev;
     size_t nev, ev_cap;
+    _Atomic(rte_member_postings *) post[NATTR]; /* enum columns' posting lists, built on demand */
 };
+
+static void postings_free(rte_member_postings *p)
+{
+    if (!p)
+        return;
+    free((void *)p->count);
+    free((void *)p->off);
+    free((void *)p->idx);
+    free(p);
+}
 
 static void snapshot_free(rte_member_snapshot *s)
 {
@@ -457,6 +468,8 @@ static void snapshot_free(rte_member_snapshot *s)
     free(s->ev);
     free(s->id_order);
     free(s->id_rank);
+    for (size_t i = 0; i < NATTR; i++)
+        postings_free(atomic_load(&s->post[i]));
     arena_free(&s->strings);
     free(s);
 }
@@ -2067,6 +2080,70 @@ const rte_member_column *rte_member_snapshot_column(const rte_member_snapshot *s
     pthread_once(&attr_once, attr_init);
     int idx = attr_of(name);
     return idx < 0 ? NULL : &s->cols[idx].pub;
+}
+
+/* the posting lists of enum column c of s (codes holding at most 1/16 of the members) */
+static rte_member_postings *postings_build(const rte_member_snapshot *s, const column *c)
+{
+    size_t nv = s->names.used + 1, n = s->count, rare_max = n / 16;
+    const uint16_t *code = c->data;
+    rte_member_postings *p = calloc(1, sizeof(*p));
+    uint32_t *count = calloc(nv, sizeof(*count)), *off = calloc(nv + 1, sizeof(*off));
+    uint32_t *idx = NULL;
+    if (!p || !count || !off)
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        if (code[i] < nv)
+            count[code[i]]++;
+    for (size_t v = 0; v < nv; v++) /* only rare codes get a list */
+        off[v + 1] = off[v] + (v > 0 && count[v] <= rare_max ? count[v] : 0);
+    idx = malloc((off[nv] ? off[nv] : 1) * sizeof(*idx));
+    if (!idx)
+        goto fail;
+    uint32_t *fill = calloc(nv, sizeof(*fill));
+    if (!fill)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t v = code[i];
+        if (v > 0 && v < nv && count[v] <= rare_max)
+            idx[off[v] + fill[v]++] = (uint32_t)i;
+    }
+    free(fill);
+    p->count = count;
+    p->off = off;
+    p->idx = idx;
+    p->nvalues = nv;
+    p->rare_max = rare_max;
+    return p;
+fail:
+    free(p);
+    free(count);
+    free(off);
+    free(idx);
+    return NULL;
+}
+
+/* rte_member_snapshot_postings - any thread, lock-free; builds once per column */
+const rte_member_postings *rte_member_snapshot_postings(const rte_member_snapshot *s,
+                                                        const char *name)
+{
+    pthread_once(&attr_once, attr_init);
+    int a = attr_of(name);
+    if (a < 0 || attr_schema[a].type != RTE_ATTR_ENUM)
+        return NULL;
+    rte_member_snapshot *m = (rte_member_snapshot *)s; /* the cache is the only mutable part */
+    rte_member_postings *p = atomic_load_explicit(&m->post[a], memory_order_acquire), *none = NULL;
+    if (p)
+        return p;
+    p = postings_build(s, &s->cols[a]);
+    if (!p)
+        return NULL;
+    if (!atomic_compare_exchange_strong_explicit(&m->post[a], &none, p, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        postings_free(p); /* another thread built it first */
+        return none;
+    }
+    return p;
 }
 
 /* rte_member_attr_type - any thread, lock-free */

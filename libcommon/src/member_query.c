@@ -387,17 +387,23 @@ static void next(lexer *lx)
         lx->num = strtod(p, &end);
         lx->tok = errno || !isfinite(lx->num) ? T_BAD : T_NUM;
         p = end;
-        if (lx->tok == T_NUM && strchr("wdhms", *p) && *p && !isalnum((unsigned char)p[1])) {
+        int ms = lx->tok == T_NUM && p[0] == 'm' && p[1] == 's' && !isalnum((unsigned char)p[2]);
+        if (lx->tok == T_NUM && *p && strchr("wdhms", *p) &&
+            (ms || !isalnum((unsigned char)p[1]))) {
             static const struct {
                 char u;
                 int64_t ms;
             } units[] = {
                 {'w', 7 * DAY_MS}, {'d', DAY_MS}, {'h', 3600000}, {'m', 60000}, {'s', 1000}};
-            lx->tok = fabs(lx->num) < 1e6 ? T_DUR : T_BAD; /* 1e6 weeks: 19,000 years */
-            for (size_t i = 0; i < 5 && lx->tok == T_DUR; i++)
+            double unit = 1;
+            for (size_t i = 0; i < 5 && !ms; i++)
                 if (units[i].u == *p)
-                    lx->dur_ms = (int64_t)(lx->num * (double)units[i].ms);
-            p++;
+                    unit = (double)units[i].ms;
+            /* at most 1e15 ms (about 31,700 years) either way */
+            lx->tok = fabs(lx->num * unit) <= 1e15 ? T_DUR : T_BAD;
+            if (lx->tok == T_DUR)
+                lx->dur_ms = (int64_t)(lx->num * unit);
+            p += ms ? 2 : 1;
         }
     } else if (*p == '\'') {
         p++;
@@ -1825,6 +1831,9 @@ typedef struct bnode {
     uint32_t mask;
     int impossible; /* a value of an all-set that no member has */
     int flag_bit;
+    /* K_ENUM IN of rare codes only: their posting lists and how many members they hold */
+    const rte_member_postings *post;
+    size_t post_hits;
     /* K_EVENTS: has types as codes; features as a table */
     uint16_t has_code[24];
     uint8_t *feat_table[24];
@@ -1929,7 +1938,19 @@ static int bind(binder *bd, const node *n, bnode *b)
     switch (n->kind) {
     case K_ENUM:
         b->table = code_table(bd, n, &b->ntable);
-        return b->table ? 0 : -1;
+        if (!b->table)
+            return -1;
+        if (!n->neg && !n->nullv) /* a plain IN: its members may come from posting lists */
+            b->post = rte_member_snapshot_postings(bd->s, n->attr);
+        for (size_t v = 1; b->post && v < b->ntable; v++) {
+            if (!b->table[v])
+                continue;
+            if (v >= b->post->nvalues || b->post->count[v] > b->post->rare_max)
+                b->post = NULL; /* a common value: the column scan is as cheap */
+            else
+                b->post_hits += b->post->count[v];
+        }
+        return 0;
     case K_SET:
         if (!n->nvals) {
             b->mask = UINT32_MAX;
@@ -2148,6 +2169,26 @@ static int cmp_rank(const void *a, const void *b)
     return (x->rank > y->rank) - (x->rank < y->rank);
 }
 
+/* out = in AND b for an IN of rare codes, from their posting lists (out may be in) */
+static int eval_postings(const evalctx *x, const bnode *b, const uint64_t *in, uint64_t *out)
+{
+    const rte_member_postings *p = b->post;
+    uint64_t *hit = calloc(x->words ? x->words : 1, sizeof(*hit));
+    if (!hit)
+        return -1;
+    for (size_t v = 1; v < b->ntable && v < p->nvalues; v++) {
+        if (!b->table[v])
+            continue;
+        for (uint32_t j = p->off[v]; j < p->off[v + 1]; j++) {
+            uint32_t i = p->idx[j];
+            hit[i >> 6] |= in[i >> 6] & (1ULL << (i & 63));
+        }
+    }
+    memcpy(out, hit, x->words * sizeof(*out));
+    free(hit);
+    return 0;
+}
+
 /* out = in AND b, word by word (only words where in is non-zero are computed) */
 static int eval(const evalctx *x, bnode *b, const uint64_t *in, uint64_t *out)
 {
@@ -2183,6 +2224,13 @@ static int eval(const evalctx *x, bnode *b, const uint64_t *in, uint64_t *out)
         free(tmp);
         free(rest);
         return rc;
+    }
+    if (b->post) { /* fewer members in the lists than candidates: walk the lists */
+        size_t cand = 0;
+        for (size_t w = 0; w < words; w++)
+            cand += (size_t)__builtin_popcountll(in[w]);
+        if (b->post_hits * 4 < cand)
+            return eval_postings(x, b, in, out);
     }
     for (size_t w = 0; w < words; w++) {
         uint64_t m = in[w];
@@ -2339,21 +2387,21 @@ static uint64_t full_word(const evalctx *x, size_t w)
     return w + 1 < x->words || x->count % 64 == 0 ? UINT64_MAX : (1ULL << (x->count % 64)) - 1;
 }
 
-/* rte_member_query_resolve - any thread; q read-only; lock-free */
-int rte_member_query_resolve(const rte_member_query *q, const rte_member_snapshot *s,
-                             rte_member_query_fn fn, void *arg, rte_member_query_result *res,
-                             char *err, size_t errlen)
+/* q's matches over s into a new bitmap *match (x set up here); their number, or -1 + err */
+static int64_t match_bitmap(const rte_member_query *q, const rte_member_snapshot *s, evalctx *x,
+                            uint64_t **match, char *err, size_t errlen)
 {
-    evalctx x = {s, rte_member_snapshot_count(s), 0, 0};
     binder bd = {s, 0, err, errlen};
     bnode root;
-    uint64_t *all = NULL, *match = NULL;
-    sortkey *keys = NULL;
-    int rc = -1;
+    uint64_t *all = NULL, *m = NULL;
+    int64_t total = -1;
 
-    memset(res, 0, sizeof(*res));
     memset(&root, 0, sizeof(root));
-    x.words = (x.count + 63) / 64;
+    x->s = s;
+    x->count = rte_member_snapshot_count(s);
+    x->words = (x->count + 63) / 64;
+    x->now = q->now;
+    *match = NULL;
     err[0] = '\0';
     bd.nvalues = rte_member_snapshot_value_count(s) + 1; /* codes 1 .. count */
     if (bind(&bd, q->root, &root) < 0) {
@@ -2361,24 +2409,65 @@ int rte_member_query_resolve(const rte_member_query *q, const rte_member_snapsho
             snprintf(err, errlen, "member_query: out of memory");
         goto out;
     }
-    all = malloc((x.words ? x.words : 1) * sizeof(*all));
-    match = malloc((x.words ? x.words : 1) * sizeof(*match));
-    if (!all || !match)
+    all = malloc((x->words ? x->words : 1) * sizeof(*all));
+    m = malloc((x->words ? x->words : 1) * sizeof(*m));
+    if (!all || !m)
         goto oom;
-    x.now = q->now;
-    size_t step = x.words > SAMPLE_WORDS ? x.words / SAMPLE_WORDS : 1, nsmp = 0;
-    for (size_t w = 0; w < x.words; w++) { /* the sample: every step-th word */
-        all[w] = w % step == 0 ? full_word(&x, w) : 0;
+    size_t step = x->words > SAMPLE_WORDS ? x->words / SAMPLE_WORDS : 1, nsmp = 0;
+    for (size_t w = 0; w < x->words; w++) { /* the sample: every step-th word */
+        all[w] = w % step == 0 ? full_word(x, w) : 0;
         nsmp += (size_t)__builtin_popcountll(all[w]);
     }
-    if (order(&x, &root, all, nsmp, match) < 0)
+    if (order(x, &root, all, nsmp, m) < 0)
         goto oom;
-    for (size_t w = 0; w < x.words; w++)
-        all[w] = full_word(&x, w);
-    if (eval(&x, &root, all, match) < 0)
+    for (size_t w = 0; w < x->words; w++)
+        all[w] = full_word(x, w);
+    if (eval(x, &root, all, m) < 0)
         goto oom;
-    for (size_t w = 0; w < x.words; w++)
-        res->total += (size_t)__builtin_popcountll(match[w]);
+    total = 0;
+    for (size_t w = 0; w < x->words; w++)
+        total += __builtin_popcountll(m[w]);
+    *match = m;
+    m = NULL;
+    goto out;
+oom:
+    snprintf(err, errlen, "member_query: out of memory");
+out:
+    unbind(&root);
+    free(all);
+    free(m);
+    return total;
+}
+
+/* rte_member_query_match - any thread; q read-only; lock-free */
+int rte_member_query_match(const rte_member_query *q, const rte_member_snapshot *s, uint64_t **bits,
+                           size_t *total, char *err, size_t errlen)
+{
+    evalctx x;
+    memset(&x, 0, sizeof(x));
+    int64_t n = match_bitmap(q, s, &x, bits, err, errlen);
+    if (n < 0)
+        return -1;
+    *total = (size_t)n;
+    return 0;
+}
+
+/* rte_member_query_resolve - any thread; q read-only; lock-free */
+int rte_member_query_resolve(const rte_member_query *q, const rte_member_snapshot *s,
+                             rte_member_query_fn fn, void *arg, rte_member_query_result *res,
+                             char *err, size_t errlen)
+{
+    evalctx x;
+    uint64_t *match = NULL;
+    sortkey *keys = NULL;
+    int rc = -1;
+
+    memset(res, 0, sizeof(*res));
+    memset(&x, 0, sizeof(x));
+    int64_t total = match_bitmap(q, s, &x, &match, err, errlen);
+    if (total < 0)
+        return -1;
+    res->total = (size_t)total;
 
     size_t limit = q->limit ? q->limit : SIZE_MAX;
     if (q->sort == SORT_ID && !q->desc) {
@@ -2484,8 +2573,6 @@ int rte_member_query_resolve(const rte_member_query *q, const rte_member_snapsho
 oom:
     snprintf(err, errlen, "member_query: out of memory");
 out:
-    unbind(&root);
-    free(all);
     free(match);
     free(keys);
     return rc;

@@ -482,6 +482,16 @@ int cron_run(const cron_run_opts *o, cron_run_state *st)
         rte_log_error("member-cron: out of memory ordering %zu members for jitter", n);
         return CRON_RUN_FAILED;
     }
+    /* the directory filters, resolved once per run by member_query (NULL: every member) */
+    uint64_t *sel = NULL;
+    size_t nsel = 0;
+    char qerr[512];
+    if (cron_schedule_match(s, o->snap, o->fire_ms, &sel, &nsel, qerr, sizeof qerr) < 0) {
+        rte_log_error("member-cron: schedule %s fire %" PRId64 ": filters: %s", s->name, o->fire_ms,
+                      qerr);
+        free(order);
+        return CRON_RUN_FAILED;
+    }
     atomic_store(&st->total, (int64_t)n);
     atomic_store(&st->position, pos);
     bucket_init(&b, s->rate);
@@ -512,8 +522,12 @@ int cron_run(const cron_run_opts *o, cron_run_state *st)
             }
         }
         cron_prediction pr;
-        cron_model_predict(o->model, m, o->fire_ms, &pr);
-        if (cron_schedule_selects(s, m, &pr, o->fire_ms)) {
+        int selected = !sel || ((sel[idx >> 6] >> (idx & 63)) & 1);
+        if (selected) { /* the directory filters hold: the model's part */
+            cron_model_predict(o->model, m, o->fire_ms, &pr);
+            selected = cron_schedule_wants(s, pr.probability);
+        }
+        if (selected) {
             bucket_take(&b);
             int likely = pr.probability >= s->threshold;
             int e = emit_member(o, m, &pr, likely);
@@ -574,5 +588,6 @@ int cron_run(const cron_run_opts *o, cron_run_state *st)
     rte_series_set(se.progress, n ? (double)pos / (double)n : 1.0);
     rte_histogram_observe(cron_m.duration, l1, secs);
     free(order);
+    free(sel);
     return rc;
 }

@@ -5,8 +5,11 @@
  * directory snapshot from the persisted cursor in a fixed order - member
  * index, or with jitter the order of each member's stable offset
  * (hash(schedule, member id) mod jitter window) so later members wait until
- * fire time + their offset - and for each member:
- *   predict (cron_model) -> apply the schedule's filters -> if selected,
+ * fire time + their offset. The schedule's directory filters are resolved
+ * once at the start of the run by libcommon's member_query into a bitmap
+ * (cron_schedule_match, NOW() = fire time); then for each member:
+ *   in the bitmap -> predict (cron_model) -> app_usage_probability filters
+ *   on the prediction (cron_schedule_wants) -> if selected,
  *   produce MemberCronEvent to member-cron-events (key member id) and, when
  *   the probability reaches the threshold, the app_usage_likely JSON event.
  * Emission passes a token bucket (schedule rate, real seconds).

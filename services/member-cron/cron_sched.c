@@ -5,10 +5,18 @@
  * never half-apply; the first problem found is reported with the schedule's
  * name (or its position when the name itself is the problem) and the line
  * of the offending node.
+ *
+ * Filters are not matched here: each directory filter becomes a term of a
+ * member_query expression (has_rte_enabled: true -> "has_rte_enabled =
+ * TRUE", eligibility_check_age: "> 7d" -> "(last_eligibility_check_at IS
+ * NULL OR last_eligibility_check_at < NOW() - 604800000ms)", ...), ANDed
+ * with the schedule's `query`, and libcommon's member_query resolves it.
+ * Only app_usage_probability, the model's prediction, is tested here.
  */
 #include "cron_sched.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +25,7 @@
 #include <strings.h>
 
 #include "cron_yaml.h"
+#include "rte/input.h"
 
 #define DEFAULT_RATE 1000.0
 #define DEFAULT_THRESHOLD 0.7
@@ -29,6 +38,8 @@ typedef struct ctx {
     int index;
     char *err;
     size_t errlen;
+    char *expr; /* the schedule's translated filters so far */
+    size_t len, cap;
 } ctx;
 
 __attribute__((format(printf, 3, 4))) static int bad(ctx *c, yaml_node_t *n, const char *fmt, ...)
@@ -45,6 +56,36 @@ __attribute__((format(printf, 3, 4))) static int bad(ctx *c, yaml_node_t *n, con
         snprintf(c->err, c->errlen, "%s: schedule #%d (line %d): %s", c->path, c->index + 1,
                  cron_yaml_line(n), why);
     return -1;
+}
+
+/* append to the expression being built; -1 out of memory */
+__attribute__((format(printf, 2, 3))) static int emit(ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if (c->len + (size_t)n + 1 > c->cap) {
+        size_t cap = (c->len + (size_t)n + 1) * 2;
+        char *p = realloc(c->expr, cap);
+        if (!p)
+            return -1;
+        c->expr = p;
+        c->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(c->expr + c->len, c->cap - c->len, fmt, ap);
+    va_end(ap);
+    c->len += (size_t)n;
+    return 0;
+}
+
+/* start one more ANDed term */
+static int term(ctx *c)
+{
+    return c->len ? emit(c, " AND ") : 0;
 }
 
 /* cron_parse_duration - any thread */
@@ -131,15 +172,18 @@ static int parse_cmp(const char *s, int *cmp, const char **rest)
     return *s ? 0 : -1;
 }
 
-static int parse_strings(ctx *c, yaml_node_t *v, const char *key, cron_filter *f)
+#define IN_MAX 256 /* values of one IN (member_query's limit); longer lists OR several */
+
+/* key: one value or a list of them -> "(attr IN ('a', 'b') OR attr IN (...))" */
+static int parse_strings(ctx *c, yaml_node_t *v, const char *key, const char *attr, int status)
 {
+    static const char *const names[] = {"ACTIVE", "INACTIVE", "SUSPENDED", "PENDING"};
     size_t n = v->type == YAML_SEQUENCE_NODE
                    ? (size_t)(v->data.sequence.items.top - v->data.sequence.items.start)
                    : 1;
     if (v->type == YAML_MAPPING_NODE || n == 0)
         return bad(c, v, "filter %s: expected a value or a list of values", key);
-    f->strings = calloc(n, sizeof *f->strings);
-    if (!f->strings)
+    if (term(c) < 0 || emit(c, "(") < 0)
         return bad(c, v, "out of memory");
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *it = v->type == YAML_SEQUENCE_NODE
@@ -148,80 +192,84 @@ static int parse_strings(ctx *c, yaml_node_t *v, const char *key, cron_filter *f
         const char *s = cron_yaml_str(it);
         if (!s || !*s)
             return bad(c, it, "filter %s: expected a non-empty string", key);
-        f->strings[f->nstrings] = strdup(s);
-        if (!f->strings[f->nstrings])
+        if (status) {
+            int found = -1;
+            for (int k = 0; k < 4; k++)
+                if (strcasecmp(s, names[k]) == 0)
+                    found = k;
+            if (found < 0)
+                return bad(c, it,
+                           "filter account_status: '%s' is not ACTIVE, INACTIVE, SUSPENDED or "
+                           "PENDING",
+                           s);
+            s = names[found];
+        } else if (strchr(s, '\'') || strlen(s) > RTE_INPUT_ID_MAX) {
+            /* no member id, sponsor or population can hold either */
+            return bad(c, it, "filter %s: '%.80s' is not an id (at most %d bytes, no quote)", key,
+                       s, RTE_INPUT_ID_MAX);
+        }
+        int rc = i % IN_MAX == 0 ? emit(c, "%s%s IN ('%s'", i ? ") OR " : "", attr, s)
+                                 : emit(c, ", '%s'", s);
+        if (rc < 0)
             return bad(c, it, "out of memory");
-        f->nstrings++;
     }
+    if (emit(c, "))") < 0)
+        return bad(c, v, "out of memory");
     return 0;
 }
 
-static int parse_status(ctx *c, cron_filter *f)
-{
-    static const char *const names[] = {"ACTIVE", "INACTIVE", "SUSPENDED", "PENDING"};
-    for (int i = 0; i < f->nstrings; i++) {
-        int found = -1;
-        for (int k = 0; k < 4; k++)
-            if (strcasecmp(f->strings[i], names[k]) == 0)
-                found = k;
-        if (found < 0)
-            return -1 - i;
-        f->bits |= 1u << found;
-    }
-    (void)c;
-    return 0;
-}
-
-static int parse_filter(ctx *c, const char *key, yaml_node_t *v, cron_filter *f)
+static int parse_filter(ctx *c, const char *key, yaml_node_t *v, cron_schedule *sc)
 {
     const char *s = cron_yaml_str(v);
     if (strcmp(key, "has_rte_enabled") == 0 || strcmp(key, "is_mock") == 0) {
-        f->kind = key[0] == 'h' ? CRON_F_RTE : CRON_F_MOCK;
-        if (parse_bool(s, &f->flag) < 0)
+        int flag;
+        if (parse_bool(s, &flag) < 0)
             return bad(c, v, "filter %s: expected true or false, got '%s'", key, s ? s : "?");
+        if (term(c) < 0 || emit(c, "%s = %s", key, flag ? "TRUE" : "FALSE") < 0)
+            return bad(c, v, "out of memory");
         return 0;
     }
     if (strcmp(key, "app_usage_probability") == 0) {
         const char *rest;
         char *end;
-        f->kind = CRON_F_PROBABILITY;
-        if (!s || parse_cmp(s, &f->cmp, &rest) < 0)
+        cron_prob_test *t = &sc->prob[sc->nprob];
+        if (!s || parse_cmp(s, &t->cmp, &rest) < 0)
             return bad(c, v, "filter %s: expected a comparison such as \"> 0.5\"", key);
-        f->value = strtod(rest, &end);
-        if (end == rest || *end || f->value < 0 || f->value > 1)
+        t->value = strtod(rest, &end);
+        if (end == rest || *end || !(t->value >= 0 && t->value <= 1))
             return bad(c, v, "filter %s: '%s': expected a comparison with a number in [0, 1]", key,
                        s);
+        sc->nprob++;
         return 0;
     }
     if (strcmp(key, "eligibility_check_age") == 0) {
+        static const char *const op[] = {"<", "<=", ">", ">="}; /* age op d <=> check op' now - d */
         const char *rest;
-        f->kind = CRON_F_CHECK_AGE;
-        if (!s || parse_cmp(s, &f->cmp, &rest) < 0 ||
-            (f->value = (double)cron_parse_duration(rest)) < 0)
+        int cmp;
+        int64_t ms;
+        if (!s || parse_cmp(s, &cmp, &rest) < 0 || (ms = cron_parse_duration(rest)) < 0)
             return bad(c, v, "filter %s: '%s': expected a comparison with a duration (\"> 7d\")",
                        key, s ? s : "?");
+        /* never checked is older than any age: it passes > and >=, fails < and <= */
+        int rc = term(c);
+        if (rc == 0 && (cmp == CRON_GT || cmp == CRON_GE))
+            rc = emit(c,
+                      "(last_eligibility_check_at IS NULL OR last_eligibility_check_at %s NOW() - "
+                      "%" PRId64 "ms)",
+                      op[cmp], ms);
+        else if (rc == 0)
+            rc = emit(c, "last_eligibility_check_at %s NOW() - %" PRId64 "ms", op[cmp], ms);
+        if (rc < 0)
+            return bad(c, v, "out of memory");
         return 0;
     }
     if (strcmp(key, "sponsor_id") == 0 || strcmp(key, "population_id") == 0 ||
-        strcmp(key, "account_status") == 0) {
-        f->kind = key[0] == 's'   ? CRON_F_SPONSOR
-                  : key[0] == 'p' ? CRON_F_POPULATION
-                                  : CRON_F_STATUS;
-        if (parse_strings(c, v, key, f) < 0)
-            return -1;
-        if (f->kind == CRON_F_STATUS) {
-            int r = parse_status(c, f);
-            if (r < 0)
-                return bad(c, v,
-                           "filter account_status: '%s' is not ACTIVE, INACTIVE, SUSPENDED or "
-                           "PENDING",
-                           f->strings[-1 - r]);
-        }
-        return 0;
-    }
+        strcmp(key, "account_status") == 0)
+        return parse_strings(c, v, key, key, key[0] == 'a');
     return bad(c, v,
                "unknown filter '%s' (known: has_rte_enabled, is_mock, app_usage_probability, "
-               "sponsor_id, population_id, account_status, eligibility_check_age)",
+               "sponsor_id, population_id, account_status, eligibility_check_age; any other "
+               "attribute: the schedule's 'query')",
                key);
 }
 
@@ -251,8 +299,8 @@ static int parse_filters(ctx *c, yaml_node_t *fl, cron_schedule *s)
         total += (size_t)(maps[i]->data.mapping.pairs.top - maps[i]->data.mapping.pairs.start);
     if (total == 0)
         return 0;
-    s->filters = calloc(total, sizeof *s->filters);
-    if (!s->filters)
+    s->prob = calloc(total, sizeof *s->prob);
+    if (!s->prob)
         return bad(c, fl, "out of memory");
     for (size_t i = 0; i < nmaps; i++) {
         for (yaml_node_pair_t *p = maps[i]->data.mapping.pairs.start;
@@ -262,7 +310,8 @@ static int parse_filters(ctx *c, yaml_node_t *fl, cron_schedule *s)
             const char *key = cron_yaml_str(k);
             if (!key)
                 return bad(c, k, "filters: keys must be strings");
-            if (parse_filter(c, key, v, &s->filters[s->nfilters++]) < 0)
+            s->nfilters++;
+            if (parse_filter(c, key, v, s) < 0)
                 return -1;
         }
     }
@@ -273,7 +322,7 @@ static int check_keys(ctx *c, yaml_node_t *m)
 {
     static const char *const known[] = {"name",      "cron",    "enabled",  "timezone",
                                         "jitter",    "rate",    "catch_up", "starting_deadline",
-                                        "threshold", "filters", NULL};
+                                        "threshold", "filters", "query",    NULL};
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(&c->y->doc, p->key);
         const char *key = cron_yaml_str(k);
@@ -283,7 +332,7 @@ static int check_keys(ctx *c, yaml_node_t *m)
         if (!ok)
             return bad(c, k,
                        "unknown key '%s' (known: name, cron, enabled, timezone, jitter, rate, "
-                       "catch_up, starting_deadline, threshold, filters)",
+                       "catch_up, starting_deadline, threshold, filters, query)",
                        key ? key : "?");
     }
     return 0;
@@ -307,6 +356,38 @@ static int parse_dur(ctx *c, yaml_node_t *n, const char *key, int64_t max_ms, in
     if (*out < 0 || *out > max_ms)
         return bad(c, n, "%s: '%s': expected a duration (250ms, 5s, 2m, 1h, 1d) up to %lld ms", key,
                    s ? s : "?", (long long)max_ms);
+    return 0;
+}
+
+/* the schedule's `query` ANDed to its filters; the whole compiled once to check it */
+static int parse_query(ctx *c, yaml_node_t *m, cron_schedule *s)
+{
+    char why[512];
+    int rc;
+    yaml_node_t *n = cron_yaml_get(c->y, m, "query");
+    if (n) {
+        const char *q = cron_yaml_str(n);
+        if (!q || !*q)
+            return bad(c, n, "query: expected a member query expression (docs/member-query.md)");
+        /* alone first, so an error's position is the one in the file's string */
+        rte_member_query *p = rte_member_query_parse(q, 0, &rc, why, sizeof why);
+        if (!p)
+            return bad(c, n, "query: %s", rc == RTE_MEMBER_QUERY_INVALID ? why : "out of memory");
+        rte_member_query_free(p);
+        if (term(c) < 0 || emit(c, "(%s)", q) < 0)
+            return bad(c, n, "out of memory");
+    }
+    if (!c->len)
+        return 0;
+    rte_member_query *p = rte_member_query_parse(c->expr, 0, &rc, why, sizeof why);
+    yaml_node_t *fl = cron_yaml_get(c->y, m, "filters");
+    if (!p)
+        return bad(c, fl ? fl : n, "filters%s: %s", n ? " and query" : "",
+                   rc == RTE_MEMBER_QUERY_INVALID ? why : "out of memory");
+    rte_member_query_free(p);
+    s->where = c->expr;
+    c->expr = NULL;
+    c->len = c->cap = 0;
     return 0;
 }
 
@@ -371,7 +452,7 @@ static int parse_schedule(ctx *c, yaml_node_t *m, const char *zdir, cron_schedul
     }
     if ((n = cron_yaml_get(c->y, m, "filters")) && parse_filters(c, n, s) < 0)
         return -1;
-    return 0;
+    return parse_query(c, m, s);
 }
 
 /* cron_schedules_load - any thread; reads the file and zone files */
@@ -383,7 +464,7 @@ cron_schedules *cron_schedules_load(const char *path, const char *zdir, char *er
 
     if (cron_yaml_load(&y, path, err, errlen) < 0)
         return NULL;
-    ctx c = {&y, path, NULL, 0, err, errlen};
+    ctx c = {&y, path, NULL, 0, err, errlen, NULL, 0, 0};
     yaml_node_t *root = cron_yaml_root(&y);
     yaml_node_t *list = cron_yaml_get(&y, root, "schedules");
     out = calloc(1, sizeof *out);
@@ -406,6 +487,7 @@ cron_schedules *cron_schedules_load(const char *path, const char *zdir, char *er
         yaml_node_t *m = yaml_document_get_node(&y.doc, list->data.sequence.items.start[i]);
         c.sched = NULL;
         c.index = (int)i;
+        c.len = 0;
         out->n++;
         if (parse_schedule(&c, m, zdir, &out->v[i]) < 0)
             goto done;
@@ -417,6 +499,7 @@ cron_schedules *cron_schedules_load(const char *path, const char *zdir, char *er
     }
     ok = 1;
 done:
+    free(c.expr);
     cron_yaml_free(&y);
     if (!ok) {
         cron_schedules_free(out);
@@ -433,12 +516,8 @@ void cron_schedules_free(cron_schedules *s)
     for (int i = 0; i < s->n; i++) {
         cron_schedule *x = &s->v[i];
         rte_tz_free(x->tz);
-        for (int f = 0; f < x->nfilters; f++) {
-            for (int k = 0; k < x->filters[f].nstrings; k++)
-                free(x->filters[f].strings[k]);
-            free(x->filters[f].strings);
-        }
-        free(x->filters);
+        free(x->where);
+        free(x->prob);
     }
     free(s->v);
     free(s);
@@ -467,53 +546,39 @@ static int cmp_ok(int cmp, double a, double b)
     }
 }
 
-static int in_set(const cron_filter *f, const char *v)
+/* cron_schedule_query - any thread */
+rte_member_query *cron_schedule_query(const cron_schedule *s, int64_t now_ms, int *rc, char *err,
+                                      size_t errlen)
 {
-    for (int i = 0; i < f->nstrings; i++)
-        if (strcmp(f->strings[i], v) == 0)
-            return 1;
-    return 0;
+    *rc = 0;
+    if (!s->where)
+        return NULL;
+    rte_member_query *q = rte_member_query_parse(s->where, now_ms, rc, err, errlen);
+    if (!q && *rc == 0)
+        *rc = -1;
+    return q;
 }
 
-/* cron_schedule_selects - any thread; no allocation */
-int cron_schedule_selects(const cron_schedule *s, const rte_member *m, const cron_prediction *p,
-                          int64_t now_ms)
+/* cron_schedule_match - any thread; allocates the bitmap */
+int cron_schedule_match(const cron_schedule *s, const rte_member_snapshot *snap, int64_t now_ms,
+                        uint64_t **bits, size_t *total, char *err, size_t errlen)
 {
-    for (int i = 0; i < s->nfilters; i++) {
-        const cron_filter *f = &s->filters[i];
-        switch (f->kind) {
-        case CRON_F_RTE:
-            if (!m->has_rte_enabled != !f->flag)
-                return 0;
-            break;
-        case CRON_F_MOCK:
-            if (!m->is_mock != !f->flag)
-                return 0;
-            break;
-        case CRON_F_PROBABILITY:
-            if (!cmp_ok(f->cmp, p->probability, f->value))
-                return 0;
-            break;
-        case CRON_F_SPONSOR:
-            if (!in_set(f, m->sponsor_id))
-                return 0;
-            break;
-        case CRON_F_POPULATION:
-            if (!in_set(f, m->population_id))
-                return 0;
-            break;
-        case CRON_F_STATUS:
-            if (m->account_status >= RTE_MEMBER_STATUS_UNKNOWN ||
-                !((f->bits >> m->account_status) & 1))
-                return 0;
-            break;
-        case CRON_F_CHECK_AGE: {
-            double age = m->last_check_ms < 0 ? INFINITY : (double)(now_ms - m->last_check_ms);
-            if (!cmp_ok(f->cmp, age, f->value))
-                return 0;
-            break;
-        }
-        }
-    }
+    int rc;
+    *bits = NULL;
+    *total = rte_member_snapshot_count(snap);
+    rte_member_query *q = cron_schedule_query(s, now_ms, &rc, err, errlen);
+    if (!q)
+        return rc < 0 ? -1 : 0;
+    rc = rte_member_query_match(q, snap, bits, total, err, errlen);
+    rte_member_query_free(q);
+    return rc < 0 ? -1 : 0;
+}
+
+/* cron_schedule_wants - any thread; no allocation */
+int cron_schedule_wants(const cron_schedule *s, double probability)
+{
+    for (int i = 0; i < s->nprob; i++)
+        if (!cmp_ok(s->prob[i].cmp, probability, s->prob[i].value))
+            return 0;
     return 1;
 }

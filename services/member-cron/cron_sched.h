@@ -22,6 +22,16 @@
  *         - account_status: [ACTIVE, PENDING]
  *         - eligibility_check_age: "> 7d"   # never checked counts as older than any age
  *         - is_mock: false
+ *       query: "state IN ('CA', 'NY') AND AGE >= 65"   # any MemberQuery expression
+ *
+ * One filter engine: at load the directory filters (every key above but
+ * app_usage_probability) and `query` are translated into one expression of
+ * libcommon's member_query language (cron_schedule.where), compiled once
+ * to check it; each fire compiles it again with the fire time as NOW()
+ * (eligibility_check_age is relative) and resolves it over the snapshot
+ * into a bitmap (cron_schedule_match). app_usage_probability is the
+ * model's prediction at fire time (cron_model), not a directory
+ * attribute, so it stays a test on the prediction (cron_schedule_wants).
  *
  * Errors: a file that does not load is refused as a whole with the
  * schedule's name, its line and the reason ("schedules.yaml: schedule
@@ -42,30 +52,17 @@
 #include "cron_model.h"
 #include "rte/tz.h"
 #include "rte/member_dir.h"
+#include "rte/member_query.h"
 
 enum cron_catch_up { CRON_CATCH_UP_SKIP, CRON_CATCH_UP_LATEST, CRON_CATCH_UP_ALL };
 
-enum cron_filter_kind {
-    CRON_F_RTE,
-    CRON_F_MOCK,
-    CRON_F_PROBABILITY,
-    CRON_F_SPONSOR,
-    CRON_F_POPULATION,
-    CRON_F_STATUS,
-    CRON_F_CHECK_AGE
-};
-
 enum cron_cmp { CRON_GT, CRON_GE, CRON_LT, CRON_LE };
 
-typedef struct cron_filter {
-    int kind;
-    int cmp;        /* probability, check age */
-    double value;   /* probability, or age in ms */
-    int flag;       /* booleans */
-    unsigned bits;  /* account statuses, 1 << enum rte_member_status */
-    char **strings; /* sponsor / population ids */
-    int nstrings;
-} cron_filter;
+/* one app_usage_probability filter: the prediction compared with value */
+typedef struct cron_prob_test {
+    int cmp; /* enum cron_cmp */
+    double value;
+} cron_prob_test;
 
 typedef struct cron_schedule {
     char name[64];
@@ -78,8 +75,10 @@ typedef struct cron_schedule {
     int catch_up;
     int64_t deadline_ms; /* 0 = unlimited */
     double threshold;
-    cron_filter *filters;
-    int nfilters;
+    int nfilters;         /* filters as written (each key of `filters`) */
+    char *where;          /* directory filters and query as one expression; NULL = every member */
+    cron_prob_test *prob; /* app_usage_probability filters (all must hold) */
+    int nprob;
     int line;
 } cron_schedule;
 
@@ -101,9 +100,25 @@ void cron_schedules_free(cron_schedules *s);
 /* cron_schedules_find - schedule by name, or NULL; borrowed */
 const cron_schedule *cron_schedules_find(const cron_schedules *s, const char *name);
 
-/* cron_schedule_selects - 1 if every filter of s holds for m with prediction p at now_ms */
-int cron_schedule_selects(const cron_schedule *s, const rte_member *m, const cron_prediction *p,
-                          int64_t now_ms);
+/*
+ * cron_schedule_query - compile s's directory filters (s->where) with now_ms
+ * as NOW(); NULL with *rc 0 when s has none (every member), NULL with *rc
+ * < 0 and err otherwise on failure. Any thread.
+ */
+rte_member_query *cron_schedule_query(const cron_schedule *s, int64_t now_ms, int *rc, char *err,
+                                      size_t errlen);
+
+/*
+ * cron_schedule_match - the members of snap that s's directory filters
+ * select at now_ms: *bits a new bitmap by member index (free() it), or NULL
+ * when s selects every member; *total their number. 0, or -1 + err. Any
+ * thread; snap is only read.
+ */
+int cron_schedule_match(const cron_schedule *s, const rte_member_snapshot *snap, int64_t now_ms,
+                        uint64_t **bits, size_t *total, char *err, size_t errlen);
+
+/* cron_schedule_wants - 1 if probability passes every app_usage_probability filter of s */
+int cron_schedule_wants(const cron_schedule *s, double probability);
 
 /* cron_parse_duration - "250ms", "5s", "2m", "1h", "1d" or bare ms; -1 if malformed */
 int64_t cron_parse_duration(const char *s);

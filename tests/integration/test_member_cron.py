@@ -47,6 +47,12 @@ schedules:
   - name: ct-disabled
     cron: "* * * * *"
     enabled: false
+  - name: ct-query
+    cron: "@yearly"
+    rate: 0
+    filters:
+      - has_rte_enabled: true
+    query: "state IN ('CA', 'TX', 'FL') AND AGE >= 40 AND has_completed_onboarding = TRUE"
 """
 
 
@@ -144,6 +150,32 @@ def test_filters_select_exactly(content_svc, kafka_broker, population):
     assert all(e.context.sponsor_id in sponsors for e in pb)
 
 
+def test_query_key_selects_from_any_family(content_svc, kafka_broker, population):
+    """A schedule's `query` (the member_query language) with its filters: state,
+    AGE at the fire time and an engagement flag, none of which member-cron's
+    own filter keys can say."""
+    import datetime
+    _, members, _ = population
+    fire_ms = run_now(content_svc, "ct-query")["fire_ms"]
+    wait_fire_done(content_svc, "ct-query", fire_ms)
+    pb, _, _ = events(kafka_broker, "ct-query")
+    day = datetime.datetime.fromtimestamp(fire_ms / 1000, datetime.timezone.utc).date()
+
+    def age(dob):
+        b = datetime.date.fromisoformat(dob)
+        return day.year - b.year - ((day.month, day.day) < (b.month, b.day))
+
+    want = {m["member_id"] for m in members
+            if m["has_rte_enabled"] and m["state"] in ("CA", "TX", "FL")
+            and age(m["date_of_birth"]) >= 40 and m.get("has_completed_onboarding") is True}
+    got = [e.member_id for e in pb]
+    assert want and len(got) == len(set(got))
+    assert set(got) == want
+    s = metrics(content_svc)
+    assert metric(s, "member_cron_members_filtered_total",
+                  schedule="ct-query") == len(members) - len(want)
+
+
 def test_jitter_stable_offsets(content_svc, kafka_broker, population):
     _, members, _ = population
     fire_ms = run_now(content_svc, "ct-jitter")["fire_ms"]
@@ -182,7 +214,7 @@ def jitter_offset(schedule, member_id, window):
 
 def test_admin_schedules_and_metrics(content_svc):
     st = schedules_state(content_svc)
-    assert set(st) == {"ct-all", "ct-narrow", "ct-jitter", "ct-disabled"}
+    assert set(st) == {"ct-all", "ct-narrow", "ct-jitter", "ct-disabled", "ct-query"}
     n = st["ct-narrow"]
     assert n["timezone"] == "America/New_York" and n["rate"] == 0 and n["filters"] == 6
     # the clock started Monday 2026-01-05 00:00Z = Sunday 19:00 EST: next 09:00 EST is 14:00Z
@@ -211,7 +243,7 @@ def test_admin_schedules_and_metrics(content_svc):
     assert metric(s, "member_cron_run_duration_seconds_count", schedule="ct-all") >= 1
     assert metric(s, "member_cron_prediction_probability_count", schedule="ct-all") > 0
     assert metric(s, "member_cron_fire_progress", schedule="ct-jitter") == 1.0
-    assert metric(s, "member_cron_schedules") == 4
+    assert metric(s, "member_cron_schedules") == 5
 
 
 def test_model_auc_against_hidden_truth(workdir, redis_server, kafka_broker):

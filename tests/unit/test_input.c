@@ -413,6 +413,44 @@ static void test_json_duplicates(void **state)
     free(big);
 }
 
+/*
+ * keys that share their hash (the same first and last 8 bytes and length)
+ * must not make the big-object check quadratic: the hash table gives up
+ * and the sort decides, still finding a repeat
+ */
+static void test_json_colliding_keys(void **state)
+{
+    const int keys = 50000;
+    char *doc = malloc((size_t)keys * 32 + 64), err[200] = "";
+    struct timespec t0, t1;
+
+    (void)state;
+    assert_non_null(doc);
+    for (int dup = 0; dup < 2; dup++) {
+        size_t n = 0;
+        doc[n++] = '{';
+        for (int i = 0; i < keys; i++)
+            n += (size_t)snprintf(doc + n, 32, "%s\"aaaaaaaa%05dbbbbbbbb\":1", i ? "," : "", i);
+        if (dup)
+            n += (size_t)snprintf(doc + n, 32, ",\"aaaaaaaa%05dbbbbbbbb\":2", 4242);
+        doc[n++] = '}';
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int rc = rte_input_json(doc, n, NULL, err, sizeof err);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        if (s > 1.0)
+            fail_msg("%d colliding keys took %.2f s", keys, s);
+        if (dup) {
+            assert_int_equal(rc, -1);
+            assert_string_equal(err,
+                                "duplicate key 'aaaaaaaa04242bbbbbbbb' in the top-level object");
+        } else {
+            assert_int_equal(rc, 0);
+        }
+    }
+    free(doc);
+}
+
 /* a 100,000-key object is checked in n log n: well under a second even here */
 static void test_json_many_keys(void **state)
 {
@@ -495,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_json_strings),
         cmocka_unit_test(test_json_duplicates),
         cmocka_unit_test(test_json_many_keys),
+        cmocka_unit_test(test_json_colliding_keys),
         cmocka_unit_test(test_json_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

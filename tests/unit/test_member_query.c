@@ -301,6 +301,108 @@ static void test_recent_events_and_ages(void **state)
     unlink(tmp);
 }
 
+/* durations in ms (member-cron's check ages translate to them) and the bitmap of matches */
+static void test_ms_durations_and_match(void **state)
+{
+    char err[512];
+    int rc;
+    (void)state;
+    rte_member_dir *d = load(path);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    /* 7d, 168h, 604800s and 604800000ms are the same instant */
+    long week = count(s, "last_login_at < NOW() - 7d");
+    assert_true(week > 0 && week < 300);
+    assert_int_equal(count(s, "last_login_at < NOW() - 604800000ms"), week);
+    assert_int_equal(count(s, "last_login_at < NOW() - 604800s"), week);
+    assert_int_equal(count(s, "last_login_at < NOW() -604800000ms"), week);
+    /* 1e15 ms (about 31,700 years) is the longest duration either way */
+    assert_true(count(s, "last_login_at > NOW() - 1000000000000000ms") >= 0);
+    expect_error("last_login_at > NOW() - 1000000000000001ms", "expected a duration");
+    expect_error("last_login_at > NOW() - 5mss", "expected");
+
+    /* rte_member_query_match: the same members as resolve, as a bitmap by index */
+    rte_member_query *q = rte_member_query_parse("last_login_at < NOW() - 7d OR STATE = 'CA'", NOW,
+                                                 &rc, err, sizeof err);
+    assert_non_null(q);
+    uint64_t *bits = NULL;
+    size_t total = 0, n = rte_member_snapshot_count(s), set = 0;
+    assert_int_equal(rte_member_query_match(q, s, &bits, &total, err, sizeof err), 0);
+    const char **ids;
+    size_t nids;
+    rte_member_query_result res;
+    assert_int_equal(rte_member_query_ids(q, s, &ids, &nids, &res, err, sizeof err), 0);
+    assert_int_equal(total, nids);
+    for (size_t i = 0; i < nids; i++) {
+        size_t idx = rte_member_snapshot_index(s, rte_member_snapshot_find(s, ids[i]));
+        assert_true((bits[idx >> 6] >> (idx & 63)) & 1);
+    }
+    for (size_t i = 0; i < n; i++)
+        set += (bits[i >> 6] >> (i & 63)) & 1;
+    assert_int_equal(set, total);
+    free(ids);
+    free(bits);
+    rte_member_query_free(q);
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+}
+
+/* posting lists of an enum column, and an IN of rare codes answered from them */
+static void test_postings(void **state)
+{
+    (void)state;
+    rte_member_dir *d = load(path);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    size_t n = rte_member_snapshot_count(s);
+    assert_null(rte_member_snapshot_postings(s, "has_rte_enabled")); /* not an enum */
+    assert_null(rte_member_snapshot_postings(s, "no_such_column"));
+    const rte_member_postings *p = rte_member_snapshot_postings(s, "state");
+    assert_non_null(p);
+    assert_ptr_equal(p, rte_member_snapshot_postings(s, "state")); /* built once, kept */
+    assert_int_equal(p->rare_max, n / 16);
+    const rte_member_column *c = rte_member_snapshot_column(s, "state");
+    size_t listed = 0, rare_codes = 0;
+    for (size_t v = 1; v < p->nvalues; v++) {
+        size_t cnt = 0;
+        for (size_t i = 0; i < n; i++)
+            cnt += c->code[i] == v;
+        assert_int_equal(p->count[v], cnt);
+        size_t len = p->off[v + 1] - p->off[v];
+        assert_int_equal(len, cnt <= p->rare_max ? cnt : 0);
+        for (uint32_t j = p->off[v]; j < p->off[v + 1]; j++) {
+            assert_int_equal(c->code[p->idx[j]], v);
+            assert_true(j == p->off[v] || p->idx[j - 1] < p->idx[j]); /* index order */
+        }
+        listed += len;
+        rare_codes += cnt && cnt <= p->rare_max;
+    }
+    assert_true(listed > 0 && rare_codes > 1);
+    /* every state alone and in pairs: the list path gives what a scan of the codes gives */
+    for (size_t v = 1; v < p->nvalues; v++) {
+        const char *name = rte_member_snapshot_value(s, (uint32_t)v);
+        if (!p->count[v] || !name[0])
+            continue;
+        char expr[256];
+        snprintf(expr, sizeof expr, "state = '%s'", name);
+        assert_int_equal(count(s, expr), (long)p->count[v]);
+        snprintf(expr, sizeof expr, "state IN ('%s', 'CA') AND has_rte_enabled = TRUE", name);
+        long want = 0;
+        const rte_member_column *rte = rte_member_snapshot_column(s, "has_rte_enabled");
+        for (size_t i = 0; i < n; i++) {
+            const char *st = rte_member_snapshot_value(s, c->code[i]);
+            want += (strcmp(st, name) == 0 || strcmp(st, "CA") == 0) &&
+                    ((rte->bits[i >> 6] >> (i & 63)) & 1);
+        }
+        assert_int_equal(count(s, expr), want);
+        snprintf(expr, sizeof expr, "NOT state = '%s'", name); /* never from the lists */
+        long absent = 0;
+        for (size_t i = 0; i < n; i++)
+            absent += c->code[i] == 0;
+        assert_int_equal(count(s, expr), (long)(n - p->count[v]) - absent);
+    }
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +411,8 @@ int main(void)
         cmocka_unit_test(test_invalid_fields),
         cmocka_unit_test_setup(test_null_semantics, setup),
         cmocka_unit_test(test_recent_events_and_ages),
+        cmocka_unit_test_setup(test_ms_durations_and_match, setup),
+        cmocka_unit_test_setup(test_postings, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -179,6 +179,27 @@ void rte_member_snapshot_find_many(const rte_member_snapshot *s, const char *con
  */
 const rte_member_column *rte_member_snapshot_column(const rte_member_snapshot *s, const char *name);
 
+/* the members of one enum column grouped by code (rte_member_snapshot_postings) */
+typedef struct rte_member_postings {
+    const uint32_t *count; /* count[v]: members with code v, for every code */
+    const uint32_t *off;   /* code v's members: idx[off[v] .. off[v + 1]), index order */
+    const uint32_t *idx;   /* lists only for codes 1.. held by at most rare_max members */
+    size_t nvalues;        /* codes 0 .. nvalues - 1 */
+    size_t rare_max;       /* count / 16 */
+} rte_member_postings;
+
+/*
+ * rte_member_snapshot_postings - posting lists of enum column name: for
+ * each code held by at most 1/16 of the members, their indexes, so a
+ * query on a rare value (state = 'CA') starts from its members instead of
+ * reading the whole column. Built on the first call for a column (one pass,
+ * 4 bytes a member in rare codes plus 8 a code) and kept in s; NULL when
+ * name is not an enum column or out of memory. Any thread, lock-free
+ * (racing first calls each build, one result is kept).
+ */
+const rte_member_postings *rte_member_snapshot_postings(const rte_member_snapshot *s,
+                                                        const char *name);
+
 /*
  * rte_member_attr_type - the enum rte_member_attr_type of attribute name,
  * -1 when the directory keeps no such attribute. Any thread, lock-free.

@@ -74,6 +74,17 @@ int rte_member_query_resolve(const rte_member_query *q, const rte_member_snapsho
                              char *err, size_t errlen);
 
 /*
+ * rte_member_query_match - the members q's filters select in s, unordered
+ * and whole (limit, cursor and sort order are not applied): a new bitmap
+ * *bits (bit i of word i / 64 = member index i, free() it) of
+ * ceil(count / 64) words and their number *total. For a caller that walks
+ * the directory in its own order (member-cron's fires). 0, or -1 out of
+ * memory with err. Any thread; q read-only; lock-free.
+ */
+int rte_member_query_match(const rte_member_query *q, const rte_member_snapshot *s, uint64_t **bits,
+                           size_t *total, char *err, size_t errlen);
+
+/*
  * rte_member_query_ids - rte_member_query_resolve into a new array of
  * member ids (borrowed from s; free the array, not the ids) of *n entries.
  * Any thread.

@@ -4,8 +4,9 @@
  *
  * The input is the whole file. A file that loads gives schedules with
  * unique valid names, known catch-up policies and non-negative limits,
- * each findable by name, and each schedule's filters can be evaluated on a
- * member without fault; one that does not names the problem.
+ * each findable by name, whose translated filters compile at any fire
+ * time and whose probability filters can be evaluated without fault; one
+ * that does not names the problem.
  */
 #include "cron_sched.h"
 #include "fuzz.h"
@@ -28,23 +29,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(err[0] != '\0');
         return 0;
     }
-    rte_member m = {.member_id = "M1",
-                    .sponsor_id = "SP0001",
-                    .population_id = "POP001",
-                    .has_rte_enabled = 1,
-                    .account_status = RTE_MEMBER_ACTIVE,
-                    .last_check_ms = NOW_MS - 8LL * 86400000,
-                    .last_login_ms = -1,
-                    .appointment_ms = -1,
-                    .enrollment_ms = -1};
-    cron_prediction p = {.probability = 0.75f, .confidence = 0.5f, .predicted_ms = NOW_MS};
     for (int i = 0; i < s->n; i++) {
         const cron_schedule *c = &s->v[i];
         FUZZ_ASSERT(c->name[0] != '\0' && cron_schedules_find(s, c->name) == c);
         FUZZ_ASSERT(c->catch_up >= CRON_CATCH_UP_SKIP && c->catch_up <= CRON_CATCH_UP_ALL);
         FUZZ_ASSERT(c->jitter_ms >= 0 && c->deadline_ms >= 0 && c->rate >= 0);
         FUZZ_ASSERT(c->tz != NULL && cron_catch_up_name(c->catch_up) != NULL);
-        (void)cron_schedule_selects(c, &m, &p, NOW_MS);
+        int rc;
+        rte_member_query *q = cron_schedule_query(c, NOW_MS, &rc, err, sizeof err);
+        FUZZ_ASSERT((q != NULL) == (c->where != NULL) && (q || rc == 0));
+        rte_member_query_free(q);
+        (void)cron_schedule_wants(c, 0.75);
         (void)rte_cron_next(&c->expr, c->tz, NOW_MS / 1000);
     }
     cron_schedules_free(s);
