@@ -146,6 +146,9 @@ struct rte_kafka_consumer {
     atomic_int closed;
     atomic_int assigned; /* a first assignment arrived (see close_consumer) */
     int leaked;          /* handle deliberately not destroyed (see close_consumer) */
+    /* published for rte_kafka_consumers_stuck (read from any thread): */
+    _Atomic int64_t out_since; /* mono ms it left (or before it first joined) its group; 0 = in */
+    atomic_int paused_pub;     /* c->paused */
     /* consumer thread only (rebalance_cb runs inside its polls): */
     int paused;                /* the assignment is paused for a backoff */
     rte_series *stalled;       /* rte_kafka_consumer_stalled{topic} counted while paused */
@@ -156,8 +159,10 @@ struct rte_kafka_consumer {
      * topic, this consumer's share of the process-wide gauges */
     struct held_topic {
         char name[256];
-        int parts;  /* partitions assigned now */
-        double lag; /* high watermark - position, summed over them */
+        int parts;                    /* partitions assigned now */
+        double lag;                   /* high watermark - position, summed over them */
+        unsigned stores, stores_seen; /* offsets stored on the topic; as of the last lag refresh */
+        _Atomic int64_t behind_since; /* mono ms since it had lag and stored nothing; 0 = none */
     } ht[HEALTH_TOPICS];
     int nht;
     int64_t lag_at; /* next lag refresh, mono ms */
@@ -175,6 +180,7 @@ static rte_metric *m_handler;
 static rte_metric *m_stalled;
 static rte_metric *m_assigned;
 static rte_metric *m_lag;
+static rte_metric *m_stuck;
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 
 static void metrics_init(void)
@@ -205,6 +211,11 @@ static void metrics_init(void)
                           "Messages behind the high watermark on the partitions this process "
                           "holds (refreshed every second from the fetcher's watermarks)",
                           topic);
+    m_stuck = rte_gauge_new("rte_kafka_consumer_stuck_seconds",
+                            "Longest time one of this process's consumers of the topic has been "
+                            "out of its group, or behind on partitions it holds without finishing "
+                            "a message (0 = consuming or idle)",
+                            topic);
 }
 
 static void count(rte_metric *m, const char *topic, const char *result)
@@ -966,8 +977,32 @@ static void health_lag(rte_kafka_consumer *c)
                 lag[k] += (double)(hi - from);
     }
     rd_kafka_topic_partition_list_destroy(a);
-    for (k = 0; k < c->nht; k++)
-        health_set(m_lag, c->ht[k].name, &c->ht[k].lag, lag[k]);
+    for (k = 0; k < c->nht; k++) {
+        struct held_topic *t = &c->ht[k];
+        health_set(m_lag, t->name, &t->lag, lag[k]);
+        /* behind = lag with no offset stored since the last refresh; idle (lag 0) is healthy */
+        if (lag[k] <= 0)
+            atomic_store(&t->behind_since, 0);
+        else if (t->stores != t->stores_seen || atomic_load(&t->behind_since) == 0)
+            atomic_store(&t->behind_since, now);
+        t->stores_seen = t->stores;
+    }
+}
+
+/* an offset of topic was stored: the consumer made progress there; consumer thread */
+static void progressed(rte_kafka_consumer *c, const char *topic)
+{
+    for (int k = 0; k < c->nht; k++)
+        if (strcmp(c->ht[k].name, topic) == 0)
+            c->ht[k].stores++;
+}
+
+/* the consumer is out of its group from now, unless it already was */
+static void left_group(rte_kafka_consumer *c)
+{
+    int64_t none = 0;
+
+    atomic_compare_exchange_strong(&c->out_since, &none, rte_clock_mono_ms());
 }
 
 /* consumer thread (inside consumer_poll or consumer_close) */
@@ -979,7 +1014,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     rte_kafka_consumer *c = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        /* every join ends here, with an empty list too: the member is in its group */
         atomic_store(&c->assigned, 1);
+        atomic_store(&c->out_since, 0);
         log_partitions("assigned", parts);
         if (cooperative)
             e = rd_kafka_incremental_assign(rk, parts);
@@ -989,6 +1026,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_pause_partitions(rk, parts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         c->revokes++;
+        left_group(c); /* rejoining: back in at the next assignment */
         log_partitions(rd_kafka_assignment_lost(rk) ? "lost" : "revoked", parts);
         if (!rd_kafka_assignment_lost(rk))
             commit_stored(rk, "revoke");
@@ -999,6 +1037,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
         rte_log_error("kafka consumer: rebalance failed: %s; dropping the assignment and rejoining",
                       rd_kafka_err2str(err));
+        left_group(c);
         rd_kafka_assign(rk, NULL);
     }
     if (e) {
@@ -1034,7 +1073,7 @@ static int consumer_conf(rd_kafka_conf_t *conf, const rte_config *cfg, const cha
     static const char *const fixed[][2] = {
         {"enable.auto.commit", "true"},    {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"}, {"partition.assignment.strategy", "cooperative-sticky"},
-        {"session.timeout.ms", "10000"},
+        {"session.timeout.ms", "10000"},   {"max.poll.interval.ms", "60000"},
     };
     size_t i;
 
@@ -1120,12 +1159,14 @@ rte_kafka_consumer *rte_kafka_consumer_new(const rte_config *cfg, const char *br
     }
     conf = NULL; /* owned by c->rk now */
     rd_kafka_poll_set_consumer(c->rk);
+    atomic_store(&c->out_since, rte_clock_mono_ms()); /* not in the group until assigned */
     for (c->nht = 0; c->nht < HEALTH_TOPICS && opts->topics[c->nht]; c->nht++) {
         snprintf(c->ht[c->nht].name, sizeof c->ht[0].name, "%s", opts->topics[c->nht]);
         /* the series exists (at 0) from the start: "no partitions" is visible */
         rte_series_add(rte_metric_labels(m_assigned, (const char *const[]){opts->topics[c->nht]}),
                        0);
         rte_series_add(rte_metric_labels(m_lag, (const char *const[]){opts->topics[c->nht]}), 0);
+        rte_series_add(rte_metric_labels(m_stuck, (const char *const[]){opts->topics[c->nht]}), 0);
     }
     rc = subscribe(c->rk, opts->topics, err, errlen);
 out:
@@ -1180,6 +1221,7 @@ static void stall(rte_kafka_consumer *c, const char *topic)
 {
     pause_assignment(c, 1);
     c->paused = 1;
+    atomic_store(&c->paused_pub, 1);
     c->stalled = rte_metric_labels(m_stalled, (const char *const[]){topic});
     rte_series_inc(c->stalled);
 }
@@ -1190,6 +1232,7 @@ static void unstall(rte_kafka_consumer *c)
     if (!atomic_load(&c->stop))
         pause_assignment(c, 0);
     c->paused = 0;
+    atomic_store(&c->paused_pub, 0);
     rte_series_dec(c->stalled);
     c->stalled = NULL;
 }
@@ -1252,6 +1295,7 @@ static int backoff(rte_kafka_consumer *c, const rte_kafka_msg *msg, int ms)
     if (!c->paused)
         stall(c, msg->topic);
     while (!atomic_load(&c->stop)) {
+        health_lag(c);
         left = end - rte_clock_mono_ms();
         if (left <= 0)
             return 0;
@@ -1378,6 +1422,8 @@ static void store_offset(rte_kafka_consumer *c, const rd_kafka_message_t *m)
     e = rd_kafka_offsets_store(c->rk, l);
     if (!e)
         e = l->elems[0].err;
+    if (!e)
+        progressed(c, topic);
     if (e)
         rte_log_warn("kafka consumer: cannot store offset of %s [%d] @%lld: %s; it will be "
                      "redelivered to the partition's new owner",
@@ -1657,6 +1703,8 @@ static void finish_batch(rte_kafka_consumer *c, int n)
         rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, store);
         for (int i = 0; !e && i < store->cnt; i++)
             e = store->elems[i].err;
+        for (int i = 0; !e && i < store->cnt; i++)
+            progressed(c, store->elems[i].topic);
         if (e)
             rte_log_warn("kafka consumer: cannot store the offsets of a batch of %d: %s; they "
                          "will be redelivered to the partitions' new owners",
@@ -1742,6 +1790,65 @@ void rte_kafka_consumer_free(rte_kafka_consumer *c)
         return; /* kept reachable on purpose: destroying it would abort */
     rd_kafka_destroy(c->rk);
     free(c);
+}
+
+/*
+ * seconds c has been stuck on topic k: out of its group, or behind with nothing stored; 0 while
+ * it retries with its partitions paused (a dependency outage, rte_kafka_consumer_stalled)
+ */
+static double stuck_seconds(rte_kafka_consumer *c, int k, int64_t now, const char **reason)
+{
+    int64_t out = atomic_load(&c->out_since);
+    int64_t behind = atomic_load(&c->ht[k].behind_since);
+
+    *reason = out ? "out of its consumer group" : "behind without progress";
+    if ((!out && !behind) || (!out && atomic_load(&c->paused_pub)))
+        return 0;
+    return (double)(now - (out ? out : behind)) / 1000.0;
+}
+
+/*
+ * rte_kafka_consumers_stuck - one caller at a time (the service's probe thread), while every
+ * consumer in cs lives; reads only what their threads publish in atomics, so a consumer thread
+ * stuck in a handler is seen too. Sets rte_kafka_consumer_stuck_seconds{topic} to the worst of
+ * cs and returns how many consumers are stuck longer than bound_ms (0: none counted), naming the
+ * first in why.
+ */
+int rte_kafka_consumers_stuck(rte_kafka_consumer *const *cs, int n, int64_t bound_ms, char *why,
+                              size_t whylen)
+{
+    struct worst {
+        const char *topic;
+        double worst;
+    } seen[HEALTH_TOPICS * 16];
+    int nseen = 0, nstuck = 0;
+    int64_t now = rte_clock_mono_ms();
+
+    why[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        rte_kafka_consumer *c = cs[i];
+        int counted = 0;
+        for (int k = 0; k < c->nht; k++) {
+            const char *reason;
+            double secs = stuck_seconds(c, k, now, &reason);
+            int j = 0;
+            while (j < nseen && strcmp(seen[j].topic, c->ht[k].name) != 0)
+                j++;
+            if (j == nseen && nseen < (int)(sizeof seen / sizeof seen[0]))
+                seen[nseen++] = (struct worst){c->ht[k].name, 0};
+            if (j < nseen && secs > seen[j].worst)
+                seen[j].worst = secs;
+            if (bound_ms <= 0 || secs * 1000.0 < (double)bound_ms || counted)
+                continue;
+            counted = 1;
+            if (nstuck++ == 0)
+                snprintf(why, whylen, "a consumer of %s has been %s for %.0f s (bound %lld s)",
+                         c->ht[k].name, reason, secs, (long long)(bound_ms / 1000));
+        }
+    }
+    for (int j = 0; j < nseen; j++)
+        rte_gauge_set(m_stuck, (const char *const[]){seen[j].topic}, seen[j].worst);
+    return nstuck;
 }
 
 /* rte_kafka_consumer_connected - any thread; may block up to 1 s */

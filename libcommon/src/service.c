@@ -10,7 +10,12 @@
  *   http      runs the h2o loop serving the admin port and the public port.
  *   probe     checks declared dependencies every health.interval and
  *             publishes readiness (an atomic flag read by /readyz and gRPC
- *             health).
+ *             health). It also asks the consumers whether one has been out
+ *             of its group, or behind without progress, for longer than
+ *             health.consumer_stuck_after: librdkafka rejoins by itself when
+ *             it can, but a member whose JoinGroup is never answered holds
+ *             nothing while callbacks wait in Kafka, and only readiness (and
+ *             rte_kafka_consumer_stuck_seconds) can say so.
  *   consumer  one per declared topic, inside rte_kafka_consumer_run.
  *   timer     one per declared timer.
  *   watchdog  started by a drain; exits 1 if the drain outlives the deadline.
@@ -78,6 +83,11 @@ static struct {
     rte_kafka_consumer *consumers[MAX_CONSUMERS];
     pthread_t consumer_threads[MAX_CONSUMERS];
     int nconsumers;
+    pthread_mutex_t consumers_mu; /* the probe's view of the consumers vs their freeing */
+    int probed_consumers;         /* under consumers_mu: how many the probe may read */
+    char stuck_why[256];          /* under consumers_mu: "" or why a consumer is stuck */
+    atomic_int consumers_ok;
+    int64_t stuck_after_ms; /* health.consumer_stuck_after; 0 = readiness ignores it */
     struct timer_rt timers[MAX_TIMERS];
     int ntimers;
     pthread_t probe_thread;
@@ -94,7 +104,10 @@ static struct {
     int retries, backoff_ms, backoff_max_ms;
     const char *tls_cert, *tls_key;
     rte_metric *m_ready, *m_dep_up, *m_info, *m_timer_runs;
-} S = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER,
+       .wake = PTHREAD_COND_INITIALIZER,
+       .consumers_mu = PTHREAD_MUTEX_INITIALIZER,
+       .consumers_ok = 1};
 
 /* rte_service_config - current configuration; borrowed; any thread */
 const rte_config *rte_service_config(void)
@@ -213,10 +226,31 @@ static void evaluate_readiness(void)
         ok = 0;
     if ((needs & RTE_NEEDS_KAFKA) && !atomic_load(&S.kafka_up))
         ok = 0;
+    if (!atomic_load(&S.consumers_ok))
+        ok = 0;
     int was = atomic_exchange(&S.ready, ok);
     rte_series_set(rte_metric_series0(S.m_ready), ok);
     if (was != ok && S.grpc != NULL)
         rte_grpc_server_health_changed(S.grpc);
+}
+
+/* consumers stuck beyond health.consumer_stuck_after make the service not ready; probe thread */
+static void probe_consumers(void)
+{
+    char why[sizeof S.stuck_why];
+
+    pthread_mutex_lock(&S.consumers_mu);
+    int stuck =
+        S.probed_consumers > 0 && rte_kafka_consumers_stuck(S.consumers, S.probed_consumers,
+                                                            S.stuck_after_ms, why, sizeof why) > 0;
+    snprintf(S.stuck_why, sizeof S.stuck_why, "%s", stuck ? why : "");
+    pthread_mutex_unlock(&S.consumers_mu);
+    int ok = !stuck;
+    int was = atomic_exchange(&S.consumers_ok, ok);
+    if (was && !ok)
+        rte_log_warn("%s; reporting not ready until it consumes again (no restart needed)", why);
+    else if (!was && ok)
+        rte_log_info("kafka consumers consume again; ready as far as they are concerned");
 }
 
 static void probe_once(void)
@@ -225,6 +259,7 @@ static void probe_once(void)
         set_dep("redis", &S.redis_up, rte_redis_ping(rte_service_redis()) == 0);
     if (S.def->needs & RTE_NEEDS_KAFKA)
         set_dep("kafka", &S.kafka_up, rte_kafka_producer_connected(S.producer));
+    probe_consumers();
     evaluate_readiness();
 }
 
@@ -269,6 +304,13 @@ static void h_readyz(rte_http_req *req, void *arg)
         cJSON_AddStringToObject(checks, "redis", atomic_load(&S.redis_up) ? "ok" : "unreachable");
     if (S.def->needs & RTE_NEEDS_KAFKA)
         cJSON_AddStringToObject(checks, "kafka", atomic_load(&S.kafka_up) ? "ok" : "unreachable");
+    if (S.nconsumers > 0) {
+        char why[sizeof S.stuck_why];
+        pthread_mutex_lock(&S.consumers_mu);
+        snprintf(why, sizeof why, "%s", S.stuck_why);
+        pthread_mutex_unlock(&S.consumers_mu);
+        cJSON_AddStringToObject(checks, "kafka_consumers", why[0] ? why : "ok");
+    }
     rte_http_respond_json(req, ready ? 200 : 503, doc);
     cJSON_Delete(doc);
 }
@@ -359,9 +401,12 @@ static void start_consumers(const rte_config *cfg, const char *brokers)
         rte_kafka_consumer *c = rte_kafka_consumer_new(cfg, brokers, &o, err, sizeof err);
         if (c == NULL)
             rte_fatal("kafka consumer for topic %s: %s", d->topic, err);
+        pthread_mutex_lock(&S.consumers_mu);
         S.consumers[S.nconsumers] = c;
         pthread_create(&S.consumer_threads[S.nconsumers], NULL, consumer_main, c);
         S.nconsumers++;
+        S.probed_consumers = S.nconsumers;
+        pthread_mutex_unlock(&S.consumers_mu);
         rte_log_info("consuming %s as group %s", d->topic, group);
     }
 }
@@ -464,6 +509,8 @@ static void read_settings(const rte_config *cfg)
     S.redis_timeout_ms = (int)rte_config_duration_ms(cfg, "redis.timeout", 1000, 10, 60000);
     S.health_interval_ms = rte_config_duration_ms(cfg, "health.interval", 1000, 50, 60000);
     S.shutdown_deadline_ms = rte_config_duration_ms(cfg, "shutdown.deadline", 25000, 100, 600000);
+    S.stuck_after_ms =
+        rte_config_duration_ms(cfg, "health.consumer_stuck_after", 120000, 0, 3600000);
     S.http_threads = (int)rte_config_int(cfg, "http.threads", 1, 1, MAX_HTTP_LOOPS + 1);
     S.steer = rte_config_bool(cfg, "http.steer_by_cpu", 0);
     S.tls_cert = rte_config_str(cfg, "http.tls_cert", NULL);
@@ -782,6 +829,9 @@ static int drain(int signo)
                      waiting);
     for (int i = 0; i < S.nconsumers; i++)
         rte_kafka_consumer_stop(S.consumers[i]);
+    pthread_mutex_lock(&S.consumers_mu);
+    S.probed_consumers = 0; /* the probe leaves them alone from now on */
+    pthread_mutex_unlock(&S.consumers_mu);
     for (int i = 0; i < S.nconsumers; i++) {
         pthread_join(S.consumer_threads[i], NULL);
         rte_kafka_consumer_free(S.consumers[i]);

@@ -51,6 +51,8 @@ BAD = [
     ("cache-gateway", {"RTE_HTTP_TLS_CERT": "/etc/ssl/cert.pem"}, "http.tls_key"),
     ("webhook-receiver", {"RTE_KAFKA_HANDLER_MAX_RETRIES": "many"}, "kafka.handler_max_retries"),
     ("member-cron", {"RTE_GRPC_WORKERS": "0"}, "grpc.workers"),
+    ("webhook-receiver", {"RTE_HEALTH_CONSUMER_STUCK_AFTER": "2h"},
+     "health.consumer_stuck_after"),
     # gRPC token checks: on by default, so a service with methods needs a JWKS
     ("cache-gateway", {"RTE_GRPC_AUTH_REQUIRED": "true"}, "grpc.auth.required"),
     ("cache-gateway", {"RTE_GRPC_AUTH_JWKS_FILE": "/nonexistent/jwks.json",

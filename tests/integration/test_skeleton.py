@@ -61,7 +61,7 @@ def test_admin_endpoints(probe):
     assert r.status_code == 200 and r.json()["status"] == "alive"
     r = probe.get("admin", "/readyz")
     assert r.status_code == 200
-    assert r.json()["checks"] == {"redis": "ok", "kafka": "ok"}
+    assert r.json()["checks"] == {"redis": "ok", "kafka": "ok", "kafka_consumers": "ok"}
     assert probe.get("admin", "/nope").status_code == 404
     assert requests.post(probe.url("admin", "/metrics"), timeout=5).status_code == 405
 

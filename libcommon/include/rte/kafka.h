@@ -249,6 +249,16 @@ void rte_kafka_consumer_free(rte_kafka_consumer *c);
  * joining */
 int rte_kafka_consumer_connected(rte_kafka_consumer *c);
 
+/*
+ * rte_kafka_consumers_stuck - health of n consumers, from one thread at a time while they
+ * live: sets rte_kafka_consumer_stuck_seconds{topic} and returns how many have been out of
+ * their group, or behind on their partitions without finishing a message, for longer than
+ * bound_ms (those retrying with paused partitions, a dependency outage, excepted); why names
+ * the first.
+ */
+int rte_kafka_consumers_stuck(rte_kafka_consumer *const *cs, int n, int64_t bound_ms, char *why,
+                              size_t whylen);
+
 /* rte_kafka_msg_header - value of header name on msg (borrowed), NULL if absent */
 const void *rte_kafka_msg_header(const rte_kafka_msg *msg, const char *name, size_t *len);
 

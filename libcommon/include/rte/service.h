@@ -16,7 +16,9 @@
  *              declared, the gRPC port with grpc.health.v1.Health, one
  *              consumer thread per declared topic, one thread per timer.
  *   readiness  a probe thread checks every dependency the service declared
- *              (Redis PING, Kafka broker reachable) each health.interval;
+ *              (Redis PING, Kafka broker reachable) each health.interval,
+ *              and that no consumer has been out of its group or behind
+ *              without progress past health.consumer_stuck_after;
  *              /readyz, gRPC health and the rte_ready gauge follow it.
  *   signals    SIGTERM/SIGINT drain: readiness goes false, listeners stop
  *              accepting, in-flight HTTP and gRPC calls finish, consumers
@@ -122,7 +124,8 @@ const char *rte_service_instance_id(void);
 /* rte_service_draining - 1 once a drain began (long loops should wind down) */
 int rte_service_draining(void);
 
-/* rte_service_ready - 1 when every declared dependency is reachable and not draining */
+/* rte_service_ready - 1 when every declared dependency is reachable, no consumer is stuck and
+ * not draining */
 int rte_service_ready(void);
 
 #endif
