@@ -34,7 +34,7 @@ import time
 
 import pytest
 
-from conftest import stop_clean, wait_for
+from conftest import BUILD, stop_clean, wait_for
 from webhook_util import body_of, callback, metric, post, sign_standard, start_receiver
 
 TOPIC = "rte.stedi.batch-results"
@@ -90,6 +90,9 @@ def starve(pids, seconds, stop_s=4.0, run_s=0.5):
     return cycles
 
 
+@pytest.mark.skipif(BUILD.rstrip("/").endswith("build-asan"),
+                    reason="a recovery-time bound under SIGSTOP starvation; the sanitizer build "
+                    "runs the consumer's paths in the other Kafka suites and the readyz test")
 @pytest.mark.parametrize("target", ["receiver", "broker"])
 def test_starved_consumers_recover_without_restart(workdir, redis_server, kafka_broker, target):
     rds = redis_server.client()
