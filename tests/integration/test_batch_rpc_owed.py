@@ -164,3 +164,46 @@ def test_completed_event_survives_kill9_while_kafka_is_down(workdir, redis_serve
         hooks.close()
         sim.stop()
         broker.stop()
+
+
+def test_cancel_while_kafka_is_down_is_sent_again(workdir, redis_server, members,
+                                                  tmp_path_factory):
+    path, ok = members
+    broker = start_broker(tmp_path_factory.mktemp("batchrpc-owed-cancel-kafka"))
+    sim = start_stedi_sim(workdir, RTE_CLOCK_SCALE="10", latency_max="8s")
+    st = BatchStack(redis_server, broker, path, sim)
+    svc = st.start_batchrpc(workdir, RTE_BATCHRPC_CHUNK="4", RTE_BATCHRPC_LEASE="3s")
+    c = Client(svc)
+    pb = c.pb
+    stopped = False
+    try:
+        r = c.submit(c.ids_request([m["member_id"] for m in ok[20:60]],
+                                   strategy=pb.BatchExecutionOptions.STRATEGY_REALTIME_ONLY,
+                                   max_concurrent_requests=1))
+        bid = r.batch_id
+        wait_for(lambda: st.job(bid).get("started_ms") and "owed" not in st.job(bid),
+                 timeout=60, interval=0.05, what="STARTED paid")
+        os.kill(broker.proc.pid, signal.SIGSTOP)
+        stopped = True
+        resp = c.cancel(pb.CancelBatchRequest(batch_id=bid, reason="owed test"))
+        assert resp.status == pb.BATCH_STATUS_CANCELLED
+        job = st.job(bid)
+        assert job["ended"] == "1" and job["owed"] == "ENDED", job
+        os.kill(broker.proc.pid, signal.SIGCONT)
+        stopped = False
+        # the work tick sends it again once the owed entry is due (one lease after the cancel)
+        wait_for(lambda: "owed" not in st.job(bid), timeout=30, what="the owed marker to clear")
+        assert metric(svc, "rte_batchrpc_events_redelivered_total", type="cancelled") == 1
+        ev = wait_for(lambda: [e for e in batch_events(broker, bid)
+                               if e.event_type == "CANCELLED"] or None,
+                      timeout=30, interval=0.5, what="CANCELLED on Kafka")
+        # librdkafka may also deliver the first attempt once the broker answers: same id
+        assert {e.event_id for e in ev} == {event_id(bid, "CANCELLED")}
+        assert ev[0].failed.error_message == "owed test"
+    finally:
+        if stopped:
+            os.kill(broker.proc.pid, signal.SIGCONT)
+        c.close()
+        svc.kill()
+        sim.stop()
+        broker.stop()
