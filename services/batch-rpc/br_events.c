@@ -28,6 +28,7 @@
 #define IDS_MAX 1024
 #define ACK_WAIT_MAX_MS 10000
 #define OWED_CLAIM_MAX 4
+#define OWED_BACKOFF_MAX_MS 600000
 
 static void count(const char *sink, const char *result)
 {
@@ -208,8 +209,15 @@ out:
     return rc == 0 ? 0 : -1;
 }
 
+/* the sinks in skip | those of (log, kafka, webhook) that took their event (rc 0) */
+static unsigned took(unsigned skip, int log_rc, int kafka_rc, int webhook_rc)
+{
+    return skip | (log_rc == 0 ? BR_SINK_LOG : 0) | (kafka_rc == 0 ? BR_SINK_KAFKA : 0) |
+           (webhook_rc == 0 ? BR_SINK_WEBHOOK : 0);
+}
+
 /* br_events_started - any thread */
-int br_events_started(rte_redis *r, const br_job *j)
+unsigned br_events_started(rte_redis *r, const br_job *j, unsigned skip)
 {
     Rte__V1__BatchStatusUpdate u = RTE__V1__BATCH_STATUS_UPDATE__INIT;
     Rte__V1__BatchStarted s = RTE__V1__BATCH_STARTED__INIT;
@@ -226,11 +234,11 @@ int br_events_started(rte_redis *r, const br_job *j)
     u.update_case = RTE__V1__BATCH_STATUS_UPDATE__UPDATE_STARTED;
     u.started = &s;
     u.batch_id = (char *)j->id;
-    /* every sink is tried, whatever the others did */
-    int rc = push(r, j->id, &u);
-    rc |= kafka(j, "STARTED");
-    rc |= br_webhook_enqueue(r, j, "STARTED");
-    return rc ? -1 : 0;
+    /* every sink not in skip is tried, whatever the others did */
+    int l = skip & BR_SINK_LOG ? 0 : push(r, j->id, &u);
+    int k = skip & BR_SINK_KAFKA ? 0 : kafka(j, "STARTED");
+    int w = skip & BR_SINK_WEBHOOK ? 0 : br_webhook_enqueue(r, j, "STARTED");
+    return took(skip, l, k, w);
 }
 
 /* br_events_progress - any thread */
@@ -259,7 +267,7 @@ const char *br_events_final_type(const br_job *j)
 }
 
 /* br_events_finished - any thread */
-int br_events_finished(rte_redis *r, const br_job *j)
+unsigned br_events_finished(rte_redis *r, const br_job *j, unsigned skip)
 {
     Rte__V1__BatchStatusUpdate u = RTE__V1__BATCH_STATUS_UPDATE__INIT;
     Rte__V1__BatchCompleted c = RTE__V1__BATCH_COMPLETED__INIT;
@@ -279,10 +287,10 @@ int br_events_finished(rte_redis *r, const br_job *j)
         u.event_type = RTE__V1__BATCH_EVENT_TYPE__EVENT_TYPE_COMPLETED;
         u.update_case = RTE__V1__BATCH_STATUS_UPDATE__UPDATE_COMPLETED;
         u.completed = &c;
-        int rc = push(r, j->id, &u);
-        rc |= kafka(j, "COMPLETED");
-        rc |= br_webhook_enqueue(r, j, "COMPLETED");
-        return rc ? -1 : 0;
+        int l = skip & BR_SINK_LOG ? 0 : push(r, j->id, &u);
+        int k = skip & BR_SINK_KAFKA ? 0 : kafka(j, "COMPLETED");
+        int w = skip & BR_SINK_WEBHOOK ? 0 : br_webhook_enqueue(r, j, "COMPLETED");
+        return took(skip, l, k, w);
     }
     int cancelled = j->status == RTE__V1__BATCH_STATUS__BATCH_STATUS_CANCELLED;
     f.batch_id = (char *)j->id;
@@ -293,10 +301,11 @@ int br_events_finished(rte_redis *r, const br_job *j)
     u.event_type = RTE__V1__BATCH_EVENT_TYPE__EVENT_TYPE_FAILED;
     u.update_case = RTE__V1__BATCH_STATUS_UPDATE__UPDATE_FAILED;
     u.failed = &f;
-    int rc = push(r, j->id, &u);
-    rc |= kafka(j, cancelled ? "CANCELLED" : "FAILED");
-    rc |= br_webhook_enqueue(r, j, cancelled ? "CANCELLED" : "FAILED");
-    return rc ? -1 : 0;
+    int l = skip & BR_SINK_LOG ? 0 : push(r, j->id, &u);
+    int k = skip & BR_SINK_KAFKA ? 0 : kafka(j, cancelled ? "CANCELLED" : "FAILED");
+    int w =
+        skip & BR_SINK_WEBHOOK ? 0 : br_webhook_enqueue(r, j, cancelled ? "CANCELLED" : "FAILED");
+    return took(skip, l, k, w);
 }
 
 /* br_events_member - any thread */
@@ -406,7 +415,8 @@ static const char claim_lua[] =
 /* clear job KEYS[1]'s marker if it is still ARGV[1] (or gone); KEYS[2] the owed set */
 static const char paid_lua[] =
     "local v = redis.call('HGET', KEYS[1], 'owed')\n"
-    "if v == ARGV[1] then redis.call('HDEL', KEYS[1], 'owed') end\n"
+    "if v == ARGV[1] then redis.call('HDEL', KEYS[1], 'owed', 'owed_tries', 'sent_STARTED', "
+    "'sent_COMPLETED', 'sent_FAILED', 'sent_CANCELLED') end\n"
     "if v == ARGV[1] or not v then redis.call('ZREM', KEYS[2], ARGV[2]) end\n"
     "return 0\n";
 
@@ -476,17 +486,81 @@ void br_events_paid(rte_redis *r, const char *id, const char *owed)
     freeReplyObject(rep);
 }
 
+/* the sinks that already took owed event type of job id (sent_<type>; 0 if unknown) */
+static unsigned sent_before(rte_redis *r, const char *id, const char *type)
+{
+    char err[256];
+    unsigned v = 0;
+    redisReply *rep =
+        rte_redis_cmd(r, err, sizeof err, "HGET %s:j:%s sent_%s", BR.c.jobs.prefix, id, type);
+    if (rep && rep->type == REDIS_REPLY_STRING)
+        v = (unsigned)strtoul(rep->str, NULL, 10) & BR_SINKS_ALL;
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+/* remember which sinks took owed event type, so a retry sends it only to the others */
+static void sent_now(rte_redis *r, const char *id, const char *type, unsigned sinks)
+{
+    char err[256];
+    redisReply *rep = rte_redis_cmd(r, err, sizeof err, "HSET %s:j:%s sent_%s %u", BR.c.jobs.prefix,
+                                    id, type, sinks);
+    if (rep)
+        freeReplyObject(rep);
+}
+
 /* br_events_emit_owed - any thread */
 int br_events_emit_owed(rte_redis *r, const br_job *j, const char *owed)
 {
     int rc = 0;
-    if (strstr(owed, "STARTED") != NULL)
-        rc |= br_events_started(r, j);
-    if (strstr(owed, "ENDED") != NULL && j->ended_ms > 0)
-        rc |= br_events_finished(r, j);
+    if (strstr(owed, "STARTED") != NULL) {
+        unsigned before = sent_before(r, j->id, "STARTED");
+        unsigned now = br_events_started(r, j, before);
+        if (now != BR_SINKS_ALL) {
+            if (now != before)
+                sent_now(r, j->id, "STARTED", now);
+            rc = -1;
+        }
+    }
+    if (strstr(owed, "ENDED") != NULL && j->ended_ms > 0) {
+        const char *type = br_events_final_type(j);
+        unsigned before = sent_before(r, j->id, type);
+        unsigned now = br_events_finished(r, j, before);
+        if (now != BR_SINKS_ALL) {
+            if (now != before)
+                sent_now(r, j->id, type, now);
+            rc = -1;
+        }
+    }
     if (rc == 0)
         br_events_paid(r, j->id, owed);
-    return rc ? -1 : 0;
+    return rc;
+}
+
+/* a failed retry of job id: due again after lease doubling per try, at most OWED_BACKOFF_MAX_MS */
+static const char backoff_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end\n"
+    "local n = redis.call('HINCRBY', KEYS[2], 'owed_tries', 1)\n"
+    "if n > 6 then n = 6 end\n"
+    "local d = tonumber(ARGV[2]) * 2 ^ (n - 1)\n"
+    "if d > tonumber(ARGV[3]) then d = math.max(tonumber(ARGV[3]), tonumber(ARGV[2])) end\n"
+    "redis.call('ZADD', KEYS[1], 'XX', now + d, ARGV[1])\n"
+    "return n\n";
+
+static void backoff(rte_redis *r, const char *id)
+{
+    char key[160], job[160], lease[24], cap[24], err[256];
+    owed_key(key, sizeof key);
+    snprintf(job, sizeof job, "%s:j:%s", BR.c.jobs.prefix, id);
+    snprintf(lease, sizeof lease, "%lld", (long long)BR.c.jobs.lease_ms);
+    snprintf(cap, sizeof cap, "%d", OWED_BACKOFF_MAX_MS);
+    const char *a[] = {key, job, id, lease, cap};
+    redisReply *rep = eval(r, backoff_lua, 2, a, 5, err, sizeof err);
+    if (rep)
+        freeReplyObject(rep);
 }
 
 /* count one owed event sent again; type lower case */
@@ -535,13 +609,16 @@ void br_events_owed_tick(rte_redis *r)
             redelivered(strcmp(br_events_final_type(&j), "COMPLETED") == 0   ? "completed"
                         : strcmp(br_events_final_type(&j), "CANCELLED") == 0 ? "cancelled"
                                                                              : "failed");
-        if (br_events_emit_owed(r, &j, owed) == 0)
-            rte_log_info("batch %s: owed %s events sent again", id, owed);
-        else
-            rte_log_warn("batch %s: owed %s events not taken by every sink; retried after "
-                         "batchrpc.lease",
-                         id, owed);
+        int rc = br_events_emit_owed(r, &j, owed);
         br_job_clear(&j);
+        if (rc == 0) {
+            rte_log_info("batch %s: owed %s events sent again", id, owed);
+            continue;
+        }
+        backoff(r, id);
+        rte_log_warn("batch %s: owed %s events not taken by every sink; retried later", id, owed);
+        /* a sink is down: the rest of the claim waits a lease rather than this tick */
+        break;
     }
     freeReplyObject(rep);
 }
