@@ -93,6 +93,7 @@ typedef struct br_metrics {
     rte_metric *batches;  /* rte_batch_submitted_total (the source's name, as cache-warmer) */
     rte_metric *checks;   /* rte_batch_checks_submitted_total */
     rte_metric *events;   /* rte_batchrpc_events_total{sink,result} */
+    rte_metric *resent;   /* rte_batchrpc_events_redelivered_total{type} */
 } br_metrics;
 
 extern br_metrics BM;

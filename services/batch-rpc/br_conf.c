@@ -172,6 +172,11 @@ void br_metrics_init(void)
                                 "Checks in the Stedi batches submitted", NULL);
     BM.events = rte_counter_new("rte_batchrpc_events_total",
                                 "Job updates pushed by sink (stream, kafka) and result", sink);
+    static const char *const type[] = {"type", NULL};
+    BM.resent = rte_counter_new("rte_batchrpc_events_redelivered_total",
+                                "Owed job events (started, completed, failed, cancelled) "
+                                "sent again after a sink failed or a replica died",
+                                type);
 }
 
 /* br_check - start-up thread (--check-config) */

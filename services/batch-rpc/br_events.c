@@ -26,6 +26,9 @@
 
 #define EVENT_MAX 2048
 #define IDS_MAX 1024
+#define ACK_WAIT_MAX_MS 10000
+#define OWED_CLAIM_MAX 4
+#define OWED_BACKOFF_MAX_MS 600000
 
 static void count(const char *sink, const char *result)
 {
@@ -33,25 +36,28 @@ static void count(const char *sink, const char *result)
     rte_counter_inc(BM.events, v);
 }
 
-/* append u to the log of job id */
-static void push(rte_redis *r, const char *id, Rte__V1__BatchStatusUpdate *u)
+/* append u to the log of job id; 0 or -1 (counted, logged) */
+static int push(rte_redis *r, const char *id, Rte__V1__BatchStatusUpdate *u)
 {
     size_t n = rte__v1__batch_status_update__get_packed_size(u);
     uint8_t *buf = malloc(n + 1);
     char err[256];
+    int rc = -1;
 
     if (buf == NULL) {
         count("stream", "dropped");
-        return;
+        return -1;
     }
     rte__v1__batch_status_update__pack(u, buf);
     if (rte_jobs_event(r, &BR.c.jobs, id, buf, n, rte_clock_now_ms(), NULL, err, sizeof err) != 0) {
         count("stream", "dropped");
-        rte_log_warn("batch %s: update not logged (%s); watchers will miss it", id, err);
+        rte_log_warn("batch %s: update not logged (%s)", id, err);
     } else {
         count("stream", "ok");
+        rc = 0;
     }
     free(buf);
+    return rc;
 }
 
 /* does the job's notification filter let event type through? */
@@ -81,8 +87,20 @@ static void dur(Rte__V1__Duration *d, int64_t ms)
     d->nanos = (int32_t)(ms % 1000) * 1000000;
 }
 
-/* a BatchJobEvent of type for j on its topic */
-static void kafka(const br_job *j, const char *type)
+/* how long a STARTED or final BatchJobEvent waits for the broker's acknowledgement */
+static int ack_wait_ms(void)
+{
+    int64_t ms = BR.c.jobs.lease_ms / 3;
+    return (int)(ms > ACK_WAIT_MAX_MS ? ACK_WAIT_MAX_MS : ms);
+}
+
+/*
+ * a BatchJobEvent of type for j on its topic. PROGRESS is only enqueued
+ * (best effort); STARTED and the final events wait for the broker's
+ * acknowledgement and carry an event id that is the same at every retry.
+ * 0 when the event was taken (or is not wanted), -1 (counted, logged) not.
+ */
+static int kafka(const br_job *j, const char *type)
 {
     rte_kafka_producer *p = rte_service_producer();
     Rte__V1__BatchJobEvent ev = RTE__V1__BATCH_JOB_EVENT__INIT;
@@ -95,10 +113,14 @@ static void kafka(const br_job *j, const char *type)
     char id[37], err[256], *ids[IDS_MAX], *sb = NULL;
     size_t nids = 0;
     int64_t now = rte_clock_now_ms();
+    int owed = strcmp(type, "PROGRESS") != 0, rc = -1;
 
     if (p == NULL || !wanted(j, type))
-        return;
-    rte_uuid4(id);
+        return 0;
+    if (owed)
+        br_events_event_id(j->id, type, id);
+    else
+        rte_uuid4(id);
     br_ts(&at, now);
     ev.event_id = id;
     ev.occurred_at = &at;
@@ -169,20 +191,33 @@ static void kafka(const br_job *j, const char *type)
         goto out;
     }
     rte__v1__batch_job_event__pack(&ev, buf);
-    if (rte_kafka_produce(p, topic(j), j->id, strlen(j->id), buf, n, NULL, 0, err, sizeof err) !=
-        0) {
+    if (owed)
+        rc = rte_kafka_produce_sync(p, topic(j), j->id, strlen(j->id), buf, n, NULL, 0,
+                                    ack_wait_ms(), err, sizeof err);
+    else
+        rc = rte_kafka_produce(p, topic(j), j->id, strlen(j->id), buf, n, NULL, 0, err, sizeof err);
+    if (rc != 0) {
         count("kafka", "dropped");
-        rte_log_warn("batch %s: %s event not produced on %s: %s", j->id, type, topic(j), err);
+        rte_log_warn("batch %s: %s event not %s on %s: %s", j->id, type,
+                     owed ? "acknowledged" : "produced", topic(j), err);
     } else {
         count("kafka", "ok");
     }
     free(buf);
 out:
     free(sb);
+    return rc == 0 ? 0 : -1;
+}
+
+/* the sinks in skip | those of (log, kafka, webhook) that took their event (rc 0) */
+static unsigned took(unsigned skip, int log_rc, int kafka_rc, int webhook_rc)
+{
+    return skip | (log_rc == 0 ? BR_SINK_LOG : 0) | (kafka_rc == 0 ? BR_SINK_KAFKA : 0) |
+           (webhook_rc == 0 ? BR_SINK_WEBHOOK : 0);
 }
 
 /* br_events_started - any thread */
-void br_events_started(rte_redis *r, const br_job *j)
+unsigned br_events_started(rte_redis *r, const br_job *j, unsigned skip)
 {
     Rte__V1__BatchStatusUpdate u = RTE__V1__BATCH_STATUS_UPDATE__INIT;
     Rte__V1__BatchStarted s = RTE__V1__BATCH_STARTED__INIT;
@@ -199,9 +234,11 @@ void br_events_started(rte_redis *r, const br_job *j)
     u.update_case = RTE__V1__BATCH_STATUS_UPDATE__UPDATE_STARTED;
     u.started = &s;
     u.batch_id = (char *)j->id;
-    push(r, j->id, &u);
-    kafka(j, "STARTED");
-    br_webhook_enqueue(r, j, "STARTED");
+    /* every sink not in skip is tried, whatever the others did */
+    int l = skip & BR_SINK_LOG ? 0 : push(r, j->id, &u);
+    int k = skip & BR_SINK_KAFKA ? 0 : kafka(j, "STARTED");
+    int w = skip & BR_SINK_WEBHOOK ? 0 : br_webhook_enqueue(r, j, "STARTED");
+    return took(skip, l, k, w);
 }
 
 /* br_events_progress - any thread */
@@ -215,13 +252,22 @@ void br_events_progress(rte_redis *r, const br_job *j)
     u.update_case = RTE__V1__BATCH_STATUS_UPDATE__UPDATE_PROGRESS;
     u.progress = &p.p;
     u.batch_id = (char *)j->id;
-    push(r, j->id, &u);
-    kafka(j, "PROGRESS");
-    br_webhook_enqueue(r, j, "PROGRESS");
+    (void)push(r, j->id, &u);
+    (void)kafka(j, "PROGRESS");
+    (void)br_webhook_enqueue(r, j, "PROGRESS");
+}
+
+/* br_events_final_type - pure */
+const char *br_events_final_type(const br_job *j)
+{
+    if (j->status == RTE__V1__BATCH_STATUS__BATCH_STATUS_COMPLETED ||
+        j->status == RTE__V1__BATCH_STATUS__BATCH_STATUS_PARTIALLY_COMPLETED)
+        return "COMPLETED";
+    return j->status == RTE__V1__BATCH_STATUS__BATCH_STATUS_CANCELLED ? "CANCELLED" : "FAILED";
 }
 
 /* br_events_finished - any thread */
-void br_events_finished(rte_redis *r, const br_job *j)
+unsigned br_events_finished(rte_redis *r, const br_job *j, unsigned skip)
 {
     Rte__V1__BatchStatusUpdate u = RTE__V1__BATCH_STATUS_UPDATE__INIT;
     Rte__V1__BatchCompleted c = RTE__V1__BATCH_COMPLETED__INIT;
@@ -241,10 +287,10 @@ void br_events_finished(rte_redis *r, const br_job *j)
         u.event_type = RTE__V1__BATCH_EVENT_TYPE__EVENT_TYPE_COMPLETED;
         u.update_case = RTE__V1__BATCH_STATUS_UPDATE__UPDATE_COMPLETED;
         u.completed = &c;
-        push(r, j->id, &u);
-        kafka(j, "COMPLETED");
-        br_webhook_enqueue(r, j, "COMPLETED");
-        return;
+        int l = skip & BR_SINK_LOG ? 0 : push(r, j->id, &u);
+        int k = skip & BR_SINK_KAFKA ? 0 : kafka(j, "COMPLETED");
+        int w = skip & BR_SINK_WEBHOOK ? 0 : br_webhook_enqueue(r, j, "COMPLETED");
+        return took(skip, l, k, w);
     }
     int cancelled = j->status == RTE__V1__BATCH_STATUS__BATCH_STATUS_CANCELLED;
     f.batch_id = (char *)j->id;
@@ -255,9 +301,11 @@ void br_events_finished(rte_redis *r, const br_job *j)
     u.event_type = RTE__V1__BATCH_EVENT_TYPE__EVENT_TYPE_FAILED;
     u.update_case = RTE__V1__BATCH_STATUS_UPDATE__UPDATE_FAILED;
     u.failed = &f;
-    push(r, j->id, &u);
-    kafka(j, cancelled ? "CANCELLED" : "FAILED");
-    br_webhook_enqueue(r, j, cancelled ? "CANCELLED" : "FAILED");
+    int l = skip & BR_SINK_LOG ? 0 : push(r, j->id, &u);
+    int k = skip & BR_SINK_KAFKA ? 0 : kafka(j, cancelled ? "CANCELLED" : "FAILED");
+    int w =
+        skip & BR_SINK_WEBHOOK ? 0 : br_webhook_enqueue(r, j, cancelled ? "CANCELLED" : "FAILED");
+    return took(skip, l, k, w);
 }
 
 /* br_events_member - any thread */
@@ -280,7 +328,7 @@ void br_events_member(rte_redis *r, const char *id, const char *member_id, int s
     u.update_case = RTE__V1__BATCH_STATUS_UPDATE__UPDATE_MEMBER_COMPLETED;
     u.member_completed = &m;
     u.batch_id = (char *)id;
-    push(r, id, &u);
+    (void)push(r, id, &u);
 }
 
 /* br_events_lifecycle - any thread */
@@ -327,4 +375,250 @@ int br_events_id_ts(const char *evid, Rte__V1__Timestamp *t)
 void br_events_ts_id(int64_t seconds, int32_t nanos, char *out, size_t len)
 {
     snprintf(out, len, "%" PRId64 "-%d", seconds * 1000 + nanos / 1000000, (int)(nanos % 1000000));
+}
+
+/* br_events_event_id - pure */
+void br_events_event_id(const char *batch_id, const char *type, char out[37])
+{
+    char name[RTE_JOBS_ID_MAX + 32], h[41];
+    static const char hexd[] = "0123456789abcdef";
+    size_t k = 0;
+
+    snprintf(name, sizeof name, "%s/%s", batch_id, type);
+    rte_sha1_hex(name, strlen(name), h);
+    /* name-based UUID layout (version 5, RFC 4122 variant) */
+    h[12] = '5';
+    h[16] = hexd[(rte_hex_digit(h[16]) & 0x3) | 0x8];
+    for (int i = 0; i < 32; i++) {
+        if (i == 8 || i == 12 || i == 16 || i == 20)
+            out[k++] = '-';
+        out[k++] = h[i];
+    }
+    out[k] = '\0';
+}
+
+/* score ARGV[1] in KEYS[1] at Redis time + ARGV[2] ms */
+static const char owe_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])\n"
+    "return 0\n";
+
+/* claim up to ARGV[2] due ids of KEYS[1] for ARGV[1] ms (a lease: due again if we die) */
+static const char claim_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[2])\n"
+    "for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), id) end\n"
+    "return ids\n";
+
+/* clear job KEYS[1]'s marker if it is still ARGV[1] (or gone); KEYS[2] the owed set */
+static const char paid_lua[] =
+    "local v = redis.call('HGET', KEYS[1], 'owed')\n"
+    "if v == ARGV[1] then redis.call('HDEL', KEYS[1], 'owed', 'owed_tries', 'sent_STARTED', "
+    "'sent_COMPLETED', 'sent_FAILED', 'sent_CANCELLED') end\n"
+    "if v == ARGV[1] or not v then redis.call('ZREM', KEYS[2], ARGV[2]) end\n"
+    "return 0\n";
+
+static redisReply *eval(rte_redis *r, const char *script, int nkeys, const char **args, int nargs,
+                        char *err, size_t errlen)
+{
+    const char *argv[8];
+    size_t lens[8];
+    char nk[4];
+    int n = 0;
+
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    argv[n++] = "EVAL";
+    argv[n++] = script;
+    argv[n++] = nk;
+    for (int i = 0; i < nargs && n < 8; i++)
+        argv[n++] = args[i];
+    for (int i = 0; i < n; i++)
+        lens[i] = strlen(argv[i]);
+    return rte_redis_cmdargv(r, n, argv, lens, err, errlen);
+}
+
+static void owed_key(char *out, size_t len)
+{
+    snprintf(out, len, "%s:owed", BR.c.jobs.prefix);
+}
+
+/* br_events_owe - any thread */
+int br_events_owe(rte_redis *r, const char *id, char *err, size_t errlen)
+{
+    char key[160], lease[24];
+    owed_key(key, sizeof key);
+    snprintf(lease, sizeof lease, "%lld", (long long)BR.c.jobs.lease_ms);
+    const char *a[] = {key, id, lease};
+    redisReply *rep = eval(r, owe_lua, 1, a, 3, err, errlen);
+    if (rep == NULL)
+        return -1;
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* br_events_owed_of - any thread */
+void br_events_owed_of(rte_redis *r, const char *id, char *out, size_t len)
+{
+    char err[256];
+    redisReply *rep = rte_redis_cmd(r, err, sizeof err, "HGET %s:j:%s owed", BR.c.jobs.prefix, id);
+    int started = rep && rep->type == REDIS_REPLY_STRING && strstr(rep->str, "STARTED") != NULL;
+    if (rep)
+        freeReplyObject(rep);
+    snprintf(out, len, "%s", started ? "STARTED ENDED" : "ENDED");
+}
+
+/* br_events_paid - any thread */
+void br_events_paid(rte_redis *r, const char *id, const char *owed)
+{
+    char key[160], job[160], err[256];
+    owed_key(key, sizeof key);
+    snprintf(job, sizeof job, "%s:j:%s", BR.c.jobs.prefix, id);
+    const char *a[] = {job, key, owed, id};
+    redisReply *rep = eval(r, paid_lua, 2, a, 4, err, sizeof err);
+    if (rep == NULL) {
+        rte_log_warn("batch %s: events sent but the owed marker stays (%s); they will be sent "
+                     "again",
+                     id, err);
+        return;
+    }
+    freeReplyObject(rep);
+}
+
+/* the sinks that already took owed event type of job id (sent_<type>; 0 if unknown) */
+static unsigned sent_before(rte_redis *r, const char *id, const char *type)
+{
+    char err[256];
+    unsigned v = 0;
+    redisReply *rep =
+        rte_redis_cmd(r, err, sizeof err, "HGET %s:j:%s sent_%s", BR.c.jobs.prefix, id, type);
+    if (rep && rep->type == REDIS_REPLY_STRING)
+        v = (unsigned)strtoul(rep->str, NULL, 10) & BR_SINKS_ALL;
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+/* remember which sinks took owed event type, so a retry sends it only to the others */
+static void sent_now(rte_redis *r, const char *id, const char *type, unsigned sinks)
+{
+    char err[256];
+    redisReply *rep = rte_redis_cmd(r, err, sizeof err, "HSET %s:j:%s sent_%s %u", BR.c.jobs.prefix,
+                                    id, type, sinks);
+    if (rep)
+        freeReplyObject(rep);
+}
+
+/* br_events_emit_owed - any thread */
+int br_events_emit_owed(rte_redis *r, const br_job *j, const char *owed)
+{
+    int rc = 0;
+    if (strstr(owed, "STARTED") != NULL) {
+        unsigned before = sent_before(r, j->id, "STARTED");
+        unsigned now = br_events_started(r, j, before);
+        if (now != BR_SINKS_ALL) {
+            if (now != before)
+                sent_now(r, j->id, "STARTED", now);
+            rc = -1;
+        }
+    }
+    if (strstr(owed, "ENDED") != NULL && j->ended_ms > 0) {
+        const char *type = br_events_final_type(j);
+        unsigned before = sent_before(r, j->id, type);
+        unsigned now = br_events_finished(r, j, before);
+        if (now != BR_SINKS_ALL) {
+            if (now != before)
+                sent_now(r, j->id, type, now);
+            rc = -1;
+        }
+    }
+    if (rc == 0)
+        br_events_paid(r, j->id, owed);
+    return rc;
+}
+
+/* a failed retry of job id: due again after lease doubling per try, at most OWED_BACKOFF_MAX_MS */
+static const char backoff_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end\n"
+    "local n = redis.call('HINCRBY', KEYS[2], 'owed_tries', 1)\n"
+    "if n > 6 then n = 6 end\n"
+    "local d = tonumber(ARGV[2]) * 2 ^ (n - 1)\n"
+    "if d > tonumber(ARGV[3]) then d = math.max(tonumber(ARGV[3]), tonumber(ARGV[2])) end\n"
+    "redis.call('ZADD', KEYS[1], 'XX', now + d, ARGV[1])\n"
+    "return n\n";
+
+static void backoff(rte_redis *r, const char *id)
+{
+    char key[160], job[160], lease[24], cap[24], err[256];
+    owed_key(key, sizeof key);
+    snprintf(job, sizeof job, "%s:j:%s", BR.c.jobs.prefix, id);
+    snprintf(lease, sizeof lease, "%lld", (long long)BR.c.jobs.lease_ms);
+    snprintf(cap, sizeof cap, "%d", OWED_BACKOFF_MAX_MS);
+    const char *a[] = {key, job, id, lease, cap};
+    redisReply *rep = eval(r, backoff_lua, 2, a, 5, err, sizeof err);
+    if (rep)
+        freeReplyObject(rep);
+}
+
+/* count one owed event sent again; type lower case */
+static void redelivered(const char *type)
+{
+    const char *v[] = {type};
+    rte_counter_inc(BM.resent, v);
+}
+
+/* br_events_owed_tick - timer thread */
+void br_events_owed_tick(rte_redis *r)
+{
+    char key[160], lease[24], max[8], err[256], id[RTE_JOBS_ID_MAX], owed[32];
+    owed_key(key, sizeof key);
+    snprintf(lease, sizeof lease, "%lld", (long long)BR.c.jobs.lease_ms);
+    snprintf(max, sizeof max, "%d", OWED_CLAIM_MAX);
+    const char *a[] = {key, lease, max};
+    redisReply *rep = eval(r, claim_lua, 1, a, 3, err, sizeof err);
+    if (rep == NULL) {
+        rte_log_warn("batch jobs: cannot look for owed events (%s); next tick retries", err);
+        return;
+    }
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        redisReply *e = rep->element[i];
+        br_job j;
+        if (e->type != REDIS_REPLY_STRING || e->len >= sizeof id)
+            continue;
+        snprintf(id, sizeof id, "%s", e->str);
+        redisReply *o =
+            rte_redis_cmd(r, err, sizeof err, "HGET %s:j:%s owed", BR.c.jobs.prefix, id);
+        if (o == NULL)
+            continue;
+        snprintf(owed, sizeof owed, "%s", o->type == REDIS_REPLY_STRING ? o->str : "");
+        freeReplyObject(o);
+        int got = owed[0] ? br_job_load(r, id, &j, err, sizeof err) : 0;
+        if (got < 0)
+            continue; /* Redis: the claim lapses and a later tick retries */
+        if (got == 0) {
+            /* nothing owed (paid meanwhile) or the job expired */
+            br_events_paid(r, id, owed[0] ? owed : "-");
+            continue;
+        }
+        if (strstr(owed, "STARTED") != NULL)
+            redelivered("started");
+        if (strstr(owed, "ENDED") != NULL && j.ended_ms > 0)
+            redelivered(strcmp(br_events_final_type(&j), "COMPLETED") == 0   ? "completed"
+                        : strcmp(br_events_final_type(&j), "CANCELLED") == 0 ? "cancelled"
+                                                                             : "failed");
+        int rc = br_events_emit_owed(r, &j, owed);
+        br_job_clear(&j);
+        if (rc == 0) {
+            rte_log_info("batch %s: owed %s events sent again", id, owed);
+            continue;
+        }
+        backoff(r, id);
+        rte_log_warn("batch %s: owed %s events not taken by every sink; retried later", id, owed);
+        /* a sink is down: the rest of the claim waits a lease rather than this tick */
+        break;
+    }
+    freeReplyObject(rep);
 }

@@ -732,10 +732,18 @@ static void end_job(rte_redis *r, br_job *j, int status, const char *code, const
 {
     char st[8], err[256];
     const char *lists[] = {"todo", "wait"};
+    char owed[32];
     snprintf(st, sizeof st, "%d", status);
-    const char *f[] = {"status", st, "ecode", code ? code : "", "emsg", msg ? msg : ""};
+    /* a STARTED still owed stays owed with the final event */
+    br_events_owed_of(r, j->id, owed, sizeof owed);
+    const char *f[] = {"status",       st,     "ecode", code ? code : "", "emsg",
+                       msg ? msg : "", "owed", owed};
 
-    long dropped = rte_jobs_end(r, &BR.c.jobs, j->id, BR.owner, f, 3, lists, 2, rte_clock_now_ms(),
+    if (br_events_owe(r, j->id, err, sizeof err) != 0) {
+        rte_log_warn("batch %s: could not end it (%s); the next worker retries", j->id, err);
+        return;
+    }
+    long dropped = rte_jobs_end(r, &BR.c.jobs, j->id, BR.owner, f, 4, lists, 2, rte_clock_now_ms(),
                                 err, sizeof err);
     if (dropped < 0) {
         if (dropped == -1)
@@ -750,8 +758,8 @@ static void end_job(rte_redis *r, br_job *j, int status, const char *code, const
         count_member("failed", dropped);
     }
     if (reload(r, j) != 0)
-        return;
-    br_events_finished(r, j);
+        return; /* still owed: a tick sends it */
+    (void)br_events_emit_owed(r, j, owed);
     const char *v[] = {status == RTE__V1__BATCH_STATUS__BATCH_STATUS_COMPLETED ? "completed"
                        : status == RTE__V1__BATCH_STATUS__BATCH_STATUS_PARTIALLY_COMPLETED
                            ? "partially_completed"
@@ -856,12 +864,13 @@ static void work(rte_redis *r, const char *id)
         }
         snprintf(now_s, sizeof now_s, "%lld", (long long)now);
         snprintf(st, sizeof st, "%d", RTE__V1__BATCH_STATUS__BATCH_STATUS_RUNNING);
-        const char *f[] = {"status", st, "started_ms", now_s};
-        if (rte_jobs_set(r, &BR.c.jobs, id, BR.owner, f, 2, err, sizeof err) != 0)
+        const char *f[] = {"status", st, "started_ms", now_s, "owed", "STARTED"};
+        if (br_events_owe(r, id, err, sizeof err) != 0 ||
+            rte_jobs_set(r, &BR.c.jobs, id, BR.owner, f, 3, err, sizeof err) != 0)
             goto out;
         j.status = RTE__V1__BATCH_STATUS__BATCH_STATUS_RUNNING;
         j.started_ms = now;
-        br_events_started(r, &j);
+        (void)br_events_emit_owed(r, &j, "STARTED");
         const char *v[] = {"started"};
         rte_counter_inc(BM.jobs, v);
         rte_log_info("audit: batch %s of %s (%s) started: %ld members, %s", id, j.caller, j.service,
@@ -982,6 +991,7 @@ void br_exec_tick(void *arg)
         if (rte_member_dir_reload_if_changed(BR.dir, err, sizeof err) < 0)
             rte_log_warn("member directory reload failed (%s); keeping the loaded one", err);
     }
+    br_events_owed_tick(r);
     n = rte_jobs_due(r, &BR.c.jobs, rte_clock_now_ms(), ids, DUE_MAX, err, sizeof err);
     if (n < 0) {
         rte_log_warn("batch jobs: cannot look for due jobs (%s); next tick retries", err);

@@ -869,9 +869,13 @@ static void cancel_batch(rte_grpc_call *call, const ProtobufCMessage *m, void *a
     if (!br_status_final(j.status)) {
         snprintf(st, sizeof st, "%d", RTE__V1__BATCH_STATUS__BATCH_STATUS_CANCELLED);
         snprintf(reason, sizeof reason, "%s", req->reason[0] ? req->reason : "cancelled");
-        const char *f[] = {"status", st, "reason", reason};
-        dropped = rte_jobs_end(r, &BR.c.jobs, j.id, NULL, f, 2, lists, 2, rte_clock_now_ms(), err,
-                               sizeof err);
+        char owed[32];
+        br_events_owed_of(r, j.id, owed, sizeof owed);
+        const char *f[] = {"status", st, "reason", reason, "owed", owed};
+        dropped = br_events_owe(r, j.id, err, sizeof err) != 0
+                      ? -1
+                      : rte_jobs_end(r, &BR.c.jobs, j.id, NULL, f, 3, lists, 2, rte_clock_now_ms(),
+                                     err, sizeof err);
         if (dropped == -1) {
             br_job_clear(&j);
             rte_grpc_status(call, RTE_GRPC_UNAVAILABLE, "batch store unreachable: %s", err);
@@ -895,7 +899,7 @@ static void cancel_batch(rte_grpc_call *call, const ProtobufCMessage *m, void *a
             return;
         }
         if (dropped >= 0)
-            br_events_finished(r, &j);
+            (void)br_events_emit_owed(r, &j, owed);
     }
     audit("CancelBatch", caller, j.id, "status=%s members_cancelled=%ld", br_status_name(j.status),
           dropped > 0 ? dropped : 0);

@@ -22,6 +22,8 @@
 #include "rte/log.h"
 #include "rte/service.h"
 
+#include "br_events.h"
+
 #define BODY_MAX 2048
 #define CLAIM_MAX 16
 
@@ -85,7 +87,7 @@ static int wanted(const br_job *j, const char *type)
 }
 
 /* br_webhook_enqueue - any thread */
-void br_webhook_enqueue(rte_redis *r, const br_job *j, const char *type)
+int br_webhook_enqueue(rte_redis *r, const br_job *j, const char *type)
 {
     const char *url = callback_url(j);
     char body[BODY_MAX], lower[32], evtype[48], ts[40], id[37], msg[48], due[160], key[160],
@@ -94,10 +96,10 @@ void br_webhook_enqueue(rte_redis *r, const br_job *j, const char *type)
     int n;
 
     if (url == NULL || !wanted(j, type))
-        return;
+        return 0;
     if (BR.whkeylen <= 0) {
         count("dropped");
-        return;
+        return 0; /* no key to sign with: storing it again would not help */
     }
     size_t i = 0;
     for (; i < sizeof lower - 1 && type[i]; i++)
@@ -129,9 +131,12 @@ void br_webhook_enqueue(rte_redis *r, const br_job *j, const char *type)
     n = rte_jsonw_done(&w);
     if (n < 0) {
         count("dropped");
-        return;
+        return 0;
     }
-    rte_uuid4(id);
+    if (strcmp(type, "PROGRESS") == 0)
+        rte_uuid4(id);
+    else
+        br_events_event_id(j->id, type, id);
     snprintf(msg, sizeof msg, "msg_%s", id);
     snprintf(due, sizeof due, "%s:wh:due", BR.c.prefix);
     snprintf(key, sizeof key, "%s:wh:m:%s", BR.c.prefix, msg);
@@ -145,11 +150,12 @@ void br_webhook_enqueue(rte_redis *r, const br_job *j, const char *type)
     redisReply *rep = rte_redis_cmdargv(r, 11, argv, lens, err, sizeof err);
     if (rep == NULL) {
         count("dropped");
-        rte_log_warn("batch %s: %s webhook not stored (%s); it will not be sent", j->id, type, err);
-        return;
+        rte_log_warn("batch %s: %s webhook not stored (%s)", j->id, type, err);
+        return -1;
     }
     freeReplyObject(rep);
     count("queued");
+    return 0;
 }
 
 /* POST one message; 1 delivered (2xx), 0 not */

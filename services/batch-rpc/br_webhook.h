@@ -33,8 +33,13 @@
 
 #include "br.h"
 
-/* br_webhook_enqueue - store j's event type ("COMPLETED", ...) for delivery, if j wants it */
-void br_webhook_enqueue(rte_redis *r, const br_job *j, const char *type);
+/*
+ * br_webhook_enqueue - store j's event type ("COMPLETED", ...) for delivery,
+ * if j wants it. STARTED and the final events get the message id
+ * "msg_" + br_events_event_id, the same when the event is stored again.
+ * 0 stored or nothing to store, -1 Redis refused it (logged).
+ */
+int br_webhook_enqueue(rte_redis *r, const br_job *j, const char *type);
 
 /* br_webhook_tick - the webhook timer: deliver due messages (arg unused) */
 void br_webhook_tick(void *arg);
