@@ -35,6 +35,7 @@ import time
 import pytest
 
 from conftest import BUILD, stop_clean, wait_for
+from kafka_util import APACHE, start_broker
 from webhook_util import body_of, callback, metric, post, sign_standard, start_receiver
 
 TOPIC = "rte.stedi.batch-results"
@@ -90,11 +91,26 @@ def starve(pids, seconds, stop_s=4.0, run_s=0.5):
     return cycles
 
 
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker of the test's own: starving one must not take the session's broker down."""
+    b = start_broker(tmp_path)
+    yield b
+    b.stop()
+
+
 @pytest.mark.skipif(BUILD.rstrip("/").endswith("build-asan"),
                     reason="a recovery-time bound under SIGSTOP starvation; the sanitizer build "
                     "runs the consumer's paths in the other Kafka suites and the readyz test")
 @pytest.mark.parametrize("target", ["receiver", "broker"])
-def test_starved_consumers_recover_without_restart(workdir, redis_server, kafka_broker, target):
+def test_starved_consumers_recover_without_restart(workdir, redis_server, own_broker, target):
+    if target == "broker" and not APACHE:
+        # librdkafka 2.0.2's mock coordinator aborts on a member's second JoinGroup while
+        # the first is unanswered (rdkafka_mock_cgrp.c:567 `!member->resp`), which a
+        # starved mock broker provokes at random: a bug of the mock, seen in make test runs.
+        pytest.skip("broker starvation runs on Apache Kafka (make test-kafka); the mock "
+                    "coordinator of librdkafka 2.0.2 aborts under it (docs/kafka.md)")
+    kafka_broker = own_broker
     rds = redis_server.client()
     rx = start_receiver(workdir, redis_server.url, kafka_broker.bootstrap,
                         WH_PRODUCE_TIMEOUT="30s")
