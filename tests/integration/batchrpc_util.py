@@ -9,6 +9,9 @@ sets grpc.auth.required=false), so every call is the client "anonymous";
 test_batch_rpc_auth.py turns them on and gives each Client its own bearer
 token (Client(svc, metadata=bearer(token))).
 """
+import http.server
+import json
+import threading
 import time
 import uuid
 
@@ -134,3 +137,37 @@ def answered(members):
 def rejected(members):
     """Members stedi-sim rejects for the payer (AAA 75 or 44)."""
     return [m for m in members if sim_class(m["member_id"]) in (5, 15)]
+
+
+class Hooks:
+    """A callback receiver: records every POST; answers 503 to the first attempt of each
+    message id when flaky (so the sender must retry), else 204."""
+
+    def __init__(self, flaky=False):
+        self.got, self.flaky, seen = [], flaky, set()
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hdr = {k.lower(): v for k, v in self.headers.items()}
+                outer.got.append((hdr, body))
+                first = hdr.get("webhook-id") not in seen
+                seen.add(hdr.get("webhook-id"))
+                self.send_response(503 if outer.flaky and first else 204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/hooks/batch"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def of_type(self, t):
+        """(headers, parsed body) of every POST whose body's type is t."""
+        return [(h, json.loads(b)) for h, b in list(self.got) if json.loads(b)["type"] == t]
+
+    def close(self):
+        self.srv.shutdown()

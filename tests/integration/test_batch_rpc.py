@@ -9,7 +9,7 @@ import grpc
 import pytest
 import requests
 
-from batchrpc_util import BatchStack, Client, answered, code_of, rejected
+from batchrpc_util import BatchStack, Client, Hooks, answered, code_of, rejected
 from conftest import start_stedi_sim, stop_clean, wait_for
 from kafka_util import start_broker
 from warmer_util import eligible, gen_members
@@ -481,38 +481,6 @@ def test_list_batches_pages_newest_first(workdir, redis_server, broker, members)
 
 # made for this test (32 random bytes); used nowhere else
 WEBHOOK_SECRET = "whsec_q6BDFtL2dXPYQMmD3jg5V0hN1cZr8wOqkxJ4y7sZ0aE="
-
-
-class Hooks:
-    """A callback receiver: records every POST; answers 503 to the first attempt of each
-    message id when flaky (so the sender must retry), else 204."""
-
-    def __init__(self, flaky):
-        import http.server
-        import threading
-        self.got, self.flaky, seen = [], flaky, set()
-        outer = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hdr = {k.lower(): v for k, v in self.headers.items()}
-                outer.got.append((hdr, body))
-                first = hdr.get("webhook-id") not in seen
-                seen.add(hdr.get("webhook-id"))
-                self.send_response(503 if outer.flaky and first else 204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/hooks/batch"
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.srv.shutdown()
 
 
 def test_signed_webhooks_verified_by_the_official_library(workdir, redis_server, broker,

@@ -4,16 +4,13 @@ update log, Kafka acknowledged, the webhook outbox). A replica killed with -9 wh
 cannot acknowledge the COMPLETED event leaves the marker; another replica sends the event
 again, with the same event id / webhook-id, so receivers can drop duplicates."""
 import hashlib
-import http.server
-import json
 import os
 import signal
-import threading
 import time
 
 import pytest
 
-from batchrpc_util import BatchStack, Client, answered
+from batchrpc_util import BatchStack, Client, Hooks, answered
 from conftest import start_stedi_sim, stop_clean, wait_for
 from kafka_util import consume_all, start_broker
 from warmer_util import eligible, gen_members, metric
@@ -35,36 +32,6 @@ def event_id(batch_id, type_):
     h[16] = "0123456789abcdef"[(int(h[16], 16) & 3) | 8]
     h = "".join(h)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-class Hooks:
-    """A callback receiver recording every POST (headers lower-cased, JSON body); 204."""
-
-    def __init__(self):
-        self.got = []
-        outer = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.got.append(({k.lower(): v for k, v in self.headers.items()},
-                                  json.loads(body)))
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/hooks/batch"
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def of_type(self, t):
-        return [(h, b) for h, b in list(self.got) if b["type"] == t]
-
-    def close(self):
-        self.srv.shutdown()
 
 
 def batch_events(broker, batch_id):
