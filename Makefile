@@ -14,6 +14,8 @@ V         ?=
 Q         := $(if $(V),,@)
 SAN       ?=
 PYTHON    := /usr/bin/python3
+# parallel jobs for the compile steps (the tests themselves run one at a time)
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 PKGS      := libh2o-evloop grpc rdkafka hiredis libcurl libcjson libprotobuf-c openssl yaml-0.1
 
 CC        ?= gcc
@@ -55,7 +57,7 @@ UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(SVC_UNIT_S
 .SECONDARY:
 
 all: deps
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory -j$(JOBS) build
 
 deps:
 	@sh scripts/deps.sh
@@ -122,14 +124,14 @@ $(foreach d,$(sort $(notdir $(patsubst %/,%,$(dir $(SVC_UNIT_SRC))))),$(eval $(c
 # Unit tests are data-free and fast; integration tests start real Redis and
 # the Kafka dev broker themselves (tests/integration/conftest.py).
 test: deps
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory -j$(JOBS) build
 	@$(MAKE) --no-print-directory unit integration deploy-test
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; RTE_DATA_DIR=tests/data $$t; done
 
 integration: build
-	RTE_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+	RTE_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider --durations=15 tests/integration $(PYTEST_ARGS)
 
 # Deploy checks (docs/deploy.md): the Dockerfiles against the built
 # binaries and the Makefile, the charts with the real helm and kubectl
@@ -160,13 +162,13 @@ kafka-deps:
 	@$(PYTHON) tools/kafka/kafka_cluster.py fetch >/dev/null
 
 test-kafka: deps kafka-deps
-	@$(MAKE) --no-print-directory build
-	RTE_TEST_KAFKA=apache RTE_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	@$(MAKE) --no-print-directory -j$(JOBS) build
+	RTE_TEST_KAFKA=apache RTE_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider --durations=15 \
 	  $(KAFKA_SUITES) $(PYTEST_ARGS)
 
 # AddressSanitizer + UBSan: separate build tree, same tests. Leaks fail.
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" build
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
@@ -225,19 +227,19 @@ $(foreach d,$(sort $(notdir $(patsubst %/,%,$(dir $(FUZZ_SVC_SRC))))),$(eval $(c
 # make fuzz FUZZ_TIME=<seconds per target> [FUZZ_TARGETS="json wh_callback"]
 fuzz: deps
 	@sh scripts/deps.sh fuzz
-	@$(FUZZ_MAKE) fuzz-build
+	@$(FUZZ_MAKE) -j$(JOBS) fuzz-build
 	@sh scripts/fuzz.sh run $(FUZZ_BUILD) $(FUZZ_TIME) $(FUZZ_TARGETS)
 
 # every target for FUZZ_SMOKE seconds from its seeds, then the regressions (CI)
 fuzz-smoke: deps
 	@sh scripts/deps.sh fuzz
-	@$(FUZZ_MAKE) fuzz-build
+	@$(FUZZ_MAKE) -j$(JOBS) fuzz-build
 	@sh scripts/fuzz.sh smoke $(FUZZ_BUILD) $(FUZZ_SMOKE) $(FUZZ_TARGETS)
 
 # replay tests/fuzz/regressions/ only
 fuzz-regress: deps
 	@sh scripts/deps.sh fuzz
-	@$(FUZZ_MAKE) fuzz-build
+	@$(FUZZ_MAKE) -j$(JOBS) fuzz-build
 	@sh scripts/fuzz.sh regress $(FUZZ_BUILD) 0 $(FUZZ_TARGETS)
 
 # --- local stack --------------------------------------------------------

@@ -23,22 +23,6 @@ br_metrics BM;
 #define HOUR_MS (60 * MIN_MS)
 #define DAY_MS (24 * HOUR_MS)
 
-static int dur(const rte_config *cfg, const char *key, int64_t def, int64_t min, int64_t max,
-               int64_t *out, char *err, size_t errlen)
-{
-    return rte_config_duration_try(cfg, key, def, min, max, out, err, errlen);
-}
-
-static int num(const rte_config *cfg, const char *key, int64_t def, int64_t min, int64_t max,
-               int *out, char *err, size_t errlen)
-{
-    int64_t v;
-    if (rte_config_int_try(cfg, key, def, min, max, &v, err, errlen) != 0)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 /* br_conf_load - start-up thread */
 int br_conf_load(const rte_config *cfg, br_conf *o, char *err, size_t errlen)
 {
@@ -47,45 +31,57 @@ int br_conf_load(const rte_config *cfg, br_conf *o, char *err, size_t errlen)
     memset(o, 0, sizeof *o);
     if (rte_member_dir_source_config(cfg, "batchrpc.members", &o->members, err, errlen) != 0)
         return -1;
-    if (dur(cfg, "batchrpc.members_reload", MIN_MS, 1000, DAY_MS, &o->members_reload_ms, err,
-            errlen) != 0 ||
-        num(cfg, "batchrpc.request_max", 1000000, 1, 5000000, &o->request_max, err, errlen) != 0 ||
-        num(cfg, "batchrpc.rate_limit", 10, 0, 1000000, &o->rate_limit, err, errlen) != 0 ||
-        dur(cfg, "batchrpc.rate_window", HOUR_MS, 1000, 31 * DAY_MS, &o->rate_window_ms, err,
-            errlen) != 0 ||
-        dur(cfg, "batchrpc.tick", 1000, 10, MIN_MS, &o->tick_ms, err, errlen) != 0 ||
-        dur(cfg, "batchrpc.slice", 2000, 100, 10 * MIN_MS, &o->slice_ms, err, errlen) != 0 ||
-        num(cfg, "batchrpc.chunk", 100, 1, 1000, &o->chunk, err, errlen) != 0 ||
-        num(cfg, "batchrpc.batch_chunk", BR_STEDI_BATCH_MAX, 1, BR_STEDI_BATCH_MAX, &o->batch_chunk,
-            err, errlen) != 0 ||
-        num(cfg, "batchrpc.realtime_workers", 5, 1, 15, &o->realtime_workers, err, errlen) != 0 ||
-        dur(cfg, "batchrpc.check_interval", 30000, 10, HOUR_MS, &o->check_interval_ms, err,
-            errlen) != 0 ||
-        dur(cfg, "batchrpc.timeout", 8 * HOUR_MS, 1000, 7 * DAY_MS, &o->timeout_ms, err, errlen) !=
+    if (rte_config_duration_try(cfg, "batchrpc.members_reload", MIN_MS, 1000, DAY_MS,
+                                &o->members_reload_ms, err, errlen) != 0 ||
+        rte_config_int32_try(cfg, "batchrpc.request_max", 1000000, 1, 5000000, &o->request_max, err,
+                             errlen) != 0 ||
+        rte_config_int32_try(cfg, "batchrpc.rate_limit", 10, 0, 1000000, &o->rate_limit, err,
+                             errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.rate_window", HOUR_MS, 1000, 31 * DAY_MS,
+                                &o->rate_window_ms, err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.tick", 1000, 10, MIN_MS, &o->tick_ms, err, errlen) !=
             0 ||
-        dur(cfg, "batchrpc.timeout_max", 48 * HOUR_MS, 1000, 30 * DAY_MS, &o->timeout_max_ms, err,
-            errlen) != 0 ||
-        num(cfg, "batchrpc.page_size", 50, 1, 1000, &o->page_size, err, errlen) != 0 ||
-        dur(cfg, "batchrpc.watch_poll", 200, 10, 10000, &o->watch_poll_ms, err, errlen) != 0 ||
-        dur(cfg, "batchrpc.keepalive", 15000, 100, 10 * MIN_MS, &o->keepalive_ms, err, errlen) !=
+        rte_config_duration_try(cfg, "batchrpc.slice", 2000, 100, 10 * MIN_MS, &o->slice_ms, err,
+                                errlen) != 0 ||
+        rte_config_int32_try(cfg, "batchrpc.chunk", 100, 1, 1000, &o->chunk, err, errlen) != 0 ||
+        rte_config_int32_try(cfg, "batchrpc.batch_chunk", BR_STEDI_BATCH_MAX, 1, BR_STEDI_BATCH_MAX,
+                             &o->batch_chunk, err, errlen) != 0 ||
+        rte_config_int32_try(cfg, "batchrpc.realtime_workers", 5, 1, 15, &o->realtime_workers, err,
+                             errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.check_interval", 30000, 10, HOUR_MS,
+                                &o->check_interval_ms, err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.timeout", 8 * HOUR_MS, 1000, 7 * DAY_MS,
+                                &o->timeout_ms, err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.timeout_max", 48 * HOUR_MS, 1000, 30 * DAY_MS,
+                                &o->timeout_max_ms, err, errlen) != 0 ||
+        rte_config_int32_try(cfg, "batchrpc.page_size", 50, 1, 1000, &o->page_size, err, errlen) !=
             0 ||
-        dur(cfg, "batchrpc.check_eta", 13500, 0, HOUR_MS, &o->check_eta_ms, err, errlen) != 0 ||
-        dur(cfg, "batchrpc.batch_eta", 30 * MIN_MS, 0, DAY_MS, &o->batch_eta_ms, err, errlen) !=
-            0 ||
-        num(cfg, "batchrpc.member_events_max", 10000, 0, 1000000, &o->member_events_max, err,
-            errlen) != 0 ||
-        dur(cfg, "batchrpc.submit_retry", 10000, 10, HOUR_MS, &o->submit_retry_ms, err, errlen) !=
-            0 ||
-        num(cfg, "batchrpc.submit_attempts", 5, 1, 100, &o->submit_attempts, err, errlen) != 0 ||
-        dur(cfg, "batchrpc.jitter", 60 * MIN_MS, 0, DAY_MS, &o->jitter_ms, err, errlen) != 0 ||
-        dur(cfg, "batchrpc.busy_pause", 10000, 10, HOUR_MS, &o->busy_pause_ms, err, errlen) != 0 ||
-        num(cfg, "batchrpc.webhook_attempts", 10, 1, 100, &o->webhook_attempts, err, errlen) != 0 ||
-        dur(cfg, "batchrpc.webhook_backoff", 1000, 10, HOUR_MS, &o->webhook_backoff_ms, err,
-            errlen) != 0 ||
-        dur(cfg, "batchrpc.webhook_lease", 30000, 100, HOUR_MS, &o->webhook_lease_ms, err,
-            errlen) != 0 ||
-        dur(cfg, "batchrpc.webhook_timeout", 10000, 100, 5 * MIN_MS, &o->webhook_timeout_ms, err,
-            errlen) != 0)
+        rte_config_duration_try(cfg, "batchrpc.watch_poll", 200, 10, 10000, &o->watch_poll_ms, err,
+                                errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.keepalive", 15000, 100, 10 * MIN_MS,
+                                &o->keepalive_ms, err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.check_eta", 13500, 0, HOUR_MS, &o->check_eta_ms, err,
+                                errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.batch_eta", 30 * MIN_MS, 0, DAY_MS, &o->batch_eta_ms,
+                                err, errlen) != 0 ||
+        rte_config_int32_try(cfg, "batchrpc.member_events_max", 10000, 0, 1000000,
+                             &o->member_events_max, err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.submit_retry", 10000, 10, HOUR_MS,
+                                &o->submit_retry_ms, err, errlen) != 0 ||
+        rte_config_int32_try(cfg, "batchrpc.submit_attempts", 5, 1, 100, &o->submit_attempts, err,
+                             errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.jitter", 60 * MIN_MS, 0, DAY_MS, &o->jitter_ms, err,
+                                errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.busy_pause", 10000, 10, HOUR_MS, &o->busy_pause_ms,
+                                err, errlen) != 0 ||
+        rte_config_int32_try(cfg, "batchrpc.webhook_attempts", 10, 1, 100, &o->webhook_attempts,
+                             err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.webhook_backoff", 1000, 10, HOUR_MS,
+                                &o->webhook_backoff_ms, err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.webhook_lease", 30000, 100, HOUR_MS,
+                                &o->webhook_lease_ms, err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.webhook_timeout", 10000, 100, 5 * MIN_MS,
+                                &o->webhook_timeout_ms, err, errlen) != 0)
         return -1;
     o->webhook_secret = rte_config_str(cfg, "batchrpc.webhook_secret", "");
     if (o->webhook_secret[0]) {
@@ -104,7 +100,7 @@ int br_conf_load(const rte_config *cfg, br_conf *o, char *err, size_t errlen)
                  "below batchrpc.webhook_lease");
         return -1;
     }
-    if (num(cfg, "slots.limit", 15, 1, 1000, &o->slots_limit, err, errlen) != 0)
+    if (rte_config_int32_try(cfg, "slots.limit", 15, 1, 1000, &o->slots_limit, err, errlen) != 0)
         return -1;
     if (o->timeout_ms > o->timeout_max_ms) {
         snprintf(err, errlen,
@@ -121,10 +117,12 @@ int br_conf_load(const rte_config *cfg, br_conf *o, char *err, size_t errlen)
     o->time_zone = rte_config_str(cfg, "batchrpc.time_zone", "UTC");
     rte_jobs_opts_init(&o->jobs);
     snprintf(o->jobs.prefix, sizeof o->jobs.prefix, "%s", p);
-    if (dur(cfg, "batchrpc.lease", 30000, 1000, 10 * MIN_MS, &o->jobs.lease_ms, err, errlen) != 0 ||
-        dur(cfg, "batchrpc.keep", 7 * DAY_MS, MIN_MS, 90 * DAY_MS, &o->jobs.keep_ms, err, errlen) !=
-            0 ||
-        num(cfg, "batchrpc.events_max", 10000, 100, 1000000, &o->jobs.events_max, err, errlen) != 0)
+    if (rte_config_duration_try(cfg, "batchrpc.lease", 30000, 1000, 10 * MIN_MS, &o->jobs.lease_ms,
+                                err, errlen) != 0 ||
+        rte_config_duration_try(cfg, "batchrpc.keep", 7 * DAY_MS, MIN_MS, 90 * DAY_MS,
+                                &o->jobs.keep_ms, err, errlen) != 0 ||
+        rte_config_int32_try(cfg, "batchrpc.events_max", 10000, 100, 1000000, &o->jobs.events_max,
+                             err, errlen) != 0)
         return -1;
     if (o->slice_ms * 2 > o->jobs.lease_ms) {
         snprintf(err, errlen,

@@ -77,12 +77,6 @@ static int parse_secrets(const char *list, wh_secrets *out, char *err, size_t er
     return 0;
 }
 
-static int get_int(const rte_config *cfg, const char *key, int64_t def, int64_t lo, int64_t hi,
-                   int64_t *out, char *err, size_t errlen)
-{
-    return rte_config_int_try(cfg, key, def, lo, hi, out, err, errlen);
-}
-
 /* wh_conf_load - start-up thread */
 int wh_conf_load(const rte_config *cfg, wh_conf *o, char *err, size_t errlen)
 {
@@ -94,26 +88,26 @@ int wh_conf_load(const rte_config *cfg, wh_conf *o, char *err, size_t errlen)
     if (rte_config_duration_try(cfg, "wh.timestamp_tolerance", 5 * 60 * 1000, 1000,
                                 24 * 3600 * 1000LL, &o->tolerance_ms, err, errlen) != 0)
         return -1;
-    if (get_int(cfg, "wh.max_body", 8 * MIB, 1024, 256 * MIB, &v, err, errlen) != 0)
+    if (rte_config_int_try(cfg, "wh.max_body", 8 * MIB, 1024, 256 * MIB, &v, err, errlen) != 0)
         return -1;
     o->max_body = (size_t)v;
-    if (get_int(cfg, "wh.max_results", 10000, 1, 1000000, &v, err, errlen) != 0)
+    if (rte_config_int_try(cfg, "wh.max_results", 10000, 1, 1000000, &v, err, errlen) != 0)
         return -1;
     o->max_results = (int)v;
     if (rte_config_duration_try(cfg, "wh.replay_ttl", 24 * 3600 * 1000LL, 60 * 1000,
                                 30 * 24 * 3600 * 1000LL, &o->replay_ttl_ms, err, errlen) != 0)
         return -1;
-    if (get_int(cfg, "wh.workers", 4, 1, 256, &v, err, errlen) != 0)
+    if (rte_config_int_try(cfg, "wh.workers", 4, 1, 256, &v, err, errlen) != 0)
         return -1;
     o->workers = (int)v;
-    if (get_int(cfg, "wh.queue_max", 256, 1, 100000, &v, err, errlen) != 0)
+    if (rte_config_int_try(cfg, "wh.queue_max", 256, 1, 100000, &v, err, errlen) != 0)
         return -1;
     o->queue_max = (int)v;
     if (rte_config_duration_try(cfg, "wh.produce_timeout", 10000, 100, 120000, &v, err, errlen) !=
         0)
         return -1;
     o->produce_timeout_ms = (int)v;
-    if (get_int(cfg, "wh.chunk_bytes", 512 * 1024, 4096, 64 * MIB, &v, err, errlen) != 0)
+    if (rte_config_int_try(cfg, "wh.chunk_bytes", 512 * 1024, 4096, 64 * MIB, &v, err, errlen) != 0)
         return -1;
     o->chunk_bytes = (size_t)v;
     if (rte_config_duration_try(cfg, "wh.stats_ttl", 7 * 24 * 3600 * 1000LL, 60 * 1000,
@@ -121,17 +115,17 @@ int wh_conf_load(const rte_config *cfg, wh_conf *o, char *err, size_t errlen)
         rte_config_duration_try(cfg, "wh.redis_wait", 20000, 0, 120000, &o->redis_wait_ms, err,
                                 errlen) != 0)
         return -1;
-    if (get_int(cfg, "wh.writers", 4, 0, 64, &v, err, errlen) != 0)
+    if (rte_config_int_try(cfg, "wh.writers", 4, 0, 64, &v, err, errlen) != 0)
         return -1;
     o->writers = (int)v;
     o->poll_enabled = rte_config_bool(cfg, "wh.poll.enabled", 1);
     if (rte_config_duration_try(cfg, "wh.poll.interval", 5000, 10, 3600 * 1000LL,
                                 &o->poll_interval_ms, err, errlen) != 0)
         return -1;
-    if (get_int(cfg, "wh.poll.page_size", 100, 1, 200, &v, err, errlen) != 0)
+    if (rte_config_int_try(cfg, "wh.poll.page_size", 100, 1, 200, &v, err, errlen) != 0)
         return -1;
     o->poll_page_size = (int)v;
-    if (get_int(cfg, "wh.poll.max_batches", 16, 1, 1000, &v, err, errlen) != 0)
+    if (rte_config_int_try(cfg, "wh.poll.max_batches", 16, 1, 1000, &v, err, errlen) != 0)
         return -1;
     o->poll_max_batches = (int)v;
     if (rte_cache_settings_from_config(cfg, &o->cache, err, errlen) != 0 ||
