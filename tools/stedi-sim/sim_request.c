@@ -62,7 +62,7 @@ struct spec_obj {
 
 /* --- the schema (Stedi OpenAPI, healthcare.json, 2026-08-20) ------------- */
 
-static const spec_field additional_identification_dependent_fields[] = {
+static const spec_field additional_identification_fields[] = {
     {"agencyClaimNumber", T_STR, .min = 1, .max = 50},
     {"contractNumber", T_STR, .min = 1, .max = 50},
     {"healthInsuranceClaimNumber", T_STR, .min = 1, .max = 50},
@@ -75,9 +75,10 @@ static const spec_field additional_identification_dependent_fields[] = {
     {"planNumber", T_STR, .min = 1, .max = 50},
     {"policyNumber", T_STR, .min = 1, .max = 50},
 };
-static const spec_obj additional_identification_dependent = {
-    additional_identification_dependent_fields,
-    N_OF(additional_identification_dependent_fields),
+/* AdditionalIdentificationDependent and ...Subscriber: the spec gives both the same fields */
+static const spec_obj additional_identification = {
+    additional_identification_fields,
+    N_OF(additional_identification_fields),
     {NULL}};
 static const char *const request_state_or_province_code[] = {
     "NL", "PE", "NS", "NB", "QC", "ON", "MB", "SK", "AB", "BC", "YT", "NT", "NU", "DC", "AS",
@@ -113,7 +114,7 @@ static const char *const request_dependent_provider_code[] = {"AD", "AT", "BI", 
 static const char *const request_dependent_reference_identification_qualifier[] = {
     "9K", "D3", "EI", "HPI", "PXC", "SY", "TJ", NULL};
 static const spec_field request_dependent_fields[] = {
-    {"additionalIdentification", T_OBJ, .obj = &additional_identification_dependent},
+    {"additionalIdentification", T_OBJ, .obj = &additional_identification},
     {"address", T_OBJ, .obj = &request_dependent_address},
     {"beginningCardIssueDate", T_STR, .pat = P_DATE},
     {"beginningPlanIssueDate", T_STR, .pat = P_DATE},
@@ -262,23 +263,6 @@ static const spec_field provider_fields[] = {
     {"taxId", T_STR, .pat = P_DIGITS, .digits = 9},
 };
 static const spec_obj provider = {provider_fields, N_OF(provider_fields), {NULL}};
-static const spec_field additional_identification_subscriber_fields[] = {
-    {"agencyClaimNumber", T_STR, .min = 1, .max = 50},
-    {"contractNumber", T_STR, .min = 1, .max = 50},
-    {"healthInsuranceClaimNumber", T_STR, .min = 1, .max = 50},
-    {"identificationCardSerialNumber", T_STR, .min = 1, .max = 50},
-    {"insurancePolicyNumber", T_STR, .min = 1, .max = 50},
-    {"medicalRecordIdentificationNumber", T_STR, .min = 1, .max = 50},
-    {"memberIdentificationNumber", T_STR, .min = 1, .max = 50},
-    {"patientAccountNumber", T_STR, .min = 1, .max = 50},
-    {"planNetworkIdentificationNumber", T_STR, .min = 1, .max = 50},
-    {"planNumber", T_STR, .min = 1, .max = 50},
-    {"policyNumber", T_STR, .min = 1, .max = 50},
-};
-static const spec_obj additional_identification_subscriber = {
-    additional_identification_subscriber_fields,
-    N_OF(additional_identification_subscriber_fields),
-    {NULL}};
 static const spec_field request_subscriber_address_fields[] = {
     {"address1", T_STR, .min = 1, .max = 55},
     {"address2", T_STR, .min = 1, .max = 55},
@@ -296,7 +280,7 @@ static const char *const request_subscriber_provider_code[] = {"AD", "AT", "BI",
 static const char *const request_subscriber_reference_identification_qualifier[] = {
     "9K", "D3", "EI", "HPI", "PXC", "SY", "TJ", NULL};
 static const spec_field request_subscriber_fields[] = {
-    {"additionalIdentification", T_OBJ, .obj = &additional_identification_subscriber},
+    {"additionalIdentification", T_OBJ, .obj = &additional_identification},
     {"address", T_OBJ, .obj = &request_subscriber_address},
     {"beginningCardIssueDate", T_STR, .pat = P_DATE},
     {"beginningPlanIssueDate", T_STR, .pat = P_DATE},
