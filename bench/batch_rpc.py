@@ -3,23 +3,16 @@ import math
 import sys
 import time
 
-import grpc
 import redis
 import requests
 
 import batch_eligibility_pb2 as pb
+from batch_rpc_client import Client
 
 addr, redis_port, sim, n, rounds, pid = sys.argv[1:7]
 n, rounds = int(n), int(rounds)
 rds = redis.Redis(port=int(redis_port))
-ch = grpc.insecure_channel(addr)
-grpc.channel_ready_future(ch).result(timeout=120)
-
-
-def unary(name, resp):
-    return ch.unary_unary(f"/rte.v1.BatchEligibilityService/{name}",
-                          request_serializer=lambda m: m.SerializeToString(),
-                          response_deserializer=resp.FromString)
+unary = Client(addr).unary
 
 
 submit = unary("SubmitBatch", pb.SubmitBatchResponse)

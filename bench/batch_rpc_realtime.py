@@ -28,6 +28,7 @@ import redis
 import requests
 
 import batch_eligibility_pb2 as pb
+from batch_rpc_client import Client
 
 (addr, gw, redis_port, sim, members_path, job_size, rate, dur, batch_cap, limit,
  reserve) = sys.argv[1:12]
@@ -57,14 +58,7 @@ job_ids, interactive = ids[:job_size], ids[job_size:]
 if len(job_ids) < job_size:
     sys.exit(f"the directory has only {len(job_ids)} members for the job")
 
-ch = grpc.insecure_channel(addr)
-grpc.channel_ready_future(ch).result(timeout=120)
-
-
-def unary(name, resp):
-    return ch.unary_unary(f"/rte.v1.BatchEligibilityService/{name}",
-                          request_serializer=lambda m: m.SerializeToString(),
-                          response_deserializer=resp.FromString)
+unary = Client(addr).unary
 
 
 submit = unary("SubmitBatch", pb.SubmitBatchResponse)
