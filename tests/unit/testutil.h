@@ -31,15 +31,12 @@
 
 #include "rte/redis.h"
 
-/* tu_data - the whole file tests/data/<path>, NUL-terminated (free it); *len its size */
-static inline char *tu_data(const char *path, size_t *len)
+/* tu_read_file - the whole file at path, NUL-terminated (free it); fails the test if unreadable */
+static inline char *tu_read_file(const char *path, size_t *len)
 {
-    char full[512];
-    const char *dir = getenv("RTE_DATA_DIR");
-    snprintf(full, sizeof full, "%s/%s", dir && dir[0] ? dir : "tests/data", path);
-    FILE *f = fopen(full, "rb");
+    FILE *f = fopen(path, "rb");
     if (f == NULL)
-        fail_msg("cannot open %s", full);
+        fail_msg("cannot open %s", path);
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -51,6 +48,15 @@ static inline char *tu_data(const char *path, size_t *len)
     if (len)
         *len = (size_t)n;
     return buf;
+}
+
+/* tu_data - the whole file tests/data/<path>, NUL-terminated (free it); *len its size */
+static inline char *tu_data(const char *path, size_t *len)
+{
+    char full[512];
+    const char *dir = getenv("RTE_DATA_DIR");
+    snprintf(full, sizeof full, "%s/%s", dir && dir[0] ? dir : "tests/data", path);
+    return tu_read_file(full, len);
 }
 
 /* tu_openapi_dir - the OpenAPI directory, or NULL (absent and not CI: the caller skips) */
@@ -84,20 +90,7 @@ static inline char *tu_openapi(const char *path, size_t *len)
         skip();
     }
     snprintf(full, sizeof full, "%s/%s", d, path);
-    FILE *f = fopen(full, "rb");
-    if (f == NULL)
-        fail_msg("cannot open %s", full);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return buf;
+    return tu_read_file(full, len);
 }
 
 /* tu_free_port - a loopback port nobody listened on a moment ago */
