@@ -77,9 +77,7 @@ static const spec_field additional_identification_fields[] = {
 };
 /* AdditionalIdentificationDependent and ...Subscriber: the spec gives both the same fields */
 static const spec_obj additional_identification = {
-    additional_identification_fields,
-    N_OF(additional_identification_fields),
-    {NULL}};
+    additional_identification_fields, N_OF(additional_identification_fields), {NULL}};
 static const char *const request_state_or_province_code[] = {
     "NL", "PE", "NS", "NB", "QC", "ON", "MB", "SK", "AB", "BC", "YT", "NT", "NU", "DC", "AS",
     "GU", "MP", "PR", "UM", "VI", "AA", "AE", "AP", "AK", "AL", "AR", "AZ", "CA", "CO", "CT",
