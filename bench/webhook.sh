@@ -189,6 +189,8 @@ if CLIENT == "c":
     elapsed, ok, bad = got["secs"], [got["accepted"]], [got["refused"] + got["errors"]]
     p50, p99 = got["p50_ms"] / 1000, got["p99_ms"] / 1000
     catchup = line(p)["secs"]
+    cpu2 = cpu_all()
+    cpu2["client (wh-load)"] = cpu1["client (wh-load)"]
     if p.wait() != 0 or catchup < 0:
         raise SystemExit("bench-webhook: sustained callbacks not cached after 60 s")
 else:
@@ -230,6 +232,7 @@ else:
             raise SystemExit(f"bench-webhook: {len(pending)} sustained callbacks not cached after 60 s")
         time.sleep(0.05)
     catchup = time.monotonic() - t
+    cpu2 = cpu_all()
     p50, p99 = pct(lat, 50), pct(lat, 99)
 print(f"sustained, 100 results per callback, {CONC} senders, {elapsed:.1f} s:")
 print(f"  accepted         {ok[0] / elapsed:7.0f} callbacks/s ({ok[0] * 100 / elapsed:.0f} results/s)"
@@ -240,12 +243,14 @@ print(f"  cache caught up  {catchup * 1000:7.0f} ms after the last callback"
 # where the cores went while sending: CPU ms per accepted callback, and the share of the
 # machine's cores (os.cpu_count) each process used; the rest is other work on the machine
 ncpu = os.cpu_count() or 1
+# (while sending, and until caught up: a writer that lags does part of its work after)
 for k in cpu0:
     if cpu0[k] is None or cpu1.get(k) is None:
         continue
-    used = cpu1[k] - cpu0[k]
+    used, until = cpu1[k] - cpu0[k], cpu2[k] - cpu0[k]
     print(f"  cpu {k:22s} {used * 1000 / max(ok[0], 1):6.2f} ms per callback"
-          f"   {used / elapsed * 100 / ncpu:5.1f} % of {ncpu} cores")
+          f"   {used / elapsed * 100 / ncpu:5.1f} % of {ncpu} cores"
+          f"   until caught up {until * 1000 / max(ok[0], 1):6.2f} ms")
 print(f"  load average     {open('/proc/loadavg').read().split()[0]}")
 m = requests.get(ADMIN + "/metrics", timeout=5).text
 for line in m.splitlines():
