@@ -499,34 +499,46 @@ int64_t rte_cache_entry_age_s(const rte_cache_entry *e, int64_t now_ms)
 }
 
 /*
- * KEYS[1] key; ARGV[1] value, ARGV[2] cached_at, ARGV[3] ttl ms, ARGV[4]
- * the oldest cached_at a carried success may have, ARGV[5] "1" when the
- * value is an error entry. Keeps a newer stored entry; an error replacing a
- * success (or an error that carries one) keeps that success as
- * last_success, spliced into the value's object. Announces each write on
- * RTE_CACHE_WRITTEN_CHANNEL, in the same atomic step.
+ * One call writes up to PUT_CHUNK entries. KEYS[i] the key of entry i;
+ * ARGV[1] the TTL in ms; then four ARGV per entry, entry i from ARGV[4i-2]:
+ * the value, its cached_at, the oldest cached_at a carried success may
+ * have, "1" when the value is an error entry that should carry one. Per
+ * entry, exactly as a call of its own would: a stored entry with a later
+ * cached_at is kept; an error replacing a success (or an error that
+ * carries one) keeps that success as last_success, spliced into the
+ * value's object; each write is announced on RTE_CACHE_WRITTEN_CHANNEL, in
+ * the same atomic step. Returns one integer per entry: 1 written, 0 kept.
  */
 static const char put_script[] =
-    "local old = redis.call('GET', KEYS[1])\n"
-    "local value = ARGV[1]\n"
-    "if old then\n"
-    "  local ok, doc = pcall(cjson.decode, old)\n"
-    "  if ok and type(doc) == 'table' then\n"
-    "    if type(doc.cached_at) == 'string' and doc.cached_at > ARGV[2] then return 0 end\n"
-    "    if ARGV[5] == '1' and string.sub(value, -1) == '}' then\n"
-    "      local keep, text = nil, nil\n"
-    "      if doc.error == nil then keep, text = doc, old\n"
-    "      elseif type(doc.last_success) == 'table' then keep = doc.last_success end\n"
-    "      if keep and type(keep.cached_at) == 'string' and keep.cached_at >= ARGV[4] then\n"
-    "        text = text or cjson.encode(keep)\n"
-    "        value = string.sub(value, 1, -2) .. ',\"last_success\":' .. text .. '}'\n"
+    "local out = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  local b = 4 * i - 2\n"
+    "  local value, at = ARGV[b], ARGV[b + 1]\n"
+    "  local old = redis.call('GET', KEYS[i])\n"
+    "  local write = 1\n"
+    "  if old then\n"
+    "    local ok, doc = pcall(cjson.decode, old)\n"
+    "    if ok and type(doc) == 'table' then\n"
+    "      if type(doc.cached_at) == 'string' and doc.cached_at > at then\n"
+    "        write = 0\n"
+    "      elseif ARGV[b + 3] == '1' and string.sub(value, -1) == '}' then\n"
+    "        local keep, text = nil, nil\n"
+    "        if doc.error == nil then keep, text = doc, old\n"
+    "        elseif type(doc.last_success) == 'table' then keep = doc.last_success end\n"
+    "        if keep and type(keep.cached_at) == 'string' and keep.cached_at >= ARGV[b + 2] then\n"
+    "          text = text or cjson.encode(keep)\n"
+    "          value = string.sub(value, 1, -2) .. ',\"last_success\":' .. text .. '}'\n"
+    "        end\n"
     "      end\n"
     "    end\n"
     "  end\n"
+    "  if write == 1 then\n"
+    "    redis.call('SET', KEYS[i], value, 'PX', ARGV[1])\n"
+    "    redis.call('PUBLISH', '" RTE_CACHE_WRITTEN_CHANNEL "', KEYS[i])\n"
+    "  end\n"
+    "  out[i] = write\n"
     "end\n"
-    "redis.call('SET', KEYS[1], value, 'PX', ARGV[3])\n"
-    "redis.call('PUBLISH', '" RTE_CACHE_WRITTEN_CHANNEL "', KEYS[1])\n"
-    "return 1\n";
+    "return out\n";
 
 /* rte_cache_put - one write of rte_cache_put_many; caller's thread owns r */
 int rte_cache_put(rte_redis *r, const char *key, const rte_cache_entry *e,
@@ -560,47 +572,74 @@ static int carry(const rte_cache_entry *e)
     return e->is_error && !e->has_last_success;
 }
 
-/* One pipelined round of EVALSHA; 1 if Redis did not know the script yet. */
+/* the entries of one put_script call (a Redis Cluster would need them in one hash slot) */
+#define PUT_CHUNK 64
+
+/*
+ * One pipelined round of EVALSHA, PUT_CHUNK entries per call: 0, 1 if Redis
+ * did not know the script yet, -1 + err.
+ */
 static int put_round(rte_redis *r, rte_cache_write *w, int n, char **values, char (*cached)[40],
                      char (*keep_from)[40], const char *ttl, char *err, size_t errlen)
 {
-    const char *(*argv)[9] = calloc((size_t)n, sizeof *argv);
-    rte_redis_argv *cmds = calloc((size_t)n, sizeof *cmds);
-    redisReply **reps = calloc((size_t)n, sizeof *reps);
+    int ncalls = (n + PUT_CHUNK - 1) / PUT_CHUNK;
+    const char **argv = calloc((size_t)n * 5 + (size_t)ncalls * 4, sizeof *argv);
+    rte_redis_argv *cmds = calloc((size_t)ncalls, sizeof *cmds);
+    redisReply **reps = calloc((size_t)ncalls, sizeof *reps);
+    char nkeys[(PUT_MANY_MAX + PUT_CHUNK - 1) / PUT_CHUNK][12];
     int rc = -1, noscript = 0;
 
     if (argv == NULL || cmds == NULL || reps == NULL) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    for (int i = 0; i < n; i++) {
-        const char *a[9] = {"EVALSHA", put_sha,      "1",
-                            w[i].key,  values[i],    cached[i],
-                            ttl,       keep_from[i], carry(w[i].entry) ? "1" : "0"};
-        memcpy(argv[i], a, sizeof a);
-        cmds[i] = (rte_redis_argv){9, argv[i], NULL};
+    const char **a = argv;
+    for (int c = 0; c < ncalls; c++) {
+        int i0 = c * PUT_CHUNK, k = n - i0 < PUT_CHUNK ? n - i0 : PUT_CHUNK;
+        snprintf(nkeys[c], sizeof nkeys[c], "%d", k);
+        cmds[c] = (rte_redis_argv){4 + 5 * k, a, NULL};
+        *a++ = "EVALSHA";
+        *a++ = put_sha;
+        *a++ = nkeys[c];
+        for (int i = i0; i < i0 + k; i++)
+            *a++ = w[i].key;
+        *a++ = ttl;
+        for (int i = i0; i < i0 + k; i++) {
+            *a++ = values[i];
+            *a++ = cached[i];
+            *a++ = keep_from[i];
+            *a++ = carry(w[i].entry) ? "1" : "0";
+        }
     }
-    if (rte_redis_pipeline(r, n, cmds, reps, err, errlen) != 0)
+    if (rte_redis_pipeline(r, ncalls, cmds, reps, err, errlen) != 0)
         goto out;
     rc = 0;
-    for (int i = 0; i < n; i++) {
-        if (is_noscript(reps[i])) {
+    for (int c = 0; c < ncalls; c++) {
+        int i0 = c * PUT_CHUNK, k = n - i0 < PUT_CHUNK ? n - i0 : PUT_CHUNK;
+        const redisReply *rep = reps[c];
+        if (is_noscript(rep)) {
             noscript = 1;
-        } else if (reps[i] != NULL && reps[i]->type == REDIS_REPLY_INTEGER) {
-            w[i].rc = (int)reps[i]->integer;
+        } else if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)k) {
+            for (int i = 0; i < k; i++) {
+                if (rep->element[i]->type != REDIS_REPLY_INTEGER) {
+                    snprintf(err, errlen, "cache put: unexpected reply for %s", w[i0 + i].key);
+                    rc = -1;
+                    break;
+                }
+                w[i0 + i].rc = (int)rep->element[i]->integer;
+            }
         } else {
             snprintf(err, errlen, "cache put: %s",
-                     reps[i] && reps[i]->type == REDIS_REPLY_ERROR ? reps[i]->str
-                                                                   : "unexpected reply");
+                     rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
             rc = -1;
         }
     }
     if (rc == 0 && noscript)
         rc = 1;
 out:
-    for (int i = 0; reps != NULL && i < n; i++)
-        if (reps[i] != NULL)
-            freeReplyObject(reps[i]);
+    for (int c = 0; reps != NULL && c < ncalls; c++)
+        if (reps[c] != NULL)
+            freeReplyObject(reps[c]);
     free(reps);
     free(cmds);
     free(argv);

@@ -2,11 +2,13 @@
  * wh_consume.c - the one writer of batch results into the cache
  * (wh_consume.h).
  *
- * One message is applied in three round-trip phases: the applied check, one
- * compare-and-set per successful result (rte_cache_put_many, 32 per round
- * trip, spread over the writer pool), and
- * one pipeline for the per-batch record. A crash between the phases
- * redelivers the message; the puts are idempotent (same entry, same
+ * One message is applied in three round-trip phases: the applied check, the
+ * compare-and-set of every successful result (rte_cache_put_many: one
+ * script call per 64 entries, chunks of 128 spread over the writer pool), and
+ * one pipeline for the per-batch record. Consecutive callback messages of
+ * one Kafka batch go through the same phases together (apply_group), so a
+ * run of 64 small callbacks costs a handful of round trips, not five each.
+ * A crash between the phases redelivers the message; the puts are idempotent (same entry, same
  * cached_at) and the record uses sets keyed by check id, so the redelivery
  * changes nothing that was already right.
  *
@@ -222,95 +224,144 @@ static void map_item(const cJSON *item, const cJSON *members, int64_t fetched, w
  * why when the envelope is poison (not the expected shape, or a callback
  * result that breaks the input policy); -2 out of memory
  */
-int wh_consume_map(const cJSON *env, const char *kind, wh_item **out, char *why, size_t wl)
+/* the list of results (callback) or items (poll page) of env; NULL + why when missing */
+static const cJSON *results_of(const cJSON *env, const char *kind, char *why, size_t wl)
 {
     int callback = strcmp(kind, WH_KIND_CALLBACK) == 0;
     const cJSON *list = callback ? cJSON_GetObjectItemCaseSensitive(env, "results")
                                  : cJSON_GetObjectItemCaseSensitive(
                                        cJSON_GetObjectItemCaseSensitive(env, "page"), "items");
+    if (cJSON_IsArray(list))
+        return list;
+    snprintf(why, wl, "%s envelope without its %s array", kind,
+             callback ? "results" : "page.items");
+    return NULL;
+}
+
+/* map every element of list into items (zeroed, room for all); 0, or -1 + why (poison) */
+static int map_list(const cJSON *env, const char *kind, const cJSON *list, wh_item *items,
+                    char *why, size_t wl)
+{
+    int callback = strcmp(kind, WH_KIND_CALLBACK) == 0, i = 0;
     const cJSON *members = cJSON_GetObjectItemCaseSensitive(env, "members");
-    if (!cJSON_IsArray(list)) {
-        snprintf(why, wl, "%s envelope without its %s array", kind,
-                 callback ? "results" : "page.items");
-        return -1;
-    }
-    int n = cJSON_GetArraySize(list), i = 0;
-    wh_item *items = calloc((size_t)n + 1, sizeof *items);
-    if (items == NULL) {
-        snprintf(why, wl, "out of memory");
-        return -2;
-    }
     int64_t t = callback ? callback_time(env) : nfield(env, "fetched_at_ms");
     if (t <= 0)
         t = rte_clock_now_ms();
     const cJSON *x;
     cJSON_ArrayForEach(x, list)
     {
-        if (callback && map_callback(x, i, t, &items[i], why, wl) != 0) {
-            free(items);
+        if (callback && map_callback(x, i, t, &items[i], why, wl) != 0)
             return -1;
-        }
         if (!callback)
             map_item(x, members, t, &items[i]);
         i++;
     }
+    return 0;
+}
+
+int wh_consume_map(const cJSON *env, const char *kind, wh_item **out, char *why, size_t wl)
+{
+    const cJSON *list = results_of(env, kind, why, wl);
+    if (list == NULL)
+        return -1;
+    int n = cJSON_GetArraySize(list);
+    wh_item *items = calloc((size_t)n + 1, sizeof *items);
+    if (items == NULL) {
+        snprintf(why, wl, "out of memory");
+        return -2;
+    }
+    if (map_list(env, kind, list, items, why, wl) != 0) {
+        free(items);
+        return -1;
+    }
     *out = items;
     return n;
+}
+
+/* the commands of one message's per-batch record and applied marker */
+struct rec {
+    char wkey[256], fkey[256], akey[256], ttl[24];
+    const char **sadd, **hset;
+    const char *e1[3], *e2[3], *mark[5];
+};
+
+/* into cmds (room for 5): their count, or -1 out of memory; free r->sadd and r->hset after */
+static int rec_cmds(struct rec *r, const char *batch_id, const char *content_id,
+                    const struct apply *a, rte_redis_argv *cmds)
+{
+    int ncmd = 0;
+    snprintf(r->wkey, sizeof r->wkey, "rte:wh:batch:%s:written", batch_id);
+    snprintf(r->fkey, sizeof r->fkey, "rte:wh:batch:%s:failed", batch_id);
+    snprintf(r->akey, sizeof r->akey, "rte:wh:applied:%s", content_id);
+    snprintf(r->ttl, sizeof r->ttl, "%lld", (long long)WH.stats_ttl_ms);
+    r->sadd = calloc((size_t)a->nok + 2, sizeof *r->sadd);
+    r->hset = calloc((size_t)a->nbad * 2 + 2, sizeof *r->hset);
+    if (r->sadd == NULL || r->hset == NULL)
+        return -1;
+    if (a->nok > 0) {
+        r->sadd[0] = "SADD";
+        r->sadd[1] = r->wkey;
+        memcpy(r->sadd + 2, a->ok_ids, (size_t)a->nok * sizeof *r->sadd);
+        cmds[ncmd++] = (rte_redis_argv){a->nok + 2, r->sadd, NULL};
+    }
+    if (a->nbad > 0) {
+        r->hset[0] = "HSET";
+        r->hset[1] = r->fkey;
+        for (int i = 0; i < a->nbad; i++) {
+            r->hset[2 + 2 * i] = a->bad_ids[i];
+            r->hset[3 + 2 * i] = a->bad_why[i];
+        }
+        cmds[ncmd++] = (rte_redis_argv){a->nbad * 2 + 2, r->hset, NULL};
+    }
+    const char *e1[] = {"PEXPIRE", r->wkey, r->ttl}, *e2[] = {"PEXPIRE", r->fkey, r->ttl};
+    const char *mark[] = {"SET", r->akey, "1", "PX", r->ttl};
+    memcpy(r->e1, e1, sizeof e1);
+    memcpy(r->e2, e2, sizeof e2);
+    memcpy(r->mark, mark, sizeof mark);
+    cmds[ncmd++] = (rte_redis_argv){3, r->e1, NULL};
+    cmds[ncmd++] = (rte_redis_argv){3, r->e2, NULL};
+    cmds[ncmd++] = (rte_redis_argv){5, r->mark, NULL};
+    return ncmd;
+}
+
+/* send n commands in one pipeline, every reply checked; 0 or -1 + err */
+static int pipeline_checked(rte_redis *r, int n, const rte_redis_argv *cmds, char *err,
+                            size_t errlen)
+{
+    redisReply **rep = calloc((size_t)n + 1, sizeof *rep);
+    int rc = -1;
+    if (rep == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (rte_redis_pipeline(r, n, cmds, rep, err, errlen) == 0) {
+        rc = 0;
+        for (int i = 0; i < n; i++) {
+            if (rep[i] != NULL && rep[i]->type == REDIS_REPLY_ERROR) {
+                snprintf(err, errlen, "batch record: %s", rep[i]->str);
+                rc = -1;
+            }
+            if (rep[i] != NULL)
+                freeReplyObject(rep[i]);
+        }
+    }
+    free(rep);
+    return rc;
 }
 
 /* the per-batch record and the applied marker in one pipeline; 0 or -1 + err */
 static int record(rte_redis *r, const char *batch_id, const char *content_id, const struct apply *a,
                   char *err, size_t errlen)
 {
-    char wkey[256], fkey[256], akey[256], ttl[24];
-    snprintf(wkey, sizeof wkey, "rte:wh:batch:%s:written", batch_id);
-    snprintf(fkey, sizeof fkey, "rte:wh:batch:%s:failed", batch_id);
-    snprintf(akey, sizeof akey, "rte:wh:applied:%s", content_id);
-    snprintf(ttl, sizeof ttl, "%lld", (long long)WH.stats_ttl_ms);
-    int ncmd = 0, rc = -1;
+    struct rec rc_ = {0};
     rte_redis_argv cmds[5];
-    redisReply *rep[5] = {0};
-    const char **sadd = calloc((size_t)a->nok + 2, sizeof *sadd);
-    const char **hset = calloc((size_t)a->nbad * 2 + 2, sizeof *hset);
-    if (sadd == NULL || hset == NULL) {
+    int n = rec_cmds(&rc_, batch_id, content_id, a, cmds), rc = -1;
+    if (n < 0)
         snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    if (a->nok > 0) {
-        sadd[0] = "SADD";
-        sadd[1] = wkey;
-        memcpy(sadd + 2, a->ok_ids, (size_t)a->nok * sizeof *sadd);
-        cmds[ncmd++] = (rte_redis_argv){a->nok + 2, sadd, NULL};
-    }
-    if (a->nbad > 0) {
-        hset[0] = "HSET";
-        hset[1] = fkey;
-        for (int i = 0; i < a->nbad; i++) {
-            hset[2 + 2 * i] = a->bad_ids[i];
-            hset[3 + 2 * i] = a->bad_why[i];
-        }
-        cmds[ncmd++] = (rte_redis_argv){a->nbad * 2 + 2, hset, NULL};
-    }
-    const char *e1[] = {"PEXPIRE", wkey, ttl};
-    const char *e2[] = {"PEXPIRE", fkey, ttl};
-    const char *mark[] = {"SET", akey, "1", "PX", ttl};
-    cmds[ncmd++] = (rte_redis_argv){3, e1, NULL};
-    cmds[ncmd++] = (rte_redis_argv){3, e2, NULL};
-    cmds[ncmd++] = (rte_redis_argv){5, mark, NULL};
-    if (rte_redis_pipeline(r, ncmd, cmds, rep, err, errlen) != 0)
-        goto out;
-    rc = 0;
-    for (int i = 0; i < ncmd; i++) {
-        if (rep[i] != NULL && rep[i]->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "batch record: %s", rep[i]->str);
-            rc = -1;
-        }
-        if (rep[i] != NULL)
-            freeReplyObject(rep[i]);
-    }
-out:
-    free(sadd);
-    free(hset);
+    else
+        rc = pipeline_checked(r, n, cmds, err, errlen);
+    free(rc_.sadd);
+    free(rc_.hset);
     return rc;
 }
 
@@ -328,23 +379,14 @@ static int applied_before(rte_redis *r, const char *content_id, char *err, size_
     return rc;
 }
 
-/* the event's counts from the batch record */
-static int batch_counts(rte_redis *r, const char *batch_id, long *written, cJSON *by_reason,
-                        long *failed, char *err, size_t errlen)
+/* the event's counts from the replies to SCARD written and HVALS failed */
+static void counts_of(const redisReply *scard, const redisReply *hvals, long *written,
+                      cJSON *by_reason, long *failed)
 {
-    char wkey[256], fkey[256];
-    snprintf(wkey, sizeof wkey, "rte:wh:batch:%s:written", batch_id);
-    snprintf(fkey, sizeof fkey, "rte:wh:batch:%s:failed", batch_id);
-    const char *a1[] = {"SCARD", wkey};
-    const char *a2[] = {"HVALS", fkey};
-    rte_redis_argv cmds[2] = {{2, a1, NULL}, {2, a2, NULL}};
-    redisReply *rep[2] = {0};
-    if (rte_redis_pipeline(r, 2, cmds, rep, err, errlen) != 0)
-        return -1;
-    *written = rep[0]->type == REDIS_REPLY_INTEGER ? (long)rep[0]->integer : 0;
+    *written = scard->type == REDIS_REPLY_INTEGER ? (long)scard->integer : 0;
     *failed = 0;
-    for (size_t i = 0; rep[1]->type == REDIS_REPLY_ARRAY && i < rep[1]->elements; i++) {
-        const char *why = rep[1]->element[i]->str;
+    for (size_t i = 0; hvals->type == REDIS_REPLY_ARRAY && i < hvals->elements; i++) {
+        const char *why = hvals->element[i]->str;
         cJSON *n = cJSON_GetObjectItemCaseSensitive(by_reason, why);
         if (n == NULL)
             cJSON_AddNumberToObject(by_reason, why, 1);
@@ -352,9 +394,28 @@ static int batch_counts(rte_redis *r, const char *batch_id, long *written, cJSON
             cJSON_SetNumberValue(n, n->valuedouble + 1);
         (*failed)++;
     }
-    freeReplyObject(rep[0]);
-    freeReplyObject(rep[1]);
-    return 0;
+}
+
+/* the commands of an event's state: EXISTS its marker, SCARD written, HVALS failed */
+struct ev_keys {
+    char mkey[256], wkey[256], fkey[256];
+    const char *a0[2], *a1[2], *a2[2];
+};
+
+static void ev_cmds(struct ev_keys *k, const char *batch_id, rte_redis_argv *cmds)
+{
+    snprintf(k->mkey, sizeof k->mkey, "rte:wh:event:%s", batch_id);
+    snprintf(k->wkey, sizeof k->wkey, "rte:wh:batch:%s:written", batch_id);
+    snprintf(k->fkey, sizeof k->fkey, "rte:wh:batch:%s:failed", batch_id);
+    k->a0[0] = "EXISTS";
+    k->a0[1] = k->mkey;
+    k->a1[0] = "SCARD";
+    k->a1[1] = k->wkey;
+    k->a2[0] = "HVALS";
+    k->a2[1] = k->fkey;
+    cmds[0] = (rte_redis_argv){2, k->a0, NULL};
+    cmds[1] = (rte_redis_argv){2, k->a1, NULL};
+    cmds[2] = (rte_redis_argv){2, k->a2, NULL};
 }
 
 /*
@@ -362,29 +423,32 @@ static int batch_counts(rte_redis *r, const char *batch_id, long *written, cJSON
  * sent before), RTE_KAFKA_RETRY on a Redis or Kafka failure
  */
 static int emit_event(rte_redis *r, const char *batch_id, const char *via, const char *submitter,
-                      long total, char *reason, size_t rl)
+                      long total, redisReply *const *pre, char *reason, size_t rl)
 {
-    char mkey[256], err[512], ttl[24], id[256], ts[40];
-    snprintf(mkey, sizeof mkey, "rte:wh:event:%s", batch_id);
-    const char *ex[] = {"EXISTS", mkey};
-    redisReply *rep = rte_redis_cmdargv(r, 2, ex, NULL, err, sizeof err);
-    if (rep == NULL)
-        return retry(r, reason, rl, "event marker", err);
-    int sent = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
-    freeReplyObject(rep);
+    char err[512], ttl[24], id[256], ts[40];
+    struct ev_keys k = {0};
+    rte_redis_argv cmds[3];
+    redisReply *got[3] = {0}, *const *rep = pre;
+    ev_cmds(&k, batch_id, cmds);
+    if (rep == NULL) { /* the state in one round trip, unless the caller fetched it */
+        if (rte_redis_pipeline(r, 3, cmds, got, err, sizeof err) != 0)
+            return retry(r, reason, rl, "event state", err);
+        rep = got;
+    }
+    int sent = rep[0]->type == REDIS_REPLY_INTEGER && rep[0]->integer > 0;
     for (int i = 0; !sent && EV != NULL && i < EV->n; i++)
-        sent = strcmp(EV->mark[i], mkey) == 0; /* already sent in this batch */
+        sent = strcmp(EV->mark[i], k.mkey) == 0; /* already sent in this batch */
+    long written = 0, failed = 0;
+    cJSON *ev = sent ? NULL : cJSON_CreateObject();
+    cJSON *by = sent ? NULL : cJSON_CreateObject();
+    if (!sent)
+        counts_of(rep[1], rep[2], &written, by, &failed);
+    for (int i = 0; i < 3; i++)
+        if (got[i] != NULL)
+            freeReplyObject(got[i]);
     if (sent)
         return RTE_KAFKA_OK;
-
-    long written = 0, failed = 0;
-    cJSON *ev = cJSON_CreateObject();
-    cJSON *by = cJSON_CreateObject();
-    if (batch_counts(r, batch_id, &written, by, &failed, err, sizeof err) != 0) {
-        cJSON_Delete(ev);
-        cJSON_Delete(by);
-        return retry(r, reason, rl, "batch counts", err);
-    }
+    const char *mkey = k.mkey;
     snprintf(id, sizeof id, "webhook-receiver:%s:results_cached", batch_id);
     rte_clock_format(rte_clock_now_ms(), ts, sizeof ts);
     cJSON_AddStringToObject(ev, "event_id", id);
@@ -430,10 +494,56 @@ static int emit_event(rte_redis *r, const char *batch_id, const char *via, const
     wh_count(WM.events, "sent", NULL);
     snprintf(ttl, sizeof ttl, "%lld", (long long)WH.stats_ttl_ms);
     const char *mark[] = {"SET", mkey, "1", "PX", ttl};
-    rep = rte_redis_cmdargv(r, 5, mark, NULL, err, sizeof err);
-    if (rep != NULL)
-        freeReplyObject(rep); /* if lost, a redelivery re-sends: same event_id */
+    redisReply *m = rte_redis_cmdargv(r, 5, mark, NULL, err, sizeof err);
+    if (m != NULL)
+        freeReplyObject(m); /* if lost, a redelivery re-sends: same event_id */
     return RTE_KAFKA_OK;
+}
+
+/* room in a for n items; 0 or -1 (out of memory) */
+static int apply_alloc(struct apply *a, int n)
+{
+    a->ok_ids = calloc((size_t)n + 1, sizeof *a->ok_ids);
+    a->bad_ids = calloc((size_t)n + 1, sizeof *a->bad_ids);
+    a->bad_why = calloc((size_t)n + 1, sizeof *a->bad_why);
+    return a->ok_ids && a->bad_ids && a->bad_why ? 0 : -1;
+}
+
+static void apply_free(struct apply *a)
+{
+    free(a->ok_ids);
+    free(a->bad_ids);
+    free(a->bad_why);
+    memset(a, 0, sizeof *a);
+}
+
+/* what the writes of items did, for the record */
+static void tally(const wh_item *items, int n, struct apply *a)
+{
+    for (int i = 0; i < n; i++) {
+        if (items[i].fail != NULL) {
+            a->bad_ids[a->nbad] = items[i].id;
+            a->bad_why[a->nbad++] = items[i].fail;
+            continue;
+        }
+        a->ok_ids[a->nok++] = items[i].id;
+        if (items[i].rc == 1)
+            a->written++;
+        else
+            a->kept++;
+    }
+}
+
+/* the metrics of one applied message, its writes started at t0 */
+static void count_applied(const char *kind, const struct apply *a, int64_t t0)
+{
+    const char *lv[] = {kind, NULL};
+    rte_counter_add(WM.written, lv, (double)a->written);
+    if (a->kept > 0)
+        rte_series_add(rte_metric_series0(WM.kept), (double)a->kept);
+    for (int i = 0; i < a->nbad; i++)
+        wh_count(WM.failed, a->bad_why[i], NULL);
+    rte_histogram_observe(WM.apply, lv, (double)(rte_clock_mono_ms() - t0) / 1000.0);
 }
 
 static int apply_results(rte_redis *r, const cJSON *env, const char *kind, const char *batch_id,
@@ -446,10 +556,7 @@ static int apply_results(rte_redis *r, const cJSON *env, const char *kind, const
         return n == -2 ? RTE_KAFKA_RETRY : RTE_KAFKA_POISON;
     int rc = RTE_KAFKA_OK;
     struct apply a = {0};
-    a.ok_ids = calloc((size_t)n + 1, sizeof *a.ok_ids);
-    a.bad_ids = calloc((size_t)n + 1, sizeof *a.bad_ids);
-    a.bad_why = calloc((size_t)n + 1, sizeof *a.bad_why);
-    if (a.ok_ids == NULL || a.bad_ids == NULL || a.bad_why == NULL) {
+    if (apply_alloc(&a, n) != 0) {
         snprintf(reason, rl, "out of memory");
         rc = RTE_KAFKA_RETRY;
         goto out;
@@ -459,34 +566,15 @@ static int apply_results(rte_redis *r, const cJSON *env, const char *kind, const
         rc = retry(r, reason, rl, "cache write", err);
         goto out;
     }
-    for (int i = 0; i < n; i++) {
-        if (items[i].fail != NULL) {
-            a.bad_ids[a.nbad] = items[i].id;
-            a.bad_why[a.nbad++] = items[i].fail;
-            continue;
-        }
-        a.ok_ids[a.nok++] = items[i].id;
-        if (items[i].rc == 1)
-            a.written++;
-        else
-            a.kept++;
-    }
+    tally(items, n, &a);
     if (record(r, batch_id, cid, &a, err, sizeof err) != 0) {
         rc = retry(r, reason, rl, "batch record", err);
         goto out;
     }
-    const char *lv[] = {kind, NULL};
-    rte_counter_add(WM.written, lv, (double)a.written);
-    if (a.kept > 0)
-        rte_series_add(rte_metric_series0(WM.kept), (double)a.kept);
-    for (int i = 0; i < a.nbad; i++)
-        wh_count(WM.failed, a.bad_why[i], NULL);
-    rte_histogram_observe(WM.apply, lv, (double)(rte_clock_mono_ms() - t0) / 1000.0);
+    count_applied(kind, &a, t0);
 out:
     free(items);
-    free(a.ok_ids);
-    free(a.bad_ids);
-    free(a.bad_why);
+    apply_free(&a);
     return rc;
 }
 
@@ -558,7 +646,7 @@ static int handle(rte_redis *r, const cJSON *env, const char *kind, int *dup, ch
     const char *cid = sfield(env, "id");
     if (strcmp(kind, WH_KIND_BATCH_DONE) == 0)
         return emit_event(r, batch_id, "poll", sfield(env, "source"), (long)nfield(env, "items"),
-                          reason, rl);
+                          NULL, reason, rl);
     /* parts of one callback share its content id */
     char part_id[128];
     snprintf(part_id, sizeof part_id, "%s:%lld", cid, (long long)nfield(env, "part"));
@@ -579,17 +667,14 @@ static int handle(rte_redis *r, const cJSON *env, const char *kind, int *dup, ch
     if (all < 0)
         return retry(r, reason, rl, "parts check", err);
     if (all)
-        return emit_event(r, batch_id, "callback", "callback", (long)nfield(env, "total"), reason,
-                          rl);
+        return emit_event(r, batch_id, "callback", "callback", (long)nfield(env, "total"), NULL,
+                          reason, rl);
     return RTE_KAFKA_OK;
 }
 
-/* wh_consume - consumer thread */
-int wh_consume(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonlen)
+/* one message, parsed (env, or NULL + err); env is deleted. Consumer thread */
+static int consume_parsed(cJSON *env, const char *err, char *reason, size_t reasonlen)
 {
-    (void)arg;
-    char err[256];
-    cJSON *env = rte_json_parse(msg->payload, msg->len, err, sizeof err);
     if (env == NULL) {
         snprintf(reason, reasonlen, "not a JSON envelope: %s", err);
         wh_count(WM.messages, "unknown", "poison");
@@ -616,6 +701,185 @@ int wh_consume(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonl
                                                    : "ok";
     wh_count(WM.messages, kind, outcome);
     cJSON_Delete(env);
+    return rc;
+}
+
+/* wh_consume - consumer thread */
+int wh_consume(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonlen)
+{
+    (void)arg;
+    char err[256];
+    cJSON *env = rte_json_parse(msg->payload, msg->len, err, sizeof err);
+    return consume_parsed(env, err, reason, reasonlen);
+}
+
+/* a callback message applied together with the others of its run (apply_group) */
+struct gmsg {
+    rte_kafka_verdict *v;
+    cJSON *env; /* owned */
+    const char *batch_id, *cid;
+    char part_id[128];
+    int skip; /* poison: verdict set */
+    int dup;  /* applied before */
+    wh_item *items;
+    int n;
+    struct apply a;
+};
+
+/*
+ * apply k callback envelopes (check_envelope passed) as handle() applies
+ * each, but with one round trip per phase for all of them: the applied
+ * markers, the cache writes (wh_writers_put of every result), the records,
+ * the events' state. A message that turns out poison gets its verdict and
+ * writes nothing; a part applied before (or earlier in the run) is a
+ * duplicate. RTE_KAFKA_OK, or RTE_KAFKA_RETRY + reason. Consumer thread.
+ */
+static int apply_group(rte_redis *r, struct gmsg *g, int k, char *reason, size_t rl)
+{
+    char err[512];
+    int rc = RTE_KAFKA_RETRY, total = 0, off = 0, nrec = 0, nev = 0;
+    rte_redis_argv *cmds = calloc((size_t)k * 5 + 1, sizeof *cmds);
+    redisReply **rep = calloc((size_t)k * 3 + 1, sizeof *rep);
+    char(*akey)[160] = calloc((size_t)k, sizeof *akey);
+    const char *(*ex)[2] = calloc((size_t)k, sizeof *ex);
+    struct rec *recs = calloc((size_t)k, sizeof *recs);
+    struct ev_keys *evk = calloc((size_t)k, sizeof *evk);
+    int *ev_of = calloc((size_t)k, sizeof *ev_of);
+    wh_item *items = NULL;
+    if (cmds == NULL || rep == NULL || akey == NULL || ex == NULL || recs == NULL || evk == NULL ||
+        ev_of == NULL) {
+        snprintf(reason, rl, "out of memory");
+        goto out;
+    }
+    /* 1. applied before? */
+    for (int i = 0; i < k; i++) {
+        snprintf(akey[i], sizeof akey[i], "rte:wh:applied:%s", g[i].part_id);
+        ex[i][0] = "EXISTS";
+        ex[i][1] = akey[i];
+        cmds[i] = (rte_redis_argv){2, ex[i], NULL};
+    }
+    if (rte_redis_pipeline(r, k, cmds, rep, err, sizeof err) != 0) {
+        rc = retry(r, reason, rl, "applied check", err);
+        goto out;
+    }
+    for (int i = 0; i < k; i++) {
+        g[i].dup = rep[i] != NULL && rep[i]->type == REDIS_REPLY_INTEGER && rep[i]->integer > 0;
+        for (int j = 0; j < i && !g[i].dup; j++)
+            g[i].dup = strcmp(g[j].part_id, g[i].part_id) == 0; /* applied just before */
+        if (rep[i] != NULL)
+            freeReplyObject(rep[i]);
+        rep[i] = NULL;
+    }
+    /* 2. every result mapped, poison envelopes set aside */
+    for (int i = 0; i < k; i++) {
+        const cJSON *list = g[i].dup ? NULL : results_of(g[i].env, WH_KIND_CALLBACK, err, 1);
+        total += list ? cJSON_GetArraySize(list) : 0;
+    }
+    items = calloc((size_t)total + 1, sizeof *items);
+    if (items == NULL) {
+        snprintf(reason, rl, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < k; i++) {
+        if (g[i].dup)
+            continue;
+        const cJSON *list =
+            results_of(g[i].env, WH_KIND_CALLBACK, g[i].v->reason, sizeof g[i].v->reason);
+        int n = list ? cJSON_GetArraySize(list) : 0;
+        if (list == NULL || map_list(g[i].env, WH_KIND_CALLBACK, list, items + off, g[i].v->reason,
+                                     sizeof g[i].v->reason) != 0) {
+            memset(items + off, 0, (size_t)n * sizeof *items);
+            g[i].skip = 1;
+            g[i].v->rc = RTE_KAFKA_POISON;
+            continue;
+        }
+        if (apply_alloc(&g[i].a, n) != 0) {
+            snprintf(reason, rl, "out of memory");
+            goto out;
+        }
+        g[i].items = items + off;
+        g[i].n = n;
+        off += n;
+    }
+    /* 3. the cache writes of all of them */
+    int64_t t0 = rte_clock_mono_ms();
+    if (wh_writers_put(items, off, err, sizeof err) != 0) {
+        rc = retry(r, reason, rl, "cache write", err);
+        goto out;
+    }
+    /* 4. their records */
+    for (int i = 0; i < k; i++) {
+        if (g[i].dup || g[i].skip)
+            continue;
+        tally(g[i].items, g[i].n, &g[i].a);
+        int nc = rec_cmds(&recs[i], g[i].batch_id, g[i].part_id, &g[i].a, cmds + nrec);
+        if (nc < 0) {
+            snprintf(reason, rl, "out of memory");
+            goto out;
+        }
+        nrec += nc;
+    }
+    if (nrec > 0 && pipeline_checked(r, nrec, cmds, err, sizeof err) != 0) {
+        rc = retry(r, reason, rl, "batch record", err);
+        goto out;
+    }
+    for (int i = 0; i < k; i++)
+        if (!g[i].dup && !g[i].skip)
+            count_applied(WH_KIND_CALLBACK, &g[i].a, t0);
+    /* 5. the events of the callbacks now complete */
+    for (int i = 0; i < k; i++) {
+        if (g[i].skip)
+            continue;
+        int all = all_parts_applied(r, g[i].cid, (int)nfield(g[i].env, "parts"), err, sizeof err);
+        if (all < 0) {
+            rc = retry(r, reason, rl, "parts check", err);
+            goto out;
+        }
+        if (all)
+            ev_of[nev++] = i;
+    }
+    for (int e = 0; e < nev; e++)
+        ev_cmds(&evk[e], g[ev_of[e]].batch_id, cmds + 3 * e);
+    if (nev > 0 && rte_redis_pipeline(r, 3 * nev, cmds, rep, err, sizeof err) != 0) {
+        rc = retry(r, reason, rl, "event state", err);
+        goto out;
+    }
+    for (int e = 0; e < nev; e++) {
+        const struct gmsg *m = &g[ev_of[e]];
+        int one = emit_event(r, m->batch_id, "callback", "callback", (long)nfield(m->env, "total"),
+                             rep + 3 * e, reason, rl);
+        if (one != RTE_KAFKA_OK) {
+            rc = one;
+            goto out;
+        }
+    }
+    rc = RTE_KAFKA_OK;
+    for (int i = 0; i < k; i++)
+        wh_count(WM.messages, WH_KIND_CALLBACK,
+                 g[i].skip  ? "poison"
+                 : g[i].dup ? "duplicate"
+                            : "ok");
+out:
+    if (rc != RTE_KAFKA_OK)
+        wh_count(WM.messages, WH_KIND_CALLBACK, "retry");
+    for (int i = 0; rep != NULL && i < 3 * k; i++)
+        if (rep[i] != NULL)
+            freeReplyObject(rep[i]);
+    for (int i = 0; i < k; i++) {
+        apply_free(&g[i].a);
+        if (recs != NULL) {
+            free(recs[i].sadd);
+            free(recs[i].hset);
+        }
+    }
+    free(items);
+    free(cmds);
+    free(rep);
+    free(akey);
+    free(ex);
+    free(recs);
+    free(evk);
+    free(ev_of);
     return rc;
 }
 
@@ -667,10 +931,50 @@ int wh_consume_batch(const rte_kafka_msg *msgs, rte_kafka_verdict *v, int n, voi
         snprintf(reason, reasonlen, "out of memory");
         return RTE_KAFKA_RETRY;
     }
+    (void)arg;
+    struct gmsg *g = calloc((size_t)n + 1, sizeof *g);
+    if (g == NULL) {
+        free(ev);
+        snprintf(reason, reasonlen, "out of memory");
+        return RTE_KAFKA_RETRY;
+    }
     rte_kafka_delivered_seq(rte_service_producer(), &failed0);
     EV = ev;
-    for (int i = 0; i < n; i++) {
-        int one = wh_consume(&msgs[i], arg, v[i].reason, sizeof v[i].reason);
+    /* runs of callback messages are applied together (apply_group); any other message,
+     * in its place in the order, alone */
+    int k = 0;
+    for (int i = 0; i <= n && rc == RTE_KAFKA_OK; i++) {
+        char perr[256];
+        cJSON *env = NULL;
+        int grouped = 0;
+        if (i < n) {
+            env = rte_json_parse(msgs[i].payload, msgs[i].len, perr, sizeof perr);
+            const char *kind = env ? sfield(env, "kind") : NULL;
+            grouped = kind != NULL && strcmp(kind, WH_KIND_CALLBACK) == 0 &&
+                      check_envelope(env, kind, v[i].reason, sizeof v[i].reason) == 0;
+        }
+        if (grouped) {
+            struct gmsg *m = &g[k++];
+            m->v = &v[i];
+            m->env = env;
+            m->batch_id = sfield(env, "batch_id");
+            m->cid = sfield(env, "id");
+            snprintf(m->part_id, sizeof m->part_id, "%s:%lld", m->cid,
+                     (long long)nfield(env, "part"));
+            continue;
+        }
+        if (k > 0) {
+            rc = apply_group(rte_service_redis(), g, k, reason, reasonlen);
+            for (int j = 0; j < k; j++)
+                cJSON_Delete(g[j].env);
+            memset(g, 0, (size_t)k * sizeof *g);
+            k = 0;
+        }
+        if (i == n || rc != RTE_KAFKA_OK) {
+            cJSON_Delete(env);
+            break;
+        }
+        int one = consume_parsed(env, perr, v[i].reason, sizeof v[i].reason);
         if (one == RTE_KAFKA_RETRY) {
             snprintf(reason, reasonlen, "%s", v[i].reason);
             rc = RTE_KAFKA_RETRY;
@@ -678,6 +982,7 @@ int wh_consume_batch(const rte_kafka_msg *msgs, rte_kafka_verdict *v, int n, voi
         }
         v[i].rc = one;
     }
+    free(g);
     EV = NULL;
     /* a retried batch sets no marker: its redelivery re-sends the events */
     if (rc == RTE_KAFKA_OK && ev->n > 0) {

@@ -61,7 +61,9 @@ int wh_consume(const rte_kafka_msg *msg, void *arg, char *reason, size_t reasonl
 
 /*
  * wh_consume_batch - rte_kafka_batch_handler for rte.stedi.batch-results:
- * each message as wh_consume, except that cache_warming_events are produced
+ * each message as wh_consume (consecutive callback messages applied
+ * together: one round trip per phase for all of them, same verdicts, same
+ * records and events), except that cache_warming_events are produced
  * asynchronously and awaited once per batch (delivery watermark, at most
  * wh.produce_timeout); any RETRY, or an event not acknowledged, retries the
  * whole batch. Consumer thread.

@@ -81,7 +81,7 @@ static struct {
 /* callbacks handed to the producer and not yet answered, oldest deadline first */
 static struct {
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* the sweeper's sleep; signalled to stop it */
+    pthread_cond_t cv; /* the sweeper's sleep (monotonic clock); signalled to stop it */
     struct job *head, *tail;
     int stopping;
     pthread_t sweeper;
@@ -673,7 +673,10 @@ int wh_http_start(char *err, size_t errlen)
         }
         Q.nthreads++;
     }
-    if (pthread_create(&P.sweeper, NULL, sweeper_main, NULL) != 0) {
+    /* the sweeper's deadlines are monotonic: a cv on the default (realtime) clock saw each
+     * one long past, and the sweeper spun on P.mu instead of sleeping */
+    if (rte_clock_cond_init(&P.cv) != 0 ||
+        pthread_create(&P.sweeper, NULL, sweeper_main, NULL) != 0) {
         snprintf(err, errlen, "cannot start the callback timeout sweeper");
         return -1;
     }

@@ -17,7 +17,7 @@
 #include "rte/service.h"
 #include "wh.h"
 
-#define CHUNK 32
+#define CHUNK 128 /* two compare-and-set calls (rte_cache_put_many: 64 each) */
 #define MAX_WRITERS 64
 
 struct job {

@@ -213,6 +213,30 @@ def test_a_good_envelope_is_written(rx, rds, kafka_broker):
     assert got["ENVGOOD0"]["copay_amount"] == 5
 
 
+def test_a_run_of_envelopes_poison_among_good_ones(rx, rds, kafka_broker):
+    """Consecutive callback envelopes are applied together (wh_consume.c apply_group): a poison
+    one among them goes to the DLQ with its reason and writes nothing, the good ones around it
+    and a redelivered copy (a duplicate) are written once, each batch's record counts its own."""
+    good = [envelope(f"run-good-{i}", f'"RUNM{i}"'.encode()) for i in range(4)]
+    bad = envelope("run-bad", b'"RUNBAD\\u0001"')
+    dups = metric(rx, "rte_wh_messages_total", kind="callback", outcome="duplicate")
+    produce(kafka_broker.bootstrap, TOPIC, [("run-good-0", good[0]), ("run-good-1", good[1]),
+                                            ("run-bad", bad), ("run-good-2", good[2]),
+                                            ("run-good-0", good[0]), ("run-good-3", good[3])])
+    got = wait_cached(rds, [f"RUNM{i}" for i in range(4)])
+    assert [got[f"RUNM{i}"]["copay_amount"] for i in range(4)] == [5, 5, 5, 5]
+    dlq = wait_for(lambda: on_topic(kafka_broker.bootstrap, "run-bad", TOPIC + ".dlq"),
+                   timeout=30, what="run-bad on the DLQ")
+    assert len(dlq) == 1 and dlq[0].value == bad
+    why = dlq[0].headers["dlq-reason"].decode()
+    assert "results[0].member_id: control character U+0001" in why, why
+    assert rds.scard("rte:wh:batch:run-bad:written") == 0
+    for i in range(4):
+        assert rds.smembers(f"rte:wh:batch:run-good-{i}:written") == {f"run-good-{i}-0".encode()}
+    wait_for(lambda: metric(rx, "rte_wh_messages_total", kind="callback",
+                            outcome="duplicate") == dups + 1, timeout=10, what="one duplicate")
+
+
 # ---- cache-gateway: path, query string, body -----------------------------------------
 
 GW_SECRET = "it-input-gateway-secret"

@@ -579,6 +579,116 @@ static void test_put_many(void **state)
     rte_redis_free(r);
 }
 
+/* calls of a Redis command so far (INFO commandstats), -1 if unknown */
+static long command_calls(rte_redis *r, const char *cmd)
+{
+    char err[256], pat[64];
+    redisReply *rep = rte_redis_cmd(r, err, sizeof err, "INFO commandstats");
+    long calls = -1;
+    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
+        snprintf(pat, sizeof pat, "cmdstat_%s:calls=", cmd);
+        const char *p = strstr(rep->str, pat);
+        calls = p ? strtol(p + strlen(pat), NULL, 10) : 0;
+    }
+    if (rep != NULL)
+        freeReplyObject(rep);
+    return calls;
+}
+
+/*
+ * 200 writes, mixed: a call covers 64 keys (4 EVALSHA, not 200), and each
+ * entry is judged on its own as rte_cache_put judges it - a stored newer
+ * entry is kept (rc 0, value untouched), an older one is replaced, an
+ * error replacing a success carries it, the same key twice in one call
+ * applies in order.
+ */
+static void test_put_many_batched(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    char err[256];
+    rte_redis *r = rte_redis_new(redis_url, 1000, err, sizeof err);
+    rte_cache_freshness f = rte_cache_freshness_default();
+    static rte_cache_entry e[N];
+    static rte_cache_write w[N];
+    static char keys[N][64];
+    const int64_t t = 2000000000000LL;
+
+    assert_non_null(r);
+    redisReply *fl = rte_redis_cmd(r, err, sizeof err, "FLUSHALL");
+    freeReplyObject(fl);
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "rte:eligibility:batched%d:62308", i);
+        memset(&e[i], 0, sizeof e[i]);
+        e[i].eligible = 1;
+        e[i].has_copay = 1;
+        e[i].copay_amount = i;
+        e[i].cached_at_ms = t;
+        e[i].fresh_until_ms = t + f.success_ms;
+        snprintf(e[i].source, sizeof e[i].source, "stedi_batch");
+        snprintf(e[i].network_status, sizeof e[i].network_status, "in_network");
+        w[i] = (rte_cache_write){keys[i], &e[i], -1};
+    }
+    /* stored before: every third key newer (kept), every fifth older (replaced) */
+    for (int i = 0; i < N; i++) {
+        rte_cache_entry pre = e[i];
+        if (i % 3 == 0)
+            pre.cached_at_ms = t + 1000;
+        else if (i % 5 == 0)
+            pre.cached_at_ms = t - 1000;
+        else
+            continue;
+        pre.copay_amount = 1000 + i;
+        assert_int_equal(rte_cache_put(r, keys[i], &pre, &f, err, sizeof err), 1);
+    }
+    /* entry 7 (stored: nothing) and entry 10 (stored: an older success) become errors */
+    for (int i = 7; i <= 10; i += 3) {
+        e[i].is_error = 1;
+        e[i].error_retry = 1;
+        snprintf(e[i].error_code, sizeof e[i].error_code, "42");
+        snprintf(e[i].error_origin, sizeof e[i].error_origin, "payer");
+    }
+    /* the same key three times in one call (64, 65, 66) */
+    w[65].key = keys[64];
+    e[65].cached_at_ms = t + 500;
+    w[66].key = keys[64];
+    e[66].cached_at_ms = t - 500;
+    long before = command_calls(r, "evalsha");
+    assert_int_equal(rte_cache_put_many(r, w, N, &f, err, sizeof err), 0);
+    assert_int_equal(command_calls(r, "evalsha") - before,
+                     (N + 63) / 64); /* 200 before: one per entry */
+
+    rte_cache_entry got;
+    for (int i = 0; i < N; i++) {
+        if (i == 65 || i == 66)
+            continue;
+        assert_int_equal(rte_cache_get(r, keys[i], &got, err, sizeof err), 1);
+        if (i % 3 == 0) {
+            assert_int_equal(w[i].rc, 0);
+            assert_true(got.copay_amount == 1000 + i); /* the newer one stayed */
+            assert_int_equal(got.cached_at_ms, t + 1000);
+        } else if (i == 7 || i == 10) {
+            assert_int_equal(w[i].rc, 1);
+            assert_int_equal(got.is_error, 1);
+            assert_int_equal(got.has_last_success, i == 10); /* 10 replaced a success */
+        } else if (i != 64) {                                /* 64: below */
+            assert_int_equal(w[i].rc, 1);
+            assert_int_equal(got.is_error, 0);
+            assert_true(got.copay_amount == i);
+            assert_int_equal(got.cached_at_ms, t);
+        }
+    }
+    /* key 64 (nothing stored before), three times in one call, in order: its own entry (t)
+     * written, 65's (t + 500) newer so written, 66's (t - 500) older so kept */
+    assert_int_equal(w[64].rc, 1);
+    assert_int_equal(w[65].rc, 1);
+    assert_int_equal(w[66].rc, 0);
+    assert_int_equal(rte_cache_get(r, keys[64], &got, err, sizeof err), 1);
+    assert_true(got.copay_amount == 65);
+    assert_int_equal(got.cached_at_ms, t + 500);
+    rte_redis_free(r);
+}
+
 static void test_settings_from_config(void **state)
 {
     char err[256];
@@ -647,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_error_keeps_last_success),
         cmocka_unit_test(test_put_announces_writes),
         cmocka_unit_test(test_put_many),
+        cmocka_unit_test(test_put_many_batched),
     };
     int rc = cmocka_run_group_tests(pure, NULL, NULL);
     rc += cmocka_run_group_tests(redis, start_redis, stop_redis);

@@ -239,9 +239,14 @@ typedef struct rte_cache_write {
 
 /*
  * rte_cache_put_many - rte_cache_put for n writes (1..1000) in one round
- * trip (pipelined EVALSHA, the script loaded once per connection when
- * Redis asks). Fills each w[i].rc; returns 0, or -1 + err on a Redis error
- * (then some writes may have happened: they are idempotent, retry them all).
+ * trip: one EVALSHA of the compare-and-set script per 64 writes (each
+ * write judged on its own, in order, exactly as rte_cache_put: newer
+ * wins, a replaced success carried into an error), the calls pipelined,
+ * the script loaded when Redis asks. Fills each w[i].rc; returns 0, or
+ * -1 + err on a Redis error (then some writes may have happened: they are
+ * idempotent, retry them all). One call names up to 64 keys, which Redis
+ * Cluster would refuse (CROSSSLOT) unless they shared a hash slot: the
+ * suite runs on one Redis primary (docs/deploy.md). Caller's thread owns r.
  */
 int rte_cache_put_many(rte_redis *r, rte_cache_write *w, int n, const rte_cache_freshness *f,
                        char *err, size_t errlen);
