@@ -586,7 +586,7 @@ int rte_kafka_producer_free(rte_kafka_producer *p, int timeout_ms)
                      left, timeout_ms);
         /* purged messages still get a report, which frees abandoned waiters */
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_flush(p->rk, 1000);
+        rd_kafka_flush(p->rk, 500);
     }
     producer_destroy(p);
     return left;

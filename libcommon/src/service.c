@@ -29,7 +29,7 @@
  * Each step has its share of shutdown.deadline, so a Kafka that is gone
  * cannot hold the drain: calls until 80 %, consumers leave their groups by
  * 80 % (a coordinator that does not answer is left to the session timeout,
- * their uncommitted offsets redelivered), the producer flushes until 95 %
+ * their uncommitted offsets redelivered), the producer flushes until 90 %
  * and what it still holds is dropped, counted and logged once (exit 1). The
  * watchdog is the backstop for anything else and names the step it ended.
  *
@@ -844,15 +844,15 @@ static int drain(int signo)
         rte_log_warn("drain: %d HTTP requests still in flight; the service's shutdown answers or "
                      "drops them",
                      waiting);
-    /* consumers leave their groups by 80 % of the deadline (at least 10 % from now, at most
-     * 90 %): a coordinator that does not answer (the broker is gone) is left by session
+    /* consumers leave their groups by 80 % of the deadline (at least 5 % from now, at most
+     * 85 %): a coordinator that does not answer (the broker is gone) is left by session
      * timeout, its uncommitted offsets redelivered, instead of holding the drain */
     atomic_store(&drain_step, "kafka consumers finishing and leaving their groups");
     int close_ms = drain_left(t0, 800);
-    if (close_ms < S.shutdown_deadline_ms / 10)
-        close_ms = (int)(S.shutdown_deadline_ms / 10);
-    if (close_ms > drain_left(t0, 900))
-        close_ms = drain_left(t0, 900);
+    if (close_ms < S.shutdown_deadline_ms / 20)
+        close_ms = (int)(S.shutdown_deadline_ms / 20);
+    if (close_ms > drain_left(t0, 850))
+        close_ms = drain_left(t0, 850);
     for (int i = 0; i < S.nconsumers; i++)
         rte_kafka_consumer_stop_within(S.consumers[i], close_ms);
     pthread_mutex_lock(&S.consumers_mu);
@@ -879,13 +879,14 @@ static int drain(int signo)
     pthread_join(S.http_thread, NULL);
     for (int i = 0; i < S.nmore; i++)
         pthread_join(S.more_threads[i], NULL);
-    /* the producer flushes until 95 % of the deadline; what Kafka has not acknowledged by then
+    /* the producer flushes until 90 % of the deadline (the rest is for dropping and freeing);
+     * what Kafka has not acknowledged by then
      * (the broker is gone) is dropped, counted and said once: nothing a client was told is
      * stored went this way (each service keeps that promise: docs/operations.md) */
     atomic_store(&drain_step, "kafka producer flushing");
     int undelivered = 0;
     if (S.producer != NULL)
-        undelivered = rte_kafka_producer_free(S.producer, drain_left(t0, 950));
+        undelivered = rte_kafka_producer_free(S.producer, drain_left(t0, 900));
     S.producer = NULL;
     if (undelivered > 0)
         rte_log_error("drain: %d Kafka message(s) not delivered within shutdown.deadline were "
