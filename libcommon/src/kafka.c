@@ -90,6 +90,9 @@
 #define SLICE_MS 50               /* backoffs poll (and check the stop flag) this often */
 #define CONNECTED_TIMEOUT_MS 1000 /* bound on the connectivity probe */
 #define DLQ_TIMEOUT_MS 10000      /* wait for a DLQ copy's acknowledgement */
+#define COMMIT_TIMEOUT_MS 10000   /* wait for a commit's answer (a revoke while running) */
+#define CLOSE_DEFAULT_MS 10000    /* rte_kafka_consumer_stop: bound on leaving the group */
+#define FIRST_ASSIGN_MS 15000     /* close: wait at most this for a first assignment */
 #define DLQ_SUFFIX ".dlq"
 #define STOPPED (-1) /* call_with_retries: stop requested mid-backoff */
 #define LEFT (-2)    /* call_with_retries: the partition was revoked mid-backoff */
@@ -144,8 +147,9 @@ struct rte_kafka_consumer {
     rte_kafka_producer *dlq;
     atomic_int stop;
     atomic_int closed;
-    atomic_int assigned; /* a first assignment arrived (see close_consumer) */
-    int leaked;          /* handle deliberately not destroyed (see close_consumer) */
+    atomic_int assigned;      /* a first assignment arrived (see close_consumer) */
+    int leaked;               /* handle deliberately not destroyed (see close_consumer) */
+    _Atomic int64_t close_by; /* mono ms by which close must be done (rte_kafka_consumer_stop*) */
     /* published for rte_kafka_consumers_stuck (read from any thread): */
     _Atomic int64_t out_since; /* mono ms it left (or before it first joined) its group; 0 = in */
     atomic_int paused_pub;     /* c->paused */
@@ -434,9 +438,12 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     const char *topic = rd_kafka_topic_name(m->rkt);
 
     (void)rk;
-    count(m_produced, topic, m->err ? "error" : "ok");
+    /* purged by rte_kafka_producer_free at its deadline: counted, logged there once in all */
+    int purged =
+        m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+    count(m_produced, topic, purged ? "lost_at_shutdown" : m->err ? "error" : "ok");
     if ((uintptr_t)m->_private & 1) {
-        if (m->err) {
+        if (m->err && !purged) {
             atomic_fetch_add(&p->seq_failed, 1);
             rte_log_error("kafka: message to %s not delivered: %s; it is lost", topic,
                           rd_kafka_err2str(m->err));
@@ -445,7 +452,7 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         return;
     }
     if (!w) {
-        if (m->err)
+        if (m->err && !purged)
             rte_log_error("kafka: message to %s not delivered: %s; it is lost", topic,
                           rd_kafka_err2str(m->err));
         return;
@@ -574,11 +581,12 @@ int rte_kafka_producer_free(rte_kafka_producer *p, int timeout_ms)
         return 0;
     left = rte_kafka_flush(p, timeout_ms);
     if (left > 0) {
-        rte_log_warn("kafka producer: %d message(s) not acknowledged within %d ms; dropping them",
+        rte_log_warn("kafka producer: %d message(s) not acknowledged within %d ms; dropping them "
+                     "(rte_kafka_produced_total{result=\"lost_at_shutdown\"})",
                      left, timeout_ms);
         /* purged messages still get a report, which frees abandoned waiters */
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_flush(p->rk, 1000);
+        rd_kafka_flush(p->rk, 500);
     }
     producer_destroy(p);
     return left;
@@ -896,10 +904,45 @@ int rte_kafka_producer_connected(rte_kafka_producer *p)
 
 /* --- consumer ------------------------------------------------------------ */
 
-static void commit_stored(rd_kafka_t *rk, const char *when)
+/* ms left until c must be closed (rte_kafka_consumer_stop_within); 0 when past */
+static int64_t close_left(rte_kafka_consumer *c)
 {
-    rd_kafka_resp_err_t e = rd_kafka_commit(rk, NULL, 0);
+    int64_t by = atomic_load(&c->close_by);
+    int64_t left;
 
+    if (by == 0) /* freed without a stop */
+        atomic_compare_exchange_strong(&c->close_by, &by, rte_clock_mono_ms() + CLOSE_DEFAULT_MS);
+    left = atomic_load(&c->close_by) - rte_clock_mono_ms();
+    return left > 0 ? left : 0;
+}
+
+/* how long a commit at a revoke may wait: the close's budget once stopping */
+static int commit_timeout(rte_kafka_consumer *c)
+{
+    int64_t left;
+
+    if (!atomic_load(&c->stop))
+        return COMMIT_TIMEOUT_MS;
+    left = close_left(c);
+    return (int)(left < COMMIT_TIMEOUT_MS ? left : COMMIT_TIMEOUT_MS);
+}
+
+/*
+ * commit what is stored, waiting at most timeout_ms for the answer: rd_kafka_commit would wait
+ * for ever for a coordinator that is gone (an unanswered commit is redelivered, not lost)
+ */
+static void commit_stored(rd_kafka_t *rk, const char *when, int timeout_ms)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_resp_err_t e = rd_kafka_commit_queue(rk, NULL, q, NULL, NULL);
+
+    if (!e) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms > 0 ? timeout_ms : 0);
+        e = ev ? rd_kafka_event_error(ev) : RD_KAFKA_RESP_ERR__TIMED_OUT;
+        if (ev)
+            rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(q);
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         rte_log_warn("kafka consumer: commit on %s failed: %s; messages finished since the last "
                      "commit will be redelivered",
@@ -1029,7 +1072,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         left_group(c); /* rejoining: back in at the next assignment */
         log_partitions(rd_kafka_assignment_lost(rk) ? "lost" : "revoked", parts);
         if (!rd_kafka_assignment_lost(rk))
-            commit_stored(rk, "revoke");
+            commit_stored(rk, "revoke", commit_timeout(c));
         if (cooperative)
             e = rd_kafka_incremental_unassign(rk, parts);
         else
@@ -1511,24 +1554,46 @@ static int wait_first_assignment(rte_kafka_consumer *c, int timeout_ms)
     return atomic_load(&c->assigned) ? 0 : -1;
 }
 
+/*
+ * Leave the group by c->close_by: commit, then rd_kafka_consumer_close_queue served here until
+ * closed. rd_kafka_consumer_close itself waits without a bound for a coordinator that is gone
+ * (a member that lost its session while the broker was down waits for a rejoin that never
+ * comes), and so would rd_kafka_destroy after it: a consumer not closed in time is left as it
+ * is (leaked) and the process exits around it. Its partitions move after session.timeout.ms and
+ * whatever it had not committed is redelivered to their next owner: nothing is lost.
+ */
 static void close_consumer(rte_kafka_consumer *c)
 {
-    rd_kafka_resp_err_t e;
+    rd_kafka_queue_t *q;
+    rd_kafka_error_t *e;
+    int64_t left;
 
     if (atomic_exchange(&c->closed, 1))
         return;
-    if (wait_first_assignment(c, 15000) != 0) {
+    left = close_left(c);
+    if (wait_first_assignment(c, (int)(left < FIRST_ASSIGN_MS ? left : FIRST_ASSIGN_MS)) != 0) {
         rte_log_warn("kafka consumer: no group assignment arrived before stop; leaving the group "
                      "by session timeout (librdkafka 2.0.2 cannot close a consumer that never "
                      "joined)");
         c->leaked = 1;
         return;
     }
-    commit_stored(c->rk, "stop");
-    e = rd_kafka_consumer_close(c->rk);
+    commit_stored(c->rk, "stop", (int)close_left(c));
+    q = rd_kafka_queue_new(c->rk);
+    e = rd_kafka_consumer_close_queue(c->rk, q);
+    while (!e && !rd_kafka_consumer_closed(c->rk) && (left = close_left(c)) > 0)
+        rd_kafka_queue_poll_callback(q, (int)(left < POLL_MS ? left : POLL_MS)); /* rebalance_cb */
+    if (e || !rd_kafka_consumer_closed(c->rk)) {
+        rte_log_warn("kafka consumer: could not leave the group before the shutdown deadline "
+                     "(%s); leaving it by session timeout: its partitions move to other members "
+                     "after kafka.consumer.session.timeout.ms and what it had not committed is "
+                     "redelivered",
+                     e ? rd_kafka_error_string(e) : "the group coordinator does not answer");
+        c->leaked = 1;
+    }
     if (e)
-        rte_log_warn("kafka consumer: close: %s; the group rebalances after session.timeout.ms",
-                     rd_kafka_err2str(e));
+        rd_kafka_error_destroy(e);
+    rd_kafka_queue_destroy(q);
 }
 
 /* the oldest message held during a backoff, else the next one polled (waiting up to ms) */
@@ -1763,9 +1828,16 @@ void rte_kafka_consumer_run(rte_kafka_consumer *c)
     close_consumer(c);
 }
 
-/* rte_kafka_consumer_stop - any thread; one lock-free atomic store, so signal handlers too */
+/* rte_kafka_consumer_stop - any thread; lock-free atomic stores, so signal handlers too */
 void rte_kafka_consumer_stop(rte_kafka_consumer *c)
 {
+    rte_kafka_consumer_stop_within(c, CLOSE_DEFAULT_MS);
+}
+
+/* rte_kafka_consumer_stop_within - any thread; lock-free atomic stores */
+void rte_kafka_consumer_stop_within(rte_kafka_consumer *c, int close_ms)
+{
+    atomic_store(&c->close_by, rte_clock_mono_ms() + (close_ms > 0 ? close_ms : 0));
     atomic_store(&c->stop, 1);
 }
 

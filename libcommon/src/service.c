@@ -26,6 +26,12 @@
  * hold, then consumers finish and commit, then timers, then the service's
  * own shutdown, then the producer flush (after everyone who produces has
  * stopped), and the admin port last so /metrics stays scrapeable to the end.
+ * Each step has its share of shutdown.deadline, so a Kafka that is gone
+ * cannot hold the drain: calls until 80 %, consumers leave their groups by
+ * 80 % (a coordinator that does not answer is left to the session timeout,
+ * their uncommitted offsets redelivered), the producer flushes until 90 %
+ * and what it still holds is dropped, counted and logged once (exit 1). The
+ * watchdog is the backstop for anything else and names the step it ended.
  *
  * Process-wide state lives in one static struct: one service per process.
  */
@@ -785,17 +791,27 @@ static void reload(void)
     rte_log_info("SIGHUP: configuration reloaded from %s", S.config_path ? S.config_path : "(env)");
 }
 
+/* what the drain is doing now, for the watchdog's last word */
+static _Atomic(const char *) drain_step = "starting";
+
 static void *watchdog_main(void *arg)
 {
     (void)arg;
     int64_t until = rte_clock_mono_ms() + S.shutdown_deadline_ms;
     while (rte_clock_mono_ms() < until)
         usleep(50000);
-    rte_log_error("drain did not finish within shutdown.deadline (%lld ms): %d HTTP requests in "
-                  "flight; exiting 1",
-                  (long long)S.shutdown_deadline_ms, rte_http_server_inflight(S.http));
+    rte_log_error("drain did not finish within shutdown.deadline (%lld ms), still at: %s; "
+                  "exiting 1",
+                  (long long)S.shutdown_deadline_ms, atomic_load(&drain_step));
     _exit(1);
     return NULL;
+}
+
+/* ms from now until the drain's point at permille of shutdown.deadline after t0, at least 0 */
+static int drain_left(int64_t t0, int permille)
+{
+    int64_t left = t0 + S.shutdown_deadline_ms * permille / 1000 - rte_clock_mono_ms();
+    return left > 0 ? (int)left : 0;
 }
 
 static int drain(int signo)
@@ -807,6 +823,7 @@ static int drain(int signo)
     pthread_create(&wd, NULL, watchdog_main, NULL);
     pthread_detach(wd);
 
+    atomic_store(&drain_step, "in-flight HTTP and gRPC calls");
     atomic_store(&S.draining, 1);
     evaluate_readiness();
     int budget = (int)(S.shutdown_deadline_ms * 8 / 10);
@@ -827,8 +844,17 @@ static int drain(int signo)
         rte_log_warn("drain: %d HTTP requests still in flight; the service's shutdown answers or "
                      "drops them",
                      waiting);
+    /* consumers leave their groups by 80 % of the deadline (at least 5 % from now, at most
+     * 85 %): a coordinator that does not answer (the broker is gone) is left by session
+     * timeout, its uncommitted offsets redelivered, instead of holding the drain */
+    atomic_store(&drain_step, "kafka consumers finishing and leaving their groups");
+    int close_ms = drain_left(t0, 800);
+    if (close_ms < S.shutdown_deadline_ms / 20)
+        close_ms = (int)(S.shutdown_deadline_ms / 20);
+    if (close_ms > drain_left(t0, 850))
+        close_ms = drain_left(t0, 850);
     for (int i = 0; i < S.nconsumers; i++)
-        rte_kafka_consumer_stop(S.consumers[i]);
+        rte_kafka_consumer_stop_within(S.consumers[i], close_ms);
     pthread_mutex_lock(&S.consumers_mu);
     S.probed_consumers = 0; /* the probe leaves them alone from now on */
     pthread_mutex_unlock(&S.consumers_mu);
@@ -836,6 +862,7 @@ static int drain(int signo)
         pthread_join(S.consumer_threads[i], NULL);
         rte_kafka_consumer_free(S.consumers[i]);
     }
+    atomic_store(&drain_step, "timers and the service's shutdown");
     pthread_mutex_lock(&S.lock);
     atomic_store(&S.stopping, 1);
     pthread_cond_broadcast(&S.wake);
@@ -846,18 +873,27 @@ static int drain(int signo)
     if (S.def->shutdown != NULL)
         S.def->shutdown();
     /* the loops stop before the producer goes: each hands over its last batch on the way out */
+    atomic_store(&drain_step, "HTTP loops stopping");
     for (int i = 0; i < nh; i++)
-        rte_http_server_stop(hs[i], budget);
+        rte_http_server_stop(hs[i], drain_left(t0, 900));
     pthread_join(S.http_thread, NULL);
     for (int i = 0; i < S.nmore; i++)
         pthread_join(S.more_threads[i], NULL);
+    /* the producer flushes until 90 % of the deadline (the rest is for dropping and freeing);
+     * what Kafka has not acknowledged by then
+     * (the broker is gone) is dropped, counted and said once: nothing a client was told is
+     * stored went this way (each service keeps that promise: docs/operations.md) */
+    atomic_store(&drain_step, "kafka producer flushing");
     int undelivered = 0;
     if (S.producer != NULL)
-        undelivered = rte_kafka_producer_free(S.producer, budget);
+        undelivered = rte_kafka_producer_free(S.producer, drain_left(t0, 900));
     S.producer = NULL;
     if (undelivered > 0)
-        rte_log_error("drain: %d Kafka messages were not delivered before the deadline",
+        rte_log_error("drain: %d Kafka message(s) not delivered within shutdown.deadline were "
+                      "dropped (lost at shutdown: rte_kafka_produced_total{result="
+                      "\"lost_at_shutdown\"}); none had been acknowledged to a client; exiting 1",
                       undelivered);
+    atomic_store(&drain_step, "freeing");
     for (int i = 0; i < nh; i++)
         rte_http_server_free(hs[i]);
     rte_grpc_server_free(S.grpc);

@@ -121,7 +121,38 @@ def test_rules_files_pass_promtool_and_name_exported_metrics():
             base = re.sub(r"_(bucket|sum|count)$", "", metric)
             assert f'"{base}"' in sources, f"{os.path.basename(path)}: {metric} is not exported"
         names += [r["alert"] for g in yaml.safe_load(text)["groups"] for r in g["rules"]]
+    shared = [n for n in names if n in SHARED_ALERTS]
+    names = [n for n in names if n not in SHARED_ALERTS]
     assert len(names) == len(set(names)), "alert names are unique across the suite"
+    assert sorted(set(shared)) == sorted(SHARED_ALERTS)
+
+
+# One alert name that several services' rules files carry, each scoped to its own service
+# (rte_service_info) and labelled with it: the operator routes one alert, its service label says
+# whose it is.
+SHARED_ALERTS = {"RTEKafkaConsumerStuck": {"cache-warmer", "webhook-receiver"}}
+
+
+def test_shared_alerts_are_scoped_to_each_service_that_carries_them():
+    for alert, services in SHARED_ALERTS.items():
+        for service in SERVICES:
+            with open(os.path.join(CHARTS, service, "files", f"{service}.rules.yml")) as f:
+                rules = [r for g in yaml.safe_load(f)["groups"] for r in g["rules"]
+                         if r.get("alert") == alert]
+            assert len(rules) == (1 if service in services else 0), (alert, service)
+            for r in rules:
+                assert f'rte_service_info{{service="{service}"}}' in r["expr"], r["expr"]
+                assert "by (service, topic)" in r["expr"], r["expr"]
+
+
+def test_alert_rules_pass_their_promtool_unit_tests():
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: install the Debian package prometheus (make deps)"
+    tests = sorted(glob.glob(os.path.join(REPO, "tests", "deploy", "rules", "*.test.yml")))
+    assert tests, "tests/deploy/rules has no promtool unit tests"
+    for path in tests:
+        p = run([promtool, "test", "rules", os.path.basename(path)], cwd=os.path.dirname(path))
+        assert p.returncode == 0, p.stdout + p.stderr
 
 
 # --- each service chart -------------------------------------------------

@@ -242,6 +242,14 @@ void rte_kafka_consumer_run(rte_kafka_consumer *c);
 /* rte_kafka_consumer_stop - ask run() to return after the current message; any thread */
 void rte_kafka_consumer_stop(rte_kafka_consumer *c);
 
+/*
+ * rte_kafka_consumer_stop_within - rte_kafka_consumer_stop, and run() (or free) gives up
+ * leaving the group close_ms from now (rte_kafka_consumer_stop: 10 s): a coordinator that
+ * does not answer, or a group never joined, is left by session timeout instead (uncommitted
+ * offsets are redelivered to the partitions' next owner); any thread
+ */
+void rte_kafka_consumer_stop_within(rte_kafka_consumer *c, int close_ms);
+
 /* rte_kafka_consumer_free - destroy (after run returned) */
 void rte_kafka_consumer_free(rte_kafka_consumer *c);
 
