@@ -101,6 +101,7 @@ static struct {
     pthread_cond_t wake;
     atomic_int stopping; /* timers and probe should return */
     atomic_int draining;
+    _Atomic int64_t handlers_by; /* mono ms by which consumer handlers' waits end (drain); 0 */
     atomic_int ready;
     atomic_int redis_up, kafka_up;
     int64_t health_interval_ms;
@@ -176,6 +177,13 @@ const char *rte_service_instance_id(void)
 int rte_service_draining(void)
 {
     return atomic_load(&S.draining);
+}
+
+/* rte_service_wait_until - the end of a wait begun at t0 for up to ms; any thread */
+int64_t rte_service_wait_until(int64_t t0, int64_t ms)
+{
+    int64_t by = atomic_load(&S.handlers_by);
+    return by != 0 && by < t0 + ms ? by : t0 + ms;
 }
 
 /* rte_service_ready - current readiness; any thread */
@@ -853,6 +861,9 @@ static int drain(int signo)
         close_ms = (int)(S.shutdown_deadline_ms / 20);
     if (close_ms > drain_left(t0, 850))
         close_ms = drain_left(t0, 850);
+    /* a handler waiting (for acks, for Redis) gives up by half of that, so the commit and the
+     * close still have their time: its message is redelivered, not lost */
+    atomic_store(&S.handlers_by, rte_clock_mono_ms() + close_ms / 2);
     for (int i = 0; i < S.nconsumers; i++)
         rte_kafka_consumer_stop_within(S.consumers[i], close_ms);
     pthread_mutex_lock(&S.consumers_mu);

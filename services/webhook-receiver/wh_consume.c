@@ -903,9 +903,11 @@ static int await_events(const struct events *ev, uint64_t failed0, char *reason,
     int64_t t0 = rte_clock_mono_ms();
     uint64_t failed = failed0;
     while (rte_kafka_delivered_seq(p, &failed) < ev->seq && failed == failed0) {
-        if (rte_clock_mono_ms() - t0 > WH.produce_timeout_ms) {
-            snprintf(reason, rl, "cache_warming_events not acknowledged within %d ms",
-                     WH.produce_timeout_ms);
+        int64_t now = rte_clock_mono_ms();
+        if (now > rte_service_wait_until(t0, WH.produce_timeout_ms)) {
+            snprintf(reason, rl, "cache_warming_events not acknowledged within %lld ms%s",
+                     (long long)(now - t0),
+                     rte_service_draining() ? " (the service is stopping)" : "");
             return -1;
         }
         usleep(500);

@@ -124,6 +124,15 @@ const char *rte_service_instance_id(void);
 /* rte_service_draining - 1 once a drain began (long loops should wind down) */
 int rte_service_draining(void);
 
+/*
+ * rte_service_wait_until - when a wait begun at t0 (rte_clock_mono_ms) for up
+ * to ms must end: t0 + ms, or earlier once the drain stops the consumers
+ * (half their share of shutdown.deadline), so a handler waiting on a broker
+ * or Redis that is gone returns (RETRY: redelivered) instead of holding the
+ * drain past its deadline; call it on each turn of the wait; any thread
+ */
+int64_t rte_service_wait_until(int64_t t0, int64_t ms);
+
 /* rte_service_ready - 1 when every declared dependency is reachable, no consumer is stuck and
  * not draining */
 int rte_service_ready(void);
