@@ -8,6 +8,8 @@
 # and runs bench/member_query_bench.py: the same members loaded into both,
 # the same 12 queries, matches compared (any difference fails the run), p50
 # per query on each side and the ratio. RUNS=<n> runs per query (default 9).
+# BASE=<build dir> (e.g. a copy of main's build/) also runs every query on
+# that build's member-query, for before/after in one run.
 set -eu
 BUILD=${1:-build}
 N=${N:-1000000}
@@ -31,5 +33,5 @@ runuser -u postgres -- "$PG/pg_ctl" -D "$BENCH_DIR/pg/data" -l "$BENCH_DIR/pg/lo
 trap 'runuser -u postgres -- "$PG/pg_ctl" -D "$BENCH_DIR/pg/data" -m fast stop >/dev/null 2>&1 || true; bench_cleanup' EXIT
 
 /usr/bin/python3 "$(dirname "$0")/member_query_bench.py" "$BENCH_DIR/members.jsonl" "$BUILD" \
-    "$BENCH_DIR/pg" "$port" "$RUNS"
-echo "reproduce: N=$N RUNS=$RUNS sh bench/member-query.sh $BUILD"
+    "$BENCH_DIR/pg" "$port" "$RUNS" "${BASE:-}"
+echo "reproduce: N=$N RUNS=$RUNS${BASE:+ BASE=$BASE} sh bench/member-query.sh $BUILD"

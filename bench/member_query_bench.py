@@ -1,6 +1,6 @@
 """member_query_bench.py - the source's MemberQuery examples on member_dir and PostgreSQL.
 
-Usage: member_query_bench.py MEMBERS.jsonl BUILD_DIR PGHOST PGPORT [RUNS]
+Usage: member_query_bench.py MEMBERS.jsonl BUILD_DIR PGHOST PGPORT [RUNS [BASE_BUILD]]
 
 Loads MEMBERS (tools/member-gen JSONL) into the PostgreSQL server at
 PGHOST (a socket directory) / PGPORT - one row per member, list attributes
@@ -14,6 +14,13 @@ otherwise), and it prints per query the matches, p50 on each side over RUNS
 runs (default 9) and the ratio. Times: PostgreSQL from sending the query
 to the last row fetched (psycopg2, one connection, warm); member_dir one
 resolve (rte_member_query_resolve, the page's ids handed to a callback).
+
+After loading it builds member_dir's events index (by type and time, built
+on first use; printed: build time, memory, events, types) so the first
+query does not pay for it. With BASE_BUILD (another build's directory, e.g.
+a copy of main's), its member-query loads the same file too and every
+query also runs there: two more columns, its p50 and the speed-up of
+BUILD_DIR over it, measured in the same run on the same machine load.
 
 The source's dates (2024) are moved to the data's clock (member-gen --now
 2026-01-05): "2024-10-01" becomes 2025-12-01 and "2024-11-13" 2025-12-15.
@@ -312,6 +319,13 @@ class MemberDir:
         status = self.p.stdout.readline().split()
         return first.split()[1:], int(status[1])
 
+    def event_index(self):
+        parts = self.ask("I").split()
+        if parts[0] != "INDEX":
+            return "event_index unavailable: " + " ".join(parts)
+        return "event_index_build_ms %s bytes %s (%.1f MB) events %s types %s" % (
+            parts[1], parts[2], int(parts[2]) / 1e6, parts[3], parts[4])
+
     def p50(self, msg, runs):
         parts = self.ask("T %d %s" % (runs, msg.SerializeToString().hex())).split()
         return float(parts[1])
@@ -320,6 +334,7 @@ class MemberDir:
 def main():
     path, build, host, port = sys.argv[1:5]
     runs = int(sys.argv[5]) if len(sys.argv) > 5 else 9
+    base_build = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else None
     sys.path.insert(0, os.path.join(build, "gen", "py"))
     import batch_eligibility_pb2 as be
     import eligibility_pb2 as el
@@ -331,8 +346,16 @@ def main():
     t = time.time()
     md = MemberDir(build, path)
     print("member_dir_load_seconds %.1f" % (time.time() - t))
+    print(md.event_index())
+    base = None
+    if base_build:
+        t = time.time()
+        base = MemberDir(base_build, path)
+        print("base member_dir (%s) load_seconds %.1f" % (base_build, time.time() - t))
+        base.ask("I")  # an old build answers ERR: no index to build there
     cur = conn.cursor()
-    print("%-28s %9s %12s %12s %8s" % ("query", "matches", "pg_p50_ms", "dir_p50_ms", "ratio"))
+    print("%-28s %9s %12s %12s %8s" % ("query", "matches", "pg_p50_ms", "dir_p50_ms", "ratio") +
+          (" %12s %8s" % ("base_p50_ms", "speedup") if base else ""))
     failed, total_dir = 0, []
     for name, msg, where, order in examples(be, el):
         sql = "SELECT member_id FROM m WHERE %s ORDER BY %s" % (where, order)
@@ -355,7 +378,14 @@ def main():
         pg = statistics.median(times)
         d = md.p50(msg, runs)
         total_dir.append(d)
-        print("%-28s %9d %12.2f %12.3f %7.0fx" % (name, dir_total, pg, d, pg / max(d, 1e-3)))
+        extra = ""
+        if base:
+            if base.ids(msg) != (dir_ids, dir_total):
+                print("MISMATCH %s: base build differs" % name)
+                failed += 1
+            b = base.p50(msg, runs)  # right after this build's runs, same machine load
+            extra = " %12.3f %7.1fx" % (b, b / max(d, 1e-3))
+        print("%-28s %9d %12.2f %12.3f %7.0fx" % (name, dir_total, pg, d, pg / max(d, 1e-3)) + extra)
     if total_dir:
         print("member_dir p50 over the set: max %.3f ms, median %.3f ms" % (
             max(total_dir), statistics.median(total_dir)))

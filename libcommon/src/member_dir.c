@@ -441,7 +441,10 @@ struct rte_member_snapshot {
     rte_member_event *ev;
     size_t nev, ev_cap;
     _Atomic(rte_member_postings *) post[NATTR]; /* enum columns' posting lists, built on demand */
+    _Atomic(rte_member_event_index *) evx;      /* events by (type, time), built on demand */
 };
+
+static void event_index_free(rte_member_event_index *x);
 
 static void postings_free(rte_member_postings *p)
 {
@@ -470,6 +473,7 @@ static void snapshot_free(rte_member_snapshot *s)
     free(s->id_rank);
     for (size_t i = 0; i < NATTR; i++)
         postings_free(atomic_load(&s->post[i]));
+    event_index_free(atomic_load(&s->evx));
     arena_free(&s->strings);
     free(s);
 }
@@ -2144,6 +2148,166 @@ const rte_member_postings *rte_member_snapshot_postings(const rte_member_snapsho
         return none;
     }
     return p;
+}
+
+/* --- events index: (type, time) -> member ----------------------------------- */
+
+static void event_index_free(rte_member_event_index *x)
+{
+    if (!x)
+        return;
+    free((void *)x->off);
+    free((void *)x->ent);
+    free((void *)x->types);
+    free((void *)x->category);
+    free(x);
+}
+
+/*
+ * sort ent[0..n) by its high 32 bits (the time), stably, two 16-bit counting
+ * passes through tmp; entries of equal time keep their order (member index)
+ */
+static void sort_by_time(uint64_t *ent, uint64_t *tmp, size_t n, uint32_t *cnt)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        int shift = 32 + 16 * pass;
+        uint64_t *src = pass ? tmp : ent, *dst = pass ? ent : tmp;
+        memset(cnt, 0, 65536 * sizeof(*cnt));
+        for (size_t j = 0; j < n; j++)
+            cnt[(src[j] >> shift) & 0xffff]++;
+        uint32_t sum = 0;
+        for (size_t b = 0; b < 65536; b++) {
+            uint32_t c = cnt[b];
+            cnt[b] = sum;
+            sum += c;
+        }
+        for (size_t j = 0; j < n; j++)
+            dst[cnt[(src[j] >> shift) & 0xffff]++] = src[j];
+    }
+}
+
+/*
+ * the events of s grouped by type code, each group in (time, member) order:
+ * a counting pass by type over the members in index order, then a radix
+ * sort of each type's entries by time (stable, so ties stay by member)
+ */
+static rte_member_event_index *event_index_build(const rte_member_snapshot *s)
+{
+    size_t nv = s->names.used + 1, n = s->count, total = 0, ntypes = 0, big = 0;
+    rte_member_event_index *x = calloc(1, sizeof(*x));
+    uint32_t *off = calloc(nv + 1, sizeof(*off)), *fill = NULL, *cnt = NULL;
+    uint64_t *ent = NULL, *tmp = NULL;
+    uint16_t *types = NULL;
+    uint8_t *category = NULL;
+    const rte_member_event *e;
+
+    if (!x || !off)
+        goto fail;
+    for (size_t i = 0; i < n; i++) { /* off[v + 1]: events of type v */
+        size_t k = rte_member_snapshot_events(s, i, &e);
+        for (size_t j = 0; j < k; j++)
+            if (e[j].type < nv)
+                off[e[j].type + 1]++;
+    }
+    for (size_t v = 0; v < nv; v++) {
+        if (off[v + 1]) {
+            ntypes++;
+            if (off[v + 1] > big)
+                big = off[v + 1];
+        }
+        off[v + 1] += off[v];
+    }
+    total = off[nv];
+    ent = malloc((total ? total : 1) * sizeof(*ent));
+    tmp = malloc((big ? big : 1) * sizeof(*tmp));
+    fill = malloc(nv * sizeof(*fill));
+    cnt = malloc(65536 * sizeof(*cnt));
+    types = malloc((ntypes ? ntypes : 1) * sizeof(*types));
+    category = malloc((ntypes ? ntypes : 1) * sizeof(*category));
+    if (!ent || !tmp || !fill || !cnt || !types || !category)
+        goto fail;
+    memcpy(fill, off, nv * sizeof(*fill));
+    for (size_t i = 0; i < n; i++) {
+        size_t k = rte_member_snapshot_events(s, i, &e);
+        for (size_t j = 0; j < k; j++)
+            if (e[j].type < nv)
+                ent[fill[e[j].type]++] = (uint64_t)e[j].at_s << 32 | (uint32_t)i;
+    }
+    ntypes = 0;
+    for (size_t v = 1; v < nv; v++) {
+        if (off[v + 1] == off[v])
+            continue;
+        sort_by_time(ent + off[v], tmp, off[v + 1] - off[v], cnt);
+        types[ntypes] = (uint16_t)v;
+        category[ntypes++] = (uint8_t)rte_member_event_category(s->names.by_id[v]);
+    }
+    free(tmp);
+    free(fill);
+    free(cnt);
+    x->off = off;
+    x->ent = ent;
+    x->nvalues = nv;
+    x->nentries = total;
+    x->types = types;
+    x->category = category;
+    x->ntypes = ntypes;
+    x->bytes = sizeof(*x) + (nv + 1) * sizeof(*off) + total * sizeof(*ent) +
+               ntypes * (sizeof(*types) + sizeof(*category));
+    return x;
+fail:
+    free(x);
+    free(off);
+    free(ent);
+    free(tmp);
+    free(fill);
+    free(cnt);
+    free(types);
+    free(category);
+    return NULL;
+}
+
+/* rte_member_snapshot_event_index - any thread, lock-free; built once per snapshot */
+const rte_member_event_index *rte_member_snapshot_event_index(const rte_member_snapshot *s)
+{
+    rte_member_snapshot *m = (rte_member_snapshot *)s; /* the cache is the only mutable part */
+    rte_member_event_index *x = atomic_load_explicit(&m->evx, memory_order_acquire), *none = NULL;
+    if (x)
+        return x;
+    x = event_index_build(s);
+    if (!x)
+        return NULL;
+    if (!atomic_compare_exchange_strong_explicit(&m->evx, &none, x, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        event_index_free(x); /* another thread built it first */
+        return none;
+    }
+    return x;
+}
+
+/* rte_member_event_index_range - any thread, lock-free */
+void rte_member_event_index_range(const rte_member_event_index *x, uint32_t type, uint32_t lo_s,
+                                  uint32_t hi_s, size_t *from, size_t *to)
+{
+    *from = *to = 0;
+    if (!x || type == 0 || type >= x->nvalues || lo_s >= hi_s)
+        return;
+    const uint64_t *ent = x->ent;
+    size_t a = x->off[type], b = x->off[type + 1];
+    uint64_t keys[2] = {(uint64_t)lo_s << 32, (uint64_t)hi_s << 32};
+    size_t out[2];
+    for (int k = 0; k < 2; k++) { /* first entry at or after keys[k] */
+        size_t l = a, h = b;
+        while (l < h) {
+            size_t mid = l + (h - l) / 2;
+            if (ent[mid] < keys[k])
+                l = mid + 1;
+            else
+                h = mid;
+        }
+        out[k] = l;
+    }
+    *from = out[0];
+    *to = out[1];
 }
 
 /* rte_member_attr_type - any thread, lock-free */

@@ -1838,7 +1838,11 @@ typedef struct bnode {
     uint16_t has_code[24];
     uint8_t *feat_table[24];
     uint32_t lo_s, hi_s; /* window in seconds [lo, hi) */
-    double rank;         /* AND order: cost / share of candidates it removes */
+    /* K_EVENTS from the events index: ranges of evx->ent holding every match */
+    const rte_member_event_index *evx;
+    size_t *evr; /* nevr [from, to) pairs */
+    size_t nevr, ev_hits;
+    double rank; /* AND order: cost / share of candidates it removes */
 } bnode;
 
 typedef struct binder {
@@ -1856,6 +1860,7 @@ static void unbind(bnode *b)
         unbind(&b->kids[i]);
     free(b->kids);
     free(b->table);
+    free(b->evr);
     for (int i = 0; i < 24; i++)
         free(b->feat_table[i]);
 }
@@ -1913,6 +1918,70 @@ static uint32_t clamp_s(int64_t ms, int up)
         return 0;
     int64_t s = up ? (ms + 999) / 1000 : ms / 1000;
     return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
+/*
+ * the events index for K_EVENTS leaf b (not negated): every match needs an
+ * event in the window of the counted types (min_count >= 1) and one of each
+ * has_* type asked true; of these conditions the one with the fewest index
+ * entries gives the candidates (a superset, checked event by event after)
+ */
+static int bind_event_index(binder *bd, bnode *b)
+{
+    const evspec *ev = b->n->ev;
+    const rte_member_event_index *x = rte_member_snapshot_event_index(bd->s);
+    size_t best = SIZE_MAX, from, to;
+    int pick = -2; /* -1: the counted types; h >= 0: has[h] */
+
+    if (!x)
+        return 0; /* out of memory for the index: the leaf reads every candidate's events */
+    if (ev->min_count >= 1) {
+        size_t sum = 0;
+        for (size_t t = 0; t < x->ntypes; t++) {
+            uint16_t v = x->types[t];
+            if ((ev->cats && !((ev->cats >> x->category[t]) & 1)) ||
+                (ev->ntypes && !(v < bd->nvalues && (b->table[v] & 1))))
+                continue;
+            rte_member_event_index_range(x, v, b->lo_s, b->hi_s, &from, &to);
+            sum += to - from;
+        }
+        best = sum;
+        pick = -1;
+    }
+    for (int h = 0; h < ev->nhas; h++) {
+        if (!ev->has[h].want)
+            continue;
+        rte_member_event_index_range(x, b->has_code[h], b->lo_s, b->hi_s, &from, &to);
+        if (to - from < best) {
+            best = to - from;
+            pick = h;
+        }
+    }
+    if (pick == -2)
+        return 0; /* nothing every match needs (max_event_count alone, has_*: false) */
+    b->evr = malloc((pick == -1 && x->ntypes ? x->ntypes : 1) * 2 * sizeof(*b->evr));
+    if (!b->evr)
+        return -1;
+    for (size_t t = 0; pick == -1 && t < x->ntypes; t++) {
+        uint16_t v = x->types[t];
+        if ((ev->cats && !((ev->cats >> x->category[t]) & 1)) ||
+            (ev->ntypes && !(v < bd->nvalues && (b->table[v] & 1))))
+            continue;
+        rte_member_event_index_range(x, v, b->lo_s, b->hi_s, &from, &to);
+        if (to > from) {
+            b->evr[2 * b->nevr] = from;
+            b->evr[2 * b->nevr++ + 1] = to;
+        }
+    }
+    if (pick >= 0) {
+        rte_member_event_index_range(x, b->has_code[pick], b->lo_s, b->hi_s, &from, &to);
+        b->evr[0] = from;
+        b->evr[1] = to;
+        b->nevr = to > from;
+    }
+    b->evx = x;
+    b->ev_hits = best;
+    return 0;
 }
 
 static int bind(binder *bd, const node *n, bnode *b)
@@ -2000,7 +2069,7 @@ static int bind(binder *bd, const node *n, bnode *b)
         }
         b->lo_s = clamp_s(ev->lo, 1);
         b->hi_s = ev->hi == INT64_MAX ? UINT32_MAX : clamp_s(ev->hi, 1);
-        return 0;
+        return n->neg ? 0 : bind_event_index(bd, b);
     }
     default:
         return 0;
@@ -2189,6 +2258,23 @@ static int eval_postings(const evalctx *x, const bnode *b, const uint64_t *in, u
     return 0;
 }
 
+/* out = in AND b for events leaf b from the index: its entries' members, then their events */
+static int eval_event_index(const evalctx *x, const bnode *b, const uint64_t *in, uint64_t *out)
+{
+    uint64_t *hit = calloc(x->words ? x->words : 1, sizeof(*hit));
+    if (!hit)
+        return -1;
+    for (size_t r = 0; r < b->nevr; r++)
+        for (size_t j = b->evr[2 * r]; j < b->evr[2 * r + 1]; j++) {
+            uint32_t i = (uint32_t)b->evx->ent[j]; /* the low half: the member index */
+            hit[i >> 6] |= in[i >> 6] & (1ULL << (i & 63));
+        }
+    for (size_t w = 0; w < x->words; w++)
+        out[w] = hit[w] ? hit[w] & leaf_word(x, b, w * 64, hit[w]) : 0;
+    free(hit);
+    return 0;
+}
+
 /* out = in AND b, word by word (only words where in is non-zero are computed) */
 static int eval(const evalctx *x, bnode *b, const uint64_t *in, uint64_t *out)
 {
@@ -2225,6 +2311,13 @@ static int eval(const evalctx *x, bnode *b, const uint64_t *in, uint64_t *out)
         free(rest);
         return rc;
     }
+    if (b->evx) { /* fewer index entries than candidates: start from the index */
+        size_t cand = 0;
+        for (size_t w = 0; w < words; w++)
+            cand += (size_t)__builtin_popcountll(in[w]);
+        if (b->ev_hits <= cand)
+            return eval_event_index(x, b, in, out);
+    }
     if (b->post) { /* fewer members in the lists than candidates: walk the lists */
         size_t cand = 0;
         for (size_t w = 0; w < words; w++)
@@ -2250,7 +2343,9 @@ static int eval(const evalctx *x, bnode *b, const uint64_t *in, uint64_t *out)
  * least work: cost / (share removed), the share measured on a sample of
  * the snapshot (smp: SAMPLE_WORDS words spread evenly, all bits set); the
  * costly leaves (events, feature flags) are not sampled and count as
- * keeping half. The bound copy is reordered; the plan stays as compiled.
+ * keeping half, except events answered from the events index: their
+ * entries bound the members they keep and their cost. The bound copy is
+ * reordered; the plan stays as compiled.
  */
 static int order(const evalctx *x, bnode *b, const uint64_t *smp, size_t nsmp, uint64_t *tmp)
 {
@@ -2263,9 +2358,12 @@ static int order(const evalctx *x, bnode *b, const uint64_t *smp, size_t nsmp, u
         return 0;
     for (size_t i = 0; i < b->n->nkids; i++) {
         bnode *k = &b->kids[i];
-        int cost = node_cost(k->n);
-        double keep = 0.5;
-        if (cost < 10 && nsmp) {
+        double cost = node_cost(k->n), keep = 0.5;
+        if (k->evx) { /* from the index: at most one member per entry, checked one by one */
+            double share = x->count ? (double)k->ev_hits / (double)x->count : 0;
+            keep = share < 0.5 ? share : 0.5;
+            cost = share < 0.5 ? 1 + 38 * share : cost;
+        } else if (cost < 10 && nsmp) {
             if (eval(x, k, smp, tmp) < 0)
                 return -1;
             size_t pass = 0;

@@ -60,19 +60,23 @@ RE = be.RecentEventFilter
 CF = be.CoverageFilter
 
 
-def events_sql(cats=(), within=None, before=None, min_count=None, has=()):
-    """The RecentEventFilter rules of docs/member-query.md as SQL."""
+def events_sql(cats=(), within=None, before=None, min_count=None, has=(), types=(), after=None):
+    """The RecentEventFilter rules of docs/member-query.md as SQL (after, before: ms)."""
     win = []
-    if within is not None:
-        win.append("at_s >= %d" % ((T0 - within * 1000 + 999) // 1000))
+    lo = None if within is None else T0 - within * 1000
+    if after is not None:
+        lo = after if lo is None else max(lo, after)
+    if lo is not None:
+        win.append("at_s * 1000 >= %d" % lo)
     if before is not None:
-        win.append("at_s < %d" % (before // 1000))
+        win.append("at_s * 1000 < %d" % before)
     w = " AND ".join(["ev.member_id = m.member_id"] + win)
     parts = []
-    sel = w + (" AND category IN (%s)" % ",".join(map(str, cats)) if cats else "")
+    sel = w + (" AND category IN (%s)" % ",".join(map(str, cats)) if cats else "") + \
+        (" AND type IN (%s)" % ",".join(q(t) for t in types) if types else "")
     if min_count is not None:
         parts.append("(SELECT COUNT(*) FROM ev WHERE %s) >= %d" % (sel, min_count))
-    elif cats or within is not None or before is not None:
+    elif cats or types or lo is not None or before is not None:
         parts.append("EXISTS (SELECT 1 FROM ev WHERE %s)" % sel)
     for t, want in has:
         e = "EXISTS (SELECT 1 FROM ev WHERE %s AND type = %s)" % (w, q(t))
@@ -179,6 +183,32 @@ GOLDEN = {
                                                         event_categories=[1])),
                               "activity_trend = 'DECREASING' AND " +
                               events_sql(cats=(1,), before=to_ms("2025-12-01T00:00:00Z"))),
+    # event filters the events index answers (window ends to the ms, type lists, counts)
+    "events_index_window": (MQ(recent_event_filter=RE(
+        has_enrolled_recently=True, events_after=ts("2025-12-17T09:00:00Z"),
+        events_before=ts("2025-12-22T09:00:00Z"))),
+        events_sql(after=to_ms("2025-12-17T09:00:00Z"), before=to_ms("2025-12-22T09:00:00Z"),
+                   has=[("domain.enrollment.v1.ENROLLED", True)])),
+    "events_index_window_1ms": (MQ(recent_event_filter=RE(
+        has_enrolled_recently=True, events_after=ts(to_ms("2025-12-17T09:00:00Z") + 1),
+        events_before=ts(to_ms("2025-12-22T09:00:00Z") + 1))),
+        events_sql(after=to_ms("2025-12-17T09:00:00Z") + 1,
+                   before=to_ms("2025-12-22T09:00:00Z") + 1,
+                   has=[("domain.enrollment.v1.ENROLLED", True)])),
+    "events_index_types": (MQ(recent_event_filter=RE(
+        event_types=["domain.enrollment.v1.COVERAGE_CHANGED", "domain.clinical.v1.LAB_RESULT"],
+        within_last=dur(60 * 86400))),
+        events_sql(types=("domain.enrollment.v1.COVERAGE_CHANGED", "domain.clinical.v1.LAB_RESULT"),
+                   within=60 * 86400)),
+    "events_index_counted": (MQ(recent_event_filter=RE(
+        event_types=["domain.authentication.v1.SIGNIN"], within_last=dur(14 * 86400),
+        min_event_count=3)),
+        events_sql(types=("domain.authentication.v1.SIGNIN",), within=14 * 86400, min_count=3)),
+    "events_index_enrollment": (MQ(recent_event_filter=RE(
+        event_categories=[3], within_last=dur(30 * 86400), has_enrolled_recently=True),
+        engagement_filter=EF(cohorts=[5])),
+        events_sql(cats=(3,), within=30 * 86400, has=[("domain.enrollment.v1.ENROLLED", True)]) +
+        " AND engagement_cohort = 'NEW_MEMBER'"),
     "account_mock": (MQ(account_statuses=[1, 4], exclude_mock_accounts=True),
                      "account_status IN ('ACTIVE','PENDING') AND is_mock = 0"),
     "risk": (MQ(risk_stratification_filter=be.RiskStratificationFilter(
@@ -484,6 +514,42 @@ def test_property_random_queries_match_sqlite(res, db, parts):
     for apply, _ in parts:
         apply(msg)
     where = " AND ".join("(" + w + ")" for _, w in parts)
+    total, got, _ = res.query(msg)
+    assert got == ids(db, where), where
+    assert total == len(got)
+
+
+HAS_FLAG = {"domain.authentication.v1.SIGNIN": "has_signed_in_recently",
+            "domain.enrollment.v1.ENROLLED": "has_enrolled_recently",
+            "domain.enrollment.v1.COVERAGE_CHANGED": "has_coverage_change",
+            "domain.engagement.v1.APP_SESSION_STARTED": "has_app_session",
+            "domain.clinical.v1.PRESCRIPTION_FILLED": "has_prescription_filled"}
+EVENT_TYPES = sorted(HAS_FLAG) + ["domain.clinical.v1.LAB_RESULT",
+                                  "domain.messaging.v1.MESSAGE_SENT"]
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(st.lists(st.sampled_from(EVENT_TYPES), min_size=1, max_size=3, unique=True),
+       st.integers(0, 90 * 86400), st.integers(0, 30 * 86400), st.sampled_from([-1, 0, 1]),
+       st.sampled_from(sorted(HAS_FLAG) + [None]), st.sampled_from([None, 1, 2, 3]),
+       st.sampled_from([None, 5, 6]))
+def test_property_event_filters_match_sqlite(res, db, types, ago, span, ms, has, count, cohort):
+    """Event types, a window whose ends move by a millisecond, has_* and counts (what
+    the events index answers, with the engagement cohort tested first or not), against
+    the same rules in SQLite."""
+    after, before = T0 - ago * 1000 + ms, T0 - ago * 1000 + span * 1000 + ms
+    f = RE(event_types=types, events_after=ts(after), events_before=ts(before))
+    if has:
+        setattr(f, HAS_FLAG[has], True)
+    if count is not None:
+        f.min_event_count = count
+    msg = MQ(recent_event_filter=f)
+    where = events_sql(types=types, after=after, before=before, min_count=count,
+                       has=[(has, True)] if has else ())
+    if cohort:
+        msg.engagement_filter.cohorts.append(cohort)
+        where += " AND engagement_cohort = %s" % q(EF.EngagementCohort.Name(cohort))
     total, got, _ = res.query(msg)
     assert got == ids(db, where), where
     assert total == len(got)

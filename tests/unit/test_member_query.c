@@ -4,7 +4,11 @@
  * position and token; invalid MemberQuery fields are refused naming them;
  * absent values behave as SQL's NULL (a test, its NOT and IS NULL split the
  * members); RecentEventFilter windows, categories, counts and has_* flags on
- * a hand-written directory with known answers; ages around a birthday.
+ * a hand-written directory with known answers; ages around a birthday;
+ * the events index (rte_member_snapshot_event_index): its layout, event
+ * filters answered through it (window ends to the millisecond, a member's
+ * several events counted once, type lists), and random windows checked
+ * against a scan of every member's events.
  * (The per-family golden cases and the SQLite cross-check are in
  * tests/integration/test_member_query.py.)
  */
@@ -403,6 +407,255 @@ static void test_postings(void **state)
     rte_member_dir_free(d);
 }
 
+/* --- the events index ------------------------------------------------------ */
+
+#define ENROLLED "domain.enrollment.v1.ENROLLED"
+#define CHANGED "domain.enrollment.v1.COVERAGE_CHANGED"
+#define SIGNIN "domain.authentication.v1.SIGNIN"
+
+/*
+ * E1: two ENROLLED (one 3 Jan 09:00, one 4 Jan 10:00) and a COVERAGE_CHANGED
+ * at 4 Jan 10:00:00; E2: ENROLLED at exactly now - 48 h; E3: SIGNIN on the
+ * 4th; then 100 members without events, so the index is the cheaper start
+ */
+static char *index_dir(void)
+{
+    static char tmp[64];
+    snprintf(tmp, sizeof tmp, "/tmp/test_member_query_evx_XXXXXX");
+    int fd = mkstemp(tmp);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs("{\"member_id\":\"E1\",\"events\":[[\"2026-01-04T10:00:00Z\",\"" ENROLLED "\"],"
+          "[\"2026-01-04T10:00:00Z\",\"" CHANGED "\"],[\"2026-01-03T09:00:00Z\",\"" ENROLLED
+          "\"]]}\n"
+          "{\"member_id\":\"E2\",\"events\":[[\"2026-01-03T00:00:00Z\",\"" ENROLLED "\"]]}\n"
+          "{\"member_id\":\"E3\",\"events\":[[\"2026-01-04T00:00:00Z\",\"" SIGNIN "\"]]}\n",
+          f);
+    for (int i = 0; i < 100; i++)
+        fprintf(f, "{\"member_id\":\"F%03d\"}\n", i);
+    assert_int_equal(fclose(f), 0);
+    return tmp;
+}
+
+static void test_event_index_layout(void **state)
+{
+    (void)state;
+    char *p = index_dir();
+    rte_member_dir *d = load(p);
+    unlink(p);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    const rte_member_event_index *x = rte_member_snapshot_event_index(s);
+    assert_non_null(x);
+    assert_ptr_equal(rte_member_snapshot_event_index(s), x); /* built once, kept */
+    assert_int_equal(x->nentries, 5);
+    assert_int_equal(x->ntypes, 3);
+    size_t from, to;
+    uint32_t enrolled = rte_member_snapshot_value_id(s, ENROLLED);
+    /* ENROLLED in time order: E2 (3 Jan 00:00), E1 (3 Jan 09:00), E1 (4 Jan 10:00) */
+    rte_member_event_index_range(x, enrolled, 0, UINT32_MAX, &from, &to);
+    assert_int_equal(to - from, 3);
+    const char *want[] = {"E2", "E1", "E1"};
+    const uint32_t at[] = {1767398400, 1767430800, 1767520800};
+    for (size_t j = 0; j < 3; j++) {
+        uint64_t e = x->ent[from + j];
+        assert_int_equal((uint32_t)(e >> 32), at[j]);
+        assert_string_equal(rte_member_snapshot_at(s, (uint32_t)e)->member_id, want[j]);
+    }
+    /* [lo, hi) in seconds: 3 Jan 09:00 is in [09:00, 09:00:01), not in [00:00, 09:00) */
+    rte_member_event_index_range(x, enrolled, 1767430800, 1767430801, &from, &to);
+    assert_int_equal(to - from, 1);
+    rte_member_event_index_range(x, enrolled, 1767398400, 1767430800, &from, &to);
+    assert_int_equal(to - from, 1);
+    rte_member_event_index_range(x, 0, 0, UINT32_MAX, &from, &to); /* code 0: no type */
+    assert_int_equal(to - from, 0);
+    /* the categories ride along: ENROLLMENT (3) twice, AUTHENTICATION (1) once */
+    int cats = 0;
+    for (size_t t = 0; t < x->ntypes; t++)
+        cats += x->category[t];
+    assert_int_equal(cats, 3 + 3 + 1);
+    assert_true(x->bytes >= 5 * sizeof(uint64_t));
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+}
+
+static void test_event_filters_through_index(void **state)
+{
+    (void)state;
+    char *p = index_dir(), ids[256];
+    rte_member_dir *d = load(p);
+    unlink(p);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    Rte__V1__MemberQuery m = RTE__V1__MEMBER_QUERY__INIT;
+    Rte__V1__RecentEventFilter ev = RTE__V1__RECENT_EVENT_FILTER__INIT;
+    Rte__V1__Duration win = RTE__V1__DURATION__INIT;
+    Rte__V1__Timestamp before = RTE__V1__TIMESTAMP__INIT;
+    m.recent_event_filter = &ev;
+
+    /* enrolled in the last 48 h: the window opens at exactly E2's event (included);
+       E1's two enrollments make it one member */
+    win.seconds = 48 * 3600;
+    ev.within_last = &win;
+    ev._has_enrolled_recently_case =
+        RTE__V1__RECENT_EVENT_FILTER___HAS_ENROLLED_RECENTLY_HAS_ENROLLED_RECENTLY;
+    ev.has_enrolled_recently = 1;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 2);
+    assert_string_equal(ids, "E1E2");
+    /* one millisecond less: the window opens 1 ms after E2's event */
+    win.seconds = 48 * 3600 - 1;
+    win.nanos = 999000000;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 1);
+    assert_string_equal(ids, "E1");
+    win.nanos = 0;
+    win.seconds = 48 * 3600;
+
+    /* before is strict: COVERAGE_CHANGED at 4 Jan 10:00:00.000 is not before itself,
+       it is before 10:00:00.001 */
+    ev._has_enrolled_recently_case = 0;
+    ev._has_coverage_change_case =
+        RTE__V1__RECENT_EVENT_FILTER___HAS_COVERAGE_CHANGE_HAS_COVERAGE_CHANGE;
+    ev.has_coverage_change = 1;
+    before.seconds = 1767520800;
+    ev.events_before = &before;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 0);
+    before.nanos = 1000000;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 1);
+    assert_string_equal(ids, "E1");
+    ev.events_before = NULL;
+
+    /* Example 11's shape: ENROLLMENT events, enrolled and coverage changed, 48 h */
+    Rte__V1__RecentEventFilter__EventCategory enrollment[] = {3};
+    ev.n_event_categories = 1;
+    ev.event_categories = enrollment;
+    ev._has_enrolled_recently_case =
+        RTE__V1__RECENT_EVENT_FILTER___HAS_ENROLLED_RECENTLY_HAS_ENROLLED_RECENTLY;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 1);
+    assert_string_equal(ids, "E1");
+    ev._has_enrolled_recently_case = 0;
+    ev._has_coverage_change_case = 0;
+
+    /* counts: E1 has three ENROLLMENT events in the window, E2 one; each member once */
+    ev._min_event_count_case = RTE__V1__RECENT_EVENT_FILTER___MIN_EVENT_COUNT_MIN_EVENT_COUNT;
+    ev.min_event_count = 1;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 2);
+    assert_string_equal(ids, "E1E2");
+    ev.min_event_count = 3;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 1);
+    assert_string_equal(ids, "E1");
+    ev.min_event_count = 4;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 0);
+    ev._min_event_count_case = 0;
+    ev.n_event_categories = 0;
+
+    /* a type list ORs: COVERAGE_CHANGED or SIGNIN in 48 h; a type nobody has: none */
+    char *types[] = {CHANGED, SIGNIN}, *unknown[] = {"domain.enrollment.v1.NO_SUCH_TYPE"};
+    ev.n_event_types = 2;
+    ev.event_types = types;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 2);
+    assert_string_equal(ids, "E1E3");
+    ev.n_event_types = 1;
+    ev.event_types = unknown;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 0);
+    ev.n_event_types = 0;
+
+    /* has_*: false: an event in the window (the window alone asks for one) and no
+       enrollment among them: E3 */
+    ev._has_enrolled_recently_case =
+        RTE__V1__RECENT_EVENT_FILTER___HAS_ENROLLED_RECENTLY_HAS_ENROLLED_RECENTLY;
+    ev.has_enrolled_recently = 0;
+    assert_int_equal(run(s, &m, ids, sizeof ids), 1);
+    assert_string_equal(ids, "E3");
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+}
+
+/* the oracle: member i has an event of one of types (codes) in [lo_ms, hi_ms) */
+static int has_event(const rte_member_snapshot *s, size_t i, const uint32_t *types, size_t nt,
+                     int64_t lo_ms, int64_t hi_ms)
+{
+    const rte_member_event *e;
+    size_t n = rte_member_snapshot_events(s, i, &e);
+    for (size_t k = 0; k < n; k++) {
+        int64_t at = (int64_t)e[k].at_s * 1000;
+        for (size_t t = 0; t < nt; t++)
+            if (e[k].type == types[t] && at >= lo_ms && at < hi_ms)
+                return 1;
+    }
+    return 0;
+}
+
+/*
+ * random type lists and windows whose ends sit on event times, 1 ms either
+ * side or on them, over the 300 members: the index answers what reading
+ * every member's events answers
+ */
+static void test_event_index_matches_scan(void **state)
+{
+    (void)state;
+    rte_member_dir *d = load(path);
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    size_t n = rte_member_snapshot_count(s);
+    const rte_member_event_index *x = rte_member_snapshot_event_index(s);
+    assert_non_null(x);
+    assert_true(x->ntypes >= 10);
+    uint32_t seed = 19;
+    for (int round = 0; round < 300; round++) {
+        uint32_t codes[2];
+        char *names[2];
+        size_t nt = 1 + (round & 1);
+        for (size_t t = 0; t < nt; t++) {
+            seed = seed * 1103515245u + 12345u;
+            codes[t] = x->types[(seed >> 8) % x->ntypes];
+            names[t] = (char *)rte_member_snapshot_value(s, codes[t]);
+        }
+        int64_t ends[2];
+        for (int k = 0; k < 2; k++) { /* an event's time, or 1 ms before or after it */
+            seed = seed * 1103515245u + 12345u;
+            uint64_t e = x->ent[(seed >> 8) % x->nentries];
+            ends[k] = (int64_t)(e >> 32) * 1000 + (int64_t)((seed >> 4) % 3) - 1;
+        }
+        int64_t lo = ends[0] < ends[1] ? ends[0] : ends[1], hi = ends[0] ^ ends[1] ^ lo;
+        Rte__V1__MemberQuery m = RTE__V1__MEMBER_QUERY__INIT;
+        Rte__V1__RecentEventFilter ev = RTE__V1__RECENT_EVENT_FILTER__INIT;
+        Rte__V1__Timestamp after = RTE__V1__TIMESTAMP__INIT, before = RTE__V1__TIMESTAMP__INIT;
+        after.seconds = lo / 1000;
+        after.nanos = (int32_t)(lo % 1000) * 1000000;
+        before.seconds = hi / 1000;
+        before.nanos = (int32_t)(hi % 1000) * 1000000;
+        ev.events_after = &after;
+        ev.events_before = &before;
+        ev.n_event_types = nt;
+        ev.event_types = names;
+        m.recent_event_filter = &ev;
+        uint32_t signin = rte_member_snapshot_value_id(s, SIGNIN);
+        if (round % 3 == 2) { /* and a sign-in in the window */
+            ev._has_signed_in_recently_case =
+                RTE__V1__RECENT_EVENT_FILTER___HAS_SIGNED_IN_RECENTLY_HAS_SIGNED_IN_RECENTLY;
+            ev.has_signed_in_recently = 1;
+        }
+        char err[512];
+        int rc;
+        rte_member_query *q = rte_member_query_new(&m, NOW, &rc, err, sizeof err);
+        assert_non_null(q);
+        uint64_t *bits;
+        size_t total, want = 0;
+        assert_int_equal(rte_member_query_match(q, s, &bits, &total, err, sizeof err), 0);
+        for (size_t i = 0; i < n; i++) {
+            int hit = has_event(s, i, codes, nt, lo, hi) &&
+                      (round % 3 != 2 || has_event(s, i, &signin, 1, lo, hi));
+            want += (size_t)hit;
+            if (hit != (int)((bits[i >> 6] >> (i & 63)) & 1))
+                fail_msg("round %d: member %zu: %s in [%lld, %lld): want %d", round, i, names[0],
+                         (long long)lo, (long long)hi, hit);
+        }
+        assert_int_equal(total, want);
+        free(bits);
+        rte_member_query_free(q);
+    }
+    rte_member_snapshot_release(s);
+    rte_member_dir_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +666,9 @@ int main(void)
         cmocka_unit_test(test_recent_events_and_ages),
         cmocka_unit_test_setup(test_ms_durations_and_match, setup),
         cmocka_unit_test_setup(test_postings, setup),
+        cmocka_unit_test(test_event_index_layout),
+        cmocka_unit_test(test_event_filters_through_index),
+        cmocka_unit_test_setup(test_event_index_matches_scan, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

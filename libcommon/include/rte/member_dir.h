@@ -201,6 +201,40 @@ const rte_member_postings *rte_member_snapshot_postings(const rte_member_snapsho
                                                         const char *name);
 
 /*
+ * the events of a snapshot by (type, time) (rte_member_snapshot_event_index):
+ * type code v's events are ent[off[v] .. off[v + 1]), each (at_s << 32) |
+ * member index, ascending (time, then member); a member with several events
+ * of a type in a window appears once per event
+ */
+typedef struct rte_member_event_index {
+    const uint32_t *off;      /* nvalues + 1 offsets into ent, by type code */
+    const uint64_t *ent;      /* nentries: (epoch seconds << 32) | member index */
+    size_t nvalues, nentries; /* type codes 0 .. nvalues - 1; every event of the snapshot */
+    const uint16_t *types;    /* the ntypes type codes that have events, ascending */
+    const uint8_t *category;  /* category[t]: the EventCategory number of types[t] */
+    size_t ntypes;
+    size_t bytes; /* memory the index holds */
+} rte_member_event_index;
+
+/*
+ * rte_member_snapshot_event_index - the events of s indexed by (type,
+ * time), so a query for a rare type in a recent window starts from the few
+ * members that have one instead of reading every candidate's events. Built
+ * on the first call (two passes over the events and a radix sort by time
+ * per type; 8 bytes an event plus 4 a code) and kept in s; NULL when out of
+ * memory. Any thread, lock-free (racing first calls each build, one is kept).
+ */
+const rte_member_event_index *rte_member_snapshot_event_index(const rte_member_snapshot *s);
+
+/*
+ * rte_member_event_index_range - the entries of type code type with a time
+ * in [lo_s, hi_s) seconds: ent[*from .. *to) (empty for type 0, unknown
+ * codes or an empty window). Any thread, lock-free.
+ */
+void rte_member_event_index_range(const rte_member_event_index *x, uint32_t type, uint32_t lo_s,
+                                  uint32_t hi_s, size_t *from, size_t *to);
+
+/*
  * rte_member_attr_type - the enum rte_member_attr_type of attribute name,
  * -1 when the directory keeps no such attribute. Any thread, lock-free.
  */

@@ -13,6 +13,8 @@
  *   T <runs> <hex MemberQuery>  resolve it runs times (ids discarded)
  *     -> "TIME <p50 ms> <min ms> <matches>"
  *   R                           reload FILE when it changed -> "RELOADED <0|1>"
+ *   I                           build the current snapshot's events index (or
+ *                               find it built) -> "INDEX <ms> <bytes> <events> <types>"
  * Replies are flushed after each request. Exits 0 at end of input, 1 when
  * FILE cannot be loaded.
  */
@@ -72,6 +74,20 @@ static Rte__V1__MemberQuery *decode(const char *hex)
         printf("ERR -2 request: not a MemberQuery\n");
     free(buf);
     return q;
+}
+
+/* "I": the events index of the current snapshot, timed (0 ms when already built) */
+static void event_index(rte_member_dir *d)
+{
+    rte_member_snapshot *s = rte_member_dir_acquire(d);
+    double t0 = now_ms();
+    const rte_member_event_index *x = rte_member_snapshot_event_index(s);
+    double ms = now_ms() - t0;
+    if (x)
+        printf("INDEX %.1f %zu %zu %zu\n", ms, x->bytes, x->nentries, x->ntypes);
+    else
+        printf("ERR -1 events index: out of memory\n");
+    rte_member_snapshot_release(s);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -172,10 +188,12 @@ int main(int argc, char **argv)
                 printf("ERR -1 %s\n", err);
             else
                 printf("RELOADED %d\n", r);
+        } else if (line[0] == 'I') {
+            event_index(d);
         } else if ((line[0] == 'Q' || line[0] == 'E' || line[0] == 'T') && line[1] == ' ') {
             run(d, line[0], line + 2, now);
         } else {
-            printf("ERR -2 request: expected Q, E, T or R\n");
+            printf("ERR -2 request: expected Q, E, T, R or I\n");
         }
         fflush(stdout);
     }
