@@ -1581,8 +1581,10 @@ static int builder_index(builder *b, char *err, size_t errlen)
                     snprintf(err, errlen, "member_dir: %s: line %u: member_id '%s' repeats line %u",
                              b->source, b->lines[i], id, b->lines[k]);
                 else
-                    snprintf(err, errlen, "member_dir: %s: member %zu: member_id '%s' repeats "
-                             "member %zu", b->source, i, id, k);
+                    snprintf(err, errlen,
+                             "member_dir: %s: member %zu: member_id '%s' repeats "
+                             "member %zu",
+                             b->source, i, id, k);
                 return -1;
             }
             j = (j + 1) & s->index_mask;
@@ -1778,7 +1780,7 @@ enum {
 };
 
 static const char *const sec_names[MDIR_NSECT + 1] = {
-    "",        "meta",         "strings",       "values", "flags",   "members",
+    "",        "meta",        "strings",       "values", "flags",   "members",
     "columns", "column data", "event offsets", "events", "id order"};
 
 static void put_u16(unsigned char *p, uint16_t v)
@@ -2027,7 +2029,7 @@ int rte_member_snapshot_write(const rte_member_snapshot *s, const char *path, ch
     for (size_t r = 0; r < count; r += MDIR_CHUNK) {
         size_t n = count - r < MDIR_CHUNK ? count - r : MDIR_CHUNK;
         for (size_t j = 0; j < n; j++)
-            mdir_put_member(s, &s->members[r + j], &t.member[4 * (r + j)], buf + j * MDIR_REC);
+            mdir_put_member(s, &s->members[r + j], t.member + 4 * (r + j), buf + j * MDIR_REC);
         w_bytes(&w, buf, n * MDIR_REC);
     }
     for (size_t i = NDERIVED; i < NATTR; i++) {
@@ -2188,7 +2190,8 @@ out:
     free(chunk);
     EVP_MD_CTX_free(md);
     if (ok == 0)
-        return mdir_bad(r, "cannot compute the checksum: %s", r->f && ferror(r->f) ? strerror(errno) : "out of memory");
+        return mdir_bad(r, "cannot compute the checksum: %s",
+                        r->f && ferror(r->f) ? strerror(errno) : "out of memory");
     if (ok < 0 || memcmp(got, want, 32) != 0)
         return mdir_bad(r, "checksum mismatch (SHA-256 of bytes %d..%llu): the file is damaged",
                         MDIR_HEADER, (unsigned long long)r->len);
@@ -2207,8 +2210,9 @@ static int mdir_read_head(mdir_reader *r)
         return -1;
     uint32_t version = get_u32(hdr + 8);
     if (version != MDIR_VERSION)
-        return mdir_bad(r, "format version %u, this build reads version %u (compile it again "
-                           "with member-gen --compile)",
+        return mdir_bad(r,
+                        "format version %u, this build reads version %u (compile it again "
+                        "with member-gen --compile)",
                         version, MDIR_VERSION);
     if (get_u32(hdr + 12) != MDIR_NSECT)
         return mdir_bad(r, "header: %u sections, expected %d", get_u32(hdr + 12), MDIR_NSECT);
@@ -2218,20 +2222,23 @@ static int mdir_read_head(mdir_reader *r)
     if (mdir_verify(r, hdr + 32) < 0)
         return -1;
     r->pos = MDIR_HEADER;
-    if (mdir_read(r, table, sizeof table, SEC_META) < 0 || mdir_read(r, meta, sizeof meta, SEC_META) < 0)
+    if (mdir_read(r, table, sizeof table, SEC_META) < 0 ||
+        mdir_read(r, meta, sizeof meta, SEC_META) < 0)
         return -1;
     uint64_t off = MDIR_HEADER + MDIR_TABLE;
     for (int k = 1; k <= MDIR_NSECT; k++) {
         const unsigned char *e = table + 24 * (k - 1);
         if (get_u32(e) != (uint32_t)k || get_u64(e + 8) != off)
-            return mdir_bad(r, "section table: entry %d is section %u at offset %llu, expected "
-                               "section %d ('%s') at %llu",
+            return mdir_bad(r,
+                            "section table: entry %d is section %u at offset %llu, expected "
+                            "section %d ('%s') at %llu",
                             k, get_u32(e), (unsigned long long)get_u64(e + 8), k, sec_names[k],
                             (unsigned long long)off);
         r->sec_len[k] = get_u64(e + 16);
         if (r->sec_len[k] > r->len - off)
-            return mdir_bad(r, "section table: section '%s' (%llu bytes at %llu) beyond the end "
-                               "of the file",
+            return mdir_bad(r,
+                            "section table: section '%s' (%llu bytes at %llu) beyond the end "
+                            "of the file",
                             sec_names[k], (unsigned long long)r->sec_len[k],
                             (unsigned long long)off);
         off += r->sec_len[k];
@@ -2251,8 +2258,9 @@ static int mdir_read_head(mdir_reader *r)
     if (r->count >= UINT32_MAX - 1 || r->nvalues >= UINT32_MAX || r->nev >= UINT32_MAX ||
         r->nstr < 1 || r->nstr > UINT32_MAX || r->nflags > RTE_MEMBER_MAX_FLAGS ||
         r->ncols > NATTR - NDERIVED)
-        return mdir_bad(r, "section 'meta': a count out of range (members %llu, values %llu, "
-                           "flags %llu, events %llu, string bytes %llu, columns %llu)",
+        return mdir_bad(r,
+                        "section 'meta': a count out of range (members %llu, values %llu, "
+                        "flags %llu, events %llu, string bytes %llu, columns %llu)",
                         (unsigned long long)r->count, (unsigned long long)r->nvalues,
                         (unsigned long long)r->nflags, (unsigned long long)r->nev,
                         (unsigned long long)r->nstr, (unsigned long long)r->ncols);
@@ -2344,10 +2352,9 @@ static int mdir_get_member(mdir_reader *r, rte_member_snapshot *s, const unsigne
     if (rte_input_id(m->member_id, strlen(m->member_id), RTE_INPUT_ID_MAX, "member_id", why,
                      sizeof why) != 0)
         return mdir_bad(r, "section 'members': member %llu: %s", (unsigned long long)i, why);
-    if (m->date_of_birth[0] &&
-        rte_input_date(m->date_of_birth, strlen(m->date_of_birth),
-                       RTE_INPUT_DATE_ISO | RTE_INPUT_DATE_BASIC, NULL, "date_of_birth", why,
-                       sizeof why) != 0)
+    if (m->date_of_birth[0] && rte_input_date(m->date_of_birth, strlen(m->date_of_birth),
+                                              RTE_INPUT_DATE_ISO | RTE_INPUT_DATE_BASIC, NULL,
+                                              "date_of_birth", why, sizeof why) != 0)
         return mdir_bad(r, "section 'members': member %llu: %s", (unsigned long long)i, why);
     if (p[40] > 1 || p[41] > 1 || p[42] > RTE_MEMBER_STATUS_UNKNOWN || p[43])
         return mdir_bad(r, "section 'members': member %llu: a flag or status out of range",
@@ -2357,8 +2364,9 @@ static int mdir_get_member(mdir_reader *r, rte_member_snapshot *s, const unsigne
     m->account_status = p[42];
     m->feature_flags = get_u64(p + 44);
     if (r->nflags < 64 && (m->feature_flags >> r->nflags) != 0)
-        return mdir_bad(r, "section 'members': member %llu: a feature flag bit beyond the %llu "
-                           "flags",
+        return mdir_bad(r,
+                        "section 'members': member %llu: a feature flag bit beyond the %llu "
+                        "flags",
                         (unsigned long long)i, (unsigned long long)r->nflags);
     for (int k = 0; k < 4; k++) {
         *when[k] = (int64_t)get_u64(p + 52 + 8 * k);
@@ -2408,16 +2416,18 @@ static int mdir_read_column(mdir_reader *r, column *c, unsigned char *buf)
     case RTE_ATTR_ENUM:
         for (uint64_t i = 0; i < n; i++)
             if (((uint16_t *)c->data)[i] > r->nvalues)
-                return mdir_bad(r, "section 'column data': column '%s': member %llu: code %u "
-                                   "beyond the %llu values",
+                return mdir_bad(r,
+                                "section 'column data': column '%s': member %llu: code %u "
+                                "beyond the %llu values",
                                 name, (unsigned long long)i, ((uint16_t *)c->data)[i],
                                 (unsigned long long)r->nvalues);
         return 0;
     case RTE_ATTR_SET:
         for (uint64_t i = 0; c->pub.nset < 32 && i < n; i++)
             if (((uint32_t *)c->data)[i] >> c->pub.nset)
-                return mdir_bad(r, "section 'column data': column '%s': member %llu: a name "
-                                   "beyond the column's %d",
+                return mdir_bad(r,
+                                "section 'column data': column '%s': member %llu: a name "
+                                "beyond the column's %d",
                                 name, (unsigned long long)i, c->pub.nset);
         return 0;
     case RTE_ATTR_STR:
@@ -2453,8 +2463,9 @@ static int mdir_read_columns(mdir_reader *r, rte_member_snapshot *s, unsigned ch
         int idx = attr_of(name);
         uint32_t type = get_u32(buf + 4), nset = get_u32(buf + 8);
         if (idx < (int)NDERIVED || (uint32_t)attr_schema[idx].type != type || seen[idx])
-            return mdir_bad(r, "section 'columns': column %llu '%.64s' (type %u) is not an "
-                               "attribute of this build, or repeats",
+            return mdir_bad(r,
+                            "section 'columns': column %llu '%.64s' (type %u) is not an "
+                            "attribute of this build, or repeats",
                             (unsigned long long)k, name, type);
         if (nset > RTE_MEMBER_SET_MAX || (nset && type != RTE_ATTR_SET))
             return mdir_bad(r, "section 'columns': column '%s': %u list names", name, nset);
@@ -2468,8 +2479,9 @@ static int mdir_read_columns(mdir_reader *r, rte_member_snapshot *s, unsigned ch
                 if (c->pub.set_names[q] == v)
                     v = "";
             if (!v[0])
-                return mdir_bad(r, "section 'columns': column '%s': list name %u is empty or "
-                                   "repeats",
+                return mdir_bad(r,
+                                "section 'columns': column '%s': list name %u is empty or "
+                                "repeats",
                                 name, j);
             c->pub.set_names[j] = v;
         }
@@ -2529,17 +2541,18 @@ static int mdir_read_events(mdir_reader *r, rte_member_snapshot *s, unsigned cha
             ev->category = p[10];
             if (ev->type == 0 || ev->type > r->nvalues || ev->source > r->nvalues ||
                 ev->feature > r->nvalues || p[11])
-                return mdir_bad(r, "section 'events': event %llu: a code beyond the %llu values "
-                                   "(or no type)",
+                return mdir_bad(r,
+                                "section 'events': event %llu: a code beyond the %llu values "
+                                "(or no type)",
                                 (unsigned long long)(e + j), (unsigned long long)r->nvalues);
             if (r->cat[ev->type] == 255)
-                r->cat[ev->type] =
-                    (uint8_t)rte_member_event_category(s->names.by_id[ev->type]);
+                r->cat[ev->type] = (uint8_t)rte_member_event_category(s->names.by_id[ev->type]);
             if (ev->category != r->cat[ev->type])
-                return mdir_bad(r, "section 'events': event %llu: category %u, its type '%s' is "
-                                   "category %u",
-                                (unsigned long long)(e + j), ev->category,
-                                s->names.by_id[ev->type], r->cat[ev->type]);
+                return mdir_bad(r,
+                                "section 'events': event %llu: category %u, its type '%s' is "
+                                "category %u",
+                                (unsigned long long)(e + j), ev->category, s->names.by_id[ev->type],
+                                r->cat[ev->type]);
         }
     }
     s->nev = r->nev;
@@ -2560,12 +2573,12 @@ static int mdir_read_id_order(mdir_reader *r, rte_member_snapshot *s)
     for (uint64_t k = 0; k < r->count; k++) {
         uint32_t i = s->id_order[k];
         if (i >= r->count || s->id_rank[i] != UINT32_MAX)
-            return mdir_bad(r, "section 'id order': rank %llu: member %u out of range or "
-                               "repeated",
+            return mdir_bad(r,
+                            "section 'id order': rank %llu: member %u out of range or "
+                            "repeated",
                             (unsigned long long)k, i);
         s->id_rank[i] = (uint32_t)k;
-        if (k > 0 &&
-            strcmp(s->members[s->id_order[k - 1]].member_id, s->members[i].member_id) >= 0)
+        if (k > 0 && strcmp(s->members[s->id_order[k - 1]].member_id, s->members[i].member_id) >= 0)
             return mdir_bad(r, "section 'id order': rank %llu is not in member id order",
                             (unsigned long long)k);
     }
