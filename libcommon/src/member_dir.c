@@ -1581,10 +1581,11 @@ static int builder_index(builder *b, char *err, size_t errlen)
                     snprintf(err, errlen, "member_dir: %s: line %u: member_id '%s' repeats line %u",
                              b->source, b->lines[i], id, b->lines[k]);
                 else
-                    snprintf(err, errlen,
-                             "member_dir: %s: member %zu: member_id '%s' repeats "
-                             "member %zu",
-                             b->source, i, id, k);
+                    snprintf(
+                        err, errlen,
+                        "member_dir: %s: compiled directory: member %zu: member_id '%s' repeats "
+                        "member %zu",
+                        b->source, i, id, k);
                 return -1;
             }
             j = (j + 1) & s->index_mask;
@@ -2158,7 +2159,7 @@ static const char *mdir_value(mdir_reader *r, rte_member_snapshot *s, uint32_t i
                  (unsigned long long)i, id, (unsigned long long)r->nvalues);
         return NULL;
     }
-    return s->names.by_id[id];
+    return id ? s->names.by_id[id] : "";
 }
 
 /* the SHA-256 of bytes [MDIR_HEADER, len) equals want; -1 + err otherwise */
@@ -2578,7 +2579,12 @@ static int mdir_read_id_order(mdir_reader *r, rte_member_snapshot *s)
                             "repeated",
                             (unsigned long long)k, i);
         s->id_rank[i] = (uint32_t)k;
-        if (k > 0 && strcmp(s->members[s->id_order[k - 1]].member_id, s->members[i].member_id) >= 0)
+        int cmp =
+            k ? strcmp(s->members[s->id_order[k - 1]].member_id, s->members[i].member_id) : -1;
+        if (cmp == 0)
+            return mdir_bad(r, "section 'id order': members %u and %u have the same member_id",
+                            s->id_order[k - 1], i);
+        if (cmp > 0)
             return mdir_bad(r, "section 'id order': rank %llu is not in member id order",
                             (unsigned long long)k);
     }
@@ -2608,14 +2614,12 @@ static rte_member_snapshot *mdir_load(mdir_reader *r)
     b.s->cap = cap;
     if (mdir_read_dict(r, b.s) < 0 || mdir_read_members(r, b.s, buf) < 0 ||
         mdir_read_columns(r, b.s, buf) < 0 || mdir_read_events(r, b.s, buf) < 0 ||
-        mdir_read_id_order(r, b.s) < 0)
+        builder_index(&b, r->err, r->errlen) < 0 || mdir_read_id_order(r, b.s) < 0)
         goto out;
     if (r->pos != r->len) {
         mdir_bad(r, "%llu bytes after the last section", (unsigned long long)(r->len - r->pos));
         goto out;
     }
-    if (builder_index(&b, r->err, r->errlen) < 0)
-        goto out;
     if (derive_columns(b.s) < 0) {
         mdir_bad(r, "%s", "more than 65535 distinct strings");
         goto out;
@@ -3108,6 +3112,12 @@ int rte_member_attr_type(const char *name)
     pthread_once(&attr_once, attr_init);
     int idx = attr_of(name);
     return idx < 0 ? -1 : attr_schema[idx].type;
+}
+
+/* rte_member_attr_name - any thread, lock-free */
+const char *rte_member_attr_name(size_t i)
+{
+    return i < NATTR ? attr_schema[i].name : NULL;
 }
 
 /* rte_member_snapshot_id_order - any thread, lock-free; borrowed from s */

@@ -215,6 +215,13 @@ const rte_member_postings *rte_member_snapshot_postings(const rte_member_snapsho
 int rte_member_attr_type(const char *name);
 
 /*
+ * rte_member_attr_name - the name of the directory's attribute i (0, 1, ...
+ * in a fixed order), NULL past the last: every column a snapshot has.
+ * Any thread, lock-free.
+ */
+const char *rte_member_attr_name(size_t i);
+
+/*
  * rte_member_snapshot_id_order - member indexes in member id order (strcmp),
  * count entries, borrowed from s. Any thread, lock-free.
  */
