@@ -2668,8 +2668,11 @@ static rte_member_snapshot *load_file(const char *path, rte_file_id *id, char *e
         goto out;
     }
     char magic[8];
-    size_t got = fread(magic, 1, sizeof magic, f);
-    rewind(f);
+    size_t got = 0;
+    if (S_ISREG(st.st_mode)) { /* a pipe cannot be rewound: read as JSONL */
+        got = fread(magic, 1, sizeof magic, f);
+        rewind(f);
+    }
     if (mdir_is_compiled(magic, got)) {
         mdir_reader r = {
             .f = f, .len = (uint64_t)st.st_size, .source = path, .err = err, .errlen = errlen};
