@@ -30,6 +30,11 @@
  * bad line. The check is a second pass over each line; it costs about a
  * tenth of the load (bench/member_dir.sh).
  *
+ * Compiled form ("compiled form" below): the same snapshot written as
+ * fixed-size arrays with a SHA-256 (rte_member_snapshot_write); a source
+ * that starts with its magic is read back with bounded reads and checks
+ * instead of the parser, about 20 times less CPU for 1,000,000 members.
+ *
  * Not done here: watching the file (callers poll reload_if_changed from a
  * timer), or partial reloads.
  */
