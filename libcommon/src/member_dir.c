@@ -3172,7 +3172,7 @@ size_t rte_member_snapshot_events(const rte_member_snapshot *s, size_t i,
         *ev = NULL;
         return 0;
     }
-    *ev = s->ev + s->ev_off[i];
+    *ev = s->ev ? s->ev + s->ev_off[i] : NULL; /* a directory without events has no array */
     return s->ev_off[i + 1] - s->ev_off[i];
 }
 
