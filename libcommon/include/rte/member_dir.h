@@ -13,6 +13,14 @@
  * set per member over the snapshot's table of distinct flag names (at most
  * RTE_MEMBER_MAX_FLAGS).
  *
+ * A source may also be a compiled directory (rte_member_snapshot_write,
+ * member-gen --compile), told from JSONL by its magic bytes "RTE-MDIR":
+ * the same snapshot as fixed-size little-endian arrays with a SHA-256 of
+ * the body, loaded by a bounded read and validation instead of a parse
+ * (1,000,000 members: docs/member-query.md, "Compiled directory"). A
+ * damaged, truncated or other-version file fails the load with a message
+ * naming the problem and the section; on reload the old snapshot stays.
+ *
  * Reload builds a new snapshot off to the side and swaps it in under a short
  * mutex; readers hold a reference (rte_member_dir_acquire) and keep reading
  * their snapshot, never blocked by a load. A snapshot is freed when its last
@@ -241,6 +249,13 @@ void rte_member_event_index_range(const rte_member_event_index *x, uint32_t type
 int rte_member_attr_type(const char *name);
 
 /*
+ * rte_member_attr_name - the name of the directory's attribute i (0, 1, ...
+ * in a fixed order), NULL past the last: every column a snapshot has.
+ * Any thread, lock-free.
+ */
+const char *rte_member_attr_name(size_t i);
+
+/*
  * rte_member_snapshot_id_order - member indexes in member id order (strcmp),
  * count entries, borrowed from s. Any thread, lock-free.
  */
@@ -271,6 +286,22 @@ size_t rte_member_snapshot_events(const rte_member_snapshot *s, size_t i,
 
 /* rte_member_event_category - the EventCategory number of an event type name, 0 when unknown */
 int rte_member_event_category(const char *type);
+
+/*
+ * rte_member_snapshot_write - s in the compiled form (docs/member-query.md,
+ * "Compiled directory") to path, through path.tmp renamed into place so a
+ * directory polling path never sees half a file: 0, or -1 + err naming the
+ * file. Any thread, lock-free (s is immutable).
+ */
+int rte_member_snapshot_write(const rte_member_snapshot *s, const char *path, char *err,
+                              size_t errlen);
+
+/*
+ * rte_member_dir_compile - load source (JSONL or compiled, file or URL) and
+ * write it compiled to out (member-gen --compile): 0, or -1 + err. Any
+ * thread; takes no shared lock.
+ */
+int rte_member_dir_compile(const char *source, const char *out, char *err, size_t errlen);
 
 /* rte_member_dir_free - drop the directory's reference and free it; readers' snapshots stay valid
  */
