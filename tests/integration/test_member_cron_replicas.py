@@ -19,7 +19,7 @@ from member_cron_util import (events, gen_members, metric, metrics, run_now,
 RACE = """\
 schedules:
   - name: race
-    cron: "*/10 * * * *"
+    cron: "0 * * * *"
     rate: 0
     filters:
       - has_rte_enabled: true
@@ -28,12 +28,14 @@ schedules:
 
 def test_three_replicas_one_fire_exactly_once(workdir, redis_server, kafka_broker):
     path, members, _ = gen_members(workdir, 3000, 31)
-    # clock at 00:09:30 x60: the 00:10 fire is due ~0.5 s after start, raced by all three
+    # clock at 00:59:30 x60: the 01:00 fire is due ~0.5 s after start, raced by all three; the
+    # next is a real minute later, so a slow run (sanitizers, a loaded machine) cannot have a
+    # later fire become "last" before the test reads it
     reps = [start_cron(workdir, redis_server, kafka_broker, RACE, path, "it-race:", scale=60,
-                       start="2026-01-05T00:09:30Z", replica=f"r{i}",
+                       start="2026-01-05T00:59:30Z", replica=f"r{i}",
                        sched_path=f"{workdir}/race.yaml") for i in range(3)]
     try:
-        fire_ms = ts_ms("2026-01-05T00:10:00Z")
+        fire_ms = ts_ms("2026-01-05T01:00:00Z")
         last = wait_fire_done(reps[0], "race", fire_ms, timeout=40)
         pb, _, _ = events(kafka_broker, "race")
     finally:
