@@ -1,6 +1,7 @@
 """bench/batch_rpc_client.py - the gRPC client both batch-rpc bench drivers
 use (bench/batch_rpc.py, bench/batch_rpc_realtime.py): one channel, ready
-before the first call, and unary stubs of rte.v1.BatchEligibilityService."""
+before the first call, and a callable per unary method of
+rte.v1.BatchEligibilityService."""
 import grpc
 
 SERVICE = "/rte.v1.BatchEligibilityService/"

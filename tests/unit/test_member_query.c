@@ -418,6 +418,7 @@ static void test_postings(void **state)
  * at 4 Jan 10:00:00; E2: ENROLLED at exactly now - 48 h; E3: SIGNIN on the
  * 4th; then 100 members without events, so the index is the cheaper start
  */
+/* a small member directory file for the events index tests (mkstemp fills the X's) */
 static char *index_dir(void)
 {
     static char tmp[64];

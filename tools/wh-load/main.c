@@ -323,25 +323,26 @@ static struct {
     size_t nok, capok;
 } S;
 
+/* room for one more element of elem bytes in *arr (n used of *cap), doubling; dies on OOM */
+static void grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return;
+    *cap = *cap ? *cap * 2 : 4096;
+    *arr = realloc(*arr, *cap * elem);
+    if (*arr == NULL)
+        die("out of memory");
+}
+
 static void push_double(double v)
 {
-    if (S.nlat == S.caplat) {
-        S.caplat = S.caplat ? S.caplat * 2 : 4096;
-        S.lat = realloc(S.lat, S.caplat * sizeof *S.lat);
-        if (S.lat == NULL)
-            die("out of memory");
-    }
+    grow((void **)&S.lat, &S.caplat, S.nlat, sizeof *S.lat);
     S.lat[S.nlat++] = v;
 }
 
 static void push_ok(long seq)
 {
-    if (S.nok == S.capok) {
-        S.capok = S.capok ? S.capok * 2 : 4096;
-        S.ok_seq = realloc(S.ok_seq, S.capok * sizeof *S.ok_seq);
-        if (S.ok_seq == NULL)
-            die("out of memory");
-    }
+    grow((void **)&S.ok_seq, &S.capok, S.nok, sizeof *S.ok_seq);
     S.ok_seq[S.nok++] = seq;
 }
 
